@@ -1,0 +1,55 @@
+# pyml: build, install, run and test. `make demo` and `make test` set everything up themselves.
+
+PG_BIN        ?= /usr/lib/postgresql/15/bin
+PG_CONFIG     ?= $(PG_BIN)/pg_config
+PLPYTHON_PKG  ?= postgresql-plpython3-15
+# The server's PL/Python links Debian's Python: the venv must be built with it.
+SERVER_PYTHON ?= /usr/bin/python3
+VENV          ?= .venv
+PYML          := $(VENV)/bin/pyml
+PY            := $(VENV)/bin/python
+EXTVERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+# PGXS: `make install` puts the control file and scripts in the server's share dir.
+MODULEDIR     = extension
+DATA          = extension/pyml.control extension/pyml--$(EXTVERSION).sql \
+                $(wildcard extension/pyml--*--*.sql)
+# pg_regress golden files: tests/regress/sql/*.sql <-> tests/regress/expected/*.out
+REGRESS       = $(sort $(patsubst tests/regress/sql/%.sql,%,$(wildcard tests/regress/sql/*.sql)))
+REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \
+                --load-extension=plpython3u --load-extension=pyml
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+.PHONY: setup build check-build demo test test-python installcheck server lint
+
+# -- set-up: system packages (as root), the virtual environment, the extension files --------
+setup: $(VENV)/.setup-done
+$(VENV)/.setup-done: pyproject.toml
+	@test -f "$$($(PG_CONFIG) --pkglibdir)/plpython3.so" && $(SERVER_PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || { echo "installing $(PLPYTHON_PKG) python3-venv acl (apt)"; \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	         $(PLPYTHON_PKG) python3-venv acl >/dev/null; }
+	$(SERVER_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+build:
+	$(SERVER_PYTHON) sql/build.py
+
+check-build:
+	$(SERVER_PYTHON) sql/build.py --check
+
+server: setup install
+	$(PYML) up
+
+# -- the two commands of the README -------------------------------------------------------
+demo: server
+	$(PY) -m pyml.demo
+
+# The whole suite: unit, database, extension and pg_regress golden files (run by pytest).
+test: server
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check pyml tests

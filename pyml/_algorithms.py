@@ -1,0 +1,174 @@
+"""The algorithm registry: SQL algorithm names -> estimator classes, per task.
+
+Names and estimators follow PostgresML so its users can move over. Estimators
+are resolved lazily, so importing this module imports no ML library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from pyml.errors import FeatureNotSupported, InvalidParameterValue
+
+# name: (regressor, classifier); "module:Class", None where no estimator exists.
+_REGISTRY: dict[str, tuple[str | None, str | None]] = {
+    "linear": ("sklearn.linear_model:LinearRegression", "sklearn.linear_model:LogisticRegression"),
+    "ridge": ("sklearn.linear_model:Ridge", "sklearn.linear_model:RidgeClassifier"),
+    "lasso": ("sklearn.linear_model:Lasso", None),
+    "elastic_net": ("sklearn.linear_model:ElasticNet", None),
+    "least_angle": ("sklearn.linear_model:Lars", None),
+    "lasso_least_angle": ("sklearn.linear_model:LassoLars", None),
+    "orthogonal_matching_pursuit": ("sklearn.linear_model:OrthogonalMatchingPursuit", None),
+    "bayesian_ridge": ("sklearn.linear_model:BayesianRidge", None),
+    "automatic_relevance_determination": ("sklearn.linear_model:ARDRegression", None),
+    "stochastic_gradient_descent": (
+        "sklearn.linear_model:SGDRegressor",
+        "sklearn.linear_model:SGDClassifier",
+    ),
+    "perceptron": (None, "sklearn.linear_model:Perceptron"),
+    "passive_aggressive": (
+        "sklearn.linear_model:PassiveAggressiveRegressor",
+        "sklearn.linear_model:PassiveAggressiveClassifier",
+    ),
+    "ransac": ("sklearn.linear_model:RANSACRegressor", None),
+    "theil_sen": ("sklearn.linear_model:TheilSenRegressor", None),
+    "huber": ("sklearn.linear_model:HuberRegressor", None),
+    "quantile": ("sklearn.linear_model:QuantileRegressor", None),
+    "kernel_ridge": ("sklearn.kernel_ridge:KernelRidge", None),
+    "gaussian_process": (
+        "sklearn.gaussian_process:GaussianProcessRegressor",
+        "sklearn.gaussian_process:GaussianProcessClassifier",
+    ),
+    "svm": ("sklearn.svm:SVR", "sklearn.svm:SVC"),
+    "nu_svm": ("sklearn.svm:NuSVR", "sklearn.svm:NuSVC"),
+    "linear_svm": ("sklearn.svm:LinearSVR", "sklearn.svm:LinearSVC"),
+    "knn": ("sklearn.neighbors:KNeighborsRegressor", "sklearn.neighbors:KNeighborsClassifier"),
+    "ada_boost": ("sklearn.ensemble:AdaBoostRegressor", "sklearn.ensemble:AdaBoostClassifier"),
+    "bagging": ("sklearn.ensemble:BaggingRegressor", "sklearn.ensemble:BaggingClassifier"),
+    "extra_trees": (
+        "sklearn.ensemble:ExtraTreesRegressor",
+        "sklearn.ensemble:ExtraTreesClassifier",
+    ),
+    "gradient_boosting_trees": (
+        "sklearn.ensemble:GradientBoostingRegressor",
+        "sklearn.ensemble:GradientBoostingClassifier",
+    ),
+    "hist_gradient_boosting": (
+        "sklearn.ensemble:HistGradientBoostingRegressor",
+        "sklearn.ensemble:HistGradientBoostingClassifier",
+    ),
+    "random_forest": (
+        "sklearn.ensemble:RandomForestRegressor",
+        "sklearn.ensemble:RandomForestClassifier",
+    ),
+    "lightgbm": ("lightgbm:LGBMRegressor", "lightgbm:LGBMClassifier"),
+    "xgboost": ("xgboost:XGBRegressor", "xgboost:XGBClassifier"),
+    "xgboost_random_forest": ("xgboost:XGBRFRegressor", "xgboost:XGBRFClassifier"),
+    "catboost": ("catboost:CatBoostRegressor", "catboost:CatBoostClassifier"),
+}
+
+ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
+TASKS: tuple[str, ...] = ("regression", "classification")
+
+# Optional libraries: the pip requirement that provides each.
+_OPTIONAL = {"xgboost": "xgboost", "catboost": "catboost"}
+
+# Estimators that predict several targets at once; the others are wrapped per target.
+NATIVE_MULTI_OUTPUT = frozenset(
+    {
+        "linear", "ridge", "lasso", "elastic_net", "least_angle", "lasso_least_angle",
+        "orthogonal_matching_pursuit", "kernel_ridge", "gaussian_process", "knn", "bagging",
+        "extra_trees", "random_forest",
+    }
+)
+
+# Fixed seed so that training is reproducible unless the user passes another one.
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """An algorithm resolved for one task."""
+
+    name: str
+    task: str
+    target: str  # "module:Class"
+
+    @property
+    def library(self) -> str:
+        return self.target.partition(":")[0].split(".")[0]
+
+    def estimator_class(self) -> type[Any]:
+        module_name, _, class_name = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            package = _OPTIONAL.get(self.library, self.library)
+            raise FeatureNotSupported(
+                f'algorithm "{self.name}" needs the Python package "{package}", '
+                "which is not installed",
+                hint=f"Install it in the server's virtual environment: pip install {package}",
+            ) from exc
+        return getattr(module, class_name)  # type: ignore[no-any-return]
+
+    def defaults(self) -> dict[str, Any]:
+        """Parameters pyml sets unless the user does: seeds, quiet logs."""
+        params = self.estimator_class()().get_params()
+        defaults: dict[str, Any] = {}
+        if "random_state" in params:
+            defaults["random_state"] = DEFAULT_SEED
+        if self.library == "lightgbm":
+            defaults.update(verbose=-1, deterministic=True, force_row_wise=True)
+        if self.library == "xgboost":
+            defaults["verbosity"] = 0
+        if self.library == "catboost":
+            defaults.update(random_seed=DEFAULT_SEED, verbose=False, allow_writing_files=False)
+        return defaults
+
+    def allowed_params(self) -> set[str]:
+        """Names accepted as hyperparameters (LightGBM also takes its native parameter names)."""
+        names = set(self.estimator_class()().get_params())
+        if self.library == "lightgbm":
+            names |= _lightgbm_parameter_names()
+        return names
+
+    def make(self, hyperparams: dict[str, Any]) -> Any:
+        """Build the estimator with pyml's defaults overridden by ``hyperparams``."""
+        unknown = sorted(set(hyperparams) - self.allowed_params())
+        if unknown:
+            raise InvalidParameterValue(
+                f'unknown hyperparameter "{unknown[0]}" for algorithm "{self.name}"',
+                hint="Valid hyperparameters: " + ", ".join(sorted(self.allowed_params())) + ".",
+            )
+        params = {**self.defaults(), **hyperparams}
+        return self.estimator_class()(**params)
+
+
+def resolve(name: str, task: str) -> Algorithm:
+    """Look up ``name`` for ``task``; raise 22023 for an unknown name or combination."""
+    if name not in _REGISTRY:
+        raise InvalidParameterValue(
+            f'unknown algorithm "{name}"',
+            hint="Valid algorithms: " + ", ".join(ALGORITHMS) + ".",
+        )
+    regressor, classifier = _REGISTRY[name]
+    target = regressor if task == "regression" else classifier
+    if target is None:
+        supported = "regression" if regressor else "classification"
+        raise InvalidParameterValue(
+            f'algorithm "{name}" does not support task "{task}"',
+            detail=f'"{name}" is available for {supported} only.',
+        )
+    return Algorithm(name=name, task=task, target=target)
+
+
+def _lightgbm_parameter_names() -> set[str]:
+    from lightgbm.basic import _ConfigAliases
+
+    try:
+        aliases = _ConfigAliases._get_all_param_aliases()
+    except AttributeError:  # older LightGBM: fall back to the wrapper's parameters
+        return set()
+    return set(aliases) | {alias for names in aliases.values() for alias in names}

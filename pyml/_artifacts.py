@@ -1,0 +1,164 @@
+"""Model artifacts: how fitted models become bytes in ``pyml.files`` and back.
+
+Never pickles. LightGBM/XGBoost models are stored in their native text/JSON
+formats; scikit-learn estimators as ``skops`` files, loaded with an explicit
+allow-list of types. Every part carries its sha256, checked before loading.
+Loading therefore never runs code that came from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from pyml.errors import DataCorrupted
+
+FORMATS = ("lightgbm-text", "xgboost-json", "catboost-cbm", "skops")
+
+# Types a scikit-learn artifact may contain beyond what skops trusts by default
+# (built-ins, numpy, scipy and scikit-learn estimators). Anything else is refused.
+SKOPS_ALLOWED_TYPES = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting._bitset.Bitset",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.metrics._dist_metrics.ManhattanDistance64",
+        "sklearn.metrics._dist_metrics.ChebyshevDistance64",
+        "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+        "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+        *(
+            f"sklearn.gaussian_process.kernels.{name}"
+            for name in (
+                "ConstantKernel", "DotProduct", "ExpSineSquared", "Exponentiation", "Matern",
+                "PairwiseKernel", "Product", "RBF", "RationalQuadratic", "Sum", "WhiteKernel",
+            )
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored piece of a model."""
+
+    part: int
+    format: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def dump(kind: str, estimator: Any) -> list[Part]:
+    """Serialize a fitted estimator of ``kind`` into parts.
+
+    ``kind`` is the library: ``lightgbm``, ``xgboost`` and ``catboost`` models are
+    stored natively, one part per target (``estimator`` may be a
+    ``MultiOutputRegressor`` of them); anything else goes through skops.
+    """
+    members = list(getattr(estimator, "estimators_", [])) if _is_multi_output(estimator) else []
+    members = members or [estimator]
+    if kind == "lightgbm":
+        return [
+            Part(i, "lightgbm-text", m.booster_.model_to_string().encode())
+            for i, m in enumerate(members)
+        ]
+    if kind == "xgboost":
+        return [
+            Part(i, "xgboost-json", bytes(m.get_booster().save_raw("json")))
+            for i, m in enumerate(members)
+        ]
+    if kind == "catboost":
+        return [Part(i, "catboost-cbm", _catboost_bytes(m)) for i, m in enumerate(members)]
+    import skops.io
+
+    return [Part(0, "skops", skops.io.dumps(estimator))]
+
+
+def load(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """Verify and load stored parts; return ``(format, [loaded object per part])``."""
+    if not rows:
+        raise DataCorrupted("model has no artifact")
+    rows = sorted(rows, key=lambda r: r["part"])
+    formats = {r["format"] for r in rows}
+    if len(formats) != 1 or not formats <= set(FORMATS):
+        raise DataCorrupted(
+            f'model artifact has format "{", ".join(sorted(formats))}", which is not allowed',
+            detail="Allowed formats: " + ", ".join(FORMATS) + ".",
+        )
+    fmt = formats.pop()
+    blobs = []
+    for row in rows:
+        data = bytes(row["data"])
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            raise DataCorrupted(
+                f"model artifact part {row['part']} fails its checksum",
+                detail="The stored sha256 does not match the stored bytes.",
+            )
+        blobs.append(data)
+    try:
+        return fmt, [_LOADERS[fmt](blob) for blob in blobs]
+    except DataCorrupted:
+        raise
+    except Exception as exc:  # a damaged file of an allowed format
+        raise DataCorrupted(f'model artifact is not a valid "{fmt}" file', detail=str(exc)) from exc
+
+
+def _load_lightgbm(blob: bytes) -> Any:
+    import lightgbm
+
+    return lightgbm.Booster(model_str=blob.decode())
+
+
+def _load_xgboost(blob: bytes) -> Any:
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(blob))
+    return booster
+
+
+def _load_catboost(blob: bytes) -> Any:
+    import catboost
+
+    return catboost.CatBoost().load_model(blob=blob)
+
+
+def _load_skops(blob: bytes) -> Any:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=blob)
+    refused = sorted(set(untrusted) - SKOPS_ALLOWED_TYPES)
+    if refused:
+        raise DataCorrupted(
+            "model artifact contains types that are not allowed",
+            detail="Refused types: " + ", ".join(refused) + ".",
+        )
+    return skops.io.loads(blob, trusted=list(untrusted))
+
+
+_LOADERS = {
+    "lightgbm-text": _load_lightgbm,
+    "xgboost-json": _load_xgboost,
+    "catboost-cbm": _load_catboost,
+    "skops": _load_skops,
+}
+
+
+def _is_multi_output(estimator: Any) -> bool:
+    return type(estimator).__name__ == "MultiOutputRegressor"
+
+
+def _catboost_bytes(model: Any) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.cbm")
+        model.save_model(path, format="cbm")
+        with open(path, "rb") as f:
+            return f.read()

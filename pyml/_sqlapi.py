@@ -1,0 +1,336 @@
+"""The boundary between SQL and Python: the only module the SQL stubs call.
+
+Each function here backs one SQL function (overloads share one). It converts
+PL/Python values, checks arguments, calls the domain modules, and turns
+:class:`~pyml.errors.PymlError` into a PostgreSQL error with its SQLSTATE.
+``plpy`` and ``GD`` are always passed in; nothing imports ``plpy``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pyml import __version__, _params, store
+from pyml._db import PlpyDb
+from pyml.errors import (
+    InvalidParameterValue,
+    ObjectNotInPrerequisiteState,
+    PymlError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _sql(func: F) -> F:
+    """Report :class:`PymlError` as a PostgreSQL error, without a Python traceback."""
+
+    @functools.wraps(func)
+    def wrapper(plpy: Any, GD: dict[str, Any], *args: Any) -> Any:
+        try:
+            return func(plpy, GD, *args)
+        except PymlError as exc:
+            error = exc
+        # Raised outside the except block, so no Python traceback is chained to it.
+        fields = {"detail": error.detail, "hint": error.hint, "sqlstate": error.sqlstate}
+        plpy.error(error.message, **{k: v for k, v in fields.items() if v is not None})
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _db(plpy: Any, GD: dict[str, Any]) -> PlpyDb:
+    db = GD.get("pyml.db")
+    if db is None:
+        db = GD["pyml.db"] = PlpyDb(plpy, GD.setdefault("pyml.plans", {}))
+    return db
+
+
+# ---------------------------------------------------------------------------
+# Session set-up
+# ---------------------------------------------------------------------------
+
+
+def version_problem(plpy: Any) -> dict[str, str] | None:
+    """Why this package must not serve the installed SQL (55000), or None when it may."""
+    rows = plpy.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pyml'")
+    installed = rows[0]["extversion"] if rows.nrows() else None
+    if installed == __version__:
+        return None
+    return {
+        "message": f'pyml Python package version "{__version__}" does not match the installed '
+        f'extension version "{installed}"',
+        "hint": "Run ALTER EXTENSION pyml UPDATE, or install the matching package in the "
+        'virtual environment of setting "pyml.venv", then reconnect.',
+        "sqlstate": "55000",
+    }
+
+
+@_sql
+def version(plpy: Any, GD: dict[str, Any]) -> str:
+    return __version__
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+def _train_request(
+    project_name: str, task: str | None, relation_name: str | None, y_columns: list[str] | None,
+    algorithm: str, hyperparams: str | None, search: str | None, search_params: str | None,
+    search_args: str | None, test_size: float, test_sampling: str, runtime: str | None,
+    automatic_deploy: bool, materialize_snapshot: bool, preprocess: str | None, plpy: Any,
+) -> Any:
+    from pyml.train import TrainRequest
+
+    if runtime == "rust":
+        plpy.notice('runtime "rust" is not available in pyml; using "python"')
+    return TrainRequest(
+        project_name=_params.non_empty("project_name", project_name),
+        task=_params.optional_one_of("task", task, _params.TASKS),
+        relation_name=relation_name,
+        y_column_name=y_columns,
+        algorithm=_params.non_empty("algorithm", algorithm),
+        hyperparams=_params.json_object("hyperparams", hyperparams),
+        search=_params.optional_one_of("search", search, _params.SEARCHES),
+        search_params=_params.json_object("search_params", search_params),
+        search_args=_params.json_object("search_args", search_args),
+        test_size=_params.test_size(test_size),
+        test_sampling=_params.one_of("test_sampling", test_sampling, _params.TEST_SAMPLINGS),
+        runtime="python" if runtime in (None, "rust") else _params.one_of(
+            "runtime", runtime, _params.RUNTIMES),
+        automatic_deploy=bool(automatic_deploy) if automatic_deploy is not None else True,
+        materialize_snapshot=bool(materialize_snapshot),
+        preprocess=_params.json_object("preprocess", preprocess),
+    )
+
+
+@_sql
+def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
+          relation_name: str | None, y_column_name: Any, algorithm: str, hyperparams: str | None,
+          search: str | None, search_params: str | None, search_args: str | None,
+          test_size: float, test_sampling: str, runtime: str | None, automatic_deploy: bool,
+          materialize_snapshot: bool, preprocess: str | None) -> list[tuple[Any, ...]]:
+    """``pyml.train`` and ``pyml.train_joint`` (``y_column_name`` text or text[])."""
+    from pyml import train as training
+
+    if y_column_name is None:
+        y_columns = None
+    elif isinstance(y_column_name, str):
+        y_columns = [y_column_name]
+    else:
+        y_columns = list(y_column_name)
+        if not y_columns or any(c is None for c in y_columns):
+            raise InvalidParameterValue('"y_column_name" must list at least one column')
+    req = _train_request(project_name, task, relation_name, y_columns, algorithm, hyperparams,
+                         search, search_params, search_args, test_size, test_sampling, runtime,
+                         automatic_deploy, materialize_snapshot, preprocess, plpy)
+    if y_columns is not None and len(y_columns) > 1 and req.task == "classification":
+        raise InvalidParameterValue("joint training supports task \"regression\" only")
+    result = training.train(_db(plpy, GD), req)
+    return [(result.project, result.task, result.algorithm, result.deployed)]
+
+
+@_sql
+def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: str,
+             test_size: float, test_sampling: str, preprocess: str | None
+             ) -> list[tuple[str, str]]:
+    from pyml import train as training
+
+    if _params.json_object("preprocess", preprocess):
+        from pyml.errors import FeatureNotSupported
+
+        raise FeatureNotSupported('"preprocess" is not supported yet')
+    snap = training.take_snapshot(
+        _db(plpy, GD), relation_name, [y_column_name], None, _params.test_size(test_size),
+        _params.one_of("test_sampling", test_sampling, _params.TEST_SAMPLINGS), materialize=True,
+    )
+    return [(snap.relation, y_column_name)]
+
+
+# ---------------------------------------------------------------------------
+# Prediction
+# ---------------------------------------------------------------------------
+
+
+def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> Any:
+    """The live model of a project (by name) or a model by id, loaded once per session."""
+    from pyml.predict import Model, ModelCache
+
+    db = _db(plpy, GD)
+    if isinstance(project_or_id, str):
+        project, model_id = store.live_model_id(db, project_or_id)
+        if model_id is None:
+            raise ObjectNotInPrerequisiteState(
+                f'project "{project_or_id}" has no deployed model',
+                hint=f"Call pyml.deploy('{project_or_id}') first.",
+            )
+    else:
+        model_id = project_or_id
+    cache = GD.get("pyml.models")
+    if cache is None:
+        cache = GD["pyml.models"] = ModelCache()
+    model = cache.get(model_id)
+    if model is None:
+        row = store.get_model(db, model_id)
+        if row["status"] != "successful":
+            raise ObjectNotInPrerequisiteState(f"model {model_id} was not trained successfully")
+        files = store.model_files(db, model_id)
+        model = cache.put(Model.from_rows(row, files, store.feature_columns(db, model_id)))
+    return model
+
+
+def _row(model: Any, features: Any) -> Any:
+    from pyml.predict import features_from_array, features_from_row
+
+    if isinstance(features, dict):
+        return features_from_row(features, model)
+    return features_from_array(features, model.num_features)
+
+
+
+@_sql
+def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
+    """``pyml.predict``: by project name or model id, from an array or a row."""
+    model = _model(plpy, GD, project)
+    return float(model.predict(_row(model, features))[0])
+
+
+@_sql
+def predict_label(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> str:
+    model = _model(plpy, GD, project)
+    return model.predict_label(_row(model, features))[0]
+
+
+@_sql
+def predict_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                  ) -> list[float]:
+    model = _model(plpy, GD, project)
+    return [float(p) for p in model.predict_proba(_row(model, features))[0]]
+
+def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> dict[str, Any]:
+    """A row passed as ``to_json(row)``, with ``real`` columns back to their exact value."""
+    from pyml.predict import as_float4
+
+    values = json.loads(features)
+    if not isinstance(values, dict):
+        raise InvalidParameterValue(
+            "features must be an array or a row",
+            hint="Pass ARRAY[...] of numbers, or ROW(...) / a table row.",
+        )
+    types = GD.setdefault("pyml.row_types", {})
+    float4 = types.get(row_type)
+    if float4 is None:
+        float4 = types[row_type] = store.float4_attributes(_db(plpy, GD), row_type)
+    for name in float4:
+        if values.get(name) is not None:
+            values[name] = as_float4(values[name])
+    return values
+
+
+@_sql
+def predict_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+                row_type: int) -> float:
+    return predict.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+
+
+@_sql
+def predict_label_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+                      row_type: int) -> str:
+    return predict_label.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+
+
+@_sql
+def predict_proba_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+                      row_type: int) -> list[float]:
+    return predict_proba.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+
+
+@_sql
+def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                  ) -> list[float]:
+    model = _model(plpy, GD, project)
+    values = model.predict(_row(model, features))
+    return [float(v) for v in values.reshape(-1)]
+
+
+@_sql
+def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                  ) -> list[float]:
+    from pyml.predict import features_from_batch
+
+    model = _model(plpy, GD, project)
+    values = model.predict(features_from_batch(features, model.num_features))
+    return values.astype(float).reshape(-1).tolist()  # type: ignore[no-any-return]
+
+
+@_sql
+def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
+                 target_table: str, key_column: str) -> int:
+    from pyml import batch
+
+    model = _model(plpy, GD, project_name)
+    return batch.predict_into(_db(plpy, GD), model, source_relation, target_table, key_column)
+
+
+# ---------------------------------------------------------------------------
+# Deployment
+# ---------------------------------------------------------------------------
+
+
+@_sql
+def deploy(plpy: Any, GD: dict[str, Any], project_name: str, strategy: str,
+           algorithm: str | None) -> list[tuple[str, str, str, int]]:
+    from pyml import deploy as deployment
+
+    strategy = _params.one_of("strategy", strategy, _params.STRATEGIES)
+    return [deployment.deploy(_db(plpy, GD), project_name, strategy, algorithm)]
+
+
+@_sql
+def deploy_model(plpy: Any, GD: dict[str, Any], model_id: int
+                 ) -> list[tuple[str, str, str, int]]:
+    from pyml import deploy as deployment
+
+    return [deployment.deploy_model(_db(plpy, GD), model_id)]
+
+
+@_sql
+def deployed_model(plpy: Any, GD: dict[str, Any], project_name: str, at: str) -> int | None:
+    db = _db(plpy, GD)
+    project = store.require_project(db, project_name)
+    return store.deployed_model_at(db, project["id"], at)
+
+
+# ---------------------------------------------------------------------------
+# Data and management
+# ---------------------------------------------------------------------------
+
+
+@_sql
+def load_dataset(plpy: Any, GD: dict[str, Any], source: str, subset: str | None,
+                 limit: int | None, kwargs: str | None) -> list[tuple[str, int]]:
+    from pyml import datasets
+
+    data = datasets.load(source, subset, limit, _params.json_object("kwargs", kwargs))
+    table = store.create_dataset_table(_db(plpy, GD), data.name, data.columns, data.rows)
+    return [(table, len(data.rows))]
+
+
+@_sql
+def delete_model(plpy: Any, GD: dict[str, Any], model_id: int, force: bool) -> None:
+    from pyml import deploy as deployment
+
+    deployment.delete_model(_db(plpy, GD), model_id, bool(force))
+    cache = GD.get("pyml.models")
+    if cache is not None:
+        cache.discard(model_id)
+
+
+@_sql
+def delete_project(plpy: Any, GD: dict[str, Any], project_name: str, force: bool) -> None:
+    from pyml import deploy as deployment
+
+    deployment.delete_project(_db(plpy, GD), project_name, bool(force))

@@ -1,0 +1,252 @@
+"""Loaded models and prediction: numpy in, numbers out. No SQL here.
+
+A :class:`Model` wraps whatever the artifact loaded into (a LightGBM booster per
+target, a scikit-learn estimator, ...) behind one interface, used both to
+evaluate a model right after training and to serve it, so that every path
+gives the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pyml import _artifacts
+from pyml.errors import (
+    DataException,
+    FeatureNotSupported,
+    InvalidParameterValue,
+    NullValueNotAllowed,
+)
+
+
+@dataclass
+class Model:
+    """A model ready to predict."""
+
+    id: int | None
+    project: str
+    task: str
+    algorithm: str
+    feature_names: list[str]
+    classes: list[Any] | None
+    format: str
+    parts: list[Any]
+    columns: list[str] = field(default_factory=list)  # training relation columns, in order
+
+    @classmethod
+    def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
+                  columns: list[str]) -> Model:
+        fmt, parts = _artifacts.load(files)
+        return cls(
+            columns=columns,
+            id=model["id"],
+            project=model["project"],
+            task=model["task"],
+            algorithm=model["algorithm"],
+            feature_names=list(model["feature_names"] or []),
+            classes=model["classes"],
+            format=fmt,
+            parts=parts,
+        )
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    # -- raw outputs ----------------------------------------------------------
+
+    def _native(self, X: np.ndarray) -> np.ndarray:
+        """Per-part raw output of gradient-boosting libraries (value or probabilities)."""
+        if self.format == "lightgbm-text":
+            outputs = [booster.predict(X) for booster in self.parts]
+        elif self.format == "xgboost-json":
+            outputs = [np.asarray(b.inplace_predict(X)) for b in self.parts]
+        elif self.format == "catboost-cbm":
+            kind = "Probability" if self.task == "classification" else "RawFormulaVal"
+            outputs = [np.asarray(m.predict(X, prediction_type=kind)) for m in self.parts]
+        else:
+            raise AssertionError(self.format)
+        if len(outputs) == 1:
+            return np.asarray(outputs[0], dtype=np.float64)
+        return np.column_stack(outputs).astype(np.float64)
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
+        if self.format == "skops":
+            return np.asarray(self.parts[0].predict(X), dtype=np.float64)
+        return self._native(X)
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, classes)`` in :attr:`classes` order."""
+        if self.format == "skops":
+            estimator = self.parts[0]
+            if not hasattr(estimator, "predict_proba"):
+                raise FeatureNotSupported(
+                    f'algorithm "{self.algorithm}" does not give class probabilities',
+                    hint="Use pyml.predict or pyml.predict_label, or train with an algorithm "
+                    "that has predict_proba (linear, random_forest, lightgbm, ...).",
+                )
+            return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        p = self._native(X)
+        if p.ndim == 1:  # binary: probability of the second class
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def class_index(self, X: np.ndarray) -> np.ndarray:
+        """Index into :attr:`classes` of the predicted class of each row."""
+        if self.format == "skops":
+            return np.asarray(self.parts[0].predict(X)).astype(np.int64)
+        return np.argmax(self.proba(X), axis=1)
+
+    def scores(self, X: np.ndarray) -> np.ndarray | None:
+        """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
+        if self.format == "skops" and not hasattr(self.parts[0], "predict_proba"):
+            decision = getattr(self.parts[0], "decision_function", None)
+            return None if decision is None else np.asarray(decision(X), dtype=np.float64)
+        return self.proba(X)[:, 1]
+
+    # -- what the SQL functions return -----------------------------------------
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""
+        if self.task != "classification":
+            return self.values(X)
+        classes = self.classes or []
+        if classes and isinstance(classes[0], str):
+            raise InvalidParameterValue(
+                f'project "{self.project}" has text class labels',
+                hint="Use pyml.predict_label to get the label, or pyml.predict_proba.",
+            )
+        lookup = np.asarray([float(c) for c in classes], dtype=np.float64)
+        return lookup[self.class_index(X)]
+
+    def predict_label(self, X: np.ndarray) -> list[str]:
+        if self.task != "classification":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a {self.task} project, which has no labels',
+                hint="Use pyml.predict.",
+            )
+        labels = [label_text(c) for c in self.classes or []]
+        return [labels[i] for i in self.class_index(X)]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.task != "classification":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a {self.task} project, which has no classes',
+                hint="Use pyml.predict.",
+            )
+        return self.proba(X)
+
+
+def label_text(value: Any) -> str:
+    """A class label as PostgreSQL would print it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# Features from SQL values
+# ---------------------------------------------------------------------------
+
+
+def features_from_array(features: Sequence[Any], expected: int) -> np.ndarray:
+    """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array."""
+    row = _to_float(features).reshape(1, -1)
+    if row.shape[1] != expected:
+        raise InvalidParameterValue(
+            f"wrong number of features: expected {expected}, got {row.shape[1]}"
+        )
+    return row
+
+
+def features_from_batch(features: Sequence[Any], expected: int) -> np.ndarray:
+    """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
+    flat = _to_float(features).ravel()
+    if expected == 0 or flat.size % expected != 0:
+        raise InvalidParameterValue(
+            f"wrong number of features: expected a multiple of {expected}, got {flat.size}"
+        )
+    return flat.reshape(-1, expected)
+
+
+def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
+    """One row ``(1, k)`` from a composite value.
+
+    A row that has every training column (a row of the training table, say,
+    label included) is matched by column name; any other row (``ROW(...)``) by
+    position.
+    """
+    if model.columns and all(name in row for name in model.columns):
+        row = {name: row[name] for name in model.columns}
+    values: list[Any] = []
+    for name, value in row.items():
+        if isinstance(value, str):
+            raise DataException(
+                f'feature "{name}" is text, which this model cannot use',
+                hint="Text features need preprocessing, which comes with a later pyml version.",
+            )
+        if isinstance(value, list):
+            values.extend(np.asarray(value, dtype=object).ravel().tolist())
+        else:
+            values.append(value)
+    return features_from_array(values, model.num_features)
+
+
+def as_float4(value: Any) -> Any:
+    """A JSON number (or nested list) read from a ``real`` column, as the exact float4 value."""
+    if isinstance(value, list):
+        return [as_float4(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(np.float32(value))
+    return value
+
+
+def _to_float(values: Sequence[Any]) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        flat = np.asarray(values, dtype=object).ravel()
+        if any(v is None for v in flat):
+            raise NullValueNotAllowed(
+                "features must not be NULL",
+                detail=f"NULL at position {[i + 1 for i, v in enumerate(flat) if v is None][0]}.",
+            ) from exc
+        raise DataException("features must be numbers") from exc
+    return array
+
+
+# ---------------------------------------------------------------------------
+# The per-session cache of loaded models
+# ---------------------------------------------------------------------------
+
+
+class ModelCache:
+    """Loaded models by id. Models never change once trained, so an id is a valid key."""
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        self._models: OrderedDict[int, Model] = OrderedDict()
+
+    def get(self, model_id: int) -> Model | None:
+        model = self._models.get(model_id)
+        if model is not None:
+            self._models.move_to_end(model_id)
+        return model
+
+    def put(self, model: Model) -> Model:
+        assert model.id is not None
+        self._models[model.id] = model
+        while len(self._models) > self.capacity:
+            self._models.popitem(last=False)
+        return model
+
+    def discard(self, model_id: int) -> None:
+        self._models.pop(model_id, None)

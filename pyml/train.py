@@ -1,0 +1,494 @@
+"""Training: read a snapshot, split, fit, evaluate, store, maybe deploy.
+
+The steps that touch the database go through :mod:`pyml.store`; everything
+else here works on numpy arrays and estimators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from pyml import _algorithms, _artifacts, drift, store
+from pyml._db import Db
+from pyml.errors import (
+    DataException,
+    FeatureNotSupported,
+    InvalidParameterValue,
+    NullValueNotAllowed,
+    ObjectNotInPrerequisiteState,
+    UndefinedObject,
+)
+from pyml.predict import Model
+
+KEY_METRIC = {"regression": "r2", "classification": "f1"}
+SEED = _algorithms.DEFAULT_SEED
+
+
+@dataclass
+class TrainRequest:
+    project_name: str
+    task: str | None = None
+    relation_name: str | None = None
+    y_column_name: list[str] | None = None
+    algorithm: str = "linear"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    search: str | None = None
+    search_params: dict[str, Any] = field(default_factory=dict)
+    search_args: dict[str, Any] = field(default_factory=dict)
+    test_size: float = 0.25
+    test_sampling: str = "stratified"
+    runtime: str = "python"
+    automatic_deploy: bool = True
+    materialize_snapshot: bool = False
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    project: str
+    task: str
+    algorithm: str
+    deployed: bool
+    model_id: int
+
+
+@dataclass
+class Snapshot:
+    """Training data as read, with how to split it."""
+
+    id: int
+    relation: str
+    y_columns: list[str]
+    test_size: float
+    test_sampling: str
+    feature_names: list[str]
+    X: np.ndarray
+    labels: list[Any] | np.ndarray  # native labels (classification) or float targets
+
+
+# ---------------------------------------------------------------------------
+# Orchestration
+# ---------------------------------------------------------------------------
+
+
+def train(db: Db, req: TrainRequest) -> TrainResult:
+    started = time.perf_counter()
+    if req.preprocess:
+        raise FeatureNotSupported(
+            '"preprocess" is not supported yet',
+            hint="Preprocessing arrives in a later pyml version; pass numeric columns.",
+        )
+    project = _project(db, req)
+    task = project["task"]
+    algorithm = _algorithms.resolve(req.algorithm, task)
+    estimator = algorithm.make(req.hyperparams)  # checks hyperparameters before reading data
+    _check_search(algorithm, req)
+
+    snapshot = _snapshot(db, req, project, task)
+    load_time = time.perf_counter() - started
+    db.notice(
+        f"pyml: loaded {len(snapshot.X)} rows x {snapshot.X.shape[1]} features from "
+        f"{snapshot.relation} in {load_time:.2f}s"
+    )
+    classes, y = encode_labels(snapshot.labels, task)
+    train_idx, test_idx = split(
+        len(y), snapshot.test_size, snapshot.test_sampling, y if task == "classification" else None
+    )
+    db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
+
+    fit_started = time.perf_counter()
+    fitted, search_results = fit(
+        algorithm, estimator, snapshot.X[train_idx], y[train_idx], req, multi=y.ndim == 2
+    )
+    fit_time = time.perf_counter() - fit_started
+    parts = _artifacts.dump(algorithm.library, fitted)
+
+    score_started = time.perf_counter()
+    model = Model(
+        id=None, project=project["name"], task=task, algorithm=req.algorithm,
+        feature_names=snapshot.feature_names, classes=classes,
+        format=parts[0].format, parts=_artifacts.load(_rows(parts))[1],
+    )
+    metrics = evaluate(model, snapshot.X[test_idx], y[test_idx])
+    score_time = time.perf_counter() - score_started
+    metrics.update(fit_time=fit_time, score_time=score_time)
+    if search_results is not None:
+        metrics["search_results"] = search_results
+    db.notice(f"pyml: {req.algorithm} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
+
+    where = store.context(db)
+    model_id = store.insert_model(
+        db,
+        parts,
+        project_id=project["id"],
+        snapshot_id=snapshot.id,
+        algorithm=req.algorithm,
+        hyperparams=jsonable(_used_params(fitted)),
+        search=req.search,
+        search_params=jsonable(req.search_params),
+        search_args=jsonable(req.search_args),
+        status="successful",
+        metrics=jsonable(metrics),
+        num_features=len(snapshot.feature_names),
+        feature_names=snapshot.feature_names,
+        classes=jsonable(classes),
+        preprocess=req.preprocess,
+        runtime=req.runtime,
+        lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
+    )
+    store.touch_project(db, project["id"])
+    deployed = req.automatic_deploy and _beats_live(db, project["id"], task, metrics)
+    if deployed:
+        store.insert_deployment(db, project["id"], model_id, "new_score")
+    return TrainResult(project["name"], task, req.algorithm, deployed, model_id)
+
+
+def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
+    project = store.get_project(db, req.project_name)
+    if project is None:
+        if req.task is None:
+            raise UndefinedObject(
+                f'project "{req.project_name}" does not exist',
+                hint="Pass task => 'regression' or 'classification' to create it.",
+            )
+        return store.create_project(db, req.project_name, req.task)
+    if req.task is not None and req.task != project["task"]:
+        raise ObjectNotInPrerequisiteState(
+            f'project "{req.project_name}" has task "{project["task"]}", not "{req.task}"',
+            hint="Use another project name for another task.",
+        )
+    return project
+
+
+def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> Snapshot:
+    """Read the training data: the given relation, or the project's last snapshot."""
+    if req.relation_name is None:
+        previous = store.last_snapshot(db, project["id"])
+        if previous is None:
+            raise ObjectNotInPrerequisiteState(
+                f'project "{project["name"]}" has no snapshot to reuse',
+                hint="Pass relation_name and y_column_name.",
+            )
+        relation = store.resolve_relation(db, previous["relation_name"])
+        y_columns = list(previous["y_column_name"])
+        X, labels, names, _, _ = read_training_data(db, relation, y_columns, task)
+        return Snapshot(previous["id"], relation.qualified, y_columns, previous["test_size"],
+                        previous["test_sampling"], names, X, labels)
+    if not req.y_column_name:
+        raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
+    return take_snapshot(db, req.relation_name, req.y_column_name, task, req.test_size,
+                         req.test_sampling, req.materialize_snapshot)
+
+
+def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
+                  test_size: float, test_sampling: str, materialize: bool) -> Snapshot:
+    """Read ``relation_name`` and record a snapshot: statistics and fingerprint."""
+    relation = store.resolve_relation(db, relation_name)
+    X, labels, names, columns, fingerprint = read_training_data(db, relation, y_columns, task)
+    snapshot_id = store.insert_snapshot(
+        db,
+        relation_name=relation.qualified,
+        y_column_name=y_columns,
+        test_size=test_size,
+        test_sampling=test_sampling,
+        columns=columns,
+        row_count=len(X),
+        data_fingerprint=fingerprint,
+        materialized=False,
+    )
+    qualified = relation.qualified
+    if materialize:
+        qualified = store.materialize(db, relation, snapshot_id)
+        store.set_snapshot_relation(db, snapshot_id, qualified)
+    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, names, X, labels)
+
+
+def read_training_data(
+    db: Db, relation: store.Relation, y_columns: list[str], task: str | None
+) -> tuple[np.ndarray, Any, list[str], list[dict[str, Any]], str]:
+    """Features ``X``, labels, feature names, column statistics and the data fingerprint."""
+    labels = [relation.column(name) for name in y_columns]
+    features = [c for c in relation.columns if c.name not in set(y_columns)]
+    if not features:
+        raise DataException(f'relation "{relation.qualified}" has no feature columns')
+    for column in features:
+        if not column.is_numeric:
+            raise DataException(
+                f'column "{column.name}" has type {column.type}, which cannot be a feature yet',
+                hint="Use numeric, boolean or numeric array columns; preprocessing of text "
+                "columns arrives in a later pyml version.",
+            )
+    native = labels if task == "classification" else []
+    numeric = features + ([] if native else labels)
+    n, values, label_lists = store.read_columns(db, relation, numeric, native)
+    if n == 0:
+        raise DataException(f'relation "{relation.qualified}" has no rows')
+
+    blocks, names, stats = [], [], []
+    digest = hashlib.sha256()
+    for column, array in zip(numeric, values, strict=True):
+        digest.update(column.name.encode() + b"\0" + array.tobytes())
+    for column, array in zip(features, values, strict=False):
+        if array.ndim == 2:
+            names += [f"{column.name}[{i}]" for i in range(1, array.shape[1] + 1)]
+        else:
+            names.append(column.name)
+        blocks.append(array.reshape(n, -1))
+        stats.append({"name": column.name, "type": column.type, "role": "feature",
+                      **drift.describe_numeric(array)})
+    if native:
+        y: Any = label_lists[0]
+        digest.update(json.dumps(jsonable(y)).encode())
+        stats.append({"name": labels[0].name, "type": labels[0].type, "role": "label",
+                      **drift.describe_categorical(y)})
+    else:
+        targets = values[len(features):]
+        for column, array in zip(labels, targets, strict=True):
+            stats.append({"name": column.name, "type": column.type, "role": "label",
+                          **drift.describe_numeric(array)})
+        y = targets[0] if len(targets) == 1 else np.column_stack(targets)
+    X = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+    if np.isnan(X).any():
+        column = names[int(np.argwhere(np.isnan(X))[0][1])]
+        raise NullValueNotAllowed(
+            f'feature "{column}" contains NULL values',
+            hint="Remove or fill those rows; imputation arrives in a later pyml version.",
+        )
+    return X, y, names, stats, digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Pure steps
+# ---------------------------------------------------------------------------
+
+
+def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]:
+    """Classes (sorted) and the labels as class indices; or float targets for regression."""
+    if task != "classification":
+        y = np.asarray(labels, dtype=np.float64)
+        if np.isnan(y).any():
+            raise NullValueNotAllowed("the label column contains NULL values")
+        return None, y
+    values = [float(v) if isinstance(v, Decimal) else v for v in labels]
+    if any(v is None for v in values):
+        raise NullValueNotAllowed("the label column contains NULL values")
+    classes = sorted(set(values))
+    if len(classes) < 2:
+        raise DataException(
+            "classification needs at least 2 classes in the label column",
+            detail=f"Found only {len(classes)}.",
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices; reproducible (fixed seed)."""
+    from sklearn.model_selection import train_test_split
+
+    n_test = int(round(test_size * n)) if test_size < 1 else int(test_size)
+    if n_test < 1 or n_test >= n:
+        raise InvalidParameterValue(
+            f'"test_size" of {test_size:g} leaves no {"test" if n_test < 1 else "training"} rows',
+            detail=f"The data has {n} rows.",
+        )
+    rows = np.arange(n)
+    if sampling == "last":
+        return rows[: n - n_test], rows[n - n_test:]
+    if sampling == "stratified" and stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
+            train, test = train_test_split(rows, test_size=n_test, random_state=SEED,
+                                           stratify=stratify)
+            return np.sort(train), np.sort(test)
+    train, test = train_test_split(rows, test_size=n_test, random_state=SEED, shuffle=True)
+    return np.sort(train), np.sort(test)
+
+
+def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
+        req: TrainRequest, multi: bool) -> tuple[Any, list[dict[str, Any]] | None]:
+    """Fit, with a grid or random search when asked (best parameters refit on all rows)."""
+    if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
+        from sklearn.multioutput import MultiOutputRegressor
+
+        estimator = MultiOutputRegressor(estimator)
+    search = None
+    if req.search is not None:
+        from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+        grid = req.search_params
+        if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
+            grid = {f"estimator__{k}": v for k, v in grid.items()}
+        scoring = "f1_macro" if algorithm.task == "classification" else "r2"
+        cv = int(req.search_args.get("cv", 5))
+        if req.search == "grid":
+            search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, refit=True)
+        else:
+            search = RandomizedSearchCV(
+                estimator, grid, n_iter=int(req.search_args.get("n_iter", 10)), scoring=scoring,
+                cv=cv, refit=True, random_state=SEED,
+            )
+        estimator = search
+    try:
+        estimator.fit(X, y)
+    except ValueError as exc:
+        if type(exc).__name__ == "InvalidParameterError":
+            raise InvalidParameterValue(f"invalid hyperparameter: {exc}") from exc
+        raise DataException(f"{algorithm.name} cannot be fitted on this data: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__name__ in ("LightGBMError", "XGBoostError", "CatBoostError"):
+            raise InvalidParameterValue(f"invalid hyperparameter: {exc}") from exc
+        raise
+    if search is None:
+        return estimator, None
+    cv_results = search.cv_results_
+    results = [
+        {"params": cv_results["params"][i],
+         "mean_test_score": cv_results["mean_test_score"][i],
+         "std_test_score": cv_results["std_test_score"][i],
+         "rank_test_score": cv_results["rank_test_score"][i]}
+        for i in range(len(cv_results["params"]))
+    ]
+    return search.best_estimator_, results
+
+
+def _check_search(algorithm: _algorithms.Algorithm, req: TrainRequest) -> None:
+    if req.search is None:
+        return
+    if not req.search_params:
+        raise InvalidParameterValue('"search_params" must name at least one hyperparameter')
+    allowed = algorithm.allowed_params()
+    for name, values in req.search_params.items():
+        if name not in allowed:
+            raise InvalidParameterValue(
+                f'unknown hyperparameter "{name}" for algorithm "{algorithm.name}"'
+            )
+        if not isinstance(values, list) or not values:
+            raise InvalidParameterValue(
+                f'"search_params" value of "{name}" must be a non-empty array, got {values!r}'
+            )
+    unknown = set(req.search_args) - {"cv", "n_iter"}
+    if unknown:
+        raise InvalidParameterValue(f'unknown search argument "{sorted(unknown)[0]}"',
+                                    hint="Valid search arguments: cv, n_iter.")
+
+
+def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The metrics of ``model`` on the test rows (same keys as PostgresML)."""
+    from sklearn import metrics as m
+
+    if model.task != "classification":
+        predicted = model.values(X)
+        return {
+            "r2": m.r2_score(y, predicted),
+            "mean_absolute_error": m.mean_absolute_error(y, predicted),
+            "mean_squared_error": m.mean_squared_error(y, predicted),
+        }
+    predicted = model.class_index(X)
+    labels = list(range(len(model.classes or [])))
+    result = {
+        "f1": m.f1_score(y, predicted, average="macro", labels=labels, zero_division=0),
+        "precision": m.precision_score(y, predicted, average="macro", labels=labels,
+                                       zero_division=0),
+        "recall": m.recall_score(y, predicted, average="macro", labels=labels, zero_division=0),
+        "accuracy": m.accuracy_score(y, predicted),
+        "mcc": m.matthews_corrcoef(y, predicted),
+    }
+    if len(labels) == 2 and len(np.unique(y)) == 2:
+        scores = model.scores(X)
+        if scores is not None:
+            result["roc_auc"] = m.roc_auc_score(y, scores)
+        try:
+            result["log_loss"] = m.log_loss(y, model.proba(X), labels=labels)
+        except FeatureNotSupported:
+            pass
+    return result
+
+
+def _beats_live(db: Db, project_id: int, task: str, metrics: dict[str, Any]) -> bool:
+    rows = store.live_metrics(db, project_id)
+    if rows is None:
+        return True
+    key = KEY_METRIC[task]
+    new, live = _number(metrics.get(key)), _number(rows.get(key))
+    return new > live
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("-inf")
+    return number if np.isfinite(number) else float("-inf")
+
+
+def _used_params(estimator: Any) -> dict[str, Any]:
+    inner = getattr(estimator, "estimator", None)
+    if type(estimator).__name__ == "MultiOutputRegressor" and inner is not None:
+        return dict(inner.get_params())
+    return dict(estimator.get_params())
+
+
+def _metric_text(metrics: dict[str, Any], task: str) -> str:
+    key = KEY_METRIC[task]
+    return f"{key} = {metrics[key]:.4f}"
+
+
+def _rows(parts: list[_artifacts.Part]) -> list[dict[str, Any]]:
+    return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data}
+            for p in parts]
+
+
+def _lineage(algorithm: _algorithms.Algorithm, where: dict[str, Any], snapshot: Snapshot,
+             load_time: float, fit_time: float, score_time: float, started: float
+             ) -> dict[str, Any]:
+    from pyml import __version__
+
+    libraries = {}
+    for dist in ("numpy", "scipy", "scikit-learn", "skops", algorithm.library):
+        name = "scikit-learn" if dist == "sklearn" else dist
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "pyml": __version__,
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "database_user": where["database_user"],
+        "database": where["database"],
+        "server_version": where["server_version"],
+        "host": platform.node(),
+        "trained_at": str(where["at"]),
+        "snapshot_id": snapshot.id,
+        "relation": snapshot.relation,
+        "timings": {"load": load_time, "fit": fit_time, "score": score_time,
+                    "total": time.perf_counter() - started},
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-compatible data (numpy scalars unwrapped, objects as text)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)

@@ -1,0 +1,82 @@
+-- ============================================================================
+-- Session bootstrap: find the package, check its version, cache it in GD.
+-- It never raises: on failure it leaves in GD["pyml"] an object whose every
+-- call raises the reason, so the error comes from the function the user called.
+-- ============================================================================
+
+CREATE FUNCTION pyml._boot() RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER  -- to read pg_file_settings: only the server's configuration decides
+SET search_path = pg_catalog, pg_temp
+AS $$
+import os
+import site
+import sys
+
+
+class Unavailable:
+    def __init__(self, message, detail=None, hint=None, sqlstate="55000"):
+        self.error = dict(detail=detail, hint=hint, sqlstate=sqlstate)
+        self.message = message
+
+    def __getattr__(self, name):
+        def fail(plpy, GD, *args):
+            GD.pop("pyml", None)  # try again on the next call
+            plpy.error(self.message, **self.error)
+        return fail
+
+
+# Only the server's configuration files may decide which code this backend runs:
+# a session's SET pyml.venv is ignored.
+rows = plpy.execute(
+    "SELECT setting FROM pg_catalog.pg_file_settings"
+    " WHERE name = 'pyml.venv' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
+)
+venv = rows[0]["setting"] if rows.nrows() else None
+lib = venv and os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+if not venv:
+    GD["pyml"] = Unavailable(
+        'setting "pyml.venv" is not set in the server configuration',
+        hint="Point it at the virtual environment that has the pyml package: "
+        "ALTER SYSTEM SET pyml.venv = '/path/to/venv'; SELECT pg_reload_conf();",
+    )
+elif not os.path.isdir(lib):
+    GD["pyml"] = Unavailable(
+        'setting "pyml.venv" is not a Python %d.%d virtual environment' % sys.version_info[:2],
+        detail="Directory %s does not exist." % lib,
+        hint="Build the venv with the server's Python (%s)." % sys.executable,
+    )
+else:
+    if lib not in sys.path:
+        before = list(sys.path)
+        site.addsitedir(lib)
+        sys.path[:] = [p for p in sys.path if p not in before] + before
+    try:
+        from pyml import _sqlapi
+    except ImportError as exc:
+        GD["pyml"] = Unavailable(
+            "the pyml package cannot be imported from %s" % lib,
+            detail=str(exc),
+            hint="pip install pyml in that virtual environment.",
+        )
+    else:
+        problem = _sqlapi.version_problem(plpy)
+        GD["pyml"] = _sqlapi if problem is None else Unavailable(**problem)
+$$;
+COMMENT ON FUNCTION pyml._boot() IS
+    'Loads the pyml package from setting pyml.venv into this session (once)';
+
+CREATE FUNCTION pyml.version(
+
+) RETURNS text
+LANGUAGE plpython3u
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].version(plpy, GD)
+$$;
+COMMENT ON FUNCTION pyml.version() IS
+    'The version of the pyml Python package';

@@ -1,0 +1,56 @@
+-- ============================================================================
+-- Deployment: append-only history; the live model is the latest deployment
+-- ============================================================================
+
+CREATE TYPE pyml.deploy_result AS (project text, strategy text, algorithm text, model_id bigint);
+COMMENT ON TYPE pyml.deploy_result IS 'One row returned by pyml.deploy';
+
+CREATE FUNCTION pyml.deploy(
+    project_name text,                            -- the project
+    strategy text DEFAULT 'best_score',           -- best_score | most_recent | rollback
+    algorithm text DEFAULT NULL                   -- only consider models of this algorithm
+) RETURNS SETOF pyml.deploy_result
+LANGUAGE plpython3u
+VOLATILE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].deploy(plpy, GD, project_name, strategy, algorithm)
+$$;
+COMMENT ON FUNCTION pyml.deploy(text, text, text) IS
+    'Deploys the model of a project chosen by a strategy';
+
+CREATE FUNCTION pyml.deploy(
+    model_id bigint                               -- the model to deploy
+) RETURNS SETOF pyml.deploy_result
+LANGUAGE plpython3u
+VOLATILE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].deploy_model(plpy, GD, model_id)
+$$;
+COMMENT ON FUNCTION pyml.deploy(bigint) IS
+    'Deploys one model by id (strategy specific)';
+
+CREATE FUNCTION pyml.deployed_model(
+    project_name text,                            -- the project
+    at timestamptz DEFAULT now()                  -- the moment asked about
+) RETURNS bigint
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].deployed_model(plpy, GD, project_name, at)
+$$;
+COMMENT ON FUNCTION pyml.deployed_model(text, timestamp with time zone) IS
+    'The id of the model that was live in a project at a given time (NULL before the first deployment)';

@@ -1,0 +1,86 @@
+-- ============================================================================
+-- Training: snapshot a relation, fit, evaluate, store the model, maybe deploy
+-- ============================================================================
+
+CREATE TYPE pyml.train_result AS (project text, task text, algorithm text, deployed boolean);
+COMMENT ON TYPE pyml.train_result IS 'One row returned by pyml.train';
+
+CREATE TYPE pyml.snapshot_result AS (relation text, y_column_name text);
+COMMENT ON TYPE pyml.snapshot_result IS 'One row returned by pyml.snapshot';
+
+CREATE FUNCTION pyml.train(
+    project_name text,                            -- the project: created on its first training
+    task text DEFAULT NULL,                       -- regression | classification (first call only)
+    relation_name text DEFAULT NULL,              -- table or view to train on; NULL: last snapshot
+    y_column_name text DEFAULT NULL,              -- the label column
+    algorithm text DEFAULT 'linear',              -- see the README for the list
+    hyperparams jsonb DEFAULT '{}',               -- estimator parameters, checked by name
+    search text DEFAULT NULL,                     -- NULL | grid | random
+    search_params jsonb DEFAULT '{}',             -- {"param": [values, ...]}
+    search_args jsonb DEFAULT '{}',               -- {"n_iter": 10, "cv": 5}
+    test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
+    test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
+    runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
+    automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
+    materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
+    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+) RETURNS SETOF pyml.train_result
+LANGUAGE plpython3u
+VOLATILE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+$$;
+COMMENT ON FUNCTION pyml.train(text, text, text, text, text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+    'Trains a model on a relation, stores it as a versioned row and deploys it when it beats the live model';
+
+CREATE FUNCTION pyml.train_joint(
+    project_name text,                            -- the project: created on its first training
+    task text DEFAULT NULL,                       -- regression | classification (first call only)
+    relation_name text DEFAULT NULL,              -- table or view to train on; NULL: last snapshot
+    y_column_name text[] DEFAULT NULL,            -- the label columns (regression)
+    algorithm text DEFAULT 'linear',              -- see the README for the list
+    hyperparams jsonb DEFAULT '{}',               -- estimator parameters, checked by name
+    search text DEFAULT NULL,                     -- NULL | grid | random
+    search_params jsonb DEFAULT '{}',             -- {"param": [values, ...]}
+    search_args jsonb DEFAULT '{}',               -- {"n_iter": 10, "cv": 5}
+    test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
+    test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
+    runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
+    automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
+    materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
+    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+) RETURNS SETOF pyml.train_result
+LANGUAGE plpython3u
+VOLATILE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+$$;
+COMMENT ON FUNCTION pyml.train_joint(text, text, text, text[], text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+    'Trains a multi-target regression model (one prediction per label column)';
+
+CREATE FUNCTION pyml.snapshot(
+    relation_name text,                           -- table or view to snapshot
+    y_column_name text,                           -- the label column
+    test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
+    test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
+    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+) RETURNS SETOF pyml.snapshot_result
+LANGUAGE plpython3u
+VOLATILE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess)
+$$;
+COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb) IS
+    'Copies a relation into pyml.snapshot_<id> with its column statistics, for later training';

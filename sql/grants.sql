@@ -1,0 +1,12 @@
+-- ============================================================================
+-- Privileges. Reading the registry is open to every role; training, deploying
+-- and deleting need write privileges, granted by an administrator:
+--   GRANT CREATE ON SCHEMA pyml TO app;
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pyml TO app;
+--   GRANT USAGE ON ALL SEQUENCES IN SCHEMA pyml TO app;
+-- ============================================================================
+
+GRANT USAGE ON SCHEMA pyml TO PUBLIC;
+GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.deployments,
+    pyml.overview, pyml.trained_models, pyml.deployed_models TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update() FROM PUBLIC;
