@@ -28,9 +28,10 @@ _REGISTRY: dict[str, tuple[str | None, str | None]] = {
         "sklearn.linear_model:SGDClassifier",
     ),
     "perceptron": (None, "sklearn.linear_model:Perceptron"),
+    # scikit-learn 1.8 deprecates PassiveAggressive* for these SGD settings (see _PRESETS).
     "passive_aggressive": (
-        "sklearn.linear_model:PassiveAggressiveRegressor",
-        "sklearn.linear_model:PassiveAggressiveClassifier",
+        "sklearn.linear_model:SGDRegressor",
+        "sklearn.linear_model:SGDClassifier",
     ),
     "ransac": ("sklearn.linear_model:RANSACRegressor", None),
     "theil_sen": ("sklearn.linear_model:TheilSenRegressor", None),
@@ -71,6 +72,16 @@ _REGISTRY: dict[str, tuple[str | None, str | None]] = {
 
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
 TASKS: tuple[str, ...] = ("regression", "classification")
+
+# Settings that make an estimator the named algorithm: (name, task) -> parameters.
+_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("passive_aggressive", "classification"): dict(
+        loss="hinge", penalty=None, learning_rate="pa1", eta0=1.0
+    ),
+    ("passive_aggressive", "regression"): dict(
+        loss="epsilon_insensitive", penalty=None, learning_rate="pa1", eta0=1.0
+    ),
+}
 
 # Optional libraries: the pip requirement that provides each.
 _OPTIONAL = {"xgboost": "xgboost", "catboost": "catboost"}
@@ -116,7 +127,7 @@ class Algorithm:
     def defaults(self) -> dict[str, Any]:
         """Parameters pyml sets unless the user does: seeds, quiet logs."""
         params = self.estimator_class()().get_params()
-        defaults: dict[str, Any] = {}
+        defaults: dict[str, Any] = dict(_PRESETS.get((self.name, self.task), {}))
         if "random_state" in params:
             defaults["random_state"] = DEFAULT_SEED
         if self.library == "lightgbm":
