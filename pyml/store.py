@@ -64,7 +64,8 @@ def resolve_relation(db: Db, name: str) -> Relation:
     """Resolve ``name`` like any SQL name (search_path, quoting); 42P01 if it does not exist."""
     try:
         rows = db.query(
-            "SELECT c.oid::int8 AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified"
+            "SELECT c.oid::int8 AS oid,"
+            " pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified"
             " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.oid = pg_catalog.to_regclass($1)",
             [name],
@@ -158,8 +159,7 @@ def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
 
 def materialize(db: Db, relation: Relation, snapshot_id: int) -> str:
     """Copy the relation into ``pyml.snapshot_<id>``; return its qualified name."""
-    name = db.query("SELECT pg_catalog.format('pyml.%I', $1::text) AS q", [f"snapshot_{snapshot_id}"],
-                    ["text"])[0]["q"]
+    name = pyml_table(db, f"snapshot_{snapshot_id}")
     db.query(f"CREATE TABLE {name} AS SELECT * FROM {relation.qualified}")  # noqa: S608
     return str(name)
 
@@ -180,7 +180,8 @@ def float4_attributes(db: Db, type_oid: int) -> list[str]:
 def context(db: Db) -> Row:
     """Who and where: for lineage."""
     return db.query(
-        "SELECT CURRENT_USER::text AS database_user, pg_catalog.current_database()::text AS database,"
+        "SELECT CURRENT_USER::text AS database_user,"
+        " pg_catalog.current_database()::text AS database,"
         " pg_catalog.current_setting('server_version') AS server_version,"
         " pg_catalog.clock_timestamp() AS at"
     )[0]

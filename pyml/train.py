@@ -7,9 +7,11 @@ else here works on numpy arrays and estimators.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
@@ -107,7 +109,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
 
     fit_started = time.perf_counter()
     fitted, search_results = fit(
-        algorithm, estimator, snapshot.X[train_idx], y[train_idx], req, multi=y.ndim == 2
+        algorithm, estimator, snapshot.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
+        notice=db.notice,
     )
     fit_time = time.perf_counter() - fit_started
     parts = _artifacts.dump(algorithm.library, fitted)
@@ -316,7 +319,8 @@ def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
 
 
 def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
-        req: TrainRequest, multi: bool) -> tuple[Any, list[dict[str, Any]] | None]:
+        req: TrainRequest, multi: bool, notice: Callable[[str], None] = lambda _: None
+        ) -> tuple[Any, list[dict[str, Any]] | None]:
     """Fit, with a grid or random search when asked (best parameters refit on all rows)."""
     if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
         from sklearn.multioutput import MultiOutputRegressor
@@ -329,14 +333,21 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         grid = req.search_params
         if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
             grid = {f"estimator__{k}": v for k, v in grid.items()}
-        scoring = "f1_macro" if algorithm.task == "classification" else "r2"
+        from sklearn.model_selection import ParameterGrid
+
         cv = int(req.search_args.get("cv", 5))
+        n_iter = int(req.search_args.get("n_iter", 10))
+        candidates = len(ParameterGrid(grid)) if req.search == "grid" else n_iter
+        scoring = _progress_scorer(
+            estimator, "f1_macro" if algorithm.task == "classification" else "r2",
+            candidates, cv, notice,
+        )
         if req.search == "grid":
             search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, refit=True)
         else:
             search = RandomizedSearchCV(
-                estimator, grid, n_iter=int(req.search_args.get("n_iter", 10)), scoring=scoring,
-                cv=cv, refit=True, random_state=SEED,
+                estimator, grid, n_iter=n_iter, scoring=scoring, cv=cv, refit=True,
+                random_state=SEED,
             )
         estimator = search
     try:
@@ -360,6 +371,25 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         for i in range(len(cv_results["params"]))
     ]
     return search.best_estimator_, results
+
+
+def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,
+                     notice: Callable[[str], None]) -> Callable[..., float]:
+    """The search's scorer, reporting each candidate and fold as it is scored."""
+    from sklearn.metrics import check_scoring
+
+    scorer = check_scoring(estimator, scoring=scoring)
+    calls = itertools.count()
+    started = time.perf_counter()
+
+    def score(fitted: Any, X: np.ndarray, y: np.ndarray) -> float:
+        candidate, fold = divmod(next(calls), folds)
+        value = float(scorer(fitted, X, y))
+        notice(f"pyml: search candidate {candidate + 1}/{candidates}, fold {fold + 1}/{folds}:"
+               f" {scoring} = {value:.4f} ({time.perf_counter() - started:.1f}s)")
+        return value
+
+    return score
 
 
 def _check_search(algorithm: _algorithms.Algorithm, req: TrainRequest) -> None:
