@@ -242,8 +242,8 @@ lib = venv and os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "
 if not venv:
     GD["pyml"] = Unavailable(
         'setting "pyml.venv" is not set in the server configuration',
-        hint="Point it at the virtual environment that has the pyml package: "
-        "ALTER SYSTEM SET pyml.venv = '/path/to/venv'; SELECT pg_reload_conf();",
+        hint="Add pyml.venv = '/path/to/venv' (the virtual environment that has the pyml "
+        "package) to postgresql.conf, then SELECT pg_reload_conf();",
     )
 elif not os.path.isdir(lib):
     GD["pyml"] = Unavailable(
