@@ -276,7 +276,7 @@ CREATE FUNCTION pyml.version(
 ) RETURNS text
 LANGUAGE plpython3u
 STABLE
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -334,7 +334,7 @@ CREATE FUNCTION pyml.deployed_model(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -418,7 +418,7 @@ CREATE FUNCTION pyml._predict_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -435,7 +435,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -450,7 +450,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -467,7 +467,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -484,7 +484,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -501,7 +501,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -518,7 +518,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -535,7 +535,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -552,7 +552,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -570,7 +570,7 @@ CREATE FUNCTION pyml._predict_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -587,7 +587,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -602,7 +602,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -619,7 +619,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -636,7 +636,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -653,7 +653,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -670,7 +670,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -687,7 +687,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -704,7 +704,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -722,7 +722,7 @@ CREATE FUNCTION pyml._predict_label_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -739,7 +739,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_label_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -754,7 +754,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -771,7 +771,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -788,7 +788,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -805,7 +805,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -822,7 +822,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -839,7 +839,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -856,7 +856,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -874,7 +874,7 @@ CREATE FUNCTION pyml._predict_label_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -891,7 +891,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_label_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -906,7 +906,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -923,7 +923,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -940,7 +940,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -957,7 +957,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -974,7 +974,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -991,7 +991,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1008,7 +1008,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1026,7 +1026,7 @@ CREATE FUNCTION pyml._predict_proba_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1043,7 +1043,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_proba_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -1058,7 +1058,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1075,7 +1075,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1092,7 +1092,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1109,7 +1109,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1126,7 +1126,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1143,7 +1143,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1160,7 +1160,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1178,7 +1178,7 @@ CREATE FUNCTION pyml._predict_proba_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1195,7 +1195,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_proba_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -1210,7 +1210,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1227,7 +1227,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1244,7 +1244,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1261,7 +1261,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1278,7 +1278,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1295,7 +1295,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1312,7 +1312,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1329,7 +1329,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1346,7 +1346,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1363,7 +1363,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1380,7 +1380,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1397,7 +1397,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1414,7 +1414,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1431,7 +1431,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1448,7 +1448,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1465,7 +1465,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1482,7 +1482,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1499,7 +1499,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1516,7 +1516,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1533,7 +1533,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1550,7 +1550,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1567,7 +1567,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1584,7 +1584,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1601,7 +1601,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1618,7 +1618,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1635,7 +1635,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1652,7 +1652,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1669,7 +1669,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1686,7 +1686,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1703,7 +1703,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1720,7 +1720,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1737,7 +1737,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1754,7 +1754,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1771,7 +1771,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1788,7 +1788,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1802,7 +1802,8 @@ CREATE FUNCTION pyml.predict_into(
     project_name text,                            -- the project: its live model is used
     source_relation text,                         -- table or view with the feature columns
     target_table text,                            -- where predictions go (created if missing)
-    key_column text DEFAULT 'id'                  -- identifies rows of source_relation
+    key_column text DEFAULT 'id',                 -- identifies rows of source_relation
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
 LANGUAGE plpython3u
 VOLATILE
@@ -1811,9 +1812,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_into(plpy, GD, project_name, source_relation, target_table, key_column)
+return GD["pyml"].predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.predict_into(text, text, text, text) IS
+COMMENT ON FUNCTION pyml.predict_into(text, text, text, text, text) IS
     'Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count';
 
 -- source: sql/api/train.sql
@@ -1842,7 +1843,8 @@ CREATE FUNCTION pyml.train(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
 VOLATILE
@@ -1851,9 +1853,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.train(text, text, text, text, text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+COMMENT ON FUNCTION pyml.train(text, text, text, text, text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb, text) IS
     'Trains a model on a relation, stores it as a versioned row and deploys it when it beats the live model';
 
 CREATE FUNCTION pyml.train_joint(
@@ -1871,7 +1873,8 @@ CREATE FUNCTION pyml.train_joint(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
 VOLATILE
@@ -1880,9 +1883,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.train_joint(text, text, text, text[], text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+COMMENT ON FUNCTION pyml.train_joint(text, text, text, text[], text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb, text) IS
     'Trains a multi-target regression model (one prediction per label column)';
 
 CREATE FUNCTION pyml.snapshot(
@@ -1890,7 +1893,8 @@ CREATE FUNCTION pyml.snapshot(
     y_column_name text,                           -- the label column
     test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
     test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
 LANGUAGE plpython3u
 VOLATILE
@@ -1899,9 +1903,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess)
+return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb) IS
+COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
     'Copies a relation into pyml.snapshot_<id> with its column statistics, for later training';
 
 -- source: sql/grants.sql

@@ -112,7 +112,8 @@ def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
           relation_name: str | None, y_column_name: Any, algorithm: str, hyperparams: str | None,
           search: str | None, search_params: str | None, search_args: str | None,
           test_size: float, test_sampling: str, runtime: str | None, automatic_deploy: bool,
-          materialize_snapshot: bool, preprocess: str | None) -> list[tuple[Any, ...]]:
+          materialize_snapshot: bool, preprocess: str | None, caller_search_path: str | None
+          ) -> list[tuple[Any, ...]]:
     """``pyml.train`` and ``pyml.train_joint`` (``y_column_name`` text or text[])."""
     from pyml import train as training
 
@@ -129,14 +130,15 @@ def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
                          automatic_deploy, materialize_snapshot, preprocess, plpy)
     if y_columns is not None and len(y_columns) > 1 and req.task == "classification":
         raise InvalidParameterValue("joint training supports task \"regression\" only")
+    req.search_path = caller_search_path
     result = training.train(_db(plpy, GD), req)
     return [(result.project, result.task, result.algorithm, result.deployed)]
 
 
 @_sql
 def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: str,
-             test_size: float, test_sampling: str, preprocess: str | None
-             ) -> list[tuple[str, str]]:
+             test_size: float, test_sampling: str, preprocess: str | None,
+             caller_search_path: str | None) -> list[tuple[str, str]]:
     from pyml import train as training
 
     if _params.json_object("preprocess", preprocess):
@@ -146,6 +148,7 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
     snap = training.take_snapshot(
         _db(plpy, GD), relation_name, [y_column_name], None, _params.test_size(test_size),
         _params.one_of("test_sampling", test_sampling, _params.TEST_SAMPLINGS), materialize=True,
+        search_path=caller_search_path,
     )
     return [(snap.relation, y_column_name)]
 
@@ -268,11 +271,12 @@ def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 
 @_sql
 def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
-                 target_table: str, key_column: str) -> int:
+                 target_table: str, key_column: str, caller_search_path: str | None) -> int:
     from pyml import batch
 
     model = _model(plpy, GD, project_name)
-    return batch.predict_into(_db(plpy, GD), model, source_relation, target_table, key_column)
+    return batch.predict_into(_db(plpy, GD), model, source_relation, target_table, key_column,
+                              caller_search_path)
 
 
 # ---------------------------------------------------------------------------

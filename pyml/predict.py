@@ -210,16 +210,18 @@ def as_float4(value: Any) -> Any:
 
 
 def _to_float(values: Sequence[Any]) -> np.ndarray:
+    """Values as float64; NULL (which numpy would quietly make NaN) and NaN are refused."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        flat = np.asarray(values, dtype=object).ravel()
-        if any(v is None for v in flat):
-            raise NullValueNotAllowed(
-                "features must not be NULL",
-                detail=f"NULL at position {[i + 1 for i, v in enumerate(flat) if v is None][0]}.",
-            ) from exc
         raise DataException("features must be numbers") from exc
+    if np.isnan(array).any():
+        position = int(np.flatnonzero(np.isnan(array.ravel()))[0]) + 1
+        raise NullValueNotAllowed(
+            "features must not be NULL",
+            detail=f"Feature {position} is NULL (or NaN).",
+            hint="Replace missing values before predicting.",
+        )
     return array
 
 

@@ -8,7 +8,8 @@ it (``format('%I.%I')``, ``quote_ident``) before they appear in a query.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,24 +61,47 @@ class Relation:
         raise UndefinedColumn(f'column "{name}" does not exist in relation "{self.qualified}"')
 
 
-def resolve_relation(db: Db, name: str) -> Relation:
+def _lookup(db: Db, name: str) -> tuple[int, str] | None:
+    """The oid and quoted qualified name of relation ``name``, if it exists."""
+    rows = db.query(
+        "SELECT c.oid::int8 AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS q"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = pg_catalog.to_regclass($1)",
+        [name],
+        ["text"],
+    )
+    return (rows[0]["oid"], rows[0]["q"]) if rows else None
+
+
+@contextmanager
+def caller_search_path(db: Db, search_path: str | None) -> Iterator[None]:
+    """Resolve names as the caller would: with the caller's search_path, for a moment.
+
+    pyml functions run with ``search_path = pg_catalog, pg_temp``; the caller's value
+    comes in as an argument whose default is evaluated in the caller's context.
+    """
+    if not search_path:
+        yield
+        return
+    db.query("SELECT pg_catalog.set_config('search_path', $1, true)", [search_path], ["text"])
+    try:
+        yield
+    finally:
+        db.query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+
+
+def resolve_relation(db: Db, name: str, search_path: str | None = None) -> Relation:
     """Resolve ``name`` like any SQL name (search_path, quoting); 42P01 if it does not exist."""
     try:
-        rows = db.query(
-            "SELECT c.oid::int8 AS oid,"
-            " pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified"
-            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = pg_catalog.to_regclass($1)",
-            [name],
-            ["text"],
-        )
+        with caller_search_path(db, search_path):
+            found = _lookup(db, name)
     except Exception as exc:  # invalid name syntax: no relation can have that name
         if _sqlstate(exc) is None:
             raise
-        rows = []
-    if not rows:
+        found = None
+    if found is None:
         raise UndefinedTable(f'relation "{name}" does not exist')
-    oid, qualified = rows[0]["oid"], rows[0]["qualified"]
+    oid, qualified = found
     columns = db.query(
         "SELECT a.attname AS name, pg_catalog.quote_ident(a.attname) AS ident,"
         " pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,"
@@ -207,11 +231,14 @@ def require_project(db: Db, name: str) -> Row:
 
 
 def create_project(db: Db, name: str, task: str) -> Row:
-    return db.query(
-        "INSERT INTO pyml.projects (name, task) VALUES ($1, $2) RETURNING id, name, task",
+    """Create the project, or return it when a concurrent session just did."""
+    rows = db.query(
+        "INSERT INTO pyml.projects (name, task) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO NOTHING RETURNING id, name, task",
         [name, task],
         ["text", "text"],
-    )[0]
+    )
+    return rows[0] if rows else require_project(db, name)
 
 
 def touch_project(db: Db, project_id: int) -> None:
@@ -346,16 +373,26 @@ def feature_columns(db: Db, model_id: int | None) -> list[str]:
 
 
 def write_predictions(db: Db, target: str, key: Column, keys: Sequence[Any],
-                      predictions: Sequence[float], model_id: int | None) -> int:
+                      predictions: Sequence[float], model_id: int | None,
+                      search_path: str | None = None) -> int:
     """Append predictions to ``target`` (created when missing); return the row count."""
+    with caller_search_path(db, search_path):
+        table = _prediction_table(db, target, key)
+    rows = db.query(
+        f"INSERT INTO {table} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
+        f" SELECT k, p, $3, pg_catalog.now()"
+        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
+        " RETURNING 1",
+        [list(keys), list(predictions), model_id],
+        [f"{key.type}[]", "float4[]", "int8"],
+    )
+    return len(rows)
+
+
+def _prediction_table(db: Db, target: str, key: Column) -> str:
+    """The qualified name of ``target``, created (in the first schema of the path) if missing."""
     try:
-        found = db.query(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS q"
-            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = pg_catalog.to_regclass($1)",
-            [target],
-            ["text"],
-        )
+        found = _lookup(db, target)
         quoted = db.query(
             "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY i) AS q"
             " FROM pg_catalog.unnest(pg_catalog.parse_ident($1)) WITH ORDINALITY AS t(p, i)",
@@ -366,23 +403,14 @@ def write_predictions(db: Db, target: str, key: Column, keys: Sequence[Any],
         if _sqlstate(exc) is None:
             raise
         raise InvalidParameterValue(f'invalid table name "{target}"') from exc
-    if found:
-        table = found[0]["q"]
-    else:
-        table = quoted
+    if found is None:
         db.query(
-            f"CREATE TABLE {table} ({key.ident} {key.type}, prediction real,"
-            " model_id bigint, scored_at timestamptz NOT NULL DEFAULT now())"
+            f"CREATE TABLE {quoted} ({key.ident} {key.type}, prediction real,"
+            " model_id bigint, scored_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
         )
-    rows = db.query(
-        f"INSERT INTO {table} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
-        f" SELECT k, p, $3, pg_catalog.now()"
-        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
-        " RETURNING 1",
-        [list(keys), list(predictions), model_id],
-        [f"{key.type}[]", "float4[]", "int8"],
-    )
-    return len(rows)
+        found = _lookup(db, quoted)
+        assert found is not None
+    return found[1]
 
 
 def delete_model(db: Db, model_id: int) -> None:
@@ -491,10 +519,12 @@ def most_recent_model(db: Db, project_id: int, algorithm: str | None) -> int | N
 
 
 def previous_deployed_model(db: Db, project_id: int) -> int | None:
-    """The model of the deployment before the live one (for rollback)."""
+    """The model that was live before the live one (for rollback); redeploys are skipped."""
     rows = db.query(
-        "SELECT model_id FROM pyml.deployments WHERE project_id = $1"
-        " ORDER BY id DESC OFFSET 1 LIMIT 1",
+        "SELECT d.model_id FROM pyml.deployments d WHERE d.project_id = $1"
+        " AND d.model_id <> (SELECT l.model_id FROM pyml.deployments l"
+        "                    WHERE l.project_id = $1 ORDER BY l.id DESC LIMIT 1)"
+        " ORDER BY d.id DESC LIMIT 1",
         [project_id],
         ["int8"],
     )

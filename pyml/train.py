@@ -52,6 +52,7 @@ class TrainRequest:
     automatic_deploy: bool = True
     materialize_snapshot: bool = False
     preprocess: dict[str, Any] = field(default_factory=dict)
+    search_path: str | None = None  # the caller's, to resolve relation_name
 
 
 @dataclass
@@ -189,13 +190,14 @@ def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> 
     if not req.y_column_name:
         raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
     return take_snapshot(db, req.relation_name, req.y_column_name, task, req.test_size,
-                         req.test_sampling, req.materialize_snapshot)
+                         req.test_sampling, req.materialize_snapshot, req.search_path)
 
 
 def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
-                  test_size: float, test_sampling: str, materialize: bool) -> Snapshot:
+                  test_size: float, test_sampling: str, materialize: bool,
+                  search_path: str | None = None) -> Snapshot:
     """Read ``relation_name`` and record a snapshot: statistics and fingerprint."""
-    relation = store.resolve_relation(db, relation_name)
+    relation = store.resolve_relation(db, relation_name, search_path)
     X, labels, names, columns, fingerprint = read_training_data(db, relation, y_columns, task)
     snapshot_id = store.insert_snapshot(
         db,
@@ -230,6 +232,14 @@ def read_training_data(
                 hint="Use numeric, boolean or numeric array columns; preprocessing of text "
                 "columns arrives in a later pyml version.",
             )
+    if task == "regression":
+        for column in labels:
+            if not column.is_numeric or column.is_array:
+                raise InvalidParameterValue(
+                    f'label column "{column.name}" has type {column.type}, which cannot be a '
+                    "regression target",
+                    hint="Use task => 'classification' for class labels.",
+                )
     native = labels if task == "classification" else []
     numeric = features + ([] if native else labels)
     n, values, label_lists = store.read_columns(db, relation, numeric, native)
@@ -354,11 +364,13 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         estimator.fit(X, y)
     except ValueError as exc:
         if type(exc).__name__ == "InvalidParameterError":
-            raise InvalidParameterValue(f"invalid hyperparameter: {exc}") from exc
-        raise DataException(f"{algorithm.name} cannot be fitted on this data: {exc}") from exc
+            raise _bad_hyperparameter(algorithm, exc) from exc
+        raise DataException(
+            f'algorithm "{algorithm.name}" cannot be fitted on this data', detail=str(exc)
+        ) from exc
     except Exception as exc:
         if type(exc).__name__ in ("LightGBMError", "XGBoostError", "CatBoostError"):
-            raise InvalidParameterValue(f"invalid hyperparameter: {exc}") from exc
+            raise _bad_hyperparameter(algorithm, exc) from exc
         raise
     if search is None:
         return estimator, None
@@ -371,6 +383,18 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         for i in range(len(cv_results["params"]))
     ]
     return search.best_estimator_, results
+
+
+def _bad_hyperparameter(algorithm: _algorithms.Algorithm, exc: Exception
+                        ) -> InvalidParameterValue:
+    """A library's complaint about a hyperparameter value, in PostgreSQL style."""
+    import re
+
+    named = re.search(r"'(\w+)' parameter", str(exc))
+    what = f'hyperparameter "{named.group(1)}"' if named else "a hyperparameter"
+    return InvalidParameterValue(
+        f'invalid value for {what} of algorithm "{algorithm.name}"', detail=str(exc)
+    )
 
 
 def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,

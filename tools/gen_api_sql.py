@@ -8,7 +8,7 @@ def fn(name, args, returns, body_call, vol, extra="", comment="", strict=False, 
         code, sep, note = a.partition("--")
         code = code.rstrip().rstrip(",")
         comma = "," if i < len(args) - 1 else ""
-        norm.append(f"    {code}{comma}".ljust(50) + (f"-- {note.strip()}" if sep else "").rstrip())
+        norm.append((f"    {code}{comma}".ljust(49) + " " + (f"-- {note.strip()}" if sep else "")).rstrip())
     argtxt = "\n".join(norm)
     attrs = [f"LANGUAGE plpython3u", vol]
     if strict: attrs.append("STRICT")
@@ -29,6 +29,9 @@ def argsig(args):
     return ", ".join(sig)
 
 files = {}
+# Evaluated in the caller's context, before the function's own SET search_path applies:
+# relation names resolve like any SQL name in the caller's session.
+CALLER = "caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)"
 # ---------------- boot / version
 files["000_boot.sql"] = """-- ============================================================================
 -- Session bootstrap: find the package, check its version, cache it in GD.
@@ -98,7 +101,7 @@ $$;
 COMMENT ON FUNCTION pyml._boot() IS
     'Loads the pyml package from setting pyml.venv into this session (once)';
 
-""" + fn("version", [], "text", "version(plpy, GD)", "STABLE", comment="The version of the pyml Python package", parallel="SAFE", argsig="")
+""" + fn("version", [], "text", "version(plpy, GD)", "STABLE", comment="The version of the pyml Python package", argsig="")
 
 # ---------------- train
 train_args = lambda ytype, ydesc: [
@@ -117,8 +120,9 @@ train_args = lambda ytype, ydesc: [
  "automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model",
  "materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>",
  "preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)",
+ CALLER,
 ]
-call = "train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)"
+call = "train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)"
 files["train.sql"] = '''-- ============================================================================
 -- Training: snapshot a relation, fit, evaluate, store the model, maybe deploy
 -- ============================================================================
@@ -138,10 +142,11 @@ COMMENT ON TYPE pyml.snapshot_result IS 'One row returned by pyml.snapshot';
    "y_column_name text,                           -- the label column",
    "test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1",
    "test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)",
-   "preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)"],
-   "SETOF pyml.snapshot_result", "snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess)", "VOLATILE",
+   "preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)",
+   CALLER],
+   "SETOF pyml.snapshot_result", "snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess, caller_search_path)", "VOLATILE",
    comment="Copies a relation into pyml.snapshot_<id> with its column statistics, for later training",
-   argsig="text, text, real, text, jsonb")
+   argsig="text, text, real, text, jsonb, text")
 
 # ---------------- predict
 ARRAYS = ["real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]", "numeric[]", "boolean[]"]
@@ -158,8 +163,13 @@ def predict_block(name, pyname, returns, comment_proj, comment_id, arrays=ARRAYS
             args = [f"{keyarg} -- {'the project: its live model is used' if keyname == 'project_name' else 'a model by id, deployed or not'}",
                     f"{sqlname} {t} -- {desc}"]
             out.append(fn(name, args, returns, f"{pyname}(plpy, GD, {keyname}, {argname})", "STABLE", strict=True,
-                          parallel="SAFE", comment=comment, argsig=f"{keyarg.split()[1]}, {t}"))
+                          parallel=PREDICT_PARALLEL, comment=comment, argsig=f"{keyarg.split()[1]}, {t}"))
     return "\n".join(out)
+
+# PL/Python runs every plpy.execute in a subtransaction, and parallel mode (leader included)
+# forbids them: a predict that looks up the live model cannot run under a Gather.
+PREDICT_PARALLEL = "UNSAFE"
+
 
 def row_block(name, pyname, returns, keyarg, keyname, comment):
     keytype = keyarg.split()[1]
@@ -167,11 +177,12 @@ def row_block(name, pyname, returns, keyarg, keyname, comment):
                                     "features json -- to_json of the row: names and values, in column order",
                                     "row_type oid -- the row's type, to read real columns exactly"],
                   returns, f"{pyname}_row(plpy, GD, {keyname}, features, row_type)", "STABLE", strict=True,
-                  parallel="SAFE", comment=f"Internal: {name} of a row passed as JSON", argsig=f"{keytype}, json, oid")
+                  parallel=PREDICT_PARALLEL, comment=f"Internal: {name} of a row passed as JSON", argsig=f"{keytype}, json, oid")
     wrapper_args = f"    {keyarg},".ljust(50) + "-- " + ("the project: its live model is used" if keyname == "project_name" else "a model by id, deployed or not") + "\n" + \
         '    "row" anyelement'.ljust(50) + "-- a table row or ROW(...) of features"
     wrapper = (f"CREATE FUNCTION pyml.{name}(\n{wrapper_args}\n) RETURNS {returns}\n"
-               "LANGUAGE sql\nSTABLE\nSTRICT\nPARALLEL SAFE\nSET search_path = pg_catalog, pg_temp\n"
+               f"LANGUAGE sql\nSTABLE\nSTRICT\nPARALLEL {PREDICT_PARALLEL}\n"
+               "SET search_path = pg_catalog, pg_temp\n"
                f"AS $$\n    SELECT pyml._{name}_row({keyname}, pg_catalog.to_json(\"row\"), pg_catalog.pg_typeof(\"row\")::oid)\n$$;\n"
                f"COMMENT ON FUNCTION pyml.{name}({keytype}, anyelement) IS\n    '{comment} (from a row: mixed column types)';\n")
     return internal + "\n" + wrapper
@@ -200,10 +211,11 @@ files["predict.sql"] = '''-- ===================================================
     "project_name text,                            -- the project: its live model is used",
     "source_relation text,                         -- table or view with the feature columns",
     "target_table text,                            -- where predictions go (created if missing)",
-    "key_column text DEFAULT 'id'                  -- identifies rows of source_relation"],
-    "bigint", "predict_into(plpy, GD, project_name, source_relation, target_table, key_column)", "VOLATILE",
+    "key_column text DEFAULT 'id'                  -- identifies rows of source_relation",
+    CALLER],
+    "bigint", "predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)", "VOLATILE",
     comment="Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count",
-    argsig="text, text, text, text")
+    argsig="text, text, text, text, text")
 
 # ---------------- deploy
 files["deploy.sql"] = '''-- ============================================================================
@@ -225,7 +237,7 @@ COMMENT ON TYPE pyml.deploy_result IS 'One row returned by pyml.deploy';
   fn("deployed_model", [
     "project_name text,                            -- the project",
     "at timestamptz DEFAULT now()                  -- the moment asked about"],
-    "bigint", "deployed_model(plpy, GD, project_name, at)", "STABLE", strict=True, parallel="SAFE",
+    "bigint", "deployed_model(plpy, GD, project_name, at)", "STABLE", strict=True,
     comment="The id of the model that was live in a project at a given time (NULL before the first deployment)", argsig="text, timestamp with time zone")
 
 # ---------------- manage

@@ -71,7 +71,7 @@ CREATE FUNCTION pyml.version(
 ) RETURNS text
 LANGUAGE plpython3u
 STABLE
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:

@@ -45,7 +45,7 @@ CREATE FUNCTION pyml.deployed_model(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:

@@ -11,7 +11,7 @@ CREATE FUNCTION pyml._predict_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -28,7 +28,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -43,7 +43,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -60,7 +60,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -77,7 +77,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -94,7 +94,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -111,7 +111,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -128,7 +128,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -145,7 +145,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -163,7 +163,7 @@ CREATE FUNCTION pyml._predict_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -180,7 +180,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -195,7 +195,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -212,7 +212,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -229,7 +229,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -246,7 +246,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -263,7 +263,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -280,7 +280,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -297,7 +297,7 @@ CREATE FUNCTION pyml.predict(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -315,7 +315,7 @@ CREATE FUNCTION pyml._predict_label_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -332,7 +332,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_label_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -347,7 +347,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -364,7 +364,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -381,7 +381,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -398,7 +398,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -415,7 +415,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -432,7 +432,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -449,7 +449,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -467,7 +467,7 @@ CREATE FUNCTION pyml._predict_label_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -484,7 +484,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_label_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -499,7 +499,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -516,7 +516,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -533,7 +533,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -550,7 +550,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -567,7 +567,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -584,7 +584,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -601,7 +601,7 @@ CREATE FUNCTION pyml.predict_label(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -619,7 +619,7 @@ CREATE FUNCTION pyml._predict_proba_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -636,7 +636,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_proba_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -651,7 +651,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -668,7 +668,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -685,7 +685,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -702,7 +702,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -719,7 +719,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -736,7 +736,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -753,7 +753,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -771,7 +771,7 @@ CREATE FUNCTION pyml._predict_proba_row(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -788,7 +788,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE sql
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pyml._predict_proba_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
@@ -803,7 +803,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -820,7 +820,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -837,7 +837,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -854,7 +854,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -871,7 +871,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -888,7 +888,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -905,7 +905,7 @@ CREATE FUNCTION pyml.predict_proba(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -922,7 +922,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -939,7 +939,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -956,7 +956,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -973,7 +973,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -990,7 +990,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1007,7 +1007,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1024,7 +1024,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1041,7 +1041,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1058,7 +1058,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1075,7 +1075,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1092,7 +1092,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1109,7 +1109,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1126,7 +1126,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1143,7 +1143,7 @@ CREATE FUNCTION pyml.predict_joint(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1160,7 +1160,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1177,7 +1177,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1194,7 +1194,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1211,7 +1211,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1228,7 +1228,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1245,7 +1245,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1262,7 +1262,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1279,7 +1279,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1296,7 +1296,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1313,7 +1313,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1330,7 +1330,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1347,7 +1347,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1364,7 +1364,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1381,7 +1381,7 @@ CREATE FUNCTION pyml.predict_batch(
 LANGUAGE plpython3u
 STABLE
 STRICT
-PARALLEL SAFE
+PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -1395,7 +1395,8 @@ CREATE FUNCTION pyml.predict_into(
     project_name text,                            -- the project: its live model is used
     source_relation text,                         -- table or view with the feature columns
     target_table text,                            -- where predictions go (created if missing)
-    key_column text DEFAULT 'id'                  -- identifies rows of source_relation
+    key_column text DEFAULT 'id',                 -- identifies rows of source_relation
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
 LANGUAGE plpython3u
 VOLATILE
@@ -1404,7 +1405,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_into(plpy, GD, project_name, source_relation, target_table, key_column)
+return GD["pyml"].predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.predict_into(text, text, text, text) IS
+COMMENT ON FUNCTION pyml.predict_into(text, text, text, text, text) IS
     'Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count';

@@ -23,7 +23,8 @@ CREATE FUNCTION pyml.train(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
 VOLATILE
@@ -32,9 +33,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.train(text, text, text, text, text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+COMMENT ON FUNCTION pyml.train(text, text, text, text, text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb, text) IS
     'Trains a model on a relation, stores it as a versioned row and deploys it when it beats the live model';
 
 CREATE FUNCTION pyml.train_joint(
@@ -52,7 +53,8 @@ CREATE FUNCTION pyml.train_joint(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
 VOLATILE
@@ -61,9 +63,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess)
+return GD["pyml"].train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.train_joint(text, text, text, text[], text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb) IS
+COMMENT ON FUNCTION pyml.train_joint(text, text, text, text[], text, jsonb, text, jsonb, jsonb, real, text, text, boolean, boolean, jsonb, text) IS
     'Trains a multi-target regression model (one prediction per label column)';
 
 CREATE FUNCTION pyml.snapshot(
@@ -71,7 +73,8 @@ CREATE FUNCTION pyml.snapshot(
     y_column_name text,                           -- the label column
     test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
     test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
-    preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
 LANGUAGE plpython3u
 VOLATILE
@@ -80,7 +83,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess)
+return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess, caller_search_path)
 $$;
-COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb) IS
+COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
     'Copies a relation into pyml.snapshot_<id> with its column statistics, for later training';
