@@ -95,8 +95,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'models' AND OLD.status = 'in_progress' THEN
-        RETURN NEW;
+    IF TG_TABLE_NAME = 'models' THEN
+        IF OLD.status = 'in_progress' THEN
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
         USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -145,13 +145,23 @@ class Algorithm:
             names |= _lightgbm_parameter_names()
         return names
 
+    def _suggest(self, name: str, allowed: set[str]) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(allowed), n=3)
+        if close:
+            return "Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+        own = sorted(self.estimator_class()().get_params())
+        return "Valid hyperparameters: " + ", ".join(own) + "."
+
     def make(self, hyperparams: dict[str, Any]) -> Any:
         """Build the estimator with pyml's defaults overridden by ``hyperparams``."""
-        unknown = sorted(set(hyperparams) - self.allowed_params())
+        allowed = self.allowed_params()
+        unknown = sorted(set(hyperparams) - allowed)
         if unknown:
             raise InvalidParameterValue(
                 f'unknown hyperparameter "{unknown[0]}" for algorithm "{self.name}"',
-                hint="Valid hyperparameters: " + ", ".join(sorted(self.allowed_params())) + ".",
+                hint=self._suggest(unknown[0], allowed),
             )
         params = {**self.defaults(), **hyperparams}
         return self.estimator_class()(**params)

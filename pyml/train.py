@@ -362,6 +362,8 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         estimator = search
     try:
         estimator.fit(X, y)
+    except TypeError as exc:  # e.g. a string where a library compares numbers
+        raise _bad_hyperparameter(algorithm, exc) from exc
     except ValueError as exc:
         if type(exc).__name__ == "InvalidParameterError":
             raise _bad_hyperparameter(algorithm, exc) from exc

@@ -287,7 +287,7 @@ def test_deployments_cannot_be_updated(conn: psycopg.Connection, project: str,
     project_id = one(conn, "SELECT id FROM pyml.projects WHERE name = %s", (project,))
     before = conn.execute("SELECT * FROM pyml.deployments WHERE project_id = %s ORDER BY id",
                           (project_id,)).fetchall()
-    with pytest.raises(psycopg.Error):
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be changed"):
         conn.execute(change, (project_id,))
     after = conn.execute("SELECT * FROM pyml.deployments WHERE project_id = %s ORDER BY id",
                          (project_id,)).fetchall()
@@ -298,13 +298,13 @@ def test_deployments_cannot_be_updated_by_a_superuser(
     conn: psycopg.Connection, project: str, admin_url: str, two_models: tuple[int, int]
 ) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        with pytest.raises(psycopg.Error):
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             admin.execute(
                 "UPDATE pyml.deployments SET strategy = 'specific' WHERE project_id ="
                 " (SELECT id FROM pyml.projects WHERE name = %s)",
                 (project,),
             )
-        with pytest.raises(psycopg.Error):
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             admin.execute(
                 "UPDATE pyml.models SET metrics = '{\"r2\": 1.0}' WHERE project_id ="
                 " (SELECT id FROM pyml.projects WHERE name = %s)",
@@ -326,7 +326,7 @@ def test_models_cannot_be_updated(conn: psycopg.Connection, two_models: tuple[in
                                   change: str) -> None:
     linear, _ = two_models
     before = conn.execute("SELECT * FROM pyml.models WHERE id = %s", (linear,)).fetchone()
-    with pytest.raises(psycopg.Error):
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         conn.execute(change, (linear,))
     assert conn.execute("SELECT * FROM pyml.models WHERE id = %s", (linear,)).fetchone() == before
 

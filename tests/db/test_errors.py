@@ -159,6 +159,10 @@ CASES = [
          train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
                    " hyperparams => '{\"n_neighbors\": -1}'"),
          e.InvalidParameterValue, "n_neighbors"),
+    Case("hyperparameter-type",
+         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'lightgbm',"
+                   " hyperparams => '{\"n_estimators\": \"many\"}'"),
+         e.InvalidParameterValue, "hyperparameter"),
     Case("search-parameter-name",
          train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
                    " search => 'grid', search_params => '{\"no_such_knob\": [1, 2]}'"),

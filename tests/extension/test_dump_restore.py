@@ -1,0 +1,150 @@
+"""Models are data: pg_dump/pg_restore carries trained models to another database.
+
+Two models are trained in the module's database (LightGBM on breast_cancer, linear on
+diabetes), the database is dumped (custom format) and restored into a new empty one;
+the registry rows come back unchanged, and both databases predict the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pyml._cluster import PG_BIN, Cluster
+
+pytestmark = pytest.mark.slow
+
+REGISTRY = {
+    "projects": "id",
+    "snapshots": "id",
+    "models": "id",
+    "files": "model_id, part",
+    "deployments": "id",
+}
+BREAST_CANCER = "Dump Breast Cancer"
+DIABETES = "Dump Diabetes"
+
+
+def _run(*argv: str) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{argv[0]} failed:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def trained(admin_url: str, url: str) -> str:
+    """The module's database with two trained, deployed models; returns its superuser URL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        row = conn.execute(
+            "SELECT deployed FROM pyml.train(%s, 'classification', 'pyml.breast_cancer',"
+            " 'malignant', algorithm => 'lightgbm')",
+            (BREAST_CANCER,),
+        ).fetchone()
+        assert row == (True,)
+        row = conn.execute(
+            "SELECT deployed FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target')",
+            (DIABETES,),
+        ).fetchone()
+        assert row == (True,)
+    return admin_url
+
+
+@pytest.fixture(scope="module")
+def restored(cluster: Cluster, trained: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[str]:
+    """A new database restored from a pg_dump -Fc of the trained one; returns its URL."""
+    dump = tmp_path_factory.mktemp("dump") / "pyml.dump"
+    _run(str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", trained)
+    name = f"pyml_restored_{os.getpid()}"
+    identifier = sql.Identifier(name)
+    with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(identifier))
+    try:
+        _run(str(PG_BIN / "pg_restore"), "--exit-on-error", "-d", cluster.uri(name), str(dump))
+        yield cluster.uri(name)
+    finally:
+        with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+
+
+def _rows(url: str, table: str, order: str) -> list[object]:
+    with psycopg.connect(url) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                sql.SQL("SELECT pg_catalog.to_jsonb(t)::text FROM {} t ORDER BY {}").format(
+                    sql.Identifier("pyml", table), sql.SQL(order)  # fixed names from REGISTRY
+                )
+            )
+        ]
+
+
+def _predictions(url: str) -> dict[str, list[object]]:
+    """Every prediction of both live models, in a new session (nothing cached)."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SET client_min_messages = warning")
+        cancer = conn.execute(
+            "SELECT pyml.predict(%(p)s, b), pyml.predict_proba(%(p)s, b),"
+            " pyml.predict_label(%(p)s, b)"
+            " FROM pyml.breast_cancer b ORDER BY \"mean radius\", \"mean texture\"",
+            {"p": BREAST_CANCER},
+        ).fetchall()
+        diabetes = conn.execute(
+            "SELECT pyml.predict(%(p)s, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6]),"
+            " pyml.predict(%(p)s, d)"
+            " FROM pyml.diabetes d ORDER BY target, bmi, bp",
+            {"p": DIABETES},
+        ).fetchall()
+    return {"breast_cancer": cancer, "diabetes": diabetes}
+
+
+@pytest.mark.parametrize("table", sorted(REGISTRY))
+def test_registry_rows_are_restored(trained: str, restored: str, table: str) -> None:
+    original = _rows(trained, table, REGISTRY[table])
+    assert original, f"pyml.{table} is empty before the dump"
+    assert _rows(restored, table, REGISTRY[table]) == original
+
+
+def test_restored_models_are_the_trained_ones(restored: str) -> None:
+    with psycopg.connect(restored) as conn:
+        rows = conn.execute(
+            "SELECT p.name, m.algorithm, m.status, f.format, f.sha256 = pg_catalog.encode("
+            "pg_catalog.sha256(f.data), 'hex'), d.model_id = m.id"
+            " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " JOIN pyml.files f ON f.model_id = m.id"
+            " JOIN pyml.deployed_models d ON d.project = p.name"
+            " WHERE p.name IN (%s, %s) ORDER BY p.name",
+            (BREAST_CANCER, DIABETES),
+        ).fetchall()
+    assert rows == [
+        (BREAST_CANCER, "lightgbm", "successful", "lightgbm-text", True, True),
+        (DIABETES, "linear", "successful", "skops", True, True),
+    ]
+
+
+def test_predictions_are_identical(trained: str, restored: str) -> None:
+    original = _predictions(trained)
+    assert len(original["breast_cancer"]) == 569 and len(original["diabetes"]) == 442
+    assert _predictions(restored) == original
+
+
+def test_restored_sequences_continue(trained: str, restored: str) -> None:
+    """Identity sequences are dumped too: a new model gets a new id, not a used one."""
+    with psycopg.connect(trained) as conn:
+        (last,) = conn.execute("SELECT max(id) FROM pyml.models").fetchone()
+    with psycopg.connect(restored, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("SELECT * FROM pyml.train(%s, algorithm => 'ridge')", (DIABETES,))
+        (new,) = conn.execute(
+            "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s",
+            (DIABETES,),
+        ).fetchone()
+    assert new == last + 1
+
