@@ -1,5 +1,6 @@
-# Generator of the repetitive overloads in sql/api/*.sql: python3 tools/gen_api_sql.py sql/api
-# The committed SQL is the source of truth; re-run only to regenerate all stubs at once.
+# Generator of sql/api/predict.sql, whose ~100 overloads differ only in argument types:
+#     python3 tools/gen_api_sql.py sql/api
+# The other files in sql/api/ are written by hand.
 BOOT = '''if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")'''
 def fn(name, args, returns, body_call, vol, extra="", comment="", strict=False, parallel="UNSAFE", argsig=None):
@@ -30,124 +31,9 @@ def argsig(args):
 
 files = {}
 # Evaluated in the caller's context, before the function's own SET search_path applies:
-# relation names resolve like any SQL name in the caller's session.
+# relation names resolve like any SQL name in the caller's session (see sql/api/train.sql).
 CALLER = "caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)"
 # ---------------- boot / version
-files["000_boot.sql"] = """-- ============================================================================
--- Session bootstrap: find the package, check its version, cache it in GD.
--- It never raises: on failure it leaves in GD["pyml"] an object whose every
--- call raises the reason, so the error comes from the function the user called.
--- ============================================================================
-
-CREATE FUNCTION pyml._boot() RETURNS void
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
-SECURITY DEFINER  -- to read pg_file_settings: only the server's configuration decides
-SET search_path = pg_catalog, pg_temp
-AS $$
-import os
-import site
-import sys
-
-
-class Unavailable:
-    def __init__(self, message, detail=None, hint=None, sqlstate="55000"):
-        self.error = dict(detail=detail, hint=hint, sqlstate=sqlstate)
-        self.message = message
-
-    def __getattr__(self, name):
-        def fail(plpy, GD, *args):
-            GD.pop("pyml", None)  # try again on the next call
-            plpy.error(self.message, **self.error)
-        return fail
-
-
-# Only the server's configuration files may decide which code this backend runs:
-# a session's SET pyml.venv is ignored.
-rows = plpy.execute(
-    "SELECT setting FROM pg_catalog.pg_file_settings"
-    " WHERE name = 'pyml.venv' AND error IS NULL ORDER BY seqno DESC LIMIT 1"
-)
-venv = rows[0]["setting"] if rows.nrows() else None
-lib = venv and os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
-if not venv:
-    GD["pyml"] = Unavailable(
-        'setting "pyml.venv" is not set in the server configuration',
-        hint="Add pyml.venv = '/path/to/venv' (the virtual environment that has the pyml "
-        "package) to postgresql.conf, then SELECT pg_reload_conf();",
-    )
-elif not os.path.isdir(lib):
-    GD["pyml"] = Unavailable(
-        'setting "pyml.venv" is not a Python %d.%d virtual environment' % sys.version_info[:2],
-        detail="Directory %s does not exist." % lib,
-        hint="Build the venv with the server's Python (%s)." % sys.executable,
-    )
-else:
-    if lib not in sys.path:
-        before = list(sys.path)
-        site.addsitedir(lib)
-        sys.path[:] = [p for p in sys.path if p not in before] + before
-    try:
-        from pyml import _sqlapi
-    except ImportError as exc:
-        GD["pyml"] = Unavailable(
-            "the pyml package cannot be imported from %s" % lib,
-            detail=str(exc),
-            hint="pip install pyml in that virtual environment.",
-        )
-    else:
-        problem = _sqlapi.version_problem(plpy)
-        GD["pyml"] = _sqlapi if problem is None else Unavailable(**problem)
-$$;
-COMMENT ON FUNCTION pyml._boot() IS
-    'Loads the pyml package from setting pyml.venv into this session (once)';
-
-""" + fn("version", [], "text", "version(plpy, GD)", "STABLE", comment="The version of the pyml Python package", argsig="")
-
-# ---------------- train
-train_args = lambda ytype, ydesc: [
- "project_name text,                            -- the project: created on its first training",
- "task text DEFAULT NULL,                       -- regression | classification (first call only)",
- "relation_name text DEFAULT NULL,              -- table or view to train on; NULL: last snapshot",
- f"y_column_name {ytype} DEFAULT NULL,{' ' * (22 - len(ytype))}-- {ydesc}",
- "algorithm text DEFAULT 'linear',              -- see the README for the list",
- "hyperparams jsonb DEFAULT '{}',               -- estimator parameters, checked by name",
- "search text DEFAULT NULL,                     -- NULL | grid | random",
- "search_params jsonb DEFAULT '{}',             -- {\"param\": [values, ...]}",
- "search_args jsonb DEFAULT '{}',               -- {\"n_iter\": 10, \"cv\": 5}",
- "test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1",
- "test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)",
- "runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used",
- "automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model",
- "materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>",
- "preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)",
- CALLER,
-]
-call = "train(plpy, GD, project_name, task, relation_name, y_column_name, algorithm, hyperparams, search, search_params, search_args, test_size, test_sampling, runtime, automatic_deploy, materialize_snapshot, preprocess, caller_search_path)"
-files["train.sql"] = '''-- ============================================================================
--- Training: snapshot a relation, fit, evaluate, store the model, maybe deploy
--- ============================================================================
-
-CREATE TYPE pyml.train_result AS (project text, task text, algorithm text, deployed boolean);
-COMMENT ON TYPE pyml.train_result IS 'One row returned by pyml.train';
-
-CREATE TYPE pyml.snapshot_result AS (relation text, y_column_name text);
-COMMENT ON TYPE pyml.snapshot_result IS 'One row returned by pyml.snapshot';
-
-''' + fn("train", train_args("text", "the label column"), "SETOF pyml.train_result", call, "VOLATILE",
-   comment="Trains a model on a relation, stores it as a versioned row and deploys it when it beats the live model", argsig=argsig(train_args("text","")).replace("project_name ","")) + "\n" + \
- fn("train_joint", train_args("text[]", "the label columns (regression)"), "SETOF pyml.train_result", call, "VOLATILE",
-   comment="Trains a multi-target regression model (one prediction per label column)", argsig=argsig(train_args("text[]",""))) + "\n" + \
- fn("snapshot", [
-   "relation_name text,                           -- table or view to snapshot",
-   "y_column_name text,                           -- the label column",
-   "test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1",
-   "test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)",
-   "preprocess jsonb DEFAULT '{}'                 -- per-column preprocessing (later versions)",
-   CALLER],
-   "SETOF pyml.snapshot_result", "snapshot(plpy, GD, relation_name, y_column_name, test_size, test_sampling, preprocess, caller_search_path)", "VOLATILE",
-   comment="Copies a relation into pyml.snapshot_<id> with its column statistics, for later training",
-   argsig="text, text, real, text, jsonb, text")
-
 # ---------------- predict
 ARRAYS = ["real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]", "numeric[]", "boolean[]"]
 def predict_block(name, pyname, returns, comment_proj, comment_id, arrays=ARRAYS, row=True, setof=False):
@@ -216,55 +102,6 @@ files["predict.sql"] = '''-- ===================================================
     "bigint", "predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)", "VOLATILE",
     comment="Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count",
     argsig="text, text, text, text, text")
-
-# ---------------- deploy
-files["deploy.sql"] = '''-- ============================================================================
--- Deployment: append-only history; the live model is the latest deployment
--- ============================================================================
-
-CREATE TYPE pyml.deploy_result AS (project text, strategy text, algorithm text, model_id bigint);
-COMMENT ON TYPE pyml.deploy_result IS 'One row returned by pyml.deploy';
-
-''' + fn("deploy", [
-    "project_name text,                            -- the project",
-    "strategy text DEFAULT 'best_score',           -- best_score | most_recent | rollback",
-    "algorithm text DEFAULT NULL                   -- only consider models of this algorithm"],
-    "SETOF pyml.deploy_result", "deploy(plpy, GD, project_name, strategy, algorithm)", "VOLATILE",
-    comment="Deploys the model of a project chosen by a strategy", argsig="text, text, text") + "\n" + \
-  fn("deploy", ["model_id bigint                                -- the model to deploy"],
-    "SETOF pyml.deploy_result", "deploy_model(plpy, GD, model_id)", "VOLATILE", strict=True,
-    comment="Deploys one model by id (strategy specific)", argsig="bigint") + "\n" + \
-  fn("deployed_model", [
-    "project_name text,                            -- the project",
-    "at timestamptz DEFAULT now()                  -- the moment asked about"],
-    "bigint", "deployed_model(plpy, GD, project_name, at)", "STABLE", strict=True,
-    comment="The id of the model that was live in a project at a given time (NULL before the first deployment)", argsig="text, timestamp with time zone")
-
-# ---------------- manage
-files["manage.sql"] = '''-- ============================================================================
--- Data and management
--- ============================================================================
-
-CREATE TYPE pyml.dataset_result AS (table_name text, "rows" bigint);
-COMMENT ON TYPE pyml.dataset_result IS 'One row returned by pyml.load_dataset';
-
-''' + fn("load_dataset", [
-    "source text,                                  -- breast_cancer | diabetes | digits | iris | linnerud | wine",
-    "subset text DEFAULT NULL,                     -- accepted for compatibility; must be NULL",
-    '"limit" bigint DEFAULT NULL,                  -- load at most this many rows',
-    "kwargs jsonb DEFAULT '{}'                     -- accepted for compatibility; must be empty"],
-    "SETOF pyml.dataset_result", "load_dataset(plpy, GD, source, subset, limit, kwargs)", "VOLATILE",
-    comment="Creates pyml.<source> from a dataset shipped with scikit-learn (offline), with pgml column names", argsig="text, text, bigint, jsonb") + "\n" + \
-  fn("delete_model", [
-    "model_id bigint,                              -- the model to delete",
-    "force boolean DEFAULT false                   -- also when it is the live model"],
-    "void", "delete_model(plpy, GD, model_id, force)", "VOLATILE", strict=True,
-    comment="Deletes a model and its artifacts and deployments; refuses the live model unless forced", argsig="bigint, boolean") + "\n" + \
-  fn("delete_project", [
-    "project_name text,                            -- the project to delete",
-    "force boolean DEFAULT false                   -- also when a model is live"],
-    "void", "delete_project(plpy, GD, project_name, force)", "VOLATILE", strict=True,
-    comment="Deletes a project with all its models; refuses when a model is live unless forced", argsig="text, boolean")
 
 import sys, os
 out = sys.argv[1]
