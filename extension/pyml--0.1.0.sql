@@ -204,6 +204,26 @@ COMMENT ON VIEW pyml.deployed_models IS 'The live model of each project (its lat
 COMMENT ON VIEW pyml.trained_models IS 'One row per model, with whether it is live';
 COMMENT ON VIEW pyml.overview IS 'One row per deployment, with its model and training data';
 
+-- source: sql/schema/003_board.sql
+-- ============================================================================
+-- Deployments announce themselves to the backends' model caches (pyml._board):
+-- whatever adds or removes a deployment row, every session notices.
+-- ============================================================================
+
+CREATE FUNCTION pyml._announce() RETURNS trigger
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].announce(plpy, GD, TD)
+$$;
+COMMENT ON FUNCTION pyml._announce() IS
+    'Trigger: tells the sessions of this server that a deployment was added or removed';
+
+CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+
 -- source: sql/api/000_boot.sql
 -- ============================================================================
 -- Session bootstrap: find the package, check its version, cache it in GD.
@@ -1922,4 +1942,4 @@ COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
 GRANT USAGE ON SCHEMA pyml TO PUBLIC;
 GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.deployments,
     pyml.overview, pyml.trained_models, pyml.deployed_models TO PUBLIC;
-REVOKE EXECUTE ON FUNCTION pyml._refuse_update() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce() FROM PUBLIC;

@@ -112,9 +112,9 @@ def load(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
 
 
 def _load_lightgbm(blob: bytes) -> Any:
-    import lightgbm
+    from pyml._lgbm import Booster
 
-    return lightgbm.Booster(model_str=blob.decode())
+    return Booster(blob)
 
 
 def _load_xgboost(blob: bytes) -> Any:

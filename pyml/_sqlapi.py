@@ -17,7 +17,6 @@ from pyml import __version__, _params, store
 from pyml._db import PlpyDb
 from pyml.errors import (
     InvalidParameterValue,
-    ObjectNotInPrerequisiteState,
     PymlError,
 )
 
@@ -158,31 +157,21 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
 # ---------------------------------------------------------------------------
 
 
+def _serving(plpy: Any, GD: dict[str, Any]) -> Any:
+    serving = GD.get("pyml.serving")
+    if serving is None:
+        from pyml._session import Serving
+
+        serving = GD["pyml.serving"] = Serving(_db(plpy, GD))
+    return serving
+
+
 def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> Any:
     """The live model of a project (by name) or a model by id, loaded once per session."""
-    from pyml.predict import Model, ModelCache
-
-    db = _db(plpy, GD)
+    serving = GD.get("pyml.serving") or _serving(plpy, GD)
     if isinstance(project_or_id, str):
-        project, model_id = store.live_model_id(db, project_or_id)
-        if model_id is None:
-            raise ObjectNotInPrerequisiteState(
-                f'project "{project_or_id}" has no deployed model',
-                hint=f"Call pyml.deploy('{project_or_id}') first.",
-            )
-    else:
-        model_id = project_or_id
-    cache = GD.get("pyml.models")
-    if cache is None:
-        cache = GD["pyml.models"] = ModelCache()
-    model = cache.get(model_id)
-    if model is None:
-        row = store.get_model(db, model_id)
-        if row["status"] != "successful":
-            raise ObjectNotInPrerequisiteState(f"model {model_id} was not trained successfully")
-        files = store.model_files(db, model_id)
-        model = cache.put(Model.from_rows(row, files, store.feature_columns(db, model_id)))
-    return model
+        return serving.live_model(_db(plpy, GD), project_or_id)
+    return serving.model(_db(plpy, GD), project_or_id)
 
 
 def _row(model: Any, features: Any) -> Any:
@@ -198,6 +187,8 @@ def _row(model: Any, features: Any) -> Any:
 def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
     """``pyml.predict``: by project name or model id, from an array or a row."""
     model = _model(plpy, GD, project)
+    if isinstance(features, list):
+        return model.predict_one(features)  # type: ignore[no-any-return]
     return float(model.predict(_row(model, features))[0])
 
 
@@ -328,9 +319,9 @@ def delete_model(plpy: Any, GD: dict[str, Any], model_id: int, force: bool) -> N
     from pyml import deploy as deployment
 
     deployment.delete_model(_db(plpy, GD), model_id, bool(force))
-    cache = GD.get("pyml.models")
-    if cache is not None:
-        cache.discard(model_id)
+    serving = GD.get("pyml.serving")
+    if serving is not None:
+        serving.forget(model_id)
 
 
 @_sql
@@ -338,3 +329,19 @@ def delete_project(plpy: Any, GD: dict[str, Any], project_name: str, force: bool
     from pyml import deploy as deployment
 
     deployment.delete_project(_db(plpy, GD), project_name, bool(force))
+
+
+def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
+    """Trigger on pyml.deployments: pin a note for the sessions' caches (see pyml._board)."""
+    from pyml import _board
+    from pyml._session import announce
+
+    board = GD.get("pyml.board")
+    if board is None:
+        try:
+            board = GD["pyml.board"] = _board.Board()
+        except OSError:  # sessions then look the live model up on every call
+            return
+    row = TD["new"] if TD["event"] == "INSERT" else TD["old"]
+    kind = _board.DEPLOYED if TD["event"] == "INSERT" else _board.DELETED
+    announce(_db(plpy, GD), board, kind, row["id"], row["model_id"])

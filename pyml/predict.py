@@ -37,6 +37,7 @@ class Model:
     format: str
     parts: list[Any]
     columns: list[str] = field(default_factory=list)  # training relation columns, in order
+    _online: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
@@ -111,6 +112,54 @@ class Model:
         return self.proba(X)[:, 1]
 
     # -- what the SQL functions return -----------------------------------------
+
+    def predict_one(self, features: list[Any]) -> float:
+        """``pyml.predict`` of one row given as a SQL array (the online path)."""
+        online = self._online
+        if online is None:
+            online = self._online = self._online_predictor()
+        return online(features)  # type: ignore[no-any-return]
+
+    def _online_predictor(self) -> Any:
+        """A function of one row, lean for LightGBM: no numpy, one C call."""
+        n = self.num_features
+
+        def general(features: list[Any]) -> float:
+            return float(self.predict(features_from_array(features, n))[0])
+
+        if self.format != "lightgbm-text" or len(self.parts) != 1:
+            return general
+        booster = self.parts[0]
+        if self.task != "classification":
+            def value(features: list[Any]) -> float:
+                if len(features) != n or None in features:
+                    return general(features)
+                try:
+                    total = sum(features)
+                    result = booster.predict_row(features)
+                except TypeError:  # nested (multi-dimensional) arrays
+                    return general(features)
+                return result if total == total else general(features)  # NaN: refused
+            return value
+        classes = self.classes or []
+        if not classes or isinstance(classes[0], str):
+            return general
+        labels = [float(c) for c in classes]
+
+        def label(features: list[Any]) -> float:
+            if len(features) != n or None in features:
+                return general(features)
+            try:
+                total = sum(features)
+                p = booster.predict_row(features)
+            except TypeError:
+                return general(features)
+            if total != total:
+                return general(features)
+            if isinstance(p, float):  # binary: probability of the second class
+                return labels[1] if p > 0.5 else labels[0]
+            return labels[max(range(len(p)), key=p.__getitem__)]
+        return label
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""

@@ -541,6 +541,40 @@ def deployed_model_at(db: Db, project_id: int, at: Any) -> int | None:
     return rows[0]["model_id"] if rows else None
 
 
+def database_oid(db: Db) -> int:
+    return int(db.query(
+        "SELECT oid::int8 AS oid FROM pg_catalog.pg_database"
+        " WHERE datname = pg_catalog.current_database()"
+    )[0]["oid"])
+
+
+def current_xid(db: Db) -> int:
+    return int(db.query("SELECT pg_catalog.pg_current_xact_id()::text::int8 AS xid")[0]["xid"])
+
+
+def unsettled(db: Db, notes: Sequence[Any]) -> list[Any]:
+    """The notes (see pyml._board) whose transaction may still change what this session sees.
+
+    Settled: aborted (or too old to tell), or committed with its effect visible here.
+    """
+    if not notes:
+        return []
+    rows = db.query(
+        "SELECT u.n FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])"
+        "   WITH ORDINALITY AS u(kind, id, model_id, xid, n)"
+        " CROSS JOIN LATERAL (SELECT pg_catalog.pg_xact_status(u.xid::text::xid8) AS status) x"
+        " WHERE NOT (coalesce(x.status, 'aborted') = 'aborted'"
+        "   OR (x.status = 'committed' AND CASE u.kind"
+        "     WHEN 1 THEN EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id)"
+        "              OR NOT EXISTS (SELECT FROM pyml.models m WHERE m.id = u.model_id)"
+        "     ELSE NOT EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id) END))",
+        [[n.kind for n in notes], [n.id for n in notes], [n.model_id for n in notes],
+         [n.xid for n in notes]],
+        ["int8[]", "int8[]", "int8[]", "int8[]"],
+    )
+    return [notes[r["n"] - 1] for r in rows]
+
+
 # ---------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------

@@ -9,4 +9,4 @@
 GRANT USAGE ON SCHEMA pyml TO PUBLIC;
 GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.deployments,
     pyml.overview, pyml.trained_models, pyml.deployed_models TO PUBLIC;
-REVOKE EXECUTE ON FUNCTION pyml._refuse_update() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce() FROM PUBLIC;

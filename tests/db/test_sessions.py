@@ -295,3 +295,31 @@ def test_concurrent_training_at_once(connect: Connect, conn: psycopg.Connection,
         (project,),
     ).fetchall()
     assert sorted(r[0] for r in rows) == ["lasso", "linear", "ridge"]
+
+
+def test_a_deployment_inserted_by_hand_reaches_cached_sessions(
+    connect: Callable[..., psycopg.Connection], project: str
+) -> None:
+    """Whatever adds a deployment row (not only pyml.deploy), other sessions' caches notice."""
+    writer, reader = connect(), connect()
+    features = [0.05, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
+    first = writer.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target')", (project,)
+    ).fetchone()
+    assert first is not None
+    query = "SELECT pyml.predict(%s, %s::float8[])"
+    before = reader.execute(query, (project, features)).fetchone()
+    writer.execute(
+        "SELECT * FROM pyml.train(%s, algorithm => 'lightgbm', automatic_deploy => false,"
+        " hyperparams => '{\"n_estimators\": 5}')", (project,))
+    lightgbm_id = writer.execute(
+        "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+        " WHERE p.name = %s", (project,)).fetchone()[0]
+    expected = reader.execute("SELECT pyml.predict(%s::bigint, %s::float8[])",
+                              (lightgbm_id, features)).fetchone()
+    assert expected != before
+    assert reader.execute(query, (project, features)).fetchone() == before  # cached, unchanged
+    writer.execute(
+        "INSERT INTO pyml.deployments (project_id, model_id, strategy)"
+        " SELECT project_id, id, 'specific' FROM pyml.models WHERE id = %s", (lightgbm_id,))
+    assert reader.execute(query, (project, features)).fetchone() == expected

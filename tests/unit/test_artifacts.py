@@ -19,7 +19,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pyml import _artifacts
+from pyml import _artifacts, _lgbm
 from pyml.errors import DataCorrupted
 
 
@@ -103,8 +103,10 @@ def test_lightgbm_round_trip(data) -> None:
     assert parts[0].data.startswith(b"tree\n")  # LightGBM's model text
     fmt, (booster,) = _artifacts.load(_rows(parts))
     assert fmt == "lightgbm-text"
-    assert isinstance(booster, lightgbm.Booster)
+    assert isinstance(booster, _lgbm.Booster)  # the C API, without the lightgbm package
     np.testing.assert_array_equal(booster.predict(X), estimator.predict(X))
+    row = X[0].tolist()
+    assert booster.predict_row(row) == estimator.predict(X[:1])[0]
 
 
 def test_lightgbm_multi_output_has_one_part_per_target(data) -> None:

@@ -1,0 +1,120 @@
+"""LightGBM through its C API, for serving.
+
+The ``lightgbm`` Python package imports scikit-learn and pandas-aware code, and
+its ``Booster.predict`` spends tens of microseconds per call on argument
+handling. Serving needs neither: this module loads the library that package
+ships (``lib_lightgbm.so``) with ctypes, without importing the package, and
+calls the same C functions ``Booster.predict`` ends in, so the numbers are the
+same:
+
+- ``LGBM_BoosterPredictForMatSingleRowFast`` for one row (a prepared
+  "fast config" per model), and
+- ``LGBM_BoosterPredictForMat`` for a matrix (LightGBM's threads, GIL released).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from collections.abc import Sequence
+from typing import Any
+
+_C_API_DTYPE_FLOAT64 = 1
+_C_API_PREDICT_NORMAL = 0
+_C_API_PREDICT_CONTRIB = 3
+
+_lib: ctypes.CDLL | None = None
+
+
+def library() -> ctypes.CDLL:
+    """``lib_lightgbm.so`` from the installed lightgbm package, loaded once per process."""
+    global _lib
+    if _lib is None:
+        spec = importlib.util.find_spec("lightgbm")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("the lightgbm package is not installed")
+        package = list(spec.submodule_search_locations)[0]
+        for candidate in ("lib/lib_lightgbm.so", "lib_lightgbm.so"):
+            path = os.path.join(package, candidate)
+            if os.path.exists(path):
+                break
+        else:
+            raise ImportError(f"lib_lightgbm.so not found in {package}")
+        lib = ctypes.CDLL(path)
+        lib.LGBM_GetLastError.restype = ctypes.c_char_p
+        lib.LGBM_BoosterPredictForMatSingleRowFast.argtypes = [
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+            ctypes.POINTER(ctypes.c_double),
+        ]
+        _lib = lib
+    return _lib
+
+
+def _check(code: int) -> None:
+    if code != 0:
+        message = library().LGBM_GetLastError().decode(errors="replace")
+        raise ValueError(f"LightGBM: {message}")
+
+
+class Booster:
+    """A LightGBM model loaded from its text format, ready to predict."""
+
+    def __init__(self, model_text: str | bytes):
+        lib = library()
+        text = model_text.encode() if isinstance(model_text, str) else model_text
+        self._handle = ctypes.c_void_p()
+        iterations = ctypes.c_int()
+        _check(lib.LGBM_BoosterLoadModelFromString(
+            ctypes.c_char_p(text), ctypes.byref(iterations), ctypes.byref(self._handle)))
+        out = ctypes.c_int()
+        _check(lib.LGBM_BoosterGetNumFeature(self._handle, ctypes.byref(out)))
+        self.num_features = out.value
+        _check(lib.LGBM_BoosterGetNumClasses(self._handle, ctypes.byref(out)))
+        self.num_classes = out.value
+        self._fast: ctypes.c_void_p | None = None
+        self._row = (ctypes.c_double * self.num_features)()
+        self._out = (ctypes.c_double * max(self.num_classes, 1))()
+        self._out_len = ctypes.c_int64()
+
+    def __del__(self) -> None:
+        lib = _lib
+        if lib is None:
+            return
+        if getattr(self, "_fast", None):
+            lib.LGBM_FastConfigFree(self._fast)
+        if getattr(self, "_handle", None):
+            lib.LGBM_BoosterFree(self._handle)
+
+    def predict_row(self, values: Sequence[float]) -> Any:
+        """One row: a float, or a list of per-class probabilities (multiclass)."""
+        if self._fast is None:
+            self._fast = ctypes.c_void_p()
+            _check(library().LGBM_BoosterPredictForMatSingleRowFastInit(
+                self._handle, _C_API_PREDICT_NORMAL, 0, -1, _C_API_DTYPE_FLOAT64,
+                self.num_features, ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(self._fast)))
+        self._row[:] = values
+        _check(library().LGBM_BoosterPredictForMatSingleRowFast(
+            self._fast, self._row, ctypes.byref(self._out_len), self._out))
+        if self._out_len.value == 1:
+            return self._out[0]
+        return self._out[: self._out_len.value]
+
+    def predict(self, X: Any, contrib: bool = False) -> Any:
+        """Rows of a 2-D float64 numpy array: ``(n,)`` values or ``(n, classes)``."""
+        import numpy as np
+
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n, k = X.shape
+        width = (k + 1) * max(self.num_classes, 1) if contrib else max(self.num_classes, 1)
+        out = np.empty(n * width, dtype=np.float64)
+        out_len = ctypes.c_int64()
+        _check(library().LGBM_BoosterPredictForMat(
+            self._handle, X.ctypes.data_as(ctypes.c_void_p), _C_API_DTYPE_FLOAT64,
+            ctypes.c_int32(n), ctypes.c_int32(k), 1,
+            _C_API_PREDICT_CONTRIB if contrib else _C_API_PREDICT_NORMAL, 0, -1,
+            ctypes.c_char_p(b""), ctypes.byref(out_len),
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+        out = out[: out_len.value]
+        return out if width == 1 else out.reshape(n, width)

@@ -1,0 +1,70 @@
+"""What one database session keeps for serving: loaded models and who is live.
+
+Kept in PL/Python's ``GD`` (one per session), never in module globals.
+"""
+
+from __future__ import annotations
+
+from pyml import store
+from pyml._board import Board, Freshness
+from pyml._db import Db
+from pyml.errors import ObjectNotInPrerequisiteState
+from pyml.predict import Model, ModelCache
+
+
+class Serving:
+    """Models by id (immutable, so cached as long as there is room) and the live model of
+    each project (cached while the notice board says nothing changed)."""
+
+    def __init__(self, db: Db):
+        self.models = ModelCache()
+        self.live: dict[str, Model] = {}
+        try:
+            board: Board | None = Board()
+        except OSError:  # no writable data directory: look the live model up every call
+            board = None
+        self.fresh = Freshness(board, store.database_oid(db)) if board else None
+
+    def live_model(self, db: Db, project: str) -> Model:
+        fresh = self.fresh
+        if fresh is None or not fresh.clean():
+            self.live.clear()
+            if fresh is not None:
+                fresh.take_new_notes()
+                fresh.pending = store.unsettled(db, fresh.pending)
+        else:
+            model = self.live.get(project)
+            if model is not None:
+                return model
+        project_row, model_id = store.live_model_id(db, project)
+        if model_id is None:
+            raise ObjectNotInPrerequisiteState(
+                f'project "{project}" has no deployed model',
+                hint=f"Call pyml.deploy('{project}') first.",
+            )
+        model = self.model(db, model_id)
+        self.live[project] = model
+        return model
+
+    def model(self, db: Db, model_id: int) -> Model:
+        model = self.models.get(model_id)
+        if model is None:
+            row = store.get_model(db, model_id)
+            if row["status"] != "successful":
+                raise ObjectNotInPrerequisiteState(
+                    f"model {model_id} was not trained successfully"
+                )
+            files = store.model_files(db, model_id)
+            model = self.models.put(
+                Model.from_rows(row, files, store.feature_columns(db, model_id))
+            )
+        return model
+
+    def forget(self, model_id: int) -> None:
+        self.models.discard(model_id)
+        self.live = {k: m for k, m in self.live.items() if m.id != model_id}
+
+
+def announce(db: Db, board: Board, kind: int, deployment_id: int, model_id: int) -> None:
+    """Pin a note for the other sessions of the server (called by the deployments trigger)."""
+    board.pin(store.database_oid(db), kind, deployment_id, model_id, store.current_xid(db))
