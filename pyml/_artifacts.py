@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +156,8 @@ def _is_multi_output(estimator: Any) -> bool:
 
 
 def _catboost_bytes(model: Any) -> bytes:
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.cbm")
         model.save_model(path, format="cbm")

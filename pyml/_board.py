@@ -22,7 +22,7 @@ import fcntl
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEPLOYED = 1  # id: the new deployment's id
 DELETED = 2  # model_id: a deleted model (its deployments went with it)
@@ -33,8 +33,7 @@ _SLOTS = 256
 _SIZE = 64 + _SLOTS * _NOTE.size
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
     generation: int
     database: int
     kind: int

@@ -184,6 +184,8 @@ class Cluster:
                 f"'{self.socket_dir}'" if len(str(self.socket_dir)) < 90 else "''"
             ),
             "pyml.venv": f"'{self.venv}'",
+            # Load PL/Python's library once in the postmaster rather than in each session.
+            "shared_preload_libraries": "'plpython3'",
             "shared_buffers": "'256MB'",
             "max_connections": "100",
             "log_min_messages": "warning",

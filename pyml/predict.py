@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from pyml import _artifacts
 from pyml.errors import (
@@ -23,21 +20,33 @@ from pyml.errors import (
     NullValueNotAllowed,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
 
-@dataclass
+
 class Model:
-    """A model ready to predict."""
+    """A model ready to predict.
 
-    id: int | None
-    project: str
-    task: str
-    algorithm: str
-    feature_names: list[str]
-    classes: list[Any] | None
-    format: str
-    parts: list[Any]
-    columns: list[str] = field(default_factory=list)  # training relation columns, in order
-    _online: Any = field(default=None, repr=False, compare=False)
+    (A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, and
+    this module is on the path of a session's first prediction.)
+    """
+
+    def __init__(self, *, id: int | None, project: str, task: str, algorithm: str,
+                 feature_names: list[str], classes: list[Any] | None, format: str,
+                 parts: list[Any], columns: list[str] | None = None):
+        self.id = id
+        self.project = project
+        self.task = task
+        self.algorithm = algorithm
+        self.feature_names = feature_names
+        self.classes = classes
+        self.format = format
+        self.parts = parts
+        self.columns = columns or []  # training relation columns, in order
+        self._online: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
 
     @classmethod
     def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
@@ -63,6 +72,8 @@ class Model:
 
     def _native(self, X: np.ndarray) -> np.ndarray:
         """Per-part raw output of gradient-boosting libraries (value or probabilities)."""
+        import numpy as np
+
         if self.format == "lightgbm-text":
             outputs = [booster.predict(X) for booster in self.parts]
         elif self.format == "xgboost-json":
@@ -78,12 +89,16 @@ class Model:
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
+        import numpy as np
+
         if self.format == "skops":
             return np.asarray(self.parts[0].predict(X), dtype=np.float64)
         return self._native(X)
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, classes)`` in :attr:`classes` order."""
+        import numpy as np
+
         if self.format == "skops":
             estimator = self.parts[0]
             if not hasattr(estimator, "predict_proba"):
@@ -100,12 +115,16 @@ class Model:
 
     def class_index(self, X: np.ndarray) -> np.ndarray:
         """Index into :attr:`classes` of the predicted class of each row."""
+        import numpy as np
+
         if self.format == "skops":
             return np.asarray(self.parts[0].predict(X)).astype(np.int64)
         return np.argmax(self.proba(X), axis=1)
 
     def scores(self, X: np.ndarray) -> np.ndarray | None:
         """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
+        import numpy as np
+
         if self.format == "skops" and not hasattr(self.parts[0], "predict_proba"):
             decision = getattr(self.parts[0], "decision_function", None)
             return None if decision is None else np.asarray(decision(X), dtype=np.float64)
@@ -163,6 +182,8 @@ class Model:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""
+        import numpy as np
+
         if self.task != "classification":
             return self.values(X)
         classes = self.classes or []
@@ -233,6 +254,8 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
     label included) is matched by column name; any other row (``ROW(...)``) by
     position.
     """
+    import numpy as np
+
     if model.columns and all(name in row for name in model.columns):
         row = {name: row[name] for name in model.columns}
     values: list[Any] = []
@@ -251,6 +274,8 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
 
 def as_float4(value: Any) -> Any:
     """A JSON number (or nested list) read from a ``real`` column, as the exact float4 value."""
+    import numpy as np
+
     if isinstance(value, list):
         return [as_float4(v) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -260,6 +285,8 @@ def as_float4(value: Any) -> Any:
 
 def _to_float(values: Sequence[Any]) -> np.ndarray:
     """Values as float64; NULL (which numpy would quietly make NaN) and NaN are refused."""
+    import numpy as np
+
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:

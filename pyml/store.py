@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml._db import Db, Row
 from pyml.errors import (
@@ -28,9 +25,11 @@ from pyml.errors import (
 # Relations and their data
 # ---------------------------------------------------------------------------
 
+if TYPE_CHECKING:
+    import numpy as np
 
-@dataclass(frozen=True)
-class Column:
+
+class Column(NamedTuple):
     name: str
     ident: str  # quoted by PostgreSQL
     type: str
@@ -48,8 +47,7 @@ class Column:
         return self.category == "A"
 
 
-@dataclass(frozen=True)
-class Relation:
+class Relation(NamedTuple):
     oid: int
     qualified: str  # schema-qualified and quoted, safe to place in SQL text
     columns: tuple[Column, ...]
@@ -158,6 +156,8 @@ def _as_float8(column: Column) -> str:
 
 def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
     """Decode ``array_send`` output of a float8 array into an ``(n,)`` or ``(n, width)`` array."""
+    import numpy as np
+
     if data is None or n == 0:
         return np.empty((0,), dtype=np.float64)
     buf = memoryview(bytes(data))
