@@ -1582,10 +1582,10 @@ $$;
 COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
     'Predicts every target of a joint (multi-target) model for one row, given model';
 
-CREATE FUNCTION pyml.predict_batch(
-    project_name text,                            -- the project: its live model is used
-    features real[]                               -- the features, in training column order
-) RETURNS SETOF real
+CREATE FUNCTION pyml._predict_batch(
+    project_name text,                            -- the project or model
+    features bytea                                -- array_send of the float8[] features
+) RETURNS real[]
 LANGUAGE plpython3u
 STABLE
 STRICT
@@ -1595,116 +1595,119 @@ AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
 return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml._predict_batch(text, bytea) IS
+    'Internal: predict_batch of features in binary array format';
+
+CREATE FUNCTION pyml.predict_batch(
+    project_name text,                            -- the project: its live model is used
+    features real[]                               -- n rows x k features, flattened
+) RETURNS SETOF real
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features double precision[]                   -- the features, in training column order
+    features double precision[]                   -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features smallint[]                           -- the features, in training column order
+    features smallint[]                           -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features integer[]                            -- the features, in training column order
+    features integer[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features bigint[]                             -- the features, in training column order
+    features bigint[]                             -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features numeric[]                            -- the features, in training column order
+    features numeric[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
 CREATE FUNCTION pyml.predict_batch(
     project_name text,                            -- the project: its live model is used
-    features boolean[]                            -- the features, in training column order
+    features boolean[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, project_name, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
 
-CREATE FUNCTION pyml.predict_batch(
-    model_id bigint,                              -- a model by id, deployed or not
-    features real[]                               -- the features, in training column order
-) RETURNS SETOF real
+CREATE FUNCTION pyml._predict_batch(
+    model_id bigint,                              -- the project or model
+    features bytea                                -- array_send of the float8[] features
+) RETURNS real[]
 LANGUAGE plpython3u
 STABLE
 STRICT
@@ -1714,108 +1717,111 @@ AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
 return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml._predict_batch(bigint, bytea) IS
+    'Internal: predict_batch of features in binary array format';
+
+CREATE FUNCTION pyml.predict_batch(
+    model_id bigint,                              -- a model by id, deployed or not
+    features real[]                               -- n rows x k features, flattened
+) RETURNS SETOF real
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features double precision[]                   -- the features, in training column order
+    features double precision[]                   -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features smallint[]                           -- the features, in training column order
+    features smallint[]                           -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features integer[]                            -- the features, in training column order
+    features integer[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features bigint[]                             -- the features, in training column order
+    features bigint[]                             -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features numeric[]                            -- the features, in training column order
+    features numeric[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
 
 CREATE FUNCTION pyml.predict_batch(
     model_id bigint,                              -- a model by id, deployed or not
-    features boolean[]                            -- the features, in training column order
+    features boolean[]                            -- n rows x k features, flattened
 ) RETURNS SETOF real
-LANGUAGE plpython3u
+LANGUAGE sql
 STABLE
 STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].predict_batch(plpy, GD, model_id, features)
+    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';

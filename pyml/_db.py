@@ -20,6 +20,10 @@ class Db(Protocol):
         """Run ``sql`` with ``$1..$n`` bound to ``params`` (of SQL ``types``); return rows."""
         ...
 
+    def execute(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> int:
+        """Run a statement that returns no rows; return how many rows it processed."""
+        ...
+
     def notice(self, message: str) -> None:
         """Report progress to the caller."""
         ...
@@ -32,13 +36,18 @@ class PlpyDb:
         self.plpy = plpy
         self._plans = plans
 
-    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
+    def _plan(self, sql: str, types: Sequence[str]) -> Any:
         key = (sql, tuple(types))
         plan = self._plans.get(key)
         if plan is None:
-            plan = self.plpy.prepare(sql, list(types))
-            self._plans[key] = plan
-        return list(plan.execute(list(params)))
+            plan = self._plans[key] = self.plpy.prepare(sql, list(types))
+        return plan
+
+    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
+        return list(self._plan(sql, types).execute(list(params)))
+
+    def execute(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> int:
+        return int(self._plan(sql, types).execute(list(params)).nrows())
 
     def notice(self, message: str) -> None:
         self.plpy.notice(message)
@@ -58,11 +67,19 @@ class PsycopgDb:
         self._on_notice = on_notice
 
     def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
-        named = _PLACEHOLDER.sub(lambda m: f"%(p{m.group(1)})s", sql.replace("%", "%%"))
-        args = {f"p{i}": value for i, value in enumerate(params, start=1)}
         with self.conn.cursor(row_factory=self._row_factory) as cur:
-            cur.execute(named, args)
+            cur.execute(*self._convert(sql, params))
             return list(cur.fetchall()) if cur.description else []
+
+    def execute(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(*self._convert(sql, params))
+            return int(cur.rowcount)
+
+    @staticmethod
+    def _convert(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        named = _PLACEHOLDER.sub(lambda m: f"%(p{m.group(1)})s", sql.replace("%", "%%"))
+        return named, {f"p{i}": value for i, value in enumerate(params, start=1)}
 
     def notice(self, message: str) -> None:
         if self._on_notice is not None:

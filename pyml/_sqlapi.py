@@ -251,13 +251,12 @@ def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 
 
 @_sql
-def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
                   ) -> list[float]:
-    from pyml.predict import features_from_batch
+    """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values."""
+    from pyml import batch
 
-    model = _model(plpy, GD, project)
-    values = model.predict(features_from_batch(features, model.num_features))
-    return values.astype(float).reshape(-1).tolist()  # type: ignore[no-any-return]
+    return batch.predict_batch(_model(plpy, GD, project), features)
 
 
 @_sql

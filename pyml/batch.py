@@ -2,33 +2,75 @@
 
 from __future__ import annotations
 
-import numpy as np
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from pyml import store
 from pyml._db import Db
 from pyml.errors import NullValueNotAllowed
 from pyml.predict import Model
 
+if TYPE_CHECKING:
+    import numpy as np
+
+ROWS_PER_CHUNK = 100_000
+
 
 def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
-                 key_column: str, search_path: str | None = None) -> int:
+                 key_column: str, search_path: str | None = None,
+                 rows_per_chunk: int = ROWS_PER_CHUNK) -> int:
     """Score every row of ``source_relation``; write (key, prediction, model_id, scored_at).
 
     Names resolve with ``search_path`` (the caller's), as they would in the caller's SQL.
+    The relation is read in chunks, so memory stays bounded whatever its size, and each
+    chunk is scored on a worker thread (the model's C code releases the GIL) while the
+    previous chunk is written and the next one read.
     """
     relation = store.resolve_relation(db, source_relation, search_path)
     key = relation.column(key_column)
     features = [relation.column(name) for name in store.feature_columns(db, model.id)]
-    n, values, (keys,) = store.read_columns(db, relation, features, [key])
-    if n == 0:
-        store.write_predictions(db, target_table, key, [], [], model.id, search_path)
-        return 0
+    table = store.prediction_table(db, target_table, key, search_path)
+    written = 0
+    scoring: tuple[list[Any], Future[Any]] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
+        for n, values, (keys,) in store.read_chunks(db, relation, features, [key],
+                                                     rows_per_chunk):
+            X = feature_matrix(n, values, key.name, keys)
+            following = (keys, pool.submit(model.predict, X))
+            if scoring is not None:
+                written += _write(db, table, key, scoring, model.id)
+            scoring = following
+        if scoring is not None:
+            written += _write(db, table, key, scoring, model.id)
+    return written
+
+
+def feature_matrix(n: int, values: list[np.ndarray], key_name: str, keys: list[Any]
+                   ) -> np.ndarray:
+    """Columns as one ``(n, k)`` float64 matrix; NULL features are 22004."""
+    import numpy as np
+
     X = np.hstack([v.reshape(n, -1) for v in values])
     if np.isnan(X).any():
         row = int(np.argwhere(np.isnan(X))[0][0])
         raise NullValueNotAllowed(
-            "features must not be NULL", detail=f'The row with {key.name} = {keys[row]} has NULLs.'
+            "features must not be NULL",
+            detail=f"The row with {key_name} = {keys[row]} has NULLs.",
         )
-    predictions = model.predict(X).astype(np.float32)
-    return store.write_predictions(db, target_table, key, keys, predictions.tolist(), model.id,
-                                   search_path)
+    return X
+
+
+def _write(db: Db, table: str, key: store.Column, scored: tuple[list[Any], Future[Any]],
+           model_id: int | None) -> int:
+    keys, future = scored
+    predictions = future.result().astype("float32").tolist()
+    return store.write_predictions(db, table, key, keys, predictions, model_id)
+
+
+def predict_batch(model: Model, features: bytes) -> list[float]:
+    """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened."""
+    from pyml.predict import features_from_batch
+
+    flat = store.decode_float8_array(features, -1).ravel()
+    X = features_from_batch(flat, model.num_features)
+    return model.predict(X).astype("float32").tolist()  # type: ignore[no-any-return]

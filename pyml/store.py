@@ -124,13 +124,58 @@ def read_columns(
     ``(n, width)``), moved in PostgreSQL's binary array format rather than one
     Python object per value. ``native`` columns (labels) come back as lists.
     """
+    return _read(db, _columns_query(relation, numeric, native), [], [], relation, numeric, native)
+
+
+def read_chunks(
+    db: Db, relation: Relation, numeric: Sequence[Column], native: Sequence[Column] = (),
+    rows_per_chunk: int = 100_000,
+) -> Iterator[tuple[int, list[np.ndarray], list[list[Any]]]]:
+    """Like :func:`read_columns`, a bounded number of rows at a time.
+
+    Tables are read in ranges of physical blocks (TID range scans, each block once);
+    anything else (a view) in one piece.
+    """
+    info = db.query(
+        "SELECT c.relkind::text AS kind,"
+        " (pg_catalog.pg_relation_size(c.oid)"
+        "  / pg_catalog.current_setting('block_size')::int8) AS blocks,"
+        " CASE WHEN c.relpages > 0 AND c.reltuples > 0"
+        "      THEN c.reltuples / c.relpages ELSE 100 END AS rows_per_block"
+        " FROM pg_catalog.pg_class c WHERE c.oid = $1::oid",
+        [relation.oid],
+        ["int8"],
+    )[0]
+    if info["kind"] not in ("r", "m"):
+        yield read_columns(db, relation, numeric, native)
+        return
+    step = max(1, int(rows_per_chunk / max(float(info["rows_per_block"]), 1.0)))
+    query = _columns_query(relation, numeric, native) + (
+        " WHERE ctid >= pg_catalog.format('(%s,0)', $1::int8)::tid"
+        " AND ctid < pg_catalog.format('(%s,0)', $2::int8)::tid"
+    )
+    for start in range(0, int(info["blocks"]), step):
+        chunk = _read(db, query, [start, start + step], ["int8", "int8"], relation, numeric,
+                      native)
+        if chunk[0]:
+            yield chunk
+
+
+def _columns_query(relation: Relation, numeric: Sequence[Column],
+                   native: Sequence[Column]) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
         select.append(f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}")
     for i, column in enumerate(native):
         select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
+    return f"SELECT {', '.join(select)} FROM {relation.qualified}"  # noqa: S608
+
+
+def _read(db: Db, query: str, params: list[Any], types: list[str], relation: Relation,
+          numeric: Sequence[Column], native: Sequence[Column]
+          ) -> tuple[int, list[np.ndarray], list[list[Any]]]:
     try:
-        row = db.query(f"SELECT {', '.join(select)} FROM {relation.qualified}")[0]  # noqa: S608
+        row = db.query(query, params, types)[0]
     except Exception as exc:
         if _sqlstate(exc) in ("2202E", "22004", "22000"):
             raise DataException(
@@ -162,6 +207,8 @@ def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
         return np.empty((0,), dtype=np.float64)
     buf = memoryview(bytes(data))
     ndim, has_null = np.frombuffer(buf, ">i4", 2)
+    if ndim == 0:  # an empty array
+        return np.empty((0,), dtype=np.float64)
     dims = np.frombuffer(buf, ">i4", 2 * ndim, offset=12)[0::2]
     offset = 12 + 8 * int(ndim)
     count = int(np.prod(dims))
@@ -372,21 +419,23 @@ def feature_columns(db: Db, model_id: int | None) -> list[str]:
     return [r["name"] for r in rows]
 
 
-def write_predictions(db: Db, target: str, key: Column, keys: Sequence[Any],
-                      predictions: Sequence[float], model_id: int | None,
-                      search_path: str | None = None) -> int:
-    """Append predictions to ``target`` (created when missing); return the row count."""
-    with caller_search_path(db, search_path):
-        table = _prediction_table(db, target, key)
-    rows = db.query(
+def write_predictions(db: Db, table: str, key: Column, keys: Sequence[Any],
+                      predictions: Sequence[float], model_id: int | None) -> int:
+    """Append predictions to ``table`` (from :func:`prediction_table`); return the row count."""
+    return db.execute(
         f"INSERT INTO {table} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
         f" SELECT k, p, $3, pg_catalog.now()"
-        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
-        " RETURNING 1",
-        [list(keys), list(predictions), model_id],
+        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)",
+        [keys, predictions, model_id],
         [f"{key.type}[]", "float4[]", "int8"],
     )
-    return len(rows)
+
+
+def prediction_table(db: Db, target: str, key: Column, search_path: str | None = None) -> str:
+    """The quoted name of ``target``, created (like CREATE TABLE would, in the caller's path)
+    with columns (<key>, prediction, model_id, scored_at) when it does not exist."""
+    with caller_search_path(db, search_path):
+        return _prediction_table(db, target, key)
 
 
 def _prediction_table(db: Db, target: str, key: Column) -> str:

@@ -73,6 +73,33 @@ def row_block(name, pyname, returns, keyarg, keyname, comment):
                f"COMMENT ON FUNCTION pyml.{name}({keytype}, anyelement) IS\n    '{comment} (from a row: mixed column types)';\n")
     return internal + "\n" + wrapper
 
+def batch_block():
+    """predict_batch: SQL wrappers hand the array over as one bytea (array_send), so that
+    PL/Python does not convert n x k values one by one, and unnest the real[] result."""
+    out = []
+    for keyarg, keyname, what in (("project_name text", "project_name", "live model of a project"),
+                                  ("model_id bigint", "model_id", "given model")):
+        keytype = keyarg.split()[1]
+        out.append(fn("_predict_batch", [f"{keyarg} -- the project or model",
+                                         "features bytea -- array_send of the float8[] features"],
+                      "real[]", f"predict_batch(plpy, GD, {keyname}, features)", "STABLE",
+                      strict=True, parallel=PREDICT_PARALLEL,
+                      comment="Internal: predict_batch of features in binary array format",
+                      argsig=f"{keytype}, bytea"))
+        for t in ARRAYS:
+            cast = "features::int4[]::float8[]" if t == "boolean[]" else "features::float8[]"
+            args = f"    {keyarg},".ljust(50) + "-- " + ("the project: its live model is used" if keyname == "project_name" else "a model by id, deployed or not") + "\n" + \
+                f"    features {t}".ljust(50) + "-- n rows x k features, flattened"
+            out.append(
+                f"CREATE FUNCTION pyml.predict_batch(\n{args}\n) RETURNS SETOF real\n"
+                f"LANGUAGE sql\nSTABLE\nSTRICT\nPARALLEL {PREDICT_PARALLEL}\n"
+                "SET search_path = pg_catalog, pg_temp\n"
+                f"AS $$\n    SELECT pg_catalog.unnest(pyml._predict_batch({keyname}, pg_catalog.array_send({cast})))\n$$;\n"
+                f"COMMENT ON FUNCTION pyml.predict_batch({keytype}, {t}) IS\n"
+                f"    'Predicts n rows given as one flattened array of n x k features, {what}';\n")
+    return "\n".join(out)
+
+
 files["predict.sql"] = '''-- ============================================================================
 -- Prediction: online (one row per call), set queries, batches and batch jobs.
 -- Arrays of any number type are accepted; multi-dimensional arrays are flattened.
@@ -90,9 +117,7 @@ files["predict.sql"] = '''-- ===================================================
   predict_block("predict_joint", "predict_joint", "real[]",
         "Predicts every target of a joint (multi-target) model for one row, live model of a project",
         "Predicts every target of a joint (multi-target) model for one row, given model", row=False) + "\n" + \
-  predict_block("predict_batch", "predict_batch", "SETOF real",
-        "Predicts n rows given as one flattened array of n x k features, live model of a project",
-        "Predicts n rows given as one flattened array of n x k features, given model", row=False) + "\n" + \
+  batch_block() + "\n" + \
   fn("predict_into", [
     "project_name text,                            -- the project: its live model is used",
     "source_relation text,                         -- table or view with the feature columns",

@@ -805,3 +805,35 @@ def test_set_query_over_all_rows(conn: psycopg.Connection, diabetes: Trained) ->
         (diabetes.project,),
     ).fetchone()
     assert summary == (442, 442)
+
+
+def test_predict_into_reads_large_tables_in_chunks(conn: psycopg.Connection, project: str) -> None:
+    """250k rows span several chunks: every row is scored once, as online predict would."""
+    conn.execute(
+        "CREATE TABLE public.big AS SELECT i AS id, mod(i, 97)::real AS a,"
+        " mod(i * 7, 13)::real AS b, (mod(i, 89) - mod(i * 7, 13))::real AS y"
+        " FROM generate_series(1, 250000) i")
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'public.big', 'y')", (project,))
+    count = conn.execute(
+        "SELECT pyml.predict_into(%s, 'public.big', 'public.big_scores', 'id')", (project,)
+    ).fetchone()
+    assert count == (250000,)
+    summary = conn.execute(
+        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM public.big_scores").fetchone()
+    assert summary == (250000, 250000, 1, 250000)
+    mismatches = conn.execute(
+        "SELECT count(*) FROM public.big_scores s JOIN public.big b USING (id)"
+        " WHERE mod(b.id, 5000) = 0"
+        " AND abs(s.prediction - pyml.predict(%s, ARRAY[b.id, b.a, b.b]::float8[]))"
+        "   > 1e-4 * greatest(1, abs(s.prediction))", (project,)).fetchone()
+    assert mismatches == (0,)
+
+
+def test_predict_into_from_a_view(conn: psycopg.Connection, project: str) -> None:
+    conn.execute("CREATE VIEW public.small_view AS SELECT * FROM public.big WHERE id <= 1000")
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'public.big', 'y')", (project,))
+    count = conn.execute(
+        "SELECT pyml.predict_into(%s, 'small_view', 'view_scores', 'id')", (project,)
+    ).fetchone()
+    assert count == (1000,)
+    assert conn.execute("SELECT count(*) FROM public.view_scores").fetchone() == (1000,)
