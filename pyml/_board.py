@@ -96,13 +96,19 @@ class Freshness:
         self.board = board
         self.database = database
         self.seen = -1  # nothing seen: the first check takes every note in the ring
+        self._map = board._map
+        self._seen_bytes = b""
         self.pending: list[Note] = []
 
     def clean(self) -> bool:
         """True when nothing may have changed since the last call (the fast path)."""
-        return self.seen == self.board.generation() and not self.pending
+        return self._map[:8] == self._seen_bytes and not self.pending
 
-    def take_new_notes(self) -> None:
+    def take_new_notes(self) -> list[Note]:
+        """Move to the current generation; the new notes of this database become pending."""
         current, notes = self.board.notes_since(self.seen)
         self.seen = current
-        self.pending.extend(n for n in notes if n.database == self.database)
+        self._seen_bytes = _HEADER.pack(current)
+        mine = [n for n in notes if n.database == self.database]
+        self.pending.extend(mine)
+        return mine

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _C_API_DTYPE_FLOAT64 = 1
@@ -43,10 +43,8 @@ def library() -> ctypes.CDLL:
             raise ImportError(f"lib_lightgbm.so not found in {package}")
         lib = ctypes.CDLL(path)
         lib.LGBM_GetLastError.restype = ctypes.c_char_p
-        lib.LGBM_BoosterPredictForMatSingleRowFast.argtypes = [
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
-            ctypes.POINTER(ctypes.c_double),
-        ]
+        # No argtypes: every argument is passed as a ctypes object already, which skips
+        # ctypes' per-call conversions on the online path.
         _lib = lib
     return _lib
 
@@ -73,6 +71,7 @@ class Booster:
         _check(lib.LGBM_BoosterGetNumClasses(self._handle, ctypes.byref(out)))
         self.num_classes = out.value
         self._fast: ctypes.c_void_p | None = None
+        self._row_predictor: Callable[[Sequence[float]], Any] | None = None
         self._row = (ctypes.c_double * self.num_features)()
         self._out = (ctypes.c_double * max(self.num_classes, 1))()
         self._out_len = ctypes.c_int64()
@@ -88,18 +87,31 @@ class Booster:
 
     def predict_row(self, values: Sequence[float]) -> Any:
         """One row: a float, or a list of per-class probabilities (multiclass)."""
-        if self._fast is None:
-            self._fast = ctypes.c_void_p()
-            _check(library().LGBM_BoosterPredictForMatSingleRowFastInit(
-                self._handle, _C_API_PREDICT_NORMAL, 0, -1, _C_API_DTYPE_FLOAT64,
-                self.num_features, ctypes.c_char_p(b"num_threads=1"),
-                ctypes.byref(self._fast)))
-        self._row[:] = values
-        _check(library().LGBM_BoosterPredictForMatSingleRowFast(
-            self._fast, self._row, ctypes.byref(self._out_len), self._out))
-        if self._out_len.value == 1:
-            return self._out[0]
-        return self._out[: self._out_len.value]
+        return self.row_predictor()(values)
+
+    def row_predictor(self) -> Callable[[Sequence[float]], Any]:
+        """A function of one row, with everything but the row prepared once (online path)."""
+        predictor = self._row_predictor
+        if predictor is not None:
+            return predictor
+        fast = ctypes.c_void_p()
+        _check(library().LGBM_BoosterPredictForMatSingleRowFastInit(
+            self._handle, _C_API_PREDICT_NORMAL, 0, -1, _C_API_DTYPE_FLOAT64,
+            self.num_features, ctypes.c_char_p(b"num_threads=1"), ctypes.byref(fast)))
+        self._fast = fast
+        call = library().LGBM_BoosterPredictForMatSingleRowFast
+        row, out, out_len = self._row, self._out, self._out_len
+        out_len_ref = ctypes.byref(out_len)
+        single = self.num_classes <= 1
+
+        def predict(values: Sequence[float]) -> Any:
+            row[:] = values
+            if call(fast, row, out_len_ref, out):
+                _check(-1)
+            return out[0] if single else out[: out_len.value]
+
+        self._row_predictor = predict
+        return predict
 
     def predict(self, X: Any, contrib: bool = False) -> Any:
         """Rows of a 2-D float64 numpy array: ``(n,)`` values or ``(n, classes)``."""

@@ -5,8 +5,10 @@ Kept in PL/Python's ``GD`` (one per session), never in module globals.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyml import store
-from pyml._board import Board, Freshness
+from pyml._board import DELETED, Board, Freshness
 from pyml._db import Db
 from pyml.errors import ObjectNotInPrerequisiteState
 from pyml.predict import Model, ModelCache
@@ -19,6 +21,8 @@ class Serving:
     def __init__(self, db: Db):
         self.models = ModelCache()
         self.live: dict[str, Model] = {}
+        # project name or model id -> the model's online predictor; used while fresh.clean()
+        self.online: dict[str | int, Any] = {}
         try:
             board: Board | None = Board()
         except OSError:  # no writable data directory: look the live model up every call
@@ -29,8 +33,12 @@ class Serving:
         fresh = self.fresh
         if fresh is None or not fresh.clean():
             self.live.clear()
+            self.online.clear()
             if fresh is not None:
-                fresh.take_new_notes()
+                notes = fresh.take_new_notes()
+                for note in notes:
+                    if note.kind == DELETED:
+                        self.forget(note.model_id)
                 fresh.pending = store.unsettled(db, fresh.pending)
         else:
             model = self.live.get(project)
@@ -63,6 +71,7 @@ class Serving:
     def forget(self, model_id: int) -> None:
         self.models.discard(model_id)
         self.live = {k: m for k, m in self.live.items() if m.id != model_id}
+        self.online.clear()
 
 
 def announce(db: Db, board: Board, kind: int, deployment_id: int, model_id: int) -> None:

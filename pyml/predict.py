@@ -134,13 +134,19 @@ class Model:
 
     def predict_one(self, features: list[Any]) -> float:
         """``pyml.predict`` of one row given as a SQL array (the online path)."""
-        online = self._online
-        if online is None:
-            online = self._online = self._online_predictor()
-        return online(features)  # type: ignore[no-any-return]
+        return self.online_predictor()(features)  # type: ignore[no-any-return]
 
-    def _online_predictor(self) -> Any:
-        """A function of one row, lean for LightGBM: no numpy, one C call."""
+    def online_predictor(self) -> Any:
+        """A function of one row (a flat list); lean for LightGBM: no numpy, one C call.
+
+        Anything unusual (wrong length, NULL, NaN, nested arrays) goes the general way,
+        which raises the proper error.
+        """
+        if self._online is None:
+            self._online = self._make_online_predictor()
+        return self._online
+
+    def _make_online_predictor(self) -> Any:
         n = self.num_features
 
         def general(features: list[Any]) -> float:
@@ -148,35 +154,38 @@ class Model:
 
         if self.format != "lightgbm-text" or len(self.parts) != 1:
             return general
-        booster = self.parts[0]
+        row = self.parts[0].row_predictor()
         if self.task != "classification":
             def value(features: list[Any]) -> float:
                 if len(features) != n or None in features:
                     return general(features)
                 try:
-                    total = sum(features)
-                    result = booster.predict_row(features)
-                except TypeError:  # nested (multi-dimensional) arrays
+                    total = sum(features)  # NaN (or inf - inf): checked the general way
+                    result = row(features)
+                except TypeError:  # nested (multi-dimensional) arrays, ...
                     return general(features)
-                return result if total == total else general(features)  # NaN: refused
+                if total != total:
+                    return general(features)
+                return result  # type: ignore[no-any-return]
             return value
         classes = self.classes or []
         if not classes or isinstance(classes[0], str):
             return general
         labels = [float(c) for c in classes]
+        first, second = labels[0], labels[-1]
 
         def label(features: list[Any]) -> float:
             if len(features) != n or None in features:
                 return general(features)
             try:
                 total = sum(features)
-                p = booster.predict_row(features)
+                p = row(features)
             except TypeError:
                 return general(features)
             if total != total:
                 return general(features)
             if isinstance(p, float):  # binary: probability of the second class
-                return labels[1] if p > 0.5 else labels[0]
+                return second if p > 0.5 else first
             return labels[max(range(len(p)), key=p.__getitem__)]
         return label
 
