@@ -253,7 +253,7 @@ def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> 
 @_sql
 def predict_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
                 row_type: int) -> float:
-    return predict.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+    return _predict.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
