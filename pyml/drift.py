@@ -15,6 +15,9 @@ import numpy as np
 
 QUANTILES = tuple(round(q, 2) for q in np.linspace(0.0, 1.0, 11))
 HISTOGRAM_BINS = 10
+# Inner quantiles come from an evenly strided sample of at most this many values (rank
+# error ~0.3 %, ample for decile bins); min, max and every other statistic use every value.
+QUANTILE_SAMPLE = 100_000
 
 
 def describe_numeric(values: np.ndarray) -> dict[str, Any]:
@@ -25,12 +28,15 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
     if present.size == 0:
         return stats
     counts, edges = np.histogram(present, bins=HISTOGRAM_BINS)
+    sample = present[:: -(-present.size // QUANTILE_SAMPLE)]
+    quantiles = [float(q) for q in np.quantile(sample, QUANTILES)]
+    quantiles[0], quantiles[-1] = float(present.min()), float(present.max())
     stats.update(
         mean=float(present.mean()),
         std=float(present.std()),
         min=float(present.min()),
         max=float(present.max()),
-        quantiles=[float(q) for q in np.quantile(present, QUANTILES)],
+        quantiles=quantiles,
         histogram={"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
     )
     return stats
