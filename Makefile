@@ -20,7 +20,7 @@ REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \
                 --load-extension=plpython3u --load-extension=pyml
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-.PHONY: setup build check-build demo test test-python installcheck server lint
+.PHONY: setup build check-build demo test test-python installcheck server lint bench
 
 # -- set-up: system packages (as root), the virtual environment, the extension files --------
 setup: $(VENV)/.setup-done
@@ -53,3 +53,9 @@ test: server
 
 lint: setup
 	$(VENV)/bin/ruff check pyml tests
+
+# The benchmark suite: measures and writes bench/RESULTS.md and bench/results.json (never asserts
+# speed). `make bench BENCH_ARGS=--quick` (or PYML_BENCH_QUICK=1) for a short run on 100k rows.
+bench: server
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(PY) -m bench.run $(BENCH_ARGS)

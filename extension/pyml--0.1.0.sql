@@ -1878,6 +1878,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
@@ -1908,6 +1910,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
@@ -1928,6 +1932,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")

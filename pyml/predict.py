@@ -44,6 +44,7 @@ class Model:
         self.parts = parts
         self.columns = columns or []  # training relation columns, in order
         self._online: Any = None
+        self._n_jobs = getattr(parts[0], "n_jobs", None) if format == "skops" else None
 
     def __repr__(self) -> str:
         return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
@@ -87,12 +88,21 @@ class Model:
             return np.asarray(outputs[0], dtype=np.float64)
         return np.column_stack(outputs).astype(np.float64)
 
+    def _sklearn(self, X: np.ndarray) -> Any:
+        """The scikit-learn estimator, single-threaded for a few rows: starting a thread
+        pool (an estimator trained with n_jobs) costs milliseconds, predicting them does not.
+        """
+        estimator = self.parts[0]
+        if self._n_jobs not in (None, 1):
+            estimator.n_jobs = 1 if len(X) < 1000 else self._n_jobs
+        return estimator
+
     def values(self, X: np.ndarray) -> np.ndarray:
         """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
         import numpy as np
 
         if self.format == "skops":
-            return np.asarray(self.parts[0].predict(X), dtype=np.float64)
+            return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
         return self._native(X)
 
     def proba(self, X: np.ndarray) -> np.ndarray:
@@ -100,7 +110,7 @@ class Model:
         import numpy as np
 
         if self.format == "skops":
-            estimator = self.parts[0]
+            estimator = self._sklearn(X)
             if not hasattr(estimator, "predict_proba"):
                 raise FeatureNotSupported(
                     f'algorithm "{self.algorithm}" does not give class probabilities',
@@ -118,7 +128,7 @@ class Model:
         import numpy as np
 
         if self.format == "skops":
-            return np.asarray(self.parts[0].predict(X)).astype(np.int64)
+            return np.asarray(self._sklearn(X).predict(X)).astype(np.int64)
         return np.argmax(self.proba(X), axis=1)
 
     def scores(self, X: np.ndarray) -> np.ndarray | None:

@@ -30,6 +30,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
@@ -60,6 +62,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")
@@ -80,6 +84,8 @@ LANGUAGE plpython3u
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+-- reproducible row order: a synchronized scan would start where another scan is
+SET synchronize_seqscans = off
 AS $$
 if "pyml" not in GD:
     plpy.execute("SELECT pyml._boot()")

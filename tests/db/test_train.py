@@ -860,3 +860,15 @@ def test_relation_name_temporary_table(
     train(session, project, task="classification", relation_name="scratch",
           y_column_name="target")
     assert last_model(session, project)["status"] == "successful"
+
+
+def test_training_reads_rows_in_table_order(conn: psycopg.Connection) -> None:
+    """Synchronized scans would start a large table's scan where another scan is, making
+    'last', seeded splits and the fingerprint depend on other sessions: they are off."""
+    rows = conn.execute(
+        "SELECT p.proname, p.proconfig FROM pg_proc p"
+        " WHERE p.pronamespace = 'pyml'::regnamespace"
+        " AND p.proname IN ('train', 'train_joint', 'snapshot')").fetchall()
+    assert len(rows) == 3
+    for name, config in rows:
+        assert "synchronize_seqscans=off" in config, name

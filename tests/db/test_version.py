@@ -30,7 +30,8 @@ def test_version_mismatch_is_refused(admin_url: str) -> None:
                 with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as info:
                     fresh.execute("SELECT pyml.version()")
                 assert "does not match the installed extension version" in str(info.value)
-                assert info.value.diag.message_hint and "ALTER EXTENSION" in info.value.diag.message_hint
+                hint = info.value.diag.message_hint
+                assert hint and "ALTER EXTENSION" in hint
         finally:
             admin.execute(
                 "UPDATE pg_extension SET extversion = %s WHERE extname = 'pyml'",

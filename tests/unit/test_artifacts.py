@@ -200,3 +200,23 @@ def test_skops_file_with_a_type_outside_the_allow_list_is_refused() -> None:
 def test_damaged_file_of_an_allowed_format_is_refused() -> None:
     with pytest.raises(DataCorrupted, match='not a valid "lightgbm-text" file'):
         _artifacts.load([_row(b"this is not a model", "lightgbm-text")])
+
+
+def test_few_rows_are_predicted_single_threaded(data) -> None:
+    """A forest trained with n_jobs=2 would start a thread pool for every online call."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    from pyml.predict import Model
+
+    X, y, _ = data
+    forest = RandomForestRegressor(n_estimators=5, n_jobs=2, random_state=0).fit(X, y)
+    parts = _artifacts.dump("sklearn", forest)
+    fmt, loaded = _artifacts.load(_rows(parts))
+    model = Model(id=1, project="p", task="regression", algorithm="random_forest",
+                  feature_names=[f"f{i}" for i in range(X.shape[1])], classes=None,
+                  format=fmt, parts=loaded)
+    np.testing.assert_allclose(model.values(X[:1]), forest.predict(X[:1]))
+    assert loaded[0].n_jobs == 1
+    big = np.repeat(X, 1000 // len(X) + 1, axis=0)
+    np.testing.assert_allclose(model.values(big), forest.predict(big))
+    assert loaded[0].n_jobs == 2

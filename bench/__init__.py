@@ -1,0 +1,1 @@
+"""pyml's benchmark suite: ``make bench`` (see bench/README.md)."""

@@ -1,0 +1,113 @@
+"""The issue's goals, each a ratio computed from the results and marked met or not met.
+
+A goal whose figures are missing (its measurement failed) is listed as not measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class _Goals(list):
+    def add(self, name: str, target: float, kind: str,
+            compute: Callable[[], tuple[float, str]]) -> None:
+        """kind 'max': value <= target; 'min': value >= target."""
+        try:
+            value, detail = compute()
+        except (KeyError, TypeError, ZeroDivisionError, ValueError):
+            value, detail = None, "not measured (see Errors)"
+        met = None if value is None else (value <= target if kind == "max" else value >= target)
+        self.append({"goal": name, "value": value, "target": target, "kind": kind, "met": met,
+                     "detail": detail})
+
+
+def evaluate(r: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = _Goals()
+    online, models, batch = r.get("online", {}), r["models"], r.get("batch", {})
+    for key, m in models.items():
+        k = m["features"]
+        for client in ("pgbench", "psycopg"):
+            def mean(client: str = client, key: str = key, k: int = k) -> tuple[float, str]:
+                pred, noop = online[client][key], online[client][f"noop{k}"]
+                return (pred["mean_ms"] / noop["mean_ms"],
+                        f"{pred['mean_ms']:.3f} ms vs {noop['mean_ms']:.3f} ms")
+
+            def p99(client: str = client, key: str = key) -> tuple[float, str]:
+                pred, one = online[client][key], online[client]["select1"]
+                return (pred["p99_ms"] / one["p99_ms"],
+                        f"{pred['p99_ms']:.3f} ms vs {one['p99_ms']:.3f} ms")
+
+            goals.add(f"{key}: online mean <= 1.1 x no-op PL/Python mean ({client})", 1.1, "max",
+                      mean)
+            goals.add(f"{key}: online p99 <= 2 x SELECT 1 p99 ({client})", 2.0, "max", p99)
+
+    http = r.get("http") or {}
+    key = http.get("model", "lgbm")
+
+    def faster_http() -> str:
+        return min(("httpx", "http.client"), key=lambda c: http[c]["mean_ms"])
+
+    def http_mean() -> tuple[float, str]:
+        best, ours = faster_http(), online["psycopg"][key]["mean_ms"]
+        return (http[best]["mean_ms"] / ours,
+                f"HTTP ({best}) {http[best]['mean_ms']:.3f} ms vs pyml (psycopg) {ours:.3f} ms")
+
+    def http_p50() -> tuple[float, str]:
+        best, ours = faster_http(), online["pgbench"][key]["p50_ms"]
+        return (http[best]["p50_ms"] / ours,
+                f"HTTP ({best}) {http[best]['p50_ms']:.3f} ms vs pyml (pgbench) {ours:.3f} ms")
+
+    goals.add(f"{key}: >= 10x lower latency than the HTTP microservice (mean, Python clients)",
+              10.0, "min", http_mean)
+    goals.add(f"{key}: >= 10x lower latency than the HTTP microservice (p50, pgbench)",
+              10.0, "min", http_p50)
+
+    for key in models:
+        def set_query(key: str = key) -> tuple[float, str]:
+            b = batch[key]
+            rate, raw = b["set_query"]["rows_per_s"], b["raw"]["rows_per_s"]
+            return rate / raw, f"{rate:,.0f} vs {raw:,.0f} rows/s"
+
+        goals.add(f"{key}: set query >= 0.2 x raw vectorized throughput", 0.2, "min", set_query)
+        for path in ("predict_into", "predict_batch"):
+            def vs_raw(key: str = key, path: str = path) -> tuple[float, str]:
+                rate, raw = batch[key][path]["rows_per_s"], batch[key]["raw"]["rows_per_s"]
+                return rate / raw, f"{rate:,.0f} vs {raw:,.0f} rows/s (table read included)"
+
+            def vs_client(key: str = key, path: str = path) -> tuple[float, str]:
+                rate = batch[key][path]["rows_per_s"]
+                client = batch[key]["client_job"]["rows_per_s"]
+                return rate / client, f"{rate:,.0f} vs {client:,.0f} rows/s"
+
+            goals.add(f"{key}: {path} >= 0.85 x raw vectorized throughput", 0.85, "min", vs_raw)
+            goals.add(f"{key}: {path} >= 2x faster than the client-side batch job", 2.0, "min",
+                      vs_client)
+
+    for key, m in models.items():
+        def training(m: dict[str, Any] = m) -> tuple[float, str]:
+            return (m["train_seconds"] / m["raw_fit_seconds"],
+                    f"{m['train_seconds']:.2f} s vs {m['raw_fit_seconds']:.2f} s")
+
+        goals.add(f"{key}: pyml.train <= 1.3 x raw fit time", 1.3, "max", training)
+    for key in models:
+        def cold(key: str = key) -> tuple[float, str]:
+            ms = r["cold_start"][key]["first_call_ms_median"]
+            return ms, f"{ms:.0f} ms"
+
+        goals.add(f"{key}: cold first predict <= 50 ms (median of new sessions)", 50.0, "max",
+                  cold)
+
+    mem = r.get("memory") or {}
+
+    def bounded() -> tuple[float, str]:
+        ref = mem["reference"]
+        growth_ref = max(ref["peak_growth_mb"], 1.0)
+        return (mem["peak_growth_mb"] / growth_ref,
+                f"+{mem['peak_growth_mb']:,.0f} MB for {mem['rows']:,} rows vs"
+                f" +{ref['peak_growth_mb']:,.0f} MB for {ref['rows']:,}"
+                f" (peak RSS {mem['peak_rss_mb']:,.0f} MB)")
+
+    goals.add("lgbm: memory bounded (predict_into's peak RSS growth on the large table"
+              " <= 2 x its growth on t10)", 2.0, "max", bounded)
+    return goals

@@ -1,0 +1,209 @@
+"""bench/RESULTS.md (tables of figures and ratios) and bench/results.json (everything)."""
+
+# ruff: noqa: S608  (Markdown that quotes SQL, no query is built here)
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+
+def _ms(x: float | None) -> str:
+    return "–" if x is None else (f"{x:.3f}" if x < 10 else f"{x:,.1f}")
+
+
+def _rate(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def _met(goal: dict[str, Any]) -> str:
+    return {True: "**met**", False: "not met", None: "–"}[goal["met"]]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m, s = r["machine"], r["settings"]
+    out = [
+        "# pyml benchmark results", "",
+        f"Made by `{r['command']}` ({r['mode']} mode) on {m['date']}, in"
+        f" {r['total_seconds'] / 60:.1f} min. Figures only: nothing here is asserted by tests;"
+        " every path's predictions were checked against the raw model (see *Correctness*).", "",
+        "## Machine", "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gb']} GB; Linux {m['kernel']}",
+        f"- PostgreSQL {m['postgresql']} ("
+        + ", ".join(f"{k} {v}" for k, v in m["postgresql_settings"].items())
+        + f"); pyml {m['pyml']} (git {m['git']})",
+        f"- Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        f"- Load average: {r['load']['before']:.2f} before, {r['load']['after']:.2f} after",
+        "",
+        "## What was measured", "",
+        f"- Data (database `pyml_bench`, recreated): `t10` = {s['rows']:,} rows x 10 `real`"
+        f" features + id + label, `t50` = {s['rows']:,} rows x 50 features; uniform features,"
+        " non-linear label, fixed seed. Models trained by `pyml.train(..., task =>"
+        " 'regression', test_sampling => 'last')` (the first 75 % of rows train).",
+    ]
+    out += [f"- `{k}`: {v['label']}, model id {v['model_id']}" for k, v in r["models"].items()]
+    out += [
+        "- Online, one client: pgbench `-M prepared` with one script per call, each drawing"
+        " uniform random features with `\\set` and calling e.g. `SELECT pyml.predict('p',"
+        " ARRAY[:f1, ...]::float8[])`; the floors `SELECT 1` and `bench_noop(float8[])` (a"
+        " PL/Python function returning 0) and the LightGBM models run interleaved in one pgbench"
+        f" (`-f` per script, picked at random per transaction; {s['latency_seconds'] * 2.5:g} s),"
+        f" the random forest alone ({s['latency_seconds'] / 2:g} s). Latencies from `--log`,"
+        " counted from every client's first (cold) call of every script +"
+        f" {s['warmup_seconds']} s. psycopg: {s['calls']:,} prepared executes per call,"
+        " round-robin over the same calls on one connection (`SELECT pyml.predict('p',"
+        " %s::float8[])` with rows of the table), `perf_counter` around each; the random forest"
+        " alone, 1/20 of the calls.",
+        f"- HTTP: `bench/microservice.py`: FastAPI on uvicorn, {s['http_workers']} worker"
+        " processes (SO_REUSEPORT listeners, `OMP_NUM_THREADS=1`), the same model exported"
+        " from `pyml.files`; JSON POST with keep-alive, same rows as psycopg. (Plain `uvicorn"
+        " --workers 2` leaves TCP_NODELAY off and adds ~40 ms to every request: not used.)",
+        f"- Throughput: {', '.join(str(c) for c in s['clients'])} clients for"
+        f" {s['throughput_seconds']} s measured, after every client's cold start (pgbench"
+        f" `-j {s['threads']}`; HTTP: the connections driven by 2 client processes, asyncio).",
+        "- Batch: every row of the table with the same model (the random forest's set query:"
+        f" the first {s['rf_set_rows']:,} rows, at ~12 ms a row); formulations in"
+        " `bench/batch.py`; `predict_batch` in chunks of"
+        f" {s['batch_chunk']:,} rows (one statement, `CROSS JOIN LATERAL` over id ranges).",
+        "",
+    ]
+    if r["errors"]:
+        out += ["## Errors", "", "These measurements failed; their figures are missing below.",
+                ""] + [f"- **{name}**: `{e.splitlines()[0][:400]}`" for name, e in
+                       r["errors"].items()] + [""]
+    out += ["## Goals", ""]
+    out += _table(["goal", "ratio / value", "target", "result", "figures"], [
+        [g["goal"], "–" if g["value"] is None else f"{g['value']:.3g}",
+         ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g), g["detail"]]
+        for g in r["goals"]])
+    out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
+    out += ["## Correctness", "", "Predictions compared with the raw model (relative"
+            f" tolerance {s['tolerance']:g}, float32):", ""]
+    out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"
+                                  if "rows" in c else f"sum {c['sum']:.6g} = {c['raw_sum']:.6g}")
+            for c in r["checks"]]
+    out += ["", "## Phases", ""]
+    load = r.get("phase_load", {})
+    out += _table(["phase", "seconds", "load average after"],
+                  [[k, f"{v:.1f}", f"{load.get(k, 0):.2f}"] for k, v in r["phases"].items()])
+    if r["warnings"]:
+        out += ["## Warnings", ""] + [f"- {w}" for w in r["warnings"]] + [""]
+    return "\n".join(out)
+
+
+def _online(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for client in ("pgbench", "psycopg"):
+        for name, o in r["online"].get(client, {}).items():
+            rows.append([name, client, _ms(o["mean_ms"]), _ms(o["p50_ms"]), _ms(o["p99_ms"]),
+                         f"{o['n']:,}"])
+    http = r.get("http")
+    if http:
+        for client in ("httpx", "http.client"):
+            o = http[client]
+            rows.append([f"{http['model']} over HTTP", client, _ms(o["mean_ms"]),
+                         _ms(o["p50_ms"]), _ms(o["p99_ms"]), f"{o['n']:,}"])
+    return ["## Online latency (one client, ms)", ""] + _table(
+        ["call", "client", "mean", "p50", "p99", "calls"], rows)
+
+
+def _throughput(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, o in r.get("throughput", {}).items():
+        rows.append([name, "pgbench", str(o["clients"]), _rate(o["tps"]), _ms(o["mean_ms"]),
+                     _ms(o["p99_ms"])])
+    http = r.get("http")
+    if http:
+        for key, o in http.items():
+            if key.startswith("c") and isinstance(o, dict) and "tps" in o:
+                rows.append([f"{http['model']} over HTTP", "http.client", str(o["clients"]),
+                             _rate(o["tps"]), _ms(o["mean_ms"]), _ms(o["p99_ms"])])
+    return ["## Throughput (calls/s)", ""] + _table(
+        ["call", "client", "clients", "calls/s", "mean ms", "p99 ms"], rows)
+
+
+def _cold(r: dict[str, Any]) -> list[str]:
+    rows = [[k, str(c["sessions"]), _ms(c["connect_ms_median"]), _ms(c["first_call_ms_median"]),
+             f"{_ms(c['first_call_ms_min'])}–{_ms(c['first_call_ms_max'])}",
+             _ms(c["second_call_ms_median"])] for k, c in r.get("cold_start", {}).items()]
+    return ["## Cold start (new sessions, ms, medians)", ""] + _table(
+        ["call", "sessions", "connect", "first call", "first call min–max", "second call"],
+        rows)
+
+
+def _batch(r: dict[str, Any]) -> list[str]:
+    out = ["## Batch scoring", ""]
+    for key, b in r["batch"].items():
+        raw, client = b["raw"]["rows_per_s"], b["client_job"]["rows_per_s"]
+        rows = []
+        for path, label in (("raw", "raw `predict(X)` in memory (the limit)"),
+                            ("set_query", "per-row set query"),
+                            ("predict_into", "`pyml.predict_into`"),
+                            ("predict_batch", "`pyml.predict_batch` (chunked)"),
+                            ("client_job", "client job: COPY out, predict, COPY in")):
+            x = b[path]
+            rows.append([label, f"{x.get('rows', b['rows']):,}", f"{x['seconds']:.2f}",
+                         _rate(x["rows_per_s"]), f"{x['rows_per_s'] / raw:.2f}",
+                         f"{x['rows_per_s'] / client:.2f}"])
+        c = b["client_job"]
+        out += [f"`{key}` ({b['rows']:,} rows):", ""] + _table(
+            ["path", "rows", "seconds", "rows/s", "x raw", "x client job"], rows)
+        out += [f"Client job split: fetch {c['fetch_seconds']:.2f} s, predict"
+                f" {c['predict_seconds']:.2f} s, write {c['write_seconds']:.2f} s.", ""]
+    return out
+
+
+def _load_seconds(notices: list[str]) -> str:
+    """pyml's own NOTICE 'loaded n rows x k features from t in 1.23s', when it says so."""
+    for notice in notices:
+        found = re.search(r"loaded .* in ([\d.]+)\s*s", notice)
+        if found:
+            return f"{float(found.group(1)):.2f}"
+    return "–"
+
+
+def _training(r: dict[str, Any]) -> list[str]:
+    rows = [[k, f"{m['train_rows']:,}", f"{m['train_seconds']:.2f}", _load_seconds(m["notices"]),
+             "–" if m["pyml_fit_seconds"] is None else f"{m['pyml_fit_seconds']:.2f}",
+             f"{m['raw_fit_seconds']:.2f}", f"{m['train_seconds'] / m['raw_fit_seconds']:.2f}",
+             "yes" if m["raw_reproduces"].get("same") else
+             f"no (max diff {m['raw_reproduces'].get('max_abs_diff', 0):.2g})"]
+            for k, m in r["models"].items()]
+    n = r["settings"].get("train_repeats", 1)
+    best = f"; best of {n} runs each" if n > 1 else ""
+    return ["## Training (seconds)", "", "`pyml.train` wall time from the client against"
+            " `fit` alone of the same estimator, with the hyperparameters pyml recorded, on the"
+            f" same rows in memory{best}.", ""] + _table(
+        ["model", "training rows", "pyml.train", "pyml's data load", "pyml's own fit_time",
+         "raw fit",
+         "x raw", "raw fit = stored model"], rows)
+
+
+def _memory(r: dict[str, Any]) -> list[str]:
+    mem = r.get("memory")
+    if not mem:
+        return []
+    rows = []
+    ref = mem.get("reference") or {}
+    for label, x in ((f"{ref.get('rows', 0):,} rows (t10)", ref),
+                     (f"{mem['rows']:,} rows (generate_series)", mem)):
+        if not x:
+            continue
+        rows.append([label, f"{x['seconds']:.1f}", _rate(x["rows_per_s"]),
+                     f"{x['baseline_rss_mb']:,.0f}", f"{x['peak_rss_mb']:,.0f}",
+                     f"{x['peak_growth_mb']:,.0f}"])
+    return [f"## Memory: backend RSS during `predict_into` ({mem['model']})", "",
+            "VmRSS of the backend (`pg_backend_pid()`) sampled every 100 ms from a thread,"
+            " with VmHWM at the end; baseline after the model is loaded.", ""] + _table(
+        ["scored", "seconds", "rows/s", "baseline MB", "peak MB", "growth MB"], rows)
+
+
+def write(results: dict[str, Any], directory: Path) -> None:
+    (directory / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (directory / "RESULTS.md").write_text(markdown(results))
