@@ -1,0 +1,363 @@
+"""The store: the only place that issues SQL (through :mod:`pyml._db`).
+
+This module holds the registry (projects, snapshots, models, artifacts,
+deployments); :mod:`pyml.store._relations` holds what touches user relations.
+Every value is a bound parameter; names are resolved and quoted by PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pyml._db import Db, Row
+from pyml.errors import UndefinedObject
+from pyml.store._relations import (
+    Column,
+    Relation,
+    caller_search_path,
+    create_dataset_table,
+    decode_float8_array,
+    float4_attributes,
+    materialize,
+    prediction_table,
+    pyml_table,
+    read_chunks,
+    read_columns,
+    resolve_relation,
+    write_predictions,
+)
+
+__all__ = [
+    "Column", "Relation", "caller_search_path", "create_dataset_table", "decode_float8_array",
+    "float4_attributes", "materialize", "prediction_table", "pyml_table", "read_chunks",
+    "read_columns", "resolve_relation", "write_predictions",
+]
+
+
+def context(db: Db) -> Row:
+    """Who and where: for lineage."""
+    return db.query(
+        "SELECT CURRENT_USER::text AS database_user,"
+        " pg_catalog.current_database()::text AS database,"
+        " pg_catalog.current_setting('server_version') AS server_version,"
+        " pg_catalog.clock_timestamp() AS at"
+    )[0]
+
+
+# ---------------------------------------------------------------------------
+# Projects and snapshots
+# ---------------------------------------------------------------------------
+
+
+def get_project(db: Db, name: str) -> Row | None:
+    rows = db.query(
+        "SELECT id, name, task FROM pyml.projects WHERE name = $1", [name], ["text"]
+    )
+    return rows[0] if rows else None
+
+
+def require_project(db: Db, name: str) -> Row:
+    project = get_project(db, name)
+    if project is None:
+        raise UndefinedObject(f'project "{name}" does not exist')
+    return project
+
+
+def create_project(db: Db, name: str, task: str) -> Row:
+    """Create the project, or return it when a concurrent session just did."""
+    rows = db.query(
+        "INSERT INTO pyml.projects (name, task) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO NOTHING RETURNING id, name, task",
+        [name, task],
+        ["text", "text"],
+    )
+    return rows[0] if rows else require_project(db, name)
+
+
+def touch_project(db: Db, project_id: int) -> None:
+    db.query(
+        "UPDATE pyml.projects SET updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
+        [project_id],
+        ["int8"],
+    )
+
+
+def insert_snapshot(db: Db, **fields: Any) -> int:
+    return int(
+        db.query(
+            "INSERT INTO pyml.snapshots (relation_name, y_column_name, test_size, test_sampling,"
+            " columns, row_count, data_fingerprint, materialized, preprocess)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb) RETURNING id",
+            [
+                fields["relation_name"],
+                fields["y_column_name"],
+                fields["test_size"],
+                fields["test_sampling"],
+                json.dumps(fields["columns"]),
+                fields["row_count"],
+                fields["data_fingerprint"],
+                fields["materialized"],
+                json.dumps(fields.get("preprocess", {})),
+            ],
+            ["text", "text[]", "float4", "text", "text", "int8", "text", "bool", "text"],
+        )[0]["id"]
+    )
+
+
+def set_snapshot_relation(db: Db, snapshot_id: int, relation_name: str) -> None:
+    """Point a just-created snapshot at its materialized copy (same transaction)."""
+    db.query(
+        "UPDATE pyml.snapshots SET relation_name = $2, materialized = true WHERE id = $1",
+        [snapshot_id, relation_name],
+        ["int8", "text"],
+    )
+
+
+def last_snapshot(db: Db, project_id: int) -> Row | None:
+    rows = db.query(
+        "SELECT s.* FROM pyml.snapshots s JOIN pyml.models m ON m.snapshot_id = s.id"
+        " WHERE m.project_id = $1 ORDER BY m.id DESC LIMIT 1",
+        [project_id],
+        ["int8"],
+    )
+    return rows[0] if rows else None
+
+
+# ---------------------------------------------------------------------------
+# Models and artifacts
+# ---------------------------------------------------------------------------
+
+_MODEL_COLUMNS = (
+    "project_id", "snapshot_id", "algorithm", "hyperparams", "search", "search_params",
+    "search_args", "status", "metrics", "num_features", "feature_names", "classes",
+    "preprocess", "runtime", "lineage",
+)
+_MODEL_TYPES = (
+    "int8", "int8", "text", "text", "text", "text", "text", "text", "text", "int4", "text[]",
+    "text", "text", "text", "text",
+)
+_JSONB = {"hyperparams", "search_params", "search_args", "metrics", "classes", "preprocess",
+          "lineage"}
+
+
+def insert_model(db: Db, parts: Sequence[Any], **fields: Any) -> int:
+    """Insert a trained model and its artifact parts; return the model id."""
+    values = [
+        json.dumps(fields[c]) if c in _JSONB and fields[c] is not None else fields[c]
+        for c in _MODEL_COLUMNS
+    ]
+    placeholders = ", ".join(
+        f"${i}::jsonb" if c in _JSONB else f"${i}" for i, c in enumerate(_MODEL_COLUMNS, start=1)
+    )
+    model_id = int(
+        db.query(
+            f"INSERT INTO pyml.models ({', '.join(_MODEL_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+            " RETURNING id",
+            values,
+            _MODEL_TYPES,
+        )[0]["id"]
+    )
+    for part in parts:
+        db.query(
+            "INSERT INTO pyml.files (model_id, part, format, sha256, data)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [model_id, part.part, part.format, part.sha256, part.data],
+            ["int8", "int4", "text", "text", "bytea"],
+        )
+    return model_id
+
+
+def get_model(db: Db, model_id: int) -> Row:
+    rows = db.query(
+        "SELECT m.id, m.project_id, p.name AS project, p.task, m.algorithm, m.status,"
+        " m.metrics::text AS metrics, m.num_features, m.feature_names, m.classes::text AS classes,"
+        " m.snapshot_id"
+        " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id WHERE m.id = $1",
+        [model_id],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedObject(f"model {model_id} does not exist")
+    row = dict(rows[0])
+    row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
+    row["classes"] = json.loads(row["classes"]) if row["classes"] else None
+    return row
+
+
+def model_files(db: Db, model_id: int) -> list[Row]:
+    return db.query(
+        "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = $1 ORDER BY part",
+        [model_id],
+        ["int8"],
+    )
+
+
+def feature_columns(db: Db, model_id: int | None) -> list[str]:
+    """The relation columns a model was trained on, in order (from its snapshot)."""
+    rows = db.query(
+        "SELECT e.c ->> 'name' AS name FROM pyml.models m"
+        " JOIN pyml.snapshots s ON s.id = m.snapshot_id,"
+        " pg_catalog.jsonb_array_elements(s.columns) WITH ORDINALITY AS e(c, i)"
+        " WHERE m.id = $1 AND e.c ->> 'role' = 'feature' ORDER BY e.i",
+        [model_id],
+        ["int8"],
+    )
+    return [r["name"] for r in rows]
+
+
+def delete_model(db: Db, model_id: int) -> None:
+    snapshot = db.query(
+        "DELETE FROM pyml.models WHERE id = $1 RETURNING snapshot_id", [model_id], ["int8"]
+    )
+    _drop_orphan_snapshots(db, [r["snapshot_id"] for r in snapshot])
+
+
+def delete_project(db: Db, project_id: int) -> None:
+    snapshots = db.query(
+        "SELECT DISTINCT snapshot_id FROM pyml.models WHERE project_id = $1", [project_id],
+        ["int8"],
+    )
+    db.query("DELETE FROM pyml.projects WHERE id = $1", [project_id], ["int8"])
+    _drop_orphan_snapshots(db, [r["snapshot_id"] for r in snapshots])
+
+
+def _drop_orphan_snapshots(db: Db, snapshot_ids: list[int | None]) -> None:
+    ids = [i for i in snapshot_ids if i is not None]
+    if not ids:
+        return
+    orphans = db.query(
+        "DELETE FROM pyml.snapshots s WHERE s.id = ANY($1)"
+        " AND NOT EXISTS (SELECT FROM pyml.models m WHERE m.snapshot_id = s.id)"
+        " RETURNING s.id, s.materialized",
+        [ids],
+        ["int8[]"],
+    )
+    for orphan in orphans:
+        if orphan["materialized"]:
+            table = pyml_table(db, f"snapshot_{orphan['id']}")
+            db.query(f"DROP TABLE IF EXISTS {table}")
+
+
+# ---------------------------------------------------------------------------
+# Deployments
+# ---------------------------------------------------------------------------
+
+
+def live_model_id(db: Db, project_name: str) -> tuple[Row, int | None]:
+    """The project (42704 if unknown) and the id of its live model (None if never deployed)."""
+    rows = db.query(
+        "SELECT p.id, p.name, p.task, (SELECT d.model_id FROM pyml.deployments d"
+        " WHERE d.project_id = p.id ORDER BY d.id DESC LIMIT 1) AS model_id"
+        " FROM pyml.projects p WHERE p.name = $1",
+        [project_name],
+        ["text"],
+    )
+    if not rows:
+        raise UndefinedObject(f'project "{project_name}" does not exist')
+    return rows[0], rows[0]["model_id"]
+
+
+def live_metrics(db: Db, project_id: int) -> dict[str, Any] | None:
+    """Metrics of the project's live model, or None when nothing is deployed."""
+    rows = db.query(
+        "SELECT m.metrics::text AS metrics FROM pyml.deployments d"
+        " JOIN pyml.models m ON m.id = d.model_id"
+        " WHERE d.project_id = $1 ORDER BY d.id DESC LIMIT 1",
+        [project_id],
+        ["int8"],
+    )
+    if not rows:
+        return None
+    return dict(json.loads(rows[0]["metrics"] or "{}"))
+
+
+def insert_deployment(db: Db, project_id: int, model_id: int, strategy: str) -> Row:
+    return db.query(
+        "INSERT INTO pyml.deployments (project_id, model_id, strategy) VALUES ($1, $2, $3)"
+        " RETURNING id, model_id, strategy, created_at",
+        [project_id, model_id, strategy],
+        ["int8", "int8", "text"],
+    )[0]
+
+
+def best_model(db: Db, project_id: int, metric: str, algorithm: str | None) -> int | None:
+    """The successful model with the highest ``metric``, compared as a number."""
+    rows = db.query(
+        "SELECT id FROM pyml.models WHERE project_id = $1 AND status = 'successful'"
+        " AND ($2::text IS NULL OR algorithm = $2)"
+        " ORDER BY (metrics ->> $3)::float8 DESC NULLS LAST, id DESC"
+        " LIMIT 1",
+        [project_id, algorithm, metric],
+        ["int8", "text", "text"],
+    )
+    return rows[0]["id"] if rows else None
+
+
+def most_recent_model(db: Db, project_id: int, algorithm: str | None) -> int | None:
+    rows = db.query(
+        "SELECT id FROM pyml.models WHERE project_id = $1 AND status = 'successful'"
+        " AND ($2::text IS NULL OR algorithm = $2) ORDER BY id DESC LIMIT 1",
+        [project_id, algorithm],
+        ["int8", "text"],
+    )
+    return rows[0]["id"] if rows else None
+
+
+def previous_deployed_model(db: Db, project_id: int) -> int | None:
+    """The model that was live before the live one (for rollback); redeploys are skipped."""
+    rows = db.query(
+        "SELECT d.model_id FROM pyml.deployments d WHERE d.project_id = $1"
+        " AND d.model_id <> (SELECT l.model_id FROM pyml.deployments l"
+        "                    WHERE l.project_id = $1 ORDER BY l.id DESC LIMIT 1)"
+        " ORDER BY d.id DESC LIMIT 1",
+        [project_id],
+        ["int8"],
+    )
+    return rows[0]["model_id"] if rows else None
+
+
+def deployed_model_at(db: Db, project_id: int, at: Any) -> int | None:
+    rows = db.query(
+        "SELECT model_id FROM pyml.deployments WHERE project_id = $1 AND created_at <= $2"
+        " ORDER BY created_at DESC, id DESC LIMIT 1",
+        [project_id, at],
+        ["int8", "timestamptz"],
+    )
+    return rows[0]["model_id"] if rows else None
+
+
+def database_oid(db: Db) -> int:
+    return int(db.query(
+        "SELECT oid::int8 AS oid FROM pg_catalog.pg_database"
+        " WHERE datname = pg_catalog.current_database()"
+    )[0]["oid"])
+
+
+def current_xid(db: Db) -> int:
+    return int(db.query("SELECT pg_catalog.pg_current_xact_id()::text::int8 AS xid")[0]["xid"])
+
+
+def unsettled(db: Db, notes: Sequence[Any]) -> list[Any]:
+    """The notes (see pyml._board) whose transaction may still change what this session sees.
+
+    Settled: aborted (or too old to tell), or committed with its effect visible here.
+    """
+    if not notes:
+        return []
+    rows = db.query(
+        "SELECT u.n FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[])"
+        "   WITH ORDINALITY AS u(kind, id, model_id, xid, n)"
+        " CROSS JOIN LATERAL (SELECT pg_catalog.pg_xact_status(u.xid::text::xid8) AS status) x"
+        " WHERE NOT (coalesce(x.status, 'aborted') = 'aborted'"
+        "   OR (x.status = 'committed' AND CASE u.kind"
+        "     WHEN 1 THEN EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id)"
+        "              OR NOT EXISTS (SELECT FROM pyml.models m WHERE m.id = u.model_id)"
+        "     ELSE NOT EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id) END))",
+        [[n.kind for n in notes], [n.id for n in notes], [n.model_id for n in notes],
+         [n.xid for n in notes]],
+        ["int8[]", "int8[]", "int8[]", "int8[]"],
+    )
+    return [notes[r["n"] - 1] for r in rows]
+
