@@ -2,7 +2,7 @@
 
 Trained scikit-learn and LightGBM models live in PostgreSQL as versioned rows;
 this package is the logic behind the ``pyml`` extension's SQL functions, and the
-client-side tools (``pyml up``, serving over psycopg).
+client-side tools (``pyml up``, ``pyml down``, ``pyml status``).
 """
 
 from pyml.errors import PymlError

@@ -1,13 +1,13 @@
-"""One way to run SQL for the whole package: inside the server (plpy) or outside (psycopg).
+"""How the package runs SQL: the :class:`Db` protocol and its in-server implementation.
 
 Queries are written once, with ``$n`` placeholders and the parameter types
-given separately; values are always bound, never formatted into SQL text.
+given separately; values are always bound, never formatted into SQL text. An
+out-of-server implementation (psycopg) can serve the same store later.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 Row = dict[str, Any]
@@ -51,36 +51,3 @@ class PlpyDb:
 
     def notice(self, message: str) -> None:
         self.plpy.notice(message)
-
-
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-class PsycopgDb:
-    """Runs the same queries over a psycopg connection (client side)."""
-
-    def __init__(self, conn: Any, on_notice: Callable[[str], None] | None = None):
-        from psycopg.rows import dict_row
-
-        self.conn = conn
-        self._row_factory = dict_row
-        self._on_notice = on_notice
-
-    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
-        with self.conn.cursor(row_factory=self._row_factory) as cur:
-            cur.execute(*self._convert(sql, params))
-            return list(cur.fetchall()) if cur.description else []
-
-    def execute(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> int:
-        with self.conn.cursor() as cur:
-            cur.execute(*self._convert(sql, params))
-            return int(cur.rowcount)
-
-    @staticmethod
-    def _convert(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-        named = _PLACEHOLDER.sub(lambda m: f"%(p{m.group(1)})s", sql.replace("%", "%%"))
-        return named, {f"p{i}": value for i, value in enumerate(params, start=1)}
-
-    def notice(self, message: str) -> None:
-        if self._on_notice is not None:
-            self._on_notice(message)

@@ -172,7 +172,7 @@ def _serving(plpy: Any, GD: dict[str, Any]) -> Any:
 
 def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> Any:
     """The live model of a project (by name) or a model by id, loaded once per session."""
-    serving = GD.get("pyml.serving") or _serving(plpy, GD)
+    serving = _serving(plpy, GD)
     if isinstance(project_or_id, str):
         return serving.live_model(_db(plpy, GD), project_or_id)
     return serving.model(_db(plpy, GD), project_or_id)

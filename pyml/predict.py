@@ -142,10 +142,6 @@ class Model:
 
     # -- what the SQL functions return -----------------------------------------
 
-    def predict_one(self, features: list[Any]) -> float:
-        """``pyml.predict`` of one row given as a SQL array (the online path)."""
-        return self.online_predictor()(features)  # type: ignore[no-any-return]
-
     def online_predictor(self) -> Any:
         """A function of one row (a flat list); lean for LightGBM: no numpy, one C call.
 
