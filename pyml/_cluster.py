@@ -187,7 +187,7 @@ class Cluster:
             # Load PL/Python's library once in the postmaster rather than in each session.
             "shared_preload_libraries": "'plpython3'",
             "shared_buffers": "'256MB'",
-            "max_connections": "100",
+            "max_connections": "200",  # benchmarks open 100 idle listeners
             "log_min_messages": "warning",
         }
         with open(self.data / "postgresql.auto.conf", "a") as conf:

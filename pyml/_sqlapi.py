@@ -370,3 +370,95 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
     row = TD["new"] if TD["event"] == "INSERT" else TD["old"]
     kind = _board.DEPLOYED if TD["event"] == "INSERT" else _board.DELETED
     announce(_db(plpy, GD), board, kind, row["id"], row["model_id"])
+
+
+# ---------------------------------------------------------------------------
+# Streaming
+# ---------------------------------------------------------------------------
+
+
+@_sql
+def stream(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
+           key_column: str, mode: str, channel: str | None, caller_search_path: str | None
+           ) -> int:
+    from pyml import stream as streaming
+
+    return streaming.create(
+        _db(plpy, GD), _params.non_empty("project_name", project_name),
+        _params.non_empty("source_relation", source_relation),
+        _params.non_empty("key_column", key_column), _params.non_empty("mode", mode), channel,
+        caller_search_path,
+    )
+
+
+@_sql
+def unstream(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
+             caller_search_path: str | None) -> None:
+    from pyml import stream as streaming
+
+    dropped = streaming.drop(_db(plpy, GD), _params.non_empty("project_name", project_name),
+                             _params.non_empty("source_relation", source_relation),
+                             caller_search_path)
+    if dropped["queued"]:
+        plpy.notice(f"{dropped['queued']} queued rows were dropped without being scored")
+    if dropped["events"]:
+        plpy.notice(f"{dropped['events']} events were dropped from the outbox")
+
+
+@_sql
+def stream_read(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, max_rows: int,
+                after_event: int | None) -> list[dict[str, Any]]:
+    from pyml import stream as streaming
+
+    if stream_id is None or consumer is None or max_rows is None:
+        raise InvalidParameterValue("stream_id, consumer and max_rows must not be NULL")
+    return streaming.read(_db(plpy, GD), stream_id, consumer, max_rows, after_event)
+
+
+@_sql
+def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str,
+               event_id: int) -> None:
+    from pyml import stream as streaming
+
+    streaming.ack(_db(plpy, GD), stream_id, consumer, event_id)
+
+
+@_sql
+def stream_prune(plpy: Any, GD: dict[str, Any], stream_id: int | None) -> int:
+    from pyml import stream as streaming
+
+    return streaming.prune(_db(plpy, GD), stream_id)
+
+
+@_sql
+def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
+                batch_size: int | None) -> None:
+    from pyml import stream as streaming
+
+    def commit() -> None:
+        plpy.commit()
+        plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+
+    streaming.work(_db(plpy, GD), _serving(plpy, GD), GD.setdefault("pyml.stream_plans", {}),
+                   stream_id, 1000 if batch_size is None else batch_size, commit)
+
+
+@_sql
+def stream_score(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
+    """Trigger of sync streams (statement level, with transition tables)."""
+    from pyml import stream as streaming
+    from pyml.errors import ObjectNotInPrerequisiteState
+
+    db = _db(plpy, GD)
+    args = TD["args"]
+    relation_oid = int(TD["relid"])
+    verified = GD.setdefault("pyml.stream_triggers", set())
+    key = (tuple(args), relation_oid)
+    if key not in verified:
+        if not store.is_sync_trigger(db, args, relation_oid):
+            raise ObjectNotInPrerequisiteState(
+                f'relation "{TD["table_schema"]}.{TD["table_name"]}" is not the sync stream '
+                f"with id {args[0] if args else None}")
+        verified.add(key)
+    streaming.score_statement(db, _serving(plpy, GD), GD.setdefault("pyml.stream_plans", {}),
+                              args, relation_oid, TD["event"] == "UPDATE")

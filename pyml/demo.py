@@ -110,9 +110,53 @@ def main() -> int:
         show(conn, "9. What is live, and the deployment history",
              "SELECT deployment_id, project, algorithm, model_id, strategy, deployed_by"
              " FROM pyml.overview ORDER BY deployment_id")
-    print("\nStreaming (LISTEN/NOTIFY) arrives with issue 4; see the README.")
+        _streaming(conn, uri)
     print(f"\nDone. Explore with: psql '{uri}'")
     return 0
+
+
+def _streaming(conn: psycopg.Connection, uri: str) -> None:
+    from pyml.consumer import Consumer
+
+    conn.execute("CREATE TABLE arrivals (LIKE pyml.breast_cancer)")
+    conn.execute("ALTER TABLE arrivals DROP COLUMN malignant, ALTER COLUMN id SET DEFAULT NULL")
+    show(conn, "10. Streaming: score rows as they arrive (sync: inside the inserting transaction)",
+         "SELECT pyml.stream(%s, 'arrivals', 'id') AS stream_id", (PROJECT,))
+    names = [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'arrivals'::regclass"
+        " AND attnum > 0 AND NOT attisdropped AND attname <> 'id' ORDER BY attnum")]
+    features = sql.SQL(", ").join(map(sql.Identifier, names))
+    insert = sql.SQL("INSERT INTO arrivals (id, {0}) SELECT id + %s, {0}"
+                     " FROM pyml.breast_cancer ORDER BY id LIMIT %s").format(features)
+    with Consumer(uri, PROJECT, "demo") as consumer:
+        print("   a consumer LISTENs; single-row inserts, each its own transaction:")
+        for i in range(3):
+            conn.execute(insert, (1000 + i, 1))
+            committed = time.perf_counter()
+            events = consumer.read(timeout=2)
+            received = time.perf_counter()
+            for event in events:
+                print(f"   -> event {event.event_id}: key {event.key}, prediction "
+                      f"{event.prediction:g}, model {event.model_id} "
+                      f"(commit -> consumer {1000 * (received - committed):.2f} ms)")
+            consumer.ack(events[-1])
+        print("   a 500-row INSERT: one vectorized batch, one NOTIFY")
+        conn.execute(insert, (2000, 500))
+        events = consumer.read(timeout=2)
+        print(f"   -> {len(events)} events, models {sorted({e.model_id for e in events})}")
+        consumer.ack(events[-1])
+    conn.execute("ALTER TABLE arrivals RENAME TO arrivals_sync")
+    conn.execute("CREATE TABLE arrivals (LIKE arrivals_sync)")
+    show(conn, "11. Async: the trigger only queues; a worker scores in batches",
+         "SELECT pyml.stream(%s, 'arrivals', 'id', mode => 'async') AS stream_id", (PROJECT,))
+    conn.execute(insert, (3000, 200))
+    show(conn, "   ... queued", "SELECT stream_id, mode, lag, events FROM pyml.streams"
+         " ORDER BY stream_id")
+    show(conn, "   ... CALL pyml.stream_work() (what `pyml worker` runs)",
+         "CALL pyml.stream_work()")
+    show(conn, "   ... scored", "SELECT stream_id, mode, lag, events FROM pyml.streams"
+         " ORDER BY stream_id")
+    print("   Try: pyml listen 'Breast Cancer Detection' --consumer me --source arrivals_sync")
 
 
 if __name__ == "__main__":

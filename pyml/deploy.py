@@ -66,4 +66,10 @@ def delete_project(db: Db, project_name: str, force: bool) -> None:
             f'project "{project_name}" has a live model ({live})',
             hint="Pass force => true to delete the project with all its models.",
         )
+    streamed = store.project_has_streams(db, project["id"])
+    if streamed:
+        raise ObjectNotInPrerequisiteState(
+            f'project "{project_name}" streams {", ".join(streamed)}',
+            hint=f"Call pyml.unstream('{project_name}', relation) for each first.",
+        )
     store.delete_project(db, project["id"])

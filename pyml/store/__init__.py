@@ -25,14 +25,40 @@ from pyml.store._relations import (
     pyml_table,
     read_chunks,
     read_columns,
+    relation_by_oid,
     resolve_relation,
     write_predictions,
+)
+from pyml.store._streams import (
+    Batch,
+    Stream,
+    ack,
+    create_triggers,
+    delete_stream,
+    drop_triggers,
+    find_stream,
+    get_stream,
+    is_sync_trigger,
+    list_streams,
+    project_has_streams,
+    prune,
+    publish,
+    queue_query,
+    read_events,
+    read_statement,
+    save_stream,
+    statement_query,
+    take_queued,
 )
 
 __all__ = [
     "Column", "Relation", "caller_search_path", "create_dataset_table", "decode_float8_array",
     "float4_attributes", "materialize", "prediction_table", "pyml_table", "read_chunks",
-    "read_columns", "resolve_relation", "write_predictions",
+    "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
+    # streams
+    "Batch", "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "find_stream",
+    "get_stream", "is_sync_trigger", "list_streams", "project_has_streams", "prune", "publish",
+    "queue_query", "read_events", "read_statement", "save_stream", "statement_query", "take_queued",
 ]
 
 

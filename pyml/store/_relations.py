@@ -95,7 +95,24 @@ def resolve_relation(db: Db, name: str, search_path: str | None = None) -> Relat
         found = None
     if found is None:
         raise UndefinedTable(f'relation "{name}" does not exist')
-    oid, qualified = found
+    return _describe(db, *found)
+
+
+def relation_by_oid(db: Db, oid: int) -> Relation:
+    """The relation with this oid (from the catalog, e.g. a trigger's table)."""
+    rows = db.query(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS q"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = $1::oid",
+        [oid],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedTable(f"relation with oid {oid} does not exist")
+    return _describe(db, oid, rows[0]["q"])
+
+
+def _describe(db: Db, oid: int, qualified: str) -> Relation:
     columns = db.query(
         "SELECT a.attname AS name, pg_catalog.quote_ident(a.attname) AS ident,"
         " pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,"

@@ -1,0 +1,343 @@
+"""Streams: their definitions, triggers, queue and outbox (part of the store: all SQL).
+
+Names in the generated statements come from the catalog, quoted by PostgreSQL
+(``quote_ident``, ``quote_literal``, ``format``); values are bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pyml._db import Db, Row
+from pyml.errors import InvalidParameterValue, UndefinedObject
+from pyml.store._relations import Column, Relation, _as_float8, decode_float8_array
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class Stream(NamedTuple):
+    id: int
+    project_id: int
+    project: str
+    source: str  # schema-qualified and quoted (regclass output with pyml's search_path)
+    key_column: str
+    mode: str
+    channel: str
+
+
+_STREAM = (
+    "SELECT s.id, s.project_id, p.name AS project, s.source_relation::text AS source,"
+    " s.key_column, s.mode, s.channel FROM pyml.stream_definitions s"
+    " JOIN pyml.projects p ON p.id = s.project_id"
+)
+
+
+def get_stream(db: Db, stream_id: int) -> Stream:
+    rows = db.query(_STREAM + " WHERE s.id = $1", [stream_id], ["int8"])
+    if not rows:
+        raise UndefinedObject(f"stream {stream_id} does not exist")
+    return Stream(**rows[0])
+
+
+def find_stream(db: Db, project_id: int, relation_oid: int) -> Stream | None:
+    rows = db.query(_STREAM + " WHERE s.project_id = $1 AND s.source_relation = $2::oid",
+                    [project_id, relation_oid], ["int8", "int8"])
+    return Stream(**rows[0]) if rows else None
+
+
+def list_streams(db: Db, stream_id: int | None = None, mode: str | None = None) -> list[Stream]:
+    rows = db.query(
+        _STREAM + " WHERE ($1::int8 IS NULL OR s.id = $1) AND ($2::text IS NULL OR s.mode = $2)"
+        " ORDER BY s.id",
+        [stream_id, mode],
+        ["int8", "text"],
+    )
+    return [Stream(**r) for r in rows]
+
+
+def project_has_streams(db: Db, project_id: int) -> list[str]:
+    rows = db.query(
+        "SELECT source_relation::text AS source FROM pyml.stream_definitions"
+        " WHERE project_id = $1 ORDER BY id",
+        [project_id],
+        ["int8"],
+    )
+    return [r["source"] for r in rows]
+
+
+def save_stream(db: Db, project_id: int, relation_oid: int, key_column: str, mode: str,
+                channel: str | None) -> int:
+    """Create the stream, or update the one on (project, relation); return its id."""
+    return int(db.query(
+        "INSERT INTO pyml.stream_definitions (project_id, source_relation, key_column, mode,"
+        " channel) VALUES ($1, $2::oid, $3, $4, coalesce($5, 'pyml_' || $1))"
+        " ON CONFLICT (project_id, source_relation) DO UPDATE SET key_column = EXCLUDED.key_column,"
+        " mode = EXCLUDED.mode, channel = EXCLUDED.channel RETURNING id",
+        [project_id, relation_oid, key_column, mode, channel],
+        ["int8", "int8", "text", "text", "text"],
+    )[0]["id"])
+
+
+def delete_stream(db: Db, stream: Stream) -> dict[str, int]:
+    """Drop the stream's triggers and rows; return how many rows of each kind went."""
+    drop_triggers(db, stream)
+    counts = {}
+    for name, table in (("events", "pyml.stream_events"), ("queued", "pyml.stream_queue")):
+        counts[name] = db.execute(f"DELETE FROM {table} WHERE stream_id = $1",  # noqa: S608
+                                  [stream.id], ["int8"])
+    db.execute("DELETE FROM pyml.stream_definitions WHERE id = $1", [stream.id], ["int8"])
+    return counts
+
+
+# ---------------------------------------------------------------------------
+# Triggers
+# ---------------------------------------------------------------------------
+
+
+def _trigger_names(stream_id: int) -> tuple[str, str]:
+    return f"pyml_stream_{stream_id}_insert", f"pyml_stream_{stream_id}_update"
+
+
+def create_triggers(db: Db, stream: Stream) -> None:
+    """(Re)create the statement-level triggers of ``stream`` on its source relation."""
+    drop_triggers(db, stream)
+    insert, update = _trigger_names(stream.id)
+    # The trigger's arguments carry what scoring needs, so a statement looks nothing up.
+    if stream.mode == "sync":
+        args = [str(stream.id), stream.project, stream.key_column, stream.channel]
+        function = "pyml._stream_score"
+    else:
+        args = [str(stream.id), stream.key_column]
+        function = "pyml._stream_enqueue"
+    literals = db.query(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ' ORDER BY i) AS q"
+        " FROM unnest($1::text[]) WITH ORDINALITY AS u(a, i)",
+        [args],
+        ["text[]"],
+    )[0]["q"]
+    function = f"{function}({literals})"
+    db.query(
+        f"CREATE TRIGGER {insert} AFTER INSERT ON {stream.source}"
+        f" REFERENCING NEW TABLE AS pyml_new FOR EACH STATEMENT EXECUTE FUNCTION {function}"
+    )
+    db.query(
+        f"CREATE TRIGGER {update} AFTER UPDATE ON {stream.source}"
+        " REFERENCING OLD TABLE AS pyml_old NEW TABLE AS pyml_new"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {function}"
+    )
+
+
+def drop_triggers(db: Db, stream: Stream) -> None:
+    rows = db.query(
+        "SELECT tgname::text AS name FROM pg_catalog.pg_trigger"
+        " WHERE tgrelid = $1::regclass AND tgname = ANY ($2::name[])",
+        [stream.source, list(_trigger_names(stream.id))],
+        ["text", "text[]"],
+    )
+    for row in rows:
+        db.query(f"DROP TRIGGER {row['name']} ON {stream.source}")
+
+
+# ---------------------------------------------------------------------------
+# Scoring: reading the rows of a statement or of the queue
+# ---------------------------------------------------------------------------
+
+
+class Batch(NamedTuple):
+    taken: int  # rows read (from the statement, or taken off the queue)
+    keys: list[str | None]  # of the rows to score
+    X: np.ndarray  # (len(keys), k), NULL as NaN
+
+
+def _features(features: Sequence[Column], alias: str) -> str:
+    parts = [_as_float8(c._replace(ident=f"{alias}.{c.ident}")) for c in features]
+    return "pg_catalog.array_send(pg_catalog.array_agg(ARRAY[]::float8[] || " + " || ".join(
+        parts) + "))"
+
+
+def _batch(row: Row, n: int, width: int) -> Batch:
+    X = decode_float8_array(row["x"], n)
+    return Batch(int(row["taken"]), list(row["keys"] or []), X.reshape(n, width) if n else
+                 X.reshape(0, width))
+
+
+def statement_query(key: Column, features: Sequence[Column], update: bool) -> str:
+    """Read a chunk of a trigger's transition table ($1 rows from offset $2).
+
+    For an UPDATE, only rows whose features changed (compared by key) are read.
+    """
+    idents = ", ".join(f"n.{c.ident}" for c in features)
+    changed = ""
+    if update:
+        old = ", ".join(f"o.{c.ident}" for c in features)
+        changed = (
+            f" WHERE NOT EXISTS (SELECT FROM pyml_old o WHERE o.{key.ident}"  # noqa: S608
+            " IS NOT DISTINCT FROM"
+            f" n.{key.ident} AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
+        )
+    # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
+    return (
+        "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new LIMIT $1 OFFSET $2) AS c)"  # noqa: S608, E501
+        f" AS taken, pg_catalog.count(*) AS n, pg_catalog.array_agg(n.{key.ident}::text) AS keys,"
+        f" {_features(features, 'n')} AS x"
+        " FROM (SELECT * FROM pyml_new LIMIT $1 OFFSET $2) AS n" + changed
+    )
+
+
+def read_statement(db: Db, query: str, limit: int, offset: int, width: int) -> Batch:
+    row = db.query(query, [limit, offset], ["int8", "int8"])[0]
+    return _batch(row, int(row["n"]), width)
+
+
+def queue_query(db: Db, relation: Relation, key: Column, features: Sequence[Column]) -> str:
+    """Take up to $2 queued rows of stream $1 off the queue (SKIP LOCKED: workers can share).
+
+    Updated rows whose features did not change are taken and not scored.
+    """
+    names = [
+        db.query("SELECT pg_catalog.quote_literal($1) AS q", [c.name], ["text"])[0]["q"]
+        for c in features
+    ]
+    new = ", ".join(f"q.new_row -> {n}" for n in names)
+    old = ", ".join(f"q.old_row -> {n}" for n in names)
+    return (
+        "WITH q AS (DELETE FROM pyml.stream_queue WHERE id IN ("  # noqa: S608 (names quoted)
+        " SELECT id FROM pyml.stream_queue WHERE stream_id = $1 ORDER BY id LIMIT $2"
+        " FOR UPDATE SKIP LOCKED) RETURNING new_row, old_row)"
+        " SELECT (SELECT pg_catalog.count(*) FROM q) AS taken, pg_catalog.count(*) AS n,"
+        f" pg_catalog.array_agg(n.{key.ident}::text) AS keys, {_features(features, 'n')} AS x"
+        f" FROM q CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{relation.qualified},"
+        " q.new_row) AS n"
+        f" WHERE q.old_row IS NULL OR ROW({new}) IS DISTINCT FROM ROW({old})"
+    )
+
+
+def take_queued(db: Db, query: str, stream_id: int, limit: int, width: int) -> Batch:
+    row = db.query(query, [stream_id, limit], ["int8", "int8"])[0]
+    return _batch(row, int(row["n"]), width)
+
+
+# ---------------------------------------------------------------------------
+# The outbox
+# ---------------------------------------------------------------------------
+
+_PUBLISH = (
+    "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id, error)"
+    " SELECT $1, u.k, u.p, $4, u.e FROM unnest($2::text[], $3::float4[], $5::text[]) AS u(k, p, e)"
+    " RETURNING event_id, key, prediction)"
+    " SELECT pg_catalog.pg_notify($6, pg_catalog.json_build_object("
+    "'stream', $1, 'model', $4, 'first', pg_catalog.min(e.event_id),"
+    " 'last', pg_catalog.max(e.event_id), 'count', pg_catalog.count(*), 'events', CASE WHEN $7"
+    " THEN pg_catalog.json_agg(pg_catalog.json_build_array(e.event_id, e.key, e.prediction)"
+    " ORDER BY e.event_id) END)::text) FROM e"
+)
+
+
+def publish(db: Db, stream: Stream, keys: Sequence[str | None], predictions: Sequence[Any],
+            errors: Sequence[str | None], model_id: int | None, inline: bool) -> None:
+    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
+    db.query(
+        _PUBLISH,
+        [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel,
+         inline],
+        ["int8", "text[]", "float4[]", "int8", "text[]", "text", "bool"],
+    )
+
+
+def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
+                after_event: int | None) -> list[Row]:
+    """Events after the consumer's ack (or after ``after_event``), in delivery order."""
+    if not _consumer_exists(db, stream_id, consumer):
+        db.query(
+            "INSERT INTO pyml.stream_consumers (stream_id, consumer) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [stream_id, consumer],
+            ["int8", "text"],
+        )
+    position = _position(db, stream_id, consumer, after_event)
+    return db.query(
+        "SELECT e.event_id, e.key, e.prediction, e.model_id, e.scored_at FROM pyml.stream_events e"
+        " WHERE e.stream_id = $1 AND (e.xid, e.event_id) > ($2::xid8, $3::int8)"
+        " AND e.xid < pyml._stream_horizon(pg_catalog.pg_current_snapshot())"
+        " ORDER BY e.xid, e.event_id LIMIT $4",
+        [stream_id, position[0], position[1], max_rows],
+        ["int8", "text", "int8", "int4"],
+    )
+
+
+def _consumer_exists(db: Db, stream_id: int, consumer: str) -> bool:
+    return bool(db.query(
+        "SELECT FROM pyml.stream_consumers WHERE stream_id = $1 AND consumer = $2",
+        [stream_id, consumer], ["int8", "text"],
+    ))
+
+
+def _event_position(db: Db, stream_id: int, event_id: int) -> tuple[str, int]:
+    rows = db.query(
+        "SELECT xid::text AS xid FROM pyml.stream_events WHERE event_id = $1 AND stream_id = $2",
+        [event_id, stream_id],
+        ["int8", "int8"],
+    )
+    if not rows:
+        raise InvalidParameterValue(f"event {event_id} is not in stream {stream_id}",
+                                    hint="Pass an event_id returned by pyml.stream_read.")
+    return rows[0]["xid"], event_id
+
+
+def _position(db: Db, stream_id: int, consumer: str, after_event: int | None
+              ) -> tuple[str, int]:
+    rows = db.query(
+        "SELECT acked_xid::text AS xid, acked_event FROM pyml.stream_consumers"
+        " WHERE stream_id = $1 AND consumer = $2",
+        [stream_id, consumer],
+        ["int8", "text"],
+    )
+    acked = (rows[0]["xid"], rows[0]["acked_event"]) if rows else ("0", 0)
+    if after_event is None:
+        return acked
+    after = _event_position(db, stream_id, after_event)
+    return after if (int(after[0]), after[1]) > (int(acked[0]), acked[1]) else acked
+
+
+def ack(db: Db, stream_id: int, consumer: str, event_id: int) -> None:
+    """Move the consumer's position to ``event_id`` (never backwards)."""
+    xid, _ = _event_position(db, stream_id, event_id)
+    db.execute(
+        "INSERT INTO pyml.stream_consumers AS c (stream_id, consumer, acked_xid, acked_event,"
+        " acked_at) VALUES ($1, $2, $3::xid8, $4, pg_catalog.clock_timestamp())"
+        " ON CONFLICT (stream_id, consumer) DO UPDATE SET acked_xid = EXCLUDED.acked_xid,"
+        " acked_event = EXCLUDED.acked_event, acked_at = EXCLUDED.acked_at"
+        " WHERE (c.acked_xid, c.acked_event) < (EXCLUDED.acked_xid, EXCLUDED.acked_event)",
+        [stream_id, consumer, xid, event_id],
+        ["int8", "text", "text", "int8"],
+    )
+
+
+def prune(db: Db, stream_id: int | None) -> int:
+    """Delete the events every consumer has acked (streams without consumers keep theirs)."""
+    return db.execute(
+        "DELETE FROM pyml.stream_events e USING ("
+        "  SELECT DISTINCT ON (c.stream_id) c.stream_id, c.acked_xid, c.acked_event"
+        "  FROM pyml.stream_consumers c WHERE $1::int8 IS NULL OR c.stream_id = $1"
+        "  ORDER BY c.stream_id, c.acked_xid, c.acked_event) AS m"
+        " WHERE e.stream_id = m.stream_id AND (e.xid, e.event_id) <= (m.acked_xid, m.acked_event)",
+        [stream_id],
+        ["int8"],
+    )
+
+
+def is_sync_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
+    """Whether a trigger's arguments are those pyml gave the sync stream of this relation
+    (a trigger someone else created cannot write into another stream's outbox)."""
+    if len(args) != 4 or not args[0].isdigit():
+        return False
+    stream_id, project, key_column, channel = args
+    return bool(db.query(
+        "SELECT FROM pyml.stream_definitions s JOIN pyml.projects p ON p.id = s.project_id"
+        " WHERE s.id = $1 AND s.source_relation = $2::oid AND s.mode = 'sync'"
+        " AND p.name = $3 AND s.key_column = $4 AND s.channel = $5",
+        [int(stream_id), relation_oid, project, key_column, channel],
+        ["int8", "int8", "text", "text", "text"],
+    ))
