@@ -436,7 +436,18 @@ def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
     from pyml import stream as streaming
 
     def commit() -> None:
-        plpy.commit()
+        try:
+            plpy.commit()
+        except plpy.SPIError as exc:
+            if getattr(exc, "sqlstate", None) != "2D000":
+                raise
+            from pyml.errors import ActiveSqlTransaction
+
+            raise ActiveSqlTransaction(
+                "pyml.stream_work cannot run inside a transaction block",
+                detail="It commits after each batch of rows it scores.",
+                hint="CALL it on its own (autocommit), as pyml worker does.",
+            ) from None
         plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
 
     streaming.work(_db(plpy, GD), _serving(plpy, GD), GD.setdefault("pyml.stream_plans", {}),

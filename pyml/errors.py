@@ -76,6 +76,12 @@ class ProgramLimitExceeded(PymlError):
     sqlstate = "54000"
 
 
+class ActiveSqlTransaction(PymlError):
+    """A procedure that commits was called inside a transaction block."""
+
+    sqlstate = "25001"
+
+
 class DataCorrupted(PymlError):
     """A model artifact fails its checksum or is not an allowed format."""
 
@@ -83,6 +89,7 @@ class DataCorrupted(PymlError):
 
 
 __all__ = [
+    "ActiveSqlTransaction",
     "DataCorrupted",
     "DataException",
     "FeatureNotSupported",

@@ -7,6 +7,8 @@ from the caller's text: PostgreSQL resolves them (``to_regclass``) and quotes th
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -212,6 +214,9 @@ def _as_float8(column: Column) -> str:
     return f"coalesce({column.ident}::float8, 'NaN')"
 
 
+_HEAD = struct.Struct(">ii")  # array_send: ndim, has_null (then element type, dimensions)
+
+
 def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
     """Decode ``array_send`` output of a float8 array into an ``(n,)`` or ``(n, width)`` array."""
     import numpy as np
@@ -219,12 +224,12 @@ def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
     if data is None or n == 0:
         return np.empty((0,), dtype=np.float64)
     buf = memoryview(bytes(data))
-    ndim, has_null = np.frombuffer(buf, ">i4", 2)
+    ndim, has_null = _HEAD.unpack_from(buf, 0)
     if ndim == 0:  # an empty array
         return np.empty((0,), dtype=np.float64)
-    dims = np.frombuffer(buf, ">i4", 2 * ndim, offset=12)[0::2]
+    dims = struct.unpack_from(f">{2 * ndim}i", buf, 12)[0::2]
     offset = 12 + 8 * int(ndim)
-    count = int(np.prod(dims))
+    count = math.prod(dims)
     if not has_null:
         items = np.frombuffer(buf, np.dtype([("len", ">i4"), ("value", ">f8")]), count, offset)
         flat = items["value"].astype(np.float64)
@@ -238,7 +243,7 @@ def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
             else:
                 flat[i] = np.frombuffer(buf, ">f8", 1, offset)[0]
                 offset += 8
-    return flat.reshape(int(dims[0]), -1) if ndim > 1 else flat
+    return flat.reshape(dims[0], -1) if ndim > 1 else flat
 
 
 def materialize(db: Db, relation: Relation, snapshot_id: int) -> str:

@@ -178,10 +178,11 @@ def statement_query(key: Column, features: Sequence[Column], update: bool) -> st
             f" n.{key.ident} AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
         )
     # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
+    taken = ("(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new LIMIT $1 OFFSET $2) AS c)"
+             if update else "pg_catalog.count(*)")
     return (
-        "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new LIMIT $1 OFFSET $2) AS c)"  # noqa: S608, E501
-        f" AS taken, pg_catalog.count(*) AS n, pg_catalog.array_agg(n.{key.ident}::text) AS keys,"
-        f" {_features(features, 'n')} AS x"
+        f"SELECT {taken} AS taken, pg_catalog.count(*) AS n,"  # noqa: S608
+        f" pg_catalog.array_agg(n.{key.ident}::text) AS keys, {_features(features, 'n')} AS x"
         " FROM (SELECT * FROM pyml_new LIMIT $1 OFFSET $2) AS n" + changed
     )
 
