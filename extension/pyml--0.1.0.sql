@@ -324,6 +324,17 @@ $$;
 COMMENT ON FUNCTION pyml._stream_horizon(pg_snapshot) IS
     'Internal: events written by transactions older than this are final (see pyml.stream_read)';
 
+-- A streamed relation and, when partitioned, all its partitions.
+CREATE FUNCTION pyml._stream_relations(source regclass) RETURNS SETOF regclass
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT source UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(source) AS t
+$$;
+COMMENT ON FUNCTION pyml._stream_relations(regclass) IS
+    'Internal: a relation and all its partitions (the tables a stream has triggers on)';
+
 -- async streams: the trigger only queues the rows and wakes the worker.
 CREATE FUNCTION pyml._stream_enqueue() RETURNS trigger
 LANGUAGE plpgsql
@@ -333,7 +344,8 @@ AS $$
 BEGIN
     -- the trigger is pyml's own (not one pointing at another relation's stream)
     PERFORM FROM pyml.stream_definitions s
-      WHERE s.id = TG_ARGV[0]::bigint AND s.source_relation = TG_RELID AND s.mode = 'async';
+      WHERE s.id = TG_ARGV[0]::bigint AND s.mode = 'async'
+        AND TG_RELID IN (SELECT pyml._stream_relations(s.source_relation));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'relation "%" is not an async stream with id %', TG_RELID::regclass,
             TG_ARGV[0] USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -342,12 +354,14 @@ BEGIN
         INSERT INTO pyml.stream_queue (stream_id, new_row)
         SELECT TG_ARGV[0]::bigint, pg_catalog.to_jsonb(n) FROM pyml_new AS n;
     ELSE
-        -- TG_ARGV[1] is the key column's name (quoted by format's %I)
+        -- TG_ARGV[1] is the key column's name (quoted by format's %I). Old rows are
+        -- matched by key with one hash join (rows with a NULL key count as new).
         EXECUTE pg_catalog.format(
             'INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)'
-            ' SELECT $1, pg_catalog.to_jsonb(n), (SELECT pg_catalog.to_jsonb(o) FROM pyml_old o'
-            '   WHERE o.%1$I IS NOT DISTINCT FROM n.%1$I LIMIT 1)'
-            ' FROM pyml_new n', TG_ARGV[1])
+            ' SELECT $1, pg_catalog.to_jsonb(n), o.row'
+            ' FROM pyml_new n LEFT JOIN (SELECT DISTINCT ON (o.%1$I) o.%1$I AS key,'
+            '   pg_catalog.to_jsonb(o) AS row FROM pyml_old o) o ON o.key = n.%1$I',
+            TG_ARGV[1])
         USING TG_ARGV[0]::bigint;
     END IF;
     PERFORM pg_catalog.pg_notify('pyml_work', TG_ARGV[0]);
@@ -360,6 +374,7 @@ COMMENT ON FUNCTION pyml._stream_enqueue() IS
 -- A dropped source relation takes its streams with it.
 CREATE FUNCTION pyml._stream_source_dropped() RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER  -- whoever drops a table need not have privileges on pyml's tables
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -387,6 +402,100 @@ COMMENT ON FUNCTION pyml._stream_source_dropped() IS
 CREATE EVENT TRIGGER pyml_stream_source_dropped ON sql_drop
     WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION pyml._stream_source_dropped();
+
+-- The triggers of a stream, on its relation and (for a partitioned table) on
+-- every partition: a statement naming a partition fires only that partition's
+-- triggers. Run by pyml.stream, and again whenever a partition is created or
+-- attached (event trigger below), so no partition is ever left unscored.
+CREATE FUNCTION pyml._stream_install(stream_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    target regclass;
+    fn text;
+    insert_trigger text := 'pyml_stream_' || stream_id || '_insert';
+    update_trigger text := 'pyml_stream_' || stream_id || '_update';
+BEGIN
+    SELECT d.id, d.source_relation, d.key_column, d.mode, d.channel, p.name AS project
+      INTO s FROM pyml.stream_definitions d JOIN pyml.projects p ON p.id = d.project_id
+     WHERE d.id = stream_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF s.mode = 'sync' THEN
+        fn := pg_catalog.format('pyml._stream_score(%L, %L, %L, %L)',
+                                s.id, s.project, s.key_column, s.channel);
+    ELSE
+        fn := pg_catalog.format('pyml._stream_enqueue(%L, %L)', s.id, s.key_column);
+    END IF;
+    FOR target IN SELECT pyml._stream_relations(s.source_relation) LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid = target AND g.tgname = insert_trigger) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', insert_trigger, target);
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid = target AND g.tgname = update_trigger) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', update_trigger, target);
+        END IF;
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pyml_new'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION %s', insert_trigger, target, fn);
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pyml_old'
+            ' NEW TABLE AS pyml_new FOR EACH STATEMENT EXECUTE FUNCTION %s',
+            update_trigger, target, fn);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_install(bigint) IS
+    'Internal: (re)creates the triggers of a stream on its relation and all its partitions';
+
+CREATE FUNCTION pyml._stream_uninstall(stream_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger t
+              WHERE t.tgname IN ('pyml_stream_' || stream_id || '_insert',
+                                 'pyml_stream_' || stream_id || '_update') LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', g.tgname, g.rel);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_uninstall(bigint) IS
+    'Internal: drops the triggers of a stream, wherever they are';
+
+CREATE FUNCTION pyml._stream_partition_added() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR missing IN
+        SELECT DISTINCT d.id FROM pyml.stream_definitions d,
+               pyml._stream_relations(d.source_relation) AS t(relid)
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid
+                              AND g.tgname = 'pyml_stream_' || d.id || '_insert')
+    LOOP
+        PERFORM pyml._stream_install(missing);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_partition_added() IS
+    'Event trigger: gives new partitions of streamed tables their stream triggers';
+
+CREATE EVENT TRIGGER pyml_stream_partition_added ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION pyml._stream_partition_added();
 
 CREATE VIEW pyml.streams AS
 SELECT
@@ -2260,4 +2369,8 @@ COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
 GRANT USAGE ON SCHEMA pyml TO PUBLIC;
 GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.deployments,
     pyml.overview, pyml.trained_models, pyml.deployed_models TO PUBLIC;
-REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce() FROM PUBLIC;
+-- Which relations are streamed is public like the registry; the outbox (predictions on
+-- your data), the queue (copies of source rows) and consumer positions are not.
+GRANT SELECT ON pyml.stream_definitions, pyml.streams TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(),
+    pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;

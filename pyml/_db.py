@@ -8,6 +8,7 @@ out-of-server implementation (psycopg) can serve the same store later.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Row = dict[str, Any]
@@ -26,6 +27,14 @@ class Db(Protocol):
 
     def notice(self, message: str) -> None:
         """Report progress to the caller."""
+        ...
+
+    def warning(self, message: str) -> None:
+        """Report a problem the caller's statement goes on despite."""
+        ...
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        """A block whose statements all take effect, or none (a subtransaction)."""
         ...
 
 
@@ -51,3 +60,9 @@ class PlpyDb:
 
     def notice(self, message: str) -> None:
         self.plpy.notice(message)
+
+    def warning(self, message: str) -> None:
+        self.plpy.warning(message)
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        return self.plpy.subtransaction()  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyml import store
 from pyml._db import Db
 from pyml.errors import (
+    ActiveSqlTransaction,
     InvalidParameterValue,
     NullValueNotAllowed,
     ObjectNotInPrerequisiteState,
@@ -56,7 +57,12 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
     relation = store.resolve_relation(db, source_relation, search_path)
     relation.column(key_column)
     for name in store.feature_columns(db, model_id):
-        relation.column(name)
+        column = relation.column(name)
+        if not column.is_numeric:
+            raise InvalidParameterValue(
+                f'column "{name}" of "{relation.qualified}" has type {column.type}',
+                detail="The live model reads it as a number.",
+            )
     stream_id = store.save_stream(db, project["id"], relation.oid, key_column, mode, channel)
     store.create_triggers(db, store.get_stream(db, stream_id))
     return stream_id
@@ -142,13 +148,35 @@ def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | Non
     for stream in streams:
         if stream.mode != "async":
             continue
-        while True:
-            try:
-                model = serving.live_model(db, stream.project)
-            except ObjectNotInPrerequisiteState:
-                db.notice(f'stream {stream.id}: project "{stream.project}" has no deployed '
-                          "model; its rows stay queued")
-                break
+        try:
+            taken += _work_stream(db, serving, plans, stream, batch_size, commit)
+        except ActiveSqlTransaction:
+            raise
+        except PymlError as exc:
+            error: Exception = exc
+        except Exception as exc:  # a database error (plpy.SPIError): same treatment
+            if getattr(exc, "sqlstate", None) is None:
+                raise
+            error = exc
+        else:
+            continue
+        # The failed batch was rolled back: its rows stay queued. Other streams go on.
+        db.warning(f"stream {stream.id} ({stream.source}): rows stay queued: "
+                   f"{getattr(error, 'message', None) or error}")
+    return taken
+
+
+def _work_stream(db: Db, serving: Serving, plans: dict[Any, _Plan], stream: store.Stream,
+                 batch_size: int, commit: Callable[[], None]) -> int:
+    taken = 0
+    while True:
+        try:
+            model = serving.live_model(db, stream.project)
+        except ObjectNotInPrerequisiteState:
+            db.notice(f'stream {stream.id}: project "{stream.project}" has no deployed '
+                      "model; its rows stay queued")
+            return taken
+        with db.atomic():
             plan = plans.get((stream.id, model.id, "queue"))
             if plan is None:
                 relation = store.resolve_relation(db, stream.source)
@@ -161,11 +189,10 @@ def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | Non
                 predictions, errors = _predict_or_explain(model, batch, plan)
                 store.publish(db, stream, batch.keys, predictions, errors, model.id,
                               _inline(batch.keys))
-            commit()
-            taken += batch.taken
-            if batch.taken < batch_size:
-                break
-    return taken
+        commit()
+        taken += batch.taken
+        if batch.taken < batch_size:
+            return taken
 
 
 def _trigger_stream(args: Sequence[str]) -> store.Stream:

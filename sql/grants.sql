@@ -9,4 +9,8 @@
 GRANT USAGE ON SCHEMA pyml TO PUBLIC;
 GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.deployments,
     pyml.overview, pyml.trained_models, pyml.deployed_models TO PUBLIC;
-REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce() FROM PUBLIC;
+-- Which relations are streamed is public like the registry; the outbox (predictions on
+-- your data), the queue (copies of source rows) and consumer positions are not.
+GRANT SELECT ON pyml.stream_definitions, pyml.streams TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(),
+    pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;

@@ -96,48 +96,13 @@ def delete_stream(db: Db, stream: Stream) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 
 
-def _trigger_names(stream_id: int) -> tuple[str, str]:
-    return f"pyml_stream_{stream_id}_insert", f"pyml_stream_{stream_id}_update"
-
-
 def create_triggers(db: Db, stream: Stream) -> None:
-    """(Re)create the statement-level triggers of ``stream`` on its source relation."""
-    drop_triggers(db, stream)
-    insert, update = _trigger_names(stream.id)
-    # The trigger's arguments carry what scoring needs, so a statement looks nothing up.
-    if stream.mode == "sync":
-        args = [str(stream.id), stream.project, stream.key_column, stream.channel]
-        function = "pyml._stream_score"
-    else:
-        args = [str(stream.id), stream.key_column]
-        function = "pyml._stream_enqueue"
-    literals = db.query(
-        "SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ' ORDER BY i) AS q"
-        " FROM unnest($1::text[]) WITH ORDINALITY AS u(a, i)",
-        [args],
-        ["text[]"],
-    )[0]["q"]
-    function = f"{function}({literals})"
-    db.query(
-        f"CREATE TRIGGER {insert} AFTER INSERT ON {stream.source}"
-        f" REFERENCING NEW TABLE AS pyml_new FOR EACH STATEMENT EXECUTE FUNCTION {function}"
-    )
-    db.query(
-        f"CREATE TRIGGER {update} AFTER UPDATE ON {stream.source}"
-        " REFERENCING OLD TABLE AS pyml_old NEW TABLE AS pyml_new"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {function}"
-    )
+    """(Re)create the statement-level triggers of ``stream`` on its relation and partitions."""
+    db.query("SELECT pyml._stream_install($1)", [stream.id], ["int8"])
 
 
 def drop_triggers(db: Db, stream: Stream) -> None:
-    rows = db.query(
-        "SELECT tgname::text AS name FROM pg_catalog.pg_trigger"
-        " WHERE tgrelid = $1::regclass AND tgname = ANY ($2::name[])",
-        [stream.source, list(_trigger_names(stream.id))],
-        ["text", "text[]"],
-    )
-    for row in rows:
-        db.query(f"DROP TRIGGER {row['name']} ON {stream.source}")
+    db.query("SELECT pyml._stream_uninstall($1)", [stream.id], ["int8"])
 
 
 # ---------------------------------------------------------------------------
@@ -173,9 +138,8 @@ def statement_query(key: Column, features: Sequence[Column], update: bool) -> st
     if update:
         old = ", ".join(f"o.{c.ident}" for c in features)
         changed = (
-            f" WHERE NOT EXISTS (SELECT FROM pyml_old o WHERE o.{key.ident}"  # noqa: S608
-            " IS NOT DISTINCT FROM"
-            f" n.{key.ident} AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
+            f" WHERE NOT EXISTS (SELECT FROM pyml_old o WHERE o.{key.ident} = n.{key.ident}"  # noqa: S608
+            f" AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
         )
     # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
     taken = ("(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new LIMIT $1 OFFSET $2) AS c)"
@@ -337,7 +301,8 @@ def is_sync_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
     stream_id, project, key_column, channel = args
     return bool(db.query(
         "SELECT FROM pyml.stream_definitions s JOIN pyml.projects p ON p.id = s.project_id"
-        " WHERE s.id = $1 AND s.source_relation = $2::oid AND s.mode = 'sync'"
+        " WHERE s.id = $1 AND s.mode = 'sync'"
+        " AND $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation))"
         " AND p.name = $3 AND s.key_column = $4 AND s.channel = $5",
         [int(stream_id), relation_oid, project, key_column, channel],
         ["int8", "int8", "text", "text", "text"],
