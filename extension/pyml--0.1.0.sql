@@ -345,7 +345,8 @@ BEGIN
     -- the trigger is pyml's own (not one pointing at another relation's stream)
     PERFORM FROM pyml.stream_definitions s
       WHERE s.id = TG_ARGV[0]::bigint AND s.mode = 'async'
-        AND TG_RELID IN (SELECT pyml._stream_relations(s.source_relation));
+        AND (s.source_relation = TG_RELID
+             OR TG_RELID IN (SELECT pyml._stream_relations(s.source_relation)));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'relation "%" is not an async stream with id %', TG_RELID::regclass,
             TG_ARGV[0] USING ERRCODE = 'object_not_in_prerequisite_state';

@@ -89,8 +89,9 @@ def drop(db: Db, project_name: str, source_relation: str,
 class _Plan:
     """How to read a stream's rows for one model (cached per session)."""
 
-    def __init__(self, query: str, width: int, features: list[str]):
+    def __init__(self, query: str, width: int, features: list[str], more: str = ""):
         self.query = query
+        self.more = more  # the query for the chunks after the first
         self.width = width
         self.features = features
 
@@ -117,10 +118,13 @@ def score_statement(db: Db, serving: Serving, plans: dict[Any, _Plan], args: Seq
         key, features = _columns(db, relation, model, stream.key_column)
         width = sum(1 for _ in features)
         plan = plans[(stream.id, model.id, update, relation_oid)] = _Plan(
-            store.statement_query(key, features, update), width, [c.name for c in features])
+            store.statement_query(key, features, update, CHUNK_ROWS, first=True), width,
+            [c.name for c in features],
+            store.statement_query(key, features, update, CHUNK_ROWS, first=False))
     scored = offset = 0
     while True:
-        batch = store.read_statement(db, plan.query, CHUNK_ROWS, offset, plan.width)
+        query = plan.query if offset == 0 else plan.more
+        batch = store.read_statement(db, query, offset, plan.width)
         if batch.keys:
             _require_features(batch, plan, stream)
             predictions = _predict(model, batch.X)

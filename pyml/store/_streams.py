@@ -128,8 +128,10 @@ def _batch(row: Row, n: int, width: int) -> Batch:
                  X.reshape(0, width))
 
 
-def statement_query(key: Column, features: Sequence[Column], update: bool) -> str:
-    """Read a chunk of a trigger's transition table ($1 rows from offset $2).
+def statement_query(key: Column, features: Sequence[Column], update: bool, rows: int,
+                    first: bool) -> str:
+    """Read ``rows`` rows of a trigger's transition table: the first ones, or those from
+    offset $1. (The first chunk's query has no parameter, so its plan is made once.)
 
     For an UPDATE, only rows whose features changed (compared by key) are read.
     """
@@ -141,18 +143,19 @@ def statement_query(key: Column, features: Sequence[Column], update: bool) -> st
             f" WHERE NOT EXISTS (SELECT FROM pyml_old o WHERE o.{key.ident} = n.{key.ident}"  # noqa: S608
             f" AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
         )
+    chunk = f"LIMIT {int(rows)}" + ("" if first else " OFFSET $1")
     # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
-    taken = ("(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new LIMIT $1 OFFSET $2) AS c)"
+    taken = (f"(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new {chunk}) AS c)"  # noqa: S608
              if update else "pg_catalog.count(*)")
     return (
         f"SELECT {taken} AS taken, pg_catalog.count(*) AS n,"  # noqa: S608
         f" pg_catalog.array_agg(n.{key.ident}::text) AS keys, {_features(features, 'n')} AS x"
-        " FROM (SELECT * FROM pyml_new LIMIT $1 OFFSET $2) AS n" + changed
+        f" FROM (SELECT * FROM pyml_new {chunk}) AS n" + changed
     )
 
 
-def read_statement(db: Db, query: str, limit: int, offset: int, width: int) -> Batch:
-    row = db.query(query, [limit, offset], ["int8", "int8"])[0]
+def read_statement(db: Db, query: str, offset: int, width: int) -> Batch:
+    row = (db.query(query) if offset == 0 else db.query(query, [offset], ["int8"]))[0]
     return _batch(row, int(row["n"]), width)
 
 
@@ -302,7 +305,8 @@ def is_sync_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
     return bool(db.query(
         "SELECT FROM pyml.stream_definitions s JOIN pyml.projects p ON p.id = s.project_id"
         " WHERE s.id = $1 AND s.mode = 'sync'"
-        " AND $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation))"
+        " AND (s.source_relation = $2::oid"
+        "      OR $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation)))"
         " AND p.name = $3 AND s.key_column = $4 AND s.channel = $5",
         [int(stream_id), relation_oid, project, key_column, channel],
         ["int8", "int8", "text", "text", "text"],
