@@ -79,6 +79,15 @@ class Settings:
     threads: int = 2  # pgbench -j
     http_workers: int = 2  # uvicorn --workers: one per core, as a user would deploy it
     tolerance: float = 1e-5  # relative, float32 results against float64 ones
+    # streaming: single-row inserts (pgbench window), multi-row statements of stream_batch_rows,
+    # end-to-end runs of stream_seconds at stream_rate inserts a second, then with idle listeners
+    stream_insert_seconds: float = 4.5
+    stream_statements: int = 20
+    stream_batch_rows: int = 1000
+    stream_rate: int = 1000
+    stream_seconds: float = 2.0  # per configuration; the Consumer and polling alternate in
+    stream_rounds: int = 2  # this many runs each
+    stream_idle_listeners: tuple[int, ...] = (1, 10, 100)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -93,6 +102,7 @@ def settings(quick: bool) -> Settings:
         quick=False, rows=1_000_000, memory_rows=10_000_000, latency_seconds=10,
         throughput_seconds=10, warmup_seconds=1.0, calls=5000, cold_sessions=10,
         rf_set_rows=1000, batch_chunk=100_000, train_repeats=2,
+        stream_insert_seconds=30, stream_statements=100, stream_seconds=10, stream_rounds=4,
     )
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import psycopg
 
 from bench import pgcopy
-from bench.config import DATABASE
 from bench.db import Server, connect
 
 NOOP = (
@@ -24,14 +23,15 @@ LABEL_50 = LABEL_10 + " + 0.5 * f11 * f12 + cos(4 * f20) - 0.3 * f33 + 0.2 * f47
 
 
 def recreate_database(server: Server) -> None:
+    name = psycopg.sql.Identifier(server.database).as_string(None)
     with connect(server.admin_uri) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
         # A sequential scan of a table over shared_buffers / 4 starts where the last one
         # stopped (synchronized scans), so rows come back in a different order from run to
         # run, and pyml.train's 'last' split would take other rows than the raw fit. Off here:
         # every scan reads in heap (= id) order.
-        conn.execute(f"ALTER DATABASE {DATABASE} SET synchronize_seqscans = off")
+        conn.execute(f"ALTER DATABASE {name} SET synchronize_seqscans = off")
     with connect(server.uri) as conn:
         conn.execute("CREATE EXTENSION pyml CASCADE")
         conn.execute(NOOP)

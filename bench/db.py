@@ -19,9 +19,10 @@ class Server:
     host: str
     port: int
     user: str
+    database: str = DATABASE
 
 
-def start_server() -> Server:
+def start_server(database: str = DATABASE) -> Server:
     """``pyml up`` (starts the checkout's server, or reuses the running one)."""
     pyml = Path(sys.prefix) / "bin" / "pyml"
     if not pyml.exists():
@@ -33,8 +34,8 @@ def start_server() -> Server:
 
     cluster = Cluster.for_checkout()
     return Server(
-        uri=cluster.uri(DATABASE), admin_uri=cluster.uri("postgres"), host="127.0.0.1",
-        port=cluster.port, user="postgres",
+        uri=cluster.uri(database), admin_uri=cluster.uri("postgres"), host="127.0.0.1",
+        port=cluster.port, user="postgres", database=database,
     )
 
 

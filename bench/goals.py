@@ -22,7 +22,14 @@ class _Goals(list):
                      "detail": detail})
 
 
-def evaluate(r: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]:
+    """The goals of every part, or of one part (``--only``)."""
+    if only == "streaming":
+        return streaming(r)
+    return serving(r) + streaming(r)
+
+
+def serving(r: dict[str, Any]) -> list[dict[str, Any]]:
     goals = _Goals()
     online, models, batch = r.get("online", {}), r["models"], r.get("batch", {})
     for key, m in models.items():
@@ -110,4 +117,33 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, Any]]:
 
     goals.add("lgbm: memory bounded (predict_into's peak RSS growth on the large table"
               " <= 2 x its growth on t10)", 2.0, "max", bounded)
+    return goals
+
+
+def streaming(r: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = _Goals()
+    s = r.get("streaming") or {}
+    key = s.get("model", "lgbm")
+    for mode, target in (("sync", 0.8), ("async", 0.95)):
+        def inserts(mode: str = mode) -> tuple[float, str]:
+            ours, plain = s["inserts"][mode]["rows_per_s"], s["inserts"]["plain"]["rows_per_s"]
+            return ours / plain, f"{ours:,.0f} vs {plain:,.0f} inserts/s (one client)"
+
+        article = "an" if mode == "async" else "a"
+        goals.add(f"{key}: single-row INSERTs with {article} {mode} stream >= {target:g} x plain"
+                  " INSERT throughput", target, "min", inserts)
+
+    def listen() -> dict[str, Any]:  # None (TypeError below) when not measured
+        return next((x for x in s["latency"]["runs"]
+                     if x["consumer"] == "listen" and x["idle_listeners"] == 0), None)
+
+    for stat, target in (("p50", 1.0), ("p99", 5.0)):
+        def e2e(stat: str = stat) -> tuple[float, str]:
+            run = listen()
+            return run[f"{stat}_ms"], (
+                f"{run[f'{stat}_ms']:.2f} ms ({run['from_sent'][f'{stat}_ms']:.2f} ms from the"
+                f" INSERT sent), {run['events']:,} events at {run['achieved_rate']:,.0f}/s")
+
+        goals.add(f"{key}: stream commit -> consumer {stat} <= {target:g} ms at"
+                  f" {r['settings'].get('stream_rate', 1000):,} events/s", target, "max", e2e)
     return goals

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.config import DATABASE, PG_BIN, BenchError
+from bench.config import PG_BIN, BenchError
 from bench.db import Server
 
 
@@ -60,7 +60,7 @@ def run(server: Server, scripts: dict[str, str], *, clients: int, seconds: float
         argv = [
             str(PG_BIN / "pgbench"), "-h", server.host, "-p", str(server.port), "-U", server.user,
             "-n", "-M", "prepared", *files, "-c", str(clients), "-j", str(min(threads, clients)),
-            "-T", str(total), "--log", f"--log-prefix={prefix}", DATABASE,
+            "-T", str(total), "--log", f"--log-prefix={prefix}", server.database,
         ]
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
         if proc.returncode != 0:

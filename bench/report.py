@@ -39,10 +39,13 @@ def markdown(r: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["postgresql_settings"].items())
         + f"); pyml {m['pyml']} (git {m['git']})",
         f"- Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
-        f"- Load average: {r['load']['before']:.2f} before, {r['load']['after']:.2f} after",
+        f"- Load average: {r['load']['before']:.2f} before, {r['load']['after']:.2f} after"
+        + (" (taken before the streaming part, whose idle listeners load the machine"
+           " themselves)" if r.get("streaming") else ""),
         "",
         "## What was measured", "",
-        f"- Data (database `pyml_bench`, recreated): `t10` = {s['rows']:,} rows x 10 `real`"
+        f"- Data (database `{r.get('database', 'pyml_bench')}`, recreated): `t10` ="
+        f" {s['rows']:,} rows x 10 `real`"
         f" features + id + label, `t50` = {s['rows']:,} rows x 50 features; uniform features,"
         " non-linear label, fixed seed. Models trained by `pyml.train(..., task =>"
         " 'regression', test_sampling => 'last')` (the first 75 % of rows train).",
@@ -73,6 +76,9 @@ def markdown(r: dict[str, Any]) -> str:
         f" {s['batch_chunk']:,} rows (one statement, `CROSS JOIN LATERAL` over id ranges).",
         "",
     ]
+    if r.get("only"):
+        out += [f"Only the part `{r['only']}` was run (`--only`): the other sections are"
+                " missing.", ""]
     if r["errors"]:
         out += ["## Errors", "", "These measurements failed; their figures are missing below.",
                 ""] + [f"- **{name}**: `{e.splitlines()[0][:400]}`" for name, e in
@@ -83,6 +89,7 @@ def markdown(r: dict[str, Any]) -> str:
          ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g), g["detail"]]
         for g in r["goals"]])
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
+    out += _streaming(r)
     out += ["## Correctness", "", "Predictions compared with the raw model (relative"
             f" tolerance {s['tolerance']:g}, float32):", ""]
     out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"
@@ -109,6 +116,8 @@ def _online(r: dict[str, Any]) -> list[str]:
             o = http[client]
             rows.append([f"{http['model']} over HTTP", client, _ms(o["mean_ms"]),
                          _ms(o["p50_ms"]), _ms(o["p99_ms"]), f"{o['n']:,}"])
+    if not rows:
+        return []
     return ["## Online latency (one client, ms)", ""] + _table(
         ["call", "client", "mean", "p50", "p99", "calls"], rows)
 
@@ -124,6 +133,8 @@ def _throughput(r: dict[str, Any]) -> list[str]:
             if key.startswith("c") and isinstance(o, dict) and "tps" in o:
                 rows.append([f"{http['model']} over HTTP", "http.client", str(o["clients"]),
                              _rate(o["tps"]), _ms(o["mean_ms"]), _ms(o["p99_ms"])])
+    if not rows:
+        return []
     return ["## Throughput (calls/s)", ""] + _table(
         ["call", "client", "clients", "calls/s", "mean ms", "p99 ms"], rows)
 
@@ -132,12 +143,16 @@ def _cold(r: dict[str, Any]) -> list[str]:
     rows = [[k, str(c["sessions"]), _ms(c["connect_ms_median"]), _ms(c["first_call_ms_median"]),
              f"{_ms(c['first_call_ms_min'])}–{_ms(c['first_call_ms_max'])}",
              _ms(c["second_call_ms_median"])] for k, c in r.get("cold_start", {}).items()]
+    if not rows:
+        return []
     return ["## Cold start (new sessions, ms, medians)", ""] + _table(
         ["call", "sessions", "connect", "first call", "first call min–max", "second call"],
         rows)
 
 
 def _batch(r: dict[str, Any]) -> list[str]:
+    if not r["batch"]:
+        return []
     out = ["## Batch scoring", ""]
     for key, b in r["batch"].items():
         raw, client = b["raw"]["rows_per_s"], b["client_job"]["rows_per_s"]
@@ -202,6 +217,94 @@ def _memory(r: dict[str, Any]) -> list[str]:
             "VmRSS of the backend (`pg_backend_pid()`) sampled every 100 ms from a thread,"
             " with VmHWM at the end; baseline after the model is loaded.", ""] + _table(
         ["scored", "seconds", "rows/s", "baseline MB", "peak MB", "growth MB"], rows)
+
+
+def _streaming(r: dict[str, Any]) -> list[str]:
+    st = r.get("streaming")
+    if not st:
+        return []
+    s = r["settings"]
+    out = [f"## Streaming ({st['model']})", "",
+           "Tables `(id bigint PRIMARY KEY, f1..f10 real)`; each stream's live model is the"
+           f" `{st['model']}` model; `bench/streaming.py` says how each figure is taken.", ""]
+    ins = st.get("inserts")
+    if ins:
+        plain = ins["plain"]["rows_per_s"]
+        rows = [[f"`{ins[v]['table']}`", label, _ms(ins[v]["mean_ms"]), _ms(ins[v]["p50_ms"]),
+                 _ms(ins[v]["p99_ms"]), _rate(ins[v]["rows_per_s"]),
+                 f"{ins[v]['rows_per_s'] / plain:.2f}", f"{ins[v]['n']:,}"]
+                for v, label in (("plain", "none"),
+                                 ("noop", "none; floor: PL/Python statement trigger (transition"
+                                  " table) doing nothing"),
+                                 ("outbox", "none; floor: PL/pgSQL statement trigger writing an"
+                                  " outbox row + NOTIFY, no model"),
+                                 ("sync", "`sync`"),
+                                 ("async", "`async` (no worker while measured)")) if v in ins]
+        work = ins["async_work"]
+        out += ["Single-row autocommit INSERTs: one pgbench client (`-M prepared`), the"
+                " tables' scripts picked at random per transaction,"
+                f" {ins['plain']['measured_seconds']:.1f} s measured; one client with no think"
+                " time makes 1000 / mean ms inserts a second.", ""]
+        out += _table(["table", "stream", "mean ms", "p50 ms", "p99 ms", "inserts/s",
+                       "x plain", "inserts"], rows)
+        out += [f"The async queue ({work['rows']:,} rows) was then scored by `CALL"
+                f" pyml.stream_work(stream, {work['batch_size']})` in {work['seconds']:.2f} s"
+                f" ({_rate(work['rows_per_s'])} rows/s).", ""]
+    multi = st.get("multirow")
+    if multi:
+        raw, plain = multi["raw"]["rows_per_s"], multi["plain"]["rows_per_s"]
+        rows = [[label, _ms(multi[v]["median_ms"]), _ms(multi[v]["p90_ms"]),
+                 _rate(multi[v]["rows_per_s"]), f"{multi[v]['rows_per_s'] / raw:.2f}",
+                 f"{multi[v]['rows_per_s'] / plain:.2f}"]
+                for v, label in (("raw", "raw `Booster.predict` (numpy, in this process)"),
+                                 ("plain", "`INSERT ... SELECT`, no stream"),
+                                 ("sync", "`INSERT ... SELECT`, `sync` stream"))]
+        n = multi["rows_per_statement"]
+        out += [f"Multi-row INSERTs of {n:,} rows (autocommit `INSERT INTO m ... SELECT ..."
+                f" FROM t10` over an id range), {multi['statements']} statements each, the"
+                f" three paths alternating on the same {n:,} rows:", ""]
+        out += _table([f"path ({n:,} rows)", "median ms", "p90 ms", "rows/s", "x raw",
+                       "x plain INSERT"], rows)
+    lat = st.get("latency")
+    if lat:
+        rows = []
+        for x in lat["runs"]:
+            rows.append([
+                "`Consumer` (LISTEN)" if x["consumer"] == "listen"
+                else f"`stream_read` every {1000 * lat['poll_seconds']:.0f} ms",
+                str(x["idle_listeners"]) + (f" ({x['requested']} asked)" if "requested" in x
+                                            else ""),
+                f"{x['events']:,}", _rate(x["achieved_rate"]),
+                _ms(x["mean_ms"]), _ms(x["p50_ms"]), _ms(x["p95_ms"]), _ms(x["p99_ms"]),
+                _ms(x["max_ms"]),
+                f"{_ms(x['from_sent']['p50_ms'])} / {_ms(x['from_sent']['p99_ms'])}",
+                f"{x['events_per_read']:.1f}",
+                f"{_ms(x['insert_p50_ms'])} / {_ms(x['insert_p99_ms'])}"])
+        out += ["End-to-end latency (ms): the commit of a single-row INSERT returned to the"
+                " writer -> a consumer thread (own connection, same process) has its prediction;"
+                " also from the INSERT sent (an upper bound: the commit happens in between)."
+                f" The writer is paced at {s['stream_rate']:,} inserts/s for"
+                f" {s['stream_seconds']:g} s for each row of the table (inserts/s: the rate it"
+                " achieved, lower when it could not keep up); the Consumer and the polling"
+                f" consumer alternate, {s.get('stream_rounds', 1)} runs each; idle"
+                " listeners are extra connections that LISTEN on the stream's channel and never"
+                " read.", ""]
+        out += _table(["consumer", "idle listeners", "events", "inserts/s", "mean", "p50",
+                       "p95", "p99", "max", "from sent p50 / p99", "events per read",
+                       "writer INSERT p50 / p99"], rows)
+        early = [f"{x['before_commit_returned']:,} of {x['events']:,} ({x['consumer']},"
+                 f" {x['idle_listeners']} idle)" for x in lat["runs"]
+                 if x.get("before_commit_returned")]
+        if early:
+            out += ["- Predictions that reached the consumer before the writer saw its commit"
+                    " return (negative latencies, counted as they are): " + ", ".join(early)
+                    + "."]
+        out += [f"- {x['idle_listeners']} idle listeners: not measured: {x['reason']}."
+                for x in lat["skipped"]]
+        ss = lat["server_settings"]
+        out += [f"- Server: fsync {ss['fsync']}, synchronous_commit {ss['synchronous_commit']},"
+                f" max_connections {ss['max_connections']}.", ""]
+    return out
 
 
 def write(results: dict[str, Any], directory: Path) -> None:

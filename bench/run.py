@@ -1,9 +1,12 @@
 """The benchmark: ``python -m bench.run [--quick]`` (or ``make bench [BENCH_ARGS=--quick]``).
 
 Starts (or reuses) the checkout's server, recreates database ``pyml_bench``, trains the models
-with ``pyml.train``, measures online, HTTP, batch, training, cold start and memory, checks that
-every path gives the raw model's numbers, and writes bench/RESULTS.md and bench/results.json.
-Only pyml's public SQL API is used.
+with ``pyml.train``, measures online, HTTP, batch, training, cold start, memory and streaming,
+checks that every path gives the raw model's numbers, and writes bench/RESULTS.md and
+bench/results.json. Only pyml's public SQL API is used.
+
+``--only streaming`` runs one part (with the table and the model it needs) and writes its
+results to /tmp/pyml-bench-streaming unless ``--output`` says elsewhere (never to bench/).
 
 A measurement that fails (an error from pyml, or predictions that disagree with the raw model)
 is reported under *Errors*, the others still run, and the exit status is 1.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -40,8 +44,11 @@ from bench import (
     models,
     online,
     report,
+    streaming,
 )
-from bench.config import BENCH_DIR, LGBM, MODELS
+from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
+
+ONLY = ("streaming",)  # parts that --only can run on their own
 
 
 class Sections:
@@ -74,20 +81,23 @@ def set_rows(settings: config.Settings, spec: config.ModelSpec) -> int:
     return settings.rf_set_rows if spec.algorithm == "random_forest" else settings.rows
 
 
-def bench(settings: config.Settings, command: str) -> dict[str, Any]:
+def bench(settings: config.Settings, command: str, only: str | None = None,
+          database: str = DATABASE) -> dict[str, Any]:
     started = time.perf_counter()
     section = Sections()
     warnings: list[str] = []
     checks: list[dict[str, Any]] = []
     r: dict[str, Any] = {"mode": "quick" if settings.quick else "full", "command": command,
                          "settings": asdict(settings), "load": {"before": db.loadavg()},
-                         "online": {}, "batch": {}}
+                         "online": {}, "batch": {}, "only": only, "database": database}
+    tables = (("t10", 10), ("t50", 50)) if only is None else (("t10", 10),)
+    specs = MODELS if only is None else (LGBM,)
     with section("server", required=True):
-        server = db.start_server()
+        server = db.start_server(database)
     with section("data", required=True):
         data.recreate_database(server)
         with db.connect(server.uri) as conn:
-            for table, k in (("t10", 10), ("t50", 50)):
+            for table, k in tables:
                 data.build_table(conn, table, settings.rows, k)
     with section("read data into numpy", required=True), db.connect(server.uri) as conn:
         r["machine"] = machine.describe(conn)
@@ -96,16 +106,17 @@ def bench(settings: config.Settings, command: str) -> dict[str, Any]:
             warnings.append("other sessions were active on the server at start: "
                             + ", ".join(busy))
         ids, X, y = {}, {}, {}
-        for table, k in (("t10", 10), ("t50", 50)):
+        for table, k in tables:
             ids[k], X[k] = data.read_features(conn, table, k)
             y[k] = data.read_labels(conn, table)
     sample = data.sample_ids(settings.rows, settings.sample_rows) - 1
     trained: list[models.Trained] = []
     with section("training", required=True), db.connect(server.uri) as conn:
-        for spec in MODELS:
+        for spec in specs:
             t = models.train(conn, spec, settings.rows)
             models.raw_fit(t, X[spec.features], y[spec.features], sample)
-            for _ in range(settings.train_repeats - 1):  # best of n: load spikes hit OpenMP
+            repeats = settings.train_repeats if only is None else 1
+            for _ in range(repeats - 1):  # best of n: load spikes hit OpenMP
                 models.retrain(conn, t)
                 models.raw_fit(t, X[spec.features], y[spec.features], sample)
             trained.append(t)
@@ -121,74 +132,104 @@ def bench(settings: config.Settings, command: str) -> dict[str, Any]:
     rng = np.random.default_rng(3)
     features = {k: X[k][rng.permutation(len(X[k]))[: max(settings.calls, 1000)]] for k in X}
 
-    cold = {"select1": 0.05}  # seconds of a first call, for pgbench's warm-up allowance
-    with section("cold start"):
-        r["cold_start"] = coldstart.run(server.uri, trained, features, settings.cold_sessions)
-        cold.update({k: c["first_call_ms_max"] / 1000 for k, c in r["cold_start"].items()})
-    with section("online: pgbench, one client"):
-        r["online"]["pgbench"] = online.single_client_pgbench(server, settings, trained, cold)
-    with section("online: psycopg, one client"):
-        ps = online.single_client_psycopg(server, settings, trained, features)
-        checks += [o.pop("check") for o in ps.values() if "check" in o]
-        r["online"]["psycopg"] = ps
-    with section("throughput: pgbench"):
-        r["throughput"] = online.throughput_pgbench(server, settings, lgbm, cold)
-    with section("HTTP microservice"):
-        http = http_bench.run(server.uri, LGBM.project, settings, features[LGBM.features])
-        checks.append(online.compare(
-            "lgbm: HTTP microservice vs raw predict", np.asarray(http.pop("values")[:50]),
-            models.predict_raw(lgbm, features[LGBM.features][:50]), settings.tolerance))
-        http["model"] = LGBM.key
-        r["http"] = http
-    for t in trained:
-        k = t.spec.features
-        with section(f"batch: {t.spec.key}"):
-            b = batch.run(server.uri, settings, t, ids[k], X[k], set_rows(settings, t.spec))
-            checks += b.pop("checks")
-            r["batch"][t.spec.key] = b
-    with section("memory"):
-        mem = memory.run(server, settings, lgbm, features[10][0].tolist())
-        checks.append(mem.pop("check"))
-        mem["model"] = LGBM.key
-        mem["reference"] = r["batch"].get(LGBM.key, {}).get("predict_into")
-        r["memory"] = mem
+    if only is None:
+        cold = {"select1": 0.05}  # seconds of a first call, for pgbench's warm-up allowance
+        with section("cold start"):
+            r["cold_start"] = coldstart.run(server.uri, trained, features,
+                                            settings.cold_sessions)
+            cold.update({k: c["first_call_ms_max"] / 1000 for k, c in r["cold_start"].items()})
+        with section("online: pgbench, one client"):
+            r["online"]["pgbench"] = online.single_client_pgbench(server, settings, trained,
+                                                                  cold)
+        with section("online: psycopg, one client"):
+            ps = online.single_client_psycopg(server, settings, trained, features)
+            checks += [o.pop("check") for o in ps.values() if "check" in o]
+            r["online"]["psycopg"] = ps
+        with section("throughput: pgbench"):
+            r["throughput"] = online.throughput_pgbench(server, settings, lgbm, cold)
+        with section("HTTP microservice"):
+            http = http_bench.run(server.uri, LGBM.project, settings, features[LGBM.features])
+            checks.append(online.compare(
+                "lgbm: HTTP microservice vs raw predict", np.asarray(http.pop("values")[:50]),
+                models.predict_raw(lgbm, features[LGBM.features][:50]), settings.tolerance))
+            http["model"] = LGBM.key
+            r["http"] = http
+        for t in trained:
+            k = t.spec.features
+            with section(f"batch: {t.spec.key}"):
+                b = batch.run(server.uri, settings, t, ids[k], X[k],
+                              set_rows(settings, t.spec))
+                checks += b.pop("checks")
+                r["batch"][t.spec.key] = b
+        with section("memory"):
+            mem = memory.run(server, settings, lgbm, features[10][0].tolist())
+            checks.append(mem.pop("check"))
+            mem["model"] = LGBM.key
+            mem["reference"] = r["batch"].get(LGBM.key, {}).get("predict_into")
+            r["memory"] = mem
+    # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
+    r["load"]["after"] = db.loadavg()
+    if only in (None, "streaming"):
+        r["streaming"] = {"model": LGBM.key}
+        for name, measure in streaming.SECTIONS.items():
+            with section(f"streaming: {name}"):
+                result = measure(server, settings, lgbm, X[LGBM.features])
+                checks += result.pop("checks")
+                r["streaming"][name] = result
     r["checks"] = checks
     r["errors"] = section.errors
     r["phases"] = section.seconds
     r["phase_load"] = section.load
-    r["load"]["after"] = db.loadavg()
     if max(r["load"].values()) > 1.0:
         warnings.append(
             f"load average {r['load']['before']:.2f} before and {r['load']['after']:.2f} after:"
             " other work shared the cores, so timings are noisier than on an idle machine")
     r["warnings"] = warnings
     r["total_seconds"] = time.perf_counter() - started
-    r["goals"] = goals.evaluate(r)
+    r["goals"] = goals.evaluate(r, only)
     return r
+
+
+def _database_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in ("postgres", "pyml"):
+        raise argparse.ArgumentTypeError(f"not a bench database name: {name!r}")
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="100k rows, short runs (also: PYML_BENCH_QUICK=1)")
-    parser.add_argument("--output", type=Path, default=BENCH_DIR,
-                        help="directory for RESULTS.md and results.json (default: bench/)")
+    parser.add_argument("--output", type=Path,
+                        help="directory for RESULTS.md and results.json (default: bench/;"
+                        " with --only: /tmp/pyml-bench-PART)")
+    parser.add_argument("--only", choices=ONLY,
+                        help="only this part, with the data and model it needs")
+    parser.add_argument("--database", default=DATABASE, type=_database_name,
+                        help=f"the database to recreate and use (default: {DATABASE})")
     parser.add_argument("--from-json", type=Path, metavar="RESULTS_JSON",
                         help="only rewrite RESULTS.md from an earlier results.json")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = BENCH_DIR if args.only is None else Path(f"/tmp/pyml-bench-{args.only}")
+    if args.only and args.output.resolve() == BENCH_DIR:
+        parser.error("--only writes partial results: give an --output other than bench/")
     if args.from_json:
         report.write(json.loads(args.from_json.read_text()), args.output)
         return 0
     quick = args.quick or config.quick_from_env()
+    flags = " ".join(["--quick"] * args.quick + [f"--only {args.only}"] * bool(args.only)
+                     + [f"--database {args.database}"] * (args.database != DATABASE))
     if "MAKELEVEL" in os.environ:
-        command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
+        command = "make bench" + (f" BENCH_ARGS={flags!r}" if " " in flags else
+                                  f" BENCH_ARGS={flags}" if flags else "")
     else:
         entry = "python bench/run.py" if __package__ in (None, "") else "python -m bench.run"
-        command = entry + (" --quick" if args.quick else "")
+        command = entry + (f" {flags}" if flags else "")
     if quick and not args.quick:
         command = f"{config.QUICK_ENV}=1 {command}"
     try:
-        results = bench(config.settings(quick), command)
+        results = bench(config.settings(quick), command, args.only, args.database)
     except Exception:
         traceback.print_exc()
         print("[bench] FAILED before anything could be measured", file=sys.stderr)
