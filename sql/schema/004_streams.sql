@@ -254,10 +254,15 @@ BEGIN
     IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
         RETURN;
     END IF;
+    -- Streams whose relation has its triggers but a partition has not. (While pg_restore
+    -- runs, the relation gets its triggers only after its constraints; then the dump's own
+    -- CREATE TRIGGER statements give the partitions theirs: nothing to do here.)
     FOR missing IN
         SELECT DISTINCT d.id FROM pyml.stream_definitions d,
                pyml._stream_relations(d.source_relation) AS t(relid)
-         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid
+         WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = d.source_relation
+                          AND g.tgname = 'pyml_stream_' || d.id || '_insert')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid
                               AND g.tgname = 'pyml_stream_' || d.id || '_insert')
     LOOP
         PERFORM pyml._stream_install(missing);

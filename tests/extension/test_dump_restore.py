@@ -26,6 +26,8 @@ REGISTRY = {
     "files": "model_id, part",
     "deployments": "id",
 }
+FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+FEATURES_DDL = ", ".join(f"{f} real" for f in FEATURES)
 BREAST_CANCER = "Dump Breast Cancer"
 DIABETES = "Dump Diabetes"
 
@@ -51,6 +53,15 @@ def trained(admin_url: str, url: str) -> str:
             (DIABETES,),
         ).fetchone()
         assert row == (True,)
+        # Streamed tables with constraints: a partitioned one (sync) and a plain one (async).
+        conn.execute(f"CREATE TABLE readings (id bigint PRIMARY KEY, {FEATURES_DDL})"
+                     " PARTITION BY RANGE (id)")
+        conn.execute("CREATE TABLE readings_1 PARTITION OF readings FOR VALUES FROM (0) TO (1000)")
+        conn.execute(f"CREATE TABLE queued (id bigint PRIMARY KEY, {FEATURES_DDL})")
+        conn.execute("SELECT pyml.stream(%s, 'readings')", (DIABETES,))
+        conn.execute("SELECT pyml.stream(%s, 'queued', mode => 'async')", (DIABETES,))
+        conn.execute("CREATE TABLE readings_2 PARTITION OF readings"
+                     " FOR VALUES FROM (1000) TO (2000)")
     return admin_url
 
 
@@ -148,3 +159,23 @@ def test_restored_sequences_continue(trained: str, restored: str) -> None:
         ).fetchone()
     assert new == last + 1
 
+
+
+def test_streams_work_after_restore(restored: str) -> None:
+    """Stream definitions and their triggers (on every partition) come back, once each."""
+    with psycopg.connect(restored, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        streams = conn.execute(
+            "SELECT stream_id, source_relation, mode FROM pyml.streams ORDER BY stream_id"
+        ).fetchall()
+        assert [(r[1], r[2]) for r in streams] == [("readings", "sync"), ("queued", "async")]
+        values = ", ".join(["0.01"] * len(FEATURES))
+        for table, key in (("readings", 1), ("readings_2", 1500), ("queued", 7)):
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, {})").format(
+                sql.Identifier(table), sql.SQL(values)), (key,))
+        conn.execute("CALL pyml.stream_work()")
+        events = conn.execute(
+            "SELECT stream_id, key FROM pyml.stream_events ORDER BY stream_id, key::int"
+        ).fetchall()
+    sync_id, async_id = streams[0][0], streams[1][0]
+    assert events == [(sync_id, "1"), (sync_id, "1500"), (async_id, "7")]
