@@ -454,22 +454,48 @@ def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
                    stream_id, 1000 if batch_size is None else batch_size, commit)
 
 
-@_sql
-def stream_score(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
-    """Trigger of sync streams (statement level, with transition tables)."""
-    from pyml import stream as streaming
-    from pyml.errors import ObjectNotInPrerequisiteState
-
-    db = _db(plpy, GD)
-    args = TD["args"]
-    relation_oid = int(TD["relid"])
+def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int) -> None:
+    """Refuse a trigger someone made with pyml's function but another stream's arguments."""
     verified = GD.setdefault("pyml.stream_triggers", set())
-    key = (tuple(args), relation_oid)
+    key = (tuple(args), relid)  # args is a list
     if key not in verified:
-        if not store.is_sync_trigger(db, args, relation_oid):
+        if not store.is_sync_trigger(_db(plpy, GD), args, relid):
+            from pyml.errors import ObjectNotInPrerequisiteState
+
             raise ObjectNotInPrerequisiteState(
-                f'relation "{TD["table_schema"]}.{TD["table_name"]}" is not the sync stream '
-                f"with id {args[0] if args else None}")
+                f"relation {relid} is not the sync stream with id {args[0] if args else None}")
         verified.add(key)
-    streaming.score_statement(db, _serving(plpy, GD), GD.setdefault("pyml.stream_plans", {}),
-                              args, relation_oid, TD["event"] == "UPDATE")
+
+
+@_sql
+def stream_predict_rows(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
+                        new_rows: list[str], old_rows: list[str] | None) -> tuple[Any, ...]:
+    """For the trigger of sync streams (``pyml._stream_score``): a small statement."""
+    from pyml import stream as streaming
+
+    _verified(plpy, GD, args, relid)
+    return streaming.predict_rows(_db(plpy, GD), _serving(plpy, GD),
+                                  GD.setdefault("pyml.stream_layouts", {}), args, relid,
+                                  new_rows, old_rows)
+
+
+@_sql
+def stream_read_query(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
+                      is_update: bool, chunk: int) -> str:
+    from pyml import stream as streaming
+
+    _verified(plpy, GD, args, relid)
+    return streaming.read_query(_db(plpy, GD), _serving(plpy, GD),
+                                GD.setdefault("pyml.stream_chunks", {}),
+                                GD.setdefault("pyml.stream_plans", {}), args, relid,
+                                bool(is_update), chunk)
+
+
+@_sql
+def stream_predict_chunk(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
+                         keys: list[str] | None, features: bytes | None) -> tuple[Any, ...]:
+    from pyml import stream as streaming
+
+    _verified(plpy, GD, args, relid)
+    return streaming.predict_chunk(GD.setdefault("pyml.stream_chunks", {}), args, relid, keys,
+                                   features)

@@ -11,8 +11,9 @@ the stream's channel wakes consumers when the transaction commits.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml import store
 from pyml._db import Db
@@ -22,6 +23,7 @@ from pyml.errors import (
     NullValueNotAllowed,
     ObjectNotInPrerequisiteState,
     PymlError,
+    UndefinedColumn,
     UndefinedObject,
 )
 
@@ -89,9 +91,8 @@ def drop(db: Db, project_name: str, source_relation: str,
 class _Plan:
     """How to read a stream's rows for one model (cached per session)."""
 
-    def __init__(self, query: str, width: int, features: list[str], more: str = ""):
+    def __init__(self, query: str, width: int, features: list[str]):
         self.query = query
-        self.more = more  # the query for the chunks after the first
         self.width = width
         self.features = features
 
@@ -103,37 +104,177 @@ def _columns(db: Db, relation: store.Relation, model: Model, key_column: str
     ]
 
 
-def score_statement(db: Db, serving: Serving, plans: dict[Any, _Plan], args: Sequence[str],
-                    relation_oid: int, update: bool) -> int:
-    """The trigger of a sync stream: score the statement's new (or changed) rows.
+class Scored(NamedTuple):
+    """What the sync trigger writes to the outbox (SQL type pyml._stream_scored)."""
 
-    ``args`` are the trigger's arguments (stream id, project, key column, channel).
-    A row that cannot be scored fails the statement: nothing of it is written.
-    """
+    keys: list[str | None]
+    predictions: list[float]
+    model_id: int | None
+    inline: bool
+
+
+def predict_rows(db: Db, serving: Serving, layouts: dict[int, _Layout], args: Sequence[str],
+                 relation_oid: int, new_rows: list[str], old_rows: list[str] | None) -> Scored:
+    """The sync trigger, for a small statement: its rows in their text form (the row
+    type's output). For an UPDATE, rows whose features did not change (same key, same
+    values) are skipped. A NULL feature fails the statement."""
     stream = _trigger_stream(args)
     model = serving.live_model(db, stream.project)
-    plan = plans.get((stream.id, model.id, update, relation_oid))
+    layout = _layout(db, layouts, relation_oid, len(parse_record(new_rows[0])))
+    key_at = layout.index(stream.key_column)
+    feature_at = [layout.index(name) for name in model.columns]
+    rows = [parse_record(text) for text in new_rows]
+    if old_rows is not None:
+        before = {(old[key_at], tuple(old[i] for i in feature_at))
+                  for old in map(parse_record, old_rows)}
+        rows = [row for row in rows
+                if row[key_at] is None
+                or (row[key_at], tuple(row[i] for i in feature_at)) not in before]
+    if not rows:
+        return Scored([], [], model.id, False)
+    keys = [row[key_at] for row in rows]
+    values = [layout.numbers(row, feature_at, stream.key_column, row[key_at]) for row in rows]
+    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
+        predictions = [model.online_predictor()(values[0])]
+    else:
+        import numpy as np
+
+        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype(
+            "float32").tolist()
+    return Scored(keys, predictions, model.id, _inline(keys))
+
+
+class _Layout:
+    """The columns of a relation as its row text lists them (attribute order)."""
+
+    def __init__(self, relation: store.Relation):
+        self.relation = relation
+        self.names = [c.name for c in relation.columns]
+        self._where = {name: i for i, name in enumerate(self.names)}
+
+    def index(self, name: str) -> int:
+        try:
+            return self._where[name]
+        except KeyError:
+            raise UndefinedColumn(
+                f'column "{name}" does not exist in relation "{self.relation.qualified}"',
+                hint="The stream needs it (its key, or a feature of the live model).",
+            ) from None
+
+    def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
+                key: str | None) -> list[float]:
+        values: list[float] = []
+        for i in at:
+            text = row[i]
+            column = self.relation.columns[i]
+            if text is None:
+                raise NullValueNotAllowed(
+                    "features must not be NULL",
+                    detail=f'The row with {key_column} = {key} has a NULL in "{column.name}".',
+                    hint="The row was not inserted: a sync stream scores it in the same "
+                    "transaction.",
+                )
+            if column.category == "A":
+                items = text.replace("{", "").replace("}", "").split(",")
+                if "NULL" in items:
+                    raise NullValueNotAllowed(
+                        "features must not be NULL",
+                        detail=f'The row with {key_column} = {key} has a NULL in '
+                        f'"{column.name}".')
+                values.extend(_number(item, column.type[:-2], column.elem_category)
+                              for item in items)
+            else:
+                values.append(_number(text, column.type, column.category))
+        return values
+
+
+def _number(text: str, sql_type: str, category: str) -> float:
+    """A value's text output as the float64 that ``::float8`` would give."""
+    if category == "B":
+        return 1.0 if text == "t" else 0.0
+    if category != "N":
+        raise InvalidParameterValue(f'a feature of type {sql_type} is not a number')
+    if sql_type == "real":  # the exact float4 value, as the batch paths read it
+        return _FLOAT4.unpack(_FLOAT4.pack(float(text)))[0]  # type: ignore[no-any-return]
+    return float(text)
+
+
+_FLOAT4 = struct.Struct("f")
+
+
+def _layout(db: Db, layouts: dict[int, _Layout], relation_oid: int, fields: int) -> _Layout:
+    layout = layouts.get(relation_oid)
+    if layout is None or len(layout.names) != fields:  # new, or the table was altered
+        layout = layouts[relation_oid] = _Layout(store.relation_by_oid(db, relation_oid))
+    return layout
+
+
+def parse_record(text: str) -> list[str | None]:
+    """The fields of a row's text output, such as ``(1,"a, b",,2.5)``: a NULL is an empty
+    field; a quoted field doubles its quotes and escapes backslashes."""
+    fields: list[str | None] = []
+    end = len(text) - 1  # the closing parenthesis
+    i = 1
+    while True:
+        if i < end and text[i] == '"':
+            i += 1
+            chars = []
+            while True:
+                c = text[i]
+                if c == '"':
+                    if text[i + 1] == '"':
+                        chars.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                if c == "\\":
+                    chars.append(text[i + 1])
+                    i += 2
+                    continue
+                chars.append(c)
+                i += 1
+            fields.append("".join(chars))
+        else:
+            j = text.find(",", i, end)
+            if j < 0:
+                j = end
+            fields.append(text[i:j] or None)
+            i = j
+        if i >= end:
+            return fields
+        i += 1  # the comma
+
+
+def read_query(db: Db, serving: Serving, chunks: dict[Any, Any], plans: dict[Any, _Plan],
+               args: Sequence[str], relation_oid: int, update: bool, rows: int) -> str:
+    """The sync trigger, for a large statement: the query that reads chunks of it (offset
+    $1) for the live model, which :func:`predict_chunk` then uses."""
+    stream = _trigger_stream(args)
+    model = serving.live_model(db, stream.project)
+    plan = plans.get((stream.id, model.id, update, relation_oid, rows))
     if plan is None:
         relation = store.relation_by_oid(db, relation_oid)
         key, features = _columns(db, relation, model, stream.key_column)
-        width = sum(1 for _ in features)
-        plan = plans[(stream.id, model.id, update, relation_oid)] = _Plan(
-            store.statement_query(key, features, update, CHUNK_ROWS, first=True), width,
-            [c.name for c in features],
-            store.statement_query(key, features, update, CHUNK_ROWS, first=False))
-    scored = offset = 0
-    while True:
-        query = plan.query if offset == 0 else plan.more
-        batch = store.read_statement(db, query, offset, plan.width)
-        if batch.keys:
-            _require_features(batch, plan, stream)
-            predictions = _predict(model, batch.X)
-            store.publish(db, stream, batch.keys, predictions, [None] * len(batch.keys),
-                          model.id, _inline(batch.keys))
-            scored += len(batch.keys)
-        if batch.taken < CHUNK_ROWS:
-            return scored
-        offset += CHUNK_ROWS
+        plan = plans[(stream.id, model.id, update, relation_oid, rows)] = _Plan(
+            store.statement_query(key, features, update, rows), len(features),
+            [c.name for c in features])
+    chunks[(stream.id, relation_oid)] = (model, plan)
+    return plan.query
+
+
+def predict_chunk(chunks: dict[Any, Any], args: Sequence[str], relation_oid: int,
+                  keys: list[str | None] | None, features: bytes | None) -> Scored:
+    """Predictions for one chunk read by the query of :func:`read_query` (same model)."""
+    stream = _trigger_stream(args)
+    model, plan = chunks[(stream.id, relation_oid)]
+    keys = list(keys or [])
+    if not keys:
+        return Scored([], [], model.id, False)
+    X = store.decode_float8_array(features, len(keys)).reshape(len(keys), plan.width)
+    _require_features(store.Batch(len(keys), keys, X), plan, stream)
+    predictions = model.predict(X).astype("float32").tolist()
+    return Scored(keys, predictions, model.id, _inline(keys))
 
 
 def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | None,
@@ -202,12 +343,6 @@ def _work_stream(db: Db, serving: Serving, plans: dict[Any, _Plan], stream: stor
 def _trigger_stream(args: Sequence[str]) -> store.Stream:
     stream_id, project, key_column, channel = args
     return store.Stream(int(stream_id), 0, project, "", key_column, "sync", channel)
-
-
-def _predict(model: Model, X: Any) -> list[float]:
-    if len(X) == 1:  # one row: the online path (for LightGBM one C call, no numpy round trip)
-        return [model.online_predictor()(X[0].tolist())]
-    return model.predict(X).astype("float32").tolist()  # type: ignore[no-any-return]
 
 
 def _require_features(batch: store.Batch, plan: _Plan, stream: store.Stream) -> None:

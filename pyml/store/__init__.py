@@ -45,7 +45,6 @@ from pyml.store._streams import (
     publish,
     queue_query,
     read_events,
-    read_statement,
     save_stream,
     statement_query,
     take_queued,
@@ -58,7 +57,7 @@ __all__ = [
     # streams
     "Batch", "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "find_stream",
     "get_stream", "is_sync_trigger", "list_streams", "project_has_streams", "prune", "publish",
-    "queue_query", "read_events", "read_statement", "save_stream", "statement_query", "take_queued",
+    "queue_query", "read_events", "save_stream", "statement_query", "take_queued",
 ]
 
 

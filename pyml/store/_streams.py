@@ -128,13 +128,10 @@ def _batch(row: Row, n: int, width: int) -> Batch:
                  X.reshape(0, width))
 
 
-def statement_query(key: Column, features: Sequence[Column], update: bool, rows: int,
-                    first: bool) -> str:
-    """Read ``rows`` rows of a trigger's transition table: the first ones, or those from
-    offset $1. (The first chunk's query has no parameter, so its plan is made once.)
-
-    For an UPDATE, only rows whose features changed (compared by key) are read.
-    """
+def statement_query(key: Column, features: Sequence[Column], update: bool, rows: int) -> str:
+    """Read ``rows`` rows of a trigger's transition table, from offset $1: how many were
+    taken, how many are returned, their keys (text) and their features (``array_send`` of
+    float8, NULL as NaN). For an UPDATE, only rows whose features changed (by key)."""
     idents = ", ".join(f"n.{c.ident}" for c in features)
     changed = ""
     if update:
@@ -143,7 +140,7 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
             f" WHERE NOT EXISTS (SELECT FROM pyml_old o WHERE o.{key.ident} = n.{key.ident}"  # noqa: S608
             f" AND ROW({old}) IS NOT DISTINCT FROM ROW({idents}))"
         )
-    chunk = f"LIMIT {int(rows)}" + ("" if first else " OFFSET $1")
+    chunk = f"LIMIT {int(rows)} OFFSET $1"
     # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
     taken = (f"(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new {chunk}) AS c)"  # noqa: S608
              if update else "pg_catalog.count(*)")
@@ -152,11 +149,6 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
         f" pg_catalog.array_agg(n.{key.ident}::text) AS keys, {_features(features, 'n')} AS x"
         f" FROM (SELECT * FROM pyml_new {chunk}) AS n" + changed
     )
-
-
-def read_statement(db: Db, query: str, offset: int, width: int) -> Batch:
-    row = (db.query(query) if offset == 0 else db.query(query, [offset], ["int8"]))[0]
-    return _batch(row, int(row["n"]), width)
 
 
 def queue_query(db: Db, relation: Relation, key: Column, features: Sequence[Column]) -> str:
