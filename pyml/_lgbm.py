@@ -23,6 +23,7 @@ from typing import Any
 _C_API_DTYPE_FLOAT64 = 1
 _C_API_PREDICT_NORMAL = 0
 _C_API_PREDICT_CONTRIB = 3
+_C_API_FEATURE_IMPORTANCE_GAIN = 1
 
 _lib: ctypes.CDLL | None = None
 
@@ -112,6 +113,13 @@ class Booster:
 
         self._row_predictor = predict
         return predict
+
+    def feature_importance(self) -> list[float]:
+        """Total gain of each feature's splits."""
+        out = (ctypes.c_double * self.num_features)()
+        _check(library().LGBM_BoosterFeatureImportance(
+            self._handle, ctypes.c_int(0), ctypes.c_int(_C_API_FEATURE_IMPORTANCE_GAIN), out))
+        return list(out)
 
     def predict(self, X: Any, contrib: bool = False) -> Any:
         """Rows of a 2-D float64 numpy array: ``(n,)`` values or ``(n, classes)``."""

@@ -296,6 +296,64 @@ def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relati
 
 
 # ---------------------------------------------------------------------------
+# Explanation
+# ---------------------------------------------------------------------------
+
+
+def _features_json(plpy: Any, GD: dict[str, Any], model: Any, features: str,
+                   type_oid: int) -> Any:
+    """One row ``(1, k)`` from ``to_json`` of an array of numbers or of a row."""
+    from pyml.predict import as_float4, features_from_array, features_from_row
+
+    values = json.loads(features)
+    if isinstance(values, list):
+        if type_oid == _FLOAT4_ARRAY:
+            values = as_float4(values)
+        flat: list[Any] = []
+        _flatten(values, flat)
+        return features_from_array(flat, model.num_features)
+    return features_from_row(_row_values(plpy, GD, features, type_oid), model)
+
+
+_FLOAT4_ARRAY = 1021  # pg_type oid of real[]
+
+
+def _flatten(values: Any, out: list[Any]) -> None:
+    for value in values:
+        if isinstance(value, list):
+            _flatten(value, out)
+        else:
+            out.append(value)
+
+
+@_sql
+def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+            type_oid: int) -> list[tuple[str, float]]:
+    """``pyml.explain``: contributions that sum, with ``__bias__``, to the raw prediction."""
+    from pyml import explain as explaining
+
+    model = _model(plpy, GD, project)
+    return explaining.explain(model, _features_json(plpy, GD, model, features, type_oid))
+
+
+@_sql
+def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str
+                       ) -> list[tuple[str, float]]:
+    """``pyml.feature_importance`` of the live model: native importances, else the
+    permutation importance on the test split."""
+    from pyml import explain as explaining
+
+    model = _model(plpy, GD, project_name)
+    values = explaining.importances(model)
+    if values is None:
+        from pyml import train as training
+
+        X, y = training.test_rows(_db(plpy, GD), model.id)
+        values = explaining.permutation(model, X, y)
+    return list(zip(model.feature_names, values, strict=True))
+
+
+# ---------------------------------------------------------------------------
 # Deployment
 # ---------------------------------------------------------------------------
 

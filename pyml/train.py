@@ -156,6 +156,19 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     return TrainResult(project["name"], task, req.algorithm, deployed, model_id)
 
 
+def test_rows(db: Db, model_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows of a model's snapshot (features, encoded labels), split as in
+    training: the snapshot's relation is read again."""
+    snapshot = store.model_snapshot(db, model_id)
+    relation = store.resolve_relation(db, snapshot["relation_name"])
+    task = snapshot["task"]
+    X, labels, _, _, _ = read_training_data(db, relation, list(snapshot["y_column_name"]), task)
+    _, y = encode_labels(labels, task)
+    _, test_idx = split(len(y), snapshot["test_size"], snapshot["test_sampling"],
+                        y if task == "classification" else None)
+    return X[test_idx], y[test_idx]
+
+
 def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
     project = store.get_project(db, req.project_name)
     if project is None:

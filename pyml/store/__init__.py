@@ -211,6 +211,20 @@ def get_model(db: Db, model_id: int) -> Row:
     return row
 
 
+def model_snapshot(db: Db, model_id: int) -> Row:
+    """The snapshot a model was trained on, with the project's task."""
+    rows = db.query(
+        "SELECT s.relation_name, s.y_column_name, s.test_size, s.test_sampling, p.task"
+        " FROM pyml.models m JOIN pyml.snapshots s ON s.id = m.snapshot_id"
+        " JOIN pyml.projects p ON p.id = m.project_id WHERE m.id = $1",
+        [model_id],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedObject(f"the training data of model {model_id} is gone")
+    return rows[0]
+
+
 def model_files(db: Db, model_id: int) -> list[Row]:
     return db.query(
         "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = $1 ORDER BY part",
