@@ -70,8 +70,23 @@ _REGISTRY: dict[str, tuple[str | None, str | None]] = {
     "catboost": ("catboost:CatBoostRegressor", "catboost:CatBoostClassifier"),
 }
 
-ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
-TASKS: tuple[str, ...] = ("regression", "classification")
+# Unsupervised algorithms (no label column): name -> (task, "module:Class").
+_UNSUPERVISED: dict[str, tuple[str, str]] = {
+    "kmeans": ("clustering", "sklearn.cluster:KMeans"),
+    "mini_batch_kmeans": ("clustering", "sklearn.cluster:MiniBatchKMeans"),
+    "birch": ("clustering", "sklearn.cluster:Birch"),
+    "affinity_propagation": ("clustering", "sklearn.cluster:AffinityPropagation"),
+    "mean_shift": ("clustering", "sklearn.cluster:MeanShift"),
+    "pca": ("decomposition", "sklearn.decomposition:PCA"),
+}
+
+# Known algorithms whose fitted models pyml cannot store without pickle.
+_UNSAFE = {"birch": "skops, the safe format pyml stores scikit-learn models in, does not "
+                    "support Birch (its clustering-feature tree)."}
+
+ALGORITHMS: tuple[str, ...] = (*_REGISTRY, *_UNSUPERVISED)
+TASKS: tuple[str, ...] = ("regression", "classification", "clustering", "decomposition")
+UNSUPERVISED_TASKS: tuple[str, ...] = ("clustering", "decomposition")
 
 # Settings that make an estimator the named algorithm: (name, task) -> parameters.
 _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
@@ -169,11 +184,26 @@ class Algorithm:
 
 def resolve(name: str, task: str) -> Algorithm:
     """Look up ``name`` for ``task``; raise 22023 for an unknown name or combination."""
-    if name not in _REGISTRY:
+    if name not in _REGISTRY and name not in _UNSUPERVISED:
         raise InvalidParameterValue(
             f'unknown algorithm "{name}"',
             hint="Valid algorithms: " + ", ".join(ALGORITHMS) + ".",
         )
+    if name in _UNSUPERVISED or task in UNSUPERVISED_TASKS:
+        own_task, target = _UNSUPERVISED.get(name, ("", ""))
+        if own_task != task:
+            valid = [n for n, (t, _) in _UNSUPERVISED.items() if t == task]
+            raise InvalidParameterValue(
+                f'algorithm "{name}" does not support task "{task}"',
+                hint=(f"Algorithms for {task}: " + ", ".join(valid) + ".") if valid else None,
+            )
+        if name in _UNSAFE:
+            raise FeatureNotSupported(
+                f'algorithm "{name}" cannot be stored safely',
+                detail=_UNSAFE[name],
+                hint="Use kmeans or mini_batch_kmeans.",
+            )
+        return Algorithm(name=name, task=task, target=target)
     regressor, classifier = _REGISTRY[name]
     target = regressor if task == "regression" else classifier
     if target is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pyml.errors import InvalidParameterValue
 
-TASKS = ("regression", "classification")
+TASKS = ("regression", "classification", "clustering", "decomposition")
 TEST_SAMPLINGS = ("random", "last", "stratified")
 SEARCHES = ("grid", "random")
 STRATEGIES = ("best_score", "most_recent", "rollback")

@@ -295,6 +295,16 @@ def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relati
                               caller_search_path)
 
 
+@_sql
+def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any]
+              ) -> list[float]:
+    """``pyml.decompose``: the principal components of one vector (decomposition projects)."""
+    from pyml.predict import features_from_array
+
+    model = _model(plpy, GD, project_name)
+    return [float(v) for v in model.decompose(features_from_array(vector, model.num_features))[0]]
+
+
 # ---------------------------------------------------------------------------
 # Explanation
 # ---------------------------------------------------------------------------

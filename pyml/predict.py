@@ -18,6 +18,7 @@ from pyml.errors import (
     FeatureNotSupported,
     InvalidParameterValue,
     NullValueNotAllowed,
+    ObjectNotInPrerequisiteState,
 )
 
 if TYPE_CHECKING:
@@ -199,6 +200,13 @@ class Model:
         """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""
         import numpy as np
 
+        if self.task == "clustering":
+            return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
+        if self.task == "decomposition":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a decomposition project',
+                hint="Use pyml.decompose to get the components of a vector.",
+            )
         if self.task != "classification":
             return self.values(X)
         classes = self.classes or []
@@ -209,6 +217,17 @@ class Model:
             )
         lookup = np.asarray([float(c) for c in classes], dtype=np.float64)
         return lookup[self.class_index(X)]
+
+    def decompose(self, X: np.ndarray) -> np.ndarray:
+        """``pyml.decompose``: the components of each row (decomposition projects)."""
+        import numpy as np
+
+        if self.task != "decomposition":
+            raise ObjectNotInPrerequisiteState(
+                f'project "{self.project}" is a {self.task} project, not a decomposition one',
+                hint="pyml.decompose needs a model trained with task => 'decomposition'.",
+            )
+        return np.asarray(self.parts[0].transform(X), dtype=np.float64)
 
     def predict_label(self, X: np.ndarray) -> list[str]:
         if self.task != "classification":

@@ -31,7 +31,8 @@ from pyml.errors import (
 )
 from pyml.predict import Model
 
-KEY_METRIC = {"regression": "r2", "classification": "f1"}
+KEY_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette",
+              "decomposition": "cumulative_explained_variance"}
 SEED = _algorithms.DEFAULT_SEED
 
 
@@ -102,7 +103,10 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         f"pyml: loaded {len(snapshot.X)} rows x {snapshot.X.shape[1]} features from "
         f"{snapshot.relation} in {load_time:.2f}s"
     )
-    classes, y = encode_labels(snapshot.labels, task)
+    if task in _algorithms.UNSUPERVISED_TASKS:
+        classes, y = None, np.zeros(len(snapshot.X))  # no label: split only
+    else:
+        classes, y = encode_labels(snapshot.labels, task)
     train_idx, test_idx = split(
         len(y), snapshot.test_size, snapshot.test_sampling, y if task == "classification" else None
     )
@@ -200,9 +204,9 @@ def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> 
         X, labels, names, _, _ = read_training_data(db, relation, y_columns, task)
         return Snapshot(previous["id"], relation.qualified, y_columns, previous["test_size"],
                         previous["test_sampling"], names, X, labels)
-    if not req.y_column_name:
+    if not req.y_column_name and task not in _algorithms.UNSUPERVISED_TASKS:
         raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
-    return take_snapshot(db, req.relation_name, req.y_column_name, task, req.test_size,
+    return take_snapshot(db, req.relation_name, req.y_column_name or [], task, req.test_size,
                          req.test_sampling, req.materialize_snapshot, req.search_path)
 
 
@@ -276,12 +280,14 @@ def read_training_data(
         digest.update(json.dumps(jsonable(y)).encode())
         stats.append({"name": labels[0].name, "type": labels[0].type, "role": "label",
                       **drift.describe_categorical(y)})
-    else:
+    elif labels:
         targets = values[len(features):]
         for column, array in zip(labels, targets, strict=True):
             stats.append({"name": column.name, "type": column.type, "role": "label",
                           **drift.describe_numeric(array)})
         y = targets[0] if len(targets) == 1 else np.column_stack(targets)
+    else:  # clustering, decomposition
+        y = None
     X = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
     if np.isnan(X).any():
         column = names[int(np.argwhere(np.isnan(X))[0][1])]
@@ -434,6 +440,9 @@ def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,
 def _check_search(algorithm: _algorithms.Algorithm, req: TrainRequest) -> None:
     if req.search is None:
         return
+    if algorithm.task in _algorithms.UNSUPERVISED_TASKS:
+        raise InvalidParameterValue(f'search is not available for task "{algorithm.task}"',
+                                    hint="Train one model per setting and deploy the best.")
     if not req.search_params:
         raise InvalidParameterValue('"search_params" must name at least one hyperparameter')
     allowed = algorithm.allowed_params()
@@ -456,6 +465,15 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """The metrics of ``model`` on the test rows (same keys as PostgresML)."""
     from sklearn import metrics as m
 
+    if model.task == "clustering":
+        clusters = model.predict(X)
+        found = len(np.unique(clusters))
+        if 2 <= found < len(X):  # silhouette is defined for 2..n-1 clusters
+            return {"silhouette": float(m.silhouette_score(X, clusters))}
+        return {}
+    if model.task == "decomposition":
+        ratio = model.parts[0].explained_variance_ratio_
+        return {"cumulative_explained_variance": float(np.sum(ratio))}
     if model.task != "classification":
         predicted = model.values(X)
         return {
@@ -510,6 +528,8 @@ def _used_params(estimator: Any) -> dict[str, Any]:
 
 def _metric_text(metrics: dict[str, Any], task: str) -> str:
     key = KEY_METRIC[task]
+    if key not in metrics:
+        return f"{key} undefined"
     return f"{key} = {metrics[key]:.4f}"
 
 

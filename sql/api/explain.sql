@@ -1,5 +1,6 @@
 -- ============================================================================
--- Explanation: which features matter, and why a model predicted what it did.
+-- Explanation (which features matter, why a model predicted what it did) and
+-- decomposition.
 -- ============================================================================
 
 CREATE FUNCTION pyml.feature_importance(
@@ -67,3 +68,20 @@ AS $$
 $$;
 COMMENT ON FUNCTION pyml.explain(bigint, anyelement) IS
     'Contribution of each feature to one prediction of a model by id; with the __bias__ row they sum to the raw prediction';
+
+CREATE FUNCTION pyml.decompose(
+    project_name text,                            -- a decomposition project (pca): its live model
+    vector real[]                                 -- the features, in training column order
+) RETURNS real[]
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].decompose(plpy, GD, project_name, vector)
+$$;
+COMMENT ON FUNCTION pyml.decompose(text, real[]) IS
+    'The components of a vector by the live model of a decomposition project (pca)';

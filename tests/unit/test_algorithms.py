@@ -8,10 +8,12 @@ from pyml.errors import FeatureNotSupported, InvalidParameterValue
 
 SKLEARN = [
     (name, task)
-    for name in _algorithms.ALGORITHMS
-    for task in _algorithms.TASKS
-    if name not in ("xgboost", "xgboost_random_forest", "catboost")
-    and _algorithms._REGISTRY[name][_algorithms.TASKS.index(task)] is not None
+    for name, estimators in _algorithms._REGISTRY.items()
+    for task, estimator in zip(("regression", "classification"), estimators, strict=True)
+    if name not in ("xgboost", "xgboost_random_forest", "catboost") and estimator is not None
+] + [
+    (name, task) for name, (task, _) in _algorithms._UNSUPERVISED.items()
+    if name not in _algorithms._UNSAFE
 ]
 
 
@@ -24,6 +26,8 @@ def test_every_pgml_algorithm_is_registered() -> None:
         "knn", "ada_boost", "bagging", "extra_trees", "gradient_boosting_trees",
         "hist_gradient_boosting", "random_forest", "lightgbm", "xgboost",
         "xgboost_random_forest", "catboost",
+        # unsupervised
+        "kmeans", "mini_batch_kmeans", "birch", "affinity_propagation", "mean_shift", "pca",
     }
     assert set(_algorithms.ALGORITHMS) == expected
 

@@ -68,8 +68,9 @@ def test_test_size_leaving_no_rows() -> None:
 
 def test_one_of_message() -> None:
     with pytest.raises(InvalidParameterValue, match='"task" must be one of regression, '
-                                                    'classification; got "clustering"'):
-        _params.one_of("task", "clustering", _params.TASKS)
+                                                    'classification, clustering, decomposition;'
+                                                    ' got "ranking"'):
+        _params.one_of("task", "ranking", _params.TASKS)
 
 
 def test_json_object_argument() -> None:
