@@ -37,6 +37,10 @@ class Db(Protocol):
         """A block whose statements all take effect, or none (a subtransaction)."""
         ...
 
+    def check(self) -> None:
+        """Raise if the statement was cancelled (long Python work calls this now and then)."""
+        ...
+
 
 class PlpyDb:
     """Runs queries through PL/Python's SPI, with plans prepared once per session."""
@@ -66,3 +70,8 @@ class PlpyDb:
 
     def atomic(self) -> AbstractContextManager[Any]:
         return self.plpy.subtransaction()  # type: ignore[no-any-return]
+
+    def check(self) -> None:
+        # Executing anything lets PostgreSQL act on a pending cancel: the query raises
+        # QueryCanceled, which ends the Python code and the statement.
+        self.query("SELECT")

@@ -115,7 +115,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     fit_started = time.perf_counter()
     fitted, search_results = fit(
         algorithm, estimator, snapshot.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
-        notice=db.notice,
+        notice=db.notice, check=db.check,
     )
     fit_time = time.perf_counter() - fit_started
     parts = _artifacts.dump(algorithm.library, fitted)
@@ -348,8 +348,8 @@ def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
 
 
 def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
-        req: TrainRequest, multi: bool, notice: Callable[[str], None] = lambda _: None
-        ) -> tuple[Any, list[dict[str, Any]] | None]:
+        req: TrainRequest, multi: bool, notice: Callable[[str], None] = lambda _: None,
+        check: Callable[[], None] = lambda: None) -> tuple[Any, list[dict[str, Any]] | None]:
     """Fit, with a grid or random search when asked (best parameters refit on all rows)."""
     if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
         from sklearn.multioutput import MultiOutputRegressor
@@ -369,14 +369,17 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         candidates = len(ParameterGrid(grid)) if req.search == "grid" else n_iter
         scoring = _progress_scorer(
             estimator, "f1_macro" if algorithm.task == "classification" else "r2",
-            candidates, cv, notice,
+            candidates, cv, notice, check,
         )
+        # error_score="raise": a cancel request (raised by check) must end the search, not
+        # be counted as a failed candidate.
         if req.search == "grid":
-            search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, refit=True)
+            search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, refit=True,
+                                  error_score="raise")
         else:
             search = RandomizedSearchCV(
                 estimator, grid, n_iter=n_iter, scoring=scoring, cv=cv, refit=True,
-                random_state=SEED,
+                random_state=SEED, error_score="raise",
             )
         estimator = search
     try:
@@ -400,7 +403,8 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         {"params": cv_results["params"][i],
          "mean_test_score": cv_results["mean_test_score"][i],
          "std_test_score": cv_results["std_test_score"][i],
-         "rank_test_score": cv_results["rank_test_score"][i]}
+         "rank_test_score": cv_results["rank_test_score"][i],
+         "mean_fit_time": cv_results["mean_fit_time"][i]}
         for i in range(len(cv_results["params"]))
     ]
     return search.best_estimator_, results
@@ -419,19 +423,29 @@ def _bad_hyperparameter(algorithm: _algorithms.Algorithm, exc: Exception
 
 
 def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,
-                     notice: Callable[[str], None]) -> Callable[..., float]:
-    """The search's scorer, reporting each candidate and fold as it is scored."""
+                     notice: Callable[[str], None], check: Callable[[], None]
+                     ) -> Callable[..., float]:
+    """The search's scorer: reports each candidate when its last fold is scored (mean
+    score, best so far, elapsed time), and gives a cancel request a chance after each fold."""
     from sklearn.metrics import check_scoring
 
     scorer = check_scoring(estimator, scoring=scoring)
     calls = itertools.count()
     started = time.perf_counter()
+    scores: list[float] = []
+    best = [float("-inf")]
 
     def score(fitted: Any, X: np.ndarray, y: np.ndarray) -> float:
+        check()  # statement_timeout, pg_cancel_backend, Ctrl-C: the search stops here
         candidate, fold = divmod(next(calls), folds)
         value = float(scorer(fitted, X, y))
-        notice(f"pyml: search candidate {candidate + 1}/{candidates}, fold {fold + 1}/{folds}:"
-               f" {scoring} = {value:.4f} ({time.perf_counter() - started:.1f}s)")
+        scores.append(value)
+        if fold == folds - 1:
+            mean = float(np.mean(scores[-folds:]))
+            best[0] = max(best[0], mean)
+            notice(f"pyml: search candidate {candidate + 1}/{candidates}: {scoring} = "
+                   f"{mean:.4f} (best so far {best[0]:.4f}, "
+                   f"{time.perf_counter() - started:.1f}s elapsed)")
         return value
 
     return score
