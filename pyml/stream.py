@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from pyml.predict import Model
 
 MODES = ("sync", "async")
-CHUNK_ROWS = 50_000  # rows of one statement scored at a time
 INLINE_EVENTS = 100  # at most this many events travel in a NOTIFY payload
 PAYLOAD_BYTES = 7_900  # NOTIFY payloads must stay under 8000 bytes
 
