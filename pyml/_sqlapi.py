@@ -319,21 +319,11 @@ def _features_json(plpy: Any, GD: dict[str, Any], model: Any, features: str,
     if isinstance(values, list):
         if type_oid == _FLOAT4_ARRAY:
             values = as_float4(values)
-        flat: list[Any] = []
-        _flatten(values, flat)
-        return features_from_array(flat, model.num_features)
+        return features_from_array(values, model.num_features)  # nested arrays flatten
     return features_from_row(_row_values(plpy, GD, features, type_oid), model)
 
 
 _FLOAT4_ARRAY = 1021  # pg_type oid of real[]
-
-
-def _flatten(values: Any, out: list[Any]) -> None:
-    for value in values:
-        if isinstance(value, list):
-            _flatten(value, out)
-        else:
-            out.append(value)
 
 
 @_sql

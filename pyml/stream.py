@@ -119,10 +119,10 @@ def predict_rows(db: Db, serving: Serving, layouts: dict[int, _Layout], args: Se
     values) are skipped. A NULL feature fails the statement."""
     stream = _trigger_stream(args)
     model = serving.live_model(db, stream.project)
-    layout = _layout(db, layouts, relation_oid, len(parse_record(new_rows[0])))
+    rows = [parse_record(text) for text in new_rows]
+    layout = _layout(db, layouts, relation_oid, len(rows[0]))
     key_at = layout.index(stream.key_column)
     feature_at = [layout.index(name) for name in model.columns]
-    rows = [parse_record(text) for text in new_rows]
     if old_rows is not None:
         before = {(old[key_at], tuple(old[i] for i in feature_at))
                   for old in map(parse_record, old_rows)}
@@ -167,19 +167,11 @@ class _Layout:
             text = row[i]
             column = self.relation.columns[i]
             if text is None:
-                raise NullValueNotAllowed(
-                    "features must not be NULL",
-                    detail=f'The row with {key_column} = {key} has a NULL in "{column.name}".',
-                    hint="The row was not inserted: a sync stream scores it in the same "
-                    "transaction.",
-                )
+                raise _null_feature(key_column, key, column.name)
             if column.category == "A":
                 items = text.replace("{", "").replace("}", "").split(",")
                 if "NULL" in items:
-                    raise NullValueNotAllowed(
-                        "features must not be NULL",
-                        detail=f'The row with {key_column} = {key} has a NULL in '
-                        f'"{column.name}".')
+                    raise _null_feature(key_column, key, column.name)
                 values.extend(_number(item, column.type[:-2], column.elem_category)
                               for item in items)
             else:
@@ -271,7 +263,7 @@ def predict_chunk(chunks: dict[Any, Any], args: Sequence[str], relation_oid: int
     if not keys:
         return Scored([], [], model.id, False)
     X = store.decode_float8_array(features, len(keys)).reshape(len(keys), plan.width)
-    _require_features(store.Batch(len(keys), keys, X), plan, stream)
+    _require_features(X, keys, plan, stream.key_column)
     predictions = model.predict(X).astype("float32").tolist()
     return Scored(keys, predictions, model.id, _inline(keys))
 
@@ -330,7 +322,7 @@ def _work_stream(db: Db, serving: Serving, plans: dict[Any, _Plan], stream: stor
                     [c.name for c in features])
             batch = store.take_queued(db, plan.query, stream.id, batch_size, plan.width)
             if batch.keys:
-                predictions, errors = _predict_or_explain(model, batch, plan)
+                predictions, errors = _predict_or_record_errors(model, batch, plan)
                 store.publish(db, stream, batch.keys, predictions, errors, model.id,
                               _inline(batch.keys))
         commit()
@@ -344,25 +336,30 @@ def _trigger_stream(args: Sequence[str]) -> store.Stream:
     return store.Stream(int(stream_id), 0, project, "", key_column, "sync", channel)
 
 
-def _require_features(batch: store.Batch, plan: _Plan, stream: store.Stream) -> None:
+def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str
+                      ) -> None:
     import numpy as np
 
-    nulls = np.isnan(batch.X)
+    nulls = np.isnan(X)
     if nulls.any():
         row, column = (int(i) for i in np.argwhere(nulls)[0])
-        raise NullValueNotAllowed(
-            "features must not be NULL",
-            detail=f'The row with {stream.key_column} = {batch.keys[row]} has a NULL in '
-            f'"{_feature_name(plan, column)}".',
-            hint="The row was not inserted: a sync stream scores it in the same transaction.",
-        )
+        raise _null_feature(key_column, keys[row], _feature_name(plan, column))
+
+
+def _null_feature(key_column: str, key: str | None, name: str) -> NullValueNotAllowed:
+    """The error of a sync stream's row that has a NULL feature (22004)."""
+    return NullValueNotAllowed(
+        "features must not be NULL",
+        detail=f'The row with {key_column} = {key} has a NULL in "{name}".',
+        hint="The row was not inserted: a sync stream scores it in the same transaction.",
+    )
 
 
 def _feature_name(plan: _Plan, column: int) -> str:
     return plan.features[column] if column < len(plan.features) else f"feature {column}"
 
 
-def _predict_or_explain(model: Model, batch: store.Batch, plan: _Plan
+def _predict_or_record_errors(model: Model, batch: store.Batch, plan: _Plan
                         ) -> tuple[list[float | None], list[str | None]]:
     import numpy as np
 

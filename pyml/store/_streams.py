@@ -83,10 +83,12 @@ def save_stream(db: Db, project_id: int, relation_oid: int, key_column: str, mod
 def delete_stream(db: Db, stream: Stream) -> dict[str, int]:
     """Drop the stream's triggers and rows; return how many rows of each kind went."""
     drop_triggers(db, stream)
-    counts = {}
-    for name, table in (("events", "pyml.stream_events"), ("queued", "pyml.stream_queue")):
-        counts[name] = db.execute(f"DELETE FROM {table} WHERE stream_id = $1",  # noqa: S608
-                                  [stream.id], ["int8"])
+    counts = {
+        "events": db.execute("DELETE FROM pyml.stream_events WHERE stream_id = $1",
+                             [stream.id], ["int8"]),
+        "queued": db.execute("DELETE FROM pyml.stream_queue WHERE stream_id = $1",
+                             [stream.id], ["int8"]),
+    }
     db.execute("DELETE FROM pyml.stream_definitions WHERE id = $1", [stream.id], ["int8"])
     return counts
 
@@ -208,14 +210,8 @@ def publish(db: Db, stream: Stream, keys: Sequence[str | None], predictions: Seq
 
 def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
                 after_event: int | None) -> list[Row]:
-    """Events after the consumer's ack (or after ``after_event``), in delivery order."""
-    if not _consumer_exists(db, stream_id, consumer):
-        db.query(
-            "INSERT INTO pyml.stream_consumers (stream_id, consumer) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            [stream_id, consumer],
-            ["int8", "text"],
-        )
+    """Events after the consumer's ack (or after ``after_event``), in delivery order.
+    A consumer read for the first time is created (so pruning waits for it)."""
     position = _position(db, stream_id, consumer, after_event)
     return db.query(
         "SELECT e.event_id, e.key, e.prediction, e.model_id, e.scored_at FROM pyml.stream_events e"
@@ -225,13 +221,6 @@ def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
         [stream_id, position[0], position[1], max_rows],
         ["int8", "text", "int8", "int4"],
     )
-
-
-def _consumer_exists(db: Db, stream_id: int, consumer: str) -> bool:
-    return bool(db.query(
-        "SELECT FROM pyml.stream_consumers WHERE stream_id = $1 AND consumer = $2",
-        [stream_id, consumer], ["int8", "text"],
-    ))
 
 
 def _event_position(db: Db, stream_id: int, event_id: int) -> tuple[str, int]:
@@ -254,7 +243,16 @@ def _position(db: Db, stream_id: int, consumer: str, after_event: int | None
         [stream_id, consumer],
         ["int8", "text"],
     )
-    acked = (rows[0]["xid"], rows[0]["acked_event"]) if rows else ("0", 0)
+    if rows:
+        acked = (rows[0]["xid"], rows[0]["acked_event"])
+    else:  # a new consumer (only its first read writes)
+        db.query(
+            "INSERT INTO pyml.stream_consumers (stream_id, consumer) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [stream_id, consumer],
+            ["int8", "text"],
+        )
+        acked = ("0", 0)
     if after_event is None:
         return acked
     after = _event_position(db, stream_id, after_event)
