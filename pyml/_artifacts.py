@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyml.errors import DataCorrupted
 
 FORMATS = ("lightgbm-text", "xgboost-json", "catboost-cbm", "skops")
+# The fitted preprocessing (a scikit-learn ColumnTransformer, see pyml._preprocess), stored
+# as skops after the model's parts.
+PREPROCESSOR = "skops-preprocessor"
 
 # Types a scikit-learn artifact may contain beyond what skops trusts by default
 # (built-ins, numpy, scipy and scikit-learn estimators). Anything else is refused.
@@ -31,6 +34,10 @@ SKOPS_ALLOWED_TYPES = frozenset(
         "sklearn.metrics._dist_metrics.ChebyshevDistance64",
         "sklearn.metrics._dist_metrics.MinkowskiDistance64",
         "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+        "numpy.dtype",  # the object dtype of a ColumnTransformer's category columns
+        # the seeded splitters of a TargetEncoder's cross fitting (pyml._preprocess)
+        "sklearn.model_selection._split.KFold",
+        "sklearn.model_selection._split.StratifiedKFold",
         *(
             f"sklearn.gaussian_process.kernels.{name}"
             for name in (
@@ -55,13 +62,29 @@ class Part:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def dump(kind: str, estimator: Any) -> list[Part]:
-    """Serialize a fitted estimator of ``kind`` into parts.
+class Loaded(NamedTuple):
+    format: str
+    parts: list[Any]  # one loaded object per model part
+    preprocessor: Any  # a fitted ColumnTransformer, or None
+
+
+def dump(kind: str, estimator: Any, preprocessor: Any = None) -> list[Part]:
+    """Serialize a fitted estimator of ``kind`` (and its preprocessing) into parts.
 
     ``kind`` is the library: ``lightgbm``, ``xgboost`` and ``catboost`` models are
     stored natively, one part per target (``estimator`` may be a
-    ``MultiOutputRegressor`` of them); anything else goes through skops.
+    ``MultiOutputRegressor`` of them); anything else goes through skops. The
+    preprocessing, when there is one, is the last part.
     """
+    parts = _dump_model(kind, estimator)
+    if preprocessor is not None:
+        import skops.io
+
+        parts.append(Part(len(parts), PREPROCESSOR, skops.io.dumps(preprocessor)))
+    return parts
+
+
+def _dump_model(kind: str, estimator: Any) -> list[Part]:
     members = list(getattr(estimator, "estimators_", [])) if _is_multi_output(estimator) else []
     members = members or [estimator]
     if kind == "lightgbm":
@@ -81,11 +104,16 @@ def dump(kind: str, estimator: Any) -> list[Part]:
     return [Part(0, "skops", skops.io.dumps(estimator))]
 
 
-def load(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
-    """Verify and load stored parts; return ``(format, [loaded object per part])``."""
+def load(rows: list[dict[str, Any]]) -> Loaded:
+    """Verify and load stored parts: the model's format and parts, and its preprocessing."""
+    rows = sorted(rows, key=lambda r: r["part"])
+    extra = [r for r in rows if r["format"] == PREPROCESSOR]
+    rows = [r for r in rows if r["format"] != PREPROCESSOR]
     if not rows:
         raise DataCorrupted("model has no artifact")
-    rows = sorted(rows, key=lambda r: r["part"])
+    if len(extra) > 1:
+        raise DataCorrupted("model artifact has more than one preprocessing part")
+    preprocessor = _load(PREPROCESSOR, extra)[0] if extra else None
     formats = {r["format"] for r in rows}
     if len(formats) != 1 or not formats <= set(FORMATS):
         raise DataCorrupted(
@@ -93,6 +121,10 @@ def load(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
             detail="Allowed formats: " + ", ".join(FORMATS) + ".",
         )
     fmt = formats.pop()
+    return Loaded(fmt, _load(fmt, rows), preprocessor)
+
+
+def _load(fmt: str, rows: list[dict[str, Any]]) -> list[Any]:
     blobs = []
     for row in rows:
         data = bytes(row["data"])
@@ -103,7 +135,7 @@ def load(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
             )
         blobs.append(data)
     try:
-        return fmt, [_LOADERS[fmt](blob) for blob in blobs]
+        return [_LOADERS[fmt](blob) for blob in blobs]
     except DataCorrupted:
         raise
     except Exception as exc:  # a damaged file of an allowed format
@@ -148,6 +180,7 @@ _LOADERS = {
     "xgboost-json": _load_xgboost,
     "catboost-cbm": _load_catboost,
     "skops": _load_skops,
+    PREPROCESSOR: _load_skops,
 }
 
 

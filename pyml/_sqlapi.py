@@ -144,14 +144,11 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
              caller_search_path: str | None) -> list[tuple[str, str]]:
     from pyml import train as training
 
-    if _params.json_object("preprocess", preprocess):
-        from pyml.errors import FeatureNotSupported
-
-        raise FeatureNotSupported('"preprocess" is not supported yet')
     snap = training.take_snapshot(
         _db(plpy, GD), relation_name, [y_column_name], None, _params.test_size(test_size),
         _params.one_of("test_sampling", test_sampling, _params.TEST_SAMPLINGS), materialize=True,
         search_path=caller_search_path,
+        preprocess=_params.json_object("preprocess", preprocess),
     )
     return [(snap.relation, y_column_name)]
 
@@ -179,11 +176,11 @@ def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> Any:
 
 
 def _row(model: Any, features: Any) -> Any:
-    from pyml.predict import features_from_array, features_from_row
+    from pyml.predict import features_from_row
 
     if isinstance(features, dict):
         return features_from_row(features, model)
-    return features_from_array(features, model.num_features)
+    return model.input_from_array(features)
 
 
 
@@ -299,10 +296,8 @@ def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relati
 def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any]
               ) -> list[float]:
     """``pyml.decompose``: the principal components of one vector (decomposition projects)."""
-    from pyml.predict import features_from_array
-
     model = _model(plpy, GD, project_name)
-    return [float(v) for v in model.decompose(features_from_array(vector, model.num_features))[0]]
+    return [float(v) for v in model.decompose(model.input_from_array(vector))[0]]
 
 
 # ---------------------------------------------------------------------------
@@ -313,13 +308,13 @@ def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any
 def _features_json(plpy: Any, GD: dict[str, Any], model: Any, features: str,
                    type_oid: int) -> Any:
     """One row ``(1, k)`` from ``to_json`` of an array of numbers or of a row."""
-    from pyml.predict import as_float4, features_from_array, features_from_row
+    from pyml.predict import as_float4, features_from_row
 
     values = json.loads(features)
     if isinstance(values, list):
         if type_oid == _FLOAT4_ARRAY:
             values = as_float4(values)
-        return features_from_array(values, model.num_features)  # nested arrays flatten
+        return model.input_from_array(values)  # nested arrays flatten
     return features_from_row(_row_values(plpy, GD, features, type_oid), model)
 
 
@@ -348,7 +343,7 @@ def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str
     if values is None:
         from pyml import train as training
 
-        X, y = training.test_rows(_db(plpy, GD), model.id)
+        X, y = training.test_rows(_db(plpy, GD), model)
         values = explaining.permutation(model, X, y)
     return list(zip(model.feature_names, values, strict=True))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pyml import store
+from pyml import _preprocess, store
 from pyml._db import Db
 from pyml.errors import NullValueNotAllowed
 from pyml.predict import Model
@@ -29,13 +29,23 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
     relation = store.resolve_relation(db, source_relation, search_path)
     key = relation.column(key_column)
     features = [relation.column(name) for name in store.feature_columns(db, model.id)]
+    categories = {name for name, rule in model.preprocess.items() if "encode" in rule}
+    numbers = [c for c in features if c.name not in categories]
+    texts = [store.as_text(c) for c in features if c.name in categories]
     table = store.prediction_table(db, target_table, key, search_path)
     written = 0
     scoring: tuple[list[Any], Future[Any]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
-        for n, values, (keys,) in store.read_chunks(db, relation, features, [key],
-                                                     rows_per_chunk):
-            X = feature_matrix(n, values, key.name, keys)
+        for n, values, (keys, *text) in store.read_chunks(db, relation, numbers, [key, *texts],
+                                                           rows_per_chunk):
+            if model.preprocessor is None:
+                X = feature_matrix(n, values, key.name, keys)
+            else:
+                read = dict(zip([c.name for c in numbers], values, strict=True))
+                read.update(zip([c.name for c in features if c.name in categories], text,
+                                strict=True))
+                X = _preprocess.inputs(n, [read[c.name] for c in features])
+                model.check_nulls(X, _where(key.name, keys))
             following = (keys, pool.submit(model.predict, X))
             if scoring is not None:
                 written += _write(db, table, key, scoring, model.id)
@@ -60,6 +70,10 @@ def feature_matrix(n: int, values: list[np.ndarray], key_name: str, keys: list[A
     return X
 
 
+def _where(key_name: str, keys: list[Any]) -> Any:
+    return lambda row: f"The row with {key_name} = {keys[row]}."
+
+
 def _write(db: Db, table: str, key: store.Column, scored: tuple[list[Any], Future[Any]],
            model_id: int | None) -> int:
     keys, future = scored
@@ -69,8 +83,6 @@ def _write(db: Db, table: str, key: store.Column, scored: tuple[list[Any], Futur
 
 def predict_batch(model: Model, features: bytes) -> list[float]:
     """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened."""
-    from pyml.predict import features_from_batch
-
     flat = store.decode_float8_array(features, -1).ravel()
-    X = features_from_batch(flat, model.num_features)
+    X = model.input_from_batch(flat)
     return model.predict(X).astype("float32").tolist()  # type: ignore[no-any-return]

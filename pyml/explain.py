@@ -27,25 +27,40 @@ if TYPE_CHECKING:
 BIAS = "__bias__"
 
 
-def explain(model: Model, x: np.ndarray) -> list[tuple[str, float]]:
-    """Contributions of each feature to the raw prediction of one row ``x`` (shape (1, k))."""
+def explain(model: Model, inputs: np.ndarray) -> list[tuple[str, float]]:
+    """Contributions of each input to the raw prediction of one row (shape (1, k)).
+
+    With preprocessing, the contributions of the columns the estimator sees are summed
+    back into the input they come from (a one-hot column's parts into that column).
+    """
     import numpy as np
 
+    target = _predicted_class(model, inputs)
+    x = model.prepare(inputs)
     if model.format == "lightgbm-text" and len(model.parts) == 1:
-        values, bias = _lightgbm(model, x)
+        values, bias = _lightgbm(model, x, target)
     elif model.format == "skops":
         estimator = model.parts[0]
         if type(estimator).__name__ in _TREE_MODELS:
-            values, bias = _tree_paths(model, estimator, x)
+            values, bias = _tree_paths(model, estimator, x, target)
         elif hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
-            values, bias = _linear(model, estimator, x)
+            values, bias = _linear(model, estimator, x, target)
         else:
             values, bias = _shap(model, x)
     else:
         values, bias = _shap(model, x)
-    rows = [(name, float(v)) for name, v in zip(model.feature_names, np.ravel(values),
-                                                strict=True)]
+    values = _per_input(model, np.ravel(values))
+    rows = [(name, float(v)) for name, v in zip(model.feature_names, values, strict=True)]
     return [*rows, (BIAS, float(bias))]
+
+
+def _per_input(model: Model, values: np.ndarray) -> np.ndarray:
+    """Values of the estimator's columns, summed into the model's inputs."""
+    import numpy as np
+
+    if model.preprocessor is None:
+        return values
+    return np.bincount(model.sources, weights=values, minlength=model.num_features)
 
 
 # Models whose prediction is a tree's leaf value, the mean of trees' values, or (gradient
@@ -57,25 +72,27 @@ _TREE_MODELS = {
 }
 
 
-def _predicted_class(model: Model, x: np.ndarray) -> int:
+def _predicted_class(model: Model, inputs: np.ndarray) -> int:
     """The class whose score is explained: the second of two (like a binary model's raw
     output), else the predicted one."""
+    if model.task != "classification":
+        return 0
     if model.classes is not None and len(model.classes) == 2:
         return 1
-    return int(model.class_index(x)[0])
+    return int(model.class_index(inputs)[0])
 
 
-def _lightgbm(model: Model, x: np.ndarray) -> tuple[np.ndarray, float]:
+def _lightgbm(model: Model, x: np.ndarray, c: int) -> tuple[np.ndarray, float]:
     booster = model.parts[0]
     contrib = booster.predict(x, contrib=True)[0]
     k = x.shape[1]
     if booster.num_classes > 1:  # per class blocks of k + 1: take the predicted class
-        c = _predicted_class(model, x)
         contrib = contrib[c * (k + 1): (c + 1) * (k + 1)]
     return contrib[:k], contrib[k]
 
 
-def _tree_paths(model: Model, estimator: Any, x: np.ndarray) -> tuple[np.ndarray, float]:
+def _tree_paths(model: Model, estimator: Any, x: np.ndarray, target: int
+                ) -> tuple[np.ndarray, float]:
     """Decision-path contributions: along each tree's path, the change of the node value is
     credited to the split feature; the root value is the bias. Averaged (forests) or scaled
     and summed with the initial prediction (gradient boosting)."""
@@ -83,7 +100,6 @@ def _tree_paths(model: Model, estimator: Any, x: np.ndarray) -> tuple[np.ndarray
 
     k = x.shape[1]
     classifier = model.task == "classification"
-    target = _predicted_class(model, x) if classifier else 0
     if hasattr(estimator, "tree_"):
         return _one_tree(estimator.tree_, x, target, classifier)
     members = estimator.estimators_
@@ -134,14 +150,13 @@ def _one_tree(tree: Any, x: np.ndarray, target: int, classifier: bool
     return contributions, root
 
 
-def _linear(model: Model, estimator: Any, x: np.ndarray) -> tuple[np.ndarray, float]:
+def _linear(model: Model, estimator: Any, x: np.ndarray, target: int
+            ) -> tuple[np.ndarray, float]:
     import numpy as np
 
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64))
-    row = 0
-    if model.task == "classification" and coef.shape[0] > 1:
-        row = _predicted_class(model, x)
+    row = target if model.task == "classification" and coef.shape[0] > 1 else 0
     return coef[row] * x[0], float(intercept[row] if len(intercept) > row else intercept[0])
 
 
@@ -178,16 +193,22 @@ def importances(model: Model) -> list[float] | None:
         values = np.abs(coef).mean(axis=0)
     else:
         return None
+    values = _per_input(model, values)
     total = values.sum()
     return (values / total if total > 0 else values).tolist()  # type: ignore[no-any-return]
 
 
 def permutation(model: Model, X: np.ndarray, y: np.ndarray) -> list[float]:
-    """Mean decrease of the test score (r2 or accuracy) when a feature is shuffled."""
+    """Mean decrease of the test score (r2 or accuracy) when an input is shuffled (inputs
+    as given to the model, so a text column is shuffled as one)."""
+    from sklearn import metrics
     from sklearn.inspection import permutation_importance
 
-    estimator = model.parts[0]
-    scoring = "accuracy" if model.task == "classification" else "r2"
-    result = permutation_importance(estimator, X, y, scoring=scoring, n_repeats=5,
+    def score(_: Any, X: np.ndarray, y: np.ndarray) -> float:
+        if model.task == "classification":
+            return float(metrics.accuracy_score(y, model.class_index(X)))
+        return float(metrics.r2_score(y, model.values(X)))
+
+    result = permutation_importance(model.parts[0], X, y, scoring=score, n_repeats=5,
                                     random_state=0)
     return [float(v) for v in result.importances_mean]

@@ -8,6 +8,7 @@ gives the same numbers.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,8 @@ class Model:
 
     def __init__(self, *, id: int | None, project: str, task: str, algorithm: str,
                  feature_names: list[str], classes: list[Any] | None, format: str,
-                 parts: list[Any], columns: list[str] | None = None):
+                 parts: list[Any], columns: list[str] | None = None,
+                 preprocess: dict[str, Any] | None = None, preprocessor: Any = None):
         self.id = id
         self.project = project
         self.task = task
@@ -46,6 +48,21 @@ class Model:
         self.columns = columns or []  # training relation columns, in order
         self._online: Any = None
         self._n_jobs = getattr(parts[0], "n_jobs", None) if format == "skops" else None
+        # Preprocessing (pyml._preprocess): the rule of each input, whether any input is a
+        # category (text), and for each column the estimator sees, the input it comes from.
+        self.preprocess = preprocess or {}  # pyml.models.preprocess: the rule of each column
+        self.preprocessor = preprocessor
+        self.rules: list[Any] | None = None
+        self.categorical = False
+        if preprocessor is not None:
+            from pyml import _preprocess
+
+            rules = {name: _preprocess.Rule.from_json(rule)
+                     for name, rule in (preprocess or {}).items()}
+            self.rules = _preprocess.input_rules(rules, self.columns, feature_names)
+            self.categorical = any(rule.category for rule in self.rules)
+            self.sources = _preprocess.sources(preprocessor, len(feature_names))
+            self._row = _preprocess.compile_row(preprocessor)
 
     def __repr__(self) -> str:
         return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
@@ -53,8 +70,10 @@ class Model:
     @classmethod
     def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
                   columns: list[str]) -> Model:
-        fmt, parts = _artifacts.load(files)
+        fmt, parts, preprocessor = _artifacts.load(files)
         return cls(
+            preprocess=json.loads(model["preprocess"]) if model.get("preprocess") else None,
+            preprocessor=preprocessor,
             columns=columns,
             id=model["id"],
             project=model["project"],
@@ -71,6 +90,34 @@ class Model:
         return len(self.feature_names)
 
     # -- raw outputs ----------------------------------------------------------
+    #
+    # The public methods take the model's inputs (rows of feature values); the private
+    # ones (``_t``) take what the estimator sees: the inputs after preprocessing.
+
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        """What the estimator sees: ``X`` itself, or ``X`` preprocessed (a float matrix)."""
+        if self.preprocessor is None:
+            return X
+        import numpy as np
+
+        from pyml import _preprocess
+
+        rules = self.rules or []
+        if len(X) == 1 and self._row is not None:
+            row = X[0].tolist()
+            for j, rule in enumerate(rules):
+                value = row[j]
+                if rule.strict and (value is None or value != value):
+                    _preprocess.check_nulls(X, rules, self.feature_names)
+            return np.asarray([self._row(row)], dtype=np.float64)
+        _preprocess.check_nulls(X, rules, self.feature_names)
+        return _preprocess.transform(self.preprocessor, X)
+
+    def check_nulls(self, X: np.ndarray, where: Any = None) -> None:
+        """22004 for NULL in an input that is neither imputed nor a category."""
+        from pyml import _preprocess
+
+        _preprocess.check_nulls(X, self.rules or [], self.feature_names, where)
 
     def _native(self, X: np.ndarray) -> np.ndarray:
         """Per-part raw output of gradient-boosting libraries (value or probabilities)."""
@@ -100,6 +147,9 @@ class Model:
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
+        return self._values_t(self.prepare(X))
+
+    def _values_t(self, X: np.ndarray) -> np.ndarray:
         import numpy as np
 
         if self.format == "skops":
@@ -108,6 +158,9 @@ class Model:
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, classes)`` in :attr:`classes` order."""
+        return self._proba_t(self.prepare(X))
+
+    def _proba_t(self, X: np.ndarray) -> np.ndarray:
         import numpy as np
 
         if self.format == "skops":
@@ -126,20 +179,24 @@ class Model:
 
     def class_index(self, X: np.ndarray) -> np.ndarray:
         """Index into :attr:`classes` of the predicted class of each row."""
+        return self._class_index_t(self.prepare(X))
+
+    def _class_index_t(self, X: np.ndarray) -> np.ndarray:
         import numpy as np
 
         if self.format == "skops":
             return np.asarray(self._sklearn(X).predict(X)).astype(np.int64)
-        return np.argmax(self.proba(X), axis=1)
+        return np.argmax(self._proba_t(X), axis=1)
 
     def scores(self, X: np.ndarray) -> np.ndarray | None:
         """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
         import numpy as np
 
+        X = self.prepare(X)
         if self.format == "skops" and not hasattr(self.parts[0], "predict_proba"):
             decision = getattr(self.parts[0], "decision_function", None)
             return None if decision is None else np.asarray(decision(X), dtype=np.float64)
-        return self.proba(X)[:, 1]
+        return self._proba_t(X)[:, 1]
 
     # -- what the SQL functions return -----------------------------------------
 
@@ -157,9 +214,9 @@ class Model:
         n = self.num_features
 
         def general(features: list[Any]) -> float:
-            return float(self.predict(features_from_array(features, n))[0])
+            return float(self.predict(self.input_from_array(features))[0])
 
-        if self.format != "lightgbm-text" or len(self.parts) != 1:
+        if self.format != "lightgbm-text" or len(self.parts) != 1 or self.preprocessor:
             return general
         row = self.parts[0].row_predictor()
         if self.task != "classification":
@@ -201,6 +258,7 @@ class Model:
         import numpy as np
 
         if self.task == "clustering":
+            X = self.prepare(X)
             return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
         if self.task == "decomposition":
             raise InvalidParameterValue(
@@ -227,7 +285,33 @@ class Model:
                 f'project "{self.project}" is a {self.task} project, not a decomposition one',
                 hint="pyml.decompose needs a model trained with task => 'decomposition'.",
             )
-        return np.asarray(self.parts[0].transform(X), dtype=np.float64)
+        return np.asarray(self.parts[0].transform(self.prepare(X)), dtype=np.float64)
+
+    # -- inputs from SQL values ---------------------------------------------------
+
+    def input_from_array(self, features: Sequence[Any]) -> np.ndarray:
+        """One row ``(1, k)`` of inputs from a (possibly multi-dimensional) SQL array."""
+        if self.preprocessor is None:
+            return features_from_array(features, self.num_features)
+        self._numbers_only()
+        row = _to_float(features, nulls=True).reshape(1, -1)
+        _check_count(row.shape[1], self.num_features)
+        return row
+
+    def input_from_batch(self, features: Sequence[Any]) -> np.ndarray:
+        """Rows ``(n, k)`` of inputs from ``n * k`` values flattened into one array."""
+        if self.preprocessor is None:
+            return features_from_batch(features, self.num_features)
+        self._numbers_only()
+        return _batch_shape(_to_float(features, nulls=True).ravel(), self.num_features)
+
+    def _numbers_only(self) -> None:
+        if self.categorical:
+            raise InvalidParameterValue(
+                f"model {self.id} has text (category) features, which an array of numbers "
+                "cannot hold",
+                hint="Pass a row: a table row or ROW(...) with the columns in training order.",
+            )
 
     def predict_label(self, X: np.ndarray) -> list[str]:
         if self.task != "classification":
@@ -264,21 +348,28 @@ def label_text(value: Any) -> str:
 def features_from_array(features: Sequence[Any], expected: int) -> np.ndarray:
     """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array."""
     row = _to_float(features).reshape(1, -1)
-    if row.shape[1] != expected:
-        raise InvalidParameterValue(
-            f"wrong number of features: expected {expected}, got {row.shape[1]}"
-        )
+    _check_count(row.shape[1], expected)
     return row
 
 
 def features_from_batch(features: Sequence[Any], expected: int) -> np.ndarray:
     """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
-    flat = _to_float(features).ravel()
+    return _batch_shape(_to_float(features).ravel(), expected)
+
+
+def _batch_shape(flat: np.ndarray, expected: int) -> np.ndarray:
     if expected == 0 or flat.size % expected != 0:
         raise InvalidParameterValue(
             f"wrong number of features: expected a multiple of {expected}, got {flat.size}"
         )
     return flat.reshape(-1, expected)
+
+
+def _check_count(given: int, expected: int) -> None:
+    if given != expected:
+        raise InvalidParameterValue(
+            f"wrong number of features: expected {expected}, got {given}"
+        )
 
 
 def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
@@ -294,16 +385,47 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
         row = {name: row[name] for name in model.columns}
     values: list[Any] = []
     for name, value in row.items():
-        if isinstance(value, str):
-            raise DataException(
-                f'feature "{name}" is text, which this model cannot use',
-                hint="Text features need preprocessing, which comes with a later pyml version.",
-            )
         if isinstance(value, list):
-            values.extend(np.asarray(value, dtype=object).ravel().tolist())
+            values.extend((name, v) for v in np.asarray(value, dtype=object).ravel().tolist())
         else:
-            values.append(value)
-    return features_from_array(values, model.num_features)
+            values.append((name, value))
+    if model.rules is None:
+        for name, value in values:
+            if isinstance(value, str):
+                raise DataException(
+                    f'feature "{name}" is text, but model {model.id} was trained on a number '
+                    "in that position",
+                    hint="Pass the columns in training order; text columns in the training "
+                    "relation are encoded as categories.",
+                )
+        return features_from_array([v for _, v in values], model.num_features)
+    return _preprocessed_row(values, model)
+
+
+def _preprocessed_row(values: list[tuple[str, Any]], model: Model) -> np.ndarray:
+    """Inputs of a model with preprocessing: categories as text, numbers as floats (NULL
+    as NaN, imputed or refused later)."""
+    import numpy as np
+
+    from pyml._preprocess import category_text
+
+    rules = model.rules or []
+    _check_count(len(values), len(rules))
+    row: list[Any] = []
+    for (name, value), rule in zip(values, rules, strict=True):
+        if rule.category:
+            row.append(category_text(value))
+        elif value is None:
+            row.append(float("nan"))
+        else:
+            try:
+                row.append(float(value))
+            except (TypeError, ValueError):
+                raise DataException(
+                    f'feature "{name}" must be a number, got {value!r}',
+                    hint="Pass the columns in training order.",
+                ) from None
+    return np.array([row], dtype=object if model.categorical else np.float64)
 
 
 def as_float4(value: Any) -> Any:
@@ -317,15 +439,16 @@ def as_float4(value: Any) -> Any:
     return value
 
 
-def _to_float(values: Sequence[Any]) -> np.ndarray:
-    """Values as float64; NULL (which numpy would quietly make NaN) and NaN are refused."""
+def _to_float(values: Sequence[Any], nulls: bool = False) -> np.ndarray:
+    """Values as float64; NULL (which numpy makes NaN) and NaN are refused unless ``nulls``
+    (a model that imputes them, and checks the others itself)."""
     import numpy as np
 
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataException("features must be numbers") from exc
-    if np.isnan(array).any():
+    if not nulls and np.isnan(array).any():
         position = int(np.flatnonzero(np.isnan(array.ravel()))[0]) + 1
         raise NullValueNotAllowed(
             "features must not be NULL",

@@ -19,6 +19,7 @@ from pyml import store
 from pyml._db import Db
 from pyml.errors import (
     ActiveSqlTransaction,
+    FeatureNotSupported,
     InvalidParameterValue,
     NullValueNotAllowed,
     ObjectNotInPrerequisiteState,
@@ -57,8 +58,16 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
         )
     relation = store.resolve_relation(db, source_relation, search_path)
     relation.column(key_column)
+    preprocess = json.loads(store.get_model(db, model_id)["preprocess"] or "{}")
     for name in store.feature_columns(db, model_id):
         column = relation.column(name)
+        if "encode" in preprocess.get(name, {}):
+            raise FeatureNotSupported(
+                f'the live model of "{project_name}" encodes column "{name}" as categories, '
+                "which streams cannot score yet",
+                hint="Stream a model trained on numeric columns, or score with "
+                "pyml.predict_into.",
+            )
         if not column.is_numeric:
             raise InvalidParameterValue(
                 f'column "{name}" of "{relation.qualified}" has type {column.type}',

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from pyml import _algorithms, _artifacts, drift, store
+from pyml import _algorithms, _artifacts, _preprocess, drift, store
 from pyml._db import Db
 from pyml.errors import (
     DataException,
@@ -74,9 +74,22 @@ class Snapshot:
     y_columns: list[str]
     test_size: float
     test_sampling: str
-    feature_names: list[str]
-    X: np.ndarray
-    labels: list[Any] | np.ndarray  # native labels (classification) or float targets
+    data: TrainingData
+
+
+class TrainingData(NamedTuple):
+    """The rows of a relation, read for training."""
+
+    X: np.ndarray  # inputs: float64, or object when some columns are categories (text)
+    labels: Any  # native labels (classification), float targets, or None
+    names: list[str]  # input names: columns, array columns as column[i]
+    stats: list[dict[str, Any]]  # per column (features, then labels)
+    fingerprint: str
+    columns: list[str]  # the feature columns
+    rules: dict[str, _preprocess.Rule]  # preprocessing of each feature column
+
+    def input_rules(self) -> list[_preprocess.Rule]:
+        return _preprocess.input_rules(self.rules, self.columns, self.names)
 
 
 # ---------------------------------------------------------------------------
@@ -86,11 +99,6 @@ class Snapshot:
 
 def train(db: Db, req: TrainRequest) -> TrainResult:
     started = time.perf_counter()
-    if req.preprocess:
-        raise FeatureNotSupported(
-            '"preprocess" is not supported yet',
-            hint="Preprocessing arrives in a later pyml version; pass numeric columns.",
-        )
     project = _project(db, req)
     task = project["task"]
     algorithm = _algorithms.resolve(req.algorithm, task)
@@ -98,35 +106,42 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     _check_search(algorithm, req)
 
     snapshot = _snapshot(db, req, project, task)
+    data = snapshot.data
     load_time = time.perf_counter() - started
     db.notice(
-        f"pyml: loaded {len(snapshot.X)} rows x {snapshot.X.shape[1]} features from "
+        f"pyml: loaded {len(data.X)} rows x {data.X.shape[1]} features from "
         f"{snapshot.relation} in {load_time:.2f}s"
     )
     if task in _algorithms.UNSUPERVISED_TASKS:
-        classes, y = None, np.zeros(len(snapshot.X))  # no label: split only
+        classes, y = None, np.zeros(len(data.X))  # no label: split only
     else:
-        classes, y = encode_labels(snapshot.labels, task)
+        classes, y = encode_labels(data.labels, task)
     train_idx, test_idx = split(
         len(y), snapshot.test_size, snapshot.test_sampling, y if task == "classification" else None
     )
     db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
 
     fit_started = time.perf_counter()
-    fitted, search_results = fit(
-        algorithm, estimator, snapshot.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
-        notice=db.notice, check=db.check,
+    preprocessor = None
+    if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
+        preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
+    fitted, preprocessor, search_results = fit(
+        algorithm, estimator, data.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
+        notice=db.notice, check=db.check, preprocessor=preprocessor,
     )
     fit_time = time.perf_counter() - fit_started
-    parts = _artifacts.dump(algorithm.library, fitted)
+    parts = _artifacts.dump(algorithm.library, fitted, preprocessor)
+    preprocess = ({name: rule.as_json() for name, rule in data.rules.items()}
+                  if preprocessor is not None else {})
 
     score_started = time.perf_counter()
+    loaded = _artifacts.load(_rows(parts))  # what serving will load: check it now
     model = Model(
         id=None, project=project["name"], task=task, algorithm=req.algorithm,
-        feature_names=snapshot.feature_names, classes=classes,
-        format=parts[0].format, parts=_artifacts.load(_rows(parts))[1],
+        feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
+        columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
     )
-    metrics = evaluate(model, snapshot.X[test_idx], y[test_idx])
+    metrics = evaluate(model, data.X[test_idx], y[test_idx])
     score_time = time.perf_counter() - score_started
     metrics.update(fit_time=fit_time, score_time=score_time)
     if search_results is not None:
@@ -146,10 +161,10 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         search_args=jsonable(req.search_args),
         status="successful",
         metrics=jsonable(metrics),
-        num_features=len(snapshot.feature_names),
-        feature_names=snapshot.feature_names,
+        num_features=len(data.names),
+        feature_names=data.names,
         classes=jsonable(classes),
-        preprocess=req.preprocess,
+        preprocess=preprocess,
         runtime=req.runtime,
         lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
     )
@@ -160,17 +175,18 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     return TrainResult(project["name"], task, req.algorithm, deployed, model_id)
 
 
-def test_rows(db: Db, model_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out rows of a model's snapshot (features, encoded labels), split as in
+def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows of a model's snapshot (inputs, encoded labels), split as in
     training: the snapshot's relation is read again."""
-    snapshot = store.model_snapshot(db, model_id)
+    snapshot = store.model_snapshot(db, model.id)
     relation = store.resolve_relation(db, snapshot["relation_name"])
     task = snapshot["task"]
-    X, labels, _, _, _ = read_training_data(db, relation, list(snapshot["y_column_name"]), task)
-    _, y = encode_labels(labels, task)
+    data = read_training_data(db, relation, list(snapshot["y_column_name"]), task,
+                              model.preprocess)
+    _, y = encode_labels(data.labels, task)
     _, test_idx = split(len(y), snapshot["test_size"], snapshot["test_sampling"],
                         y if task == "classification" else None)
-    return X[test_idx], y[test_idx]
+    return data.X[test_idx], y[test_idx]
 
 
 def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
@@ -201,54 +217,68 @@ def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> 
             )
         relation = store.resolve_relation(db, previous["relation_name"])
         y_columns = list(previous["y_column_name"])
-        X, labels, names, _, _ = read_training_data(db, relation, y_columns, task)
+        # The snapshot's preprocessing, unless this call gives its own.
+        spec = req.preprocess or _json(previous.get("preprocess")) or {}
+        data = read_training_data(db, relation, y_columns, task, spec)
         return Snapshot(previous["id"], relation.qualified, y_columns, previous["test_size"],
-                        previous["test_sampling"], names, X, labels)
+                        previous["test_sampling"], data)
     if not req.y_column_name and task not in _algorithms.UNSUPERVISED_TASKS:
         raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
     return take_snapshot(db, req.relation_name, req.y_column_name or [], task, req.test_size,
-                         req.test_sampling, req.materialize_snapshot, req.search_path)
+                         req.test_sampling, req.materialize_snapshot, req.search_path,
+                         req.preprocess)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
                   test_size: float, test_sampling: str, materialize: bool,
-                  search_path: str | None = None) -> Snapshot:
-    """Read ``relation_name`` and record a snapshot: statistics and fingerprint."""
+                  search_path: str | None = None, preprocess: dict[str, Any] | None = None
+                  ) -> Snapshot:
+    """Read ``relation_name`` and record a snapshot: statistics, fingerprint and the
+    preprocessing asked for (checked against the columns)."""
     relation = store.resolve_relation(db, relation_name, search_path)
-    X, labels, names, columns, fingerprint = read_training_data(db, relation, y_columns, task)
+    data = read_training_data(db, relation, y_columns, task, preprocess or {})
     snapshot_id = store.insert_snapshot(
         db,
         relation_name=relation.qualified,
         y_column_name=y_columns,
         test_size=test_size,
         test_sampling=test_sampling,
-        columns=columns,
-        row_count=len(X),
-        data_fingerprint=fingerprint,
+        columns=data.stats,
+        row_count=len(data.X),
+        data_fingerprint=data.fingerprint,
         materialized=False,
+        preprocess=preprocess or {},
     )
     qualified = relation.qualified
     if materialize:
         qualified = store.materialize(db, relation, snapshot_id)
         store.set_snapshot_relation(db, snapshot_id, qualified)
-    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, names, X, labels)
+    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data)
 
 
 def read_training_data(
-    db: Db, relation: store.Relation, y_columns: list[str], task: str | None
-) -> tuple[np.ndarray, Any, list[str], list[dict[str, Any]], str]:
-    """Features ``X``, labels, feature names, column statistics and the data fingerprint."""
+    db: Db, relation: store.Relation, y_columns: list[str], task: str | None,
+    preprocess: dict[str, Any] | None = None,
+) -> TrainingData:
+    """Inputs, labels, names, column statistics and fingerprint of ``relation``.
+
+    Numbers come in PostgreSQL's binary array format; columns encoded as categories
+    are read as text (``::text``), one Python string per value.
+    """
     labels = [relation.column(name) for name in y_columns]
     features = [c for c in relation.columns if c.name not in set(y_columns)]
     if not features:
         raise DataException(f'relation "{relation.qualified}" has no feature columns')
-    for column in features:
-        if not column.is_numeric:
-            raise DataException(
-                f'column "{column.name}" has type {column.type}, which cannot be a feature yet',
-                hint="Use numeric, boolean or numeric array columns; preprocessing of text "
-                "columns arrives in a later pyml version.",
-            )
+    rules = _preprocess.resolve(
+        preprocess or {},
+        [_preprocess.Column(c.name, c.type, c.elem_category if c.is_array else c.category,
+                            c.is_array) for c in features],
+        y_columns, task,
+    )
     if task == "regression":
         for column in labels:
             if not column.is_numeric or column.is_array:
@@ -257,45 +287,59 @@ def read_training_data(
                     "regression target",
                     hint="Use task => 'classification' for class labels.",
                 )
+    numbers = [c for c in features if not rules[c.name].category]
+    categories = [c for c in features if rules[c.name].category]
     native = labels if task == "classification" else []
-    numeric = features + ([] if native else labels)
-    n, values, label_lists = store.read_columns(db, relation, numeric, native)
+    numeric = numbers + ([] if native else labels)
+    n, values, lists = store.read_columns(
+        db, relation, numeric, [*native, *(store.as_text(c) for c in categories)])
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
+    read = dict(zip([c.name for c in numbers], values, strict=False))
+    read.update(zip([c.name for c in categories], lists[len(native):], strict=True))
 
-    blocks, names, stats = [], [], []
+    blocks: list[Any] = []
+    names: list[str] = []
+    stats: list[dict[str, Any]] = []
     digest = hashlib.sha256()
-    for column, array in zip(numeric, values, strict=True):
-        digest.update(column.name.encode() + b"\0" + array.tobytes())
-    for column, array in zip(features, values, strict=False):
-        if array.ndim == 2:
-            names += [f"{column.name}[{i}]" for i in range(1, array.shape[1] + 1)]
+    for column in features:
+        value = read[column.name]
+        given = (preprocess or {}).get(column.name)
+        extra = {"preprocess": given} if given else {}
+        if isinstance(value, list):  # a category column, as text
+            digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
+            names.append(column.name)
+            blocks.append(value)
+            stats.append({"name": column.name, "type": column.type, "role": "feature",
+                          **drift.describe_categorical(value), **extra})
+            continue
+        digest.update(column.name.encode() + b"\0" + value.tobytes())
+        if value.ndim == 2:
+            names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
         else:
             names.append(column.name)
-        blocks.append(array.reshape(n, -1))
+        blocks.append(value.reshape(n, -1))
         stats.append({"name": column.name, "type": column.type, "role": "feature",
-                      **drift.describe_numeric(array)})
+                      **drift.describe_numeric(value), **extra})
     if native:
-        y: Any = label_lists[0]
+        y: Any = lists[0]
         digest.update(json.dumps(jsonable(y)).encode())
         stats.append({"name": labels[0].name, "type": labels[0].type, "role": "label",
                       **drift.describe_categorical(y)})
     elif labels:
-        targets = values[len(features):]
+        targets = values[len(numbers):]
         for column, array in zip(labels, targets, strict=True):
+            digest.update(column.name.encode() + b"\0" + array.tobytes())
             stats.append({"name": column.name, "type": column.type, "role": "label",
                           **drift.describe_numeric(array)})
         y = targets[0] if len(targets) == 1 else np.column_stack(targets)
     else:  # clustering, decomposition
         y = None
-    X = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
-    if np.isnan(X).any():
-        column = names[int(np.argwhere(np.isnan(X))[0][1])]
-        raise NullValueNotAllowed(
-            f'feature "{column}" contains NULL values',
-            hint="Remove or fill those rows; imputation arrives in a later pyml version.",
-        )
-    return X, y, names, stats, digest.hexdigest()
+    X = _preprocess.inputs(n, blocks)
+    data = TrainingData(X, y, names, stats, digest.hexdigest(), [c.name for c in features],
+                        rules)
+    _preprocess.check_nulls(X, data.input_rules(), names)
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -349,19 +393,27 @@ def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
 
 def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
         req: TrainRequest, multi: bool, notice: Callable[[str], None] = lambda _: None,
-        check: Callable[[], None] = lambda: None) -> tuple[Any, list[dict[str, Any]] | None]:
-    """Fit, with a grid or random search when asked (best parameters refit on all rows)."""
+        check: Callable[[], None] = lambda: None, preprocessor: Any = None
+        ) -> tuple[Any, Any, list[dict[str, Any]] | None]:
+    """Fit (the preprocessing first, when there is one), with a grid or random search when
+    asked (best parameters refit on all rows). Returns the fitted estimator, the fitted
+    preprocessing and the search's candidates."""
+    prefix = ""
     if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
         from sklearn.multioutput import MultiOutputRegressor
 
         estimator = MultiOutputRegressor(estimator)
+        prefix = "estimator__"
+    if preprocessor is not None:  # one pipeline: every fold fits its own preprocessing
+        from sklearn.pipeline import Pipeline
+
+        estimator = Pipeline([("preprocess", preprocessor), ("model", estimator)])
+        prefix = "model__" + prefix
     search = None
     if req.search is not None:
         from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-        grid = req.search_params
-        if multi and algorithm.name not in _algorithms.NATIVE_MULTI_OUTPUT:
-            grid = {f"estimator__{k}": v for k, v in grid.items()}
+        grid = {f"{prefix}{k}": v for k, v in req.search_params.items()}
         from sklearn.model_selection import ParameterGrid
 
         cv = int(req.search_args.get("cv", 5))
@@ -396,18 +448,22 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
         if type(exc).__name__ in ("LightGBMError", "XGBoostError", "CatBoostError"):
             raise _bad_hyperparameter(algorithm, exc) from exc
         raise
+    fitted = estimator if search is None else search.best_estimator_
+    if preprocessor is not None:
+        fitted, preprocessor = fitted.named_steps["model"], fitted.named_steps["preprocess"]
     if search is None:
-        return estimator, None
+        return fitted, preprocessor, None
     cv_results = search.cv_results_
+    strip = "model__" if preprocessor is not None else ""
     results = [
-        {"params": cv_results["params"][i],
+        {"params": {k.removeprefix(strip): v for k, v in cv_results["params"][i].items()},
          "mean_test_score": cv_results["mean_test_score"][i],
          "std_test_score": cv_results["std_test_score"][i],
          "rank_test_score": cv_results["rank_test_score"][i],
          "mean_fit_time": cv_results["mean_fit_time"][i]}
         for i in range(len(cv_results["params"]))
     ]
-    return search.best_estimator_, results
+    return fitted, preprocessor, results
 
 
 def _bad_hyperparameter(algorithm: _algorithms.Algorithm, exc: Exception
@@ -483,7 +539,7 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         clusters = model.predict(X)
         found = len(np.unique(clusters))
         if 2 <= found < len(X):  # silhouette is defined for 2..n-1 clusters
-            return {"silhouette": float(m.silhouette_score(X, clusters))}
+            return {"silhouette": float(m.silhouette_score(model.prepare(X), clusters))}
         return {}
     if model.task == "decomposition":
         ratio = model.parts[0].explained_variance_ratio_

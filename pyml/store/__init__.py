@@ -16,6 +16,7 @@ from pyml.errors import UndefinedObject
 from pyml.store._relations import (
     Column,
     Relation,
+    as_text,
     caller_search_path,
     create_dataset_table,
     decode_float8_array,
@@ -51,9 +52,9 @@ from pyml.store._streams import (
 )
 
 __all__ = [
-    "Column", "Relation", "caller_search_path", "create_dataset_table", "decode_float8_array",
-    "float4_attributes", "materialize", "prediction_table", "pyml_table", "read_chunks",
-    "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
+    "Column", "Relation", "as_text", "caller_search_path", "create_dataset_table",
+    "decode_float8_array", "float4_attributes", "materialize", "prediction_table", "pyml_table",
+    "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
     # streams
     "Batch", "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "find_stream",
     "get_stream", "is_sync_trigger", "list_streams", "project_has_streams", "prune", "publish",
@@ -198,7 +199,7 @@ def get_model(db: Db, model_id: int) -> Row:
     rows = db.query(
         "SELECT m.id, m.project_id, p.name AS project, p.task, m.algorithm, m.status,"
         " m.metrics::text AS metrics, m.num_features, m.feature_names, m.classes::text AS classes,"
-        " m.snapshot_id"
+        " m.snapshot_id, m.preprocess::text AS preprocess"
         " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id WHERE m.id = $1",
         [model_id],
         ["int8"],

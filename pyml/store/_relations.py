@@ -57,6 +57,13 @@ class Relation(NamedTuple):
         raise UndefinedColumn(f'column "{name}" does not exist in relation "{self.qualified}"')
 
 
+def as_text(column: Column) -> Column:
+    """``column`` read as text (``::text``, as PostgreSQL prints it): categories."""
+    if column.category == "S":
+        return column
+    return column._replace(ident=f"{column.ident}::pg_catalog.text", type="text", category="S")
+
+
 def _lookup(db: Db, name: str) -> tuple[int, str] | None:
     """The oid and quoted qualified name of relation ``name``, if it exists."""
     rows = db.query(

@@ -65,7 +65,7 @@ def test_sklearn_round_trip(data) -> None:
     parts = _artifacts.dump("sklearn", estimator)
     assert [(p.part, p.format) for p in parts] == [(0, "skops")]
     assert parts[0].data[:2] == b"PK"  # a zip file, not a pickle
-    fmt, (loaded,) = _artifacts.load(_rows(parts))
+    fmt, (loaded,), _ = _artifacts.load(_rows(parts))
     assert fmt == "skops"
     assert type(loaded) is LinearRegression
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
@@ -84,14 +84,14 @@ def test_allow_listed_sklearn_types_load(data, estimator) -> None:
     """Estimators holding types that skops does not trust by default (Tree, KDTree...)."""
     X, _, labels = data
     estimator.fit(X, labels)
-    fmt, (loaded,) = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
+    fmt, (loaded,), _ = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
     np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
 
 
 def test_hist_gradient_boosting_round_trip(data) -> None:
     X, y, _ = data
     estimator = HistGradientBoostingRegressor(max_iter=5, random_state=0).fit(X, y)
-    _, (loaded,) = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
+    _, (loaded,), _ = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
 
 
@@ -101,7 +101,7 @@ def test_lightgbm_round_trip(data) -> None:
     parts = _artifacts.dump("lightgbm", estimator)
     assert [(p.part, p.format) for p in parts] == [(0, "lightgbm-text")]
     assert parts[0].data.startswith(b"tree\n")  # LightGBM's model text
-    fmt, (booster,) = _artifacts.load(_rows(parts))
+    fmt, (booster,), _ = _artifacts.load(_rows(parts))
     assert fmt == "lightgbm-text"
     assert isinstance(booster, _lgbm.Booster)  # the C API, without the lightgbm package
     np.testing.assert_array_equal(booster.predict(X), estimator.predict(X))
@@ -118,7 +118,7 @@ def test_lightgbm_multi_output_has_one_part_per_target(data) -> None:
     parts = _artifacts.dump("lightgbm", estimator)
     assert [(p.part, p.format) for p in parts] == [(i, "lightgbm-text") for i in range(3)]
     # parts are loaded in part order, whatever order the rows come in
-    _, boosters = _artifacts.load(list(reversed(_rows(parts))))
+    _, boosters, _ = _artifacts.load(list(reversed(_rows(parts))))
     predicted = np.column_stack([b.predict(X) for b in boosters])
     np.testing.assert_array_equal(predicted, estimator.predict(X))
 
@@ -211,7 +211,7 @@ def test_few_rows_are_predicted_single_threaded(data) -> None:
     X, y, _ = data
     forest = RandomForestRegressor(n_estimators=5, n_jobs=2, random_state=0).fit(X, y)
     parts = _artifacts.dump("sklearn", forest)
-    fmt, loaded = _artifacts.load(_rows(parts))
+    fmt, loaded, _ = _artifacts.load(_rows(parts))
     model = Model(id=1, project="p", task="regression", algorithm="random_forest",
                   feature_names=[f"f{i}" for i in range(X.shape[1])], classes=None,
                   format=fmt, parts=loaded)

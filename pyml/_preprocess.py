@@ -1,0 +1,570 @@
+"""Preprocessing: per-column ``encode`` / ``impute`` / ``scale`` rules (API.md, section 5).
+
+The rules become one scikit-learn ``ColumnTransformer`` of encoders, imputers and
+scalers. It is fitted on the training rows together with the model (so a search's
+folds refit it too and target encoding never sees a fold's own labels), and stored
+with the model as a skops artifact.
+
+Serving one row through scikit-learn's transformers costs milliseconds (every
+transformer validates its input). :class:`RowTransform` reads the fitted statistics
+out of the same ``ColumnTransformer`` and applies them to one row in plain Python;
+it gives the same numbers (tested against ``ColumnTransformer.transform``) and falls
+back to scikit-learn for any step it does not know.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pyml.errors import (
+    DataException,
+    InvalidParameterValue,
+    NullValueNotAllowed,
+    UndefinedColumn,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ENCODES = ("native", "target", "one_hot", "ordinal")
+IMPUTES = ("error", "mean", "median", "mode", "min", "max", "zero")
+SCALES = ("preserve", "standard", "min_max", "max_abs", "robust")
+KEYS = ("encode", "impute", "scale")
+# NULL in a category column, as a category of its own. PostgreSQL text cannot contain
+# a NUL character, so no stored value collides with it.
+NULL = "\x00NULL"
+UNKNOWN = -1  # the code of a category never seen in training (native, ordinal)
+SEED = 42
+
+
+class Rule(NamedTuple):
+    """The resolved preprocessing of one column."""
+
+    category: bool  # encoded as categories (read as text), else a number
+    encode: str | None  # category columns: native, target, one_hot or ordinal
+    ordinal: tuple[str, ...] | None  # the order given with {"ordinal": [...]}
+    impute: str | None  # None: NULL is a category of its own (category columns)
+    scale: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The rule as stored in ``pyml.models.preprocess`` (what was actually used)."""
+        rule: dict[str, Any] = {}
+        if self.category:
+            rule["encode"] = {"ordinal": list(self.ordinal or ())} if self.ordinal else self.encode
+        rule["impute"] = self.impute
+        rule["scale"] = self.scale
+        return rule
+
+    @classmethod
+    def from_json(cls, rule: dict[str, Any]) -> Rule:
+        encode = rule.get("encode")
+        ordinal = None
+        if isinstance(encode, dict):
+            ordinal, encode = tuple(encode["ordinal"]), "ordinal"
+        return cls(encode is not None, encode, ordinal, rule.get("impute"),
+                   rule.get("scale", "preserve"))
+
+    @property
+    def strict(self) -> bool:
+        """NULL is refused (22004) rather than imputed or made a category."""
+        return self.impute == "error"
+
+    @property
+    def plain(self) -> bool:
+        """A number used as it is: no transformer needed."""
+        return not self.category and self.impute == "error" and self.scale == "preserve"
+
+
+class Column(NamedTuple):
+    """What the rules need to know of a feature column."""
+
+    name: str
+    type: str  # as format_type prints it
+    category: str  # pg_type.typcategory
+    is_array: bool
+
+
+# ---------------------------------------------------------------------------
+# Rules from the user's jsonb
+# ---------------------------------------------------------------------------
+
+
+def resolve(spec: dict[str, Any], columns: Sequence[Column], labels: Sequence[str],
+            task: str | None) -> dict[str, Rule]:
+    """The rule of every feature column, from ``preprocess`` and the column types.
+
+    Text and enum columns are categories (``native`` unless told); numbers and
+    booleans are numbers unless an ``encode`` makes them categories.
+    """
+    if not isinstance(spec, dict):
+        raise InvalidParameterValue('"preprocess" must be a JSON object of columns')
+    by_name = {c.name: c for c in columns}
+    for name, given in spec.items():
+        if name in labels:
+            raise InvalidParameterValue(f'"preprocess" names the label column "{name}"',
+                                        hint="Preprocessing applies to feature columns.")
+        if name not in by_name:
+            raise UndefinedColumn(f'"preprocess" names column "{name}", which is not a feature '
+                                  "column of the relation")
+        if not isinstance(given, dict):
+            raise InvalidParameterValue(
+                f'"preprocess" of column "{name}" must be a JSON object',
+                hint='For example {"encode": "one_hot", "impute": "mode"}.')
+        unknown = sorted(set(given) - set(KEYS))
+        if unknown:
+            raise InvalidParameterValue(
+                f'unknown preprocess key "{unknown[0]}" for column "{name}"',
+                hint="Valid keys: encode, impute, scale.")
+    return {c.name: _rule(c, spec.get(c.name, {}), task, len(labels)) for c in columns}
+
+
+def _rule(column: Column, given: dict[str, Any], task: str | None, n_labels: int) -> Rule:
+    encode, ordinal = _encode(column.name, given.get("encode"))
+    textual = column.category in ("S", "E")
+    category = textual or (encode is not None and encode != "native")
+    if column.is_array:
+        if textual or category:
+            raise InvalidParameterValue(
+                f'array column "{column.name}" cannot be encoded as categories',
+                hint="Encoding applies to scalar columns; array elements are numbers.")
+    elif not category and column.category not in ("N", "B"):
+        raise DataException(
+            f'column "{column.name}" has type {column.type}, which cannot be a feature',
+            hint=f'Cast it to a number or text in a view, or encode it as categories: '
+            f'preprocess => \'{{"{column.name}": {{"encode": "one_hot"}}}}\'.')
+    impute = given.get("impute")
+    if impute is None and not category:
+        impute = "error"
+    if impute is not None and impute not in IMPUTES:
+        raise InvalidParameterValue(f'invalid impute "{impute}" for column "{column.name}"',
+                                    hint="Valid values: " + ", ".join(IMPUTES) + ".")
+    if category and impute not in (None, "error", "mode"):
+        raise InvalidParameterValue(
+            f'impute "{impute}" needs numbers, and column "{column.name}" is encoded as '
+            "categories",
+            hint='Use "mode", "error", or leave it out (NULL is then a category of its own).')
+    scale = given.get("scale") or "preserve"
+    if scale not in SCALES:
+        raise InvalidParameterValue(f'invalid scale "{scale}" for column "{column.name}"',
+                                    hint="Valid values: " + ", ".join(SCALES) + ".")
+    if category:
+        encode = encode or "native"
+        if encode == "target" and (task not in ("regression", "classification") or n_labels != 1):
+            raise InvalidParameterValue(
+                f'target encoding of column "{column.name}" needs one label column',
+                detail=f'Task "{task}" with {n_labels} label columns.')
+    return Rule(category, encode if category else None, ordinal, impute, scale)
+
+
+def _encode(name: str, encode: Any) -> tuple[str | None, tuple[str, ...] | None]:
+    if encode is None or encode in ENCODES and encode != "ordinal":
+        return encode, None
+    if isinstance(encode, dict) and set(encode) == {"ordinal"}:
+        values = encode["ordinal"]
+        if isinstance(values, list) and values and all(
+                v is not None and not isinstance(v, dict | list) for v in values):
+            order = tuple(category_text(v) for v in values)
+            if len(set(order)) == len(order):
+                return "ordinal", order
+        raise InvalidParameterValue(
+            f'"ordinal" of column "{name}" must list distinct values',
+            hint='For example {"encode": {"ordinal": ["low", "medium", "high"]}}.')
+    raise InvalidParameterValue(
+        f'invalid encode {encode!r} for column "{name}"',
+        hint='Valid values: "native", "target", "one_hot", {"ordinal": [values...]}.')
+
+
+def category_text(value: Any) -> str | None:
+    """A category as PostgreSQL prints it (the training rows are read as ``::text``)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def needed(rules: dict[str, Rule]) -> bool:
+    return any(not rule.plain for rule in rules.values())
+
+
+def input_rules(rules: dict[str, Rule], columns: Sequence[str], feature_names: Sequence[str]
+                ) -> list[Rule]:
+    """The rule of each model input: array columns give one input per element, named
+    ``column[i]``."""
+    result: list[Rule] = []
+    names = iter(feature_names)
+    pending = next(names, None)
+    for column in columns:
+        while pending is not None and (pending == column or (
+                pending.startswith(column + "[") and pending.endswith("]"))):
+            result.append(rules[column])
+            pending = next(names, None)
+    if len(result) != len(feature_names):
+        raise DataException("the model's feature names do not match its preprocessing rules")
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Inputs, checking and building
+# ---------------------------------------------------------------------------
+
+
+def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
+    """One input matrix from columns as read: float arrays (``(n,)`` or ``(n, width)``)
+    and lists of text (categories). float64, or object when there is text."""
+    import numpy as np
+
+    if not any(isinstance(b, list) for b in blocks):
+        return np.hstack([np.asarray(b).reshape(n, -1) for b in blocks])
+    width = sum(1 if isinstance(b, list) else np.asarray(b).reshape(n, -1).shape[1]
+                for b in blocks)
+    X = np.empty((n, width), dtype=object)
+    at = 0
+    for block in blocks:
+        if isinstance(block, list):
+            X[:, at] = block
+            at += 1
+        else:
+            values = np.asarray(block).reshape(n, -1)
+            X[:, at:at + values.shape[1]] = values
+            at += values.shape[1]
+    return X
+
+
+# ---------------------------------------------------------------------------
+# Checking and building
+# ---------------------------------------------------------------------------
+
+
+def check_nulls(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
+                where: Callable[[int], str] | None = None) -> None:
+    """22004 for NULL in an input whose rule has no imputation (``impute`` ``error``)."""
+    import numpy as np
+
+    for j, rule in enumerate(rules):
+        if not rule.strict:
+            continue
+        column = X[:, j]
+        missing = _missing_mask(column) if column.dtype == object else np.isnan(column)
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise NullValueNotAllowed(
+                f'feature "{names[j]}" ' + ("is NULL" if len(X) == 1 else "contains NULL values"),
+                detail=where(row) if where else None,
+                hint=f'Pass preprocess => \'{{"{names[j].split("[")[0]}": '
+                '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+
+
+def _missing_mask(column: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.fromiter((_missing(v) for v in column), bool, len(column))
+
+
+def build(rules: Sequence[Rule], X: np.ndarray, task: str) -> Any:
+    """An unfitted ``ColumnTransformer`` for inputs with ``rules``; ``X`` is the training
+    rows (the category order of ``native`` and the fill value of ``min``/``max`` come
+    from them). Numbers without a rule pass through, after the transformed columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    groups: dict[Any, list[int]] = {}
+    for j, rule in enumerate(rules):
+        if rule.plain:
+            continue
+        if rule.encode in ("one_hot", "target") or rule.impute in ("min", "max"):
+            key: Any = j  # several outputs per input, or a fill value of its own
+        else:
+            key = rule
+        groups.setdefault(key, []).append(j)
+    transformers = []
+    for members in groups.values():
+        rule = rules[members[0]]
+        steps = _steps(rule, X[:, members], task)
+        transformers.append((f"c{members[0]}", Pipeline(steps), members))
+    return ColumnTransformer(transformers, remainder="passthrough", sparse_threshold=0)
+
+
+def _steps(rule: Rule, X: np.ndarray, task: str) -> list[tuple[str, Any]]:
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+
+    steps: list[tuple[str, Any]] = []
+    if rule.category:
+        if rule.impute is None:
+            steps.append(("null", SimpleImputer(missing_values=None, strategy="constant",
+                                                fill_value=NULL, keep_empty_features=True)))
+        elif rule.impute == "mode":
+            steps.append(("impute", SimpleImputer(missing_values=None, strategy="most_frequent",
+                                                  keep_empty_features=True)))
+        steps.append(("encode", _encoder(rule, X, task)))
+    elif rule.impute != "error":
+        values = np.asarray(X, dtype=np.float64)
+        strategy, fill = {
+            "mean": ("mean", None), "median": ("median", None), "mode": ("most_frequent", None),
+            "zero": ("constant", 0.0),
+            "min": ("constant", _nan_stat(np.nanmin, values)),
+            "max": ("constant", _nan_stat(np.nanmax, values)),
+        }[rule.impute]
+        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=fill,
+                                              keep_empty_features=True)))
+    if rule.scale != "preserve":
+        steps.append(("scale", _scaler(rule.scale)))
+    assert steps, rule  # plain rules pass through and never get here
+    return steps
+
+
+def _nan_stat(stat: Callable[..., Any], values: np.ndarray) -> float:
+    import numpy as np
+
+    present = values[~np.isnan(values)]
+    return float(stat(present)) if present.size else 0.0
+
+
+def _encoder(rule: Rule, X: np.ndarray, task: str) -> Any:
+    import numpy as np
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    if rule.encode == "native":  # numbered in first-seen order
+        categories = [_first_seen(X[:, j], rule.impute) for j in range(X.shape[1])]
+        return OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value",
+                              unknown_value=UNKNOWN, dtype=np.float64)
+    if rule.encode == "ordinal":
+        return OrdinalEncoder(categories=[list(rule.ordinal or ())] * X.shape[1],
+                              handle_unknown="use_encoded_value", unknown_value=UNKNOWN,
+                              dtype=np.float64)
+    if rule.encode == "one_hot":
+        return OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+    return _target_encoder(task)
+
+
+def _first_seen(values: np.ndarray, impute: str | None) -> list[str]:
+    seen = dict.fromkeys(NULL if v is None else v for v in values)
+    if impute is not None:  # NULL is filled before encoding: it is no category
+        seen.pop(NULL, None)
+    return list(seen) or [NULL]
+
+
+def _target_encoder(task: str) -> Any:
+    import sklearn
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.preprocessing import TargetEncoder
+
+    target_type = "continuous" if task == "regression" else "auto"
+    major, minor = (int(p) for p in sklearn.__version__.split(".")[:2])
+    if (major, minor) >= (1, 9):  # a seeded splitter makes the cross fitting reproducible
+        splitter = KFold if task == "regression" else StratifiedKFold
+        return TargetEncoder(target_type=target_type,
+                             cv=splitter(5, shuffle=True, random_state=SEED))
+    return TargetEncoder(target_type=target_type, shuffle=True, random_state=SEED)
+
+
+def _scaler(scale: str) -> Any:
+    from sklearn import preprocessing
+
+    return {
+        "standard": preprocessing.StandardScaler,
+        "min_max": preprocessing.MinMaxScaler,
+        "max_abs": preprocessing.MaxAbsScaler,
+        "robust": preprocessing.RobustScaler,
+    }[scale]()
+
+
+def sources(transformer: Any, n_inputs: int) -> list[int]:
+    """For each output column of a fitted ``ColumnTransformer`` from :func:`build`, the
+    input it comes from (to sum one-hot parts back into their column)."""
+    result: list[int] = []
+    for name, _, members in transformer.transformers_:
+        span = transformer.output_indices_[name]
+        width = span.stop - span.start
+        if name == "remainder":
+            members = list(members)
+        if width == len(members):
+            result += list(members)
+        elif len(members) == 1:
+            result += [members[0]] * width
+        elif width:
+            raise AssertionError(f"transformer {name} has {width} outputs for {members}")
+    width = max((span.stop for span in transformer.output_indices_.values()), default=0)
+    if len(result) != width or (
+            result and max(result) >= n_inputs):
+        raise AssertionError("output columns do not map onto the inputs")
+    return result
+
+
+def transform(transformer: Any, X: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(transformer.transform(X), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# One row, fast
+# ---------------------------------------------------------------------------
+
+
+class RowTransform:
+    """``transformer.transform`` of one row (a list of values), in plain Python."""
+
+    def __init__(self, transformer: Any):
+        self.blocks: list[tuple[list[int], list[Callable[[list[Any]], list[Any]]]]] = []
+        for _, fitted, members in transformer.transformers_:
+            if isinstance(fitted, str) and fitted == "drop" or not len(members):
+                continue
+            if _passthrough(fitted):
+                steps = []
+            elif type(fitted).__name__ == "Pipeline":
+                steps = [_compile(step) for _, step in fitted.steps]
+            else:
+                steps = [_compile(fitted)]
+            self.blocks.append((list(members), steps))
+
+    def __call__(self, row: Sequence[Any]) -> list[float]:
+        out: list[float] = []
+        for members, steps in self.blocks:
+            values = [row[j] for j in members]
+            for step in steps:
+                values = step(values)
+            out += [float(v) for v in values]
+        return out
+
+
+def compile_row(transformer: Any) -> RowTransform | None:
+    """A :class:`RowTransform`, or None when a step is not one this module builds."""
+    try:
+        return RowTransform(transformer)
+    except _Unknown:
+        return None
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _passthrough(fitted: Any) -> bool:
+    """The remainder: "passthrough", or (when fitted) an identity FunctionTransformer."""
+    if isinstance(fitted, str):
+        return fitted == "passthrough"
+    return type(fitted).__name__ == "FunctionTransformer" and fitted.func is None \
+        and fitted.inverse_func is None
+
+
+def _compile(step: Any) -> Callable[[list[Any]], list[Any]]:
+    kind = type(step).__name__
+    compiler = _COMPILERS.get(kind)
+    if compiler is None:
+        raise _Unknown(kind)
+    return compiler(step)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _imputer(step: Any) -> Callable[[list[Any]], list[Any]]:
+    fill = [v.item() if hasattr(v, "item") else v for v in step.statistics_]
+    return lambda values: [fill[i] if _missing(v) else v for i, v in enumerate(values)]
+
+
+def _ordinal(step: Any) -> Callable[[list[Any]], list[Any]]:
+    if step.handle_unknown != "use_encoded_value":
+        raise _Unknown("OrdinalEncoder")
+    codes = [{c: float(i) for i, c in enumerate(cats)} for cats in step.categories_]
+    unknown = float(step.unknown_value)
+    return lambda values: [codes[i].get(v, unknown) for i, v in enumerate(values)]
+
+
+def _one_hot(step: Any) -> Callable[[list[Any]], list[Any]]:
+    if step.drop is not None or step.handle_unknown != "ignore" or getattr(
+            step, "_infrequent_enabled", False):
+        raise _Unknown("OneHotEncoder")
+    positions = [{c: i for i, c in enumerate(cats)} for cats in step.categories_]
+
+    def encode(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, v in enumerate(values):
+            block = [0.0] * len(positions[i])
+            at = positions[i].get(v)
+            if at is not None:
+                block[at] = 1.0
+            out += block
+        return out
+    return encode
+
+
+def _target(step: Any) -> Callable[[list[Any]], list[Any]]:
+    positions = [{c: i for i, c in enumerate(cats)} for cats in step.categories_]
+    means = [float(m) for m in _as_list(step.target_mean_)]
+    per = len(means)  # classes of a multiclass target, else 1
+    encodings = [[float(e) for e in enc] for enc in step.encodings_]
+
+    def encode(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, v in enumerate(values):
+            at = positions[i].get(v)
+            for k in range(per):
+                out.append(means[k] if at is None else encodings[i * per + k][at])
+        return out
+    return encode
+
+
+def _as_list(value: Any) -> list[Any]:
+    import numpy as np
+
+    return list(np.atleast_1d(np.asarray(value, dtype=np.float64)))
+
+
+def _standard(step: Any) -> Callable[[list[Any]], list[Any]]:
+    mean = [float(m) for m in step.mean_] if step.with_mean else None
+    scale = [float(s) for s in step.scale_] if step.with_std else None
+
+    def scaled(values: list[Any]) -> list[Any]:
+        out = [float(v) for v in values]
+        if mean is not None:
+            out = [v - mean[i] for i, v in enumerate(out)]
+        if scale is not None:
+            out = [v / scale[i] for i, v in enumerate(out)]
+        return out
+    return scaled
+
+
+def _min_max(step: Any) -> Callable[[list[Any]], list[Any]]:
+    if step.clip:
+        raise _Unknown("MinMaxScaler(clip=True)")
+    scale, low = [float(s) for s in step.scale_], [float(m) for m in step.min_]
+    return lambda values: [float(v) * scale[i] + low[i] for i, v in enumerate(values)]
+
+
+def _max_abs(step: Any) -> Callable[[list[Any]], list[Any]]:
+    scale = [float(s) for s in step.scale_]
+    return lambda values: [float(v) / scale[i] for i, v in enumerate(values)]
+
+
+def _robust(step: Any) -> Callable[[list[Any]], list[Any]]:
+    center = [float(c) for c in step.center_] if step.with_centering else None
+    scale = [float(s) for s in step.scale_] if step.with_scaling else None
+
+    def scaled(values: list[Any]) -> list[Any]:
+        out = [float(v) for v in values]
+        if center is not None:
+            out = [v - center[i] for i, v in enumerate(out)]
+        if scale is not None:
+            out = [v / scale[i] for i, v in enumerate(out)]
+        return out
+    return scaled
+
+
+_COMPILERS: dict[str, Callable[[Any], Callable[[list[Any]], list[Any]]]] = {
+    "SimpleImputer": _imputer,
+    "OrdinalEncoder": _ordinal,
+    "OneHotEncoder": _one_hot,
+    "TargetEncoder": _target,
+    "StandardScaler": _standard,
+    "MinMaxScaler": _min_max,
+    "MaxAbsScaler": _max_abs,
+    "RobustScaler": _robust,
+}
