@@ -113,6 +113,19 @@ class Model:
         _preprocess.check_nulls(X, rules, self.feature_names)
         return _preprocess.transform(self.preprocessor, X)
 
+    def strict_inputs(self) -> np.ndarray:
+        """For each input, whether NULL is refused (no imputation, not a category)."""
+        import numpy as np
+
+        if self.rules is None:
+            return np.ones(self.num_features, dtype=bool)
+        return np.array([rule.strict for rule in self.rules], dtype=bool)
+
+    def imputed_columns(self) -> frozenset[str]:
+        """The columns whose NULLs the preprocessing fills."""
+        return frozenset(name for name, rule in self.preprocess.items()
+                         if rule.get("impute") not in (None, "error"))
+
     def check_nulls(self, X: np.ndarray, where: Any = None) -> None:
         """22004 for NULL in an input that is neither imputed nor a category."""
         from pyml import _preprocess

@@ -141,7 +141,9 @@ def predict_rows(db: Db, serving: Serving, layouts: dict[int, _Layout], args: Se
     if not rows:
         return Scored([], [], model.id, False)
     keys = [row[key_at] for row in rows]
-    values = [layout.numbers(row, feature_at, stream.key_column, row[key_at]) for row in rows]
+    imputed = model.imputed_columns()
+    values = [layout.numbers(row, feature_at, stream.key_column, row[key_at], imputed)
+              for row in rows]
     if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
         predictions = [model.online_predictor()(values[0])]
     else:
@@ -170,11 +172,15 @@ class _Layout:
             ) from None
 
     def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
-                key: str | None) -> list[float]:
+                key: str | None, imputed: frozenset[str] = frozenset()) -> list[float]:
+        """The features of a row; NULL is NaN in ``imputed`` columns, else 22004."""
         values: list[float] = []
         for i in at:
             text = row[i]
             column = self.relation.columns[i]
+            if text is None and column.name in imputed and column.category != "A":
+                values.append(float("nan"))
+                continue
             if text is None:
                 raise _null_feature(key_column, key, column.name)
             if column.category == "A":
@@ -272,7 +278,7 @@ def predict_chunk(chunks: dict[Any, Any], args: Sequence[str], relation_oid: int
     if not keys:
         return Scored([], [], model.id, False)
     X = store.decode_float8_array(features, len(keys)).reshape(len(keys), plan.width)
-    _require_features(X, keys, plan, stream.key_column)
+    _require_features(X, keys, plan, stream.key_column, model)
     predictions = model.predict(X).astype("float32").tolist()
     return Scored(keys, predictions, model.id, _inline(keys))
 
@@ -345,11 +351,11 @@ def _trigger_stream(args: Sequence[str]) -> store.Stream:
     return store.Stream(int(stream_id), 0, project, "", key_column, "sync", channel)
 
 
-def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str
-                      ) -> None:
+def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str,
+                      model: Model) -> None:
     import numpy as np
 
-    nulls = np.isnan(X)
+    nulls = np.isnan(X) & model.strict_inputs()
     if nulls.any():
         row, column = (int(i) for i in np.argwhere(nulls)[0])
         raise _null_feature(key_column, keys[row], _feature_name(plan, column))
@@ -372,7 +378,7 @@ def _predict_or_record_errors(model: Model, batch: store.Batch, plan: _Plan
                         ) -> tuple[list[float | None], list[str | None]]:
     import numpy as np
 
-    nulls = np.isnan(batch.X)
+    nulls = np.isnan(batch.X) & model.strict_inputs()
     bad = nulls.any(axis=1)
     predictions: list[float | None] = [None] * len(batch.keys)
     errors: list[str | None] = [None] * len(batch.keys)

@@ -23,7 +23,7 @@ CREATE FUNCTION pyml.train(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
@@ -55,7 +55,7 @@ CREATE FUNCTION pyml.train_joint(
     runtime text DEFAULT NULL,                    -- NULL or python; rust is accepted, python used
     automatic_deploy boolean DEFAULT true,        -- deploy when better than the live model
     materialize_snapshot boolean DEFAULT false,   -- copy the training rows into pyml.snapshot_<id>
-    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
 LANGUAGE plpython3u
@@ -77,7 +77,7 @@ CREATE FUNCTION pyml.snapshot(
     y_column_name text,                           -- the label column
     test_size real DEFAULT 0.25,                  -- fraction in (0, 1), or a row count when > 1
     test_sampling text DEFAULT 'stratified',      -- random | last | stratified (by label)
-    preprocess jsonb DEFAULT '{}',                -- per-column preprocessing (later versions)
+    preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
 LANGUAGE plpython3u

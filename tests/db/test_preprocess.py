@@ -336,6 +336,39 @@ def test_clustering_text_and_scaled_numbers(conn: psycopg.Connection, houses: st
     assert clusters == 3
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_streams_impute_like_predict(conn: psycopg.Connection, houses: str, project: str,
+                                     mode: str) -> None:
+    table = f"arrivals_{mode}"
+    conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, size real, rooms int)")
+    conn.execute("CREATE TABLE IF NOT EXISTS sized AS SELECT size, rooms, price FROM houses")
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'sized', 'price', preprocess =>"
+                 " '{\"size\": {\"impute\": \"median\", \"scale\": \"standard\"}}')",
+                 (project,))
+    conn.execute("SELECT pyml.stream(%s, %s, mode => %s)", (project, table, mode))
+    conn.execute(f"INSERT INTO {table} VALUES (1, NULL, 3)")  # one row: the online path
+    conn.execute(f"INSERT INTO {table} SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE i END,"
+                 " 1 + i % 5 FROM generate_series(2, 201) i")  # a large statement: chunks
+    if mode == "async":
+        conn.execute("CALL pyml.stream_work()")
+    (wrong, scored) = conn.execute(
+        "SELECT count(*) FILTER (WHERE e.prediction IS DISTINCT FROM"
+        "  pyml.predict(%s, ARRAY[t.size, t.rooms]::real[])), count(*)"
+        f" FROM pyml.stream_events e JOIN {table} t ON t.id::text = e.key"
+        " WHERE e.stream_id = (SELECT stream_id FROM pyml.streams WHERE project = %s)",
+        (project, project)).fetchone()
+    assert (wrong, scored) == (0, 201)
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):  # rooms has no impute rule
+        conn.execute(f"INSERT INTO {table} VALUES (500, 1, NULL)")
+        if mode == "async":
+            conn.execute("CALL pyml.stream_work()")
+            (error,) = conn.execute(
+                "SELECT error FROM pyml.stream_events WHERE key = '500' AND stream_id ="
+                " (SELECT stream_id FROM pyml.streams WHERE project = %s)", (project,)).fetchone()
+            assert "rooms" in error
+            raise psycopg.errors.NullValueNotAllowed(error)
+
+
 def test_streams_refuse_category_models(conn: psycopg.Connection, houses: str,
                                         project: str) -> None:
     _train(conn, project, {"size": {"impute": "mean"}})
