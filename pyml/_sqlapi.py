@@ -328,7 +328,18 @@ def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
     from pyml import explain as explaining
 
     model = _model(plpy, GD, project)
-    return explaining.explain(model, _features_json(plpy, GD, model, features, type_oid))
+    inputs = _features_json(plpy, GD, model, features, type_oid)
+
+    def background() -> Any:  # a sample of held-out rows, read once per session and model
+        from pyml import train as training
+
+        held_out = GD.setdefault("pyml.background", {})
+        if model.id not in held_out:
+            X = training.test_rows(_db(plpy, GD), model)[0]
+            held_out[model.id] = explaining.background_sample(X)
+        return held_out[model.id]
+
+    return explaining.explain(model, inputs, background)
 
 
 @_sql

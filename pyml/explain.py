@@ -10,11 +10,14 @@ ensemble's probability). They are exact where the model allows it:
   boosting): the decision-path decomposition, each split's change of the node value
   credited to its feature (exact in sum, model-specific rather than SHAP);
 - linear models: coefficient times value, the intercept as the bias;
-- anything else: SHAP's model-agnostic explainer when ``shap`` is installed, else 0A000.
+- anything else: SHAP's model-agnostic KernelExplainer when ``shap`` is installed (its
+  values also sum to the prediction, relative to the mean prediction over a background
+  sample of the model's held-out rows), else 0A000.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyml.errors import FeatureNotSupported
@@ -27,28 +30,38 @@ if TYPE_CHECKING:
 BIAS = "__bias__"
 
 
-def explain(model: Model, inputs: np.ndarray) -> list[tuple[str, float]]:
+def exact(model: Model) -> bool:
+    """Whether :func:`explain` has an exact method for ``model`` (else it needs shap and a
+    background sample)."""
+    if model.format == "lightgbm-text" and len(model.parts) == 1:
+        return True
+    if model.format != "skops":
+        return False
+    estimator = model.parts[0]
+    return type(estimator).__name__ in _TREE_MODELS or (
+        hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"))
+
+
+def explain(model: Model, inputs: np.ndarray, background: Callable[[], np.ndarray] | None = None
+            ) -> list[tuple[str, float]]:
     """Contributions of each input to the raw prediction of one row (shape (1, k)).
 
     With preprocessing, the contributions of the columns the estimator sees are summed
     back into the input they come from (a one-hot column's parts into that column).
+    ``background`` gives rows to compare with (model inputs), for models explained by shap.
     """
     import numpy as np
 
     target = _predicted_class(model, inputs)
     x = model.prepare(inputs)
-    if model.format == "lightgbm-text" and len(model.parts) == 1:
+    if not exact(model):
+        values, bias = _shap(model, x, target, background)
+    elif model.format == "lightgbm-text":
         values, bias = _lightgbm(model, x, target)
-    elif model.format == "skops":
-        estimator = model.parts[0]
-        if type(estimator).__name__ in _TREE_MODELS:
-            values, bias = _tree_paths(model, estimator, x, target)
-        elif hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
-            values, bias = _linear(model, estimator, x, target)
-        else:
-            values, bias = _shap(model, x)
+    elif type(model.parts[0]).__name__ in _TREE_MODELS:
+        values, bias = _tree_paths(model, model.parts[0], x, target)
     else:
-        values, bias = _shap(model, x)
+        values, bias = _linear(model, model.parts[0], x, target)
     values = _per_input(model, np.ravel(values))
     rows = [(name, float(v)) for name, v in zip(model.feature_names, values, strict=True)]
     return [*rows, (BIAS, float(bias))]
@@ -160,9 +173,27 @@ def _linear(model: Model, estimator: Any, x: np.ndarray, target: int
     return coef[row] * x[0], float(intercept[row] if len(intercept) > row else intercept[0])
 
 
-def _shap(model: Model, x: np.ndarray) -> tuple[np.ndarray, float]:
+BACKGROUND_ROWS = 20  # KernelExplainer's cost grows with it: rows x coalitions predictions
+
+
+def background_sample(X: np.ndarray) -> np.ndarray:
+    """At most :data:`BACKGROUND_ROWS` rows of ``X``, the same ones every time."""
+    import numpy as np
+
+    if len(X) <= BACKGROUND_ROWS:
+        return X
+    pick = np.random.default_rng(0).choice(len(X), BACKGROUND_ROWS, replace=False)
+    return X[np.sort(pick)]
+
+
+def _shap(model: Model, x: np.ndarray, target: int,
+          background: Callable[[], np.ndarray] | None) -> tuple[np.ndarray, float]:
+    """KernelExplainer values of the raw output (the value, or the explained class's
+    probability), relative to its mean over a sample of held-out rows."""
+    import numpy as np
+
     try:
-        import shap  # noqa: F401
+        import shap
     except ImportError:
         raise FeatureNotSupported(
             f'no exact explanation for algorithm "{model.algorithm}"',
@@ -170,8 +201,21 @@ def _shap(model: Model, x: np.ndarray) -> tuple[np.ndarray, float]:
             hint="pip install shap (in the server's virtual environment) for a model-agnostic "
             "explanation.",
         ) from None
-    raise FeatureNotSupported(  # pragma: no cover - shap is not a dependency
-        f'explaining algorithm "{model.algorithm}" with shap is not supported yet')
+    if background is None or model.task not in ("regression", "classification"):
+        raise FeatureNotSupported(f'explaining a {model.task} model is not supported')
+    rows = model.prepare(background())
+
+    def output(X: np.ndarray) -> np.ndarray:
+        if model.task == "classification":
+            return model._proba_t(X)[:, target]
+        values = model._values_t(X)
+        if values.ndim != 1:
+            raise FeatureNotSupported("explaining a joint (multi-target) model is not supported")
+        return values
+
+    explainer = shap.KernelExplainer(output, rows)
+    values = np.asarray(explainer.shap_values(x, silent=True), dtype=np.float64)
+    return values.reshape(-1), float(np.ravel(explainer.expected_value)[0])
 
 
 # ---------------------------------------------------------------------------

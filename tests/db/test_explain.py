@@ -108,11 +108,27 @@ def test_binary_classifiers_explain_the_second_class_score(conn: psycopg.Connect
         assert math.isclose(to_probability(total), proba[1], abs_tol=1e-4)
 
 
-def test_no_exact_method_is_0A000_with_a_hint(conn: psycopg.Connection) -> None:
-    model_id = train(conn, "explain svm", "svm")
-    with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
-        contributions(conn, model_id)
-    assert "shap" in (info.value.diag.message_hint or "")
+@pytest.mark.parametrize(("algorithm", "task", "relation", "label"), [
+    ("svm", "regression", "pyml.diabetes", "target"),
+    ("knn", "classification", "pyml.breast_cancer", "malignant"),
+])
+def test_no_exact_method_uses_shap(conn: psycopg.Connection, algorithm: str, task: str,
+                                   relation: str, label: str) -> None:
+    """SHAP's KernelExplainer (shap is in the dev extras): contributions plus the bias (the
+    mean output over held-out rows) sum to the value, or the second class's probability."""
+    model_id = train(conn, f"shap {algorithm}", algorithm, task=task, relation=relation,
+                     label=label)
+    features = one(conn, "SELECT feature_names FROM pyml.models WHERE id = %s", (model_id,))
+    rows = dict(conn.execute(
+        f"SELECT e.feature, e.contribution FROM (SELECT * FROM {relation} LIMIT 1) r,"
+        " pyml.explain(%s::bigint, r) e", (model_id,)).fetchall())
+    assert list(rows) == [*features, "__bias__"]
+    output = "pyml.predict(%s::bigint, r)" if task == "regression" else \
+        "(pyml.predict_proba(%s::bigint, r))[2]"
+    expected = one(conn, f"SELECT {output} FROM (SELECT * FROM {relation} LIMIT 1) r",
+                   (model_id,))
+    assert math.isclose(sum(rows.values()), expected, rel_tol=1e-4, abs_tol=1e-4)
+    assert any(abs(v) > 1e-6 for f, v in rows.items() if f != "__bias__")
 
 
 def test_explain_errors(conn: psycopg.Connection, regressors: dict[str, int]) -> None:
