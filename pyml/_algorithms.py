@@ -80,9 +80,6 @@ _UNSUPERVISED: dict[str, tuple[str, str]] = {
     "pca": ("decomposition", "sklearn.decomposition:PCA"),
 }
 
-# Known algorithms whose fitted models pyml cannot store without pickle.
-_UNSAFE = {"birch": "skops, the safe format pyml stores scikit-learn models in, does not "
-                    "support Birch (its clustering-feature tree)."}
 
 ALGORITHMS: tuple[str, ...] = (*_REGISTRY, *_UNSUPERVISED)
 TASKS: tuple[str, ...] = ("regression", "classification", "clustering", "decomposition")
@@ -197,12 +194,6 @@ def resolve(name: str, task: str) -> Algorithm:
                 f'algorithm "{name}" does not support task "{task}"',
                 hint=(f"Algorithms for {task}: " + ", ".join(valid) + ".") if valid else None,
             )
-        if name in _UNSAFE:
-            raise FeatureNotSupported(
-                f'algorithm "{name}" cannot be stored safely',
-                detail=_UNSAFE[name],
-                hint="Use kmeans or mini_batch_kmeans.",
-            )
         return Algorithm(name=name, task=task, target=target)
     regressor, classifier = _REGISTRY[name]
     target = regressor if task == "regression" else classifier
@@ -213,6 +204,21 @@ def resolve(name: str, task: str) -> Algorithm:
             detail=f'"{name}" is available for {supported} only.',
         )
     return Algorithm(name=name, task=task, target=target)
+
+
+def storable(estimator: Any) -> Any:
+    """What to store of a fitted estimator: itself, or an equivalent skops can hold.
+
+    Birch predicts the cluster of the nearest subcluster centre; skops cannot hold its
+    clustering-feature tree (needed only to go on training), so its prediction rule is
+    stored instead: a 1-nearest-neighbour classifier over the subcluster centres.
+    """
+    if type(estimator).__name__ == "Birch":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(
+            estimator.subcluster_centers_, estimator.subcluster_labels_)
+    return estimator
 
 
 def _lightgbm_parameter_names() -> set[str]:

@@ -130,7 +130,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         notice=db.notice, check=db.check, preprocessor=preprocessor,
     )
     fit_time = time.perf_counter() - fit_started
-    parts = _artifacts.dump(algorithm.library, fitted, preprocessor)
+    parts = _artifacts.dump(algorithm.library, _algorithms.storable(fitted), preprocessor)
     preprocess = ({name: rule.as_json() for name, rule in data.rules.items()}
                   if preprocessor is not None else {})
 

@@ -95,12 +95,33 @@ def test_decompose_needs_a_decomposition_project(conn: psycopg.Connection) -> No
     ("clustering", "linear", psycopg.errors.InvalidParameterValue),
     ("decomposition", "kmeans", psycopg.errors.InvalidParameterValue),
     ("regression", "kmeans", psycopg.errors.InvalidParameterValue),
-    ("clustering", "birch", psycopg.errors.FeatureNotSupported),
 ])
 def test_algorithm_and_task_must_agree(conn: psycopg.Connection, task: str, algorithm: str,
                                        error: type[Exception]) -> None:
     with pytest.raises(error):
         train(conn, f"mismatch {task} {algorithm}", task, algorithm)
+
+
+def test_birch_predicts_as_birch_does(conn: psycopg.Connection) -> None:
+    """Birch is stored as its prediction rule (nearest subcluster centre); its clusters are
+    those of scikit-learn's Birch fitted on the same training rows."""
+    from sklearn.cluster import Birch
+
+    conn.execute("CREATE TABLE birch_iris AS SELECT sepal_length, sepal_width, petal_length,"
+                 " petal_width FROM pyml.iris")
+    conn.execute(
+        "SELECT * FROM pyml.train('birch', 'clustering', 'birch_iris', NULL, 'birch',"
+        " '{\"n_clusters\": 3}', test_sampling => 'last')")
+    rows = conn.execute("SELECT sepal_length::float8, sepal_width::float8,"
+                        " petal_length::float8, petal_width::float8,"
+                        " pyml.predict('birch', b) FROM birch_iris b").fetchall()
+    X = [r[:4] for r in rows]
+    expected = Birch(n_clusters=3).fit(X[: len(X) - round(0.25 * len(X))]).predict(X)
+    assert [r[4] for r in rows] == [float(c) for c in expected]
+    (hyperparams,) = conn.execute(
+        "SELECT m.hyperparams FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+        " WHERE p.name = 'birch'").fetchone()
+    assert hyperparams["n_clusters"] == 3 and "threshold" in hyperparams  # Birch's own
 
 
 def test_search_is_refused_for_clustering(conn: psycopg.Connection) -> None:

@@ -13,7 +13,6 @@ SKLEARN = [
     if name not in ("xgboost", "xgboost_random_forest", "catboost") and estimator is not None
 ] + [
     (name, task) for name, (task, _) in _algorithms._UNSUPERVISED.items()
-    if name not in _algorithms._UNSAFE
 ]
 
 
