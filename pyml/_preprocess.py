@@ -396,6 +396,54 @@ def sources(transformer: Any, n_inputs: int) -> list[int]:
     return result
 
 
+def fitted_statistics(transformer: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What the fitted ``transformer`` learnt for each input, by input name: fill values,
+    number of categories, target means, scaler parameters. (For ``pyml.models.preprocess``:
+    the statistics themselves live in the stored transformer.)"""
+    found: dict[str, dict[str, Any]] = {}
+    for _, fitted, members in transformer.transformers_:
+        if isinstance(fitted, str) or _passthrough(fitted) or not len(members):
+            continue
+        steps = [step for _, step in fitted.steps] if hasattr(fitted, "steps") else [fitted]
+        for step in steps:
+            described = _describe(step, len(members))
+            if described is None:  # the columns have expanded (one-hot): stop here
+                break
+            for j, stats in zip(members, described, strict=True):
+                found.setdefault(names[j], {}).update(stats)
+    return found
+
+
+def _describe(step: Any, width: int) -> list[dict[str, Any]] | None:
+    kind = type(step).__name__
+
+    def floats(values: Any) -> list[float]:
+        return [float(v) for v in values]
+
+    if kind == "SimpleImputer":
+        return [{} if isinstance(v, str) else {"fill": float(v)} for v in step.statistics_]
+    if kind in ("OrdinalEncoder", "OneHotEncoder"):
+        return [{"categories": len(c)} for c in step.categories_]
+    if kind == "TargetEncoder":
+        means = floats(_as_list(step.target_mean_))
+        return [{"categories": len(c), "target_mean": means[0] if len(means) == 1 else means}
+                for c in step.categories_]
+    if getattr(step, "n_features_in_", width) != width:
+        return None
+    if kind == "StandardScaler":
+        return [{"mean": m, "std": s} for m, s in zip(floats(step.mean_), floats(step.scale_),
+                                                        strict=True)]
+    if kind == "MinMaxScaler":
+        return [{"min": lo, "max": hi} for lo, hi in zip(floats(step.data_min_),
+                                                         floats(step.data_max_), strict=True)]
+    if kind == "MaxAbsScaler":
+        return [{"max_abs": v} for v in floats(step.max_abs_)]
+    if kind == "RobustScaler":
+        return [{"center": c, "scale": v} for c, v in zip(floats(step.center_),
+                                                          floats(step.scale_), strict=True)]
+    return None
+
+
 def transform(transformer: Any, X: np.ndarray) -> np.ndarray:
     import numpy as np
 

@@ -131,8 +131,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     )
     fit_time = time.perf_counter() - fit_started
     parts = _artifacts.dump(algorithm.library, _algorithms.storable(fitted), preprocessor)
-    preprocess = ({name: rule.as_json() for name, rule in data.rules.items()}
-                  if preprocessor is not None else {})
+    preprocess = _preprocess_used(data, preprocessor)
 
     score_started = time.perf_counter()
     loaded = _artifacts.load(_rows(parts))  # what serving will load: check it now
@@ -181,12 +180,26 @@ def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     snapshot = store.model_snapshot(db, model.id)
     relation = store.resolve_relation(db, snapshot["relation_name"])
     task = snapshot["task"]
-    data = read_training_data(db, relation, list(snapshot["y_column_name"]), task,
-                              model.preprocess)
+    spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
+            for name, rule in model.preprocess.items()}
+    data = read_training_data(db, relation, list(snapshot["y_column_name"]), task, spec)
     _, y = encode_labels(data.labels, task)
     _, test_idx = split(len(y), snapshot["test_size"], snapshot["test_sampling"],
                         y if task == "classification" else None)
     return data.X[test_idx], y[test_idx]
+
+
+def _preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
+    """``pyml.models.preprocess``: each column's rule, and what was fitted for it."""
+    if preprocessor is None:
+        return {}
+    fitted = _preprocess.fitted_statistics(preprocessor, data.names)
+    used = {}
+    for name, rule in data.rules.items():
+        stats = fitted.get(name) or {k: v for k, v in fitted.items()
+                                     if k.startswith(name + "[") and k.endswith("]")}
+        used[name] = {**rule.as_json(), **({"fitted": jsonable(stats)} if stats else {})}
+    return used
 
 
 def _project(db: Db, req: TrainRequest) -> dict[str, Any]:

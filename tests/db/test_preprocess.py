@@ -102,10 +102,18 @@ def test_postgresml_workflow_target_encoding_and_standard_scaling(
     }, algorithm="lightgbm")
     assert model["metrics"]["r2"] > 0.8  # the city effect is learnt from text
     assert model["feature_names"] == list(FEATURES)
-    assert model["preprocess"]["city"] == {"encode": "target", "impute": None,
-                                           "scale": "preserve"}
-    assert model["preprocess"]["size"] == {"impute": "mean", "scale": "standard"}
-    assert model["preprocess"]["garden"] == {"impute": "error", "scale": "preserve"}
+    used = model["preprocess"]
+    assert {k: used["city"][k] for k in ("encode", "impute", "scale")} == {
+        "encode": "target", "impute": None, "scale": "preserve"}
+    assert used["city"]["fitted"]["categories"] == 6  # five cities and NULL
+    assert used["garden"] == {"impute": "error", "scale": "preserve"}  # nothing fitted
+    # What was fitted, from the training rows only (the first 1,500 ids):
+    mean, std = conn.execute(f"SELECT avg(size::float8), stddev_pop(coalesce(size::float8,"
+                             f" (SELECT avg(size::float8) FROM houses WHERE {TRAINING})))"
+                             f" FROM houses WHERE {TRAINING}").fetchone()
+    assert used["size"]["fitted"]["fill"] == pytest.approx(mean, rel=1e-9)
+    assert used["size"]["fitted"]["mean"] == pytest.approx(mean, rel=1e-9)
+    assert used["size"]["fitted"]["std"] == pytest.approx(std, rel=1e-6)
     paris, brest = _predict(conn, project, ROW), _predict(conn, project, _row("'brest'"))
     assert paris > brest + 150  # paris costs three times more per square metre
     # A table row (label included, matched by name), ROW and predict_into agree.

@@ -187,3 +187,18 @@ def test_fitted_transformer_is_a_safe_artifact(spec, task):
     assert loaded.format == "skops" and len(loaded.parts) == 1
     np.testing.assert_array_equal(_preprocess.transform(loaded.preprocessor, X),
                                   _preprocess.transform(transformer, X))
+
+
+def test_fitted_statistics_name_what_was_learnt():
+    X, y = _data()
+    rules = _rules({"city": {"encode": "one_hot", "scale": "standard"},
+                    "size": {"impute": "median", "scale": "robust"},
+                    "grade": {"encode": "target"}})
+    transformer = _preprocess.build(rules, X, "regression").fit(X, y)
+    stats = _preprocess.fitted_statistics(transformer, [c.name for c in COLUMNS])
+    size = X[:, 1].astype(float)
+    assert stats["size"]["fill"] == np.nanmedian(size)
+    assert stats["size"]["center"] == np.nanmedian(size)  # median-filled: same median
+    assert stats["city"] == {"categories": 4}  # three cities and NULL; scaled after one-hot
+    assert stats["grade"]["categories"] == 4 and "target_mean" in stats["grade"]
+    assert "rooms" not in stats  # passed through
