@@ -29,7 +29,7 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
     relation = store.resolve_relation(db, source_relation, search_path)
     key = relation.column(key_column)
     features = [relation.column(name) for name in store.feature_columns(db, model.id)]
-    categories = {name for name, rule in model.preprocess.items() if "encode" in rule}
+    categories = model.category_columns()
     numbers = [c for c in features if c.name not in categories]
     texts = [store.as_text(c) for c in features if c.name in categories]
     table = store.prediction_table(db, target_table, key, search_path)
@@ -42,8 +42,7 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
                 X = feature_matrix(n, values, key.name, keys)
             else:
                 read = dict(zip([c.name for c in numbers], values, strict=True))
-                read.update(zip([c.name for c in features if c.name in categories], text,
-                                strict=True))
+                read.update(zip([c.name for c in texts], text, strict=True))
                 X = _preprocess.inputs(n, [read[c.name] for c in features])
                 model.check_nulls(X, _where(key.name, keys))
             following = (keys, pool.submit(model.predict, X))

@@ -54,6 +54,8 @@ class Model:
         self.preprocessor = preprocessor
         self.rules: list[Any] | None = None
         self.categorical = False
+        self.sources: list[int] = []
+        self._row: Any = None
         if preprocessor is not None:
             from pyml import _preprocess
 
@@ -125,6 +127,10 @@ class Model:
         """The columns whose NULLs the preprocessing fills."""
         return frozenset(name for name, rule in self.preprocess.items()
                          if rule.get("impute") not in (None, "error"))
+
+    def category_columns(self) -> frozenset[str]:
+        """The columns encoded as categories (read as text)."""
+        return frozenset(name for name, rule in self.preprocess.items() if "encode" in rule)
 
     def check_nulls(self, X: np.ndarray, where: Any = None) -> None:
         """22004 for NULL in an input that is neither imputed nor a category."""

@@ -61,7 +61,7 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
     preprocess = json.loads(store.get_model(db, model_id)["preprocess"] or "{}")
     for name in store.feature_columns(db, model_id):
         column = relation.column(name)
-        if "encode" in preprocess.get(name, {}):
+        if "encode" in preprocess.get(name, {}):  # a category column: read as text
             raise FeatureNotSupported(
                 f'the live model of "{project_name}" encodes column "{name}" as categories, '
                 "which streams cannot score yet",
