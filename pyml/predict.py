@@ -57,14 +57,14 @@ class Model:
         self.sources: list[int] = []
         self._row: Any = None
         if preprocessor is not None:
-            from pyml import _preprocess
+            from pyml import _preprocess, _rowtransform
 
             rules = {name: _preprocess.Rule.from_json(rule)
                      for name, rule in (preprocess or {}).items()}
             self.rules = _preprocess.input_rules(rules, self.columns, feature_names)
             self.categorical = any(rule.category for rule in self.rules)
             self.sources = _preprocess.sources(preprocessor, len(feature_names))
-            self._row = _preprocess.compile_row(preprocessor)
+            self._row = _rowtransform.compile_row(preprocessor)
 
     def __repr__(self) -> str:
         return f"<Model {self.id} {self.algorithm} of {self.project!r}>"

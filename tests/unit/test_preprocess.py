@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skops.io
 
-from pyml import _artifacts, _preprocess
+from pyml import _artifacts, _preprocess, _rowtransform
 from pyml._preprocess import Column, Rule
 from pyml.errors import (
     DataException,
@@ -127,7 +127,7 @@ def test_row_transform_equals_scikit_learn(spec, task):
     transformer = _preprocess.build(rules, X, "regression" if task == "regression" else
                                     "classification")
     transformer.fit(X, y)
-    row = _preprocess.compile_row(transformer)
+    row = _rowtransform.compile_row(transformer)
     assert row is not None
     fresh, _ = _data(60, seed=1)
     fresh[0, 0] = "marseille"  # never seen in training: unknown, not an error
