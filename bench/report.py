@@ -44,6 +44,49 @@ def markdown(r: dict[str, Any]) -> str:
            " themselves)" if r.get("streaming") else ""),
         "",
         "## What was measured", "",
+    ]
+    measured = _measured(r)[:-1] if r["models"] else []  # none made by --only preprocessing
+    if r.get("preprocessing"):
+        measured.append("- Preprocessing: a model trained with `preprocess => ...` on mixed-type"
+                        " rows (table `houses`), against a numeric model and the same model"
+                        " exported into this process; see *Preprocessing* below and"
+                        " `bench/preprocessing.py`.")
+    out += [*measured, ""]
+    if r.get("only"):
+        out += [f"Only the part `{r['only']}` was run (`--only`): the other sections are"
+                " missing.", ""]
+    if r["errors"]:
+        out += ["## Errors", "", "These measurements failed; their figures are missing below.",
+                ""] + [f"- **{name}**: `{e.splitlines()[0][:400]}`" for name, e in
+                       r["errors"].items()] + [""]
+    if r["goals"]:
+        out += ["## Goals", ""]
+        out += _table(["goal", "ratio / value", "target", "result", "figures"], [
+            [g["goal"], "–" if g["value"] is None else f"{g['value']:.3g}",
+             ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g),
+             g["detail"]] for g in r["goals"]])
+    out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
+    out += _preprocessing(r) + _streaming(r)
+    out += ["## Correctness", "", "Predictions compared with the raw model (relative"
+            f" tolerance {s['tolerance']:g}, float32, unless a line says otherwise):", ""]
+    out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"
+                                  if "rows" in c else f"sum {c['sum']:.6g} = {c['raw_sum']:.6g}")
+            + (f" (max relative diff {c['max_rel_diff']:.2g}, tolerance {c['tolerance']:g})"
+               if "tolerance" in c else "")
+            for c in r["checks"]]
+    out += ["", "## Phases", ""]
+    load = r.get("phase_load", {})
+    out += _table(["phase", "seconds", "load average after"],
+                  [[k, f"{v:.1f}", f"{load.get(k, 0):.2f}"] for k, v in r["phases"].items()])
+    if r["warnings"]:
+        out += ["## Warnings", ""] + [f"- {w}" for w in r["warnings"]] + [""]
+    return "\n".join(out)
+
+
+def _measured(r: dict[str, Any]) -> list[str]:
+    """What the generic part measured: its tables, models and methods."""
+    s = r["settings"]
+    out = [
         f"- Data (database `{r.get('database', 'pyml_bench')}`, recreated): `t10` ="
         f" {s['rows']:,} rows x 10 `real`"
         f" features + id + label, `t50` = {s['rows']:,} rows x 50 features; uniform features,"
@@ -76,32 +119,7 @@ def markdown(r: dict[str, Any]) -> str:
         f" {s['batch_chunk']:,} rows (one statement, `CROSS JOIN LATERAL` over id ranges).",
         "",
     ]
-    if r.get("only"):
-        out += [f"Only the part `{r['only']}` was run (`--only`): the other sections are"
-                " missing.", ""]
-    if r["errors"]:
-        out += ["## Errors", "", "These measurements failed; their figures are missing below.",
-                ""] + [f"- **{name}**: `{e.splitlines()[0][:400]}`" for name, e in
-                       r["errors"].items()] + [""]
-    out += ["## Goals", ""]
-    out += _table(["goal", "ratio / value", "target", "result", "figures"], [
-        [g["goal"], "–" if g["value"] is None else f"{g['value']:.3g}",
-         ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g), g["detail"]]
-        for g in r["goals"]])
-    out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
-    out += _streaming(r)
-    out += ["## Correctness", "", "Predictions compared with the raw model (relative"
-            f" tolerance {s['tolerance']:g}, float32):", ""]
-    out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"
-                                  if "rows" in c else f"sum {c['sum']:.6g} = {c['raw_sum']:.6g}")
-            for c in r["checks"]]
-    out += ["", "## Phases", ""]
-    load = r.get("phase_load", {})
-    out += _table(["phase", "seconds", "load average after"],
-                  [[k, f"{v:.1f}", f"{load.get(k, 0):.2f}"] for k, v in r["phases"].items()])
-    if r["warnings"]:
-        out += ["## Warnings", ""] + [f"- {w}" for w in r["warnings"]] + [""]
-    return "\n".join(out)
+    return out
 
 
 def _online(r: dict[str, Any]) -> list[str]:
@@ -184,6 +202,8 @@ def _load_seconds(notices: list[str]) -> str:
 
 
 def _training(r: dict[str, Any]) -> list[str]:
+    if not r["models"]:
+        return []
     rows = [[k, f"{m['train_rows']:,}", f"{m['train_seconds']:.2f}", _load_seconds(m["notices"]),
              "–" if m["pyml_fit_seconds"] is None else f"{m['pyml_fit_seconds']:.2f}",
              f"{m['raw_fit_seconds']:.2f}", f"{m['train_seconds'] / m['raw_fit_seconds']:.2f}",
@@ -217,6 +237,107 @@ def _memory(r: dict[str, Any]) -> list[str]:
             "VmRSS of the backend (`pg_backend_pid()`) sampled every 100 ms from a thread,"
             " with VmHWM at the end; baseline after the model is loaded.", ""] + _table(
         ["scored", "seconds", "rows/s", "baseline MB", "peak MB", "growth MB"], rows)
+
+
+def _preprocessing(r: dict[str, Any]) -> list[str]:
+    pre = r.get("preprocessing")
+    if not pre:
+        return []
+    out = ["## Preprocessing (mixed-type rows)", ""]
+    d, models = pre.get("data"), pre.get("models", {})
+    if d:
+        nulls = d["nulls"]
+        out += [
+            f"Table `houses`: {d['rows']:,} rows made by numpy (seed {d['seed']}) and loaded by"
+            f" COPY in {d['load_seconds']:.1f} s: id int, city text (5 values,"
+            f" {nulls['city']:,} NULL), district text (12 values), size real (lognormal,"
+            f" {nulls['size']:,} NULL), rooms int, garden boolean, grade text (low, mid, high;"
+            f" {nulls['grade']:,} NULL), price float8 (city x size, district, grade, garden,"
+            f" rooms, noise). A sixth city, `{d['unseen_city']}`, is in {d['unseen_rows']:,}"
+            f" of the last {d['test_rows']:,} rows only: pyml's test rows (`test_sampling =>"
+            " 'last'`), so the fitted preprocessing never saw it.", ""]
+    if models:
+        p, n = models.get("pre", {}), models.get("num", {})
+        rows = []
+        for m, what in ((p, "`preprocess => " + json.dumps(p.get("preprocess_given")) + "`"
+                         f" on `{p.get('view')}`"),
+                        (n, f"no preprocessing, on `{n.get('view')}`: the same 6 features as"
+                         " numbers (category codes, -1 for NULL or a city not in the list;"
+                         " size -1 when NULL)")):
+            if not m:
+                continue
+            metrics = m.get("metrics") or {}
+            rows.append([f"`{m['project']}`", what, f"{m['train_seconds']:.1f}",
+                         f"{metrics.get('r2', float('nan')):.4f}",
+                         f"{metrics.get('mean_absolute_error', float('nan')):,.0f}",
+                         ", ".join(m.get("formats", []))])
+        out += ["Models: `pyml.train(project, 'regression', view, 'price', 'lightgbm',"
+                " test_sampling => 'last', preprocess => ...)`, LightGBM with pyml's defaults;"
+                " exported here from `pyml.files` (`pyml._artifacts.load`: sha256 checked, the"
+                " `skops-preprocessor` part loaded as the fitted `ColumnTransformer`; the"
+                " `lightgbm-text` part into `lightgbm.Booster(model_str=...)`)"
+                + (f"; the booster of `{p['project']}` sees {p['booster_features']} columns."
+                   if "booster_features" in p else "."), ""]
+        out += _table(["project", "features", "pyml.train s", "test r2", "test MAE",
+                       "parts in pyml.files"], rows)
+    o = pre.get("online")
+    if o:
+        sample = o["sample"]
+        sk = o["sklearn_in_process"]
+        labels = {
+            "row": "`pyml.predict('bench_pre', ROW(%s::text, %s::text, %s::real, %s::int,"
+                   " %s::boolean, %s::text))`",
+            "table_row": "`pyml.predict('bench_pre', h) FROM houses h WHERE id = %s`",
+            "array_numeric": "`pyml.predict('bench_pre_num', %s::float8[])` (numeric model)",
+            "noop": "`bench_noop(%s::float8[])` (no-op PL/Python floor, same array)",
+            "sklearn_in_process": "in this process: `ColumnTransformer.transform` +"
+                                  f" `Booster.predict` of 1 row (transform alone: mean"
+                                  f" {_ms(sk['transform_mean_ms'])}, p50"
+                                  f" {_ms(sk['transform_p50_ms'])})",
+            "row_transform_in_process": "in this process: pyml's `RowTransform` +"
+                                        " `Booster.predict` of 1 row",
+        }
+        out += [f"Online, one client (ms): {sample['rows']:,} rows drawn at random from"
+                f" `houses` ({sample['null_city']} with a NULL city, {sample['null_size']} NULL"
+                f" size, {sample['null_grade']} NULL grade, {sample['unseen_city']} with the"
+                " unseen city), one call per row each. The four SQL calls on one psycopg connection"
+                " (prepared, `perf_counter` around execute + fetch), each once per round in a"
+                f" random order, {o['warmup_rounds']} warm-up rounds not counted; the in-process"
+                " calls run in a loop of their own afterwards (a client busy for milliseconds"
+                " between two SQL calls slows the next one), with one LightGBM thread as the"
+                " microservice runs (its default OpenMP threads spin after each call and slow"
+                " a 1-row predict and whatever runs next).", ""]
+        out += _table(["call", "mean", "p50", "p99", "first call", "calls"], [
+            [label, _ms(o[k]["mean_ms"]), _ms(o[k]["p50_ms"]), _ms(o[k]["p99_ms"]),
+             _ms(o[k]["first_call_ms"]), f"{o[k]['n']:,}"]
+            for k, label in labels.items() if k in o])
+        out += _table(["ratio", "mean", "p50", "p99"], [
+            [name, *(f"{x[stat]:.2f}" for stat in ("mean", "p50", "p99"))]
+            for name, x in o["ratios"].items()])
+    b = pre.get("batch")
+    if b:
+        into, num, raw = b["predict_into"], b["predict_into_numeric"], b["in_process"]
+        base = num["rows_per_s"]
+        rows = [
+            ["`pyml.predict_into('bench_pre', 'houses', 'scores')`", into],
+            ["`pyml.predict_into('bench_pre_num', 'houses_num', 'scores_num')`", num],
+            ["in this process: `ColumnTransformer.transform` + `Booster.predict` (table in"
+             " memory)", raw],
+            ["in this process: read + transform + predict",
+             {"rows": raw["rows"], "seconds": raw["read_seconds"] + raw["seconds"],
+              "rows_per_s": raw["with_read_rows_per_s"]}],
+            ["in this process: numeric `Booster.predict` (in memory)", b["in_process_numeric"]],
+        ]
+        out += [f"Batch: every row of `houses` ({b['rows']:,}); `predict_into` in a session"
+                " whose model is loaded, table in cache. In this process: the table read by a"
+                f" binary SELECT into an object matrix in {raw['read_seconds']:.2f} s, then"
+                f" `ColumnTransformer.transform` {raw['transform_seconds']:.2f} s and"
+                f" `Booster.predict` {raw['predict_seconds']:.2f} s on the whole matrix (best of"
+                f" {raw['repeats']}).", ""]
+        out += _table(["path", "rows", "seconds", "rows/s", "x numeric predict_into"], [
+            [label, f"{x['rows']:,}", f"{x['seconds']:.2f}", _rate(x["rows_per_s"]),
+             f"{x['rows_per_s'] / base:.2f}"] for label, x in rows])
+    return out
 
 
 def _streaming(r: dict[str, Any]) -> list[str]:

@@ -3,10 +3,12 @@
 Starts (or reuses) the checkout's server, recreates database ``pyml_bench``, trains the models
 with ``pyml.train``, measures online, HTTP, batch, training, cold start, memory and streaming,
 checks that every path gives the raw model's numbers, and writes bench/RESULTS.md and
-bench/results.json. Only pyml's public SQL API is used.
+bench/results.json. Only pyml's public SQL API is used (but for the preprocessing part, which
+loads the exported model with ``pyml._artifacts.load`` in this process).
 
-``--only streaming`` runs one part (with the table and the model it needs) and writes its
-results to /tmp/pyml-bench-streaming unless ``--output`` says elsewhere (never to bench/).
+``--only streaming`` (or ``--only preprocessing``) runs one part (with the tables and the
+models it needs) and writes its results to /tmp/pyml-bench-PART unless ``--output`` says
+elsewhere (never to bench/).
 
 A measurement that fails (an error from pyml, or predictions that disagree with the raw model)
 is reported under *Errors*, the others still run, and the exit status is 1.
@@ -43,12 +45,13 @@ from bench import (
     memory,
     models,
     online,
+    preprocessing,
     report,
     streaming,
 )
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
 
-ONLY = ("streaming",)  # parts that --only can run on their own
+ONLY = ("streaming", "preprocessing")  # parts that --only can run on their own
 
 
 class Sections:
@@ -90,8 +93,9 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
     r: dict[str, Any] = {"mode": "quick" if settings.quick else "full", "command": command,
                          "settings": asdict(settings), "load": {"before": db.loadavg()},
                          "online": {}, "batch": {}, "only": only, "database": database}
-    tables = (("t10", 10), ("t50", 50)) if only is None else (("t10", 10),)
-    specs = MODELS if only is None else (LGBM,)
+    # the generic tables and models each part needs (the preprocessing part makes its own)
+    tables = {None: (("t10", 10), ("t50", 50)), "streaming": (("t10", 10),)}.get(only, ())
+    specs = {None: MODELS, "streaming": (LGBM,)}.get(only, ())
     with section("server", required=True):
         server = db.start_server(database)
     with section("data", required=True):
@@ -128,7 +132,7 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
         "train_runs": t.train_runs, "raw_fit_runs": t.raw_fit_runs,
         "pyml_fit_seconds": t.pyml_fit_seconds, "raw_fit_seconds": t.raw_fit_seconds,
         "raw_reproduces": t.raw_reproduces, "notices": t.notices} for t in trained}
-    lgbm = next(t for t in trained if t.spec is LGBM)
+    lgbm = next((t for t in trained if t.spec is LGBM), None)
     rng = np.random.default_rng(3)
     features = {k: X[k][rng.permutation(len(X[k]))[: max(settings.calls, 1000)]] for k in X}
 
@@ -167,6 +171,20 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
             mem["model"] = LGBM.key
             mem["reference"] = r["batch"].get(LGBM.key, {}).get("predict_into")
             r["memory"] = mem
+    if only in (None, "preprocessing"):
+        r["preprocessing"] = {}
+        prepared = None
+        with section("preprocessing: data and models"):
+            prepared, figures = preprocessing.prepare(server, settings)
+            r["preprocessing"].update(figures)
+        for name, measure in preprocessing.SECTIONS.items():
+            with section(f"preprocessing: {name}"):
+                if prepared is None:
+                    raise config.BenchError("no data or models (see the section before)")
+                result = measure(server, settings, prepared)
+                checks += result.pop("checks")
+                r["preprocessing"][name] = result
+        del prepared  # the table's rows, in memory
     # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
     r["load"]["after"] = db.loadavg()
     if only in (None, "streaming"):
