@@ -388,6 +388,11 @@ def deployed_model(plpy: Any, GD: dict[str, Any], project_name: str, at: str) ->
     return store.deployed_model_at(db, project["id"], at)
 
 
+@_sql
+def lineage(plpy: Any, GD: dict[str, Any], model_id: int) -> str:
+    return store.model_lineage(_db(plpy, GD), model_id)
+
+
 # ---------------------------------------------------------------------------
 # Data and management
 # ---------------------------------------------------------------------------

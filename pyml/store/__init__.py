@@ -368,6 +368,47 @@ def deployed_model_at(db: Db, project_id: int, at: Any) -> int | None:
     return rows[0]["model_id"] if rows else None
 
 
+def model_lineage(db: Db, model_id: int) -> str:
+    """``pyml.lineage``: the model's catalog rows as one jsonb document (text)."""
+    rows = db.query(
+        "SELECT pg_catalog.jsonb_build_object("
+        " 'model_id', m.id, 'status', m.status,"
+        " 'project', pg_catalog.jsonb_build_object('id', p.id, 'name', p.name, 'task', p.task),"
+        " 'algorithm', m.algorithm, 'hyperparams', m.hyperparams, 'search', m.search,"
+        " 'search_params', m.search_params, 'search_args', m.search_args,"
+        " 'preprocess', m.preprocess, 'metrics', m.metrics,"
+        " 'feature_names', pg_catalog.to_jsonb(m.feature_names), 'classes', m.classes,"
+        " 'trained_by', m.created_by, 'trained_at', m.created_at, 'environment', m.lineage,"
+        " 'snapshot', (SELECT pg_catalog.jsonb_build_object("
+        "   'id', s.id, 'relation', s.relation_name,"
+        "   'y_column_name', pg_catalog.to_jsonb(s.y_column_name), 'test_size', s.test_size,"
+        "   'test_sampling', s.test_sampling, 'row_count', s.row_count,"
+        "   'data_fingerprint', s.data_fingerprint, 'materialized', s.materialized,"
+        "   'preprocess', s.preprocess, 'columns', s.columns, 'created_at', s.created_at)"
+        "   FROM pyml.snapshots s WHERE s.id = m.snapshot_id),"
+        " 'artifacts', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+        "   'part', f.part, 'format', f.format, 'sha256', f.sha256,"
+        "   'bytes', pg_catalog.octet_length(f.data)) ORDER BY f.part)"
+        "   FROM pyml.files f WHERE f.model_id = m.id),"
+        " 'deployments', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+        "   'id', d.id, 'strategy', d.strategy, 'deployed_at', d.created_at,"
+        "   'deployed_by', d.created_by, 'live_until', d.until) ORDER BY d.created_at, d.id)"
+        "   FROM (SELECT x.*, pg_catalog.lead(x.created_at) OVER"
+        "         (ORDER BY x.created_at, x.id) AS until"
+        "         FROM pyml.deployments x WHERE x.project_id = m.project_id) d"
+        "   WHERE d.model_id = m.id), '[]'::jsonb),"
+        " 'live', m.id IS NOT DISTINCT FROM (SELECT x.model_id FROM pyml.deployments x"
+        "   WHERE x.project_id = m.project_id ORDER BY x.created_at DESC, x.id DESC LIMIT 1)"
+        ")::text AS lineage"
+        " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id WHERE m.id = $1",
+        [model_id],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedObject(f"model {model_id} does not exist")
+    return str(rows[0]["lineage"])
+
+
 def database_oid(db: Db) -> int:
     return int(db.query(
         "SELECT oid::int8 AS oid FROM pg_catalog.pg_database"

@@ -54,3 +54,19 @@ return GD["pyml"].deployed_model(plpy, GD, project_name, at)
 $$;
 COMMENT ON FUNCTION pyml.deployed_model(text, timestamp with time zone) IS
     'The id of the model that was live in a project at a given time (NULL before the first deployment)';
+
+CREATE FUNCTION pyml.lineage(
+    model_id bigint                               -- the model
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].lineage(plpy, GD, model_id)
+$$;
+COMMENT ON FUNCTION pyml.lineage(bigint) IS
+    'Where a model comes from and where it went: project, snapshot (relation, rows, fingerprint, statistics), algorithm, hyperparameters, preprocessing, metrics, artifacts, versions, who trained it, and every deployment of it (by whom, when, until when)';
