@@ -54,6 +54,7 @@ CREATE TABLE pyml.models (
     preprocess jsonb NOT NULL DEFAULT '{}',
     runtime text NOT NULL DEFAULT 'python',
     lineage jsonb,
+    baseline jsonb,  -- the distribution of its predictions on the test rows (for drift checks)
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     created_by text NOT NULL DEFAULT CURRENT_USER
 );

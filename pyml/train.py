@@ -81,13 +81,26 @@ class TrainingData(NamedTuple):
     X: np.ndarray  # inputs: float64, or object when some columns are categories (text)
     labels: Any  # native labels (classification), float targets, or None
     names: list[str]  # input names: columns, array columns as column[i]
-    stats: list[dict[str, Any]]  # per column (features, then labels)
     fingerprint: str
     columns: list[str]  # the feature columns
     rules: dict[str, _preprocess.Rule]  # preprocessing of each feature column
+    described: list[tuple[dict[str, Any], Any, dict[str, Any]]]  # per column (features, then
+    # labels): name, type and role; the values as read; the preprocessing asked for
 
     def input_rules(self) -> list[_preprocess.Rule]:
         return _preprocess.input_rules(self.rules, self.columns, self.names)
+
+    def statistics(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Per column, the statistics of ``rows`` (the training rows): count, nulls, and
+        mean, std, min, max, deciles and a histogram, or category counts."""
+        stats = []
+        for head, values, extra in self.described:
+            if isinstance(values, list):
+                described = drift.describe_categorical([values[i] for i in rows])
+            else:
+                described = drift.describe_numeric(values[rows])
+            stats.append({**head, **described, **extra})
+        return stats
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +177,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         preprocess=preprocess,
         runtime=req.runtime,
         lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
+        baseline=prediction_baseline(model, data.X[test_idx]),
     )
     store.touch_project(db, project["id"])
     deployed = req.automatic_deploy and _beats_live(db, project["id"], task, metrics)
@@ -252,13 +266,15 @@ def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | 
     preprocessing asked for (checked against the columns)."""
     relation = store.resolve_relation(db, relation_name, search_path)
     data = read_training_data(db, relation, y_columns, task, preprocess or {})
+    stratify = encode_labels(data.labels, task)[1] if task == "classification" else None
+    training_rows, _ = split(len(data.X), test_size, test_sampling, stratify)
     snapshot_id = store.insert_snapshot(
         db,
         relation_name=relation.qualified,
         y_column_name=y_columns,
         test_size=test_size,
         test_sampling=test_sampling,
-        columns=data.stats,
+        columns=data.statistics(training_rows),
         row_count=len(data.X),
         data_fingerprint=data.fingerprint,
         materialized=False,
@@ -311,18 +327,17 @@ def read_training_data(
 
     blocks: list[Any] = []
     names: list[str] = []
-    stats: list[dict[str, Any]] = []
+    described: list[tuple[dict[str, Any], Any, dict[str, Any]]] = []
     digest = hashlib.sha256()
     for column in features:
         value = read[column.name]
         given = (preprocess or {}).get(column.name)
-        extra = {"preprocess": given} if given else {}
+        head = {"name": column.name, "type": column.type, "role": "feature"}
+        described.append((head, value, {"preprocess": given} if given else {}))
         if isinstance(value, list):  # a category column, as text
             digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
             names.append(column.name)
             blocks.append(value)
-            stats.append({"name": column.name, "type": column.type, "role": "feature",
-                          **drift.describe_categorical(value), **extra})
             continue
         digest.update(column.name.encode() + b"\0" + value.tobytes())
         if value.ndim == 2:
@@ -330,25 +345,23 @@ def read_training_data(
         else:
             names.append(column.name)
         blocks.append(value.reshape(n, -1))
-        stats.append({"name": column.name, "type": column.type, "role": "feature",
-                      **drift.describe_numeric(value), **extra})
     if native:
         y: Any = lists[0]
         digest.update(json.dumps(jsonable(y)).encode())
-        stats.append({"name": labels[0].name, "type": labels[0].type, "role": "label",
-                      **drift.describe_categorical(y)})
+        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"},
+                          y, {}))
     elif labels:
         targets = values[len(numbers):]
         for column, array in zip(labels, targets, strict=True):
             digest.update(column.name.encode() + b"\0" + array.tobytes())
-            stats.append({"name": column.name, "type": column.type, "role": "label",
-                          **drift.describe_numeric(array)})
+            described.append(({"name": column.name, "type": column.type, "role": "label"},
+                              array, {}))
         y = targets[0] if len(targets) == 1 else np.column_stack(targets)
     else:  # clustering, decomposition
         y = None
     X = _preprocess.inputs(n, blocks)
-    data = TrainingData(X, y, names, stats, digest.hexdigest(), [c.name for c in features],
-                        rules)
+    data = TrainingData(X, y, names, digest.hexdigest(), [c.name for c in features], rules,
+                        described)
     _preprocess.check_nulls(X, data.input_rules(), names)
     return data
 
@@ -441,6 +454,23 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         except FeatureNotSupported:
             pass
     return result
+
+
+def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
+    """The distribution of the model's predictions on the test rows ``X``: what drift
+    checks compare live predictions with. Numbers (regression) as deciles and a
+    histogram; classes and clusters as counts."""
+    if model.task == "decomposition":
+        return None
+    if model.task == "classification":
+        return drift.describe_categorical(model.predict_label(X))
+    predicted = model.predict(X)
+    if model.task == "clustering":
+        return drift.describe_categorical([str(int(c)) for c in predicted])
+    if predicted.ndim == 2:  # joint: one distribution per target
+        return {"targets": [drift.describe_numeric(predicted[:, j])
+                            for j in range(predicted.shape[1])]}
+    return drift.describe_numeric(predicted)
 
 
 def _beats_live(db: Db, project_id: int, task: str, metrics: dict[str, Any]) -> bool:

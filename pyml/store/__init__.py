@@ -158,14 +158,14 @@ def last_snapshot(db: Db, project_id: int) -> Row | None:
 _MODEL_COLUMNS = (
     "project_id", "snapshot_id", "algorithm", "hyperparams", "search", "search_params",
     "search_args", "status", "metrics", "num_features", "feature_names", "classes",
-    "preprocess", "runtime", "lineage",
+    "preprocess", "runtime", "lineage", "baseline",
 )
 _MODEL_TYPES = (
     "int8", "int8", "text", "text", "text", "text", "text", "text", "text", "int4", "text[]",
-    "text", "text", "text", "text",
+    "text", "text", "text", "text", "text",
 )
 _JSONB = {"hyperparams", "search_params", "search_args", "metrics", "classes", "preprocess",
-          "lineage"}
+          "lineage", "baseline"}
 
 
 def insert_model(db: Db, parts: Sequence[Any], **fields: Any) -> int:
@@ -379,6 +379,7 @@ def model_lineage(db: Db, model_id: int) -> str:
         " 'preprocess', m.preprocess, 'metrics', m.metrics,"
         " 'feature_names', pg_catalog.to_jsonb(m.feature_names), 'classes', m.classes,"
         " 'trained_by', m.created_by, 'trained_at', m.created_at, 'environment', m.lineage,"
+        " 'baseline', m.baseline,"
         " 'snapshot', (SELECT pg_catalog.jsonb_build_object("
         "   'id', s.id, 'relation', s.relation_name,"
         "   'y_column_name', pg_catalog.to_jsonb(s.y_column_name), 'test_size', s.test_size,"

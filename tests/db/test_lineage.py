@@ -38,6 +38,7 @@ def test_lineage_traces_data_code_people_and_deployments(conn: psycopg.Connectio
     assert doc["algorithm"] == "ridge" and doc["hyperparams"]["alpha"] == 0.5
     assert doc["preprocess"]["bmi"]["scale"] == "standard"
     assert "r2" in doc["metrics"]
+    assert doc["baseline"]["count"] == round(0.25 * 442)  # its predictions on the test rows
     (user,) = conn.execute("SELECT current_user").fetchone()
     assert doc["trained_by"] == user and doc["trained_at"]
     env = doc["environment"]
