@@ -73,6 +73,28 @@ class Snapshot:
     test_size: float
     test_sampling: str
     data: TrainingData
+    rows: Split | None = None  # the split, when already made (a new snapshot's statistics)
+
+
+class Split(NamedTuple):
+    """Labels as class indices (or float targets), and the training and test rows."""
+
+    classes: list[Any] | None
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+
+
+def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str
+               ) -> Split:
+    """Encode the labels and split the rows, the same way for every caller."""
+    if task is None or task in _algorithms.UNSUPERVISED_TASKS:
+        classes, y = None, np.zeros(len(data.X))  # no label (or no task yet): split only
+    else:
+        classes, y = encode_labels(data.labels, task)
+    train, test = split(len(data.X), test_size, sampling,
+                        y if task == "classification" else None)
+    return Split(classes, y, train, test)
 
 
 class TrainingData(NamedTuple):
@@ -123,13 +145,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         f"pyml: loaded {len(data.X)} rows x {data.X.shape[1]} features from "
         f"{snapshot.relation} in {load_time:.2f}s"
     )
-    if task in _algorithms.UNSUPERVISED_TASKS:
-        classes, y = None, np.zeros(len(data.X))  # no label: split only
-    else:
-        classes, y = encode_labels(data.labels, task)
-    train_idx, test_idx = split(
-        len(y), snapshot.test_size, snapshot.test_sampling, y if task == "classification" else None
-    )
+    classes, y, train_idx, test_idx = snapshot.rows or split_rows(
+        data, task, snapshot.test_size, snapshot.test_sampling)
     db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
 
     fit_started = time.perf_counter()
@@ -195,10 +212,8 @@ def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
             for name, rule in model.preprocess.items()}
     data = read_training_data(db, relation, list(snapshot["y_column_name"]), task, spec)
-    _, y = encode_labels(data.labels, task)
-    _, test_idx = split(len(y), snapshot["test_size"], snapshot["test_sampling"],
-                        y if task == "classification" else None)
-    return data.X[test_idx], y[test_idx]
+    rows = split_rows(data, task, snapshot["test_size"], snapshot["test_sampling"])
+    return data.X[rows.test], rows.y[rows.test]
 
 
 def _preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
@@ -266,15 +281,14 @@ def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | 
     preprocessing asked for (checked against the columns)."""
     relation = store.resolve_relation(db, relation_name, search_path)
     data = read_training_data(db, relation, y_columns, task, preprocess or {})
-    stratify = encode_labels(data.labels, task)[1] if task == "classification" else None
-    training_rows, _ = split(len(data.X), test_size, test_sampling, stratify)
+    rows = split_rows(data, task, test_size, test_sampling)
     snapshot_id = store.insert_snapshot(
         db,
         relation_name=relation.qualified,
         y_column_name=y_columns,
         test_size=test_size,
         test_sampling=test_sampling,
-        columns=data.statistics(training_rows),
+        columns=data.statistics(rows.train),
         row_count=len(data.X),
         data_fingerprint=data.fingerprint,
         materialized=False,
@@ -284,7 +298,7 @@ def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | 
     if materialize:
         qualified = store.materialize(db, relation, snapshot_id)
         store.set_snapshot_relation(db, snapshot_id, qualified)
-    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data)
+    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data, rows)
 
 
 def read_training_data(
