@@ -3,6 +3,7 @@
 PG_BIN        ?= /usr/lib/postgresql/15/bin
 PG_CONFIG     ?= $(PG_BIN)/pg_config
 PLPYTHON_PKG  ?= postgresql-plpython3-15
+CRON_PKG      ?= postgresql-15-cron
 # The server's PL/Python links Debian's Python: the venv must be built with it.
 SERVER_PYTHON ?= /usr/bin/python3
 VENV          ?= .venv
@@ -25,10 +26,11 @@ include $(PGXS)
 # -- set-up: system packages (as root), the virtual environment, the extension files --------
 setup: $(VENV)/.setup-done
 $(VENV)/.setup-done: pyproject.toml
-	@test -f "$$($(PG_CONFIG) --pkglibdir)/plpython3.so" && $(SERVER_PYTHON) -c 'import ensurepip' 2>/dev/null \
-	  || { echo "installing $(PLPYTHON_PKG) python3-venv acl (apt)"; \
+	@test -f "$$($(PG_CONFIG) --pkglibdir)/plpython3.so" && test -f "$$($(PG_CONFIG) --pkglibdir)/pg_cron.so" \
+	  && $(SERVER_PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || { echo "installing $(PLPYTHON_PKG) $(CRON_PKG) python3-venv acl (apt)"; \
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	         $(PLPYTHON_PKG) python3-venv acl >/dev/null; }
+	         $(PLPYTHON_PKG) $(CRON_PKG) python3-venv acl >/dev/null; }
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'

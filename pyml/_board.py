@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 DEPLOYED = 1  # id: the new deployment's id
 DELETED = 2  # model_id: a deleted model (its deployments went with it)
+LOGGING = 3  # id: a project whose prediction logging changed (pyml.log_predictions)
 
 _HEADER = struct.Struct("<Q")  # generation
 _NOTE = struct.Struct("<QQQqqQ")  # generation, database oid, kind, id, model_id, xid

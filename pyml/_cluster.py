@@ -109,6 +109,8 @@ class Cluster:
         if not self.is_initialized():
             self._init(user)
         self._grant_traverse(user)
+        if self._enable_cron() and self.is_running():  # a cluster made before pg_cron
+            self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", str(self.log))
         if not self.is_running():
             self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log))
         self._install_extension()
@@ -193,6 +195,28 @@ class Cluster:
         with open(self.data / "postgresql.auto.conf", "a") as conf:
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
+        self._enable_cron()
+
+    def _enable_cron(self) -> bool:
+        """Load pg_cron (when installed) so monitoring rounds run on schedule; its jobs run
+        in background workers of the database pyml. True when the settings changed."""
+        if not _has_library("pg_cron"):
+            return False
+        conf = self.data / "postgresql.auto.conf"
+        text = conf.read_text()
+        if "cron.database_name" in text:
+            return False
+        lines = [line for line in text.splitlines()
+                 if not line.startswith("shared_preload_libraries")]
+        lines += [
+            "shared_preload_libraries = 'plpython3,pg_cron'",
+            f"cron.database_name = '{DATABASE}'",
+            "cron.use_background_workers = on",
+            "max_worker_processes = 16",
+            "cron.log_min_messages = warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return True
 
     def _grant_traverse(self, user: str) -> None:
         """Let the server user reach the data directory and read the venv and the package."""
@@ -212,6 +236,10 @@ class Cluster:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         with psycopg.connect(self.uri(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pyml CASCADE")
+            loaded = conn.execute(
+                "SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'").fetchone()
+            if loaded:  # pg_cron is preloaded: monitoring rounds run under it
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             row = conn.execute(
                 "SELECT extversion, default_version FROM pg_extension"
                 " JOIN pg_available_extensions ON name = extname WHERE extname = 'pyml'"
@@ -240,6 +268,13 @@ def install_extension_files(source: Path) -> None:
             raise ClusterError(
                 f"cannot write {dest}: run 'make install' as root (or with sudo)"
             ) from exc
+
+
+def _has_library(name: str) -> bool:
+    pkglibdir = subprocess.run(
+        [str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return (Path(pkglibdir) / f"{name}.so").exists()
 
 
 def _check_plpython() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from pyml import store
 from pyml._board import DELETED, Board, Freshness
 from pyml._db import Db
+from pyml._spool import Logger, Spool
 from pyml.errors import ObjectNotInPrerequisiteState
 from pyml.predict import Model, ModelCache
 
@@ -27,20 +28,30 @@ class Serving:
             board: Board | None = Board()
         except OSError:  # no writable data directory: look the live model up every call
             board = None
-        self.fresh = Freshness(board, store.database_oid(db)) if board else None
+        self.database = store.database_oid(db)
+        self.fresh = Freshness(board, self.database) if board else None
+        # project name -> its prediction logger (None: not logged); rebuilt like self.live
+        self.loggers: dict[str, Logger | None] = {}
+        self._spool: Spool | None = None
+
+    def _refresh(self, db: Db) -> bool:
+        """Forget what may have changed since the last call; True when nothing did."""
+        fresh = self.fresh
+        if fresh is not None and fresh.clean():
+            return True
+        self.live.clear()
+        self.online.clear()
+        self.loggers.clear()
+        if fresh is not None:
+            notes = fresh.take_new_notes()
+            for note in notes:
+                if note.kind == DELETED:
+                    self.forget(note.model_id)
+            fresh.pending = store.unsettled(db, fresh.pending)
+        return False
 
     def live_model(self, db: Db, project: str) -> Model:
-        fresh = self.fresh
-        if fresh is None or not fresh.clean():
-            self.live.clear()
-            self.online.clear()
-            if fresh is not None:
-                notes = fresh.take_new_notes()
-                for note in notes:
-                    if note.kind == DELETED:
-                        self.forget(note.model_id)
-                fresh.pending = store.unsettled(db, fresh.pending)
-        else:
+        if self._refresh(db):
             model = self.live.get(project)
             if model is not None:
                 return model
@@ -67,6 +78,20 @@ class Serving:
                 Model.from_rows(row, files, store.feature_columns(db, model_id))
             )
         return model
+
+    def logger(self, db: Db, model: Model) -> Logger | None:
+        """How calls of the model's project are logged (pyml.log_predictions), or None."""
+        self._refresh(db)
+        if model.project in self.loggers:
+            return self.loggers[model.project]
+        setting = store.prediction_logging(db, model.project)
+        logger = None
+        if setting is not None:
+            if self._spool is None:
+                self._spool = Spool(self.database)
+            logger = Logger(self._spool, setting["project_id"], setting["sample_rate"])
+        self.loggers[model.project] = logger
+        return logger
 
     def forget(self, model_id: int) -> None:
         self.models.discard(model_id)

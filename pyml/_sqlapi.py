@@ -208,24 +208,50 @@ def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) ->
 @_sql
 def _predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
     model = _model(plpy, GD, project)
+    serving = GD["pyml.serving"]
+    log = serving.logger(_db(plpy, GD), model)
     if isinstance(features, list):
         online = model.online_predictor()
-        GD["pyml.serving"].online[project] = online
+        if log is not None:
+            online = _logging(online, log, model.id)
+        serving.online[project] = online
         return online(features)  # type: ignore[no-any-return]
-    return float(model.predict(_row(model, features))[0])
+    value = float(model.predict(_row(model, features))[0])
+    if log is not None:
+        log(model.id, features, value)
+    return value
+
+
+def _logging(online: Callable[[Any], float], log: Any, model_id: int
+             ) -> Callable[[Any], float]:
+    """The online predictor, logging a sampled share of its calls (pyml.log_predictions)."""
+    def predict(features: Any) -> float:
+        value = online(features)
+        log(model_id, features, value)
+        return value
+
+    return predict
+
+
+def _log(plpy: Any, GD: dict[str, Any], model: Any, features: Any, prediction: Any) -> Any:
+    log = GD["pyml.serving"].logger(_db(plpy, GD), model)
+    if log is not None:
+        log(model.id, features, prediction)
+    return prediction
 
 
 @_sql
 def predict_label(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> str:
     model = _model(plpy, GD, project)
-    return model.predict_label(_row(model, features))[0]
+    return _log(plpy, GD, model, features, model.predict_label(_row(model, features))[0])
 
 
 @_sql
 def predict_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
                   ) -> list[float]:
     model = _model(plpy, GD, project)
-    return [float(p) for p in model.predict_proba(_row(model, features))[0]]
+    return _log(plpy, GD, model, features,
+                [float(p) for p in model.predict_proba(_row(model, features))[0]])
 
 def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> dict[str, Any]:
     """A row passed as ``to_json(row)``, with ``real`` columns back to their exact value."""
@@ -270,7 +296,7 @@ def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: A
                   ) -> list[float]:
     model = _model(plpy, GD, project)
     values = model.predict(_row(model, features))
-    return [float(v) for v in values.reshape(-1)]
+    return _log(plpy, GD, model, features, [float(v) for v in values.reshape(-1)])
 
 
 @_sql
@@ -391,6 +417,97 @@ def deployed_model(plpy: Any, GD: dict[str, Any], project_name: str, at: str) ->
 @_sql
 def lineage(plpy: Any, GD: dict[str, Any], model_id: int) -> str:
     return store.model_lineage(_db(plpy, GD), model_id)
+
+
+# ---------------------------------------------------------------------------
+# Monitoring
+# ---------------------------------------------------------------------------
+
+
+def _loader(plpy: Any, GD: dict[str, Any]) -> Any:
+    serving, db = _serving(plpy, GD), _db(plpy, GD)
+    return lambda model_id: serving.model(db, model_id)
+
+
+@_sql
+def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str | None,
+          model_id: int | None, caller_search_path: str | None) -> list[tuple[Any, ...]]:
+    from pyml import drift as stats
+    from pyml import monitor
+
+    db = _db(plpy, GD)
+    _, model = monitor.model_for(db, _params.non_empty("project_name", project_name), model_id,
+                                 _loader(plpy, GD))
+    window = monitor.DEFAULT_WINDOW
+    if relation_name is None:
+        setting = store.get_monitor(db, store.require_project(db, project_name)["id"])
+        window = setting["every"] if setting else window
+    rows, _ = monitor.drift(db, model, relation_name, stats.PSI_THRESHOLD, caller_search_path,
+                            window)
+    return [tuple(r) for r in rows]
+
+
+@_sql
+def check(plpy: Any, GD: dict[str, Any], project_name: str) -> list[tuple[Any, ...]]:
+    from pyml import monitor
+
+    result = monitor.check(_db(plpy, GD), _params.non_empty("project_name", project_name),
+                           _loader(plpy, GD))
+    return [tuple(result)]
+
+
+@_sql
+def monitor(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str,
+            every: str, psi_threshold: float, retrain: bool, caller_search_path: str | None
+            ) -> int:
+    from pyml import monitor as monitoring
+
+    return monitoring.schedule(
+        _db(plpy, GD), _params.non_empty("project_name", project_name),
+        _params.non_empty("relation_name", relation_name), every, psi_threshold, retrain,
+        caller_search_path)
+
+
+@_sql
+def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
+    from pyml import monitor
+
+    done = monitor.run_due(_db(plpy, GD), _loader(plpy, GD), _serving(plpy, GD).database)
+    return [(project, *(r if r is not None else (None,) * 6), error)
+            for project, r, error in done]
+
+
+@_sql
+def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float
+                    ) -> None:
+    from pyml import _board
+
+    if not 0.0 <= sample_rate <= 1.0:
+        raise InvalidParameterValue(f"sample_rate must be between 0 and 1, not {sample_rate}")
+    db = _db(plpy, GD)
+    project = store.require_project(db, _params.non_empty("project_name", project_name))
+    store.set_prediction_logging(db, project["id"], sample_rate)
+    board = GD.get("pyml.board")
+    if board is None:
+        try:
+            board = GD["pyml.board"] = _board.Board()
+        except OSError:  # sessions then look the setting up on every call
+            return
+    board.pin(store.database_oid(db), _board.LOGGING, project["id"], 0, store.current_xid(db))
+
+
+@_sql
+def collect_predictions(plpy: Any, GD: dict[str, Any]) -> int:
+    from pyml import monitor
+
+    return monitor.collect(_db(plpy, GD), _serving(plpy, GD).database)
+
+
+@_sql
+def spooled_predictions(plpy: Any, GD: dict[str, Any]) -> list[str]:
+    from pyml import monitor
+
+    return monitor.pending(_db(plpy, GD), _serving(plpy, GD).database)
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``)
-and serve streams (``worker`` scores async streams, ``listen`` prints predictions)."""
+"""The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``),
+serve streams (``worker`` scores async streams, ``listen`` prints predictions) and monitor
+(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,31 @@ def _worker(cluster: Cluster, args: argparse.Namespace) -> int:
         return 1
 
 
+def _monitor(cluster: Cluster, args: argparse.Namespace) -> int:
+    """Run the due monitoring rounds now and then (the scheduler when pg_cron is absent)."""
+    import psycopg
+
+    _stop_on_sigterm()
+    url = _url(args, cluster)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            print(f"pyml: monitoring {conn.info.dbname}, every {args.poll:g}s", file=sys.stderr,
+                  flush=True)
+            while True:
+                cur = conn.execute("SELECT * FROM pyml.run_monitors()")
+                names = [c.name for c in cur.description or []]
+                for row in cur.fetchall():
+                    print(json.dumps(dict(zip(names, row, strict=True))), flush=True)
+                if args.once:
+                    return 0
+                time.sleep(args.poll)
+    except KeyboardInterrupt:
+        return 0
+    except psycopg.Error as exc:
+        print(f"pyml: error: {exc}".rstrip(), file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,11 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--prune-every", type=float, default=60.0, metavar="SECONDS",
                         help="delete acknowledged events this often")
     worker.add_argument("--once", action="store_true", help="score what is queued, then exit")
+    monitor = commands.add_parser(
+        "monitor", help="run the monitoring rounds that are due (when pg_cron is not installed)")
+    monitor.add_argument("--url", help=url_help)
+    monitor.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
+                         help="how often to look for due rounds")
+    monitor.add_argument("--once", action="store_true", help="run the due rounds, then exit")
+    from pyml import report
+
+    report.add_parser(commands)
     return parser
 
 
+def _report(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml import report
+
+    return report.run(_url(args, cluster), args)
+
+
 HANDLERS = {"up": _up, "down": _down, "status": _status, "uri": _uri, "listen": _listen,
-            "worker": _worker}
+            "worker": _worker, "monitor": _monitor, "report": _report}
 
 
 def main(argv: list[str] | None = None) -> int:

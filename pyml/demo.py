@@ -111,6 +111,7 @@ def main() -> int:
              "SELECT deployment_id, project, algorithm, model_id, strategy, deployed_by"
              " FROM pyml.overview ORDER BY deployment_id")
         _streaming(conn, uri)
+        _monitoring(conn)
     print(f"\nDone. Explore with: psql '{uri}'")
     return 0
 
@@ -157,6 +158,23 @@ def _streaming(conn: psycopg.Connection, uri: str) -> None:
     show(conn, "   ... scored", "SELECT stream_id, mode, lag, events FROM pyml.streams"
          " ORDER BY stream_id")
     print("   Try: pyml listen 'Breast Cancer Detection' --consumer me --source arrivals_sync")
+
+
+
+def _monitoring(conn: psycopg.Connection) -> None:
+    conn.execute('CREATE TABLE new_patients AS SELECT * FROM pyml.breast_cancer')
+    conn.execute('ALTER TABLE new_patients DROP COLUMN id')
+    conn.execute('UPDATE new_patients SET "mean radius" = "mean radius" * 1.3,'
+                 ' "mean texture" = "mean texture" + 4')
+    show(conn, "12. Drift: new patients against the training rows (statistics kept at training)",
+         "SELECT * FROM pyml.drift(%s, 'new_patients') ORDER BY value DESC LIMIT 6", (PROJECT,))
+    show(conn, "13. A monitoring round: on drift, retrain like the live model, deploy if better",
+         "SELECT pyml.monitor(%s, 'new_patients', every => '1 hour')", (PROJECT,))
+    show(conn, "   ... one round now (pg_cron or `pyml monitor` run them on schedule)",
+         "SELECT * FROM pyml.check(%s)", (PROJECT,))
+    show(conn, "   ... the report", "SELECT id, decision, metric, round(old_score::numeric, 4)"
+         " AS old_score, round(new_score::numeric, 4) AS new_score, holdout_rows"
+         " FROM pyml.drift_reports ORDER BY id")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class TrainResult:
     algorithm: str
     deployed: bool
     model_id: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # The test rows (inputs, labels as class indices or targets), the classes and the input
+    # names, kept in
+    # memory for a caller that scores another model on the same rows (pyml.check).
+    holdout: tuple[np.ndarray, np.ndarray, list[Any] | None, list[str]] | None = None
 
 
 @dataclass
@@ -200,7 +205,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     deployed = req.automatic_deploy and _beats_live(db, project["id"], task, metrics)
     if deployed:
         store.insert_deployment(db, project["id"], model_id, "new_score")
-    return TrainResult(project["name"], task, req.algorithm, deployed, model_id)
+    return TrainResult(project["name"], task, req.algorithm, deployed, model_id, metrics,
+                       (data.X[test_idx], y[test_idx], classes, data.names))
 
 
 def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:

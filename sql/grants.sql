@@ -14,3 +14,8 @@ GRANT SELECT ON pyml.projects, pyml.snapshots, pyml.models, pyml.files, pyml.dep
 GRANT SELECT ON pyml.stream_definitions, pyml.streams TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(),
     pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;
+-- Monitoring settings and reports are public like the registry; the prediction log
+-- (features of live calls) is not: GRANT SELECT ON pyml.prediction_log and EXECUTE ON
+-- FUNCTION pyml._spooled_predictions() to the roles that monitor.
+GRANT SELECT ON pyml.monitors, pyml.drift_reports, pyml.prediction_logging TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION pyml._spooled_predictions() FROM PUBLIC;

@@ -58,6 +58,7 @@ def _prepare_template(conn: psycopg.Connection) -> None:
         "GRANT CREATE, USAGE ON SCHEMA pyml, public TO {}",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pyml TO {}",
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA pyml TO {}",
+        "GRANT EXECUTE ON FUNCTION pyml._spooled_predictions() TO {}",  # the prediction log
     ):
         conn.execute(sql.SQL(statement).format(role))
 

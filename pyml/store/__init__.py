@@ -13,6 +13,23 @@ from typing import Any
 
 from pyml._db import Db, Row
 from pyml.errors import UndefinedObject
+from pyml.store._monitoring import (
+    collect_lines,
+    cron_schedule,
+    drop_spool_position,
+    due_monitors,
+    finish_round,
+    get_monitor,
+    insert_report,
+    logged_window,
+    model_settings,
+    notify,
+    positive_interval,
+    prediction_logging,
+    save_monitor,
+    set_prediction_logging,
+    spool_positions,
+)
 from pyml.store._relations import (
     Column,
     Relation,
@@ -55,6 +72,11 @@ __all__ = [
     "Column", "Relation", "as_text", "caller_search_path", "create_dataset_table",
     "decode_float8_array", "float4_attributes", "materialize", "prediction_table", "pyml_table",
     "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
+    # monitoring
+    "collect_lines", "cron_schedule", "drop_spool_position", "due_monitors", "finish_round",
+    "get_monitor", "insert_report", "logged_window", "model_settings", "notify",
+    "positive_interval", "prediction_logging", "save_monitor",
+    "set_prediction_logging", "spool_positions",
     # streams
     "Batch", "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "find_stream",
     "get_stream", "is_sync_trigger", "list_streams", "project_has_streams", "prune", "publish",
@@ -398,6 +420,14 @@ def model_lineage(db: Db, model_id: int) -> str:
         "         (ORDER BY x.created_at, x.id) AS until"
         "         FROM pyml.deployments x WHERE x.project_id = m.project_id) d"
         "   WHERE d.model_id = m.id), '[]'::jsonb),"
+        " 'drift_reports', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+        "   'id', r.id, 'at', r.created_at, 'by', r.created_by, 'checked_model_id', r.model_id,"
+        "   'relation', r.relation_name, 'row_count', r.row_count, 'decision', r.decision,"
+        "   'metric', r.metric, 'old_score', r.old_score, 'new_score', r.new_score,"
+        "   'drifted_features', (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT f ->> 'feature'),"
+        "     '[]'::jsonb) FROM pg_catalog.jsonb_array_elements(r.features) f"
+        "     WHERE (f ->> 'drifted')::boolean)) ORDER BY r.id)"
+        "   FROM pyml.drift_reports r WHERE r.new_model_id = m.id), '[]'::jsonb),"
         " 'live', m.id IS NOT DISTINCT FROM (SELECT x.model_id FROM pyml.deployments x"
         "   WHERE x.project_id = m.project_id ORDER BY x.created_at DESC, x.id DESC LIMIT 1)"
         ")::text AS lineage"
@@ -436,6 +466,7 @@ def unsettled(db: Db, notes: Sequence[Any]) -> list[Any]:
         "   OR (x.status = 'committed' AND CASE u.kind"
         "     WHEN 1 THEN EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id)"
         "              OR NOT EXISTS (SELECT FROM pyml.models m WHERE m.id = u.model_id)"
+        "     WHEN 3 THEN true"
         "     ELSE NOT EXISTS (SELECT FROM pyml.deployments d WHERE d.id = u.id) END))",
         [[n.kind for n in notes], [n.id for n in notes], [n.model_id for n in notes],
          [n.xid for n in notes]],
