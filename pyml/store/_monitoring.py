@@ -150,8 +150,9 @@ def cron_schedule(db: Db, job: str, schedule: str, command: str) -> int | None:
     """Schedule ``command`` with pg_cron when it is installed in this database and usable by
     the current role; the job id, or None."""
     present = db.query(
-        "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron'"
-        " AND pg_catalog.has_schema_privilege('cron', 'USAGE')")
+        "SELECT 1 FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron'"
+        " AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')")
     if not present:
         return None
     return int(db.query(

@@ -271,7 +271,13 @@ def test_a_round_without_a_monitor_checks_the_training_relation(conn: psycopg.Co
 
 def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> None:
     _train(conn, project)
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    conn.execute("SET client_min_messages = notice")
     first = conn.execute("SELECT pyml.monitor(%s, 'orders_same')", (project,)).fetchone()[0]
+    conn.execute("SET client_min_messages = warning")
+    # No pg_cron in this database: the rounds are left to `pyml monitor`, and it says so.
+    assert any("run `pyml monitor`" in n for n in notices)
     again = conn.execute("SELECT pyml.monitor(%s, 'orders_shift', '15 minutes', 0.5, false)",
                          (project,)).fetchone()[0]
     assert first == again
