@@ -26,7 +26,7 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
     """The goals of every part, or of one part (``--only``)."""
     if only == "streaming":
         return streaming(r)
-    if only == "preprocessing":  # figures and ratios only: no goal was set for this part
+    if only in ("preprocessing", "logging"):  # figures and ratios only: no goal for these parts
         return []
     return serving(r) + streaming(r)
 

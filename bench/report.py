@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench import logging_cost
+
 
 def _ms(x: float | None) -> str:
     return "–" if x is None else (f"{x:.3f}" if x < 10 else f"{x:,.1f}")
@@ -51,6 +53,10 @@ def markdown(r: dict[str, Any]) -> str:
                         " rows (table `houses`), against a numeric model and the same model"
                         " exported into this process; see *Preprocessing* below and"
                         " `bench/preprocessing.py`.")
+    if r.get("logging"):
+        measured.append("- Prediction log: online `pyml.predict` with `pyml.log_predictions`"
+                        " off, at 0.01 and at 1.0, and `pyml.collect_predictions()`; see"
+                        " *Prediction log* below and `bench/logging_cost.py`.")
     out += [*measured, ""]
     if r.get("only"):
         out += [f"Only the part `{r['only']}` was run (`--only`): the other sections are"
@@ -66,7 +72,7 @@ def markdown(r: dict[str, Any]) -> str:
              ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g),
              g["detail"]] for g in r["goals"]])
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
-    out += _preprocessing(r) + _streaming(r)
+    out += _preprocessing(r) + logging_cost.markdown(r) + _streaming(r)
     out += ["## Correctness", "", "Predictions compared with the raw model (relative"
             f" tolerance {s['tolerance']:g}, float32, unless a line says otherwise):", ""]
     out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"

@@ -6,9 +6,9 @@ checks that every path gives the raw model's numbers, and writes bench/RESULTS.m
 bench/results.json. Only pyml's public SQL API is used (but for the preprocessing part, which
 loads the exported model with ``pyml._artifacts.load`` in this process).
 
-``--only streaming`` (or ``--only preprocessing``) runs one part (with the tables and the
-models it needs) and writes its results to /tmp/pyml-bench-PART unless ``--output`` says
-elsewhere (never to bench/).
+``--only streaming`` (or ``--only preprocessing``, ``--only logging``) runs one part (with the
+tables and the models it needs) and writes its results to /tmp/pyml-bench-PART unless
+``--output`` says elsewhere (never to bench/).
 
 A measurement that fails (an error from pyml, or predictions that disagree with the raw model)
 is reported under *Errors*, the others still run, and the exit status is 1.
@@ -41,6 +41,7 @@ from bench import (
     db,
     goals,
     http_bench,
+    logging_cost,
     machine,
     memory,
     models,
@@ -51,7 +52,7 @@ from bench import (
 )
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
 
-ONLY = ("streaming", "preprocessing")  # parts that --only can run on their own
+ONLY = ("streaming", "preprocessing", "logging")  # parts that --only can run on their own
 
 
 class Sections:
@@ -185,6 +186,19 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
                 checks += result.pop("checks")
                 r["preprocessing"][name] = result
         del prepared  # the table's rows, in memory
+    if only in (None, "logging"):
+        r["logging"] = {}
+        logged = None
+        with section("prediction log: data and models"):
+            logged, figures = logging_cost.prepare(server, settings)
+            r["logging"].update(figures)
+        for name, measure in logging_cost.SECTIONS.items():
+            with section(f"prediction log: {name}"):
+                if logged is None:
+                    raise config.BenchError("no data or models (see the section before)")
+                result = measure(server, settings, logged)
+                checks += result.pop("checks")
+                r["logging"][name] = result
     # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
     r["load"]["after"] = db.loadavg()
     if only in (None, "streaming"):
