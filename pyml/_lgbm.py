@@ -23,6 +23,7 @@ from typing import Any
 _C_API_DTYPE_FLOAT64 = 1
 _C_API_PREDICT_NORMAL = 0
 _C_API_PREDICT_CONTRIB = 3
+FEW_ROWS = 64  # up to this many rows, predict on the calling thread
 _C_API_FEATURE_IMPORTANCE_GAIN = 1
 
 _lib: ctypes.CDLL | None = None
@@ -134,7 +135,8 @@ class Booster:
             self._handle, X.ctypes.data_as(ctypes.c_void_p), _C_API_DTYPE_FLOAT64,
             ctypes.c_int32(n), ctypes.c_int32(k), 1,
             _C_API_PREDICT_CONTRIB if contrib else _C_API_PREDICT_NORMAL, 0, -1,
-            ctypes.c_char_p(b""), ctypes.byref(out_len),
+            # One thread for a few rows: waking an OpenMP pool costs more than it saves.
+            ctypes.c_char_p(b"num_threads=1" if n <= FEW_ROWS else b""), ctypes.byref(out_len),
             out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         out = out[: out_len.value]
         return out if width == 1 else out.reshape(n, width)
