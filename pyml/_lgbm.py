@@ -29,6 +29,13 @@ _C_API_FEATURE_IMPORTANCE_GAIN = 1
 _lib: ctypes.CDLL | None = None
 
 
+def _threads(rows: int) -> bytes:
+    """Threads for predicting ``rows``: one for a few rows (waking an OpenMP pool costs more
+    than it saves), else every core. Always explicit: LightGBM keeps the last count it was
+    given for the whole process, so a one-row call must not leave batches single-threaded."""
+    return b"num_threads=%d" % (1 if rows <= FEW_ROWS else (os.cpu_count() or 1))
+
+
 def library() -> ctypes.CDLL:
     """``lib_lightgbm.so`` from the installed lightgbm package, loaded once per process."""
     global _lib
@@ -135,8 +142,7 @@ class Booster:
             self._handle, X.ctypes.data_as(ctypes.c_void_p), _C_API_DTYPE_FLOAT64,
             ctypes.c_int32(n), ctypes.c_int32(k), 1,
             _C_API_PREDICT_CONTRIB if contrib else _C_API_PREDICT_NORMAL, 0, -1,
-            # One thread for a few rows: waking an OpenMP pool costs more than it saves.
-            ctypes.c_char_p(b"num_threads=1" if n <= FEW_ROWS else b""), ctypes.byref(out_len),
+            ctypes.c_char_p(_threads(n)), ctypes.byref(out_len),
             out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         out = out[: out_len.value]
         return out if width == 1 else out.reshape(n, width)
