@@ -979,6 +979,22 @@ $$;
 COMMENT ON FUNCTION pyml.monitor(text, text, interval, real, boolean, text) IS
     'Monitors a project: a round (pyml.check) runs on every interval, under pg_cron when it is installed, else under `pyml monitor`; returns the monitor id';
 
+CREATE FUNCTION pyml.unmonitor(
+    project_name text                             -- the project
+) RETURNS boolean
+LANGUAGE plpython3u
+VOLATILE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].unmonitor(plpy, GD, project_name)
+$$;
+COMMENT ON FUNCTION pyml.unmonitor(text) IS
+    'Stops the scheduled rounds of a project (its reports stay); false when it had no monitor';
+
 CREATE FUNCTION pyml.check(
     project_name text                             -- the project
 ) RETURNS TABLE(drifted boolean, retrained boolean, deployed boolean, old_model_id bigint,

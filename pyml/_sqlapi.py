@@ -469,6 +469,12 @@ def monitor(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str
 
 
 @_sql
+def unmonitor(plpy: Any, GD: dict[str, Any], project_name: str) -> bool:
+    db = _db(plpy, GD)
+    return store.delete_monitor(db, store.require_project(db, project_name)["id"])
+
+
+@_sql
 def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
     from pyml import monitor
 

@@ -16,6 +16,7 @@ from pyml.errors import UndefinedObject
 from pyml.store._monitoring import (
     collect_lines,
     cron_schedule,
+    delete_monitor,
     drop_spool_position,
     due_monitors,
     finish_round,
@@ -73,7 +74,8 @@ __all__ = [
     "decode_float8_array", "float4_attributes", "materialize", "prediction_table", "pyml_table",
     "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
     # monitoring
-    "collect_lines", "cron_schedule", "drop_spool_position", "due_monitors", "finish_round",
+    "collect_lines", "cron_schedule", "delete_monitor", "drop_spool_position", "due_monitors",
+    "finish_round",
     "get_monitor", "insert_report", "logged_window", "model_settings", "notify",
     "positive_interval", "prediction_logging", "save_monitor",
     "set_prediction_logging", "spool_positions",

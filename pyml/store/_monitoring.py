@@ -186,3 +186,8 @@ def model_settings(db: Db, model_id: int) -> Row:
 def positive_interval(db: Db, every: str) -> bool:
     """Whether ``every`` is an interval longer than zero (22007 when it is no interval)."""
     return bool(db.query("SELECT $1::interval > interval '0' AS ok", [every], ["text"])[0]["ok"])
+
+
+def delete_monitor(db: Db, project_id: int) -> bool:
+    return db.execute("DELETE FROM pyml.monitors WHERE project_id = $1", [project_id],
+                      ["int8"]) > 0

@@ -298,6 +298,12 @@ def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> 
     # With a 0.5 threshold the shifted sample still drifts (PSI of price is above 1).
     result = _check(conn, project)
     assert result["drifted"] and not result["retrained"]
+    # Unmonitoring stops the rounds and keeps the reports.
+    assert conn.execute("SELECT pyml.unmonitor(%s)", (project,)).fetchone()[0] is True
+    assert conn.execute("SELECT pyml.unmonitor(%s)", (project,)).fetchone()[0] is False
+    assert conn.execute("SELECT count(*) FROM pyml.monitors WHERE id = %s",
+                        (first,)).fetchone()[0] == 0
+    assert _report(conn, result["report_id"])["decision"] == "drifted"
 
 
 def test_run_monitors_runs_due_rounds_and_the_command(conn: psycopg.Connection, url: str,
