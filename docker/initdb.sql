@@ -14,3 +14,5 @@ ALTER SYSTEM SET pyml.venv = '/opt/pyml/venv';
 SELECT pg_reload_conf();
 
 CREATE EXTENSION pyml CASCADE;
+-- Scheduled monitoring rounds (pyml.monitor); the image preloads pg_cron for this database.
+CREATE EXTENSION IF NOT EXISTS pg_cron;
