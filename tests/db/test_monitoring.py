@@ -443,3 +443,21 @@ def test_a_round_runs_under_pg_cron(cluster: Cluster) -> None:
             admin.execute("SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
                           " WHERE name = %s", (name,))
             admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+def test_drift_of_logged_class_predictions(conn: psycopg.Connection, project: str) -> None:
+    """Labels logged by predict (a number) and predict_label (text) are the same classes."""
+    conn.execute("SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
+                 " 'random_forest', '{\"n_estimators\": 10}')", (project,))
+    conn.execute("SELECT pyml.log_predictions(%s)", (project,))
+    features = "ARRAY[sepal_length, sepal_width, petal_length, petal_width]"
+    conn.execute(f"SELECT pyml.predict(%s, {features}) FROM pyml.iris", (project,))
+    conn.execute(f"SELECT pyml.predict_label(%s, {features}) FROM pyml.iris", (project,))
+    found = _drift(conn, project)
+    assert {m for f, m in found if f == "__prediction__"} == {"psi", "js"}
+    # All 150 rows (twice) against the test rows' predictions: the same three classes.
+    assert not found[("__prediction__", "psi")][2]
+    labels = conn.execute(
+        "SELECT array_agg(DISTINCT prediction #>> '{}') FROM pyml.prediction_log l"
+        " JOIN pyml.projects p ON p.id = l.project_id WHERE p.name = %s", (project,)).fetchone()
+    assert set(labels[0]) >= {"0", "1", "2"}
