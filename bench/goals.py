@@ -26,7 +26,7 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
     """The goals of every part, or of one part (``--only``)."""
     if only == "streaming":
         return streaming(r)
-    if only in ("preprocessing", "logging"):  # figures and ratios only: no goal for these parts
+    if only in ("preprocessing", "logging", "drift"):  # figures and ratios only: no goal
         return []
     return serving(r) + streaming(r)
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import logging_cost
+from bench import drift_speed, logging_cost
 
 
 def _ms(x: float | None) -> str:
@@ -57,6 +57,12 @@ def markdown(r: dict[str, Any]) -> str:
         measured.append("- Prediction log: online `pyml.predict` with `pyml.log_predictions`"
                         " off, at 0.01 and at 1.0, and `pyml.collect_predictions()`; see"
                         " *Prediction log* below and `bench/logging_cost.py`.")
+    if r.get("drift"):
+        sizes = " and ".join(f"{n:,}" for n in r["drift"].get("new_rows", []))
+        measured.append(f"- Drift: `pyml.drift` of {sizes} new rows (8 features, LightGBM)"
+                        " against a Python client doing the same with COPY, numpy and scipy,"
+                        " and the plain reads of the same columns; see *Drift* below and"
+                        " `bench/drift_speed.py`.")
     out += [*measured, ""]
     if r.get("only"):
         out += [f"Only the part `{r['only']}` was run (`--only`): the other sections are"
@@ -72,7 +78,8 @@ def markdown(r: dict[str, Any]) -> str:
              ("<= " if g["kind"] == "max" else ">= ") + f"{g['target']:g}", _met(g),
              g["detail"]] for g in r["goals"]])
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
-    out += _preprocessing(r) + logging_cost.markdown(r) + _streaming(r)
+    out += _preprocessing(r) + logging_cost.markdown(r) + drift_speed.markdown(r)
+    out += _streaming(r)
     out += ["## Correctness", "", "Predictions compared with the raw model (relative"
             f" tolerance {s['tolerance']:g}, float32, unless a line says otherwise):", ""]
     out += [f"- {c['what']}: " + (f"{c['rows']:,} rows, max abs diff {c['max_abs_diff']:.2g}"

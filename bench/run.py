@@ -3,11 +3,12 @@
 Starts (or reuses) the checkout's server, recreates database ``pyml_bench``, trains the models
 with ``pyml.train``, measures online, HTTP, batch, training, cold start, memory and streaming,
 checks that every path gives the raw model's numbers, and writes bench/RESULTS.md and
-bench/results.json. Only pyml's public SQL API is used (but for the preprocessing part, which
-loads the exported model with ``pyml._artifacts.load`` in this process).
+bench/results.json. Only pyml's public SQL API is used (but for the preprocessing and drift
+parts, which load the exported model with ``pyml._artifacts.load`` in this process; the drift
+part also runs ``pyml.drift``'s statistics functions here).
 
-``--only streaming`` (or ``--only preprocessing``, ``--only logging``) runs one part (with the
-tables and the models it needs) and writes its results to /tmp/pyml-bench-PART unless
+``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``) runs one part (with
+the tables and the models it needs) and writes its results to /tmp/pyml-bench-PART unless
 ``--output`` says elsewhere (never to bench/).
 
 A measurement that fails (an error from pyml, or predictions that disagree with the raw model)
@@ -39,6 +40,7 @@ from bench import (
     config,
     data,
     db,
+    drift_speed,
     goals,
     http_bench,
     logging_cost,
@@ -52,7 +54,7 @@ from bench import (
 )
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
 
-ONLY = ("streaming", "preprocessing", "logging")  # parts that --only can run on their own
+ONLY = ("streaming", "preprocessing", "logging", "drift")  # parts that --only can run on their own
 
 
 class Sections:
@@ -199,6 +201,20 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
                 result = measure(server, settings, logged)
                 checks += result.pop("checks")
                 r["logging"][name] = result
+    if only in (None, "drift"):
+        r["drift"] = {}
+        drifting = None
+        with section("drift: data and models"):
+            drifting, figures = drift_speed.prepare(server, settings)
+            r["drift"].update(figures)
+        for name, measure in drift_speed.SECTIONS.items():
+            with section(f"drift: {name}"):
+                if drifting is None:
+                    raise config.BenchError("no data or models (see the section before)")
+                result = measure(server, settings, drifting)
+                checks += result.pop("checks")
+                r["drift"][name] = result
+        del drifting  # the new rows, in memory
     # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
     r["load"]["after"] = db.loadavg()
     if only in (None, "streaming"):
