@@ -55,9 +55,8 @@ LABEL = "target"
 MODELS = {"lgbm": "lightgbm", "linear": "linear"}  # key -> pyml algorithm
 LEVELS = {"off": None, "1pct": 0.01, "all": 1.0}  # key -> sample_rate (None: never set)
 ROW_LEVELS = ("off", "all")  # the ROW path, LightGBM only
-# Measured in a loop each, ARRAY calls first: a ROW call predicts with LightGBM's own OpenMP
-# threads (the ARRAY path with one), which at times (busy cores) made it take ~6.5 ms instead
-# of ~0.2 ms and slowed the ARRAY call after it.
+# Measured in a loop each, ARRAY calls first. (A ROW call used to predict with LightGBM's
+# OpenMP threads and at times took ~6.5 ms on busy cores; it now uses one thread, as ARRAY.)
 PATHS = ("array", "row")
 WARMUP = 200  # rounds with logging off, before logging is switched on
 ZERO_CALLS = 200  # rounds after sample_rate 0: none of them may be logged
@@ -364,9 +363,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         out += [
             "Online, one psycopg connection (prepared; `perf_counter` around execute + fetch):"
             " every call once per round in a random order, one row of the table per round; the"
-            " ARRAY calls in a loop of their own, then the ROW calls (a ROW call predicts with"
-            " LightGBM's own OpenMP threads, the ARRAY path with one: on busy cores it has"
-            " taken ~6.5 ms instead of ~0.2 ms, and slowed the call after it)."
+            " ARRAY calls in a loop of their own, then the ROW calls."
             f" {o['warmup_rounds']} warm-up rounds with logging"
             " off, then `pyml.log_predictions` from a second connection while this session"
             f" stays open, then {o['calls_per_path']:,} measured rounds. *x off*: against the"
