@@ -220,7 +220,7 @@ if "pyml" not in GD:
 return GD["pyml"].announce(plpy, GD, TD)
 $$;
 COMMENT ON FUNCTION pyml._announce() IS
-    'Trigger: tells the sessions of this server that a deployment was added or removed';
+    'Trigger: tells the sessions of this server that a deployment was added or removed, or that a project''s prediction logging changed';
 
 CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
     FOR EACH ROW EXECUTE FUNCTION pyml._announce();
@@ -594,6 +594,10 @@ CREATE TABLE pyml.prediction_logging (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_by text NOT NULL DEFAULT CURRENT_USER
 );
+
+-- Like deployments, a change of logging is announced to the sessions' caches (pyml._board).
+CREATE TRIGGER prediction_logging_announce AFTER INSERT OR UPDATE OR DELETE
+    ON pyml.prediction_logging FOR EACH ROW EXECUTE FUNCTION pyml._announce();
 
 CREATE TABLE pyml.logged_predictions (
     project_id bigint NOT NULL CONSTRAINT fk_logged_predictions_project_id_projects

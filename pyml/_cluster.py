@@ -11,6 +11,7 @@ which points at the virtual environment this command runs from.
 from __future__ import annotations
 
 import filecmp
+import functools
 import os
 import pwd
 import shutil
@@ -270,18 +271,20 @@ def install_extension_files(source: Path) -> None:
             ) from exc
 
 
-def _has_library(name: str) -> bool:
-    pkglibdir = subprocess.run(
+@functools.cache
+def _pkglibdir() -> Path:
+    return Path(subprocess.run(
         [str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return (Path(pkglibdir) / f"{name}.so").exists()
+    ).stdout.strip())
+
+
+def _has_library(name: str) -> bool:
+    """Whether the server has the shared library ``name`` (plpython3, pg_cron)."""
+    return (_pkglibdir() / f"{name}.so").exists()
 
 
 def _check_plpython() -> None:
-    pkglibdir = subprocess.run(
-        [str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if not (Path(pkglibdir) / "plpython3.so").exists():
+    if not _has_library("plpython3"):
         raise ClusterError(
             f"PL/Python is not installed: apt-get install {PLPYTHON_PACKAGE} (or run 'make setup')"
         )

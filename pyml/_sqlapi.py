@@ -436,11 +436,11 @@ def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str |
     from pyml import monitor
 
     db = _db(plpy, GD)
-    _, model = monitor.model_for(db, _params.non_empty("project_name", project_name), model_id,
-                                 _loader(plpy, GD))
+    project, model = monitor.model_for(db, _params.non_empty("project_name", project_name),
+                                       model_id, _loader(plpy, GD))
     window = monitor.DEFAULT_WINDOW
     if relation_name is None:
-        setting = store.get_monitor(db, store.require_project(db, project_name)["id"])
+        setting = store.get_monitor(db, project["id"])
         window = setting["every"] if setting else window
     rows, _ = monitor.drift(db, model, relation_name, stats.PSI_THRESHOLD, caller_search_path,
                             window)
@@ -486,20 +486,11 @@ def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
 @_sql
 def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float
                     ) -> None:
-    from pyml import _board
-
     if not 0.0 <= sample_rate <= 1.0:
         raise InvalidParameterValue(f"sample_rate must be between 0 and 1, not {sample_rate}")
     db = _db(plpy, GD)
     project = store.require_project(db, _params.non_empty("project_name", project_name))
-    store.set_prediction_logging(db, project["id"], sample_rate)
-    board = GD.get("pyml.board")
-    if board is None:
-        try:
-            board = GD["pyml.board"] = _board.Board()
-        except OSError:  # sessions then look the setting up on every call
-            return
-    board.pin(store.database_oid(db), _board.LOGGING, project["id"], 0, store.current_xid(db))
+    store.set_prediction_logging(db, project["id"], sample_rate)  # announced by its trigger
 
 
 @_sql
@@ -549,7 +540,8 @@ def delete_project(plpy: Any, GD: dict[str, Any], project_name: str, force: bool
 
 
 def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
-    """Trigger on pyml.deployments: pin a note for the sessions' caches (see pyml._board)."""
+    """Trigger on pyml.deployments and pyml.prediction_logging: pin a note for the sessions'
+    caches (see pyml._board)."""
     from pyml import _board
     from pyml._session import announce
 
@@ -559,7 +551,10 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
             board = GD["pyml.board"] = _board.Board()
         except OSError:  # sessions then look the live model up on every call
             return
-    row = TD["new"] if TD["event"] == "INSERT" else TD["old"]
+    row = TD["old"] if TD["event"] == "DELETE" else TD["new"]
+    if TD["table_name"] == "prediction_logging":
+        announce(_db(plpy, GD), board, _board.LOGGING, row["project_id"], 0)
+        return
     kind = _board.DEPLOYED if TD["event"] == "INSERT" else _board.DELETED
     announce(_db(plpy, GD), board, kind, row["id"], row["model_id"])
 

@@ -79,11 +79,12 @@ def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel
 
 
 def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
-          search_path: str | None = None, window: str = DEFAULT_WINDOW
-          ) -> tuple[list[Drift], int]:
+          search_path: str | None = None, window: str = DEFAULT_WINDOW,
+          settings: dict[str, Any] | None = None) -> tuple[list[Drift], int]:
     """Per feature PSI and KS (numbers) or PSI and Jensen-Shannon (categories), and the
-    same for the predictions; with the number of rows compared."""
-    settings = store.model_settings(db, model.id)
+    same for the predictions; with the number of rows compared. ``settings``: the model's
+    ``store.model_settings``, when the caller has them already."""
+    settings = settings or store.model_settings(db, model.id)
     columns = settings["columns"]
     if not columns:
         raise ObjectNotInPrerequisiteState(
@@ -170,9 +171,6 @@ def _logged(db: Db, model: Model, features: dict[str, Any], window: str
         )
     inputs: dict[str, list[Any]] = {}
     predicted: list[Any] = []
-    classes = {label_text(c): label_text(c) for c in model.classes or []}
-    classes.update({str(float(c)): label_text(c) for c in model.classes or []
-                    if isinstance(c, int | float) and not isinstance(c, bool)})
     for row in rows:
         given = json.loads(row["features"])
         if isinstance(given, list):
@@ -195,10 +193,10 @@ def _logged(db: Db, model: Model, features: dict[str, Any], window: str
         else:  # an array column: its elements, flattened
             parts = [_floats(v) for k, v in inputs.items() if k.startswith(f"{name}[")]
             values[name] = np.concatenate(parts) if parts else np.array([])
-    return values, _logged_predictions(model, predicted, classes), len(rows)
+    return values, _logged_predictions(model, predicted), len(rows)
 
 
-def _logged_predictions(model: Model, predicted: list[Any], classes: dict[str, str]) -> Any:
+def _logged_predictions(model: Model, predicted: list[Any]) -> Any:
     if model.task == "decomposition":
         return None
     if model.task == "regression":
@@ -207,14 +205,9 @@ def _logged_predictions(model: Model, predicted: list[Any], classes: dict[str, s
         if vectors and not scalars:
             return np.asarray(vectors, dtype=np.float64)
         return _floats(scalars)
-    out = []
-    for p in predicted:
-        if isinstance(p, list):  # predict_proba: no label to compare
-            continue
-        text = label_text(p)
-        out.append(classes.get(text, classes.get(str(p), text)) if model.task ==
-                   "classification" else text)
-    return out
+    # A label as text, as the baseline counts it: predict's 2.0 and predict_label's "2" alike
+    # (predict_proba's lists have no label to compare).
+    return [label_text(p) for p in predicted if not isinstance(p, list)]
 
 
 def _floats(values: list[Any]) -> np.ndarray:
@@ -247,7 +240,7 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
             hint="Set one with pyml.monitor(project_name, relation_name).")
     threshold = monitor["psi_threshold"] if monitor else stats.PSI_THRESHOLD
     retrain = monitor["retrain"] if monitor else True
-    rows, n = drift(db, live, relation, threshold, search_path)
+    rows, n = drift(db, live, relation, threshold, search_path, settings=settings)
     drifted = any(r.drifted for r in rows)
     outcome: dict[str, Any] = {"decision": "drifted" if drifted else "stable"}
     if drifted and retrain:
@@ -348,8 +341,7 @@ def run_due(db: Db, load: LoadModel, database: int) -> list[tuple[str, Round | N
         except PymlError as exc:
             db.warning(f'pyml: monitoring round of "{monitor["project"]}" failed: {exc.message}')
             done.append((monitor["project"], None, exc.message))
-            project = store.require_project(db, monitor["project"])
-            store.finish_round(db, project["id"])
+            store.finish_round(db, monitor["project_id"])
     return done
 
 

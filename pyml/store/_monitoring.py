@@ -110,7 +110,7 @@ def save_monitor(db: Db, project_id: int, relation_name: str, every: str, psi_th
 def due_monitors(db: Db) -> list[Row]:
     """The current user's monitors whose round is due, locked (others' rounds skip them)."""
     return db.query(
-        "SELECT m.id, p.name AS project FROM pyml.monitors m"
+        "SELECT m.id, m.project_id, p.name AS project FROM pyml.monitors m"
         " JOIN pyml.projects p ON p.id = m.project_id"
         " WHERE m.created_by = CURRENT_USER"
         " AND (m.last_round_at IS NULL OR m.last_round_at + m.every <= pg_catalog.now())"

@@ -12,7 +12,7 @@ if "pyml" not in GD:
 return GD["pyml"].announce(plpy, GD, TD)
 $$;
 COMMENT ON FUNCTION pyml._announce() IS
-    'Trigger: tells the sessions of this server that a deployment was added or removed';
+    'Trigger: tells the sessions of this server that a deployment was added or removed, or that a project''s prediction logging changed';
 
 CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
     FOR EACH ROW EXECUTE FUNCTION pyml._announce();

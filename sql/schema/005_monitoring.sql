@@ -69,6 +69,10 @@ CREATE TABLE pyml.prediction_logging (
     updated_by text NOT NULL DEFAULT CURRENT_USER
 );
 
+-- Like deployments, a change of logging is announced to the sessions' caches (pyml._board).
+CREATE TRIGGER prediction_logging_announce AFTER INSERT OR UPDATE OR DELETE
+    ON pyml.prediction_logging FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+
 CREATE TABLE pyml.logged_predictions (
     project_id bigint NOT NULL CONSTRAINT fk_logged_predictions_project_id_projects
         REFERENCES pyml.projects (id) ON DELETE CASCADE,
