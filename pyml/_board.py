@@ -1,10 +1,17 @@
 """A notice board shared by the server's backends: "a deployment may have changed".
 
-Sessions cache which model is live per project. Asking the database on every
-``predict`` costs an SPI query (a subtransaction in PL/Python), several times
-the rest of the call. Instead, every deploy and delete pins a note here: a
-small memory-mapped file in the data directory holding a generation counter
-and a ring of the latest notes (database, kind, ids, transaction id).
+Sessions cache which model is live per project, and which roles may call it.
+Asking the database on every ``predict`` costs an SPI query (a subtransaction in
+PL/Python), several times the rest of the call. Instead, every deploy, delete,
+grant, revoke and change of prediction logging pins a note here: a small
+memory-mapped file holding a generation counter and a ring of the latest notes
+(database, kind, ids, transaction id).
+
+The file lives in the data directory's temporary-files directory
+(``base/pgsql_tmp``, with PostgreSQL's temporary-file prefix), which the server
+empties when it starts and after a crash: a note never outlives the server run
+whose transaction ids it names (a transaction lost in a crash never committed,
+and its id will be given again).
 
 A session compares the counter with the last one it saw (one 8-byte read). When
 it moved, the session takes the new notes of its database as *pending*, and
@@ -27,6 +34,11 @@ from typing import NamedTuple
 DEPLOYED = 1  # id: the new deployment's id
 DELETED = 2  # model_id: a deleted model (its deployments went with it)
 LOGGING = 3  # id: a project whose prediction logging changed (pyml.log_predictions)
+PRIVILEGES = 4  # id: a project whose grants (or owner) changed
+
+# Under the data directory (the backends' working directory). PostgreSQL removes the files
+# of this directory whose names start with "pgsql_tmp" at start-up and after a crash.
+PATH = os.path.join("base", "pgsql_tmp", "pgsql_tmp_pyml_board")
 
 _HEADER = struct.Struct("<Q")  # generation
 _NOTE = struct.Struct("<QQQqqQ")  # generation, database oid, kind, id, model_id, xid
@@ -47,7 +59,7 @@ class Board:
     """The mapped file. ``path`` is per cluster: the data directory is the backends' cwd."""
 
     def __init__(self, path: str | None = None):
-        path = path or os.path.join(os.getcwd(), "pyml", "board")
+        path = path or os.path.join(os.getcwd(), PATH)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self._fd).st_size < _SIZE:

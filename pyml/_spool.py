@@ -132,6 +132,11 @@ def read_lines(path: str, start: int) -> tuple[list[str], int]:
     return data[:end].decode().splitlines(), start + end
 
 
+def project_of(line: str) -> int:
+    """The project id of a spooled line (its first field)."""
+    return int(line[1:line.index(",")])
+
+
 def abandoned(path: str) -> bool:
     """True when no session has the file open for writing (no shared lock held)."""
     try:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pyml import __version__, _params, store
+from pyml import __version__, _params, privileges, store
 from pyml._db import PlpyDb
 from pyml.errors import (
     InvalidParameterValue,
@@ -46,7 +46,7 @@ def _report(plpy: Any, error: PymlError) -> None:
 def _db(plpy: Any, GD: dict[str, Any]) -> PlpyDb:
     db = GD.get("pyml.db")
     if db is None:
-        db = GD["pyml.db"] = PlpyDb(plpy, GD.setdefault("pyml.plans", {}))
+        db = GD["pyml.db"] = PlpyDb(plpy, GD.setdefault("pyml.plans", {}), GD)
     return db
 
 
@@ -73,6 +73,13 @@ def version_problem(plpy: Any) -> dict[str, str] | None:
 @_sql
 def version(plpy: Any, GD: dict[str, Any]) -> str:
     return __version__
+
+
+@_sql
+def registry(plpy: Any, GD: dict[str, Any]) -> None:
+    """``pyml._registry_read()`` / ``_registry_write()``: run the registry statement this
+    session's pyml code queued, with the extension owner's rights (see pyml._db)."""
+    _db(plpy, GD).run_queued()
 
 
 # ---------------------------------------------------------------------------
@@ -167,12 +174,14 @@ def _serving(plpy: Any, GD: dict[str, Any]) -> Any:
     return serving
 
 
-def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> Any:
-    """The live model of a project (by name) or a model by id, loaded once per session."""
+def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int,
+           privilege: str = "predict") -> Any:
+    """The live model of a project (by name) or a model by id, loaded once per session,
+    for a caller who holds ``privilege`` on its project (42501 otherwise)."""
     serving = _serving(plpy, GD)
     if isinstance(project_or_id, str):
-        return serving.live_model(_db(plpy, GD), project_or_id)
-    return serving.model(_db(plpy, GD), project_or_id)
+        return serving.live_model(_db(plpy, GD), project_or_id, privilege)
+    return serving.model(_db(plpy, GD), project_or_id, privilege)
 
 
 def _row(model: Any, features: Any) -> Any:
@@ -187,21 +196,19 @@ def _row(model: Any, features: Any) -> Any:
 def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
     """``pyml.predict``: by project name or model id, from an array or a row.
 
-    The online path: when this session already served ``project`` and the notice
-    board says nothing changed since, one dictionary lookup leads to the model's
-    row predictor (for LightGBM, one C call).
+    The online path: when this session already served ``project`` to the current role
+    (its privilege checked) and the notice board says nothing changed since, one
+    dictionary lookup leads to the model's row predictor (for LightGBM, one C call).
     """
     serving = GD.get("pyml.serving")
     if serving is not None and type(features) is list:
-        fresh = serving.fresh
-        if fresh is not None and fresh.clean():
-            online = serving.online.get(project)
-            if online is not None:
-                try:
-                    return online(features)  # type: ignore[no-any-return]
-                except PymlError as exc:
-                    error = exc
-                _report(plpy, error)
+        online = serving.online.get((serving.user_id(), project))
+        if online is not None and serving.clean():
+            try:
+                return online(features)  # type: ignore[no-any-return]
+            except PymlError as exc:
+                error = exc
+            _report(plpy, error)
     return _predict(plpy, GD, project, features)
 
 
@@ -214,7 +221,7 @@ def _predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -
         online = model.online_predictor()
         if log is not None:
             online = _logging(online, log, model.id)
-        serving.online[project] = online
+        serving.online[(serving.user_id(), project)] = online
         return online(features)  # type: ignore[no-any-return]
     value = float(model.predict(_row(model, features))[0])
     if log is not None:
@@ -396,7 +403,8 @@ def deploy(plpy: Any, GD: dict[str, Any], project_name: str, strategy: str,
     from pyml import deploy as deployment
 
     strategy = _params.one_of("strategy", strategy, _params.STRATEGIES)
-    return [deployment.deploy(_db(plpy, GD), project_name, strategy, algorithm)]
+    return [deployment.deploy(_db(plpy, GD), project_name, strategy, algorithm,
+                              _loader(plpy, GD))]
 
 
 @_sql
@@ -404,19 +412,23 @@ def deploy_model(plpy: Any, GD: dict[str, Any], model_id: int
                  ) -> list[tuple[str, str, str, int]]:
     from pyml import deploy as deployment
 
-    return [deployment.deploy_model(_db(plpy, GD), model_id)]
+    return [deployment.deploy_model(_db(plpy, GD), model_id, _loader(plpy, GD))]
 
 
 @_sql
 def deployed_model(plpy: Any, GD: dict[str, Any], project_name: str, at: str) -> int | None:
     db = _db(plpy, GD)
     project = store.require_project(db, project_name)
+    privileges.require(db, project, "predict")
     return store.deployed_model_at(db, project["id"], at)
 
 
 @_sql
 def lineage(plpy: Any, GD: dict[str, Any], model_id: int) -> str:
-    return store.model_lineage(_db(plpy, GD), model_id)
+    db = _db(plpy, GD)
+    model = store.get_model(db, model_id)
+    privileges.require(db, {"id": model["project_id"], "name": model["project"]}, "predict")
+    return store.model_lineage(db, model_id)
 
 
 # ---------------------------------------------------------------------------
@@ -437,7 +449,8 @@ def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str |
 
     db = _db(plpy, GD)
     project, model = monitor.model_for(db, _params.non_empty("project_name", project_name),
-                                       model_id, _loader(plpy, GD))
+                                       model_id, _loader(plpy, GD),
+                                       "predict" if relation_name is not None else "admin")
     window = monitor.DEFAULT_WINDOW
     if relation_name is None:
         setting = store.get_monitor(db, project["id"])
@@ -471,7 +484,9 @@ def monitor(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str
 @_sql
 def unmonitor(plpy: Any, GD: dict[str, Any], project_name: str) -> bool:
     db = _db(plpy, GD)
-    return store.delete_monitor(db, store.require_project(db, project_name)["id"])
+    project = store.require_project(db, project_name)
+    privileges.require(db, project, "admin")
+    return store.delete_monitor(db, project["id"])
 
 
 @_sql
@@ -490,6 +505,7 @@ def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rat
         raise InvalidParameterValue(f"sample_rate must be between 0 and 1, not {sample_rate}")
     db = _db(plpy, GD)
     project = store.require_project(db, _params.non_empty("project_name", project_name))
+    privileges.require(db, project, "admin")
     store.set_prediction_logging(db, project["id"], sample_rate)  # announced by its trigger
 
 
@@ -502,9 +518,13 @@ def collect_predictions(plpy: Any, GD: dict[str, Any]) -> int:
 
 @_sql
 def spooled_predictions(plpy: Any, GD: dict[str, Any]) -> list[str]:
+    """The spooled lines of the projects the caller administers (they hold callers'
+    features, like pyml.logged_predictions)."""
     from pyml import monitor
 
-    return monitor.pending(_db(plpy, GD), _serving(plpy, GD).database)
+    db = _db(plpy, GD)
+    return monitor.pending(db, _serving(plpy, GD).database,
+                           lambda project_id: privileges.holds(db, project_id, "admin"))
 
 
 # ---------------------------------------------------------------------------
@@ -520,6 +540,18 @@ def load_dataset(plpy: Any, GD: dict[str, Any], source: str, subset: str | None,
     data = datasets.load(source, subset, limit, _params.json_object("kwargs", kwargs))
     table = store.create_dataset_table(_db(plpy, GD), data.name, data.columns, data.rows)
     return [(table, len(data.rows))]
+
+
+@_sql
+def grant(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str,
+          privilege: str) -> None:
+    privileges.grant(_db(plpy, GD), project_name, grantee, privilege)
+
+
+@_sql
+def revoke(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str,
+           privilege: str) -> None:
+    privileges.revoke(_db(plpy, GD), project_name, grantee, privilege)
 
 
 @_sql
@@ -540,8 +572,8 @@ def delete_project(plpy: Any, GD: dict[str, Any], project_name: str, force: bool
 
 
 def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
-    """Trigger on pyml.deployments and pyml.prediction_logging: pin a note for the sessions'
-    caches (see pyml._board)."""
+    """Trigger on pyml.deployments, pyml.prediction_logging, pyml._grants and the owner of
+    pyml.projects: pin a note for the sessions' caches (see pyml._board)."""
     from pyml import _board
     from pyml._session import announce
 
@@ -554,6 +586,10 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
     row = TD["old"] if TD["event"] == "DELETE" else TD["new"]
     if TD["table_name"] == "prediction_logging":
         announce(_db(plpy, GD), board, _board.LOGGING, row["project_id"], 0)
+        return
+    if TD["table_name"] in ("_grants", "projects"):
+        project_id = row["project_id"] if TD["table_name"] == "_grants" else row["id"]
+        announce(_db(plpy, GD), board, _board.PRIVILEGES, project_id, 0)
         return
     kind = _board.DEPLOYED if TD["event"] == "INSERT" else _board.DELETED
     announce(_db(plpy, GD), board, kind, row["id"], row["model_id"])
@@ -637,52 +673,43 @@ def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
             ) from None
         plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
 
-    streaming.work(_db(plpy, GD), _serving(plpy, GD), GD.setdefault("pyml.stream_plans", {}),
+    streaming.work(_db(plpy, GD), _serving(plpy, GD), GD.setdefault("pyml.stream_layouts", {}),
                    stream_id, 1000 if batch_size is None else batch_size, commit)
 
 
-def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int) -> None:
+def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int, mode: str) -> None:
     """Refuse a trigger someone made with pyml's function but another stream's arguments."""
     verified = GD.setdefault("pyml.stream_triggers", set())
-    key = (tuple(args), relid)  # args is a list
+    key = (tuple(args), relid, mode)  # args is a list
     if key not in verified:
-        if not store.is_sync_trigger(_db(plpy, GD), args, relid):
+        check = store.is_sync_trigger if mode == "sync" else store.is_async_trigger
+        if not check(_db(plpy, GD), args, relid):
             from pyml.errors import ObjectNotInPrerequisiteState
 
             raise ObjectNotInPrerequisiteState(
-                f"relation {relid} is not the sync stream with id {args[0] if args else None}")
+                f"relation {relid} is not the {mode} stream with id {args[0] if args else None}")
         verified.add(key)
 
 
 @_sql
-def stream_predict_rows(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
-                        new_rows: list[str], old_rows: list[str] | None) -> tuple[Any, ...]:
-    """For the trigger of sync streams (``pyml._stream_score``): a small statement."""
+def stream_score(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
+    """``pyml._stream_score()``, the trigger of sync streams (after each statement)."""
     from pyml import stream as streaming
 
-    _verified(plpy, GD, args, relid)
-    return streaming.predict_rows(_db(plpy, GD), _serving(plpy, GD),
-                                  GD.setdefault("pyml.stream_layouts", {}), args, relid,
-                                  new_rows, old_rows)
+    args, relid = list(TD["args"] or []), int(TD["relid"])
+    _verified(plpy, GD, args, relid, "sync")
+    streaming.score_statement(_db(plpy, GD), _serving(plpy, GD),
+                              GD.setdefault("pyml.stream_layouts", {}),
+                              GD.setdefault("pyml.stream_plans", {}), args, relid,
+                              TD["event"] == "UPDATE")
 
 
 @_sql
-def stream_read_query(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
-                      is_update: bool, chunk: int) -> str:
+def stream_enqueue(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
+    """``pyml._stream_enqueue()``, the trigger of async streams: queue the statement's rows."""
     from pyml import stream as streaming
 
-    _verified(plpy, GD, args, relid)
-    return streaming.read_query(_db(plpy, GD), _serving(plpy, GD),
-                                GD.setdefault("pyml.stream_chunks", {}),
-                                GD.setdefault("pyml.stream_plans", {}), args, relid,
-                                bool(is_update), chunk)
-
-
-@_sql
-def stream_predict_chunk(plpy: Any, GD: dict[str, Any], args: list[str], relid: int,
-                         keys: list[str] | None, features: bytes | None) -> tuple[Any, ...]:
-    from pyml import stream as streaming
-
-    _verified(plpy, GD, args, relid)
-    return streaming.predict_chunk(GD.setdefault("pyml.stream_chunks", {}), args, relid, keys,
-                                   features)
+    args, relid = list(TD["args"] or []), int(TD["relid"])
+    _verified(plpy, GD, args, relid, "async")
+    streaming.enqueue_statement(_db(plpy, GD), GD.setdefault("pyml.stream_layouts", {}),
+                                args, relid, TD["event"] == "UPDATE")

@@ -64,6 +64,12 @@ class ObjectNotInPrerequisiteState(PymlError):
     sqlstate = "55000"
 
 
+class InsufficientPrivilege(PymlError):
+    """The caller lacks a privilege on a project (or a relation)."""
+
+    sqlstate = "42501"
+
+
 class FeatureNotSupported(PymlError):
     """An optional dependency is not installed (the hint names the install command)."""
 
@@ -93,6 +99,7 @@ __all__ = [
     "DataCorrupted",
     "DataException",
     "FeatureNotSupported",
+    "InsufficientPrivilege",
     "InvalidParameterValue",
     "NullValueNotAllowed",
     "ObjectNotInPrerequisiteState",

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pyml import _preprocess, _spool, store
+from pyml import _preprocess, _spool, privileges, store
 from pyml import drift as stats
 from pyml._db import Db
 from pyml.errors import (
@@ -60,10 +60,13 @@ class Round(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel
-              ) -> tuple[dict[str, Any], Model]:
-    """The project and the model to check: ``model_id`` (of that project) or the live one."""
+def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
+              privilege: str | None) -> tuple[dict[str, Any], Model]:
+    """The project and the model to check: ``model_id`` (of that project) or the live one,
+    for a caller who holds ``privilege`` on the project (None: checked already)."""
     project, live_id = store.live_model_id(db, project_name)
+    if privilege is not None:
+        privileges.require(db, project, privilege)
     if model_id is None:
         if live_id is None:
             raise ObjectNotInPrerequisiteState(
@@ -227,10 +230,17 @@ def _category(value: Any) -> str:
 
 def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None = None
           ) -> Round:
-    """One round for the project: drift report, maybe a retrain, maybe a deployment."""
+    """One round for the project: drift report, maybe a retrain, maybe a deployment.
+
+    Rounds of one project are serialized by the project's row lock, taken first (and
+    before any other lock): a round that waited sees what the one before it deployed.
+    """
     from pyml.train import KEY_METRIC
 
-    project, live = model_for(db, project_name, None, load)
+    project = store.require_project(db, project_name)
+    privileges.require(db, project, "admin")
+    store.lock_project(db, project["id"])
+    project, live = model_for(db, project_name, None, load, None)
     settings = store.model_settings(db, live.id)
     monitor = store.get_monitor(db, project["id"])
     relation = monitor["relation_name"] if monitor else settings["relation_name"]
@@ -290,13 +300,19 @@ def _retrain(db: Db, project: dict[str, Any], live: Model, settings: dict[str, A
                                  _live_labels(live, y, classes)).get(metric)
     except PymlError as exc:
         return {"decision": "failed", "detail": exc.message}
+    from pyml.deploy import inputs_change
+
     new = result.metrics.get(metric)
     better = _finite(new) > _finite(old)
-    if better:
+    changed = inputs_change(db, live.id, result.model_id) if better else None
+    if changed is not None:
+        db.notice(f"pyml: model {result.model_id} was not deployed: {changed}")
+    deployed = better and changed is None
+    if deployed:
         store.insert_deployment(db, project["id"], result.model_id, "retrain")
-    return {"decision": "deployed" if better else "kept", "new_model_id": result.model_id,
+    return {"decision": "deployed" if deployed else "kept", "new_model_id": result.model_id,
             "metric": metric, "old_score": _score(old), "new_score": _score(new),
-            "holdout_rows": len(X)}
+            "holdout_rows": len(X), **({"detail": changed} if changed else {})}
 
 
 def _live_inputs(live: Model, X: np.ndarray, names: list[str]) -> np.ndarray:
@@ -330,19 +346,41 @@ def _score(value: Any) -> float | None:
 
 
 def run_due(db: Db, load: LoadModel, database: int) -> list[tuple[str, Round | None, str | None]]:
-    """Collect the prediction spool, then run every round of the current user's monitors
-    that is due, each in a subtransaction: a failing round is reported, the others run."""
+    """Collect the prediction spool, then run every due round the current role may run,
+    each in a subtransaction (a failing round is reported, the others run).
+
+    A round runs with the rights of the role that set the monitor (``SET ROLE``), which
+    the current role must be able to become (a superuser, as pg_cron's job, can become
+    any): it reads the monitored relation as that role would. A round whose project is
+    locked (another round, a deploy) is left for the next call.
+    """
     collect(db, database)
     done: list[tuple[str, Round | None, str | None]] = []
+    before = store.current_role_setting(db)
     for monitor in store.due_monitors(db):
+        if not store.may_act_as(db, monitor["created_by"]):
+            continue
+        project = monitor["project"]
         try:
             with db.atomic():
-                done.append((monitor["project"], check(db, monitor["project"], load), None))
+                store.set_role(db, monitor["created_by"])
+                try:
+                    if not (store.try_lock_round(db, monitor["project_id"])
+                            and _due(store.get_monitor(db, monitor["project_id"]))):
+                        continue
+                    done.append((project, check(db, project, load), None))
+                finally:
+                    store.set_role(db, before)
         except PymlError as exc:
-            db.warning(f'pyml: monitoring round of "{monitor["project"]}" failed: {exc.message}')
-            done.append((monitor["project"], None, exc.message))
+            db.warning(f'pyml: monitoring round of "{project}" failed: {exc.message}')
+            done.append((project, None, exc.message))
             store.finish_round(db, monitor["project_id"])
     return done
+
+
+def _due(monitor: dict[str, Any] | None) -> bool:
+    """Still due, as of now (another round may have run while this one waited)."""
+    return monitor is not None and monitor["due"]
 
 
 # ---------------------------------------------------------------------------
@@ -371,12 +409,19 @@ def collect(db: Db, database: int) -> int:
     return moved
 
 
-def pending(db: Db, database: int) -> list[str]:
-    """The spooled lines not collected yet (as of this statement's snapshot)."""
+def pending(db: Db, database: int, may_read: Callable[[int], bool]) -> list[str]:
+    """The spooled lines not collected yet (as of this statement's snapshot), of the
+    projects ``may_read`` allows."""
     positions = store.spool_positions(db)
+    allowed: dict[int, bool] = {}
     lines: list[str] = []
     for name, path in _spool.files(database):
-        lines += _spool.read_lines(path, positions.get(name, 0))[0]
+        for line in _spool.read_lines(path, positions.get(name, 0))[0]:
+            project_id = _spool.project_of(line)
+            if project_id not in allowed:
+                allowed[project_id] = may_read(project_id)
+            if allowed[project_id]:
+                lines.append(line)
     return lines
 
 
@@ -394,6 +439,7 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
     """``pyml.monitor``: record (or replace) the project's monitor; with pg_cron in this
     database, make sure the job that runs due rounds exists. Returns the monitor id."""
     project = store.require_project(db, project_name)
+    privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, relation_name, search_path)
     if not store.positive_interval(db, every):
         raise InvalidParameterValue(f'"every" must be a positive interval, not "{every}"')

@@ -36,9 +36,11 @@ class Model:
     def __init__(self, *, id: int | None, project: str, task: str, algorithm: str,
                  feature_names: list[str], classes: list[Any] | None, format: str,
                  parts: list[Any], columns: list[str] | None = None,
-                 preprocess: dict[str, Any] | None = None, preprocessor: Any = None):
+                 preprocess: dict[str, Any] | None = None, preprocessor: Any = None,
+                 project_id: int | None = None):
         self.id = id
         self.project = project
+        self.project_id = project_id
         self.task = task
         self.algorithm = algorithm
         self.feature_names = feature_names
@@ -79,6 +81,7 @@ class Model:
             columns=columns,
             id=model["id"],
             project=model["project"],
+            project_id=model["project_id"],
             task=model["task"],
             algorithm=model["algorithm"],
             feature_names=list(model["feature_names"] or []),

@@ -15,11 +15,13 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pyml import store
+from pyml import privileges, store
 from pyml._db import Db
 from pyml.errors import (
     ActiveSqlTransaction,
+    DataException,
     FeatureNotSupported,
+    InsufficientPrivilege,
     InvalidParameterValue,
     NullValueNotAllowed,
     ObjectNotInPrerequisiteState,
@@ -51,12 +53,18 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
         raise InvalidParameterValue(f'invalid channel "{channel}"',
                                     detail="A channel name has 1 to 63 bytes.")
     project, model_id = store.live_model_id(db, project_name)
+    privileges.require(db, project, "admin")
     if model_id is None:
         raise ObjectNotInPrerequisiteState(
             f'project "{project_name}" has no deployed model',
             hint=f"Call pyml.deploy('{project_name}') before streaming it.",
         )
     relation = store.resolve_relation(db, source_relation, search_path)
+    if not store.relation_privilege(db, relation.oid, "TRIGGER"):
+        raise InsufficientPrivilege(
+            f"permission denied for table {relation.qualified}",
+            detail="A stream puts triggers on it, which needs the TRIGGER privilege.",
+        )
     relation.column(key_column)
     preprocess = json.loads(store.get_model(db, model_id)["preprocess"] or "{}")
     for name in store.feature_columns(db, model_id):
@@ -82,6 +90,7 @@ def drop(db: Db, project_name: str, source_relation: str,
          search_path: str | None = None) -> dict[str, int]:
     """Stop streaming; the stream's events, queue and consumers go with it."""
     project = store.require_project(db, project_name)
+    privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, source_relation, search_path)
     stream = store.find_stream(db, project["id"], relation.oid)
     if stream is None:
@@ -113,7 +122,7 @@ def _columns(db: Db, relation: store.Relation, model: Model, key_column: str
 
 
 class Scored(NamedTuple):
-    """What the sync trigger writes to the outbox (SQL type pyml._stream_scored)."""
+    """What the sync trigger writes to the outbox for some rows of a statement."""
 
     keys: list[str | None]
     predictions: list[float]
@@ -252,38 +261,78 @@ def parse_record(text: str) -> list[str | None]:
         i += 1  # the comma
 
 
-def read_query(db: Db, serving: Serving, chunks: dict[Any, Any], plans: dict[Any, _Plan],
-               args: Sequence[str], relation_oid: int, update: bool, rows: int) -> str:
-    """The sync trigger, for a large statement: the query that reads chunks of it (offset
-    $1) for the live model, which :func:`predict_chunk` then uses."""
+SMALL = 64  # up to this many rows, a statement's rows are parsed from their text
+CHUNK = 50_000  # beyond, they are read in chunks of binary arrays, this many at a time
+
+
+def score_statement(db: Db, serving: Serving, layouts: dict[int, _Layout],
+                    plans: dict[Any, _Plan], args: Sequence[str], relation_oid: int,
+                    update: bool) -> int:
+    """The trigger of sync streams: score the rows of the statement that fired it, write
+    them to the outbox and announce them (NOTIFY at commit). Returns the events written.
+
+    It runs as the role whose statement fired it (reading the transition tables); the
+    outbox is written through the registry. A row that cannot be scored fails the
+    statement: nothing of it is written.
+    """
     stream = _trigger_stream(args)
+    new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
+    if len(new_rows) <= SMALL:
+        if not new_rows:
+            return 0
+        return _publish(db, stream, predict_rows(db, serving, layouts, args, relation_oid,
+                                                 new_rows, old_rows))
     model = serving.live_model(db, stream.project)
-    plan = plans.get((stream.id, model.id, update, relation_oid, rows))
+    key = (stream.id, model.id, update, relation_oid)
+    plan = plans.get(key)
     if plan is None:
         relation = store.relation_by_oid(db, relation_oid)
-        key, features = _columns(db, relation, model, stream.key_column)
-        plan = plans[(stream.id, model.id, update, relation_oid, rows)] = _Plan(
-            store.statement_query(key, features, update, rows), len(features),
-            [c.name for c in features])
-    chunks[(stream.id, relation_oid)] = (model, plan)
-    return plan.query
+        column, features = _columns(db, relation, model, stream.key_column)
+        plan = plans[key] = _Plan(store.statement_query(column, features, update, CHUNK),
+                                  len(features), [c.name for c in features])
+    written = offset = 0
+    while True:
+        chunk = store.statement_chunk(db, plan.query, offset)
+        keys = list(chunk["keys"] or [])
+        if keys:
+            X = store.decode_float8_array(chunk["x"], len(keys)).reshape(len(keys), plan.width)
+            _require_features(X, keys, plan, stream.key_column, model)
+            predictions = model.predict(X).astype("float32").tolist()
+            written += _publish(db, stream, Scored(keys, predictions, model.id, _inline(keys)))
+        if int(chunk["taken"]) < CHUNK:
+            return written
+        offset += CHUNK
 
 
-def predict_chunk(chunks: dict[Any, Any], args: Sequence[str], relation_oid: int,
-                  keys: list[str | None] | None, features: bytes | None) -> Scored:
-    """Predictions for one chunk read by the query of :func:`read_query` (same model)."""
-    stream = _trigger_stream(args)
-    model, plan = chunks[(stream.id, relation_oid)]
-    keys = list(keys or [])
-    if not keys:
-        return Scored([], [], model.id, False)
-    X = store.decode_float8_array(features, len(keys)).reshape(len(keys), plan.width)
-    _require_features(X, keys, plan, stream.key_column, model)
-    predictions = model.predict(X).astype("float32").tolist()
-    return Scored(keys, predictions, model.id, _inline(keys))
+def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
+    if scored.keys:
+        store.publish(db, stream, scored.keys, scored.predictions, [None] * len(scored.keys),
+                      scored.model_id, scored.inline)
+    return len(scored.keys)
 
 
-def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | None,
+def enqueue_statement(db: Db, layouts: dict[int, _Layout], args: Sequence[str],
+                      relation_oid: int, update: bool) -> int:
+    """The trigger of async streams: queue the statement's rows (their text; for an UPDATE
+    with the old row of the same key) for :func:`work`. Returns the rows queued."""
+    stream_id, key_column = int(args[0]), args[1]
+    new_rows, old_rows = store.transition_rows(db, update)
+    if not new_rows:
+        return 0
+    olds: list[str | None] = [None] * len(new_rows)
+    if old_rows:
+        layout = _layout(db, layouts, relation_oid, len(parse_record(new_rows[0])))
+        key_at = layout.index(key_column)
+        before: dict[str | None, str] = {}
+        for text in old_rows:
+            before.setdefault(parse_record(text)[key_at], text)
+        olds = [None if (k := parse_record(text)[key_at]) is None else before.get(k)
+                for text in new_rows]
+    store.enqueue(db, stream_id, new_rows, olds)
+    return len(new_rows)
+
+
+def work(db: Db, serving: Serving, layouts: dict[int, _Layout], stream_id: int | None,
          batch_size: int, commit: Callable[[], None]) -> int:
     """Score the queued rows of async streams, ``batch_size`` per transaction.
 
@@ -300,7 +349,7 @@ def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | Non
         if stream.mode != "async":
             continue
         try:
-            taken += _work_stream(db, serving, plans, stream, batch_size, commit)
+            taken += _work_stream(db, serving, layouts, stream, batch_size, commit)
         except ActiveSqlTransaction:
             raise
         except PymlError as exc:
@@ -317,7 +366,7 @@ def work(db: Db, serving: Serving, plans: dict[Any, _Plan], stream_id: int | Non
     return taken
 
 
-def _work_stream(db: Db, serving: Serving, plans: dict[Any, _Plan], stream: store.Stream,
+def _work_stream(db: Db, serving: Serving, layouts: dict[int, _Layout], stream: store.Stream,
                  batch_size: int, commit: Callable[[], None]) -> int:
     taken = 0
     while True:
@@ -328,27 +377,62 @@ def _work_stream(db: Db, serving: Serving, plans: dict[Any, _Plan], stream: stor
                       "model; its rows stay queued")
             return taken
         with db.atomic():
-            plan = plans.get((stream.id, model.id, "queue"))
-            if plan is None:
-                relation = store.resolve_relation(db, stream.source)
-                key, features = _columns(db, relation, model, stream.key_column)
-                plan = plans[(stream.id, model.id, "queue")] = _Plan(
-                    store.queue_query(db, relation, key, features), len(features),
-                    [c.name for c in features])
-            batch = store.take_queued(db, plan.query, stream.id, batch_size, plan.width)
-            if batch.keys:
-                predictions, errors = _predict_or_record_errors(model, batch, plan)
-                store.publish(db, stream, batch.keys, predictions, errors, model.id,
-                              _inline(batch.keys))
+            queued = store.take_queued(db, stream.id, batch_size)
+            keys, X, errors = _queued_inputs(db, layouts, stream, model, queued)
+            if keys:
+                predictions = _predict_or_record_errors(model, X, errors)
+                store.publish(db, stream, keys, predictions, errors, model.id, _inline(keys))
         commit()
-        taken += batch.taken
-        if batch.taken < batch_size:
+        taken += len(queued)
+        if len(queued) < batch_size:
             return taken
+
+
+def _queued_inputs(db: Db, layouts: dict[int, _Layout], stream: store.Stream, model: Model,
+                   queued: list[tuple[str, str | None]]
+                   ) -> tuple[list[str | None], Any, list[str | None]]:
+    """Keys, inputs (NaN where a row could not be read) and per-row errors of queued rows,
+    parsed from their text. An updated row whose features did not change is skipped."""
+    import numpy as np
+
+    if not queued:
+        return [], None, []
+    layout = _layout(db, layouts, stream.source_oid, len(parse_record(queued[0][0])))
+    key_at = layout.index(stream.key_column)
+    feature_at = [layout.index(name) for name in model.columns]
+    imputed = model.imputed_columns()
+    keys: list[str | None] = []
+    rows: list[list[float] | None] = []
+    errors: list[str | None] = []
+    for new_text, old_text in queued:
+        row = parse_record(new_text)
+        if old_text is not None:
+            old = parse_record(old_text)
+            if len(old) == len(row) and all(old[i] == row[i] for i in feature_at):
+                continue  # taken off the queue, not scored: its features did not change
+        keys.append(row[key_at] if len(row) == len(layout.names) else None)
+        try:
+            if len(row) != len(layout.names):
+                raise DataException(f'the row has {len(row)} columns, the relation '
+                                    f'{len(layout.names)}: it was altered after the row came')
+            rows.append(layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed))
+            errors.append(None)
+        except PymlError as exc:
+            rows.append(None)
+            errors.append(exc.detail or exc.message)
+    width = len(next((r for r in rows if r is not None), []))
+    X = np.full((len(rows), width), np.nan)
+    for i, values in enumerate(rows):
+        if values is not None and len(values) == width:
+            X[i] = values
+        elif errors[i] is None:
+            errors[i] = "the row's array features have another size"
+    return keys, X, errors
 
 
 def _trigger_stream(args: Sequence[str]) -> store.Stream:
     stream_id, project, key_column, channel = args
-    return store.Stream(int(stream_id), 0, project, "", key_column, "sync", channel)
+    return store.Stream(int(stream_id), 0, project, "", 0, key_column, "sync", channel)
 
 
 def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str,
@@ -374,28 +458,24 @@ def _feature_name(plan: _Plan, column: int) -> str:
     return plan.features[column] if column < len(plan.features) else f"feature {column}"
 
 
-def _predict_or_record_errors(model: Model, batch: store.Batch, plan: _Plan
-                        ) -> tuple[list[float | None], list[str | None]]:
+def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]
+                              ) -> list[float | None]:
+    """Predictions of the rows without an error; a prediction that fails records its error
+    on the rows it was for (``errors`` is updated)."""
     import numpy as np
 
-    nulls = np.isnan(batch.X) & model.strict_inputs()
-    bad = nulls.any(axis=1)
-    predictions: list[float | None] = [None] * len(batch.keys)
-    errors: list[str | None] = [None] * len(batch.keys)
-    for row in np.flatnonzero(bad):
-        column = int(np.flatnonzero(nulls[row])[0])
-        errors[row] = f'feature "{_feature_name(plan, column)}" is NULL'
-    good = np.flatnonzero(~bad)
+    predictions: list[float | None] = [None] * len(errors)
+    good = np.flatnonzero([e is None for e in errors])
     if len(good):
         try:
-            values = model.predict(batch.X[good]).astype("float32").tolist()
+            values = model.predict(X[good]).astype("float32").tolist()
         except PymlError as exc:
             for row in good:
                 errors[row] = exc.message
         else:
             for row, value in zip(good, values, strict=True):
                 predictions[row] = value
-    return predictions, errors
+    return predictions
 
 
 def _inline(keys: Sequence[str | None]) -> bool:
@@ -411,9 +491,20 @@ def _inline(keys: Sequence[str | None]) -> bool:
 # ---------------------------------------------------------------------------
 
 
+def _require_reader(db: Db, stream: store.Stream) -> None:
+    """A consumer needs a privilege on the project and SELECT on the streamed relation:
+    the events are predictions about its rows, named by their keys."""
+    privileges.require(db, {"id": stream.project_id, "name": stream.project}, "predict")
+    if not store.relation_privilege(db, stream.source_oid, "SELECT"):
+        raise InsufficientPrivilege(
+            f"permission denied for table {stream.source}",
+            detail=f"The events of stream {stream.id} are predictions about its rows.",
+        )
+
+
 def read(db: Db, stream_id: int, consumer: str, max_rows: int,
          after_event: int | None) -> list[dict[str, Any]]:
-    store.get_stream(db, stream_id)
+    _require_reader(db, store.get_stream(db, stream_id))
     if not consumer:
         raise InvalidParameterValue("consumer name must not be empty")
     if max_rows < 1:
@@ -422,7 +513,7 @@ def read(db: Db, stream_id: int, consumer: str, max_rows: int,
 
 
 def ack(db: Db, stream_id: int, consumer: str, event_id: int) -> None:
-    store.get_stream(db, stream_id)
+    _require_reader(db, store.get_stream(db, stream_id))
     if not consumer:
         raise InvalidParameterValue("consumer name must not be empty")
     store.ack(db, stream_id, consumer, event_id)

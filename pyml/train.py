@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pyml import _algorithms, _artifacts, _preprocess, drift, search, store
+from pyml import _algorithms, _artifacts, _preprocess, drift, privileges, search, store
 from pyml._db import Db
 from pyml.errors import (
     DataException,
@@ -202,9 +202,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         baseline=prediction_baseline(model, data.X[test_idx]),
     )
     store.touch_project(db, project["id"])
-    deployed = req.automatic_deploy and _beats_live(db, project["id"], task, metrics)
-    if deployed:
-        store.insert_deployment(db, project["id"], model_id, "new_score")
+    deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
     return TrainResult(project["name"], task, req.algorithm, deployed, model_id, metrics,
                        (data.X[test_idx], y[test_idx], classes, data.names))
 
@@ -236,6 +234,8 @@ def _preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
 
 
 def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
+    """The project to train: created (owned by the caller) on its first training, else one
+    the caller holds the "train" privilege on."""
     project = store.get_project(db, req.project_name)
     if project is None:
         if req.task is None:
@@ -243,7 +243,10 @@ def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
                 f'project "{req.project_name}" does not exist',
                 hint="Pass task => 'regression' or 'classification' to create it.",
             )
-        return store.create_project(db, req.project_name, req.task)
+        project, created = store.create_project(db, req.project_name, req.task)
+        if created:
+            return project
+    privileges.require(db, project, "train")
     if req.task is not None and req.task != project["task"]:
         raise ObjectNotInPrerequisiteState(
             f'project "{req.project_name}" has task "{project["task"]}", not "{req.task}"',
@@ -493,13 +496,31 @@ def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
     return drift.describe_numeric(predicted)
 
 
-def _beats_live(db: Db, project_id: int, task: str, metrics: dict[str, Any]) -> bool:
-    rows = store.live_metrics(db, project_id)
-    if rows is None:
-        return True
-    key = KEY_METRIC[task]
-    new, live = _number(metrics.get(key)), _number(rows.get(key))
-    return new > live
+def _deploy_if_better(db: Db, project: dict[str, Any], model_id: int,
+                      metrics: dict[str, Any]) -> bool:
+    """The automatic deploy (strategy new_score): when nothing is live, or the new model
+    beats the live one on the task's key metric and takes the same inputs. A NOTICE says
+    why a model was kept rather than deployed, when it is not only for its score."""
+    from pyml.deploy import inputs_change
+
+    name = project["name"]
+    if not privileges.holds(db, project["id"], "deploy"):
+        db.notice(f'pyml: model {model_id} was not deployed: role "{db.caller().name}" does '
+                  f'not have the "deploy" privilege on project "{name}"')
+        return False
+    store.lock_project(db, project["id"])  # one decision at a time (see pyml.deploy)
+    _, live_id = store.live_model_id(db, name)
+    if live_id is not None:
+        reason = inputs_change(db, live_id, model_id)
+        if reason is not None:
+            db.notice(f"pyml: model {model_id} was not deployed: {reason}")
+            return False
+        key = KEY_METRIC[project["task"]]
+        live = store.live_metrics(db, project["id"]) or {}
+        if not _number(metrics.get(key)) > _number(live.get(key)):
+            return False
+    store.insert_deployment(db, project["id"], model_id, "new_score")
+    return True
 
 
 def _number(value: Any) -> float:

@@ -11,7 +11,7 @@ from pyml._db import Db, Row
 
 def prediction_logging(db: Db, project_name: str) -> Row | None:
     """The project's id and logging rate, or None when its calls are not logged."""
-    rows = db.query(
+    rows = db.registry.query(
         "SELECT p.id AS project_id, l.sample_rate::float8 AS sample_rate"
         " FROM pyml.projects p JOIN pyml.prediction_logging l ON l.project_id = p.id"
         " WHERE p.name = $1 AND l.sample_rate > 0",
@@ -22,12 +22,13 @@ def prediction_logging(db: Db, project_name: str) -> Row | None:
 
 
 def set_prediction_logging(db: Db, project_id: int, rate: float) -> None:
-    db.execute(
-        "INSERT INTO pyml.prediction_logging (project_id, sample_rate) VALUES ($1, $2)"
+    db.registry.execute(
+        "INSERT INTO pyml.prediction_logging (project_id, sample_rate, updated_by)"
+        " VALUES ($1, $2, $3)"
         " ON CONFLICT (project_id) DO UPDATE SET sample_rate = EXCLUDED.sample_rate,"
-        " updated_at = pg_catalog.clock_timestamp(), updated_by = CURRENT_USER",
-        [project_id, rate],
-        ["int8", "float4"],
+        " updated_at = pg_catalog.clock_timestamp(), updated_by = EXCLUDED.updated_by",
+        [project_id, rate, db.caller().name],
+        ["int8", "float4", "text"],
     )
 
 
@@ -37,14 +38,14 @@ def spool_positions(db: Db, lock: bool = False) -> dict[str, int]:
     if lock:
         db.query("SELECT pg_catalog.pg_advisory_xact_lock("
                  "pg_catalog.hashtext('pyml.prediction_spool'))")
-    rows = db.query("SELECT file, collected FROM pyml.prediction_spool")
+    rows = db.registry.query("SELECT file, collected FROM pyml.prediction_spool")
     return {r["file"]: int(r["collected"]) for r in rows}
 
 
 def collect_lines(db: Db, file: str, lines: Sequence[str], collected: int) -> None:
     """Insert spool lines (JSON arrays: project, model, features, prediction, epoch) and
     record the file's new position, in the caller's transaction."""
-    db.execute(
+    db.registry.execute(
         "INSERT INTO pyml.logged_predictions"
         " (project_id, model_id, features, prediction, logged_at)"
         " SELECT (l ->> 0)::int8, (l ->> 1)::int8, l -> 2, l -> 3,"
@@ -54,7 +55,7 @@ def collect_lines(db: Db, file: str, lines: Sequence[str], collected: int) -> No
         [list(lines)],
         ["text[]"],
     )
-    db.execute(
+    db.registry.execute(
         "INSERT INTO pyml.prediction_spool (file, collected) VALUES ($1, $2)"
         " ON CONFLICT (file) DO UPDATE SET collected = EXCLUDED.collected",
         [file, collected],
@@ -63,12 +64,12 @@ def collect_lines(db: Db, file: str, lines: Sequence[str], collected: int) -> No
 
 
 def drop_spool_position(db: Db, file: str) -> None:
-    db.execute("DELETE FROM pyml.prediction_spool WHERE file = $1", [file], ["text"])
+    db.registry.execute("DELETE FROM pyml.prediction_spool WHERE file = $1", [file], ["text"])
 
 
 def logged_window(db: Db, model_id: int, window: str) -> list[Row]:
     """The model's logged calls of the last ``window`` (an interval), collected or not."""
-    return db.query(
+    return db.registry.query(
         "SELECT features::text AS features, prediction::text AS prediction"
         " FROM pyml.prediction_log WHERE model_id = $1"
         " AND logged_at >= pg_catalog.now() - $2::interval",
@@ -83,9 +84,11 @@ def logged_window(db: Db, model_id: int, window: str) -> list[Row]:
 
 
 def get_monitor(db: Db, project_id: int) -> Row | None:
-    rows = db.query(
+    rows = db.registry.query(
         "SELECT id, relation_name, every::text AS every, psi_threshold::float8 AS psi_threshold,"
-        " retrain FROM pyml.monitors WHERE project_id = $1",
+        " retrain, created_by,"
+        " (last_round_at IS NULL OR last_round_at + every <= pg_catalog.now()) AS due"
+        " FROM pyml.monitors WHERE project_id = $1",
         [project_id],
         ["int8"],
     )
@@ -94,32 +97,56 @@ def get_monitor(db: Db, project_id: int) -> Row | None:
 
 def save_monitor(db: Db, project_id: int, relation_name: str, every: str, psi_threshold: float,
                  retrain: bool) -> int:
-    return int(db.query(
-        "INSERT INTO pyml.monitors (project_id, relation_name, every, psi_threshold, retrain)"
-        " VALUES ($1, $2, $3::interval, $4, $5)"
+    return int(db.registry.write(
+        "INSERT INTO pyml.monitors (project_id, relation_name, every, psi_threshold, retrain,"
+        " created_by) VALUES ($1, $2, $3::interval, $4, $5, $6)"
         " ON CONFLICT (project_id) DO UPDATE SET relation_name = EXCLUDED.relation_name,"
         " every = EXCLUDED.every, psi_threshold = EXCLUDED.psi_threshold,"
         " retrain = EXCLUDED.retrain, created_at = pg_catalog.clock_timestamp(),"
-        " created_by = CURRENT_USER"
+        " created_by = EXCLUDED.created_by"
         " RETURNING id",
-        [project_id, relation_name, every, psi_threshold, retrain],
-        ["int8", "text", "text", "float4", "bool"],
+        [project_id, relation_name, every, psi_threshold, retrain, db.caller().name],
+        ["int8", "text", "text", "float4", "bool", "text"],
     )[0]["id"])
 
 
 def due_monitors(db: Db) -> list[Row]:
-    """The current user's monitors whose round is due, locked (others' rounds skip them)."""
-    return db.query(
-        "SELECT m.id, m.project_id, p.name AS project FROM pyml.monitors m"
+    """The monitors whose round is due and whose role (the one that set the monitor) the
+    current role may act as (``SET ROLE``); read without locks (see pyml.monitor.run_due)."""
+    return db.registry.query(
+        "SELECT m.id, m.project_id, p.name AS project, m.created_by FROM pyml.monitors m"
         " JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE m.created_by = CURRENT_USER"
-        " AND (m.last_round_at IS NULL OR m.last_round_at + m.every <= pg_catalog.now())"
-        " ORDER BY m.id FOR UPDATE OF m SKIP LOCKED"
+        " WHERE (m.last_round_at IS NULL OR m.last_round_at + m.every <= pg_catalog.now())"
+        " ORDER BY m.id"
     )
 
 
+def may_act_as(db: Db, role: str) -> bool:
+    """Whether the current role may SET ROLE to ``role`` (asked as the caller)."""
+    return bool(db.query(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = $1"
+        " AND pg_catalog.pg_has_role(r.oid, 'MEMBER')) AS ok", [role], ["text"])[0]["ok"])
+
+
+def set_role(db: Db, role: str) -> None:
+    """``SET LOCAL ROLE`` (``NONE`` for the session's own); undone if the subtransaction
+    around it aborts."""
+    db.query("SELECT pg_catalog.set_config('role', $1, true)", [role], ["text"])
+
+
+def current_role_setting(db: Db) -> str:
+    return str(db.query("SELECT pg_catalog.current_setting('role') AS r")[0]["r"])
+
+
+def try_lock_round(db: Db, project_id: int) -> bool:
+    """Lock the project's row for a round unless another round holds it (SKIP LOCKED)."""
+    return bool(db.registry.write(
+        "SELECT id FROM pyml.projects WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+        [project_id], ["int8"]))
+
+
 def finish_round(db: Db, project_id: int) -> None:
-    db.execute(
+    db.registry.execute(
         "UPDATE pyml.monitors SET last_round_at = pg_catalog.now() WHERE project_id = $1",
         [project_id],
         ["int8"],
@@ -129,12 +156,13 @@ def finish_round(db: Db, project_id: int) -> None:
 def insert_report(db: Db, **fields: Any) -> Row:
     names = ["project_id", "model_id", "relation_name", "row_count", "psi_threshold",
              "features", "drifted", "retrained", "deployed", "new_model_id", "decision",
-             "metric", "old_score", "new_score", "holdout_rows", "detail"]
+             "metric", "old_score", "new_score", "holdout_rows", "detail", "created_by"]
     types = ["int8", "int8", "text", "int8", "float4", "jsonb", "bool", "bool", "bool", "int8",
-             "text", "text", "float8", "float8", "int8", "text"]
+             "text", "text", "float8", "float8", "int8", "text", "text"]
+    fields = {**fields, "created_by": db.caller().name}
     values = [json.dumps(fields[n]) if n == "features" else fields.get(n) for n in names]
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    return db.query(
+    return db.registry.write(
         f"INSERT INTO pyml.drift_reports ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608
         " RETURNING id, created_at",
         values,
@@ -163,7 +191,7 @@ def cron_schedule(db: Db, job: str, schedule: str, command: str) -> int | None:
 def model_settings(db: Db, model_id: int) -> Row:
     """What a drift check and a retrain need of a model: its training statistics (snapshot
     columns), prediction baseline, and the settings it was trained with."""
-    rows = db.query(
+    rows = db.registry.query(
         "SELECT m.id, m.project_id, m.algorithm, m.hyperparams::text AS hyperparams,"
         " m.preprocess::text AS preprocess, m.baseline::text AS baseline,"
         " s.columns::text AS columns, s.relation_name, s.y_column_name, s.test_size::float8"
@@ -189,5 +217,5 @@ def positive_interval(db: Db, every: str) -> bool:
 
 
 def delete_monitor(db: Db, project_id: int) -> bool:
-    return db.execute("DELETE FROM pyml.monitors WHERE project_id = $1", [project_id],
+    return db.registry.execute("DELETE FROM pyml.monitors WHERE project_id = $1", [project_id],
                       ["int8"]) > 0

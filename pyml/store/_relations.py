@@ -14,7 +14,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml._db import Db
-from pyml.errors import DataException, InvalidParameterValue, UndefinedColumn, UndefinedTable
+from pyml.errors import (
+    DataException,
+    InsufficientPrivilege,
+    InvalidParameterValue,
+    UndefinedColumn,
+    UndefinedTable,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -254,10 +260,27 @@ def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
 
 
 def materialize(db: Db, relation: Relation, snapshot_id: int) -> str:
-    """Copy the relation into ``pyml.snapshot_<id>``; return its qualified name."""
+    """Copy the relation into ``pyml.snapshot_<id>``; return its qualified name.
+
+    pyml creates the table (schema pyml is its own) from the relation's column list;
+    the caller fills it, reading the relation with its own rights, through an INSERT
+    privilege that lasts the statement. The copy is readable by the caller (and
+    superusers) only: it is the caller's data.
+    """
     name = pyml_table(db, f"snapshot_{snapshot_id}")
-    db.query(f"CREATE TABLE {name} AS SELECT * FROM {relation.qualified}")  # noqa: S608
+    role = _quoted_role(db)
+    columns = ", ".join(f"{c.ident} {c.type}" for c in relation.columns)  # from the catalog
+    db.registry.execute(f"CREATE TABLE {name} ({columns})")
+    db.registry.execute(f"GRANT SELECT, INSERT ON {name} TO {role}")
+    db.execute(f"INSERT INTO {name} SELECT * FROM {relation.qualified}")  # noqa: S608
+    db.registry.execute(f"REVOKE INSERT ON {name} FROM {role}")
     return str(name)
+
+
+def _quoted_role(db: Db) -> str:
+    """The caller's role name, quoted by PostgreSQL."""
+    return str(db.query("SELECT pg_catalog.quote_ident($1) AS q", [db.caller().name],
+                        ["text"])[0]["q"])
 
 
 def float4_attributes(db: Db, type_oid: int) -> list[str]:
@@ -330,7 +353,11 @@ def pyml_table(db: Db, name: str) -> str:
 
 def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
                          rows: Sequence[Sequence[Any]]) -> str:
-    """(Re)create ``pyml.<name>`` with ``columns`` and insert ``rows``; return its name."""
+    """(Re)create ``pyml.<name>`` with ``columns`` and insert ``rows``; return its name.
+
+    The table is created by pyml (schema pyml is its own) and handed to the caller, who
+    owns it from then on. An existing table is replaced only for its owner (42501).
+    """
     table = pyml_table(db, name)
     idents = [
         db.query("SELECT pg_catalog.quote_ident($1) AS q", [col], ["text"])[0]["q"]
@@ -339,14 +366,29 @@ def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
     # Types come from pyml.datasets (a fixed list), never from the caller.
     definition = ", ".join(f"{ident} {sqltype}" for ident, (_, sqltype) in zip(idents, columns,
                                                                                strict=True))
-    if db.query("SELECT pg_catalog.to_regclass($1) IS NOT NULL AS e", [table], ["text"])[0]["e"]:
-        db.query(f"DROP TABLE {table}")
-    db.query(f"CREATE TABLE {table} ({definition})")
+    found = db.query(
+        "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') AS mine, r.rolname::text AS owner"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner"
+        " WHERE c.oid = pg_catalog.to_regclass($1)", [table], ["text"])
+    if found and not found[0]["mine"]:
+        raise InsufficientPrivilege(
+            f"permission denied for table {table}",
+            detail=f'It belongs to role "{found[0]["owner"]}": only its owner may load it again.',
+        )
+    role = _quoted_role(db)
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     insert = f"INSERT INTO {table} VALUES ({placeholders})"  # noqa: S608
     types = [sqltype.replace("[][]", "[]") for _, sqltype in columns]
-    for values in rows:
-        db.query(insert, list(values), types)
+
+    def create() -> None:  # pyml's own table and fixed values: one registry block
+        if found:
+            db.execute(f"DROP TABLE {table}")
+        db.execute(f"CREATE TABLE {table} ({definition})")
+        for values in rows:
+            db.execute(insert, list(values), types)
+        db.execute(f"ALTER TABLE {table} OWNER TO {role}")
+
+    db.registry.run(create)
     return table
 
 

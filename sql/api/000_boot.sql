@@ -80,3 +80,42 @@ return GD["pyml"].version(plpy, GD)
 $$;
 COMMENT ON FUNCTION pyml.version() IS
     'The version of the pyml Python package';
+
+-- ============================================================================
+-- The registry gate. pyml's functions run with the caller's rights (SECURITY
+-- INVOKER): they read the caller's relations as the caller. Registry tables are
+-- written (and read, after an explicit privilege check) through these two
+-- functions, which run the statement pyml's own code queued in this session
+-- with the extension owner's rights. They take no argument: called directly by
+-- anyone else they find nothing queued and refuse (42501).
+-- _registry_read is STABLE (its queries see the calling statement's snapshot),
+-- _registry_write VOLATILE (writes, row locks).
+-- ============================================================================
+
+CREATE FUNCTION pyml._registry_read() RETURNS void
+LANGUAGE plpython3u
+STABLE
+PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.error("pyml._registry_read() is internal to pyml", sqlstate="42501")
+return GD["pyml"].registry(plpy, GD)
+$$;
+COMMENT ON FUNCTION pyml._registry_read() IS
+    'Internal: runs a registry read queued by pyml in this session, as the extension owner';
+
+CREATE FUNCTION pyml._registry_write() RETURNS void
+LANGUAGE plpython3u
+VOLATILE
+PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.error("pyml._registry_write() is internal to pyml", sqlstate="42501")
+return GD["pyml"].registry(plpy, GD)
+$$;
+COMMENT ON FUNCTION pyml._registry_write() IS
+    'Internal: runs a registry write queued by pyml in this session, as the extension owner';

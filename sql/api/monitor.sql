@@ -133,7 +133,7 @@ $$;
 COMMENT ON FUNCTION pyml._spooled_predictions() IS
     'The logged calls not collected yet: one JSON line each (for pyml.prediction_log)';
 
-CREATE VIEW pyml.prediction_log AS
+CREATE VIEW pyml.prediction_log WITH (security_invoker = true) AS
     SELECT l.project_id, l.model_id, l.features, l.prediction, l.logged_at
     FROM pyml.logged_predictions l
     UNION ALL

@@ -109,131 +109,32 @@ COMMENT ON PROCEDURE pyml.stream_work(bigint, integer) IS
     'Scores the queued rows of async streams, committing after each batch (pyml worker calls it)';
 
 -- ----------------------------------------------------------------------------
--- The trigger of sync streams. PL/pgSQL does the SQL (its statements are planned
--- once and run without the subtransaction PL/Python puts around each query);
--- PL/Python functions only predict. Small statements pass their rows as text
--- (the row type's output, which PL/Python parses exactly); large ones are read
--- in chunks of binary arrays by a query pyml builds for the live model.
+-- The triggers of streams (statement-level, with transition tables; installed by
+-- pyml._stream_install). They run as the role whose statement fired them, like
+-- any trigger: the statement's rows are read with that role's rights, and the
+-- outbox or the queue is written through pyml's registry. A trigger's arguments
+-- are checked against the stream definitions, so a trigger made by hand cannot
+-- write into another stream.
 -- ----------------------------------------------------------------------------
 
-CREATE TYPE pyml._stream_scored AS (keys text[], predictions real[], model_id bigint, inline boolean);
-COMMENT ON TYPE pyml._stream_scored IS 'Internal: predictions of a batch of streamed rows';
-
-CREATE FUNCTION pyml._stream_predict_rows(
-    trigger_args text[],                          -- the trigger's arguments (stream id, project, key column, channel)
-    relid oid,                                    -- the trigger's relation
-    new_rows text[],                              -- the statement's new rows, as row text
-    old_rows text[]                               -- for an UPDATE, the old rows
-) RETURNS pyml._stream_scored
-LANGUAGE plpython3u
-VOLATILE
-PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].stream_predict_rows(plpy, GD, trigger_args, relid, new_rows, old_rows)
-$$;
-COMMENT ON FUNCTION pyml._stream_predict_rows(text[], oid, text[], text[]) IS
-    'Internal: predictions for the new (or changed) rows of a small statement of a sync stream';
-
-CREATE FUNCTION pyml._stream_read_query(
-    trigger_args text[],                          -- the trigger's arguments (stream id, project, key column, channel)
-    relid oid,                                    -- the trigger's relation
-    is_update boolean,                            -- only rows whose features changed
-    chunk bigint                                  -- rows per chunk
-) RETURNS text
-LANGUAGE plpython3u
-VOLATILE
-PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].stream_read_query(plpy, GD, trigger_args, relid, is_update, chunk)
-$$;
-COMMENT ON FUNCTION pyml._stream_read_query(text[], oid, boolean, bigint) IS
-    'Internal: the query reading a chunk of a large statement of a sync stream for the live model';
-
-CREATE FUNCTION pyml._stream_predict_chunk(
-    trigger_args text[],                          -- the trigger's arguments (stream id, project, key column, channel)
-    relid oid,                                    -- the trigger's relation
-    keys text[],                                  -- the chunk's keys
-    features bytea                                -- array_send of its float8 features, n x k
-) RETURNS pyml._stream_scored
-LANGUAGE plpython3u
-VOLATILE
-PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].stream_predict_chunk(plpy, GD, trigger_args, relid, keys, features)
-$$;
-COMMENT ON FUNCTION pyml._stream_predict_chunk(text[], oid, text[], bytea) IS
-    'Internal: predictions for a chunk read by the query of pyml._stream_read_query';
-
 CREATE FUNCTION pyml._stream_score() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER  -- writers of the source need no privilege on pyml's tables
+LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    -- TG_ARGV: stream id, project, key column, channel (see pyml._stream_install)
-    small constant bigint := 64;       -- up to this many rows: passed as one array of rows
-    chunk constant bigint := 50000;    -- beyond: read in chunks of this many rows
-    total bigint;
-    taken bigint;
-    skip bigint := 0;
-    n bigint;
-    keys text[];
-    features bytea;
-    query text;
-    scored pyml._stream_scored;
-    sent text;
-BEGIN
-    SELECT pg_catalog.count(*) INTO total FROM pyml_new;
-    IF total = 0 THEN
-        RETURN NULL;
-    END IF;
-    LOOP
-        IF total <= small THEN
-            IF TG_OP = 'INSERT' THEN
-                scored := pyml._stream_predict_rows(TG_ARGV, TG_RELID,
-                    (SELECT pg_catalog.array_agg(r::text) FROM pyml_new r), NULL);
-            ELSE
-                scored := pyml._stream_predict_rows(TG_ARGV, TG_RELID,
-                    (SELECT pg_catalog.array_agg(r::text) FROM pyml_new r),
-                    (SELECT pg_catalog.array_agg(r::text) FROM pyml_old r));
-            END IF;
-            taken := total;
-        ELSE
-            IF query IS NULL THEN
-                query := pyml._stream_read_query(TG_ARGV, TG_RELID, TG_OP = 'UPDATE', chunk);
-            END IF;
-            EXECUTE query INTO taken, n, keys, features USING skip;
-            scored := pyml._stream_predict_chunk(TG_ARGV, TG_RELID, keys, features);
-        END IF;
-        IF pg_catalog.cardinality(scored.keys) > 0 THEN
-            WITH e AS (
-                INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id)
-                SELECT TG_ARGV[0]::bigint, u.k, u.p, scored.model_id
-                  FROM unnest(scored.keys, scored.predictions) AS u(k, p)  -- multi-array form
-                RETURNING event_id, key, prediction)
-            SELECT pg_catalog.pg_notify(TG_ARGV[3], pg_catalog.json_build_object(
-                       'stream', TG_ARGV[0]::bigint, 'model', scored.model_id,
-                       'first', pg_catalog.min(e.event_id), 'last', pg_catalog.max(e.event_id),
-                       'count', pg_catalog.count(*),
-                       'events', CASE WHEN scored.inline THEN pg_catalog.json_agg(
-                           pg_catalog.json_build_array(e.event_id, e.key, e.prediction)
-                           ORDER BY e.event_id) END)::text)
-              INTO sent FROM e;
-        END IF;
-        EXIT WHEN total <= small OR taken < chunk;
-        skip := skip + chunk;
-    END LOOP;
-    RETURN NULL;
-END
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].stream_score(plpy, GD, TD)
 $$;
 COMMENT ON FUNCTION pyml._stream_score() IS
     'Trigger of sync streams: scores the rows of the statement and writes them to the outbox';
+
+CREATE FUNCTION pyml._stream_enqueue() RETURNS trigger
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].stream_enqueue(plpy, GD, TD)
+$$;
+COMMENT ON FUNCTION pyml._stream_enqueue() IS
+    'Trigger of async streams: queues inserted and updated rows for pyml.stream_work';

@@ -8,6 +8,7 @@ CREATE TABLE pyml.projects (
     name text NOT NULL CONSTRAINT uq_projects_name UNIQUE,
     task text NOT NULL CONSTRAINT ck_projects_task
         CHECK (task IN ('regression', 'classification', 'clustering', 'decomposition')),
+    owner text NOT NULL DEFAULT CURRENT_USER,  -- the role that created it: every privilege on it
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
@@ -24,7 +25,8 @@ CREATE TABLE pyml.snapshots (
     data_fingerprint text NOT NULL,
     materialized boolean NOT NULL DEFAULT false,
     preprocess jsonb NOT NULL DEFAULT '{}',
-    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    created_by text NOT NULL DEFAULT CURRENT_USER  -- who read the rows (sees the snapshot)
 );
 
 CREATE TABLE pyml.models (
@@ -109,7 +111,7 @@ CREATE TRIGGER files_immutable BEFORE UPDATE ON pyml.files
 CREATE TRIGGER deployments_immutable BEFORE UPDATE ON pyml.deployments
     FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
 
-COMMENT ON TABLE pyml.projects IS 'One row per project: a name and its task';
+COMMENT ON TABLE pyml.projects IS 'One row per project: a name, its task and its owner';
 COMMENT ON TABLE pyml.snapshots IS
     'The training data of models: relation, label columns, split, column statistics, fingerprint';
 COMMENT ON TABLE pyml.models IS

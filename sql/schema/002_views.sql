@@ -1,8 +1,9 @@
 -- ============================================================================
--- Views over the registry
+-- Views over the registry. security_invoker: a view shows the rows its reader
+-- may see (row-level security, see 006_privileges.sql), not its owner's.
 -- ============================================================================
 
-CREATE VIEW pyml.deployed_models AS
+CREATE VIEW pyml.deployed_models WITH (security_invoker = true) AS
 SELECT DISTINCT ON (d.project_id)
     p.name AS project,
     p.task,
@@ -17,7 +18,7 @@ JOIN pyml.projects p ON p.id = d.project_id
 JOIN pyml.models m ON m.id = d.model_id
 ORDER BY d.project_id, d.id DESC;
 
-CREATE VIEW pyml.trained_models AS
+CREATE VIEW pyml.trained_models WITH (security_invoker = true) AS
 SELECT
     m.id,
     p.name AS project,
@@ -41,7 +42,7 @@ LEFT JOIN LATERAL (
     WHERE d.project_id = m.project_id ORDER BY d.id DESC LIMIT 1
 ) live ON live.model_id = m.id;
 
-CREATE VIEW pyml.overview AS
+CREATE VIEW pyml.overview WITH (security_invoker = true) AS
 SELECT
     d.id AS deployment_id,
     p.name AS project,

@@ -282,13 +282,20 @@ def test_deployment_records_who_and_when(conn: psycopg.Connection, project: str,
     ids=["strategy", "created_by", "no-op"],
 )
 def test_deployments_cannot_be_updated(conn: psycopg.Connection, project: str,
-                                       two_models: tuple[int, int], change: str) -> None:
+                                       two_models: tuple[int, int], change: str,
+                                       admin_url: str) -> None:
+    """Not by the project's owner (no role writes registry tables directly), and not by a
+    superuser (deployments are history)."""
     deploy(conn, project, "most_recent")
     project_id = one(conn, "SELECT id FROM pyml.projects WHERE name = %s", (project,))
     before = conn.execute("SELECT * FROM pyml.deployments WHERE project_id = %s ORDER BY id",
                           (project_id,)).fetchall()
-    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be changed"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
         conn.execute(change, (project_id,))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                           match="cannot be changed"):
+            admin.execute(change, (project_id,))
     after = conn.execute("SELECT * FROM pyml.deployments WHERE project_id = %s ORDER BY id",
                          (project_id,)).fetchall()
     assert after == before
@@ -323,11 +330,14 @@ def test_deployments_cannot_be_updated_by_a_superuser(
     ids=["metrics", "algorithm", "status"],
 )
 def test_models_cannot_be_updated(conn: psycopg.Connection, two_models: tuple[int, int],
-                                  change: str) -> None:
+                                  change: str, admin_url: str) -> None:
     linear, _ = two_models
     before = conn.execute("SELECT * FROM pyml.models WHERE id = %s", (linear,)).fetchone()
-    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(change, (linear,))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            admin.execute(change, (linear,))
     assert conn.execute("SELECT * FROM pyml.models WHERE id = %s", (linear,)).fetchone() == before
 
 

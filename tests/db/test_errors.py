@@ -260,15 +260,16 @@ class _Planted:
         return (os.mkdir, (self.path,))
 
 
-def _replace_artifact(conn: psycopg.Connection, model_id: int, fmt: str, data: bytes,
+def _replace_artifact(admin_url: str, model_id: int, fmt: str, data: bytes,
                       sha256: str) -> None:
-    """Swap a model's artifact as anyone with write access to pyml.files could."""
-    conn.execute("DELETE FROM pyml.files WHERE model_id = %s", (model_id,))
-    conn.execute(
-        "INSERT INTO pyml.files (model_id, part, format, sha256, data)"
-        " VALUES (%s, 0, %s, %s, %s)",
-        (model_id, fmt, sha256, data),
-    )
+    """Swap a model's artifact as only a superuser may (no role writes pyml.files)."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("DELETE FROM pyml.files WHERE model_id = %s", (model_id,))
+        admin.execute(
+            "INSERT INTO pyml.files (model_id, part, format, sha256, data)"
+            " VALUES (%s, 0, %s, %s, %s)",
+            (model_id, fmt, sha256, data),
+        )
 
 
 def _fresh_model(conn: psycopg.Connection, project: str) -> int:
@@ -290,7 +291,7 @@ def _predict_in_new_session(connect: Callable[..., psycopg.Connection], model_id
 
 
 def test_artifact_checksum_mismatch(
-    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection]
+    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], admin_url: str
 ) -> None:
     model_id = _fresh_model(conn, "err_checksum")
     row = conn.execute("SELECT format, sha256, data FROM pyml.files WHERE model_id = %s",
@@ -298,7 +299,7 @@ def test_artifact_checksum_mismatch(
     assert row is not None
     fmt, sha256, data = row
     tampered = bytes(data[:-1]) + bytes([data[-1] ^ 1])
-    _replace_artifact(conn, model_id, fmt, tampered, sha256)
+    _replace_artifact(admin_url, model_id, fmt, tampered, sha256)
     with pytest.raises(e.DataCorrupted) as info:
         _predict_in_new_session(connect, model_id)
     assert info.value.diag.sqlstate == "XX001"
@@ -308,13 +309,14 @@ def test_artifact_checksum_mismatch(
 
 @pytest.mark.parametrize("fmt", ["pickle", "skops"])
 def test_planted_pickle_is_refused_not_run(
-    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], fmt: str
+    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], fmt: str,
+    admin_url: str
 ) -> None:
     project = f"err_pickle_{fmt}"
     model_id = _fresh_model(conn, project)
     marker = f"/tmp/pyml_planted_{uuid.uuid4().hex}"
     payload = pickle.dumps(_Planted(marker))
-    _replace_artifact(conn, model_id, fmt, payload, hashlib.sha256(payload).hexdigest())
+    _replace_artifact(admin_url, model_id, fmt, payload, hashlib.sha256(payload).hexdigest())
     try:
         with pytest.raises(e.DataCorrupted) as info:
             _predict_in_new_session(connect, model_id)

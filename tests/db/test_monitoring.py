@@ -257,16 +257,22 @@ def test_no_retrain_when_disabled_and_failures_are_recorded(conn: psycopg.Connec
 
 
 def test_a_round_without_a_monitor_checks_the_training_relation(conn: psycopg.Connection,
-                                                                 project: str) -> None:
+                                                                 project: str,
+                                                                 admin_url: str) -> None:
     _train(conn, project)
     result = _check(conn, project)
     assert not result["drifted"] and not result["retrained"]
     report = _report(conn, result["report_id"])
     assert report["decision"] == "stable" and report["relation_name"] == "public.orders_train"
     assert report["psi_threshold"] == pytest.approx(0.2) and report["row_count"] == 3000
-    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be changed"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # nobody writes directly
         conn.execute("UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s",
                      (result["report_id"],))
+    with psycopg.connect(admin_url, autocommit=True) as admin:  # and reports are history
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                           match="cannot be changed"):
+            admin.execute("UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s",
+                          (result["report_id"],))
 
 
 def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> None:

@@ -298,9 +298,10 @@ def test_concurrent_training_at_once(connect: Connect, conn: psycopg.Connection,
 
 
 def test_a_deployment_inserted_by_hand_reaches_cached_sessions(
-    connect: Callable[..., psycopg.Connection], project: str
+    connect: Callable[..., psycopg.Connection], project: str, admin_url: str
 ) -> None:
-    """Whatever adds a deployment row (not only pyml.deploy), other sessions' caches notice."""
+    """Whatever adds a deployment row (not only pyml.deploy: a superuser by hand), other
+    sessions' caches notice."""
     writer, reader = connect(), connect()
     features = [0.05, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
     first = writer.execute(
@@ -319,7 +320,8 @@ def test_a_deployment_inserted_by_hand_reaches_cached_sessions(
                               (lightgbm_id, features)).fetchone()
     assert expected != before
     assert reader.execute(query, (project, features)).fetchone() == before  # cached, unchanged
-    writer.execute(
-        "INSERT INTO pyml.deployments (project_id, model_id, strategy)"
-        " SELECT project_id, id, 'specific' FROM pyml.models WHERE id = %s", (lightgbm_id,))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            "INSERT INTO pyml.deployments (project_id, model_id, strategy)"
+            " SELECT project_id, id, 'specific' FROM pyml.models WHERE id = %s", (lightgbm_id,))
     assert reader.execute(query, (project, features)).fetchone() == expected
