@@ -238,10 +238,13 @@ def test_database_pyml_restores_without_a_message(
     cluster: Cluster, pyml_database: str, tmp_path: Path
 ) -> None:
     """A pg_dump of the database `pyml up` made restores into another database with no
-    error and no warning (pg_restore without --exit-on-error says everything), and the
-    copy predicts the same numbers."""
+    error and no warning (neither pg_dump nor pg_restore, run without --exit-on-error so
+    that it says everything, prints a line), and the copy predicts the same numbers."""
     dump = tmp_path / "pyml.dump"
-    _run(str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", pyml_database)
+    proc = subprocess.run(
+        [str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", pyml_database],
+        capture_output=True, text=True, timeout=600)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     name = f"pyml_restored_pyml_{os.getpid()}"
     identifier = sql.Identifier(name)
     with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
