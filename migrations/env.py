@@ -4,15 +4,20 @@ The database URL comes from ``-x url=...`` or else the environment variable
 ``PYML_DATABASE_URL``. Plain ``postgresql://`` URLs (what ``pyml up`` prints) are
 run with the psycopg 3 driver (``postgresql+psycopg://``).
 
-Schema ``pyml`` belongs to the extension scripts: ``include_name`` and
-``include_object`` hide it from autogenerate, which therefore never proposes to
-create, alter or drop anything in it. Revisions change it only through
-``CREATE EXTENSION`` / ``ALTER EXTENSION pyml UPDATE TO``.
+Autogenerate (``alembic revision --autogenerate``, ``alembic check``) considers only
+what these migrations own: the tables declared in ``target_metadata``, outside schema
+``pyml``. Nothing else in the database is reflected, so tables of other extensions
+(pg_cron's ``cron.job``), of other tools or made by hand are never proposed for
+dropping, nor anything in schema ``pyml``, which belongs to the extension scripts
+(revisions change it only through ``CREATE EXTENSION`` / ``ALTER EXTENSION pyml
+UPDATE TO``). The price: a table removed from ``target_metadata`` is not detected
+either; drop it with ``op.drop_table`` in a revision written by hand.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from logging.config import fileConfig
 from typing import Any
 
@@ -23,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 
 URL_ENV = "PYML_DATABASE_URL"
 EXTENSION_SCHEMA = "pyml"
+Owned = frozenset[tuple[str | None, str]]  # (schema, table); None: the default schema
 
 config = context.config
 
@@ -41,6 +47,8 @@ target_metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+# Embedding programs (tests) may pass theirs in attributes["target_metadata"].
+target_metadata = config.attributes.get("target_metadata", target_metadata)
 
 
 def database_url() -> URL:
@@ -60,26 +68,45 @@ def database_url() -> URL:
     return url
 
 
-def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
-    """Reflect nothing from schema pyml."""
-    if type_ == "schema":
-        return name != EXTENSION_SCHEMA
-    return parent_names.get("schema_name") != EXTENSION_SCHEMA
+def owned_tables(metadata: MetaData, default_schema: str | None) -> Owned:
+    """``(schema, name)`` of the tables these migrations own: those of ``metadata``
+    outside schema pyml, with the connection's default schema written None (as
+    autogenerate reflects it)."""
+    return frozenset(
+        (None if table.schema in (None, default_schema) else table.schema, table.name)
+        for table in metadata.tables.values()
+        if table.schema != EXTENSION_SCHEMA
+    )
+
+
+def name_filter(owned: Owned) -> Callable[[str | None, str, dict[str, str | None]], bool]:
+    """``include_name``: reflect the schemas that hold owned tables and, in them, only the
+    owned tables (their columns, indexes and constraints with them)."""
+    schemas = {schema for schema, _ in owned}
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
+        if type_ == "schema":
+            return name in schemas  # None: the default schema
+        if type_ == "table":
+            return (parent_names.get("schema_name"), str(name)) in owned
+        return True
+
+    return include_name
 
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Compare nothing in schema pyml, whether reflected or declared in target_metadata."""
+    """Compare nothing in schema pyml, not even what target_metadata declares there."""
     table = obj if type_ == "table" else getattr(obj, "table", None)
     return getattr(table, "schema", None) != EXTENSION_SCHEMA
 
 
-def _options() -> dict[str, Any]:
+def _options(default_schema: str | None = None) -> dict[str, Any]:
     return {
         "target_metadata": target_metadata,
         "include_schemas": True,
-        "include_name": include_name,
+        "include_name": name_filter(owned_tables(target_metadata, default_schema)),
         "include_object": include_object,
     }
 
@@ -97,7 +124,9 @@ def run_migrations_online() -> None:
     engine = create_engine(database_url(), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, **_options())
+            context.configure(
+                connection=connection, **_options(connection.dialect.default_schema_name)
+            )
             with context.begin_transaction():
                 context.run_migrations()
     finally:

@@ -6,6 +6,10 @@ refuses to run as root, so when invoked as root the server runs as an
 unprivileged user (``postgres`` when it exists, else a ``pyml`` system user).
 The server's PL/Python finds the package through the setting ``pyml.venv``,
 which points at the virtual environment this command runs from.
+
+pg_cron (when installed) keeps its jobs in database ``postgres``, its own default,
+never in database ``pyml``: a dump of ``pyml`` then holds nothing of pg_cron's and
+restores anywhere. One job, ``pyml-monitors``, runs the monitoring rounds in ``pyml``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ from pathlib import Path
 PG_BIN = Path(os.environ.get("PYML_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "pyml"
 SUPERUSER = "postgres"
+# pg_cron: the database that holds its jobs (cron.database_name, pg_cron's default), and
+# the one job pyml needs there: every minute, the due monitoring rounds of database pyml.
+CRON_DATABASE = "postgres"
+CRON_JOB = "pyml-monitors"
+CRON_SCHEDULE = "* * * * *"
+CRON_COMMAND = "SELECT * FROM pyml.run_monitors()"
+CRON_SETTINGS = {
+    "cron.database_name": f"'{CRON_DATABASE}'",
+    "cron.use_background_workers": "on",
+    "max_worker_processes": "16",
+    "cron.log_min_messages": "warning",
+}
 # The Debian package that provides plpython3.so for this server.
 PLPYTHON_PACKAGE = "postgresql-plpython3-15"
 
@@ -110,11 +126,13 @@ class Cluster:
         if not self.is_initialized():
             self._init(user)
         self._grant_traverse(user)
-        if self._enable_cron() and self.is_running():  # a cluster made before pg_cron
+        # A cluster made before pg_cron, or by an earlier pyml up that kept pg_cron in pyml.
+        if self._enable_cron() and self.is_running():
             self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", str(self.log))
         if not self.is_running():
             self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log))
         self._install_extension()
+        self._install_cron()
         return self.uri()
 
     def down(self) -> bool:
@@ -199,24 +217,28 @@ class Cluster:
         self._enable_cron()
 
     def _enable_cron(self) -> bool:
-        """Load pg_cron (when installed) so monitoring rounds run on schedule; its jobs run
-        in background workers of the database pyml. True when the settings changed."""
+        """Preload pg_cron (when installed) with its jobs in database postgres; True when
+        the settings changed (the server must restart). Rewrites ``cron.database_name =
+        'pyml'``, which an earlier ``pyml up`` wrote, and adds pg_cron to a cluster made
+        before it; leaves the file alone once the setting names postgres."""
         if not _has_library("pg_cron"):
             return False
         conf = self.data / "postgresql.auto.conf"
-        text = conf.read_text()
-        if "cron.database_name" in text:
+        lines = conf.read_text().splitlines()
+        settings = {key: value for key, value in map(_setting, lines) if key}
+        if settings.get("cron.database_name") == CRON_SETTINGS["cron.database_name"]:
             return False
-        lines = [line for line in text.splitlines()
-                 if not line.startswith("shared_preload_libraries")]
-        lines += [
-            "shared_preload_libraries = 'plpython3,pg_cron'",
-            f"cron.database_name = '{DATABASE}'",
-            "cron.use_background_workers = on",
-            "max_worker_processes = 16",
-            "cron.log_min_messages = warning",
-        ]
-        conf.write_text("\n".join(lines) + "\n")
+        preload = [name.strip() for name in
+                   settings.get("shared_preload_libraries", "").strip("'").split(",")]
+        wanted = {
+            "shared_preload_libraries": "'{}'".format(",".join(
+                [name for name in preload if name]
+                + [name for name in ("plpython3", "pg_cron") if name not in preload])),
+            **CRON_SETTINGS,
+        }
+        kept = [line for line in lines if _setting(line)[0] not in wanted]
+        kept += [f"{key} = {value}" for key, value in wanted.items()]
+        conf.write_text("\n".join(kept) + "\n")
         return True
 
     def _grant_traverse(self, user: str) -> None:
@@ -237,16 +259,63 @@ class Cluster:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         with psycopg.connect(self.uri(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pyml CASCADE")
-            loaded = conn.execute(
-                "SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'").fetchone()
-            if loaded:  # pg_cron is preloaded: monitoring rounds run under it
-                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             row = conn.execute(
                 "SELECT extversion, default_version FROM pg_extension"
                 " JOIN pg_available_extensions ON name = extname WHERE extname = 'pyml'"
             ).fetchone()
             if row and row[0] != row[1]:
                 conn.execute("ALTER EXTENSION pyml UPDATE")
+
+    def _install_cron(self) -> None:
+        """When pg_cron is preloaded: the extension in database postgres, and the job that
+        runs the monitoring rounds in database pyml (made once; a job of that name whose
+        command or database differ is corrected, its schedule left as it is).
+
+        Moves pg_cron out of database pyml, where an earlier ``pyml up`` put it: the jobs
+        that are not pyml's are copied to postgres as they are (their run history is not),
+        the pyml-monitors jobs give way to the one job, then the extension is dropped."""
+        import psycopg
+
+        with psycopg.connect(self.uri(CRON_DATABASE), autocommit=True) as cron:
+            if not cron.execute(  # pg_cron is not installed
+                    "SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'").fetchone():
+                return
+            cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            # One transaction in pyml: if the drop fails (an object of the user's depends on
+            # the extension), nothing is copied either.
+            with psycopg.connect(self.uri()) as pyml:
+                if pyml.execute(
+                        "SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone():
+                    jobs = pyml.execute(
+                        "SELECT schedule, command, nodename, nodeport, database, username,"
+                        " active, jobname FROM cron.job"
+                        " WHERE jobname IS DISTINCT FROM %s ORDER BY jobid", (CRON_JOB,)
+                    ).fetchall()
+                    try:
+                        pyml.execute("DROP EXTENSION pg_cron")
+                    except psycopg.errors.DependentObjectsStillExist as exc:
+                        raise ClusterError(
+                            "cannot move pg_cron out of database pyml:"
+                            f" {exc.diag.message_detail} (drop it, then run 'pyml up'"
+                            " again; until then the jobs kept in pyml do not run)"
+                        ) from exc
+                    with cron.transaction():
+                        for job in jobs:
+                            cron.execute(
+                                "INSERT INTO cron.job (schedule, command, nodename, nodeport,"
+                                " database, username, active, jobname)"
+                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", job)
+            job = cron.execute(
+                "SELECT jobid, command, database FROM cron.job"
+                " WHERE jobname = %s AND username = current_user", (CRON_JOB,)).fetchone()
+            if job is None:
+                cron.execute("SELECT cron.schedule_in_database(%s, %s, %s, %s)",
+                             (CRON_JOB, CRON_SCHEDULE, CRON_COMMAND, DATABASE))
+            elif (job[1], job[2]) != (CRON_COMMAND, DATABASE):
+                # (pg_cron 1.4's schedule_in_database updates the command of a job of the
+                # same name, not its database.) Its schedule and active flag stay.
+                cron.execute("SELECT cron.alter_job(%s, command => %s, database => %s)",
+                             (job[0], CRON_COMMAND, DATABASE))
 
 
 def install_extension_files(source: Path) -> None:
@@ -281,6 +350,15 @@ def _pkglibdir() -> Path:
 def _has_library(name: str) -> bool:
     """Whether the server has the shared library ``name`` (plpython3, pg_cron)."""
     return (_pkglibdir() / f"{name}.so").exists()
+
+
+def _setting(line: str) -> tuple[str, str]:
+    """``(key, value)`` of a ``key = value`` line of postgresql.auto.conf (value as
+    written, quotes included); ``("", "")`` for a comment or a blank line."""
+    if line.lstrip().startswith("#") or "=" not in line:
+        return "", ""
+    key, _, value = line.partition("=")
+    return key.strip(), value.strip()
 
 
 def _check_plpython() -> None:

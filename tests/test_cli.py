@@ -74,3 +74,69 @@ def test_checkouts_prefer_different_ports(other: str) -> None:
     from pyml._cluster import _preferred_port
 
     assert _preferred_port(here.root) != _preferred_port(Path(other))
+
+
+def _started(conn: psycopg.Connection) -> object:
+    return conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+
+
+def _cron_jobs(cluster: Cluster) -> list[tuple[object, ...]]:
+    with psycopg.connect(cluster.uri("postgres")) as conn:
+        return conn.execute("SELECT jobname, schedule, command, database, username"
+                            " FROM cron.job ORDER BY jobid").fetchall()
+
+
+@pytest.mark.slow
+def test_up_moves_pg_cron_out_of_database_pyml(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster that an earlier `pyml up` made, with pg_cron preloaded for database pyml and
+    its extension and jobs there, is moved by the next `up`: the setting rewritten, one
+    restart, the extension dropped from pyml, the jobs that are not pyml's copied to
+    database postgres, and one pyml-monitors job there. A later `up` changes nothing."""
+    monkeypatch.setenv("PYML_HOME", str(tmp_path / "state"))
+    old = Cluster.for_checkout()
+    assert old.state != cluster.state
+    old.up()
+    try:
+        monitors = ("pyml-monitors", "* * * * *", "SELECT * FROM pyml.run_monitors()", "pyml",
+                    "postgres")
+        assert _cron_jobs(old) == [monitors]  # a new cluster: the job in postgres at once
+        # What an earlier `pyml up` left: the setting names pyml, pg_cron lives there.
+        old.down()
+        conf = old.data / "postgresql.auto.conf"
+        text = conf.read_text()
+        assert "cron.database_name = 'postgres'" in text
+        conf.write_text(text.replace("cron.database_name = 'postgres'",
+                                     "cron.database_name = 'pyml'"))
+        old._pg_ctl("start", "-w", "-t", "60", "-l", str(old.log))
+        with psycopg.connect(old.uri("postgres"), autocommit=True) as conn:
+            conn.execute("DROP EXTENSION pg_cron")
+        with psycopg.connect(old.uri(), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_cron")
+            conn.execute("SELECT cron.schedule('pyml-monitors', '* * * * *',"
+                         " 'SELECT * FROM pyml.run_monitors()')")
+            conn.execute("SELECT cron.schedule('nightly', '0 3 * * *', 'VACUUM')")
+            before = _started(conn)
+
+        old.up()
+
+        settings = [line for line in conf.read_text().splitlines() if "cron.database_name" in line]
+        assert settings == ["cron.database_name = 'postgres'"]
+        with psycopg.connect(old.uri(), autocommit=True) as conn:
+            restarted = _started(conn)
+            assert restarted != before
+            assert conn.execute("SELECT current_setting('cron.database_name')"
+                                ).fetchone() == ("postgres",)
+            assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'pg_cron'"
+                                ).fetchall() == []
+            assert conn.execute("SELECT to_regnamespace('cron')").fetchone() == (None,)
+        expected = [("nightly", "0 3 * * *", "VACUUM", "pyml", "postgres"), monitors]
+        assert _cron_jobs(old) == expected
+
+        old.up()  # nothing left to move: no restart, the same jobs
+        with psycopg.connect(old.uri(), autocommit=True) as conn:
+            assert _started(conn) == restarted
+        assert _cron_jobs(old) == expected
+    finally:
+        old.down()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -179,3 +181,94 @@ def test_streams_work_after_restore(restored: str) -> None:
         ).fetchall()
     sync_id, async_id = streams[0][0], streams[1][0]
     assert events == [(sync_id, "1"), (sync_id, "1500"), (async_id, "7")]
+
+
+# ---------------------------------------------------------------------------
+# The database pyml of the local server, as `pyml up` made it
+# ---------------------------------------------------------------------------
+
+TAG = f"{os.getpid()}_{time.time_ns()}"
+OWN_PROJECT = f"Dump pyml {TAG}"
+OWN_TABLE = f"dump_pyml_{TAG}"  # training rows (and the monitor's relation)
+OWN_STREAM = f"dump_pyml_stream_{TAG}"
+
+
+def _own_predictions(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        conn.execute("SET client_min_messages = warning")
+        return conn.execute(
+            sql.SQL("SELECT pyml.predict(%s, ARRAY[x1, x2]), pyml.predict(%s, t)"
+                    " FROM {} t ORDER BY x1").format(sql.Identifier(OWN_TABLE)),
+            (OWN_PROJECT, OWN_PROJECT)).fetchall()
+
+
+@pytest.fixture(scope="module")
+def pyml_database(cluster: Cluster) -> Iterator[str]:
+    """The local server's own database pyml, with a project of this module's (a model on a
+    materialized snapshot, a monitor, a stream, logged predictions) that is removed
+    afterwards; returns its superuser URL."""
+    table, stream = sql.Identifier(OWN_TABLE), sql.Identifier(OWN_STREAM)
+    with psycopg.connect(cluster.uri(), autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        try:
+            conn.execute(sql.SQL(
+                "CREATE TABLE {} AS SELECT i::real AS x1, (i % 7)::real AS x2,"
+                " (3 * i - 2 * (i % 7) + 5)::real AS y FROM generate_series(1, 200) i"
+            ).format(table))
+            conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y',"
+                         " materialize_snapshot => true)", (OWN_PROJECT, OWN_TABLE))
+            conn.execute("SELECT pyml.monitor(%s, %s, '1 day', retrain => false)",
+                         (OWN_PROJECT, OWN_TABLE))
+            conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, x1 real, x2 real)")
+                         .format(stream))
+            conn.execute("SELECT pyml.stream(%s, %s)", (OWN_PROJECT, OWN_STREAM))
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 10, 3)").format(stream))
+            conn.execute("SELECT pyml.log_predictions(%s)", (OWN_PROJECT,))
+            _own_predictions(cluster.uri())
+            conn.execute("SELECT pyml.collect_predictions()")
+            yield cluster.uri()
+        finally:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stream))  # and its stream
+            conn.execute("SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
+                         " WHERE name = %s", (OWN_PROJECT,))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+
+
+def test_database_pyml_restores_without_a_message(
+    cluster: Cluster, pyml_database: str, tmp_path: Path
+) -> None:
+    """A pg_dump of the database `pyml up` made restores into another database with no
+    error and no warning (neither pg_dump nor pg_restore, run without --exit-on-error so
+    that it says everything, prints a line), and the copy predicts the same numbers."""
+    dump = tmp_path / "pyml.dump"
+    proc = subprocess.run(
+        [str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", pyml_database],
+        capture_output=True, text=True, timeout=600)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    name = f"pyml_restored_pyml_{os.getpid()}"
+    identifier = sql.Identifier(name)
+    with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(identifier))
+    try:
+        proc = subprocess.run(
+            [str(PG_BIN / "pg_restore"), "-d", cluster.uri(name), str(dump)],
+            capture_output=True, text=True, timeout=600)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+        original = _own_predictions(pyml_database)
+        assert len(original) == 200
+        assert _own_predictions(cluster.uri(name)) == original
+        with psycopg.connect(cluster.uri(name)) as conn:
+            assert conn.execute(
+                "SELECT extname FROM pg_extension WHERE extname = 'pg_cron'").fetchall() == []
+            kept = conn.execute(
+                "SELECT (SELECT count(*) FROM pyml.monitors m WHERE m.project_id = p.id),"
+                " (SELECT count(*) FROM pyml.streams s WHERE s.project = p.name),"
+                " (SELECT count(*) FROM pyml.logged_predictions l WHERE l.project_id = p.id),"
+                " (SELECT to_regclass(format('pyml.snapshot_%%s', max(m.snapshot_id)))::text"
+                "  FROM pyml.models m WHERE m.project_id = p.id)"
+                " FROM pyml.projects p WHERE p.name = %s", (OWN_PROJECT,)).fetchone()
+    finally:
+        with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+    assert kept is not None and kept[:3] == (1, 1, 400) and kept[3].startswith("pyml.snapshot_")
