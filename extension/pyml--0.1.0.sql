@@ -1135,7 +1135,7 @@ if "pyml" not in GD:
 return GD["pyml"].monitor(plpy, GD, project_name, relation_name, every, psi_threshold, retrain, caller_search_path)
 $$;
 COMMENT ON FUNCTION pyml.monitor(text, text, interval, real, boolean, text) IS
-    'Monitors a project: a round (pyml.check) runs on every interval, under pg_cron when it is installed, else under `pyml monitor`; returns the monitor id';
+    'Monitors a project: a round (pyml.check) runs on every interval, when pyml.run_monitors() runs (pg_cron''s job, or `pyml monitor`); returns the monitor id';
 
 CREATE FUNCTION pyml.unmonitor(
     project_name text                             -- the project
@@ -1183,7 +1183,7 @@ if "pyml" not in GD:
 return GD["pyml"].run_monitors(plpy, GD)
 $$;
 COMMENT ON FUNCTION pyml.run_monitors() IS
-    'Runs the due rounds of the current user''s monitors (what pg_cron and `pyml monitor` call), after collecting the prediction log';
+    'Runs the due rounds of the monitors whose role the current role can become, each as that role (what pg_cron and `pyml monitor` call), after collecting the prediction log';
 
 CREATE FUNCTION pyml.log_predictions(
     project_name text,                            -- the project

@@ -437,7 +437,8 @@ CRON_COMMAND = "SELECT * FROM pyml.run_monitors()"
 def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_threshold: float,
              retrain: bool, search_path: str | None = None) -> int:
     """``pyml.monitor``: record (or replace) the project's monitor; with pg_cron in this
-    database, make sure the job that runs due rounds exists. Returns the monitor id."""
+    database, make sure the job that runs due rounds exists (else say what runs them).
+    Returns the monitor id."""
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, relation_name, search_path)
@@ -448,6 +449,12 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
     monitor_id = store.save_monitor(db, project["id"], relation.qualified, every,
                                     psi_threshold, bool(retrain))
     if store.cron_schedule(db, CRON_JOB, CRON_SCHEDULE, CRON_COMMAND) is None:
-        db.notice("pyml: pg_cron is not installed in this database (or not usable by this "
-                  "role): run `pyml monitor` to run the rounds on schedule")
+        cron_database = store.cron_database(db)
+        if cron_database is None:
+            db.notice("pyml: pg_cron is not loaded: run `pyml monitor` to run the rounds on "
+                      "schedule")
+        else:
+            db.notice(f'pyml: the rounds run when pg_cron, in database "{cron_database}", '
+                      "has a job that runs pyml.run_monitors() in this database (pyml up "
+                      'schedules one for database "pyml"); else run `pyml monitor`')
     return monitor_id

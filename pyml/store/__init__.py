@@ -20,6 +20,7 @@ from pyml._db import Db, Row
 from pyml.errors import UndefinedObject
 from pyml.store._monitoring import (
     collect_lines,
+    cron_database,
     cron_schedule,
     current_role_setting,
     delete_monitor,
@@ -86,7 +87,7 @@ __all__ = [
     "decode_float8_array", "float4_attributes", "materialize", "prediction_table", "pyml_table",
     "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
     # monitoring
-    "collect_lines", "cron_schedule", "current_role_setting", "delete_monitor",
+    "collect_lines", "cron_database", "cron_schedule", "current_role_setting", "delete_monitor",
     "drop_spool_position", "due_monitors", "finish_round", "get_monitor", "insert_report",
     "logged_window", "may_act_as", "model_settings", "notify", "positive_interval",
     "prediction_logging", "save_monitor", "set_prediction_logging", "set_role",

@@ -188,6 +188,13 @@ def cron_schedule(db: Db, job: str, schedule: str, command: str) -> int | None:
         ["text", "text", "text"])[0]["job"])
 
 
+def cron_database(db: Db) -> str | None:
+    """The database pg_cron runs its jobs from, when pg_cron is loaded."""
+    value = db.query("SELECT pg_catalog.current_setting('cron.database_name', true) AS d"
+                     )[0]["d"]
+    return str(value) if value else None
+
+
 def model_settings(db: Db, model_id: int) -> Row:
     """What a drift check and a retrain need of a model: its training statistics (snapshot
     columns), prediction baseline, and the settings it was trained with."""
