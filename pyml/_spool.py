@@ -152,13 +152,6 @@ def abandoned(path: str) -> bool:
     return True
 
 
-def size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return -1
-
-
 def remove(path: str) -> None:
     try:
         os.remove(path)

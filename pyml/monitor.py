@@ -390,7 +390,8 @@ def _due(monitor: dict[str, Any] | None) -> bool:
 
 def collect(db: Db, database: int) -> int:
     """Move the complete spooled lines of this database into ``pyml.logged_predictions``;
-    remove files collected earlier whose session has closed them. Returns the rows moved."""
+    remove files collected earlier whose session has closed them (or died). Returns the
+    rows moved."""
     positions = store.spool_positions(db, lock=True)
     moved = 0
     seen = set()
@@ -401,9 +402,12 @@ def collect(db: Db, database: int) -> int:
         if lines:
             store.collect_lines(db, name, lines, end)
             moved += len(lines)
-        elif name in positions and _spool.size(path) == start and _spool.abandoned(path):
-            _spool.remove(path)  # every line of it was collected by a committed transaction
-            store.drop_spool_position(db, name)
+        elif _spool.abandoned(path):
+            # Every complete line of it was collected by a committed transaction; what may
+            # follow is a line cut short by a session that was killed while writing it.
+            _spool.remove(path)
+            if name in positions:
+                store.drop_spool_position(db, name)
     for name in positions.keys() - seen:
         store.drop_spool_position(db, name)
     return moved

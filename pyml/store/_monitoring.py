@@ -189,9 +189,10 @@ def cron_schedule(db: Db, job: str, schedule: str, command: str) -> int | None:
 
 
 def cron_database(db: Db) -> str | None:
-    """The database pg_cron runs its jobs from, when pg_cron is loaded."""
-    value = db.query("SELECT pg_catalog.current_setting('cron.database_name', true) AS d"
-                     )[0]["d"]
+    """The database pg_cron runs its jobs from, when pg_cron is loaded (a setting only
+    superusers may read: asked as the extension owner)."""
+    value = db.registry.query(
+        "SELECT pg_catalog.current_setting('cron.database_name', true) AS d")[0]["d"]
     return str(value) if value else None
 
 
