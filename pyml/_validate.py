@@ -142,6 +142,7 @@ class _LightGBMText:
         self.feature_names: list[bytes] = []
         self.trees: list[dict[bytes, bytes]] = []
         self.leaves = np.zeros(0, dtype=np.int64)
+        self.linear = np.zeros(0, dtype=bool)
 
     def check(self) -> None:
         text = self.text
@@ -298,6 +299,7 @@ class _LightGBMText:
             raise _Invalid(f'tree_sizes lists {len(sizes)} trees, and {_show(line)} follows them '
                            'instead of "end of trees".')
         self.leaves = np.array(leaves, dtype=np.int64)
+        self.linear = np.array([tree[b"is_linear"] == b"1" for tree in trees], dtype=bool)
         return pos + len(b"end of trees\n")
 
     # -- the numbers of the trees -------------------------------------------------------
@@ -312,6 +314,10 @@ class _LightGBMText:
             values = [tree[key] for tree in trees]
             counts, parsed = _numbers(key, values, integer)
             sizes = leaves if key in (b"leaf_count", b"leaf_value", b"leaf_weight") else nodes
+            if key == b"leaf_weight":
+                # LightGBM writes no weight for a one-leaf tree, and reads none (it stops
+                # reading such a tree after leaf_count)
+                sizes = np.where((counts == 0) & (leaves == 1) & ~self.linear, 0, sizes)
             bad = np.flatnonzero(counts != sizes)
             if bad.size:
                 i = int(bad[0])
@@ -590,7 +596,13 @@ def _numbers(key: bytes, values: list[bytes], integer: bool
               + (lengths > 0))
     if not integer:
         return counts, None
-    return counts, np.fromstring(joined, dtype=np.int64, sep=" ")  # type: ignore[call-overload]
+    total = int(counts.sum())
+    if not total:  # (numpy reads blank text as one 0)
+        return counts, np.zeros(0, dtype=np.int64)
+    parsed = np.fromstring(joined, dtype=np.int64, sep=" ")  # type: ignore[call-overload]
+    if parsed.size != total:
+        raise _Invalid(f"The values of {key.decode()} are not numbers separated by single spaces.")
+    return counts, parsed
 
 
 def _int(value: bytes, what: str, low: int, high: int) -> int:
