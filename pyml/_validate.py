@@ -159,9 +159,13 @@ class _LightGBMText:
         end = self._tree_blocks(start + 2, sizes)
         self._tree_numbers()
         linear = self._tail(end)
-        if any(tree[b"is_linear"] == b"1" for tree in self.trees) and not linear:
+        # LightGBM takes "linear" from the parameters (it then refuses contributions), and
+        # predicts each tree as its is_linear says
+        if self.linear.any() and not linear:
             raise _Invalid('The model has linear trees but its parameters do not say '
                            '"[linear_tree: 1]".')
+        if linear and not self.linear.any():
+            raise _Invalid('The parameters say "[linear_tree: 1]" but no tree is linear.')
 
     # -- header -------------------------------------------------------------------------
 

@@ -454,6 +454,9 @@ DAMAGE: list[tuple[str, str, Edit, str]] = [
     ("linear", "linear trees, parameters say otherwise", lambda t: t.replace(
         b"[linear_tree: 1]", b"[linear_tree: 0]"),
      r'linear trees but its parameters do not say "\[linear_tree: 1\]"'),
+    ("regression", "linear_tree parameter, no linear tree", lambda t: t.replace(
+        b"[linear_tree: 0]", b"[linear_tree: 1]"),
+     r'The parameters say "\[linear_tree: 1\]" but no tree is linear.'),
 ]
 
 @pytest.mark.parametrize(("kind", "what", "edit", "expected"), DAMAGE,
