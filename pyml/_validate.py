@@ -101,6 +101,7 @@ _TREE_LINEAR = ((b"leaf_const", "L"), (b"num_features", "L"), (b"leaf_features",
                 (b"leaf_coeff", "*"))
 _INT_FIELDS = (b"split_feature", b"decision_type", b"left_child", b"right_child",
                b"internal_count", b"leaf_count")
+_INDEXES = (b"split_feature", b"decision_type", b"left_child", b"right_child")  # parsed
 _FLOAT_FIELDS = (b"split_gain", b"threshold", b"internal_value", b"internal_weight",
                  b"leaf_value", b"leaf_weight")
 
@@ -268,19 +269,21 @@ class _LightGBMText:
                 close = text.find(b"\n\n\n", pos)  # where the tree does end
                 actual = "no end" if close < 0 else f"{close + 3 - pos} bytes"
                 raise _Invalid(f"tree_sizes gives Tree {i} {size} bytes, but it has {actual}.")
-            fields: dict[bytes, bytes] = {}
-            for line in text[pos + len(head):end - 3].split(b"\n"):
-                key, eq, value = line.partition(b"=")
-                if not eq:  # also a blank line, where LightGBM would stop reading the tree
-                    close = text.find(b"\n\n\n", pos)
-                    if close + 3 != end:
-                        raise _Invalid(f"tree_sizes gives Tree {i} {size} bytes, but it has "
-                                       f"{close + 3 - pos}.")
-                    raise _Invalid(f"Tree {i}: the line {_show(line)} is not of the form "
-                                   "key=value.")
-                if key in fields:
-                    raise _Invalid(f'Tree {i}: the field "{key.decode("latin-1")}" appears twice.')
-                fields[key] = value
+            lines = text[pos + len(head):end - 3].split(b"\n")
+            try:
+                fields: dict[bytes, bytes] = dict(line.split(b"=", 1) for line in lines)
+            except ValueError:  # a line without "=" (or a blank one, which ends a tree)
+                close = text.find(b"\n\n\n", pos)
+                if close + 3 != end:
+                    raise _Invalid(f"tree_sizes gives Tree {i} {size} bytes, but it has "
+                                   f"{close + 3 - pos}.") from None
+                line = next(line for line in lines if b"=" not in line)
+                raise _Invalid(f"Tree {i}: the line {_show(line)} is not of the form "
+                               "key=value.") from None
+            if len(fields) != len(lines):
+                keys = [line.split(b"=", 1)[0] for line in lines]
+                key = next(key for key in keys if keys.count(key) > 1)
+                raise _Invalid(f'Tree {i}: the field "{key.decode("latin-1")}" appears twice.')
             for key in (b"num_leaves", b"num_cat", b"is_linear"):
                 if key not in fields:
                     raise _Invalid(f'Tree {i}: the field "{key.decode()}" is missing.')
@@ -316,7 +319,7 @@ class _LightGBMText:
         for key in (*_INT_FIELDS, *_FLOAT_FIELDS):
             integer = key in _INT_FIELDS
             values = [tree[key] for tree in trees]
-            counts, parsed = _numbers(key, values, integer)
+            counts, parsed = _numbers(key, values, integer, parse=key in _INDEXES)
             sizes = leaves if key in (b"leaf_count", b"leaf_value", b"leaf_weight") else nodes
             if key == b"leaf_weight":
                 # LightGBM writes no weight for a one-leaf tree, and reads none (it stops
@@ -349,11 +352,6 @@ class _LightGBMText:
         if bad.size:
             i = bad[0]
             raise _Invalid(f"{where(b'decision_type', i)} = {decision[i]} is not a decision type.")
-        for key in (b"internal_count", b"leaf_count"):
-            values = ints[key]
-            bad = np.flatnonzero((values < 0) | (values > _INT32_MAX))
-            if bad.size:
-                raise _Invalid(f"A value of {key.decode()}, {values[bad[0]]}, is out of range.")
 
         self._children(ints[b"left_child"], ints[b"right_child"], nodes, offsets, tree_of, where)
         self._categorical(decision, nodes, offsets, tree_of)
@@ -364,56 +362,57 @@ class _LightGBMText:
         """Every tree is one binary tree: children in range, every internal node but the root
         and every leaf the child of exactly one node, every node reachable from the root."""
         leaves = self.leaves
-        node_limit = nodes[tree_of]
-        leaf_limit = leaves[tree_of]
-        for key, child in ((b"left_child", left), (b"right_child", right)):
-            bad = np.flatnonzero(np.where(child >= 0, (child < 1) | (child >= node_limit),
-                                          ~child >= leaf_limit))
-            if bad.size:
-                i = bad[0]
-                tree = int(tree_of[i])
-                reason = "the root" if child[i] == 0 else "out of range"
-                raise _Invalid(f"{where(key, i)} = {child[i]} is {reason} (the tree has "
-                               f"{leaves[tree]} leaves).")
+        inner_total = int(offsets[-1])
+        leaf_offsets = np.concatenate(([0], np.cumsum(leaves))) + inner_total
         both = np.concatenate((left, right))
         owner = np.concatenate((tree_of, tree_of))
         inner = both >= 0
-        parents = np.bincount(both[inner] + offsets[owner[inner]], minlength=int(offsets[-1]))
+        # internal nodes 1..n-1 of their tree, or leaves ~0..~(L-1)
+        in_range = np.where(inner, (both >= 1) & (both < nodes[owner]), ~both < leaves[owner])
+        if not in_range.all():
+            i = int(np.flatnonzero(~in_range)[0])
+            key, i = (b"left_child", i) if i < left.size else (b"right_child", i - left.size)
+            child = int(both[i] if key == b"left_child" else both[i + left.size])
+            reason = "the root" if child == 0 else "out of range"
+            raise _Invalid(f"{where(key, i)} = {child} is {reason} (the tree has "
+                           f"{leaves[tree_of[i]]} leaves).")
+        # one numbering for all: the internal nodes of all trees, then all leaves
+        ids = np.where(inner, both + offsets[owner], ~both + leaf_offsets[owner])
+        parents = np.bincount(ids, minlength=int(leaf_offsets[-1]))
         parents[offsets[:-1][nodes > 0]] += 1  # the roots, which have no parent
+        parents[leaf_offsets[:-1][nodes == 0]] += 1  # the leaf of a one-leaf tree
         bad = np.flatnonzero(parents != 1)
         if bad.size:
             node = int(bad[0])
-            tree = int(np.searchsorted(offsets, node, side="right") - 1)
-            raise _Invalid(f"Tree {tree}: node {node - offsets[tree]} is the child of "
-                           f"{parents[node]} nodes.")
-        leaf_offsets = np.concatenate(([0], np.cumsum(leaves)))
-        leaf_parents = np.bincount(~both[~inner] + leaf_offsets[owner[~inner]],
-                                   minlength=int(leaf_offsets[-1]))
-        leaf_parents[leaf_offsets[:-1][nodes == 0]] += 1  # single-leaf trees
-        bad = np.flatnonzero(leaf_parents != 1)
-        if bad.size:
-            leaf = int(bad[0])
-            tree = int(np.searchsorted(leaf_offsets, leaf, side="right") - 1)
-            raise _Invalid(f"Tree {tree}: leaf {leaf - leaf_offsets[tree]} is the child of "
-                           f"{leaf_parents[leaf]} nodes.")
+            if node < inner_total:
+                tree = int(np.searchsorted(offsets, node, side="right") - 1)
+                what = f"node {node - offsets[tree]}"
+            else:
+                tree = int(np.searchsorted(leaf_offsets, node, side="right") - 1)
+                what = f"leaf {node - leaf_offsets[tree]}"
+            raise _Invalid(f"Tree {tree}: {what} is the child of {parents[node]} nodes.")
         # With one parent each, a node the root cannot reach is on a cycle. Walk down from
         # all roots at once, one level per step.
-        base = offsets[tree_of]
-        down_left = np.where(left >= 0, left + base, -1)
-        down_right = np.where(right >= 0, right + base, -1)
-        reached = np.zeros(int(offsets[-1]), dtype=bool)
+        down = ids.reshape(2, -1)
+        reached = 0
         level = offsets[:-1][nodes > 0]
         depth = 0
         while level.size:
             depth += 1
             if depth > MAX_DEPTH:
-                tree = int(tree_of[level[0]])
-                raise _Invalid(f"Tree {tree} is deeper than {MAX_DEPTH} levels.")
-            reached[level] = True
-            level = np.concatenate((down_left[level], down_right[level]))
-            level = level[level >= 0]
-        if not reached.all():
-            node = int(np.flatnonzero(~reached)[0])
+                raise _Invalid(f"Tree {int(tree_of[level[0]])} is deeper than {MAX_DEPTH} "
+                               "levels.")
+            reached += level.size
+            level = down[:, level].ravel()
+            level = level[level < inner_total]
+        if reached != inner_total:
+            seen = np.zeros(inner_total, dtype=bool)
+            level = offsets[:-1][nodes > 0]
+            while level.size:
+                seen[level] = True
+                level = down[:, level].ravel()
+                level = level[level < inner_total]
+            node = int(np.flatnonzero(~seen)[0])
             tree = int(tree_of[node])
             raise _Invalid(f"Tree {tree}: node {node - offsets[tree]} cannot be reached from the "
                            "root (the children form a cycle).")
@@ -575,30 +574,32 @@ _NUMBER_NEXT = _next_table(
 )
 
 
-def _well_formed(joined: bytes, integer: bool) -> bool:
-    """Whether ``joined`` (lists separated by newlines, with a newline at both ends) is
-    numbers separated by single spaces."""
-    classes = joined.translate(_CLASS_OF)
-    allowed = classes.translate(_INT_NEXT if integer else _NUMBER_NEXT)
-    pairs = np.frombuffer(allowed, dtype=np.uint8)[:-1] & np.frombuffer(classes, dtype=np.uint8)[1:]
-    return bool(pairs.all())
+def _classes(joined: bytes, integer: bool) -> np.ndarray | None:
+    """The byte classes of ``joined`` (lists separated by newlines, with a newline at both
+    ends), or None unless it is numbers separated by single spaces."""
+    translated = joined.translate(_CLASS_OF)
+    allowed = translated.translate(_INT_NEXT if integer else _NUMBER_NEXT)
+    classes = np.frombuffer(translated, dtype=np.uint8)
+    return classes if (np.frombuffer(allowed, dtype=np.uint8)[:-1] & classes[1:]).all() else None
 
 
-def _numbers(key: bytes, values: list[bytes], integer: bool
+def _numbers(key: bytes, values: list[bytes], integer: bool, parse: bool = False
              ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check that each value is numbers separated by single spaces; the count of each, and
-    (``integer``) all of them parsed in order."""
-    joined = b"\n" + b"\n".join(values) + b"\n"
-    if not _well_formed(joined, integer):
+    """Check that each value is numbers (integers if ``integer``) separated by single spaces;
+    the count of each, and (``parse``) all of them parsed in order."""
+    joined = b"\n".join([b"", *values, b""])
+    classes = _classes(joined, integer)
+    if classes is None:
         # inf and nan (rare: they are checked the slow way), or a fault to locate
         if integer or not all(_FLOATS.fullmatch(v) for v in values if v):
             _locate_bad_number(key, values, integer)
+        classes = np.frombuffer(joined.translate(_CLASS_OF), dtype=np.uint8)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     starts = np.cumsum(lengths + 1) - lengths
-    spaces = np.flatnonzero(np.frombuffer(joined, dtype=np.uint8) == 32)
+    spaces = np.flatnonzero(classes == _SPACE)
     counts = (np.searchsorted(spaces, starts + lengths) - np.searchsorted(spaces, starts)
               + (lengths > 0))
-    if not integer:
+    if not parse:
         return counts, None
     total = int(counts.sum())
     if not total:  # (numpy reads blank text as one 0)
