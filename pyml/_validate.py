@@ -773,13 +773,14 @@ def _check_tree(path: str, tree: Any) -> None:
         i = bad[0]
         raise _Invalid(f"{path}: feature[{i}] = {feature[i]} is out of range (the tree has "
                        f"{tree.n_features} features).")
-    # depth: children come after their parent, so one pass in node order is enough
-    depth = np.zeros(count, dtype=np.int64)
-    for i in np.flatnonzero(~leaf):
-        depth[left[i]] = depth[right[i]] = depth[i] + 1
-    if tree.max_depth != depth.max():  # decision_path allocates max_depth + 1 per sample
-        raise _Invalid(f"{path} has max_depth = {tree.max_depth}, but its depth is "
-                       f"{depth.max()}.")
+    # the depth, level by level (a tree, now: each node has one parent, numbered before it)
+    depth, level = -1, np.zeros(1, dtype=np.int64)
+    while level.size:
+        depth += 1
+        level = level[~leaf[level]]
+        level = np.concatenate((left[level], right[level]))
+    if tree.max_depth != depth:  # decision_path allocates max_depth + 1 per sample
+        raise _Invalid(f"{path} has max_depth = {tree.max_depth}, but its depth is {depth}.")
 
 
 def _check_hist_gradient_boosting(path: str, estimator: Any) -> list[int]:
