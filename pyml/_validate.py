@@ -715,29 +715,40 @@ class _SklearnObjects:
         self.objects = list(_walk(root))
 
     def check(self) -> None:
-        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-        from sklearn.neighbors import BallTree, KDTree
-        from sklearn.tree._tree import Tree
-
         owned: set[int] = set()  # predictors checked with their estimator
         for path, obj in self.objects:
-            if isinstance(obj, Tree):
+            kind = _NATIVE.get(_type_name(obj))
+            if kind == "tree":
                 _check_tree(path, obj)
-            elif isinstance(obj, KDTree | BallTree):
-                _check_binary_tree(path, obj, isinstance(obj, KDTree))
+            elif kind in ("kd_tree", "ball_tree"):
+                _check_binary_tree(path, obj, kind == "kd_tree")
             elif hasattr(obj, "_predictors") and hasattr(obj, "_bin_mapper"):
                 owned.update(_check_hist_gradient_boosting(path, obj))
         for path, obj in self.objects:
-            if isinstance(obj, TreePredictor) and id(obj) not in owned:
+            if _NATIVE.get(_type_name(obj)) == "predictor" and id(obj) not in owned:
                 raise _Invalid(f"{path} is a histogram gradient boosting predictor outside its "
                                "estimator.")
             tree = getattr(obj, "tree_", None)
-            if isinstance(tree, Tree):
+            if _NATIVE.get(_type_name(tree)) == "tree":
                 expected = getattr(obj, "n_features_in_", tree.n_features)
                 if tree.n_features != expected:
                     raise _Invalid(f"{path}.tree_ has {tree.n_features} features, but its "
                                    f"estimator has {expected}.")
             _check_arrays(path, obj)
+
+
+# The compiled structures, by type name (no import of the modules that define them: a model
+# without them does not pay for importing them)
+_NATIVE = {
+    "sklearn.tree._tree.Tree": "tree",
+    "sklearn.neighbors._kd_tree.KDTree": "kd_tree",
+    "sklearn.neighbors._kd_tree.KDTree64": "kd_tree",
+    "sklearn.neighbors._kd_tree.KDTree32": "kd_tree",
+    "sklearn.neighbors._ball_tree.BallTree": "ball_tree",
+    "sklearn.neighbors._ball_tree.BallTree64": "ball_tree",
+    "sklearn.neighbors._ball_tree.BallTree32": "ball_tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "predictor",
+}
 
 
 def _check_tree(path: str, tree: Any) -> None:

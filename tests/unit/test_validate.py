@@ -82,11 +82,13 @@ def _lgbm(kind: str, data: dict[str, np.ndarray]) -> tuple[Any, np.ndarray]:
             X, data["y"]), X
     if kind == "constant":  # one-leaf trees
         return lightgbm.LGBMRegressor(**common).fit(X, np.ones(len(X))), X
+    if kind == "linear_constant":  # a linear one-leaf tree
+        return lightgbm.LGBMRegressor(**common, linear_tree=True).fit(X, np.ones(len(X))), X
     raise AssertionError(kind)
 
 
 LGBM_KINDS = ["regression", "binary", "multiclass", "categorical", "linear", "random_forest",
-              "monotone", "constant"]
+              "monotone", "constant", "linear_constant"]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,7 @@ def test_lightgbm_models_are_accepted_and_round_trip(data, kind: str) -> None:
     if raw.ndim == 2 and raw.shape[1] == 2:
         raw = raw[:, 1]
     np.testing.assert_allclose(booster.predict(X), raw, rtol=1e-12)
-    if kind != "linear":  # LightGBM has no contributions for linear trees
+    if not kind.startswith("linear"):  # LightGBM has no contributions for linear trees
         contrib = booster.predict(X[:3], contrib=True)
         np.testing.assert_allclose(contrib, model.predict(X[:3], pred_contrib=True), rtol=1e-12)
 
