@@ -99,6 +99,7 @@ _TREE_HEAD = (
 _TREE_CATEGORICAL = ((b"cat_boundaries", "*"), (b"cat_threshold", "*"))
 _TREE_LINEAR = ((b"leaf_const", "L"), (b"num_features", "L"), (b"leaf_features", "*"),
                 (b"leaf_coeff", "*"))
+_SIZES = dict((*_TREE_HEAD, *_TREE_CATEGORICAL, *_TREE_LINEAR))
 _INT_FIELDS = (b"split_feature", b"decision_type", b"left_child", b"right_child",
                b"internal_count", b"leaf_count")
 _INDEXES = (b"split_feature", b"decision_type", b"left_child", b"right_child")  # parsed
@@ -265,7 +266,7 @@ class _LightGBMText:
                 raise _Invalid(f'Tree {i} does not start with "Tree={i}" where tree_sizes puts '
                                f"it (found {_show(line)}).")
             end = pos + size
-            if text[end - 3:end] != b"\n\n\n" or end > len(text):
+            if size < len(head) + 3 or text[end - 3:end] != b"\n\n\n" or end > len(text):
                 close = text.find(b"\n\n\n", pos)  # where the tree does end
                 actual = "no end" if close < 0 else f"{close + 3 - pos} bytes"
                 raise _Invalid(f"tree_sizes gives Tree {i} {size} bytes, but it has {actual}.")
@@ -320,7 +321,7 @@ class _LightGBMText:
             integer = key in _INT_FIELDS
             values = [tree[key] for tree in trees]
             counts, parsed = _numbers(key, values, integer, parse=key in _INDEXES)
-            sizes = leaves if key in (b"leaf_count", b"leaf_value", b"leaf_weight") else nodes
+            sizes = leaves if _SIZES[key] == "L" else nodes
             if key == b"leaf_weight":
                 # LightGBM writes no weight for a one-leaf tree, and reads none (it stops
                 # reading such a tree after leaf_count)
@@ -516,7 +517,9 @@ class _LightGBMText:
             if line and not (line.startswith(b"[") and line.endswith(b"]") and b": " in line):
                 raise _Invalid(f"The parameter line {_show(line)} is not of the form "
                                "[name: value].")
-            if line.startswith(b"[linear_tree: "):
+            if line.startswith(b"[linear_tree: "):  # LightGBM reads the next character
+                if line not in (b"[linear_tree: 0]", b"[linear_tree: 1]"):
+                    raise _Invalid(f"The parameter line {_show(line)} is not 0 or 1.")
                 linear = line == b"[linear_tree: 1]"
             i += 1
         if i == len(lines):

@@ -456,6 +456,9 @@ DAMAGE: list[tuple[str, str, Edit, str]] = [
     ("linear", "linear trees, parameters say otherwise", lambda t: t.replace(
         b"[linear_tree: 1]", b"[linear_tree: 0]"),
      r'linear trees but its parameters do not say "\[linear_tree: 1\]"'),
+    ("linear", "linear_tree parameter value", lambda t: t.replace(
+        b"[linear_tree: 1]", b"[linear_tree: 10]"),
+     r'The parameter line "\[linear_tree: 10\]" is not 0 or 1.'),
     ("regression", "linear_tree parameter, no linear tree", lambda t: t.replace(
         b"[linear_tree: 0]", b"[linear_tree: 1]"),
      r'The parameters say "\[linear_tree: 1\]" but no tree is linear.'),
