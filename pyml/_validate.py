@@ -611,17 +611,18 @@ def _numbers(key: bytes, values: list[bytes], integer: bool, parse: bool = False
 def _parse_integers(joined: bytes, classes: np.ndarray, total: int) -> np.ndarray:
     """The integers of well-formed lists, in order (vectorized: a few passes over the bytes,
     then one step per digit position)."""
-    digit = classes == _DIGIT
-    first = np.flatnonzero(digit[1:] & ~digit[:-1]) + 1  # (``joined`` starts with a newline)
-    last = np.flatnonzero(digit[:-1] & ~digit[1:])  # (and ends with one)
-    if first.size != total:
+    # +1 where a run of digits starts, -1 after it ends (``joined`` starts and ends with a
+    # newline, so every run has both)
+    edges = np.diff((classes == _DIGIT).view(np.int8))
+    first = np.flatnonzero(edges == 1) + 1
+    last = np.flatnonzero(edges == -1)
+    if first.size != total or last.size != total:
         raise _Invalid("The numbers of a list could not be read.")
     width = last - first + 1
     digits = np.frombuffer(joined, dtype=np.uint8)
     values = np.zeros(total, dtype=np.int64)
     for k in range(min(int(width.max(initial=0)), 12)):  # 12 digits: out of any range here
-        more = width > k
-        values[more] = values[more] * 10 + (digits[first[more] + k] - 48)
+        values += np.where(width > k, digits[last - k].astype(np.int64) - 48, 0) * 10**k
     values[width > 12] = 10**12
     values[digits[first - 1] == 45] *= -1  # a minus sign before the digits
     return values
