@@ -694,7 +694,8 @@ def sklearn_object(obj: Any, fmt: str = SKOPS) -> None:
         raise _refuse(fmt, exc) from None
 
 
-_SCALARS = (str, bytes, int, float, complex, bool, type(None), np.generic)
+# not walked into (a class, too: a parameter such as dtype=np.float64)
+_SCALARS = (str, bytes, int, float, complex, bool, type(None), np.generic, type)
 
 
 def _walk(root: Any) -> Iterator[tuple[str, Any]]:
