@@ -3,7 +3,9 @@
 Never pickles. LightGBM/XGBoost models are stored in their native text/JSON
 formats; scikit-learn estimators as ``skops`` files, loaded with an explicit
 allow-list of types. Every part carries its sha256, checked before loading.
-Loading therefore never runs code that came from the database.
+Loading therefore never runs code that came from the database. And every part is
+checked structurally (:mod:`pyml._validate`) before native code reads it, so that
+no stored bytes, however malformed, can crash the backend.
 """
 
 from __future__ import annotations
@@ -143,8 +145,10 @@ def _load(fmt: str, rows: list[dict[str, Any]]) -> list[Any]:
 
 
 def _load_lightgbm(blob: bytes) -> Any:
+    from pyml import _validate
     from pyml._lgbm import Booster
 
+    _validate.lightgbm_text(blob)  # LightGBM trusts the file: a bad one crashes the backend
     return Booster(blob)
 
 
@@ -165,6 +169,8 @@ def _load_catboost(blob: bytes) -> Any:
 def _load_skops(blob: bytes) -> Any:
     import skops.io
 
+    from pyml import _validate
+
     untrusted = skops.io.get_untrusted_types(data=blob)
     refused = sorted(set(untrusted) - SKOPS_ALLOWED_TYPES)
     if refused:
@@ -172,7 +178,9 @@ def _load_skops(blob: bytes) -> Any:
             "model artifact contains types that are not allowed",
             detail="Refused types: " + ", ".join(refused) + ".",
         )
-    return skops.io.loads(blob, trusted=list(untrusted))
+    loaded = skops.io.loads(blob, trusted=list(untrusted))
+    _validate.sklearn_object(loaded)  # compiled code indexes trees and arrays unchecked
+    return loaded
 
 
 _LOADERS = {
