@@ -59,6 +59,23 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
+def with_notices(conn: psycopg.Connection, query: str, params: Any = ()
+                 ) -> tuple[Any, list[str]]:
+    """The first row of ``query`` and the NOTICEs it sent."""
+    notices: list[str] = []
+
+    def handler(diagnostic: psycopg.errors.Diagnostic) -> None:
+        notices.append(str(diagnostic.message_primary))
+
+    conn.add_notice_handler(handler)
+    conn.execute("SET client_min_messages = notice")
+    try:
+        return conn.execute(query, params).fetchone(), notices
+    finally:
+        conn.execute("SET client_min_messages = warning")
+        conn.remove_notice_handler(handler)
+
+
 @dataclass
 class World:
     sessions: dict[str, psycopg.Connection]
@@ -468,15 +485,9 @@ def test_automatic_deploys_keep_the_live_models_inputs(world: World) -> None:
     owner.execute("CREATE TABLE IF NOT EXISTS priv_fewer AS SELECT age, sex, bmi, bp, s1, s2,"
                   " s3, s4, s5, target FROM priv_rows")
     live = one(owner, "SELECT pyml.deployed_model(%s)", (REG,))
-    notices: list[str] = []
-    owner.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
-    owner.execute("SET client_min_messages = notice")
-    try:
-        row = owner.execute(
-            "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_fewer',"
-            " y_column_name => 'target', algorithm => 'lightgbm')", (REG,)).fetchone()
-    finally:
-        owner.execute("SET client_min_messages = warning")
+    row, notices = with_notices(
+        owner, "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_fewer',"
+        " y_column_name => 'target', algorithm => 'lightgbm')", (REG,))
     assert row == (False,)
     assert any("its features differ from the live model's" in n for n in notices), notices
     assert one(owner, "SELECT pyml.deployed_model(%s)", (REG,)) == live
@@ -485,15 +496,9 @@ def test_automatic_deploys_keep_the_live_models_inputs(world: World) -> None:
 
 def test_a_trainer_without_deploy_keeps_its_model_with_a_notice(world: World) -> None:
     trainer = world.sessions["priv_train"]
-    trainer.execute("SET client_min_messages = notice")
-    notices: list[str] = []
-    trainer.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
-    try:
-        row = trainer.execute(
-            "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_rows',"
-            " y_column_name => 'target', algorithm => 'lightgbm')", (REG,)).fetchone()
-    finally:
-        trainer.execute("SET client_min_messages = warning")
+    row, notices = with_notices(
+        trainer, "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_rows',"
+        " y_column_name => 'target', algorithm => 'lightgbm')", (REG,))
     assert row == (False,)
     assert any('does not have the "deploy" privilege' in n for n in notices), notices
     model = one(trainer, "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
@@ -515,14 +520,8 @@ def test_who_did_what_is_the_caller_not_the_extension_owner(world: World) -> Non
 
 
 def test_the_owner_keeps_its_privileges(world: World) -> None:
-    admin_role = world.sessions["priv_admin"]
-    admin_role.execute("SET client_min_messages = notice")
-    notices: list[str] = []
-    admin_role.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
-    try:
-        admin_role.execute("SELECT pyml.revoke(%s, %s, 'admin')", (REG, OWNER))
-    finally:
-        admin_role.execute("SET client_min_messages = warning")
+    _, notices = with_notices(world.sessions["priv_admin"],
+                              "SELECT pyml.revoke(%s, %s, 'admin')", (REG, OWNER))
     assert any("owns project" in n for n in notices), notices
     assert _predicts(world.sessions[OWNER])
 
