@@ -48,6 +48,7 @@ from pyml.store._relations import (
     resolve_relation,
     write_predictions,
 )
+from pyml.store._settings import SizeSetting, train_memory_limit
 from pyml.store._streams import (
     Batch,
     Stream,
@@ -83,6 +84,8 @@ __all__ = [
     "Batch", "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "find_stream",
     "get_stream", "is_sync_trigger", "list_streams", "project_has_streams", "prune", "publish",
     "queue_query", "read_events", "save_stream", "statement_query", "take_queued",
+    # settings
+    "SizeSetting", "train_memory_limit",
 ]
 
 
