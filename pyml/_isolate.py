@@ -98,7 +98,8 @@ def run(work: Work, *, check: Callable[[], None], notice: Callable[[str], None],
     child's traceback in DETAIL.
     """
     pause_openmp()
-    read_fd, write_fd = os.pipe()
+    read_fd, write_fd = os.pipe()  # frames
+    crash_read, crash_write = os.pipe()  # where a crash of the child's native code happened
     with contextlib.suppress(OSError):  # fewer, larger reads of big artifacts
         import fcntl
 
@@ -107,22 +108,25 @@ def run(work: Work, *, check: Callable[[], None], notice: Callable[[str], None],
     try:
         pid = os.fork()
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, crash_read, crash_write):
+            os.close(fd)
         raise PymlError("could not start the fitting process", detail=str(exc)) from exc
     if pid == 0:  # the child: never returns
         code = 1
         try:
-            code = _child(work, parent, read_fd, write_fd, limit)
+            _detach(parent, keep=(write_fd, crash_write))
+            code = _child(work, write_fd, crash_write, limit)
         finally:
             os._exit(code)
     os.close(write_fd)
-    waiter = _Waiter(pid, read_fd, notice, base)
+    os.close(crash_write)
+    waiter = _Waiter(pid, read_fd, crash_read, notice, base)
     try:
         return waiter.wait(check, limit)
     finally:
         os.close(read_fd)
         waiter.reap()
+        os.close(crash_read)
 
 
 # ---------------------------------------------------------------------------
@@ -131,9 +135,9 @@ def run(work: Work, *, check: Callable[[], None], notice: Callable[[str], None],
 
 
 class _Waiter:
-    def __init__(self, pid: int, fd: int, notice: Callable[[str], None],
+    def __init__(self, pid: int, fd: int, crash_fd: int, notice: Callable[[str], None],
                  base: dict[str, int]):
-        self.pid, self.fd, self.notice = pid, fd, notice
+        self.pid, self.fd, self.crash_fd, self.notice = pid, fd, crash_fd, notice
         self.base = base  # the backend's VmData and VmRSS at the fork (bytes)
         self.peak = 0  # the child's largest VmData growth seen
         self.frames = _Frames()
@@ -209,13 +213,33 @@ class _Waiter:
         if os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
             name = _signal_name(number)
+            used = f"It had used at least {size_text(max(growth, 0))}" + (
+                f" of the {size_text(limit.bytes)} allowed." if limit is not None else ".")
             if limit is not None and growth >= NEAR_LIMIT * limit.bytes:
                 return _out_of_memory(
-                    limit, f"The fitting process was killed by signal {number} ({name}) after "
-                    f"using {size_text(growth)}.")
-            return PymlError(f"the fitting process was killed by signal {number} ({name})")
+                    limit, f"The fitting process was killed by signal {number} ({name}). {used}")
+            crash = self._crash_report()
+            return PymlError(
+                f"the fitting process was killed by signal {number} ({name})",
+                detail=used + (f"\n{crash}" if crash else ""),
+                hint=(f'Some libraries crash when they are refused memory: a larger "{SETTING}" '
+                      "or smaller hyperparameters may help.") if limit is not None else None)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         return PymlError(f"the fitting process exited with code {code} without a result")
+
+
+    def _crash_report(self) -> str:
+        """What faulthandler wrote when the (reaped) child crashed: its Python stacks."""
+        chunks = []
+        with contextlib.suppress(OSError):
+            while len(chunks) < 16:
+                ready, _, _ = select.select([self.crash_fd], [], [], 0)
+                chunk = os.read(self.crash_fd, 4096) if ready else b""
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        text = b"".join(chunks).decode(errors="replace")
+        return text.split("\nExtension modules:")[0].strip()  # the stacks, not the module list
 
 
 class _Frames:
@@ -292,8 +316,10 @@ def pause_openmp() -> None:
     """
     paths = set()
     with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split(maxsplit=5)[-1].strip()
+        text = maps.read()
+    for line in text.splitlines():
+        if "omp" in line:  # a cheap filter: a backend maps hundreds of files
+            path = line.split(maxsplit=5)[-1]
             if os.path.basename(path).startswith(_OPENMP) and ".so" in path:
                 paths.add(path)
     for path in sorted(paths):
@@ -310,9 +336,11 @@ def pause_openmp() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _child(work: Work, parent: int, read_fd: int, write_fd: int, limit: Limit | None) -> int:
-    """Detach from the backend, run ``work``, send its outcome; the exit code."""
-    _detach(parent, read_fd, write_fd)
+def _child(work: Work, write_fd: int, crash_fd: int, limit: Limit | None) -> int:
+    """Run ``work`` and send its outcome; the exit code."""
+    import faulthandler
+
+    faulthandler.enable(file=crash_fd, all_threads=True)
     if limit is not None:
         _limit_memory(limit.bytes)
     try:
@@ -325,7 +353,9 @@ def _child(work: Work, parent: int, read_fd: int, write_fd: int, limit: Limit | 
         return _report(write_fd, exc)
 
 
-def _detach(parent: int, read_fd: int, write_fd: int) -> None:
+def _detach(parent: int, keep: Sequence[int]) -> None:
+    """Die with the backend, take the default signal handlers, and close every inherited
+    descriptor but 0-2 and ``keep``."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the backend died before prctl: nobody waits for us
@@ -333,10 +363,11 @@ def _detach(parent: int, read_fd: int, write_fd: int) -> None:
     for name in _RESET:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    os.close(read_fd)
-    top = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], write_fd + 1)
-    os.closerange(3, write_fd)
-    os.closerange(write_fd + 1, top)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], low))
 
 
 def _limit_memory(limit: int) -> None:

@@ -188,6 +188,7 @@ def test_absurd_hyperparameter_is_refused_before_reading(
         connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
 ) -> None:
     session = connect()
+    warm_up(session, rows)  # a session's first call imports the libraries
     session.execute("SET client_min_messages = notice")
     notices: list[str] = []
     session.add_notice_handler(lambda d: notices.append(d.message_primary or ""))

@@ -169,6 +169,22 @@ def test_killed_near_the_limit_is_53200() -> None:
     assert "signal 6 (SIGABRT)" in (caught.value.detail or "")
 
 
+def test_a_native_crash_says_where() -> None:
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        import ctypes
+
+        ctypes.string_at(0)  # a segmentation fault in native code
+        return {}, []
+
+    with pytest.raises(PymlError) as caught:
+        run(work, limit=Limit(100 * MB))
+    error = caught.value
+    assert error.message == "the fitting process was killed by signal 11 (SIGSEGV)"
+    assert "of the 100 MB allowed" in (error.detail or "")
+    assert "Segmentation fault" in (error.detail or "") and "in work" in (error.detail or "")
+    assert "pyml.train_memory_limit" in (error.hint or "")
+
+
 def test_exit_without_result() -> None:
     def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
         os._exit(5)
@@ -233,7 +249,7 @@ def test_child_detaches_from_the_parent(tmp_path: Any) -> None:
         kept.close()
     assert value["usr1"]
     assert fd not in value["fds"]
-    assert len([fd for fd in value["fds"] if fd > 2]) <= 2  # the pipe, and listdir's own
+    assert len([fd for fd in value["fds"] if fd > 2]) <= 3  # two pipes, and listdir's own
 
 
 def test_child_dies_with_its_parent() -> None:
