@@ -522,6 +522,19 @@ def fit_isolated(db: Db, algorithm: _algorithms.Algorithm, estimator: Any, data:
     limit = _isolate.memory_limit(setting.server, setting.session)
     if limit.notice:
         db.notice(limit.notice)
+    work = fit_work(algorithm, estimator, data, y, train_idx, task, req)
+    value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
+    parts = [_artifacts.Part(part, fmt, blob)
+             for (part, fmt), blob in zip(value["parts"], blobs, strict=True)]
+    return Fitted(parts, value["hyperparams"], value["preprocess"], value["search_results"],
+                  value["seconds"])
+
+
+def fit_work(algorithm: _algorithms.Algorithm, estimator: Any, data: TrainingData,
+             y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest
+             ) -> _isolate.Work:
+    """The fit step as the child process runs it: preprocessing, fit (search included) and
+    artifacts; JSON and the artifacts' bytes out."""
 
     def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
         started = time.perf_counter()
@@ -541,11 +554,7 @@ def fit_isolated(db: Db, algorithm: _algorithms.Algorithm, estimator: Any, data:
             "search_results": jsonable(results) if results is not None else None,
         }, [p.data for p in parts]
 
-    value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
-    parts = [_artifacts.Part(part, fmt, blob)
-             for (part, fmt), blob in zip(value["parts"], blobs, strict=True)]
-    return Fitted(parts, value["hyperparams"], value["preprocess"], value["search_results"],
-                  value["seconds"])
+    return work
 
 
 def _used_params(estimator: Any) -> dict[str, Any]:
