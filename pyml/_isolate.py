@@ -64,17 +64,26 @@ class Limit(NamedTuple):
 
 def memory_limit(server: int | None, session: int | None, physical: int | None = None) -> Limit:
     """The limit of ``pyml.train_memory_limit``: the server configuration's value (else a
-    quarter of the machine's physical memory), lowered but never raised by the session's."""
+    quarter of the machine's physical memory, or of the container's memory limit), lowered
+    but never raised by the session's."""
     if server is None:
-        if physical is None:
-            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        server = physical // 4
+        server = (physical if physical is not None else physical_memory()) // 4
     if session is None or session == server:
         return Limit(server)
     if session < server:
         return Limit(session)
     return Limit(server, f'pyml: setting "{SETTING}" of this session ({size_text(session)}) is '
                          f"above the server's limit; using {size_text(server)}")
+
+
+def physical_memory() -> int:
+    """The machine's memory, or the container's (cgroup) limit when that is lower."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as limit:
+                memory = min(memory, int(limit.read().strip()))  # "max": no limit
+    return memory
 
 
 def size_text(n: int) -> str:
@@ -178,12 +187,21 @@ class _Waiter:
             self.peak = max(self.peak, data - self.base.get("VmData", 0))
 
     def reap(self, kill: bool = True) -> None:
-        """Wait for the child's end (killing it first unless ``kill`` is false)."""
+        """Wait for the child's end: killed at once, or (``kill`` false: it has sent its
+        outcome or closed its pipe, so it is leaving) after a second at most."""
         if self.status is not None:
             return
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+        if not kill:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                with contextlib.suppress(InterruptedError):
+                    pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+                    if pid:
+                        self.status = (status, usage)
+                        return
+                time.sleep(0.005)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
         while True:
             try:
                 _, status, usage = os.wait4(self.pid, 0)
@@ -226,7 +244,6 @@ class _Waiter:
                       "or smaller hyperparameters may help.") if limit is not None else None)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         return PymlError(f"the fitting process exited with code {code} without a result")
-
 
     def _crash_report(self) -> str:
         """What faulthandler wrote when the (reaped) child crashed: its Python stacks."""

@@ -245,6 +245,18 @@ def test_the_server_limit_wins_over_a_larger_session_value(admin_url: str, rows:
             admin.execute("SELECT pg_reload_conf()")
 
 
+def test_process_based_n_jobs_run_on_threads(conn: psycopg.Connection) -> None:
+    """joblib's default backend starts worker processes (bagging, theil_sen, mean_shift...),
+    which in a backend cannot even start; in the fitting process joblib uses threads."""
+    conn.execute(
+        "SELECT * FROM pyml.train('iso jobs', 'regression', 'pyml.diabetes', 'target',"
+        " 'bagging', hyperparams => '{\"n_jobs\": 2, \"n_estimators\": 4}')")
+    (n_jobs,) = conn.execute(
+        "SELECT m.hyperparams->'n_jobs' FROM pyml.models m JOIN pyml.projects p"
+        " ON p.id = m.project_id WHERE p.name = 'iso jobs'").fetchone()
+    assert n_jobs == 2
+
+
 @pytest.mark.slow
 def test_search_progress_arrives_while_fitting(connect: Callable[..., psycopg.Connection]
                                                ) -> None:
