@@ -26,9 +26,34 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
     """The goals of every part, or of one part (``--only``)."""
     if only == "streaming":
         return streaming(r)
+    if only == "training":
+        return training(r)
     if only in ("preprocessing", "logging", "drift"):  # figures and ratios only: no goal
         return []
-    return serving(r) + streaming(r)
+    return serving(r) + streaming(r) + training(r)
+
+
+def training(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fitting in a child process costs at most 10 % of pyml.train's time."""
+    goals = _Goals()
+    if "training" not in r:  # the part did not run
+        return goals
+    cases = (r["training"].get("end to end") or {}).get("cases")
+    if cases is None:  # it failed: see Errors
+
+        def missing() -> tuple[float, str]:
+            raise KeyError("end to end")
+
+        goals.add("pyml.train in a child process <= 1.1 x in the backend", 1.1, "max", missing)
+        return goals
+    for key, c in cases.items():
+        def ratio(c: dict[str, Any] = c) -> tuple[float, str]:
+            return (c["isolated"]["median"] / c["in_process"]["median"],
+                    f"{c['isolated']['median']:.3f} s vs {c['in_process']['median']:.3f} s")
+
+        goals.add(f"{key}: pyml.train in a child process <= 1.1 x in the backend", 1.1, "max",
+                  ratio)
+    return goals
 
 
 def serving(r: dict[str, Any]) -> list[dict[str, Any]]:

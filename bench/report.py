@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import drift_speed, logging_cost
+from bench import drift_speed, logging_cost, training
 
 
 def _ms(x: float | None) -> str:
@@ -57,6 +57,11 @@ def markdown(r: dict[str, Any]) -> str:
         measured.append("- Prediction log: online `pyml.predict` with `pyml.log_predictions`"
                         " off, at 0.01 and at 1.0, and `pyml.collect_predictions()`; see"
                         " *Prediction log* below and `bench/logging_cost.py`.")
+    if r.get("training"):
+        measured.append("- Training in a child process: the fit step run directly and by"
+                        " `pyml._isolate.run`, and `pyml.train` against the code from before"
+                        " the isolation; see *Training in a child process* below and"
+                        " `bench/training.py`.")
     if r.get("drift"):
         sizes = " and ".join(f"{n:,}" for n in r["drift"].get("new_rows", []))
         measured.append(f"- Drift: `pyml.drift` of {sizes} new rows (8 features, LightGBM)"
@@ -79,6 +84,7 @@ def markdown(r: dict[str, Any]) -> str:
              g["detail"]] for g in r["goals"]])
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
     out += _preprocessing(r) + logging_cost.markdown(r) + drift_speed.markdown(r)
+    out += training.markdown(r)
     out += _streaming(r)
     out += ["## Correctness", "", "Predictions compared with the raw model (relative"
             f" tolerance {s['tolerance']:g}, float32, unless a line says otherwise):", ""]

@@ -7,9 +7,9 @@ bench/results.json. Only pyml's public SQL API is used (but for the preprocessin
 parts, which load the exported model with ``pyml._artifacts.load`` in this process; the drift
 part also runs ``pyml.drift``'s statistics functions here).
 
-``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``) runs one part (with
-the tables and the models it needs) and writes its results to /tmp/pyml-bench-PART unless
-``--output`` says elsewhere (never to bench/).
+``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``) runs
+one part (with the tables and the models it needs) and writes its results to
+/tmp/pyml-bench-PART unless ``--output`` says elsewhere (never to bench/).
 
 A measurement that fails (an error from pyml, or predictions that disagree with the raw model)
 is reported under *Errors*, the others still run, and the exit status is 1.
@@ -51,10 +51,12 @@ from bench import (
     preprocessing,
     report,
     streaming,
+    training,
 )
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
 
-ONLY = ("streaming", "preprocessing", "logging", "drift")  # parts that --only can run on their own
+# parts that --only can run on their own
+ONLY = ("streaming", "preprocessing", "logging", "drift", "training")
 
 
 class Sections:
@@ -215,6 +217,20 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
                 checks += result.pop("checks")
                 r["drift"][name] = result
         del drifting  # the new rows, in memory
+    if only in (None, "training"):
+        r["training"] = {}
+        fitting = None
+        with section("training in a child process: data"):
+            fitting, figures = training.prepare(server, settings)
+            r["training"].update(figures)
+        for name, measure in training.SECTIONS.items():
+            with section(f"training in a child process: {name}"):
+                if fitting is None:
+                    raise config.BenchError("no data (see the section before)")
+                result = measure(server, settings, fitting)
+                checks += result.pop("checks")
+                r["training"][name] = result
+        del fitting  # the tables' rows, in memory
     # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
     r["load"]["after"] = db.loadavg()
     if only in (None, "streaming"):

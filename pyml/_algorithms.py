@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from pyml import _bounds
 from pyml.errors import FeatureNotSupported, InvalidParameterValue
 
 # name: (regressor, classifier); "module:Class", None where no estimator exists.
@@ -175,8 +176,24 @@ class Algorithm:
                 f'unknown hyperparameter "{unknown[0]}" for algorithm "{self.name}"',
                 hint=self._suggest(unknown[0], allowed),
             )
+        _bounds.check_integers(self.name, hyperparams)
+        if self.library == "lightgbm":
+            _bounds.check_lightgbm(self.name, hyperparams)
         params = {**self.defaults(), **hyperparams}
-        return self.estimator_class()(**params)
+        estimator = self.estimator_class()(**params)
+        self._validate(estimator)
+        return estimator
+
+    def _validate(self, estimator: Any) -> None:
+        """scikit-learn's own check of types and ranges (``_parameter_constraints``), before
+        any data is read: ``{"n_estimators": 1e20}`` fails here, not after hours of fitting."""
+        if not hasattr(type(estimator), "_parameter_constraints"):
+            return  # not a scikit-learn estimator (LightGBM, XGBoost, CatBoost)
+        try:
+            estimator._validate_params()
+        except ValueError as exc:  # sklearn.utils._param_validation.InvalidParameterError
+            raise InvalidParameterValue(_constraint_message(self.name, str(exc)),
+                                        detail=str(exc)) from exc
 
 
 def resolve(name: str, task: str) -> Algorithm:
@@ -219,6 +236,19 @@ def storable(estimator: Any) -> Any:
         return KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(
             estimator.subcluster_centers_, estimator.subcluster_labels_)
     return estimator
+
+
+def _constraint_message(algorithm: str, text: str) -> str:
+    """scikit-learn's "The 'C' parameter of LogisticRegression must be a float in the range
+    (0.0, inf]. Got -1 instead." in PostgreSQL's style."""
+    import re
+
+    found = re.fullmatch(r"The '(\w+)' parameter of \w+ must be (.*)\. Got (.*) instead\.",
+                         text.strip(), re.DOTALL)
+    if found is None:
+        return f'invalid value for a hyperparameter of algorithm "{algorithm}": {text}'
+    name, constraint, value = found.groups()
+    return f'hyperparameter "{name}" of algorithm "{algorithm}" must be {constraint}, got {value}'
 
 
 def _lightgbm_parameter_names() -> set[str]:

@@ -82,6 +82,14 @@ class ProgramLimitExceeded(PymlError):
     sqlstate = "54000"
 
 
+class OutOfMemory(PymlError, MemoryError):
+    """Training needed more memory than setting ``pyml.train_memory_limit`` allows."""
+
+    sqlstate = "53200"
+    hint = ('Train on fewer rows or with smaller hyperparameters, or raise setting '
+            '"pyml.train_memory_limit" (up to the value in the server\'s configuration).')
+
+
 class ActiveSqlTransaction(PymlError):
     """A procedure that commits was called inside a transaction block."""
 
@@ -103,6 +111,7 @@ __all__ = [
     "InvalidParameterValue",
     "NullValueNotAllowed",
     "ObjectNotInPrerequisiteState",
+    "OutOfMemory",
     "ProgramLimitExceeded",
     "PymlError",
     "UndefinedColumn",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pyml.train import TrainRequest
 
 SEED = _algorithms.DEFAULT_SEED
+_MAX_INT = 2**31 - 1
 
 
 def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
@@ -77,6 +78,8 @@ def fit(algorithm: _algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.n
             f'algorithm "{algorithm.name}" cannot be fitted on this data', detail=str(exc)
         ) from exc
     except Exception as exc:
+        if "bad_alloc" in str(exc):  # C++'s std::bad_alloc, as the library reports it
+            raise MemoryError(str(exc)) from exc
         if type(exc).__name__ in ("LightGBMError", "XGBoostError", "CatBoostError"):
             raise _bad_hyperparameter(algorithm, exc) from exc
         raise
@@ -158,7 +161,22 @@ def check(algorithm: _algorithms.Algorithm, req: TrainRequest) -> None:
             raise InvalidParameterValue(
                 f'"search_params" value of "{name}" must be a non-empty array, got {values!r}'
             )
+        for value in values:  # each candidate value, checked as a hyperparameter would be
+            try:
+                algorithm.make({**req.hyperparams, name: value})
+            except InvalidParameterValue as exc:
+                exc.detail = " ".join(filter(None, (
+                    'The value is a candidate in "search_params".', exc.detail)))
+                raise
     unknown = set(req.search_args) - {"cv", "n_iter"}
     if unknown:
         raise InvalidParameterValue(f'unknown search argument "{sorted(unknown)[0]}"',
                                     hint="Valid search arguments: cv, n_iter.")
+    for name, low in (("cv", 2), ("n_iter", 1)):
+        value = req.search_args.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not low <= value <= _MAX_INT):
+            raise InvalidParameterValue(
+                f'search argument "{name}" must be an integer in the range [{low}, {_MAX_INT}], '
+                f"got {value!r}"
+            )

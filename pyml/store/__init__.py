@@ -58,6 +58,7 @@ from pyml.store._relations import (
     resolve_relation,
     write_predictions,
 )
+from pyml.store._settings import SizeSetting, train_memory_limit
 from pyml.store._streams import (
     Stream,
     ack,
@@ -97,6 +98,8 @@ __all__ = [
     "find_stream", "get_stream", "is_async_trigger", "is_sync_trigger", "list_streams",
     "project_has_streams", "prune", "publish", "read_events", "relation_privilege",
     "save_stream", "statement_chunk", "statement_query", "take_queued", "transition_rows",
+    # settings
+    "SizeSetting", "train_memory_limit",
 ]
 
 
