@@ -59,7 +59,7 @@ _LIGHTGBM_INTEGERS: dict[str, tuple[int, int, tuple[str, ...]]] = {
     "lambdarank_truncation_level": (1, INT_MAX, ()),
     "metric_freq": (1, INT_MAX, ("output_freq",)),
     "multi_error_top_k": (1, INT_MAX, ()),
-    "num_machines": (1, INT_MAX, ("num_machine",)),
+    "num_machines": (1, 1, ("num_machine",)),  # no distributed training (see below)
     "local_listen_port": (1, INT_MAX, ("local_port", "port")),
     "time_out": (1, INT_MAX, ()),
     "gpu_platform_id": (INT_MIN, INT_MAX, ()),
@@ -83,8 +83,22 @@ def check_integers(algorithm: str, params: dict[str, Any]) -> None:
             raise _out_of_range(name, algorithm, INT64_MIN, INT64_MAX, value)
 
 
+# Distributed training makes the fitting process listen on a port and wait for peers: a
+# server process must not. (num_machines is bounded to 1 above.)
+_LIGHTGBM_NETWORK = frozenset({
+    "machines", "workers", "nodes", "machine_list_filename", "machine_list_file",
+    "machine_list", "mlist"})
+
+
 def check_lightgbm(algorithm: str, params: dict[str, Any]) -> None:
-    """Raise 22023 for an integer parameter of LightGBM outside its range."""
+    """Raise 22023 for an integer parameter of LightGBM outside its range, or a parameter
+    of distributed training."""
+    network = sorted(_LIGHTGBM_NETWORK & params.keys())
+    if network:
+        raise InvalidParameterValue(
+            f'hyperparameter "{network[0]}" of algorithm "{algorithm}" is not allowed',
+            detail="Distributed training (machines listening for peers) is not available "
+            "inside the database server.")
     for name, value in params.items():
         bounds = LIGHTGBM_INTEGERS.get(name)
         if bounds is None or value is None:

@@ -105,12 +105,17 @@ def resolve_relation(db: Db, name: str, search_path: str | None = None) -> Relat
         with caller_search_path(db, search_path):
             found = _lookup(db, name)
     except Exception as exc:  # invalid name syntax: no relation can have that name
-        if _sqlstate(exc) is None:
-            raise
+        if _sqlstate(exc) not in _NOT_A_NAME:
+            raise  # a cancel, say, stays what it is
         found = None
     if found is None:
         raise UndefinedTable(f'relation "{name}" does not exist')
     return _describe(db, *found)
+
+
+# What to_regclass raises for text that cannot name a relation: invalid name syntax, too
+# many dotted names, a cross-database reference.
+_NOT_A_NAME = frozenset({"42602", "42601", "0A000"})
 
 
 def relation_by_oid(db: Db, oid: int) -> Relation:

@@ -107,6 +107,7 @@ def still_works(session: psycopg.Connection, project: str, relation: str) -> Non
     """The session that failed trains and predicts normally, and its backend has no child."""
     backend = session.execute("SELECT pg_backend_pid()").fetchone()[0]
     assert children(backend) == []
+    project = f"{project} after"  # (a project of other inputs keeps its live model)
     session.execute(*train_sql(project, relation, "linear"))
     (value,) = session.execute(
         "SELECT pyml.predict(%s, ARRAY[0.5, 0.5, 0.5, 0.5, 0.5]::float8[])", (project,)

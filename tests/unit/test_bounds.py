@@ -92,3 +92,11 @@ def test_search_arguments_are_bounded(args: dict[str, Any], name: str) -> None:
     with pytest.raises(InvalidParameterValue, match=f'search argument "{name}" must be'):
         search.check(algorithm, request(search_params={"n_neighbors": [3, 5]},
                                         search_args=args))
+
+
+@pytest.mark.parametrize("params", [{"machines": "10.0.0.1:12400,10.0.0.2:12400"},
+                                    {"machine_list_filename": "/tmp/mlist.txt"},
+                                    {"num_machines": 2}])
+def test_distributed_lightgbm_training_is_refused(params: dict[str, object]) -> None:
+    with pytest.raises(InvalidParameterValue, match="lightgbm"):
+        _bounds.check_lightgbm("lightgbm", params)
