@@ -237,23 +237,56 @@ def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def check_nulls(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
-                where: Callable[[int], str] | None = None) -> None:
-    """22004 for NULL in an input whose rule has no imputation (``impute`` ``error``)."""
+def check_inputs(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
+                 where: Callable[[int], str] | None = None) -> None:
+    """22004 for NULL (or NaN) in an input whose rule has no imputation (``impute`` ``error``);
+    22023 for Infinity or -Infinity in any number input: imputation fills missing values, and
+    an infinite value is not missing. ``where(row)`` says which row (DETAIL); without it the
+    DETAIL counts the rows."""
     import numpy as np
 
     for j, rule in enumerate(rules):
-        if not rule.strict:
-            continue
         column = X[:, j]
-        missing = _missing_mask(column) if column.dtype == object else np.isnan(column)
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            raise NullValueNotAllowed(
-                f'feature "{names[j]}" ' + ("is NULL" if len(X) == 1 else "contains NULL values"),
-                detail=where(row) if where else None,
-                hint=f'Pass preprocess => \'{{"{names[j].split("[")[0]}": '
-                '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+        if rule.category:  # text: only NULL can be wrong, and only when refused
+            if rule.strict:
+                _refuse(names[j], _missing_mask(column), len(X), where, infinite=False)
+            continue
+        values = column.astype(np.float64) if column.dtype == object else column
+        if rule.strict:
+            _refuse(names[j], np.isnan(values), len(X), where, infinite=False)
+        _refuse(names[j], np.isinf(values), len(X), where, infinite=True, values=values)
+
+
+def _refuse(name: str, bad: np.ndarray, n: int, where: Callable[[int], str] | None, *,
+            infinite: bool, values: np.ndarray | None = None) -> None:
+    import numpy as np
+
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    count = int(bad.sum())
+    rows = f"{count} of {n} rows {'is' if count == 1 else 'are'}"
+    if not infinite:
+        raise NullValueNotAllowed(
+            f'feature "{name}" ' + ("is NULL" if n == 1 else "contains NULL values"),
+            detail=where(row) if where else f"{rows} NULL (or NaN).",
+            hint=f'Pass preprocess => \'{{"{name.split("[")[0]}": '
+            '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+    assert values is not None
+    raise InvalidParameterValue(
+        f'feature "{name}" ' + (f"is {infinity_text(values[row])}" if n == 1
+                                else "contains infinite values"),
+        detail=where(row) if where else f"{rows} Infinity or -Infinity.",
+        hint=INFINITY_HINT)
+
+
+INFINITY_HINT = ("Models take finite numbers only, and imputation fills NULL and NaN, not "
+                 "infinite values: replace them, or leave those rows out.")
+
+
+def infinity_text(value: float) -> str:
+    """An infinite value as PostgreSQL prints it."""
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def _missing_mask(column: np.ndarray) -> np.ndarray:

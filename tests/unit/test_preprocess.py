@@ -157,13 +157,13 @@ def test_statistics_come_from_the_rows_given():
     assert _preprocess.transform(transformer, np.array([[np.nan]]))[0, 0] == 1.0
 
 
-def test_check_nulls_names_the_feature():
+def test_check_inputs_names_the_feature():
     X = np.array([["a", 1.0], ["b", np.nan]], dtype=object)
     rules = [Rule(True, "native", None, None, "preserve"),
              Rule(False, None, None, "error", "preserve")]
     with pytest.raises(NullValueNotAllowed, match='"size"'):
-        _preprocess.check_nulls(X, rules, ["city", "size"])
-    _preprocess.check_nulls(X[:1], rules, ["city", "size"])
+        _preprocess.check_inputs(X, rules, ["city", "size"])
+    _preprocess.check_inputs(X[:1], rules, ["city", "size"])
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
