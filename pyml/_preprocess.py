@@ -249,35 +249,38 @@ def check_inputs(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
         column = X[:, j]
         if rule.category:  # text: only NULL can be wrong, and only when refused
             if rule.strict:
-                _refuse(names[j], _missing_mask(column), len(X), where, infinite=False)
+                _refuse_nulls(names[j], _missing_mask(column), where)
             continue
         values = column.astype(np.float64) if column.dtype == object else column
         if rule.strict:
-            _refuse(names[j], np.isnan(values), len(X), where, infinite=False)
-        _refuse(names[j], np.isinf(values), len(X), where, infinite=True, values=values)
+            _refuse_nulls(names[j], np.isnan(values), where)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise InvalidParameterValue(
+                f'feature "{names[j]}" ' + (f"is {infinity_text(values[row])}" if len(X) == 1
+                                            else "contains infinite values"),
+                detail=where(row) if where else f"{_of(infinite)} Infinity or -Infinity.",
+                hint=INFINITY_HINT)
 
 
-def _refuse(name: str, bad: np.ndarray, n: int, where: Callable[[int], str] | None, *,
-            infinite: bool, values: np.ndarray | None = None) -> None:
+def _refuse_nulls(name: str, missing: np.ndarray, where: Callable[[int], str] | None
+                  ) -> None:
     import numpy as np
 
-    if not bad.any():
-        return
-    row = int(np.flatnonzero(bad)[0])
-    count = int(bad.sum())
-    rows = f"{count} of {n} rows {'is' if count == 1 else 'are'}"
-    if not infinite:
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
         raise NullValueNotAllowed(
-            f'feature "{name}" ' + ("is NULL" if n == 1 else "contains NULL values"),
-            detail=where(row) if where else f"{rows} NULL (or NaN).",
+            f'feature "{name}" ' + ("is NULL" if len(missing) == 1 else "contains NULL values"),
+            detail=where(row) if where else f"{_of(missing)} NULL (or NaN).",
             hint=f'Pass preprocess => \'{{"{name.split("[")[0]}": '
             '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
-    assert values is not None
-    raise InvalidParameterValue(
-        f'feature "{name}" ' + (f"is {infinity_text(values[row])}" if n == 1
-                                else "contains infinite values"),
-        detail=where(row) if where else f"{rows} Infinity or -Infinity.",
-        hint=INFINITY_HINT)
+
+
+def _of(bad: np.ndarray) -> str:
+    """How many of the rows are ``bad``: "3 of 150 rows are"."""
+    count = int(bad.sum())
+    return f"{count} of {len(bad)} rows {'is' if count == 1 else 'are'}"
 
 
 INFINITY_HINT = ("Models take finite numbers only, and imputation fills NULL and NaN, not "

@@ -196,6 +196,7 @@ class _Layout:
                     values.append(value)
             else:
                 value = _number(text, column.type, column.category)
+                # NaN (imputed like NULL where the model imputes) or +-Infinity
                 if value - value and not (value != value and column.name in imputed):
                     raise _bad_feature(key_column, key, column.name, value)
                 values.append(value)

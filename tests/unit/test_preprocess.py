@@ -166,6 +166,20 @@ def test_check_inputs_names_the_feature():
     _preprocess.check_inputs(X[:1], rules, ["city", "size"])
 
 
+def test_check_inputs_refuses_infinity_where_nulls_are_imputed():
+    X = np.array([["a", 1.0, np.nan], [None, np.inf, 2.0], ["c", -np.inf, 3.0]], dtype=object)
+    rules = [Rule(True, "native", None, None, "preserve"),
+             Rule(False, None, None, "mean", "preserve"),
+             Rule(False, None, None, "median", "standard")]
+    names = ["city", "size", "rooms"]
+    with pytest.raises(InvalidParameterValue, match='"size" contains infinite values') as caught:
+        _preprocess.check_inputs(X, rules, names)
+    assert caught.value.detail == "2 of 3 rows are Infinity or -Infinity."
+    with pytest.raises(InvalidParameterValue, match='"size" is -Infinity'):
+        _preprocess.check_inputs(X[2:], rules, names)
+    _preprocess.check_inputs(X[:1], rules, names)  # NULL text is a category, NaN is imputed
+
+
 @pytest.mark.parametrize("task", ["regression", "classification"])
 @pytest.mark.parametrize("spec", SPECS)
 def test_fitted_transformer_is_a_safe_artifact(spec, task):
