@@ -726,3 +726,27 @@ def test_drift_of_rows_with_infinity(conn: psycopg.Connection, models: list[str]
         assert with_infinity[key] == pytest.approx(finite[key]), key
     # a feature's statistics count its infinite values, in the outer bins
     assert with_infinity[("b", "ks")] != pytest.approx(finite[("b", "ks")])
+
+
+def test_monitoring_round_on_rows_with_infinity_records_a_failed_retrain(
+        conn: psycopg.Connection, admin: psycopg.Connection, data: str, project: str,
+        tables: tuple[str, str]) -> None:
+    """Drift is measured (Infinity kept as a value), the retrain it calls for fails with the
+    training error, recorded in the report; the live model stays."""
+    src, _ = tables
+    run(conn, "CREATE TABLE {} AS SELECT id, a, b, c, y FROM {}", src, data)
+    view = training_view(conn, src, "a, b, c, y")
+    train(conn, project, view, "y", "regression", "lightgbm")
+    live = one(conn, "SELECT pyml.deployed_model(%s)", (project,))
+    run(conn, "UPDATE {} SET a = a + 5", src)  # drifted
+    run(conn, "UPDATE {} SET b = 'Infinity' WHERE id = 3", src)
+    models = registry(admin)["models"]
+    drifted, retrained, deployed, old, new, report = conn.execute(
+        "SELECT * FROM pyml.check(%s)", (project,)).fetchone()
+    assert (drifted, retrained, deployed, old, new) == (True, False, False, live, None)
+    decision, detail = admin.execute("SELECT decision, detail FROM pyml.drift_reports"
+                                     " WHERE id = %s", (report,)).fetchone()
+    assert (decision, detail) == ("failed", 'feature "b" contains infinite values')
+    assert one(conn, "SELECT pyml.deployed_model(%s)", (project,)) == live
+    assert registry(admin)["models"] == models
+
