@@ -237,23 +237,59 @@ def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def check_nulls(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
-                where: Callable[[int], str] | None = None) -> None:
-    """22004 for NULL in an input whose rule has no imputation (``impute`` ``error``)."""
+def check_inputs(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
+                 where: Callable[[int], str] | None = None) -> None:
+    """22004 for NULL (or NaN) in an input whose rule has no imputation (``impute`` ``error``);
+    22023 for Infinity or -Infinity in any number input: imputation fills missing values, and
+    an infinite value is not missing. ``where(row)`` says which row (DETAIL); without it the
+    DETAIL counts the rows."""
     import numpy as np
 
     for j, rule in enumerate(rules):
-        if not rule.strict:
-            continue
         column = X[:, j]
-        missing = _missing_mask(column) if column.dtype == object else np.isnan(column)
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            raise NullValueNotAllowed(
-                f'feature "{names[j]}" ' + ("is NULL" if len(X) == 1 else "contains NULL values"),
-                detail=where(row) if where else None,
-                hint=f'Pass preprocess => \'{{"{names[j].split("[")[0]}": '
-                '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+        if rule.category:  # text: only NULL can be wrong, and only when refused
+            if rule.strict:
+                _refuse_nulls(names[j], _missing_mask(column), where)
+            continue
+        values = column.astype(np.float64) if column.dtype == object else column
+        if rule.strict:
+            _refuse_nulls(names[j], np.isnan(values), where)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise InvalidParameterValue(
+                f'feature "{names[j]}" ' + (f"is {infinity_text(values[row])}" if len(X) == 1
+                                            else "contains infinite values"),
+                detail=where(row) if where else f"{_of(infinite)} Infinity or -Infinity.",
+                hint=INFINITY_HINT)
+
+
+def _refuse_nulls(name: str, missing: np.ndarray, where: Callable[[int], str] | None
+                  ) -> None:
+    import numpy as np
+
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise NullValueNotAllowed(
+            f'feature "{name}" ' + ("is NULL" if len(missing) == 1 else "contains NULL values"),
+            detail=where(row) if where else f"{_of(missing)} NULL (or NaN).",
+            hint=f'Pass preprocess => \'{{"{name.split("[")[0]}": '
+            '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+
+
+def _of(bad: np.ndarray) -> str:
+    """How many of the rows are ``bad``: "3 of 150 rows are"."""
+    count = int(bad.sum())
+    return f"{count} of {len(bad)} rows {'is' if count == 1 else 'are'}"
+
+
+INFINITY_HINT = ("Models take finite numbers only, and imputation fills NULL and NaN, not "
+                 "infinite values: replace them, or leave those rows out.")
+
+
+def infinity_text(value: float) -> str:
+    """An infinite value as PostgreSQL prints it."""
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def _missing_mask(column: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyml import _preprocess, store
 from pyml._db import Db
-from pyml.errors import NullValueNotAllowed
+from pyml.errors import InvalidParameterValue, NullValueNotAllowed
 from pyml.predict import Model
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
                  rows_per_chunk: int = ROWS_PER_CHUNK) -> int:
     """Score every row of ``source_relation``; write (key, prediction, model_id, scored_at).
 
-    Names resolve with ``search_path`` (the caller's), as they would in the caller's SQL.
-    The relation is read in chunks, so memory stays bounded whatever its size, and each
+    The row of a key already in ``target_table`` is replaced; rows of other keys are left
+    alone. Names resolve with ``search_path`` (the caller's), as they would in the caller's
+    SQL. The relation is read in chunks, so memory stays bounded whatever its size, and each
     chunk is scored on a worker thread (the model's C code releases the GIL) while the
     previous chunk is written and the next one read.
     """
@@ -32,39 +33,50 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
     categories = model.category_columns()
     numbers = [c for c in features if c.name not in categories]
     texts = [store.as_text(c) for c in features if c.name in categories]
-    table = store.prediction_table(db, target_table, key, search_path)
+    table = store.prediction_table(db, target_table, relation, key, search_path)
     written = 0
     scoring: tuple[list[Any], Future[Any]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
         for n, values, (keys, *text) in store.read_chunks(db, relation, numbers, [key, *texts],
                                                            rows_per_chunk):
             if model.preprocessor is None:
-                X = feature_matrix(n, values, key.name, keys)
+                X = feature_matrix(n, values, model.feature_names, key.name, keys)
             else:
                 read = dict(zip([c.name for c in numbers], values, strict=True))
                 read.update(zip([c.name for c in texts], text, strict=True))
                 X = _preprocess.inputs(n, [read[c.name] for c in features])
-                model.check_nulls(X, _where(key.name, keys))
+                model.check_inputs(X, _where(key.name, keys))
             following = (keys, pool.submit(model.predict, X))
             if scoring is not None:
-                written += _write(db, table, key, scoring, model.id)
+                written += _write(db, table, scoring, model.id)
             scoring = following
         if scoring is not None:
-            written += _write(db, table, key, scoring, model.id)
+            written += _write(db, table, scoring, model.id)
+    store.finish_predictions(db, table)
     return written
 
 
-def feature_matrix(n: int, values: list[np.ndarray], key_name: str, keys: list[Any]
-                   ) -> np.ndarray:
-    """Columns as one ``(n, k)`` float64 matrix; NULL features are 22004."""
+def feature_matrix(n: int, values: list[np.ndarray], names: list[str], key_name: str,
+                   keys: list[Any]) -> np.ndarray:
+    """Columns as one ``(n, k)`` float64 matrix (inputs named ``names``); a NULL or NaN
+    feature is 22004, an infinite one 22023, naming the row's key."""
     import numpy as np
 
     X = np.hstack([v.reshape(n, -1) for v in values])
-    if np.isnan(X).any():
-        row = int(np.argwhere(np.isnan(X))[0][0])
-        raise NullValueNotAllowed(
-            "features must not be NULL",
-            detail=f"The row with {key_name} = {keys[row]} has NULLs.",
+    if not np.isfinite(X).all():
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        value = float(X[row, column])
+        name = names[column] if column < len(names) else f"feature {column + 1}"
+        where = f"The row with {key_name} = {keys[row]} has"
+        if value != value:
+            raise NullValueNotAllowed(
+                "features must not be NULL",
+                detail=f'{where} a NULL (or NaN) in "{name}".',
+            )
+        raise InvalidParameterValue(
+            "features must not be infinite",
+            detail=f'{where} {_preprocess.infinity_text(value)} in "{name}".',
+            hint=_preprocess.INFINITY_HINT,
         )
     return X
 
@@ -73,11 +85,11 @@ def _where(key_name: str, keys: list[Any]) -> Any:
     return lambda row: f"The row with {key_name} = {keys[row]}."
 
 
-def _write(db: Db, table: str, key: store.Column, scored: tuple[list[Any], Future[Any]],
+def _write(db: Db, table: store.PredictionTable, scored: tuple[list[Any], Future[Any]],
            model_id: int | None) -> int:
     keys, future = scored
     predictions = future.result().astype("float32").tolist()
-    return store.write_predictions(db, table, key, keys, predictions, model_id)
+    return store.write_predictions(db, table, keys, predictions, model_id)
 
 
 def predict_batch(model: Model, features: bytes) -> list[float]:

@@ -34,6 +34,12 @@ class NullValueNotAllowed(PymlError, ValueError):
     sqlstate = "22004"
 
 
+class CardinalityViolation(PymlError, ValueError):
+    """More than one row where one is expected: a key that two source rows share."""
+
+    sqlstate = "21000"
+
+
 class DataException(PymlError, ValueError):
     """Data that cannot be used: an empty training set, a non-numeric feature."""
 
@@ -104,6 +110,7 @@ class DataCorrupted(PymlError):
 
 __all__ = [
     "ActiveSqlTransaction",
+    "CardinalityViolation",
     "DataCorrupted",
     "DataException",
     "FeatureNotSupported",

@@ -129,7 +129,8 @@ def _row(name: str, metric: str, value: float, threshold: float) -> Drift:
 def _relation(db: Db, model: Model, features: dict[str, Any], relation_name: str,
               search_path: str | None) -> tuple[dict[str, Any], Any, int]:
     """The features of every row of the relation (one scan), and the model's predictions
-    for the rows it can score (rows with a NULL it cannot take are left out)."""
+    for the rows it can score (rows with a NULL it cannot take, or an infinite number, are
+    left out: the statistics of the features keep them)."""
     relation = store.resolve_relation(db, relation_name, search_path)
     columns = [relation.column(name) for name in features]
     texts = [c for c in columns if "categories" in features[c.name]]
@@ -142,12 +143,8 @@ def _relation(db: Db, model: Model, features: dict[str, Any], relation_name: str
     values.update(zip([c.name for c in texts], lists, strict=True))
     blocks = [values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
               for name in features]
-    refused = np.zeros(n, dtype=bool)  # rows with a NULL the model refuses
-    lenient = model.imputed_columns() | model.category_columns()
-    for name in features:
-        if name not in lenient and not isinstance(values[name], list):
-            refused |= np.isnan(values[name].reshape(n, -1)).any(axis=1)
     X = _preprocess.inputs(n, blocks) if model.preprocessor is not None else np.hstack(blocks)
+    refused = model.refused_rows(X)  # a NULL the model does not impute, an infinite number
     return values, _predictions(model, X[~refused]), n
 
 

@@ -112,10 +112,13 @@ class Model:
             row = X[0].tolist()
             for j, rule in enumerate(rules):
                 value = row[j]
-                if rule.strict and (value is None or value != value):
-                    _preprocess.check_nulls(X, rules, self.feature_names)
+                if value is None or value != value:  # NULL, NaN
+                    if rule.strict:
+                        _preprocess.check_inputs(X, rules, self.feature_names)
+                elif not rule.category and value - value:  # Infinity, -Infinity
+                    _preprocess.check_inputs(X, rules, self.feature_names)
             return np.asarray([self._row(row)], dtype=np.float64)
-        _preprocess.check_nulls(X, rules, self.feature_names)
+        _preprocess.check_inputs(X, rules, self.feature_names)
         return _preprocess.transform(self.preprocessor, X)
 
     def strict_inputs(self) -> np.ndarray:
@@ -135,11 +138,32 @@ class Model:
         """The columns encoded as categories (read as text)."""
         return frozenset(name for name, rule in self.preprocess.items() if "encode" in rule)
 
-    def check_nulls(self, X: np.ndarray, where: Any = None) -> None:
-        """22004 for NULL in an input that is neither imputed nor a category."""
+    def check_inputs(self, X: np.ndarray, where: Any = None) -> None:
+        """22004 for NULL in an input that is neither imputed nor a category, 22023 for an
+        infinite number (models with preprocessing; the others check as they convert)."""
         from pyml import _preprocess
 
-        _preprocess.check_nulls(X, self.rules or [], self.feature_names, where)
+        _preprocess.check_inputs(X, self.rules or [], self.feature_names, where)
+
+    def refused_rows(self, X: np.ndarray) -> np.ndarray:
+        """For each row of inputs ``X``, whether the model refuses it (a NULL it does not
+        impute, an infinite number): the rows a report leaves out rather than fail."""
+        import numpy as np
+
+        refused = np.zeros(len(X), dtype=bool)
+        rules = self.rules
+        for j in range(X.shape[1]):
+            column = X[:, j]
+            if rules is not None and rules[j].category:
+                if rules[j].strict:
+                    refused |= np.fromiter((v is None for v in column), bool, len(X))
+                continue
+            values = column.astype(np.float64) if column.dtype == object else column
+            bad = np.isinf(values)
+            if rules is None or rules[j].strict:
+                bad |= np.isnan(values)
+            refused |= bad
+        return refused
 
     def _native(self, X: np.ndarray) -> np.ndarray:
         """Per-part raw output of gradient-boosting libraries (value or probabilities)."""
@@ -225,8 +249,8 @@ class Model:
     def online_predictor(self) -> Any:
         """A function of one row (a flat list); lean for LightGBM: no numpy, one C call.
 
-        Anything unusual (wrong length, NULL, NaN, nested arrays) goes the general way,
-        which raises the proper error.
+        Anything unusual (wrong length, NULL, NaN, Infinity, nested arrays) goes the general
+        way, which raises the proper error.
         """
         if self._online is None:
             self._online = self._make_online_predictor()
@@ -246,11 +270,12 @@ class Model:
                 if len(features) != n or None in features:
                     return general(features)
                 try:
-                    total = sum(features)  # NaN (or inf - inf): checked the general way
+                    total = sum(features)
+                    total -= total  # 0 when every value is finite; NaN for NaN or +-Infinity
                     result = row(features)
-                except TypeError:  # nested (multi-dimensional) arrays, ...
+                except (TypeError, ArithmeticError):  # nested arrays, numeric Infinity, ...
                     return general(features)
-                if total != total:
+                if total:  # NaN or +-Infinity: refused the general way
                     return general(features)
                 return result  # type: ignore[no-any-return]
             return value
@@ -265,10 +290,11 @@ class Model:
                 return general(features)
             try:
                 total = sum(features)
+                total -= total
                 p = row(features)
-            except TypeError:
+            except (TypeError, ArithmeticError):
                 return general(features)
-            if total != total:
+            if total:
                 return general(features)
             if isinstance(p, float):  # binary: probability of the second class
                 return second if p > 0.5 else first
@@ -413,7 +439,8 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
             values.append((name, value))
     if model.rules is None:
         for name, value in values:
-            if isinstance(value, str):
+            # (NaN and Infinity come as text: to_json writes a float's non-finite values so)
+            if isinstance(value, str) and value not in _NON_FINITE:
                 raise DataException(
                     f'feature "{name}" is text, but model {model.id} was trained on a number '
                     "in that position",
@@ -422,6 +449,9 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
                 )
         return features_from_array([v for _, v in values], model.num_features)
     return _preprocessed_row(values, model)
+
+
+_NON_FINITE = frozenset(("NaN", "Infinity", "-Infinity"))
 
 
 def _preprocessed_row(values: list[tuple[str, Any]], model: Model) -> np.ndarray:
@@ -462,21 +492,34 @@ def as_float4(value: Any) -> Any:
 
 
 def _to_float(values: Sequence[Any], nulls: bool = False) -> np.ndarray:
-    """Values as float64; NULL (which numpy makes NaN) and NaN are refused unless ``nulls``
-    (a model that imputes them, and checks the others itself)."""
+    """Values as float64. NULL (which numpy makes NaN) and NaN are refused (22004) unless
+    ``nulls`` (a model that imputes them, and checks the others itself); Infinity and
+    -Infinity always are (22023)."""
     import numpy as np
 
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataException("features must be numbers") from exc
-    if not nulls and np.isnan(array).any():
-        position = int(np.flatnonzero(np.isnan(array.ravel()))[0]) + 1
-        raise NullValueNotAllowed(
-            "features must not be NULL",
-            detail=f"Feature {position} is NULL (or NaN).",
-            hint="Replace missing values before predicting.",
-        )
+    if not np.isfinite(array).all():
+        flat = array.ravel()
+        bad = np.isinf(flat) if nulls else ~np.isfinite(flat)
+        if bad.any():
+            position = int(np.flatnonzero(bad)[0])
+            value = float(flat[position])
+            if value != value:
+                raise NullValueNotAllowed(
+                    "features must not be NULL",
+                    detail=f"Feature {position + 1} is NULL (or NaN).",
+                    hint="Replace missing values before predicting.",
+                )
+            from pyml._preprocess import INFINITY_HINT, infinity_text
+
+            raise InvalidParameterValue(
+                "features must not be infinite",
+                detail=f"Feature {position + 1} is {infinity_text(value)}.",
+                hint=INFINITY_HINT,
+            )
     return array
 
 

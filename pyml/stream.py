@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml import privileges, store
 from pyml._db import Db
+from pyml._preprocess import infinity_text
 from pyml.errors import (
     ActiveSqlTransaction,
     DataException,
@@ -182,7 +183,8 @@ class _Layout:
 
     def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
                 key: str | None, imputed: frozenset[str] = frozenset()) -> list[float]:
-        """The features of a row; NULL is NaN in ``imputed`` columns, else 22004."""
+        """The features of a row; NULL (or NaN) is NaN in ``imputed`` columns, else 22004;
+        Infinity and -Infinity are 22023."""
         values: list[float] = []
         for i in at:
             text = row[i]
@@ -196,10 +198,17 @@ class _Layout:
                 items = text.replace("{", "").replace("}", "").split(",")
                 if "NULL" in items:
                     raise _null_feature(key_column, key, column.name)
-                values.extend(_number(item, column.type[:-2], column.elem_category)
-                              for item in items)
+                for item in items:
+                    value = _number(item, column.type[:-2], column.elem_category)
+                    if value - value:  # NaN or +-Infinity (0.0 for every finite number)
+                        raise _bad_feature(key_column, key, column.name, value)
+                    values.append(value)
             else:
-                values.append(_number(text, column.type, column.category))
+                value = _number(text, column.type, column.category)
+                # NaN (imputed like NULL where the model imputes) or +-Infinity
+                if value - value and not (value != value and column.name in imputed):
+                    raise _bad_feature(key_column, key, column.name, value)
+                values.append(value)
         return values
 
 
@@ -435,21 +444,44 @@ def _trigger_stream(args: Sequence[str]) -> store.Stream:
     return store.Stream(int(stream_id), 0, project, "", 0, key_column, "sync", channel)
 
 
+def _refused(X: Any, model: Model) -> Any:
+    """The cells of ``X`` the model refuses: NULL (NaN) where it does not impute, and
+    Infinity or -Infinity anywhere. None when there is none (one pass over ``X``)."""
+    import numpy as np
+
+    if np.isfinite(X).all():
+        return None
+    refused = np.isinf(X) | (np.isnan(X) & model.strict_inputs())
+    return refused if refused.any() else None
+
+
 def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str,
                       model: Model) -> None:
     import numpy as np
 
-    nulls = np.isnan(X) & model.strict_inputs()
-    if nulls.any():
-        row, column = (int(i) for i in np.argwhere(nulls)[0])
-        raise _null_feature(key_column, keys[row], _feature_name(plan, column))
+    refused = _refused(X, model)
+    if refused is not None:
+        row, column = (int(i) for i in np.argwhere(refused)[0])
+        raise _bad_feature(key_column, keys[row], _feature_name(plan, column),
+                           float(X[row, column]))
+
+
+def _bad_feature(key_column: str, key: str | None, name: str, value: float) -> PymlError:
+    """The error of a sync stream's row with a NaN (22004) or infinite (22023) feature."""
+    if value != value:
+        return _null_feature(key_column, key, name)
+    return InvalidParameterValue(
+        "features must not be infinite",
+        detail=f'The row with {key_column} = {key} has {infinity_text(value)} in "{name}".',
+        hint="The row was not inserted: a sync stream scores it in the same transaction.",
+    )
 
 
 def _null_feature(key_column: str, key: str | None, name: str) -> NullValueNotAllowed:
-    """The error of a sync stream's row that has a NULL feature (22004)."""
+    """The error of a sync stream's row that has a NULL (or NaN) feature (22004)."""
     return NullValueNotAllowed(
         "features must not be NULL",
-        detail=f'The row with {key_column} = {key} has a NULL in "{name}".',
+        detail=f'The row with {key_column} = {key} has a NULL (or NaN) in "{name}".',
         hint="The row was not inserted: a sync stream scores it in the same transaction.",
     )
 
@@ -465,6 +497,14 @@ def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]
     import numpy as np
 
     predictions: list[float | None] = [None] * len(errors)
+    refused = _refused(X, model) if len(errors) else None
+    if refused is not None:
+        for row in np.flatnonzero(refused.any(axis=1)):
+            if errors[row] is None:
+                column = int(np.flatnonzero(refused[row])[0])
+                value = float(X[row, column])
+                errors[row] = (f'feature "{model.feature_names[column]}" is '
+                               + ("NULL" if value != value else infinity_text(value)))
     good = np.flatnonzero([e is None for e in errors])
     if len(good):
         try:

@@ -372,22 +372,26 @@ def read_training_data(
         blocks.append(value.reshape(n, -1))
     if native:
         y: Any = lists[0]
+        label_values: list[Any] = [y]
         digest.update(json.dumps(jsonable(y)).encode())
         described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"},
                           y, {}))
     elif labels:
-        targets = values[len(numbers):]
+        targets = label_values = values[len(numbers):]
         for column, array in zip(labels, targets, strict=True):
             digest.update(column.name.encode() + b"\0" + array.tobytes())
             described.append(({"name": column.name, "type": column.type, "role": "label"},
                               array, {}))
         y = targets[0] if len(targets) == 1 else np.column_stack(targets)
     else:  # clustering, decomposition
-        y = None
+        y, label_values = None, []
     X = _preprocess.inputs(n, blocks)
     data = TrainingData(X, y, names, digest.hexdigest(), [c.name for c in features], rules,
                         described)
-    _preprocess.check_nulls(X, data.input_rules(), names)
+    _preprocess.check_inputs(X, data.input_rules(), names)
+    for column, values in zip(labels, label_values, strict=True):
+        check_label(column.name, values, supervised=task is not None and task not in
+                    _algorithms.UNSUPERVISED_TASKS, nan_is_null=column.category == "N")
     return data
 
 
@@ -396,11 +400,43 @@ def read_training_data(
 # ---------------------------------------------------------------------------
 
 
+def check_label(name: str, values: Any, supervised: bool, nan_is_null: bool = True) -> None:
+    """The values of label column ``name`` (a list as read, or floats with NaN for NULL):
+    NULL, and NaN, are 22004 when the task learns from labels; Infinity and -Infinity are
+    22023 in any case (a snapshot's statistics need finite numbers too)."""
+    if isinstance(values, list):
+        if not nan_is_null:  # text, boolean, ...: only NULL can be missing, nothing infinite
+            missing, infinite = values.count(None) if supervised else 0, 0
+        else:  # numbers (float, Decimal): NaN is a value distinct from NULL in PostgreSQL
+            numbers = np.asarray(values, dtype=np.float64)  # None becomes NaN
+            missing, infinite = int(np.isnan(numbers).sum()), int(np.isinf(numbers).sum())
+    else:
+        missing, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    if missing and supervised:
+        raise NullValueNotAllowed(
+            f'label column "{name}" contains NULL values',
+            detail=f"{_of(missing, len(values))} a NULL "
+            f"{'(or NaN) ' if nan_is_null else ''}label, which no model can learn from.",
+            hint="Leave those rows out, for example with a view.",
+        )
+    if infinite:
+        raise InvalidParameterValue(
+            f'label column "{name}" contains infinite values',
+            detail=f"{_of(infinite, len(values))} Infinity or -Infinity as label.",
+            hint="Replace them, or leave those rows out (for example with a view).",
+        )
+
+
+def _of(count: int, n: int) -> str:
+    return f"{count} of {n} rows {'has' if count == 1 else 'have'}"
+
+
+
 def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]:
     """Classes (sorted) and the labels as class indices; or float targets for regression."""
     if task != "classification":
         y = np.asarray(labels, dtype=np.float64)
-        if np.isnan(y).any():
+        if np.isnan(y).any():  # (read_training_data has refused them, naming the column)
             raise NullValueNotAllowed("the label column contains NULL values")
         return None, y
     values = [float(v) if isinstance(v, Decimal) else v for v in labels]

@@ -43,11 +43,13 @@ from pyml.store._monitoring import (
 )
 from pyml.store._relations import (
     Column,
+    PredictionTable,
     Relation,
     as_text,
     caller_search_path,
     create_dataset_table,
     decode_float8_array,
+    finish_predictions,
     float4_attributes,
     materialize,
     prediction_table,
@@ -84,8 +86,9 @@ from pyml.store._streams import (
 )
 
 __all__ = [
-    "Column", "Relation", "as_text", "caller_search_path", "create_dataset_table",
-    "decode_float8_array", "float4_attributes", "materialize", "prediction_table", "pyml_table",
+    "Column", "PredictionTable", "Relation", "as_text", "caller_search_path",
+    "create_dataset_table", "decode_float8_array", "finish_predictions", "float4_attributes",
+    "materialize", "prediction_table", "pyml_table",
     "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
     # monitoring
     "collect_lines", "cron_database", "cron_schedule", "current_role_setting", "delete_monitor",

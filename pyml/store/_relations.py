@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml._db import Db
 from pyml.errors import (
+    CardinalityViolation,
     DataException,
     InsufficientPrivilege,
     InvalidParameterValue,
+    NullValueNotAllowed,
+    ObjectNotInPrerequisiteState,
     UndefinedColumn,
     UndefinedTable,
 )
@@ -301,27 +304,40 @@ def float4_attributes(db: Db, type_oid: int) -> list[str]:
     return [r["name"] for r in rows]
 
 
-def write_predictions(db: Db, table: str, key: Column, keys: Sequence[Any],
-                      predictions: Sequence[float], model_id: int | None) -> int:
-    """Append predictions to ``table`` (from :func:`prediction_table`); return the row count."""
-    return db.execute(
-        f"INSERT INTO {table} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
-        f" SELECT k, p, $3, pg_catalog.now()"
-        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)",
-        [keys, predictions, model_id],
-        [f"{key.type}[]", "float4[]", "int8"],
-    )
+class PredictionTable(NamedTuple):
+    """Where :func:`write_predictions` writes: a table with (<key>, prediction, model_id,
+    scored_at), unique on its key."""
+
+    name: str  # schema-qualified and quoted
+    key: Column  # the key column of the source (its name and type)
+    source: Relation  # what is scored (to explain duplicate or NULL keys)
+    created: bool  # by this call: empty, plain inserts, PRIMARY KEY (key) once filled
 
 
-def prediction_table(db: Db, target: str, key: Column, search_path: str | None = None) -> str:
-    """The quoted name of ``target``, created (like CREATE TABLE would, in the caller's path)
-    with columns (<key>, prediction, model_id, scored_at) when it does not exist."""
+def prediction_table(db: Db, target: str, source: Relation, key: Column,
+                     search_path: str | None = None) -> PredictionTable:
+    """The table the predictions of ``source`` go to, by ``key``: ``target``, created like
+    CREATE TABLE would (in the caller's path) with columns (<key>, prediction, model_id,
+    scored_at) when it does not exist (:func:`finish_predictions` adds its primary key).
+
+    An existing table must have a unique index on ``key`` alone (55000): the row of each key
+    scored is replaced. ``source`` must then have neither NULL (22004) nor duplicate (21000)
+    keys: one scan grouped by key, unless a unique index on a NOT NULL key says so already.
+    All checked before anything is scored.
+    """
     with caller_search_path(db, search_path):
-        return _prediction_table(db, target, key)
+        oid, name, created = _prediction_table(db, target, key)
+    table = PredictionTable(name, key, source, created)
+    if not created:
+        _require_key_index(db, _describe(db, oid, name), key)
+        if not _unique_key(db, source.oid, key.name, not_null=True):
+            check_keys(db, source, key)
+    return table
 
 
-def _prediction_table(db: Db, target: str, key: Column) -> str:
-    """The qualified name of ``target``, created (in the first schema of the path) if missing."""
+def _prediction_table(db: Db, target: str, key: Column) -> tuple[int, str, bool]:
+    """The oid and qualified name of ``target``, created (in the first schema of the path) if
+    missing; whether it was."""
     try:
         found = _lookup(db, target)
         quoted = db.query(
@@ -334,14 +350,113 @@ def _prediction_table(db: Db, target: str, key: Column) -> str:
         if _sqlstate(exc) is None:
             raise
         raise InvalidParameterValue(f'invalid table name "{target}"') from exc
-    if found is None:
-        db.query(
-            f"CREATE TABLE {quoted} ({key.ident} {key.type}, prediction real,"
-            " model_id bigint, scored_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
+    if found is not None:
+        return found[0], found[1], False
+    db.query(
+        f"CREATE TABLE {quoted} ({key.ident} {key.type}, prediction real,"
+        " model_id bigint, scored_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
+    )
+    found = _lookup(db, quoted)
+    assert found is not None
+    return found[0], found[1], True
+
+
+def _unique_key(db: Db, oid: int, column: str, not_null: bool = False) -> bool:
+    """Whether relation ``oid`` has a unique index on ``column`` alone that INSERT ... ON
+    CONFLICT (column) can use (valid, immediate, not partial); with ``not_null``, whether the
+    column is also NOT NULL (then no two rows share a key, and none lacks one)."""
+    return bool(db.query(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i"
+        " JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+        " WHERE i.indrelid = $1::oid AND a.attname = $2 AND (a.attnotnull OR NOT $3)"
+        " AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1"
+        " AND i.indpred IS NULL AND i.indexprs IS NULL) AS found",
+        [oid, column, not_null],
+        ["int8", "text", "bool"],
+    )[0]["found"])
+
+
+def _require_key_index(db: Db, target: Relation, key: Column) -> None:
+    column = target.column(key.name)  # 42703 when the table has no such column
+    if not _unique_key(db, target.oid, column.name):
+        raise ObjectNotInPrerequisiteState(
+            f'table "{target.qualified}" has no unique index on column "{column.name}"',
+            detail="pyml.predict_into replaces the row of each key it scores, so the key "
+            "must be unique in the target table.",
+            hint=f"Add one, for example: ALTER TABLE {target.qualified} ADD PRIMARY KEY "
+            f"({column.ident});",
         )
-        found = _lookup(db, quoted)
-        assert found is not None
-    return found[1]
+
+
+def check_keys(db: Db, source: Relation, key: Column) -> None:
+    """22004 if a row of ``source`` has a NULL ``key``, 21000 if two rows share one (one
+    scan, grouped by key)."""
+    found = db.query(
+        "SELECT coalesce(pg_catalog.sum(s.n) FILTER (WHERE s.k IS NULL), 0)::int8 AS nulls,"  # noqa: S608
+        " pg_catalog.count(*) FILTER (WHERE s.k IS NOT NULL) AS repeated,"
+        " pg_catalog.min(s.k::text) FILTER (WHERE s.k IS NOT NULL) AS example"
+        f" FROM (SELECT {key.ident} AS k, pg_catalog.count(*) AS n FROM {source.qualified}"
+        f" GROUP BY 1 HAVING pg_catalog.count(*) > 1 OR {key.ident} IS NULL) AS s",
+    )[0]
+    if found["nulls"]:
+        count = found["nulls"]
+        rows = "1 row has" if count == 1 else f"{count} rows have"
+        raise NullValueNotAllowed(
+            f'key column "{key.name}" of relation "{source.qualified}" contains NULL values',
+            detail=f"{rows} a NULL key. Predictions are written by key: every row needs one.",
+            hint=f"Leave those rows out, for example with a view WHERE {key.ident} IS NOT NULL.",
+        )
+    if found["repeated"]:
+        count = found["repeated"]
+        keys = "1 key appears" if count == 1 else f"{count} keys appear"
+        raise CardinalityViolation(
+            f'relation "{source.qualified}" has more than one row with '
+            f'{key.name} = {found["example"]}',
+            detail=f"{keys} in more than one row. Predictions are written by key: one row "
+            "per key.",
+            hint="Pass a key_column whose values are unique, or score a view with one row "
+            "per key.",
+        )
+
+
+def write_predictions(db: Db, table: PredictionTable, keys: Sequence[Any],
+                      predictions: Sequence[float], model_id: int | None) -> int:
+    """Write predictions to ``table`` (from :func:`prediction_table`): the row of a key
+    already there is replaced (prediction, model_id, scored_at); return the row count."""
+    key = table.key
+    sql = (
+        f"INSERT INTO {table.name} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
+        f" SELECT k, p, $3, pg_catalog.now()"
+        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
+    )
+    if not table.created:
+        sql += (f" ON CONFLICT ({key.ident}) DO UPDATE SET prediction = EXCLUDED.prediction,"
+                " model_id = EXCLUDED.model_id, scored_at = EXCLUDED.scored_at")
+    with _key_errors(db, table):
+        return db.execute(sql, [keys, predictions, model_id],
+                          [f"{key.type}[]", "float4[]", "int8"])
+
+
+def finish_predictions(db: Db, table: PredictionTable) -> None:
+    """A table created by :func:`prediction_table` gets its PRIMARY KEY (key) once filled:
+    one sorted index build costs less than an index insertion per row. A duplicate or NULL
+    key of the source fails here."""
+    if table.created:
+        with _key_errors(db, table):
+            db.query(f"ALTER TABLE {table.name} ADD PRIMARY KEY ({table.key.ident})")
+
+
+@contextmanager
+def _key_errors(db: Db, table: PredictionTable) -> Iterator[None]:
+    """PostgreSQL's unique (23505), not-null (23502) or ON CONFLICT cardinality (21000) error
+    on the key, said of the source: which key, how many rows."""
+    try:
+        yield
+    except Exception as exc:
+        if _sqlstate(exc) not in ("23505", "23502", "21000"):
+            raise
+        check_keys(db, table.source, table.key)  # raises, unless the source changed since
+        raise
 
 
 def pyml_table(db: Db, name: str) -> str:

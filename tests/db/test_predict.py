@@ -547,24 +547,31 @@ def test_predict_into_creates_the_table(conn: psycopg.Connection, diabetes: Trai
     assert row == (442, 442, 1001, 1442, 442, 442, 442)
 
 
-def test_predict_into_appends(conn: psycopg.Connection, diabetes: Trained,
-                              project: str) -> None:
+def test_predict_into_replaces_the_rows_of_its_keys(conn: psycopg.Connection,
+                                                    diabetes: Trained, project: str) -> None:
+    """A second run into an existing table replaces the row of each key it scores (upsert
+    on the table's unique key); rows of other keys are left alone."""
     src = sql.Identifier("public", f"{project}_src")
     out = sql.Identifier("public", f"{project}_out")
     conn.execute(sql.SQL(
         "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 30"
     ).format(src))
     conn.execute(sql.SQL(
-        "CREATE TABLE {} (id bigint, prediction real, model_id bigint, scored_at timestamptz)"
+        "CREATE TABLE {} (id bigint PRIMARY KEY, prediction real, model_id bigint,"
+        " scored_at timestamptz)"
     ).format(out))
-    conn.execute(sql.SQL("INSERT INTO {} VALUES (-1, 0, NULL, now())").format(out))
+    conn.execute(sql.SQL("INSERT INTO {} VALUES (-1, 0, NULL, '2001-01-01'),"
+                         " (3, 0, NULL, '2001-01-01')").format(out))
     for _ in range(2):
         assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
                    (diabetes.project, f"public.{project}_src", f"public.{project}_out")) == 30
     row = conn.execute(sql.SQL(
-        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id = -1) FROM {}"
-    ).format(out)).fetchone()
-    assert row == (61, 31, 1)
+        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id = -1 AND prediction = 0"
+        " AND model_id IS NULL AND scored_at = '2001-01-01'),"
+        " count(*) FILTER (WHERE id > 0 AND model_id = %s AND scored_at > '2001-01-01'"
+        " AND prediction <> 0) FROM {}"
+    ).format(out), (diabetes.model_id,)).fetchone()
+    assert row == (31, 31, 1, 30)
 
 
 def test_predict_into_quoted_target_name(conn: psycopg.Connection, diabetes: Trained,

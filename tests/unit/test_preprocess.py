@@ -157,13 +157,27 @@ def test_statistics_come_from_the_rows_given():
     assert _preprocess.transform(transformer, np.array([[np.nan]]))[0, 0] == 1.0
 
 
-def test_check_nulls_names_the_feature():
+def test_check_inputs_names_the_feature():
     X = np.array([["a", 1.0], ["b", np.nan]], dtype=object)
     rules = [Rule(True, "native", None, None, "preserve"),
              Rule(False, None, None, "error", "preserve")]
     with pytest.raises(NullValueNotAllowed, match='"size"'):
-        _preprocess.check_nulls(X, rules, ["city", "size"])
-    _preprocess.check_nulls(X[:1], rules, ["city", "size"])
+        _preprocess.check_inputs(X, rules, ["city", "size"])
+    _preprocess.check_inputs(X[:1], rules, ["city", "size"])
+
+
+def test_check_inputs_refuses_infinity_where_nulls_are_imputed():
+    X = np.array([["a", 1.0, np.nan], [None, np.inf, 2.0], ["c", -np.inf, 3.0]], dtype=object)
+    rules = [Rule(True, "native", None, None, "preserve"),
+             Rule(False, None, None, "mean", "preserve"),
+             Rule(False, None, None, "median", "standard")]
+    names = ["city", "size", "rooms"]
+    with pytest.raises(InvalidParameterValue, match='"size" contains infinite values') as caught:
+        _preprocess.check_inputs(X, rules, names)
+    assert caught.value.detail == "2 of 3 rows are Infinity or -Infinity."
+    with pytest.raises(InvalidParameterValue, match='"size" is -Infinity'):
+        _preprocess.check_inputs(X[2:], rules, names)
+    _preprocess.check_inputs(X[:1], rules, names)  # NULL text is a category, NaN is imputed
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])

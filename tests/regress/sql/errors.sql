@@ -124,6 +124,46 @@ FROM iris_null_feature;
 SELECT pyml.predict_into('Iris Errors', 'iris_keyed', 'iris_predictions');
 \echo :SQLSTATE
 SELECT to_regclass('iris_predictions') IS NULL AS no_table_left;
+-- NaN is a value distinct from NULL in a real label column, and just as unusable
+CREATE TABLE iris_nan_label AS
+SELECT sepal_length, sepal_width, petal_length, petal_width, target::real AS target FROM pyml.iris;
+UPDATE iris_nan_label SET target = 'NaN' WHERE sepal_length = 4.3::real;
+SELECT * FROM pyml.train('Iris Nulls', 'classification', 'iris_nan_label', 'target');
+\echo :SQLSTATE
+
+--
+-- Infinity and -Infinity: 22023 on every path (they are values, not missing ones)
+--
+CREATE TABLE iris_infinite AS SELECT * FROM pyml.iris;
+UPDATE iris_infinite SET petal_width = 'Infinity' WHERE sepal_length = 4.3::real;
+SELECT * FROM pyml.train('Iris Nulls', 'classification', 'iris_infinite', 'target');
+\echo :SQLSTATE
+SELECT * FROM pyml.train('Iris Nulls', 'regression', 'iris_infinite', 'petal_width');
+\echo :SQLSTATE
+SELECT pyml.predict('Iris Errors', ARRAY[5.1, 3.5, 1.4, 'Infinity']::real[]);
+\echo :SQLSTATE
+SELECT pyml.predict_proba('Iris Errors', ROW(5.1, 3.5, '-Infinity'::float8, 0.2));
+\echo :SQLSTATE
+CREATE TABLE iris_infinite_keyed AS
+SELECT row_number() OVER (ORDER BY sepal_length, sepal_width, petal_length, petal_width, target) AS id, *
+FROM iris_infinite;
+SELECT pyml.predict_into('Iris Errors', 'iris_infinite_keyed', 'iris_predictions');
+\echo :SQLSTATE
+SELECT to_regclass('iris_predictions') IS NULL AS no_table_left;
+
+--
+-- predict_into writes one row per key: 55000, 21000, 22004
+--
+CREATE TABLE iris_scores (id bigint, prediction real, model_id bigint, scored_at timestamptz);
+SELECT pyml.predict_into('Iris Errors', 'iris_keyed', 'iris_scores');
+\echo :SQLSTATE
+CREATE TABLE iris_twice AS SELECT 1 AS id, * FROM pyml.iris;
+SELECT pyml.predict_into('Iris Errors', 'iris_twice', 'iris_predictions');
+\echo :SQLSTATE
+UPDATE iris_twice SET id = NULL;
+SELECT pyml.predict_into('Iris Errors', 'iris_twice', 'iris_predictions');
+\echo :SQLSTATE
+SELECT to_regclass('iris_predictions') IS NULL AS no_table_left;
 
 --
 -- prerequisite state: 55000
@@ -157,4 +197,5 @@ WHERE name IN ('No Such Project', 'Iris Forecast', 'Iris Nulls', 'Iris New', 'Ir
 ORDER BY name;
 SELECT count(*) AS models FROM pyml.trained_models WHERE project = 'Iris Errors';
 
-DROP TABLE iris_species, iris_null_feature, iris_null_label, iris_keyed;
+DROP TABLE iris_species, iris_null_feature, iris_null_label, iris_keyed, iris_nan_label,
+    iris_infinite, iris_infinite_keyed, iris_scores, iris_twice;

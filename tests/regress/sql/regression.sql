@@ -136,8 +136,12 @@ SELECT count(*) AS rows, count(DISTINCT p.id) AS keys,
 FROM diabetes_predictions p
 JOIN diabetes_patients d USING (id);
 
--- scoring again appends to the existing table
+-- scoring again replaces the row of each key scored (the table's primary key); rows of
+-- other keys are left alone
+INSERT INTO diabetes_predictions (id, prediction) VALUES (0, 0);
 SELECT pyml.predict_into('Diabetes Progression', 'diabetes_patients', 'diabetes_predictions');
-SELECT count(*) AS rows, count(DISTINCT id) AS keys FROM diabetes_predictions;
+SELECT count(*) AS rows, count(DISTINCT id) AS keys,
+       count(*) FILTER (WHERE model_id = pyml.deployed_model('Diabetes Progression')) AS scored
+FROM diabetes_predictions;
 
 DROP TABLE diabetes_predictions, diabetes_patients;
