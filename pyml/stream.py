@@ -182,14 +182,16 @@ class _Layout:
             ) from None
 
     def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
-                key: str | None, imputed: frozenset[str] = frozenset()) -> list[float]:
+                key: str | None, imputed: frozenset[str] = frozenset(),
+                lenient: bool = False) -> list[float]:
         """The features of a row; NULL (or NaN) is NaN in ``imputed`` columns, else 22004;
-        Infinity and -Infinity are 22023."""
+        Infinity and -Infinity are 22023. ``lenient``: scalars are never refused here (NULL
+        as NaN), the caller tells the model's refusals apart (see :func:`_refused`)."""
         values: list[float] = []
         for i in at:
             text = row[i]
             column = self.relation.columns[i]
-            if text is None and column.name in imputed and column.category != "A":
+            if text is None and (lenient or column.name in imputed) and column.category != "A":
                 values.append(float("nan"))
                 continue
             if text is None:
@@ -206,7 +208,8 @@ class _Layout:
             else:
                 value = _number(text, column.type, column.category)
                 # NaN (imputed like NULL where the model imputes) or +-Infinity
-                if value - value and not (value != value and column.name in imputed):
+                if value - value and not lenient and not (
+                        value != value and column.name in imputed):
                     raise _bad_feature(key_column, key, column.name, value)
                 values.append(value)
         return values
@@ -424,7 +427,8 @@ def _queued_inputs(db: Db, layouts: dict[int, _Layout], stream: store.Stream, mo
             if len(row) != len(layout.names):
                 raise DataException(f'the row has {len(row)} columns, the relation '
                                     f'{len(layout.names)}: it was altered after the row came')
-            rows.append(layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed))
+            rows.append(layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed,
+                                       lenient=True))
             errors.append(None)
         except PymlError as exc:
             rows.append(None)
