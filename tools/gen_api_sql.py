@@ -125,7 +125,7 @@ files["predict.sql"] = '''-- ===================================================
     "key_column text DEFAULT 'id'                  -- identifies rows of source_relation",
     CALLER],
     "bigint", "predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)", "VOLATILE",
-    comment="Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count",
+    comment="Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at), one row per key: created with a primary key if missing, else the rows of the keys scored are replaced; returns the row count",
     argsig="text, text, text, text, text")
 
 import sys, os

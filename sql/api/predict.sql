@@ -1414,4 +1414,4 @@ if "pyml" not in GD:
 return GD["pyml"].predict_into(plpy, GD, project_name, source_relation, target_table, key_column, caller_search_path)
 $$;
 COMMENT ON FUNCTION pyml.predict_into(text, text, text, text, text) IS
-    'Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at); returns the row count';
+    'Scores every row of a relation with the live model into a table (key, prediction, model_id, scored_at), one row per key: created with a primary key if missing, else the rows of the keys scored are replaced; returns the row count';
