@@ -1203,9 +1203,8 @@ class _XGBoostJSON:
                            f"{self.num_feature}.")
         # a vector leaf (a multi-target tree) is not a model pyml makes
         _param_int(params, "size_leaf_vector", what, 0, 1)
-        if "num_deleted" in params:
-            # XGBoost's loader recounts deleted nodes from markers its own writer masks away
-            _param_int(params, "num_deleted", what, 0, 0)
+        deleted_count = _param_int(params, "num_deleted", what, 0, n - 1) if (
+            "num_deleted" in params) else 0
         arrays = {}
         for key in _XGB_NODE_INTS:
             value = tree[key]
@@ -1238,22 +1237,37 @@ class _XGBoostJSON:
             # the predictor goes right to left_children + 1
             raise _Invalid(f"{where}: right_children[{bad[0]}] = {right[bad[0]]} is not "
                            f"left_children[{bad[0]}] + 1 = {left[bad[0]] + 1}.")
+        # a node pruned away (tree_method "exact" with gamma): XGBoost marks it with the
+        # largest split index and default_left, and leaves it in the array, unreachable
+        deleted = (split == _INT32_MAX) & (arrays["default_left"] == 1)
+        if int(deleted.sum()) != deleted_count:
+            raise _Invalid(f"{where}: tree_param: num_deleted = {deleted_count}, but "
+                           f"{int(deleted.sum())} nodes are marked deleted.")
+        bad = np.flatnonzero(deleted & ~leaf)
+        if bad.size:
+            raise _Invalid(f"{where}: node {bad[0]} is marked deleted but has children.")
         children = np.concatenate((left[~leaf], right[~leaf]))
         count = np.bincount(children, minlength=n)
         count[0] += 1  # the root
-        bad = np.flatnonzero(count != 1)
+        bad = np.flatnonzero(count != np.where(deleted, 0, 1))
         if bad.size:
             node = int(bad[0])
-            raise _Invalid(f"{where}: node {node} is the child of {count[node] - (node == 0)} "
-                           "nodes.")
+            state = " deleted" if deleted[node] else ""
+            raise _Invalid(f"{where}:{state} node {node} is the child of "
+                           f"{count[node] - (node == 0)} nodes.")
         expected = np.full(n, -1, dtype=np.int64)
         expected[left[~leaf]] = index[~leaf]
         expected[right[~leaf]] = index[~leaf]
         if parents[0] not in _XGB_ROOT_PARENTS:
             raise _Invalid(f"{where}: parents[0] = {parents[0]}, but node 0 is the root.")
-        bad = np.flatnonzero(parents[1:] != expected[1:]) + 1
+        # the loader reads the parent of every node, deleted ones too (theirs is the node
+        # they were pruned from)
+        bad = np.flatnonzero(np.where(deleted, parents >= n, parents != expected)[1:]) + 1
         if bad.size:
             node = int(bad[0])
+            if deleted[node]:
+                raise _Invalid(f"{where}: parents[{node}] = {parents[node]} is out of range "
+                               f"(the tree has {n} nodes).")
             raise _Invalid(f"{where}: parents[{node}] = {parents[node]}, but node {node} is a "
                            f"child of node {expected[node]}.")
         # one parent each: a node the root does not reach is on a cycle
@@ -1265,9 +1279,9 @@ class _XGBoostJSON:
             reached += level.size
             level = level[~leaf[level]]
             level = np.concatenate((left[level], right[level]))
-        if reached != n:
-            raise _Invalid(f"{where}: {n - reached} of its {n} nodes cannot be reached from the "
-                           "root (the children form a cycle).")
+        if reached != n - deleted_count:
+            raise _Invalid(f"{where}: {n - deleted_count - reached} of its nodes cannot be "
+                           "reached from the root (the children form a cycle).")
         bad = np.flatnonzero(~leaf & (split >= self.num_feature))
         if bad.size:
             raise _Invalid(f"{where}: split_indices[{bad[0]}] = {split[bad[0]]} is out of range "

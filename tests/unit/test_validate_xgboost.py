@@ -23,7 +23,7 @@ from pyml.errors import DataCorrupted
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = ("xgb_regressor", "xgb_binary", "xgb_multiclass", "xgbrf_regressor", "xgb_dart",
-         "xgb_categorical", "xgb_linear")
+         "xgb_categorical", "xgb_linear", "xgb_exact_pruned")
 
 
 def _fixture(name: str) -> bytes:
@@ -61,6 +61,9 @@ def test_the_fixtures_cover_what_the_checks_read() -> None:
     cat = _doc("xgb_categorical")["learner"]["gradient_booster"]["model"]["trees"]
     assert any(tree["categories_nodes"] for tree in cat)
     assert _doc("xgb_linear")["learner"]["gradient_booster"]["name"] == "gblinear"
+    pruned = _tree(_doc("xgb_exact_pruned"), 1)
+    assert pruned["tree_param"]["num_deleted"] == "2"
+    assert [pruned["split_indices"][i] for i in (15, 16)] == [2**31 - 1] * 2
     # missing values: some splits send them right
     trees = _doc("xgb_regressor")["learner"]["gradient_booster"]["model"]["trees"]
     assert any(0 in tree["default_left"][:1] or 0 in tree["default_left"] for tree in trees)
@@ -100,6 +103,16 @@ def _grandchild_loop(doc: dict[str, Any]) -> None:
 def _drop_last(key: str) -> Callable[[dict[str, Any]], None]:
     def damage(doc: dict[str, Any]) -> None:
         _tree(doc)[key].pop()
+    return damage
+
+
+def _mark_deleted(node: int) -> Callable[[dict[str, Any]], None]:
+    """Mark a node of tree 1 deleted as XGBoost does, and count it in num_deleted."""
+    def damage(doc: dict[str, Any]) -> None:
+        tree = _tree(doc, 1)
+        tree["split_indices"][node], tree["default_left"][node] = 2**31 - 1, 1
+        param = tree["tree_param"]
+        param["num_deleted"] = str(int(param["num_deleted"]) + 1)
     return damage
 
 
@@ -150,9 +163,19 @@ DAMAGE: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("xgb_regressor", "vector leaf", _set(lambda d: _tree(d)["tree_param"], "size_leaf_vector",
                                           "3"),
      r'Tree 0: tree_param: "size_leaf_vector" = 3 is out of range \(0 to 1\)'),
-    ("xgb_regressor", "deleted nodes", _set(lambda d: _tree(d)["tree_param"], "num_deleted",
-                                            "1"),
-     r'Tree 0: tree_param: "num_deleted" = 1 is out of range \(0 to 0\)'),
+    ("xgb_regressor", "num_deleted wrong", _set(lambda d: _tree(d)["tree_param"], "num_deleted",
+                                                "1"),
+     r"Tree 0: tree_param: num_deleted = 1, but 0 nodes are marked deleted"),
+    ("xgb_exact_pruned", "num_deleted lowered",
+     _set(lambda d: _tree(d, 1)["tree_param"], "num_deleted", "1"),
+     r"Tree 1: tree_param: num_deleted = 1, but 2 nodes are marked deleted"),
+    ("xgb_exact_pruned", "a deleted node reached", _mark_deleted(17),
+     r"Tree 1: deleted node 17 is the child of 1 nodes"),
+    ("xgb_exact_pruned", "a deleted node with children", _mark_deleted(1),
+     r"Tree 1: node 1 is marked deleted but has children"),
+    ("xgb_exact_pruned", "a deleted node's parent out of range",
+     _set(lambda d: _tree(d, 1)["parents"], 15, 29),
+     r"Tree 1: parents\[15\] = 29 is out of range \(the tree has 29 nodes\)"),
     ("xgb_multiclass", "tree_info out of range", _set(lambda d: _model(d)["tree_info"], 4, 3),
      r"tree_info\[4\] = 3 is out of range \(0 to 2\)"),
     ("xgb_regressor", "tree_info of a single output", _set(lambda d: _model(d)["tree_info"], 0,
