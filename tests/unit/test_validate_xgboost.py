@@ -64,9 +64,11 @@ def test_the_fixtures_cover_what_the_checks_read() -> None:
     pruned = _tree(_doc("xgb_exact_pruned"), 1)
     assert pruned["tree_param"]["num_deleted"] == "2"
     assert [pruned["split_indices"][i] for i in (15, 16)] == [2**31 - 1] * 2
-    # missing values: some splits send them right
+    # missing values: splits send them both ways
     trees = _doc("xgb_regressor")["learner"]["gradient_booster"]["model"]["trees"]
-    assert any(0 in tree["default_left"][:1] or 0 in tree["default_left"] for tree in trees)
+    sides = {side for tree in trees for side, left in zip(
+        tree["default_left"], tree["left_children"], strict=True) if left != -1}
+    assert sides == {0, 1}
 
 
 def _tree(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
