@@ -153,6 +153,9 @@ def _load_lightgbm(blob: bytes) -> Any:
 
 
 def _load_xgboost(blob: bytes) -> Any:
+    from pyml import _validate
+
+    _validate.xgboost_json(blob)  # XGBoost's predictor trusts child and feature indexes
     import xgboost
 
     booster = xgboost.Booster()
@@ -163,7 +166,59 @@ def _load_xgboost(blob: bytes) -> Any:
 def _load_catboost(blob: bytes) -> Any:
     import catboost
 
+    # CatBoost's format (flatbuffers) is not parsed here. The model is loaded, and one row
+    # of zeros predicted, in a forked child first: a file that crashes the child is refused.
+    # This is weaker than the checks of the other formats: the probe row takes one path
+    # through each tree, so damage elsewhere (another leaf, a categorical feature's hash
+    # table, a text or embedding feature) can still reach the backend.
+    def probe() -> None:
+        import numpy as np
+
+        model = catboost.CatBoost().load_model(blob=blob)
+        model.predict(np.zeros((1, len(model.feature_names_))), prediction_type="RawFormulaVal")
+
+    survives_in_child(probe, "catboost-cbm")
     return catboost.CatBoost().load_model(blob=blob)
+
+
+CHILD_TIMEOUT = 60.0  # seconds a probe child may take
+
+
+def survives_in_child(probe: Any, fmt: str, timeout: float = CHILD_TIMEOUT) -> None:
+    """Run ``probe`` in a forked child; refuse (DataCorrupted) the artifact when the child
+    dies of a signal or does not finish in ``timeout`` seconds. The child only calls
+    ``probe`` and leaves with os._exit (no database access, no exit handlers); an exception
+    in the probe is not a crash: the caller's own load then reports it."""
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            probe()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise DataCorrupted(
+                f'model artifact is not a valid "{fmt}" file',
+                detail=f"Loading it in a child process took more than {timeout:g} seconds.",
+            )
+        time.sleep(0.01)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise DataCorrupted(
+            f'model artifact is not a valid "{fmt}" file',
+            detail=f"Loading it and predicting a row crashed a child process ({name}).",
+        )
 
 
 def _load_skops(blob: bytes) -> Any:
