@@ -105,6 +105,9 @@ def world(cluster: Cluster, database: str, admin_url: str) -> Iterator[World]:
         admin.execute(sql.SQL("ALTER TABLE {} OWNER TO priv_owner").format(
             sql.Identifier(table)))
         admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), users))
+    admin.execute("CREATE TABLE priv_keyed AS SELECT row_number() OVER () AS id, *"
+                  " FROM pyml.diabetes")  # what predict_into scores, one row per key
+    admin.execute(sql.SQL("GRANT SELECT ON priv_keyed TO {}").format(users))
     admin.execute("CREATE TABLE priv_open AS SELECT * FROM pyml.diabetes")
     admin.execute("GRANT SELECT ON priv_open TO PUBLIC")
     columns = ", ".join(f"{f} real" for f in FEATURES)
@@ -197,7 +200,7 @@ CALLS = [
     Call("predict_batch", "predict", _sql("SELECT * FROM pyml.predict_batch(%s, %s::real[])",
                                           (REG, ROW * 3))),
     Call("predict_into", "predict", _sql(
-        "SELECT pyml.predict_into(%s, 'priv_rows', %s, 'age')",
+        "SELECT pyml.predict_into(%s, 'priv_keyed', %s, 'id')",
         lambda w, r: (REG, f"into_{r}"))),
     Call("decompose", "predict", _sql("SELECT pyml.decompose(%s, %s::real[])",
                                       (PCA, [*ROW, 150.0]))),  # priv_open: target included

@@ -106,8 +106,8 @@ def _crash_during(url: str, statements: list[tuple[str, Any]], after: float) -> 
 @pytest.fixture(scope="module")
 def setup(url: str, admin_url: str) -> Iterator[None]:
     conn = _session(url)
-    conn.execute("CREATE TABLE big AS SELECT g AS id, d.* FROM pyml.diabetes d,"
-                 " generate_series(1, 700) g")  # 309,400 rows
+    conn.execute("CREATE TABLE big AS SELECT row_number() OVER () AS id, d.*"
+                 " FROM pyml.diabetes d, generate_series(1, 700) g")  # 309,400 rows
     conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target')",
                  (PROJECT,))
     conn.close()
