@@ -11,23 +11,21 @@ the stream's channel wakes consumers when the transaction commits.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml import privileges, store
 from pyml._db import Db
 from pyml._preprocess import infinity_text
+from pyml._rowtext import Layout, bad_feature, parse_record
 from pyml.errors import (
     ActiveSqlTransaction,
     DataException,
     FeatureNotSupported,
     InsufficientPrivilege,
     InvalidParameterValue,
-    NullValueNotAllowed,
     ObjectNotInPrerequisiteState,
     PymlError,
-    UndefinedColumn,
     UndefinedObject,
 )
 
@@ -131,7 +129,7 @@ class Scored(NamedTuple):
     inline: bool
 
 
-def predict_rows(db: Db, serving: Serving, layouts: dict[int, _Layout], args: Sequence[str],
+def predict_rows(db: Db, serving: Serving, layouts: dict[int, Layout], args: Sequence[str],
                  relation_oid: int, new_rows: list[str], old_rows: list[str] | None) -> Scored:
     """The sync trigger, for a small statement: its rows in their text form (the row
     type's output). For an UPDATE, rows whose features did not change (same key, same
@@ -164,120 +162,18 @@ def predict_rows(db: Db, serving: Serving, layouts: dict[int, _Layout], args: Se
     return Scored(keys, predictions, model.id, _inline(keys))
 
 
-class _Layout:
-    """The columns of a relation as its row text lists them (attribute order)."""
-
-    def __init__(self, relation: store.Relation):
-        self.relation = relation
-        self.names = [c.name for c in relation.columns]
-        self._where = {name: i for i, name in enumerate(self.names)}
-
-    def index(self, name: str) -> int:
-        try:
-            return self._where[name]
-        except KeyError:
-            raise UndefinedColumn(
-                f'column "{name}" does not exist in relation "{self.relation.qualified}"',
-                hint="The stream needs it (its key, or a feature of the live model).",
-            ) from None
-
-    def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
-                key: str | None, imputed: frozenset[str] = frozenset(),
-                lenient: bool = False) -> list[float]:
-        """The features of a row; NULL (or NaN) is NaN in ``imputed`` columns, else 22004;
-        Infinity and -Infinity are 22023. ``lenient``: scalars are never refused here (NULL
-        as NaN), the caller tells the model's refusals apart (see :func:`_refused`)."""
-        values: list[float] = []
-        for i in at:
-            text = row[i]
-            column = self.relation.columns[i]
-            if text is None and (lenient or column.name in imputed) and column.category != "A":
-                values.append(float("nan"))
-                continue
-            if text is None:
-                raise _null_feature(key_column, key, column.name)
-            if column.category == "A":
-                items = text.replace("{", "").replace("}", "").split(",")
-                if "NULL" in items:
-                    raise _null_feature(key_column, key, column.name)
-                for item in items:
-                    value = _number(item, column.type[:-2], column.elem_category)
-                    if value - value:  # NaN or +-Infinity (0.0 for every finite number)
-                        raise _bad_feature(key_column, key, column.name, value)
-                    values.append(value)
-            else:
-                value = _number(text, column.type, column.category)
-                # NaN (imputed like NULL where the model imputes) or +-Infinity
-                if value - value and not lenient and not (
-                        value != value and column.name in imputed):
-                    raise _bad_feature(key_column, key, column.name, value)
-                values.append(value)
-        return values
-
-
-def _number(text: str, sql_type: str, category: str) -> float:
-    """A value's text output as the float64 that ``::float8`` would give."""
-    if category == "B":
-        return 1.0 if text == "t" else 0.0
-    if category != "N":
-        raise InvalidParameterValue(f'a feature of type {sql_type} is not a number')
-    if sql_type == "real":  # the exact float4 value, as the batch paths read it
-        return _FLOAT4.unpack(_FLOAT4.pack(float(text)))[0]  # type: ignore[no-any-return]
-    return float(text)
-
-
-_FLOAT4 = struct.Struct("f")
-
-
-def _layout(db: Db, layouts: dict[int, _Layout], relation_oid: int, fields: int) -> _Layout:
+def _layout(db: Db, layouts: dict[int, Layout], relation_oid: int, fields: int) -> Layout:
     layout = layouts.get(relation_oid)
     if layout is None or len(layout.names) != fields:  # new, or the table was altered
-        layout = layouts[relation_oid] = _Layout(store.relation_by_oid(db, relation_oid))
+        layout = layouts[relation_oid] = Layout(store.relation_by_oid(db, relation_oid))
     return layout
-
-
-def parse_record(text: str) -> list[str | None]:
-    """The fields of a row's text output, such as ``(1,"a, b",,2.5)``: a NULL is an empty
-    field; a quoted field doubles its quotes and escapes backslashes."""
-    fields: list[str | None] = []
-    end = len(text) - 1  # the closing parenthesis
-    i = 1
-    while True:
-        if i < end and text[i] == '"':
-            i += 1
-            chars = []
-            while True:
-                c = text[i]
-                if c == '"':
-                    if text[i + 1] == '"':
-                        chars.append('"')
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                if c == "\\":
-                    chars.append(text[i + 1])
-                    i += 2
-                    continue
-                chars.append(c)
-                i += 1
-            fields.append("".join(chars))
-        else:
-            j = text.find(",", i, end)
-            if j < 0:
-                j = end
-            fields.append(text[i:j] or None)
-            i = j
-        if i >= end:
-            return fields
-        i += 1  # the comma
 
 
 SMALL = 64  # up to this many rows, a statement's rows are parsed from their text
 CHUNK = 50_000  # beyond, they are read in chunks of binary arrays, this many at a time
 
 
-def score_statement(db: Db, serving: Serving, layouts: dict[int, _Layout],
+def score_statement(db: Db, serving: Serving, layouts: dict[int, Layout],
                     plans: dict[Any, _Plan], args: Sequence[str], relation_oid: int,
                     update: bool) -> int:
     """The trigger of sync streams: score the rows of the statement that fired it, write
@@ -323,7 +219,7 @@ def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
     return len(scored.keys)
 
 
-def enqueue_statement(db: Db, layouts: dict[int, _Layout], args: Sequence[str],
+def enqueue_statement(db: Db, layouts: dict[int, Layout], args: Sequence[str],
                       relation_oid: int, update: bool) -> int:
     """The trigger of async streams: queue the statement's rows (their text; for an UPDATE
     with the old row of the same key) for :func:`work`. Returns the rows queued."""
@@ -344,7 +240,7 @@ def enqueue_statement(db: Db, layouts: dict[int, _Layout], args: Sequence[str],
     return len(new_rows)
 
 
-def work(db: Db, serving: Serving, layouts: dict[int, _Layout], stream_id: int | None,
+def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | None,
          batch_size: int, commit: Callable[[], None]) -> int:
     """Score the queued rows of async streams, ``batch_size`` per transaction.
 
@@ -378,7 +274,7 @@ def work(db: Db, serving: Serving, layouts: dict[int, _Layout], stream_id: int |
     return taken
 
 
-def _work_stream(db: Db, serving: Serving, layouts: dict[int, _Layout], stream: store.Stream,
+def _work_stream(db: Db, serving: Serving, layouts: dict[int, Layout], stream: store.Stream,
                  batch_size: int, commit: Callable[[], None]) -> int:
     taken = 0
     while True:
@@ -400,7 +296,7 @@ def _work_stream(db: Db, serving: Serving, layouts: dict[int, _Layout], stream: 
             return taken
 
 
-def _queued_inputs(db: Db, layouts: dict[int, _Layout], stream: store.Stream, model: Model,
+def _queued_inputs(db: Db, layouts: dict[int, Layout], stream: store.Stream, model: Model,
                    queued: list[tuple[str, str | None]]
                    ) -> tuple[list[str | None], Any, list[str | None]]:
     """Keys, inputs (NaN where a row could not be read) and per-row errors of queued rows,
@@ -466,28 +362,8 @@ def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_colum
     refused = _refused(X, model)
     if refused is not None:
         row, column = (int(i) for i in np.argwhere(refused)[0])
-        raise _bad_feature(key_column, keys[row], _feature_name(plan, column),
+        raise bad_feature(key_column, keys[row], _feature_name(plan, column),
                            float(X[row, column]))
-
-
-def _bad_feature(key_column: str, key: str | None, name: str, value: float) -> PymlError:
-    """The error of a sync stream's row with a NaN (22004) or infinite (22023) feature."""
-    if value != value:
-        return _null_feature(key_column, key, name)
-    return InvalidParameterValue(
-        "features must not be infinite",
-        detail=f'The row with {key_column} = {key} has {infinity_text(value)} in "{name}".',
-        hint="The row was not inserted: a sync stream scores it in the same transaction.",
-    )
-
-
-def _null_feature(key_column: str, key: str | None, name: str) -> NullValueNotAllowed:
-    """The error of a sync stream's row that has a NULL (or NaN) feature (22004)."""
-    return NullValueNotAllowed(
-        "features must not be NULL",
-        detail=f'The row with {key_column} = {key} has a NULL (or NaN) in "{name}".',
-        hint="The row was not inserted: a sync stream scores it in the same transaction.",
-    )
 
 
 def _feature_name(plan: _Plan, column: int) -> str:

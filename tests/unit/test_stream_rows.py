@@ -6,8 +6,10 @@ import struct
 
 import pytest
 
+from pyml._rowtext import number as _number
+from pyml._rowtext import parse_record
 from pyml.errors import InvalidParameterValue
-from pyml.stream import _inline, _number, parse_record
+from pyml.stream import _inline
 
 
 @pytest.mark.parametrize(
