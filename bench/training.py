@@ -4,7 +4,7 @@ against the code from before the isolation (``--only training``).
 Two measurements, each interleaved (the two paths alternate, in turns ABBA...) with medians:
 
 - runner: in this process, the fit step exactly as ``pyml.train`` builds it
-  (``pyml.train.fit_work``: search, fit, artifacts) called directly, against the same work run
+  (``pyml.fitting.fit_work``: search, fit, artifacts) called directly, against the same work run
   by ``pyml._isolate.run`` (OpenMP paused, fork, memory limit, pipe, reap); each followed by
   what the backend does next (load the artifacts, predict the test rows). Same data, same
   process.
@@ -168,7 +168,7 @@ def _step(case: Case, p: Prepared, limit: Any, checked: list[int], out: dict[str
           ) -> Callable[[bool], None]:
     """One fit step of ``case``, direct or isolated; keeps its artifacts and predictions in
     ``out`` and counts the cancellation checks in ``checked``."""
-    from pyml import _algorithms, _artifacts, _isolate, train
+    from pyml import _algorithms, _artifacts, _isolate, fitting, train
 
     X, y = p.X[case.relation], p.y[case.relation]
     train_idx, test_idx = _split(len(X))
@@ -181,7 +181,7 @@ def _step(case: Case, p: Prepared, limit: Any, checked: list[int], out: dict[str
 
     def step(isolated: bool) -> None:
         estimator = algorithm.make(req.hyperparams)
-        work = train.fit_work(algorithm, estimator, rows, y, train_idx, "regression", req)
+        work = fitting.fit_work(algorithm, estimator, rows, y, train_idx, "regression", req)
         if isolated:
             value, blobs = _isolate.run(work, check=lambda: checked.append(1),
                                         notice=lambda _: None, limit=limit)
@@ -367,7 +367,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
     runner_ = t.get("runner")
     if runner_:
         out += ["Runner: in the bench process, the fit step as `pyml.train` builds it"
-                " (`pyml.train.fit_work`: fit, search, artifacts), then loading the artifacts"
+                " (`pyml.fitting.fit_work`: fit, search, artifacts), then loading the artifacts"
                 " and predicting the test rows; called directly against run by"
                 " `pyml._isolate.run` (OpenMP paused, fork, memory limit"
                 f" {runner_['limit_bytes'] / 2**30:.1f} GB, pipe, reap). Interleaved rounds."

@@ -10,7 +10,6 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
@@ -21,7 +20,6 @@ import numpy as np
 from pyml import (
     _algorithms,
     _artifacts,
-    _isolate,
     _preprocess,
     drift,
     privileges,
@@ -164,6 +162,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         data, task, snapshot.test_size, snapshot.test_sampling)
     db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
 
+    from pyml.fitting import fit_isolated
+
     fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, task, req)
     fit_time, parts, preprocess, search_results = (
         fit.seconds, fit.parts, fit.preprocess, fit.search_results)
@@ -220,19 +220,6 @@ def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     data = read_training_data(db, relation, list(snapshot["y_column_name"]), task, spec)
     rows = split_rows(data, task, snapshot["test_size"], snapshot["test_sampling"])
     return data.X[rows.test], rows.y[rows.test]
-
-
-def _preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
-    """``pyml.models.preprocess``: each column's rule, and what was fitted for it."""
-    if preprocessor is None:
-        return {}
-    fitted = _preprocess.fitted_statistics(preprocessor, data.names)
-    used = {}
-    for name, rule in data.rules.items():
-        stats = fitted.get(name) or {k: v for k, v in fitted.items()
-                                     if k.startswith(name + "[") and k.endswith("]")}
-        used[name] = {**rule.as_json(), **({"fitted": jsonable(stats)} if stats else {})}
-    return used
 
 
 def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
@@ -567,67 +554,6 @@ def _number(value: Any) -> float:
     except (TypeError, ValueError):
         return float("-inf")
     return number if np.isfinite(number) else float("-inf")
-
-
-class Fitted(NamedTuple):
-    """A model fitted in a child process, as the backend gets it back."""
-
-    parts: list[_artifacts.Part]  # the artifacts, as stored
-    hyperparams: dict[str, Any]  # the hyperparameters used (JSON)
-    preprocess: dict[str, Any]  # pyml.models.preprocess
-    search_results: list[dict[str, Any]] | None  # the search's candidates (JSON)
-    seconds: float  # the fit alone, in the child
-
-
-def fit_isolated(db: Db, algorithm: _algorithms.Algorithm, estimator: Any, data: TrainingData,
-                 y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest) -> Fitted:
-    """Fit (preprocessing, search) on the training rows in a child process (see
-    :mod:`pyml._isolate`): cancellable at any point and bounded by setting
-    ``pyml.train_memory_limit``. The child sends back the artifacts' bytes."""
-    setting = store.train_memory_limit(db)
-    limit = _isolate.memory_limit(setting.server, setting.session)
-    if limit.notice:
-        db.notice(limit.notice)
-    work = fit_work(algorithm, estimator, data, y, train_idx, task, req)
-    value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
-    parts = [_artifacts.Part(part, fmt, blob)
-             for (part, fmt), blob in zip(value["parts"], blobs, strict=True)]
-    return Fitted(parts, value["hyperparams"], value["preprocess"], value["search_results"],
-                  value["seconds"])
-
-
-def fit_work(algorithm: _algorithms.Algorithm, estimator: Any, data: TrainingData,
-             y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest
-             ) -> _isolate.Work:
-    """The fit step as the child process runs it: preprocessing, fit (search included) and
-    artifacts; JSON and the artifacts' bytes out."""
-
-    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
-        started = time.perf_counter()
-        preprocessor = None
-        if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
-            preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
-        fitted, preprocessor, results = search.fit(
-            algorithm, estimator, data.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
-            notice=progress, preprocessor=preprocessor,
-        )
-        seconds = time.perf_counter() - started
-        parts = _artifacts.dump(algorithm.library, _algorithms.storable(fitted), preprocessor)
-        return {
-            "parts": [[p.part, p.format] for p in parts], "seconds": seconds,
-            "hyperparams": jsonable(_used_params(fitted)),
-            "preprocess": jsonable(_preprocess_used(data, preprocessor)),
-            "search_results": jsonable(results) if results is not None else None,
-        }, [p.data for p in parts]
-
-    return work
-
-
-def _used_params(estimator: Any) -> dict[str, Any]:
-    inner = getattr(estimator, "estimator", None)
-    if type(estimator).__name__ == "MultiOutputRegressor" and inner is not None:
-        return dict(inner.get_params())
-    return dict(estimator.get_params())
 
 
 def _metric_text(metrics: dict[str, Any], task: str) -> str:

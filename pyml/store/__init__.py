@@ -377,7 +377,7 @@ def _drop_orphan_snapshots(db: Db, snapshot_ids: list[int | None]) -> None:
     )
     for orphan in orphans:
         if orphan["materialized"]:
-            table = pyml_table(db, f"snapshot_{orphan['id']}")
+            table = pyml_table(db, f"snapshot_{orphan['id']}")  # quoted by format('%I')
             db.registry.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -275,9 +275,11 @@ def materialize(db: Db, relation: Relation, snapshot_id: int) -> str:
     privilege that lasts the statement. The copy is readable by the caller (and
     superusers) only: it is the caller's data.
     """
+    # Every name below is quoted by PostgreSQL: the table by format('%I'), the role by
+    # quote_ident, columns by quote_ident and their types by format_type (Relation.columns).
     name = pyml_table(db, f"snapshot_{snapshot_id}")
     role = _quoted_role(db)
-    columns = ", ".join(f"{c.ident} {c.type}" for c in relation.columns)  # from the catalog
+    columns = ", ".join(f"{c.ident} {c.type}" for c in relation.columns)
     db.registry.execute(f"CREATE TABLE {name} ({columns})")
     db.registry.execute(f"GRANT SELECT, INSERT ON {name} TO {role}")
     db.execute(f"INSERT INTO {name} SELECT * FROM {relation.qualified}")  # noqa: S608
