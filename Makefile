@@ -47,7 +47,7 @@ server: setup install
 
 # -- the two commands of the README -------------------------------------------------------
 demo: server
-	$(PY) -m pyml.demo
+	$(PY) -m pyml.client.demo
 
 # The whole suite: unit, database, extension and pg_regress golden files (run by pytest).
 test: server

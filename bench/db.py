@@ -30,7 +30,7 @@ def start_server(database: str = DATABASE) -> Server:
     proc = subprocess.run([str(pyml), "up"], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BenchError(f"pyml up failed:\n{proc.stdout}{proc.stderr}")
-    from pyml._cluster import Cluster  # the documented way to find the checkout's server
+    from pyml.client.cluster import Cluster  # the documented way to find the checkout's server
 
     cluster = Cluster.for_checkout()
     return Server(

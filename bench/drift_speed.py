@@ -36,11 +36,11 @@ one warm-up call each; median and min of the rounds):
   PL/Python function of this part that runs the query with ``plpy.execute``).
 
 Where pyml's time goes: the read into PL/Python (above), the statistics computed by pyml's
-own functions (``pyml.drift.numeric_drift`` / ``categorical_drift``, a pure numpy module) on
-the same values in this process, and the client's phases that do what pyml does to predict
+own functions (``pyml.core.statistics.numeric_drift`` / ``categorical_drift``, pure numpy)
+on the same values in this process, and the client's phases that do what pyml does to predict
 (the object input matrix, the exported ColumnTransformer's transform, ``Booster.predict``);
 the rest of ``pyml.drift`` is the difference. This part imports
-``pyml.drift`` and (through ``bench.preprocessing.export``) ``pyml._artifacts``.
+``pyml.drift`` and (through ``bench.preprocessing.export``) ``pyml.core.artifacts``.
 
 Correctness (an error, not a figure, when wrong), on the largest table: every value pyml.drift
 returns for a feature equals pyml's functions run in this process on the client's values
@@ -438,7 +438,7 @@ def _measure_size(server: Server, p: Prepared, rows: int, rng: np.random.Generat
 def _split(p: Prepared, run: ClientRun) -> dict[str, Any]:
     """pyml's own statistics functions on the client's values, in this process (median of
     three runs), and the values they give."""
-    from pyml import drift as stats
+    from pyml.core import statistics as stats
 
     numbers, texts = run.new
     times = []
@@ -624,7 +624,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
             out += _table(["part", "s", "share"], [
                 [label, _s(sl[k]), f"{sl[k] / total:.0%}"] for k, label in (
                     ("read_plpython_s", "read: pyml's query into PL/Python (floor above)"),
-                    ("statistics_s", "statistics: `pyml.drift.numeric_drift` /"
+                    ("statistics_s", "statistics: `pyml.core.statistics.numeric_drift` /"
                      " `categorical_drift` on the same values, in this process"),
                     ("inputs_new_s", "the input matrix (object) of the new rows, in this"
                      " process (client phase above)"),

@@ -17,7 +17,7 @@ Models (LightGBM, pyml's defaults, ``test_sampling => 'last'``):
   list, size -1 when NULL), no preprocessing, predicted with ``ARRAY[...]::float8[]``.
 
 Both are exported from ``pyml.files`` in this process: the parts go through
-``pyml._artifacts.load`` (which checks their sha256 and loads the fitted ColumnTransformer
+``pyml.core.artifacts.load`` (which checks their sha256 and loads the fitted ColumnTransformer
 of the ``skops-preprocessor`` part), and the ``lightgbm-text`` part into
 ``lightgbm.Booster(model_str=...)``: what a Python service using scikit-learn would run.
 
@@ -224,13 +224,13 @@ class Exported:
 def export(conn: psycopg.Connection, project: str) -> Exported:
     import lightgbm
 
-    from pyml import _artifacts
+    from pyml.core import artifacts
 
     model_id = int(scalar(conn, "SELECT pyml.deployed_model(%s)", (project,)))
     rows = conn.cursor(row_factory=dict_row).execute(
         "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = %s ORDER BY part",
         (model_id,)).fetchall()
-    loaded = _artifacts.load(rows)  # checks every part's sha256
+    loaded = artifacts.load(rows)  # checks every part's sha256
     text = [r for r in rows if r["format"] == "lightgbm-text"]
     if loaded.format != "lightgbm-text" or len(text) != 1:
         raise BenchError(f"model {model_id}: expected one lightgbm-text part, found"
@@ -366,7 +366,7 @@ def _matrix(rows: list[tuple[Any, ...]]) -> np.ndarray:
 
 
 def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
-    from pyml._rowtransform import RowTransform
+    from pyml.core.rowtransform import RowTransform
 
     h, pre, num = p.houses, p.pre, p.num
     n = min(settings.calls, h.n)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import psycopg
 
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
 
 ROWS = 100_000
 FEATURES = 10

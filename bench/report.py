@@ -59,7 +59,7 @@ def markdown(r: dict[str, Any]) -> str:
                         " *Prediction log* below and `bench/logging_cost.py`.")
     if r.get("training"):
         measured.append("- Training in a child process: the fit step run directly and by"
-                        " `pyml._isolate.run`, and `pyml.train` against the code from before"
+                        " `pyml.server._isolate.run`, and `pyml.train` against the code from before"
                         " the isolation; see *Training in a child process* below and"
                         " `bench/training.py`.")
     if r.get("drift"):
@@ -292,7 +292,7 @@ def _preprocessing(r: dict[str, Any]) -> list[str]:
                          ", ".join(m.get("formats", []))])
         out += ["Models: `pyml.train(project, 'regression', view, 'price', 'lightgbm',"
                 " test_sampling => 'last', preprocess => ...)`, LightGBM with pyml's defaults;"
-                " exported here from `pyml.files` (`pyml._artifacts.load`: sha256 checked, the"
+                " exported here from `pyml.files` (`pyml.core.artifacts.load`: sha256 checked, the"
                 " `skops-preprocessor` part loaded as the fitted `ColumnTransformer`; the"
                 " `lightgbm-text` part into `lightgbm.Booster(model_str=...)`)"
                 + (f"; the booster of `{p['project']}` sees {p['booster_features']} columns."

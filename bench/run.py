@@ -4,7 +4,7 @@ Starts (or reuses) the checkout's server, recreates database ``pyml_bench``, tra
 with ``pyml.train``, measures online, HTTP, batch, training, cold start, memory and streaming,
 checks that every path gives the raw model's numbers, and writes bench/RESULTS.md and
 bench/results.json. Only pyml's public SQL API is used (but for the preprocessing and drift
-parts, which load the exported model with ``pyml._artifacts.load`` in this process; the drift
+parts, which load the exported model with ``pyml.core.artifacts.load`` in this process; the drift
 part also runs ``pyml.drift``'s statistics functions here).
 
 ``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``) runs

@@ -17,7 +17,7 @@ of ``bench_lgbm`` (10 features) as the live model of every stream:
   alternate chunk by chunk (rotating which goes first); medians per chunk.
 - end-to-end latency: a writer inserts single rows (autocommit, ids of its own) into ``e_sync``
   (sync stream, its own channel) paced at ``stream_rate`` a second and notes when each commit
-  returned; a consumer thread with its own connection (``pyml.consumer.Consumer``: LISTEN
+  returned; a consumer thread with its own connection (``pyml.client.consumer.Consumer``: LISTEN
   wake-ups, ``stream_read``, ``ack`` after each batch) notes when each key reached it. The
   baseline consumer calls ``pyml.stream_read`` every 100 ms instead. Then the same with 1, 10
   and 100 idle listeners: connections that LISTEN on the stream's channel and never read.
@@ -240,7 +240,7 @@ def multi_row_inserts(server: Server, settings: Settings, model: Trained,
 # -- end-to-end latency ----------------------------------------------------------------------
 
 class _Receiver(threading.Thread):
-    """Notes when each key reaches a consumer; ``kind``: 'listen' (pyml.consumer.Consumer) or
+    """Notes when each key reaches a consumer; ``kind``: 'listen' (pyml.client.consumer.Consumer) or
     'poll' (``pyml.stream_read`` every 100 ms)."""
 
     def __init__(self, uri: str, stream_id: int, name: str, kind: str, base: int, n: int):
@@ -276,7 +276,7 @@ class _Receiver(threading.Thread):
             self.ready.set()
 
     def _listen(self) -> None:
-        from pyml.consumer import Consumer
+        from pyml.client.consumer import Consumer
 
         with Consumer(self.uri, self.stream_id, self.name, batch_size=1000) as consumer:
             while True:  # the backlog: earlier runs, the writer's warm-up

@@ -4,8 +4,9 @@ against the code from before the isolation (``--only training``).
 Two measurements, each interleaved (the two paths alternate, in turns ABBA...) with medians:
 
 - runner: in this process, the fit step exactly as ``pyml.train`` builds it
-  (``pyml.fitting.fit_work``: search, fit, artifacts) called directly, against the same work run
-  by ``pyml._isolate.run`` (OpenMP paused, fork, memory limit, pipe, reap); each followed by
+  (``pyml.server.fitting.fit_work``: search, fit, artifacts) called directly, against the
+  same work run by ``pyml.server._isolate.run`` (OpenMP paused, fork, memory limit, pipe,
+  reap); each followed by
   what the backend does next (load the artifacts, predict the test rows). Same data, same
   process.
 - end to end: ``pyml.train`` from a client, in a session running this checkout's code, against
@@ -168,11 +169,14 @@ def _step(case: Case, p: Prepared, limit: Any, checked: list[int], out: dict[str
           ) -> Callable[[bool], None]:
     """One fit step of ``case``, direct or isolated; keeps its artifacts and predictions in
     ``out`` and counts the cancellation checks in ``checked``."""
-    from pyml import _algorithms, _artifacts, _isolate, fitting, train
+    from pyml.core import algorithms
+    from pyml.core import artifacts as _artifacts
+    from pyml.server import _isolate, fitting
+    from pyml.server import training as train
 
     X, y = p.X[case.relation], p.y[case.relation]
     train_idx, test_idx = _split(len(X))
-    algorithm = _algorithms.resolve(case.algorithm, "regression")
+    algorithm = algorithms.resolve(case.algorithm, "regression")
     req = train.TrainRequest(
         project_name=case.key, algorithm=case.algorithm, hyperparams=case.hyperparams,
         search=case.search, search_params=case.search_params, search_args=case.search_args)
@@ -197,7 +201,7 @@ def _step(case: Case, p: Prepared, limit: Any, checked: list[int], out: dict[str
 
 
 def runner(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
-    from pyml import _isolate
+    from pyml.server import _isolate
 
     limit = _isolate.memory_limit(None, None)  # the default: a quarter of physical memory
     results: dict[str, Any] = {"limit_bytes": limit.bytes, "cases": {}}
@@ -247,7 +251,7 @@ def runner(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
 
 
 def _noop(limit: Any) -> Callable[[bool], None]:
-    from pyml import _isolate
+    from pyml.server import _isolate
 
     def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
         return {}, [b"model"]
@@ -367,9 +371,9 @@ def markdown(r: dict[str, Any]) -> list[str]:
     runner_ = t.get("runner")
     if runner_:
         out += ["Runner: in the bench process, the fit step as `pyml.train` builds it"
-                " (`pyml.fitting.fit_work`: fit, search, artifacts), then loading the artifacts"
-                " and predicting the test rows; called directly against run by"
-                " `pyml._isolate.run` (OpenMP paused, fork, memory limit"
+                " (`pyml.server.fitting.fit_work`: fit, search, artifacts), then loading the"
+                " artifacts and predicting the test rows; called directly against run by"
+                " `pyml.server._isolate.run` (OpenMP paused, fork, memory limit"
                 f" {runner_['limit_bytes'] / 2**30:.1f} GB, pipe, reap). Interleaved rounds."
                 " Every model fits on one thread (`n_jobs` 1): on a busy machine OpenMP's"
                 " threads make a fit's time vary tenfold, which hides the child's fixed costs.",

@@ -1,8 +1,25 @@
 """pyml: in-database machine learning for PostgreSQL.
 
-Trained scikit-learn and LightGBM models live in PostgreSQL as versioned rows;
-this package is the logic behind the ``pyml`` extension's SQL functions, and the
-client-side tools (``pyml up``, ``pyml down``, ``pyml status``).
+Trained scikit-learn and LightGBM models live in PostgreSQL as versioned rows. The package is
+split by where its code runs; the path of a module says it (``tests/unit/test_layout.py``
+checks the import rules):
+
+``pyml.server``
+    Everything the ``pyml`` extension's SQL functions reach; runs inside PostgreSQL (PL/Python),
+    never imports psycopg. ``pyml.server._sqlapi`` is the only module the SQL stubs call;
+    ``pyml.server.store`` is the only module that issues SQL.
+``pyml.client``
+    Runs in a user's process and talks to the database through psycopg: the ``pyml`` command
+    (``up``, ``down``, ``status``, ``listen``, ``report``), the local cluster, the stream
+    consumer, the demo.
+``pyml.core``
+    Pure code both sides use, with no database: model formats and their checks, loaded models
+    and prediction, preprocessing and the one-row transform, drift statistics, metrics,
+    algorithms, argument checks.
+``pyml.errors``
+    The exceptions, each carrying the SQLSTATE it is reported with.
+
+Inside each subpackage, a module whose name starts with ``_`` is private to it.
 """
 
 from pyml.errors import PymlError

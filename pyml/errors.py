@@ -1,6 +1,6 @@
 """Exceptions raised by pyml, each carrying the SQLSTATE it is reported with.
 
-Only :mod:`pyml._sqlapi` turns these into PostgreSQL errors; everything else
+Only :mod:`pyml.server._sqlapi` turns these into PostgreSQL errors; everything else
 just raises them. Subclasses map to standard SQLSTATEs so that psycopg clients
 get specific exception classes (``psycopg.errors.InvalidParameterValue``, ...).
 """

@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from pyml._cluster import SUPERUSER, Cluster, ClusterError
+from pyml.client.cluster import SUPERUSER, Cluster, ClusterError
 
 ROLE = "pyml_tester"
 DATASETS = ("breast_cancer", "diabetes", "digits", "iris", "linnerud", "wine")

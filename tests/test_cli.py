@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
 
-PYML = [sys.executable, "-m", "pyml.cli"]
+PYML = [sys.executable, "-m", "pyml.client.cli"]
 
 
 def _postmaster_uid(cluster: Cluster) -> int:
@@ -71,7 +71,7 @@ def test_checkouts_prefer_different_ports(other: str) -> None:
     here = Cluster.for_checkout()
     there = Cluster.for_checkout(Path(other))
     assert there.state != here.state
-    from pyml._cluster import _preferred_port
+    from pyml.client.cluster import _preferred_port
 
     assert _preferred_port(here.root) != _preferred_port(Path(other))
 

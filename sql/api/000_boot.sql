@@ -52,7 +52,7 @@ else:
         site.addsitedir(lib)
         sys.path[:] = [p for p in sys.path if p not in before] + before
     try:
-        from pyml import _sqlapi
+        from pyml.server import _sqlapi
     except ImportError as exc:
         GD["pyml"] = Unavailable(
             "the pyml package cannot be imported from %s" % lib,

@@ -1,6 +1,6 @@
 """Training in a child process of the backend: cancellable, bounded in memory, harmless.
 
-The fit runs in a process forked by the backend (pyml._isolate). These tests look at it from
+The fit runs in a process forked by the backend (pyml.server._isolate). These tests look at it from
 outside through /proc (the tests run on the server's machine): the backend's children while
 and after it fits, and what a kill of the backend leaves.
 """

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
 
 LABEL = "amount"
 PREPROCESS = '{"color": {"encode": "native"}}'
@@ -328,8 +328,8 @@ def test_run_monitors_runs_due_rounds_and_the_command(conn: psycopg.Connection, 
                  " 'linear', preprocess => %s)", (project + " cli", PREPROCESS))
     conn.execute("SELECT pyml.monitor(%s, 'orders_shift', retrain => false)",
                  (project + " cli",))
-    done = subprocess.run([sys.executable, "-m", "pyml.cli", "monitor", "--url", url, "--once"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "pyml.client.cli", "monitor", "--url", url,
+                           "--once"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     printed = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(p["project"], p["drifted"]) for p in printed] == [(project + " cli", True)]

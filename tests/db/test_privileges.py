@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
 
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
 IRIS = [5.1, 3.5, 1.4, 0.2]

@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from pyml import _board
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
+from pyml.server import _board
 
 pytestmark = pytest.mark.slow
 

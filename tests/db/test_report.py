@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pyml import report
+from pyml.client import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROJECT = "report diabetes"

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml.consumer import Consumer, Event
+from pyml.client.consumer import Consumer, Event
 
 ROOT = Path(__file__).resolve().parents[2]
 PYML = str(ROOT / ".venv" / "bin" / "pyml")
@@ -219,7 +219,7 @@ def with_application(url: str, application: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# pyml.consumer.Consumer
+# pyml.client.consumer.Consumer
 # ---------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml._cluster import Cluster
+from pyml.client.cluster import Cluster
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 VIEW_COLUMNS = ["stream_id", "project", "source_relation", "key_column", "mode", "channel",

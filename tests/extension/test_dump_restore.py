@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml._cluster import PG_BIN, Cluster
+from pyml.client.cluster import PG_BIN, Cluster
 
 pytestmark = pytest.mark.slow
 

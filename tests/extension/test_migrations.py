@@ -27,7 +27,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import BigInteger, Column, Date, Float, MetaData, Table, Text, create_engine, pool
 from sqlalchemy.exc import SAWarning
 
-from pyml._cluster import SUPERUSER, Cluster
+from pyml.client.cluster import SUPERUSER, Cluster
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # STYLE: alembic files are YYYY_MM_DD_HHMM-<rev>_<slug>.py

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pyml._cluster import PG_BIN, SUPERUSER, Cluster
+from pyml.client.cluster import PG_BIN, SUPERUSER, Cluster
 
 HERE = Path(__file__).resolve().parent
 AREAS = sorted(path.stem for path in (HERE / "sql").glob("*.sql"))

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from pyml import _algorithms
+from pyml.core import algorithms
 from pyml.errors import FeatureNotSupported, InvalidParameterValue
 
 SKLEARN = [
     (name, task)
-    for name, estimators in _algorithms._REGISTRY.items()
+    for name, estimators in algorithms._REGISTRY.items()
     for task, estimator in zip(("regression", "classification"), estimators, strict=True)
     if name not in ("xgboost", "xgboost_random_forest", "catboost") and estimator is not None
 ] + [
-    (name, task) for name, (task, _) in _algorithms._UNSUPERVISED.items()
+    (name, task) for name, (task, _) in algorithms._UNSUPERVISED.items()
 ]
 
 
@@ -28,39 +28,39 @@ def test_every_pgml_algorithm_is_registered() -> None:
         # unsupervised
         "kmeans", "mini_batch_kmeans", "birch", "affinity_propagation", "mean_shift", "pca",
     }
-    assert set(_algorithms.ALGORITHMS) == expected
+    assert set(algorithms.ALGORITHMS) == expected
 
 
 @pytest.mark.parametrize(("name", "task"), SKLEARN)
 def test_estimator_builds_with_seed(name: str, task: str) -> None:
-    algorithm = _algorithms.resolve(name, task)
+    algorithm = algorithms.resolve(name, task)
     estimator = algorithm.make({})
     params = estimator.get_params()
     if "random_state" in params:
-        assert params["random_state"] == _algorithms.DEFAULT_SEED
+        assert params["random_state"] == algorithms.DEFAULT_SEED
 
 
 def test_unknown_algorithm() -> None:
     with pytest.raises(InvalidParameterValue, match='unknown algorithm "nope"') as info:
-        _algorithms.resolve("nope", "regression")
+        algorithms.resolve("nope", "regression")
     assert info.value.sqlstate == "22023"
 
 
 def test_algorithm_without_estimator_for_task() -> None:
     with pytest.raises(InvalidParameterValue, match='does not support task "classification"'):
-        _algorithms.resolve("lasso", "classification")
+        algorithms.resolve("lasso", "classification")
     with pytest.raises(InvalidParameterValue, match='does not support task "regression"'):
-        _algorithms.resolve("perceptron", "regression")
+        algorithms.resolve("perceptron", "regression")
 
 
 def test_unknown_hyperparameter_is_named() -> None:
-    algorithm = _algorithms.resolve("random_forest", "regression")
+    algorithm = algorithms.resolve("random_forest", "regression")
     with pytest.raises(InvalidParameterValue, match='unknown hyperparameter "n_trees"'):
         algorithm.make({"n_trees": 3})
 
 
 def test_lightgbm_accepts_native_parameter_names() -> None:
-    algorithm = _algorithms.resolve("lightgbm", "regression")
+    algorithm = algorithms.resolve("lightgbm", "regression")
     estimator = algorithm.make({"max_bin": 63, "num_leaves": 7})
     assert estimator.get_params()["num_leaves"] == 7
     rng = np.random.default_rng(0)
@@ -69,12 +69,12 @@ def test_lightgbm_accepts_native_parameter_names() -> None:
 
 
 def test_user_seed_wins() -> None:
-    estimator = _algorithms.resolve("random_forest", "classification").make({"random_state": 7})
+    estimator = algorithms.resolve("random_forest", "classification").make({"random_state": 7})
     assert estimator.get_params()["random_state"] == 7
 
 
 def test_missing_optional_package_is_0a000(monkeypatch: pytest.MonkeyPatch) -> None:
-    algorithm = _algorithms.Algorithm("catboost", "regression", "no_such_module:Estimator")
+    algorithm = algorithms.Algorithm("catboost", "regression", "no_such_module:Estimator")
     with pytest.raises(FeatureNotSupported) as info:
         algorithm.estimator_class()
     assert info.value.sqlstate == "0A000"

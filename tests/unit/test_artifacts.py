@@ -1,4 +1,4 @@
-"""Unit tests for pyml._artifacts: round trips, checksums, formats, the skops allow-list."""
+"""Unit tests for pyml.core.artifacts: round trips, checksums, formats, the skops allow-list."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pyml import _artifacts, _lgbm
+from pyml.core import _lgbm, artifacts
 from pyml.errors import DataCorrupted
 
 
@@ -32,7 +32,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, labels
 
 
-def _rows(parts: list[_artifacts.Part]) -> list[dict[str, Any]]:
+def _rows(parts: list[artifacts.Part]) -> list[dict[str, Any]]:
     return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data}
             for p in parts]
 
@@ -55,17 +55,17 @@ class _Planted:
 
 
 def test_part_checksum_is_sha256_of_data() -> None:
-    part = _artifacts.Part(0, "skops", b"abc")
+    part = artifacts.Part(0, "skops", b"abc")
     assert part.sha256 == hashlib.sha256(b"abc").hexdigest()
 
 
 def test_sklearn_round_trip(data) -> None:
     X, y, _ = data
     estimator = LinearRegression().fit(X, y)
-    parts = _artifacts.dump("sklearn", estimator)
+    parts = artifacts.dump("sklearn", estimator)
     assert [(p.part, p.format) for p in parts] == [(0, "skops")]
     assert parts[0].data[:2] == b"PK"  # a zip file, not a pickle
-    fmt, (loaded,), _ = _artifacts.load(_rows(parts))
+    fmt, (loaded,), _ = artifacts.load(_rows(parts))
     assert fmt == "skops"
     assert type(loaded) is LinearRegression
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
@@ -84,24 +84,24 @@ def test_allow_listed_sklearn_types_load(data, estimator) -> None:
     """Estimators holding types that skops does not trust by default (Tree, KDTree...)."""
     X, _, labels = data
     estimator.fit(X, labels)
-    fmt, (loaded,), _ = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
+    fmt, (loaded,), _ = artifacts.load(_rows(artifacts.dump("sklearn", estimator)))
     np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
 
 
 def test_hist_gradient_boosting_round_trip(data) -> None:
     X, y, _ = data
     estimator = HistGradientBoostingRegressor(max_iter=5, random_state=0).fit(X, y)
-    _, (loaded,), _ = _artifacts.load(_rows(_artifacts.dump("sklearn", estimator)))
+    _, (loaded,), _ = artifacts.load(_rows(artifacts.dump("sklearn", estimator)))
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
 
 
 def test_lightgbm_round_trip(data) -> None:
     X, y, _ = data
     estimator = lightgbm.LGBMRegressor(n_estimators=10, verbose=-1, random_state=0).fit(X, y)
-    parts = _artifacts.dump("lightgbm", estimator)
+    parts = artifacts.dump("lightgbm", estimator)
     assert [(p.part, p.format) for p in parts] == [(0, "lightgbm-text")]
     assert parts[0].data.startswith(b"tree\n")  # LightGBM's model text
-    fmt, (booster,), _ = _artifacts.load(_rows(parts))
+    fmt, (booster,), _ = artifacts.load(_rows(parts))
     assert fmt == "lightgbm-text"
     assert isinstance(booster, _lgbm.Booster)  # the C API, without the lightgbm package
     np.testing.assert_array_equal(booster.predict(X), estimator.predict(X))
@@ -115,10 +115,10 @@ def test_lightgbm_multi_output_has_one_part_per_target(data) -> None:
     estimator = MultiOutputRegressor(
         lightgbm.LGBMRegressor(n_estimators=5, verbose=-1, random_state=0)
     ).fit(X, Y)
-    parts = _artifacts.dump("lightgbm", estimator)
+    parts = artifacts.dump("lightgbm", estimator)
     assert [(p.part, p.format) for p in parts] == [(i, "lightgbm-text") for i in range(3)]
     # parts are loaded in part order, whatever order the rows come in
-    _, boosters, _ = _artifacts.load(list(reversed(_rows(parts))))
+    _, boosters, _ = artifacts.load(list(reversed(_rows(parts))))
     predicted = np.column_stack([b.predict(X) for b in boosters])
     np.testing.assert_array_equal(predicted, estimator.predict(X))
 
@@ -128,46 +128,46 @@ def test_lightgbm_multi_output_has_one_part_per_target(data) -> None:
 
 def test_checksum_mismatch_is_refused(data) -> None:
     X, y, _ = data
-    (row,) = _rows(_artifacts.dump("sklearn", LinearRegression().fit(X, y)))
+    (row,) = _rows(artifacts.dump("sklearn", LinearRegression().fit(X, y)))
     tampered = bytearray(row["data"])
     tampered[len(tampered) // 2] ^= 0xFF
     row["data"] = bytes(tampered)
     with pytest.raises(DataCorrupted, match="part 0 fails its checksum") as info:
-        _artifacts.load([row])
+        artifacts.load([row])
     assert info.value.sqlstate == "XX001"
 
 
 def test_checksum_is_checked_for_every_part(data) -> None:
     X, y, _ = data
     Y = np.column_stack([y, -y])
-    rows = _rows(_artifacts.dump(
+    rows = _rows(artifacts.dump(
         "lightgbm",
         MultiOutputRegressor(lightgbm.LGBMRegressor(n_estimators=2, verbose=-1)).fit(X, Y),
     ))
     rows[1]["sha256"] = rows[0]["sha256"]
     with pytest.raises(DataCorrupted, match="part 1 fails its checksum"):
-        _artifacts.load(rows)
+        artifacts.load(rows)
 
 
 @pytest.mark.parametrize("fmt", ["pickle", "joblib", "", "SKOPS"])
 def test_unknown_format_is_refused(fmt: str) -> None:
     with pytest.raises(DataCorrupted, match="not allowed") as info:
-        _artifacts.load([_row(pickle.dumps({"a": 1}), fmt)])
+        artifacts.load([_row(pickle.dumps({"a": 1}), fmt)])
     assert info.value.sqlstate == "XX001"
     assert "skops" in (info.value.detail or "")
 
 
 def test_mixed_formats_are_refused(data) -> None:
     X, y, _ = data
-    (row,) = _rows(_artifacts.dump("sklearn", LinearRegression().fit(X, y)))
+    (row,) = _rows(artifacts.dump("sklearn", LinearRegression().fit(X, y)))
     other = _row(b"tree\n", "lightgbm-text", part=1)
     with pytest.raises(DataCorrupted, match="not allowed"):
-        _artifacts.load([row, other])
+        artifacts.load([row, other])
 
 
 def test_no_parts_is_refused() -> None:
     with pytest.raises(DataCorrupted, match="no artifact"):
-        _artifacts.load([])
+        artifacts.load([])
 
 
 def test_planted_pickle_is_never_unpickled(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_planted_pickle_is_never_unpickled(tmp_path: Path) -> None:
     payload = pickle.dumps(_Planted(str(marker)))
     for fmt in ("skops", "pickle", "lightgbm-text"):
         with pytest.raises(DataCorrupted):
-            _artifacts.load([_row(payload, fmt)])
+            artifacts.load([_row(payload, fmt)])
     assert not marker.exists()
 
 
@@ -193,25 +193,25 @@ def test_skops_file_with_a_type_outside_the_allow_list_is_refused() -> None:
     refused = f"{os.system.__module__}.{os.system.__name__}"
     assert skops.io.get_untrusted_types(data=data) == [refused]
     with pytest.raises(DataCorrupted, match="types that are not allowed") as info:
-        _artifacts.load([_row(data)])
+        artifacts.load([_row(data)])
     assert info.value.detail == f"Refused types: {refused}."
 
 
 def test_damaged_file_of_an_allowed_format_is_refused() -> None:
     with pytest.raises(DataCorrupted, match='not a valid "lightgbm-text" file'):
-        _artifacts.load([_row(b"this is not a model", "lightgbm-text")])
+        artifacts.load([_row(b"this is not a model", "lightgbm-text")])
 
 
 def test_few_rows_are_predicted_single_threaded(data) -> None:
     """A forest trained with n_jobs=2 would start a thread pool for every online call."""
     from sklearn.ensemble import RandomForestRegressor
 
-    from pyml.predict import Model
+    from pyml.core.model import Model
 
     X, y, _ = data
     forest = RandomForestRegressor(n_estimators=5, n_jobs=2, random_state=0).fit(X, y)
-    parts = _artifacts.dump("sklearn", forest)
-    fmt, loaded, _ = _artifacts.load(_rows(parts))
+    parts = artifacts.dump("sklearn", forest)
+    fmt, loaded, _ = artifacts.load(_rows(parts))
     model = Model(id=1, project="p", task="regression", algorithm="random_forest",
                   feature_names=[f"f{i}" for i in range(X.shape[1])], classes=None,
                   format=fmt, parts=loaded)

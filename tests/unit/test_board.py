@@ -1,8 +1,8 @@
-"""The notice board shared by backends (pyml._board), without a server."""
+"""The notice board shared by backends (pyml.server._board), without a server."""
 
 from pathlib import Path
 
-from pyml import _board
+from pyml.server import _board
 
 
 def test_pin_and_read_notes(tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from pyml import _algorithms, _bounds, search
+from pyml.core import _bounds, algorithms
 from pyml.errors import InvalidParameterValue
-from pyml.train import TrainRequest
+from pyml.server import search
+from pyml.server.training import TrainRequest
 
 
 def make(name: str, task: str, **hyperparams: Any) -> Any:
-    return _algorithms.resolve(name, task).make(hyperparams)
+    return algorithms.resolve(name, task).make(hyperparams)
 
 
 def test_lightgbm_counts_must_be_c_ints() -> None:
@@ -75,7 +76,7 @@ def request(**fields: Any) -> TrainRequest:
 
 
 def test_search_candidates_are_checked() -> None:
-    algorithm = _algorithms.resolve("lightgbm", "regression")
+    algorithm = algorithms.resolve("lightgbm", "regression")
     with pytest.raises(InvalidParameterValue) as caught:
         search.check(algorithm, request(search_params={"num_leaves": [7, 1]}))
     assert caught.value.message.startswith('hyperparameter "num_leaves"')
@@ -88,7 +89,7 @@ def test_search_candidates_are_checked() -> None:
     ({"n_iter": 2**31}, "n_iter"),
 ])
 def test_search_arguments_are_bounded(args: dict[str, Any], name: str) -> None:
-    algorithm = _algorithms.resolve("knn", "regression")
+    algorithm = algorithms.resolve("knn", "regression")
     with pytest.raises(InvalidParameterValue, match=f'search argument "{name}" must be'):
         search.check(algorithm, request(search_params={"n_neighbors": [3, 5]},
                                         search_args=args))

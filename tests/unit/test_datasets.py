@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from sklearn import datasets as skd
 
-from pyml import datasets
+from pyml.core import datasets
 from pyml.errors import InvalidParameterValue, UndefinedObject
 
 BREAST_CANCER_COLUMNS = [

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from pyml import _spool, drift
+from pyml.core import statistics as drift
+from pyml.server import _spool
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.svm import SVR
 
-from pyml import explain
+from pyml.core import explanation as explain
+from pyml.core.model import Model
 from pyml.errors import FeatureNotSupported
-from pyml.predict import Model
 
 
 def _svm() -> tuple[Model, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The fitting runner (pyml._isolate) on its own: no database, the check is a Python function."""
+"""The fitting runner (pyml.server._isolate) on its own: no database, the check is a function."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pyml import _isolate
-from pyml._isolate import Limit, memory_limit, size_text
 from pyml.errors import InvalidParameterValue, OutOfMemory, PymlError
+from pyml.server import _isolate
+from pyml.server._isolate import Limit, memory_limit, size_text
 
 MB = 1 << 20
 LIMIT = Limit(512 * MB)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import skops.io
 
-from pyml import _artifacts, _preprocess, _rowtransform
-from pyml._preprocess import Column, Rule
+from pyml.core import artifacts, rowtransform
+from pyml.core import preprocess as _preprocess
+from pyml.core.preprocess import Column, Rule
 from pyml.errors import (
     DataException,
     InvalidParameterValue,
@@ -127,7 +128,7 @@ def test_row_transform_equals_scikit_learn(spec, task):
     transformer = _preprocess.build(rules, X, "regression" if task == "regression" else
                                     "classification")
     transformer.fit(X, y)
-    row = _rowtransform.compile_row(transformer)
+    row = rowtransform.compile_row(transformer)
     assert row is not None
     fresh, _ = _data(60, seed=1)
     fresh[0, 0] = "marseille"  # never seen in training: unknown, not an error
@@ -192,11 +193,11 @@ def test_fitted_transformer_is_a_safe_artifact(spec, task):
     rules = _rules(spec, task)
     transformer = _preprocess.build(rules, X, task).fit(X, y)
     model = LinearRegression().fit(_preprocess.transform(transformer, X), y)
-    parts = _artifacts.dump("sklearn", model, transformer)
+    parts = artifacts.dump("sklearn", model, transformer)
     assert [p.format for p in parts] == ["skops", "skops-preprocessor"]
     assert not set(skops.io.get_untrusted_types(data=parts[1].data)) - set(
-        _artifacts.SKOPS_ALLOWED_TYPES)
-    loaded = _artifacts.load([{"part": p.part, "format": p.format, "sha256": p.sha256,
+        artifacts.SKOPS_ALLOWED_TYPES)
+    loaded = artifacts.load([{"part": p.part, "format": p.format, "sha256": p.sha256,
                                "data": p.data} for p in parts])
     assert loaded.format == "skops" and len(loaded.parts) == 1
     np.testing.assert_array_equal(_preprocess.transform(loaded.preprocessor, X),

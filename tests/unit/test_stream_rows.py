@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from pyml._rowtext import number as _number
-from pyml._rowtext import parse_record
 from pyml.errors import InvalidParameterValue
-from pyml.stream import _inline
+from pyml.server._rowtext import number as _number
+from pyml.server._rowtext import parse_record
+from pyml.server.streaming import _inline
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ import struct
 import numpy as np
 import pytest
 
-from pyml import _params, drift, store
+from pyml.core import params, statistics
 from pyml.errors import DataException, InvalidParameterValue, NullValueNotAllowed
-from pyml.train import encode_labels, jsonable, split
+from pyml.server import store
+from pyml.server.training import encode_labels, jsonable, split
 
 
 def test_labels_become_sorted_class_indices() -> None:
@@ -58,7 +59,7 @@ def test_last_split_takes_the_last_rows() -> None:
 @pytest.mark.parametrize("size", [0.0, 1.0, -0.5, 1.5, float("nan")])
 def test_bad_test_size(size: float) -> None:
     with pytest.raises(InvalidParameterValue, match='"test_size"'):
-        _params.test_size(size)
+        params.test_size(size)
 
 
 def test_test_size_leaving_no_rows() -> None:
@@ -70,13 +71,13 @@ def test_one_of_message() -> None:
     with pytest.raises(InvalidParameterValue, match='"task" must be one of regression, '
                                                     'classification, clustering, decomposition;'
                                                     ' got "ranking"'):
-        _params.one_of("task", "ranking", _params.TASKS)
+        params.one_of("task", "ranking", params.TASKS)
 
 
 def test_json_object_argument() -> None:
-    assert _params.json_object("hyperparams", '{"a": 1}') == {"a": 1}
+    assert params.json_object("hyperparams", '{"a": 1}') == {"a": 1}
     with pytest.raises(InvalidParameterValue, match="must be a JSON object"):
-        _params.json_object("hyperparams", "[1, 2]")
+        params.json_object("hyperparams", "[1, 2]")
 
 
 def _array_send(values: list[float | None], dims: list[int]) -> bytes:
@@ -101,7 +102,7 @@ def test_decode_float8_array_with_nulls_and_two_dimensions() -> None:
 
 
 def test_describe_numeric() -> None:
-    stats = drift.describe_numeric(np.array([1.0, 2.0, 3.0, np.nan]))
+    stats = statistics.describe_numeric(np.array([1.0, 2.0, 3.0, np.nan]))
     assert stats["count"] == 4 and stats["nulls"] == 1
     assert stats["min"] == 1.0 and stats["max"] == 3.0 and stats["mean"] == 2.0
     assert len(stats["quantiles"]) == 11
@@ -109,7 +110,7 @@ def test_describe_numeric() -> None:
 
 
 def test_describe_categorical() -> None:
-    stats = drift.describe_categorical(["a", "b", "a", None, True])
+    stats = statistics.describe_categorical(["a", "b", "a", None, True])
     assert stats["nulls"] == 1
     assert stats["categories"] == {"a": 2, "b": 1, "true": 1}
 

@@ -1,8 +1,8 @@
-"""Unit tests for pyml._validate: real artifacts pass, damaged ones are refused precisely.
+"""Unit tests for pyml.core._validate: real artifacts pass, damaged ones are refused precisely.
 
 Models are trained here (LightGBM regression, binary, multiclass, categorical, linear,
 random forest mode; scikit-learn trees, forests, histogram gradient boosting, k-NN with KD
-and ball trees), stored and loaded through pyml._artifacts, and compared with the original.
+and ball trees), stored and loaded through pyml.core.artifacts, and compared with the original.
 Then each kind of damage is applied (tree_sizes recomputed, so that the damage reaches the
 check meant for it) and must be refused with XX001 and a detail naming the tree and field.
 A subprocess shows that some of these files do crash LightGBM when nothing checks them.
@@ -36,7 +36,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
-from pyml import _artifacts, _validate
+from pyml.core import _validate
+from pyml.core import artifacts as _artifacts
 from pyml.errors import DataCorrupted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,7 +478,7 @@ def test_damaged_lightgbm_is_refused(texts: dict[str, bytes], kind: str, what: s
 
 def test_checks_stop_before_native_code(texts: dict[str, bytes], monkeypatch) -> None:
     """A refused text never reaches LightGBM's loader."""
-    from pyml import _lgbm
+    from pyml.core import _lgbm
 
     def booster(_: bytes) -> None:
         raise AssertionError("LightGBM was called")
@@ -501,7 +502,7 @@ CRASHERS = {
 _UNCHECKED = """
 import sys
 import numpy as np
-from pyml._lgbm import Booster
+from pyml.core._lgbm import Booster
 booster = Booster(sys.stdin.buffer.read())
 X = np.random.RandomState(0).rand(100, booster.num_features)
 booster.predict(X)

@@ -1,4 +1,4 @@
-"""Unit tests for pyml._validate.xgboost_json and the catboost probe of pyml._artifacts.
+"""Unit tests for pyml.core._validate.xgboost_json and the catboost probe of pyml.core.artifacts.
 
 The fixtures are real XGBoost models, saved as pyml saves them (``save_raw("json")``) by
 tests/unit/fixtures/make_xgboost_fixtures.py. xgboost is not needed: each kind of damage is
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pyml import _artifacts, _validate
+from pyml.core import _validate, artifacts
 from pyml.errors import DataCorrupted
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -318,7 +318,7 @@ def _row(data: bytes) -> dict[str, Any]:
 
 
 def test_the_check_runs_before_xgboost(monkeypatch) -> None:
-    """pyml._artifacts.load refuses a damaged part before xgboost is imported (a module
+    """pyml.core.artifacts.load refuses a damaged part before xgboost is imported (a module
     that fails on import stands in for xgboost: it must not be reached)."""
     import sys
 
@@ -326,11 +326,11 @@ def test_the_check_runs_before_xgboost(monkeypatch) -> None:
     doc = _doc("xgb_regressor")
     _tree(doc)["left_children"][0] = 99
     with pytest.raises(DataCorrupted) as info:
-        _artifacts.load([_row(json.dumps(doc).encode())])
+        artifacts.load([_row(json.dumps(doc).encode())])
     assert "left_children[0] = 99" in str(info.value.detail)
     # an intact model passes the check and reaches the import
     with pytest.raises(DataCorrupted) as info:
-        _artifacts.load([_row(_fixture("xgb_regressor"))])
+        artifacts.load([_row(_fixture("xgb_regressor"))])
     assert "xgboost" in str(info.value.detail) and "left_children" not in str(info.value.detail)
 
 
@@ -338,20 +338,20 @@ def test_the_check_runs_before_xgboost(monkeypatch) -> None:
 
 
 def test_a_probe_that_succeeds_passes() -> None:
-    _artifacts.survives_in_child(lambda: None, "catboost-cbm")
+    artifacts.survives_in_child(lambda: None, "catboost-cbm")
 
 
 def test_a_probe_that_raises_is_left_to_the_loader() -> None:
     def probe() -> None:
         raise ValueError("not a model")
 
-    _artifacts.survives_in_child(probe, "catboost-cbm")  # the parent's load reports it
+    artifacts.survives_in_child(probe, "catboost-cbm")  # the parent's load reports it
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGABRT, signal.SIGKILL])
 def test_a_probe_that_crashes_is_refused(sig: signal.Signals) -> None:
     with pytest.raises(DataCorrupted) as info:
-        _artifacts.survives_in_child(lambda: os.kill(os.getpid(), sig), "catboost-cbm")
+        artifacts.survives_in_child(lambda: os.kill(os.getpid(), sig), "catboost-cbm")
     assert info.value.sqlstate == "XX001"
     assert info.value.message == 'model artifact is not a valid "catboost-cbm" file'
     assert info.value.detail == (
@@ -362,5 +362,5 @@ def test_a_probe_that_hangs_is_refused() -> None:
     import time
 
     with pytest.raises(DataCorrupted) as info:
-        _artifacts.survives_in_child(lambda: time.sleep(30), "catboost-cbm", timeout=0.5)
+        artifacts.survives_in_child(lambda: time.sleep(30), "catboost-cbm", timeout=0.5)
     assert "took more than 0.5 seconds" in str(info.value.detail)

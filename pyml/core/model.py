@@ -1,0 +1,553 @@
+"""Loaded models and prediction: numpy in, numbers out. No SQL here.
+
+A :class:`Model` wraps whatever the artifact loaded into (a LightGBM booster per
+target, a scikit-learn estimator, ...) behind one interface, used both to
+evaluate a model right after training and to serve it, so that every path
+gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyml.core import artifacts
+from pyml.errors import (
+    DataException,
+    FeatureNotSupported,
+    InvalidParameterValue,
+    NullValueNotAllowed,
+    ObjectNotInPrerequisiteState,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class Model:
+    """A model ready to predict.
+
+    (A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, and
+    this module is on the path of a session's first prediction.)
+    """
+
+    def __init__(self, *, id: int | None, project: str, task: str, algorithm: str,
+                 feature_names: list[str], classes: list[Any] | None, format: str,
+                 parts: list[Any], columns: list[str] | None = None,
+                 preprocess: dict[str, Any] | None = None, preprocessor: Any = None,
+                 project_id: int | None = None):
+        self.id = id
+        self.project = project
+        self.project_id = project_id
+        self.task = task
+        self.algorithm = algorithm
+        self.feature_names = feature_names
+        self.classes = classes
+        self.format = format
+        self.parts = parts
+        self.columns = columns or []  # training relation columns, in order
+        self._online: Any = None
+        self._n_jobs = getattr(parts[0], "n_jobs", None) if format == "skops" else None
+        # Preprocessing (pyml.core.preprocess): the rule of each input, whether any input is a
+        # category (text), and for each column the estimator sees, the input it comes from.
+        self.preprocess = preprocess or {}  # pyml.models.preprocess: the rule of each column
+        self.preprocessor = preprocessor
+        self.rules: list[Any] | None = None
+        self.categorical = False
+        self.sources: list[int] = []
+        self._row: Any = None
+        if preprocessor is not None:
+            from pyml.core import preprocess as _preprocess
+            from pyml.core import rowtransform
+
+            rules = {name: _preprocess.Rule.from_json(rule)
+                     for name, rule in (preprocess or {}).items()}
+            self.rules = _preprocess.input_rules(rules, self.columns, feature_names)
+            self.categorical = any(rule.category for rule in self.rules)
+            self.sources = _preprocess.sources(preprocessor, len(feature_names))
+            self._row = rowtransform.compile_row(preprocessor)
+
+    def __repr__(self) -> str:
+        return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
+
+    @classmethod
+    def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
+                  columns: list[str]) -> Model:
+        fmt, parts, preprocessor = artifacts.load(files)
+        return cls(
+            preprocess=json.loads(model["preprocess"]) if model.get("preprocess") else None,
+            preprocessor=preprocessor,
+            columns=columns,
+            id=model["id"],
+            project=model["project"],
+            project_id=model["project_id"],
+            task=model["task"],
+            algorithm=model["algorithm"],
+            feature_names=list(model["feature_names"] or []),
+            classes=model["classes"],
+            format=fmt,
+            parts=parts,
+        )
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    # -- raw outputs ----------------------------------------------------------
+    #
+    # The public methods take the model's inputs (rows of feature values); the private
+    # ones (``_t``) take what the estimator sees: the inputs after preprocessing.
+
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        """What the estimator sees: ``X`` itself, or ``X`` preprocessed (a float matrix)."""
+        if self.preprocessor is None:
+            return X
+        import numpy as np
+
+        from pyml.core import preprocess as _preprocess
+
+        rules = self.rules or []
+        if len(X) == 1 and self._row is not None:
+            row = X[0].tolist()
+            for j, rule in enumerate(rules):
+                value = row[j]
+                if value is None or value != value:  # NULL, NaN
+                    if rule.strict:
+                        _preprocess.check_inputs(X, rules, self.feature_names)
+                elif not rule.category and value - value:  # Infinity, -Infinity
+                    _preprocess.check_inputs(X, rules, self.feature_names)
+            return np.asarray([self._row(row)], dtype=np.float64)
+        _preprocess.check_inputs(X, rules, self.feature_names)
+        return _preprocess.transform(self.preprocessor, X)
+
+    def strict_inputs(self) -> np.ndarray:
+        """For each input, whether NULL is refused (no imputation, not a category)."""
+        import numpy as np
+
+        if self.rules is None:
+            return np.ones(self.num_features, dtype=bool)
+        return np.array([rule.strict for rule in self.rules], dtype=bool)
+
+    def imputed_columns(self) -> frozenset[str]:
+        """The columns whose NULLs the preprocessing fills."""
+        return frozenset(name for name, rule in self.preprocess.items()
+                         if rule.get("impute") not in (None, "error"))
+
+    def category_columns(self) -> frozenset[str]:
+        """The columns encoded as categories (read as text)."""
+        return frozenset(name for name, rule in self.preprocess.items() if "encode" in rule)
+
+    def check_inputs(self, X: np.ndarray, where: Any = None) -> None:
+        """22004 for NULL in an input that is neither imputed nor a category, 22023 for an
+        infinite number (models with preprocessing; the others check as they convert)."""
+        from pyml.core import preprocess as _preprocess
+
+        _preprocess.check_inputs(X, self.rules or [], self.feature_names, where)
+
+    def refused_rows(self, X: np.ndarray) -> np.ndarray:
+        """For each row of inputs ``X``, whether the model refuses it (a NULL it does not
+        impute, an infinite number): the rows a report leaves out rather than fail."""
+        import numpy as np
+
+        refused = np.zeros(len(X), dtype=bool)
+        rules = self.rules
+        for j in range(X.shape[1]):
+            column = X[:, j]
+            if rules is not None and rules[j].category:
+                if rules[j].strict:
+                    refused |= np.fromiter((v is None for v in column), bool, len(X))
+                continue
+            values = column.astype(np.float64) if column.dtype == object else column
+            bad = np.isinf(values)
+            if rules is None or rules[j].strict:
+                bad |= np.isnan(values)
+            refused |= bad
+        return refused
+
+    def _native(self, X: np.ndarray) -> np.ndarray:
+        """Per-part raw output of gradient-boosting libraries (value or probabilities)."""
+        import numpy as np
+
+        if self.format == "lightgbm-text":
+            outputs = [booster.predict(X) for booster in self.parts]
+        elif self.format == "xgboost-json":
+            outputs = [np.asarray(b.inplace_predict(X)) for b in self.parts]
+        elif self.format == "catboost-cbm":
+            kind = "Probability" if self.task == "classification" else "RawFormulaVal"
+            outputs = [np.asarray(m.predict(X, prediction_type=kind)) for m in self.parts]
+        else:
+            raise AssertionError(self.format)
+        if len(outputs) == 1:
+            return np.asarray(outputs[0], dtype=np.float64)
+        return np.column_stack(outputs).astype(np.float64)
+
+    def _sklearn(self, X: np.ndarray) -> Any:
+        """The scikit-learn estimator, single-threaded for a few rows: starting a thread
+        pool (an estimator trained with n_jobs) costs milliseconds, predicting them does not.
+        """
+        estimator = self.parts[0]
+        if self._n_jobs not in (None, 1):
+            estimator.n_jobs = 1 if len(X) < 1000 else self._n_jobs
+        return estimator
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
+        return self._values_t(self.prepare(X))
+
+    def _values_t(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.format == "skops":
+            return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
+        return self._native(X)
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, classes)`` in :attr:`classes` order."""
+        return self._proba_t(self.prepare(X))
+
+    def _proba_t(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.format == "skops":
+            estimator = self._sklearn(X)
+            if not hasattr(estimator, "predict_proba"):
+                raise FeatureNotSupported(
+                    f'algorithm "{self.algorithm}" does not give class probabilities',
+                    hint="Use pyml.predict or pyml.predict_label, or train with an algorithm "
+                    "that has predict_proba (linear, random_forest, lightgbm, ...).",
+                )
+            return np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        p = self._native(X)
+        if p.ndim == 1:  # binary: probability of the second class
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def class_index(self, X: np.ndarray) -> np.ndarray:
+        """Index into :attr:`classes` of the predicted class of each row."""
+        return self._class_index_t(self.prepare(X))
+
+    def _class_index_t(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.format == "skops":
+            return np.asarray(self._sklearn(X).predict(X)).astype(np.int64)
+        return np.argmax(self._proba_t(X), axis=1)
+
+    def scores(self, X: np.ndarray) -> np.ndarray | None:
+        """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
+        import numpy as np
+
+        X = self.prepare(X)
+        if self.format == "skops" and not hasattr(self.parts[0], "predict_proba"):
+            decision = getattr(self.parts[0], "decision_function", None)
+            return None if decision is None else np.asarray(decision(X), dtype=np.float64)
+        return self._proba_t(X)[:, 1]
+
+    # -- what the SQL functions return -----------------------------------------
+
+    def online_predictor(self) -> Any:
+        """A function of one row (a flat list); lean for LightGBM: no numpy, one C call.
+
+        Anything unusual (wrong length, NULL, NaN, Infinity, nested arrays) goes the general
+        way, which raises the proper error.
+        """
+        if self._online is None:
+            self._online = self._make_online_predictor()
+        return self._online
+
+    def _make_online_predictor(self) -> Any:
+        n = self.num_features
+
+        def general(features: list[Any]) -> float:
+            return float(self.predict(self.input_from_array(features))[0])
+
+        if self.format != "lightgbm-text" or len(self.parts) != 1 or self.preprocessor:
+            return general
+        row = self.parts[0].row_predictor()
+        if self.task != "classification":
+            def value(features: list[Any]) -> float:
+                if len(features) != n or None in features:
+                    return general(features)
+                try:
+                    total = sum(features)
+                    total -= total  # 0 when every value is finite; NaN for NaN or +-Infinity
+                    result = row(features)
+                except (TypeError, ArithmeticError):  # nested arrays, numeric Infinity, ...
+                    return general(features)
+                if total:  # NaN or +-Infinity: refused the general way
+                    return general(features)
+                return result  # type: ignore[no-any-return]
+            return value
+        classes = self.classes or []
+        if not classes or isinstance(classes[0], str):
+            return general
+        labels = [float(c) for c in classes]
+        first, second = labels[0], labels[-1]
+
+        def label(features: list[Any]) -> float:
+            if len(features) != n or None in features:
+                return general(features)
+            try:
+                total = sum(features)
+                total -= total
+                p = row(features)
+            except (TypeError, ArithmeticError):
+                return general(features)
+            if total:
+                return general(features)
+            if isinstance(p, float):  # binary: probability of the second class
+                return second if p > 0.5 else first
+            return labels[max(range(len(p)), key=p.__getitem__)]
+        return label
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""
+        import numpy as np
+
+        if self.task == "clustering":
+            X = self.prepare(X)
+            return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
+        if self.task == "decomposition":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a decomposition project',
+                hint="Use pyml.decompose to get the components of a vector.",
+            )
+        if self.task != "classification":
+            return self.values(X)
+        classes = self.classes or []
+        if classes and isinstance(classes[0], str):
+            raise InvalidParameterValue(
+                f'project "{self.project}" has text class labels',
+                hint="Use pyml.predict_label to get the label, or pyml.predict_proba.",
+            )
+        lookup = np.asarray([float(c) for c in classes], dtype=np.float64)
+        return lookup[self.class_index(X)]
+
+    def decompose(self, X: np.ndarray) -> np.ndarray:
+        """``pyml.decompose``: the components of each row (decomposition projects)."""
+        import numpy as np
+
+        if self.task != "decomposition":
+            raise ObjectNotInPrerequisiteState(
+                f'project "{self.project}" is a {self.task} project, not a decomposition one',
+                hint="pyml.decompose needs a model trained with task => 'decomposition'.",
+            )
+        return np.asarray(self.parts[0].transform(self.prepare(X)), dtype=np.float64)
+
+    # -- inputs from SQL values ---------------------------------------------------
+
+    def input_from_array(self, features: Sequence[Any]) -> np.ndarray:
+        """One row ``(1, k)`` of inputs from a (possibly multi-dimensional) SQL array."""
+        if self.preprocessor is None:
+            return features_from_array(features, self.num_features)
+        self._numbers_only()
+        row = _to_float(features, nulls=True).reshape(1, -1)
+        _check_count(row.shape[1], self.num_features)
+        return row
+
+    def input_from_batch(self, features: Sequence[Any]) -> np.ndarray:
+        """Rows ``(n, k)`` of inputs from ``n * k`` values flattened into one array."""
+        if self.preprocessor is None:
+            return features_from_batch(features, self.num_features)
+        self._numbers_only()
+        return _batch_shape(_to_float(features, nulls=True).ravel(), self.num_features)
+
+    def _numbers_only(self) -> None:
+        if self.categorical:
+            raise InvalidParameterValue(
+                f"model {self.id} has text (category) features, which an array of numbers "
+                "cannot hold",
+                hint="Pass a row: a table row or ROW(...) with the columns in training order.",
+            )
+
+    def predict_label(self, X: np.ndarray) -> list[str]:
+        if self.task != "classification":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a {self.task} project, which has no labels',
+                hint="Use pyml.predict.",
+            )
+        labels = [label_text(c) for c in self.classes or []]
+        return [labels[i] for i in self.class_index(X)]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.task != "classification":
+            raise InvalidParameterValue(
+                f'project "{self.project}" is a {self.task} project, which has no classes',
+                hint="Use pyml.predict.",
+            )
+        return self.proba(X)
+
+
+def label_text(value: Any) -> str:
+    """A class label as PostgreSQL would print it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# Features from SQL values
+# ---------------------------------------------------------------------------
+
+
+def features_from_array(features: Sequence[Any], expected: int) -> np.ndarray:
+    """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array."""
+    row = _to_float(features).reshape(1, -1)
+    _check_count(row.shape[1], expected)
+    return row
+
+
+def features_from_batch(features: Sequence[Any], expected: int) -> np.ndarray:
+    """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
+    return _batch_shape(_to_float(features).ravel(), expected)
+
+
+def _batch_shape(flat: np.ndarray, expected: int) -> np.ndarray:
+    if expected == 0 or flat.size % expected != 0:
+        raise InvalidParameterValue(
+            f"wrong number of features: expected a multiple of {expected}, got {flat.size}"
+        )
+    return flat.reshape(-1, expected)
+
+
+def _check_count(given: int, expected: int) -> None:
+    if given != expected:
+        raise InvalidParameterValue(
+            f"wrong number of features: expected {expected}, got {given}"
+        )
+
+
+def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
+    """One row ``(1, k)`` from a composite value.
+
+    A row that has every training column (a row of the training table, say,
+    label included) is matched by column name; any other row (``ROW(...)``) by
+    position.
+    """
+    import numpy as np
+
+    if model.columns and all(name in row for name in model.columns):
+        row = {name: row[name] for name in model.columns}
+    values: list[Any] = []
+    for name, value in row.items():
+        if isinstance(value, list):
+            values.extend((name, v) for v in np.asarray(value, dtype=object).ravel().tolist())
+        else:
+            values.append((name, value))
+    if model.rules is None:
+        for name, value in values:
+            # (NaN and Infinity come as text: to_json writes a float's non-finite values so)
+            if isinstance(value, str) and value not in _NON_FINITE:
+                raise DataException(
+                    f'feature "{name}" is text, but model {model.id} was trained on a number '
+                    "in that position",
+                    hint="Pass the columns in training order; text columns in the training "
+                    "relation are encoded as categories.",
+                )
+        return features_from_array([v for _, v in values], model.num_features)
+    return _preprocessed_row(values, model)
+
+
+_NON_FINITE = frozenset(("NaN", "Infinity", "-Infinity"))
+
+
+def _preprocessed_row(values: list[tuple[str, Any]], model: Model) -> np.ndarray:
+    """Inputs of a model with preprocessing: categories as text, numbers as floats (NULL
+    as NaN, imputed or refused later)."""
+    import numpy as np
+
+    from pyml.core.preprocess import category_text
+
+    rules = model.rules or []
+    _check_count(len(values), len(rules))
+    row: list[Any] = []
+    for (name, value), rule in zip(values, rules, strict=True):
+        if rule.category:
+            row.append(category_text(value))
+        elif value is None:
+            row.append(float("nan"))
+        else:
+            try:
+                row.append(float(value))
+            except (TypeError, ValueError):
+                raise DataException(
+                    f'feature "{name}" must be a number, got {value!r}',
+                    hint="Pass the columns in training order.",
+                ) from None
+    return np.array([row], dtype=object if model.categorical else np.float64)
+
+
+def as_float4(value: Any) -> Any:
+    """A JSON number (or nested list) read from a ``real`` column, as the exact float4 value."""
+    import numpy as np
+
+    if isinstance(value, list):
+        return [as_float4(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(np.float32(value))
+    return value
+
+
+def _to_float(values: Sequence[Any], nulls: bool = False) -> np.ndarray:
+    """Values as float64. NULL (which numpy makes NaN) and NaN are refused (22004) unless
+    ``nulls`` (a model that imputes them, and checks the others itself); Infinity and
+    -Infinity always are (22023)."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataException("features must be numbers") from exc
+    if not np.isfinite(array).all():
+        flat = array.ravel()
+        bad = np.isinf(flat) if nulls else ~np.isfinite(flat)
+        if bad.any():
+            position = int(np.flatnonzero(bad)[0])
+            value = float(flat[position])
+            if value != value:
+                raise NullValueNotAllowed(
+                    "features must not be NULL",
+                    detail=f"Feature {position + 1} is NULL (or NaN).",
+                    hint="Replace missing values before predicting.",
+                )
+            from pyml.core.preprocess import INFINITY_HINT, infinity_text
+
+            raise InvalidParameterValue(
+                "features must not be infinite",
+                detail=f"Feature {position + 1} is {infinity_text(value)}.",
+                hint=INFINITY_HINT,
+            )
+    return array
+
+
+# ---------------------------------------------------------------------------
+# The per-session cache of loaded models
+# ---------------------------------------------------------------------------
+
+
+class ModelCache:
+    """Loaded models by id. Models never change once trained, so an id is a valid key."""
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        self._models: OrderedDict[int, Model] = OrderedDict()
+
+    def get(self, model_id: int) -> Model | None:
+        model = self._models.get(model_id)
+        if model is not None:
+            self._models.move_to_end(model_id)
+        return model
+
+    def put(self, model: Model) -> Model:
+        assert model.id is not None
+        self._models[model.id] = model
+        while len(self._models) > self.capacity:
+            self._models.popitem(last=False)
+        return model
+
+    def discard(self, model_id: int) -> None:
+        self._models.pop(model_id, None)

@@ -1,0 +1,100 @@
+"""Batch jobs: score a whole relation with one model and write the predictions."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from pyml.core import preprocess
+from pyml.core.model import Model
+from pyml.errors import InvalidParameterValue, NullValueNotAllowed
+from pyml.server import store
+from pyml.server._db import Db
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ROWS_PER_CHUNK = 100_000
+
+
+def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
+                 key_column: str, search_path: str | None = None,
+                 rows_per_chunk: int = ROWS_PER_CHUNK) -> int:
+    """Score every row of ``source_relation``; write (key, prediction, model_id, scored_at).
+
+    The row of a key already in ``target_table`` is replaced; rows of other keys are left
+    alone. Names resolve with ``search_path`` (the caller's), as they would in the caller's
+    SQL. The relation is read in chunks, so memory stays bounded whatever its size, and each
+    chunk is scored on a worker thread (the model's C code releases the GIL) while the
+    previous chunk is written and the next one read.
+    """
+    relation = store.resolve_relation(db, source_relation, search_path)
+    key = relation.column(key_column)
+    features = [relation.column(name) for name in store.feature_columns(db, model.id)]
+    categories = model.category_columns()
+    numbers = [c for c in features if c.name not in categories]
+    texts = [store.as_text(c) for c in features if c.name in categories]
+    table = store.prediction_table(db, target_table, relation, key, search_path)
+    written = 0
+    scoring: tuple[list[Any], Future[Any]] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
+        for n, values, (keys, *text) in store.read_chunks(db, relation, numbers, [key, *texts],
+                                                           rows_per_chunk):
+            if model.preprocessor is None:
+                X = feature_matrix(n, values, model.feature_names, key.name, keys)
+            else:
+                read = dict(zip([c.name for c in numbers], values, strict=True))
+                read.update(zip([c.name for c in texts], text, strict=True))
+                X = preprocess.inputs(n, [read[c.name] for c in features])
+                model.check_inputs(X, _where(key.name, keys))
+            following = (keys, pool.submit(model.predict, X))
+            if scoring is not None:
+                written += _write(db, table, scoring, model.id)
+            scoring = following
+        if scoring is not None:
+            written += _write(db, table, scoring, model.id)
+    store.finish_predictions(db, table)
+    return written
+
+
+def feature_matrix(n: int, values: list[np.ndarray], names: list[str], key_name: str,
+                   keys: list[Any]) -> np.ndarray:
+    """Columns as one ``(n, k)`` float64 matrix (inputs named ``names``); a NULL or NaN
+    feature is 22004, an infinite one 22023, naming the row's key."""
+    import numpy as np
+
+    X = np.hstack([v.reshape(n, -1) for v in values])
+    if not np.isfinite(X).all():
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        value = float(X[row, column])
+        name = names[column] if column < len(names) else f"feature {column + 1}"
+        where = f"The row with {key_name} = {keys[row]} has"
+        if value != value:
+            raise NullValueNotAllowed(
+                "features must not be NULL",
+                detail=f'{where} a NULL (or NaN) in "{name}".',
+            )
+        raise InvalidParameterValue(
+            "features must not be infinite",
+            detail=f'{where} {preprocess.infinity_text(value)} in "{name}".',
+            hint=preprocess.INFINITY_HINT,
+        )
+    return X
+
+
+def _where(key_name: str, keys: list[Any]) -> Any:
+    return lambda row: f"The row with {key_name} = {keys[row]}."
+
+
+def _write(db: Db, table: store.PredictionTable, scored: tuple[list[Any], Future[Any]],
+           model_id: int | None) -> int:
+    keys, future = scored
+    predictions = future.result().astype("float32").tolist()
+    return store.write_predictions(db, table, keys, predictions, model_id)
+
+
+def predict_batch(model: Model, features: bytes) -> list[float]:
+    """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened."""
+    flat = store.decode_float8_array(features, -1).ravel()
+    X = model.input_from_batch(flat)
+    return model.predict(X).astype("float32").tolist()  # type: ignore[no-any-return]

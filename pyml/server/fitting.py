@@ -1,0 +1,93 @@
+"""The fit step of training: preprocessing, fit (a search included) and the artifacts' bytes,
+run in a child process of the backend (:mod:`pyml.server._isolate`): cancellable at any point
+and bounded by setting ``pyml.train_memory_limit``. :mod:`pyml.server.training` reads the data
+before and evaluates and stores the model after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from pyml.core import algorithms, artifacts
+from pyml.core import preprocess as _preprocess
+from pyml.server import _isolate, search, store
+from pyml.server._db import Db
+from pyml.server.training import TrainingData, TrainRequest, jsonable
+
+
+class Fitted(NamedTuple):
+    """A model fitted in a child process, as the backend gets it back."""
+
+    parts: list[artifacts.Part]  # the artifacts, as stored
+    hyperparams: dict[str, Any]  # the hyperparameters used (JSON)
+    preprocess: dict[str, Any]  # pyml.models.preprocess
+    search_results: list[dict[str, Any]] | None  # the search's candidates (JSON)
+    seconds: float  # the fit alone, in the child
+
+
+def fit_isolated(db: Db, algorithm: algorithms.Algorithm, estimator: Any, data: TrainingData,
+                 y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest) -> Fitted:
+    """Fit (preprocessing, search) on the training rows in a child process (see
+    :mod:`pyml.server._isolate`): cancellable at any point and bounded by setting
+    ``pyml.train_memory_limit``. The child sends back the artifacts' bytes."""
+    setting = store.train_memory_limit(db)
+    limit = _isolate.memory_limit(setting.server, setting.session)
+    if limit.notice:
+        db.notice(limit.notice)
+    work = fit_work(algorithm, estimator, data, y, train_idx, task, req)
+    value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
+    parts = [artifacts.Part(part, fmt, blob)
+             for (part, fmt), blob in zip(value["parts"], blobs, strict=True)]
+    return Fitted(parts, value["hyperparams"], value["preprocess"], value["search_results"],
+                  value["seconds"])
+
+
+def fit_work(algorithm: algorithms.Algorithm, estimator: Any, data: TrainingData,
+             y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest
+             ) -> _isolate.Work:
+    """The fit step as the child process runs it: preprocessing, fit (search included) and
+    artifacts; JSON and the artifacts' bytes out."""
+
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        started = time.perf_counter()
+        preprocessor = None
+        if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
+            preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
+        fitted, preprocessor, results = search.fit(
+            algorithm, estimator, data.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
+            notice=progress, preprocessor=preprocessor,
+        )
+        seconds = time.perf_counter() - started
+        parts = artifacts.dump(algorithm.library, algorithms.storable(fitted), preprocessor)
+        return {
+            "parts": [[p.part, p.format] for p in parts], "seconds": seconds,
+            "hyperparams": jsonable(used_params(fitted)),
+            "preprocess": jsonable(preprocess_used(data, preprocessor)),
+            "search_results": jsonable(results) if results is not None else None,
+        }, [p.data for p in parts]
+
+    return work
+
+
+def used_params(estimator: Any) -> dict[str, Any]:
+    inner = getattr(estimator, "estimator", None)
+    if type(estimator).__name__ == "MultiOutputRegressor" and inner is not None:
+        return dict(inner.get_params())
+    return dict(estimator.get_params())
+
+
+def preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
+    """``pyml.models.preprocess``: each column's rule, and what was fitted for it."""
+    if preprocessor is None:
+        return {}
+    fitted = _preprocess.fitted_statistics(preprocessor, data.names)
+    used = {}
+    for name, rule in data.rules.items():
+        stats = fitted.get(name) or {k: v for k, v in fitted.items()
+                                     if k.startswith(name + "[") and k.endswith("]")}
+        used[name] = {**rule.as_json(), **({"fitted": jsonable(stats)} if stats else {})}
+    return used

@@ -1,0 +1,445 @@
+"""Streaming: rows scored as they arrive, written to an outbox, announced with NOTIFY.
+
+``sync`` streams score each INSERT or UPDATE statement inside its transaction (a
+statement-level trigger reads the transition table: a multi-row INSERT or a COPY
+is one vectorized batch). ``async`` streams only queue the rows; :func:`work`
+scores them in batches, one transaction per batch. Either way each prediction is
+one row of ``pyml.stream_events`` naming the model that made it, and a NOTIFY on
+the stream's channel wakes consumers when the transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pyml.core.preprocess import infinity_text
+from pyml.errors import (
+    ActiveSqlTransaction,
+    DataException,
+    FeatureNotSupported,
+    InsufficientPrivilege,
+    InvalidParameterValue,
+    ObjectNotInPrerequisiteState,
+    PymlError,
+    UndefinedObject,
+)
+from pyml.server import privileges, store
+from pyml.server._db import Db
+from pyml.server._rowtext import Layout, bad_feature, parse_record
+
+if TYPE_CHECKING:
+    from pyml.core.model import Model
+    from pyml.server.session import Serving
+
+MODES = ("sync", "async")
+INLINE_EVENTS = 100  # at most this many events travel in a NOTIFY payload
+PAYLOAD_BYTES = 7_900  # NOTIFY payloads must stay under 8000 bytes
+
+
+# ---------------------------------------------------------------------------
+# Defining streams
+# ---------------------------------------------------------------------------
+
+
+def create(db: Db, project_name: str, source_relation: str, key_column: str, mode: str,
+           channel: str | None, search_path: str | None = None) -> int:
+    """Stream ``source_relation`` through the live model of ``project_name``; the stream id."""
+    if mode not in MODES:
+        raise InvalidParameterValue(f'invalid mode "{mode}"', hint='Use "sync" or "async".')
+    if channel is not None and not 0 < len(channel.encode()) < 64:
+        raise InvalidParameterValue(f'invalid channel "{channel}"',
+                                    detail="A channel name has 1 to 63 bytes.")
+    project, model_id = store.live_model_id(db, project_name)
+    privileges.require(db, project, "admin")
+    if model_id is None:
+        raise ObjectNotInPrerequisiteState(
+            f'project "{project_name}" has no deployed model',
+            hint=f"Call pyml.deploy('{project_name}') before streaming it.",
+        )
+    relation = store.resolve_relation(db, source_relation, search_path)
+    if not store.relation_privilege(db, relation.oid, "TRIGGER"):
+        raise InsufficientPrivilege(
+            f"permission denied for table {relation.qualified}",
+            detail="A stream puts triggers on it, which needs the TRIGGER privilege.",
+        )
+    relation.column(key_column)
+    preprocess = json.loads(store.get_model(db, model_id)["preprocess"] or "{}")
+    for name in store.feature_columns(db, model_id):
+        column = relation.column(name)
+        if "encode" in preprocess.get(name, {}):  # a category column: read as text
+            raise FeatureNotSupported(
+                f'the live model of "{project_name}" encodes column "{name}" as categories, '
+                "which streams cannot score yet",
+                hint="Stream a model trained on numeric columns, or score with "
+                "pyml.predict_into.",
+            )
+        if not column.is_numeric:
+            raise InvalidParameterValue(
+                f'column "{name}" of "{relation.qualified}" has type {column.type}',
+                detail="The live model reads it as a number.",
+            )
+    stream_id = store.save_stream(db, project["id"], relation.oid, key_column, mode, channel)
+    store.create_triggers(db, store.get_stream(db, stream_id))
+    return stream_id
+
+
+def drop(db: Db, project_name: str, source_relation: str,
+         search_path: str | None = None) -> dict[str, int]:
+    """Stop streaming; the stream's events, queue and consumers go with it."""
+    project = store.require_project(db, project_name)
+    privileges.require(db, project, "admin")
+    relation = store.resolve_relation(db, source_relation, search_path)
+    stream = store.find_stream(db, project["id"], relation.oid)
+    if stream is None:
+        raise UndefinedObject(
+            f'relation "{source_relation}" is not streamed by project "{project_name}"'
+        )
+    return store.delete_stream(db, stream)
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------
+
+
+class _Plan:
+    """How to read a stream's rows for one model (cached per session)."""
+
+    def __init__(self, query: str, width: int, features: list[str]):
+        self.query = query
+        self.width = width
+        self.features = features
+
+
+def _columns(db: Db, relation: store.Relation, model: Model, key_column: str
+             ) -> tuple[store.Column, list[store.Column]]:
+    return relation.column(key_column), [
+        relation.column(name) for name in store.feature_columns(db, model.id)
+    ]
+
+
+class Scored(NamedTuple):
+    """What the sync trigger writes to the outbox for some rows of a statement."""
+
+    keys: list[str | None]
+    predictions: list[float]
+    model_id: int | None
+    inline: bool
+
+
+def predict_rows(db: Db, serving: Serving, layouts: dict[int, Layout], args: Sequence[str],
+                 relation_oid: int, new_rows: list[str], old_rows: list[str] | None) -> Scored:
+    """The sync trigger, for a small statement: its rows in their text form (the row
+    type's output). For an UPDATE, rows whose features did not change (same key, same
+    values) are skipped. A NULL feature fails the statement."""
+    stream = _trigger_stream(args)
+    model = serving.live_model(db, stream.project)
+    rows = [parse_record(text) for text in new_rows]
+    layout = _layout(db, layouts, relation_oid, len(rows[0]))
+    key_at = layout.index(stream.key_column)
+    feature_at = [layout.index(name) for name in model.columns]
+    if old_rows is not None:
+        before = {(old[key_at], tuple(old[i] for i in feature_at))
+                  for old in map(parse_record, old_rows)}
+        rows = [row for row in rows
+                if row[key_at] is None
+                or (row[key_at], tuple(row[i] for i in feature_at)) not in before]
+    if not rows:
+        return Scored([], [], model.id, False)
+    keys = [row[key_at] for row in rows]
+    imputed = model.imputed_columns()
+    values = [layout.numbers(row, feature_at, stream.key_column, row[key_at], imputed)
+              for row in rows]
+    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
+        predictions = [model.online_predictor()(values[0])]
+    else:
+        import numpy as np
+
+        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype(
+            "float32").tolist()
+    return Scored(keys, predictions, model.id, _inline(keys))
+
+
+def _layout(db: Db, layouts: dict[int, Layout], relation_oid: int, fields: int) -> Layout:
+    layout = layouts.get(relation_oid)
+    if layout is None or len(layout.names) != fields:  # new, or the table was altered
+        layout = layouts[relation_oid] = Layout(store.relation_by_oid(db, relation_oid))
+    return layout
+
+
+SMALL = 64  # up to this many rows, a statement's rows are parsed from their text
+CHUNK = 50_000  # beyond, they are read in chunks of binary arrays, this many at a time
+
+
+def score_statement(db: Db, serving: Serving, layouts: dict[int, Layout],
+                    plans: dict[Any, _Plan], args: Sequence[str], relation_oid: int,
+                    update: bool) -> int:
+    """The trigger of sync streams: score the rows of the statement that fired it, write
+    them to the outbox and announce them (NOTIFY at commit). Returns the events written.
+
+    It runs as the role whose statement fired it (reading the transition tables); the
+    outbox is written through the registry. A row that cannot be scored fails the
+    statement: nothing of it is written.
+    """
+    stream = _trigger_stream(args)
+    new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
+    if len(new_rows) <= SMALL:
+        if not new_rows:
+            return 0
+        return _publish(db, stream, predict_rows(db, serving, layouts, args, relation_oid,
+                                                 new_rows, old_rows))
+    model = serving.live_model(db, stream.project)
+    key = (stream.id, model.id, update, relation_oid)
+    plan = plans.get(key)
+    if plan is None:
+        relation = store.relation_by_oid(db, relation_oid)
+        column, features = _columns(db, relation, model, stream.key_column)
+        plan = plans[key] = _Plan(store.statement_query(column, features, update, CHUNK),
+                                  len(features), [c.name for c in features])
+    written = offset = 0
+    while True:
+        chunk = store.statement_chunk(db, plan.query, offset)
+        keys = list(chunk["keys"] or [])
+        if keys:
+            X = store.decode_float8_array(chunk["x"], len(keys)).reshape(len(keys), plan.width)
+            _require_features(X, keys, plan, stream.key_column, model)
+            predictions = model.predict(X).astype("float32").tolist()
+            written += _publish(db, stream, Scored(keys, predictions, model.id, _inline(keys)))
+        if int(chunk["taken"]) < CHUNK:
+            return written
+        offset += CHUNK
+
+
+def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
+    if scored.keys:
+        store.publish(db, stream, scored.keys, scored.predictions, [None] * len(scored.keys),
+                      scored.model_id, scored.inline)
+    return len(scored.keys)
+
+
+def enqueue_statement(db: Db, layouts: dict[int, Layout], args: Sequence[str],
+                      relation_oid: int, update: bool) -> int:
+    """The trigger of async streams: queue the statement's rows (their text; for an UPDATE
+    with the old row of the same key) for :func:`work`. Returns the rows queued."""
+    stream_id, key_column = int(args[0]), args[1]
+    new_rows, old_rows = store.transition_rows(db, update)
+    if not new_rows:
+        return 0
+    olds: list[str | None] = [None] * len(new_rows)
+    if old_rows:
+        layout = _layout(db, layouts, relation_oid, len(parse_record(new_rows[0])))
+        key_at = layout.index(key_column)
+        before: dict[str | None, str] = {}
+        for text in old_rows:
+            before.setdefault(parse_record(text)[key_at], text)
+        olds = [None if (k := parse_record(text)[key_at]) is None else before.get(k)
+                for text in new_rows]
+    store.enqueue(db, stream_id, new_rows, olds)
+    return len(new_rows)
+
+
+def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | None,
+         batch_size: int, commit: Callable[[], None]) -> int:
+    """Score the queued rows of async streams, ``batch_size`` per transaction.
+
+    A row that cannot be scored becomes an event with its error (prediction NULL).
+    Rows of a project with no deployed model stay queued. Returns the rows taken.
+    """
+    if batch_size < 1:
+        raise InvalidParameterValue('"batch_size" must be at least 1')
+    streams = store.list_streams(db, stream_id)
+    if stream_id is not None and not streams:
+        raise UndefinedObject(f"stream {stream_id} does not exist")
+    taken = 0
+    for stream in streams:
+        if stream.mode != "async":
+            continue
+        try:
+            taken += _work_stream(db, serving, layouts, stream, batch_size, commit)
+        except ActiveSqlTransaction:
+            raise
+        except PymlError as exc:
+            error: Exception = exc
+        except Exception as exc:  # a database error (plpy.SPIError): same treatment
+            if getattr(exc, "sqlstate", None) is None:
+                raise
+            error = exc
+        else:
+            continue
+        # The failed batch was rolled back: its rows stay queued. Other streams go on.
+        db.warning(f"stream {stream.id} ({stream.source}): rows stay queued: "
+                   f"{getattr(error, 'message', None) or error}")
+    return taken
+
+
+def _work_stream(db: Db, serving: Serving, layouts: dict[int, Layout], stream: store.Stream,
+                 batch_size: int, commit: Callable[[], None]) -> int:
+    taken = 0
+    while True:
+        try:
+            model = serving.live_model(db, stream.project)
+        except ObjectNotInPrerequisiteState:
+            db.notice(f'stream {stream.id}: project "{stream.project}" has no deployed '
+                      "model; its rows stay queued")
+            return taken
+        with db.atomic():
+            queued = store.take_queued(db, stream.id, batch_size)
+            keys, X, errors = _queued_inputs(db, layouts, stream, model, queued)
+            if keys:
+                predictions = _predict_or_record_errors(model, X, errors)
+                store.publish(db, stream, keys, predictions, errors, model.id, _inline(keys))
+        commit()
+        taken += len(queued)
+        if len(queued) < batch_size:
+            return taken
+
+
+def _queued_inputs(db: Db, layouts: dict[int, Layout], stream: store.Stream, model: Model,
+                   queued: list[tuple[str, str | None]]
+                   ) -> tuple[list[str | None], Any, list[str | None]]:
+    """Keys, inputs (NaN where a row could not be read) and per-row errors of queued rows,
+    parsed from their text. An updated row whose features did not change is skipped."""
+    import numpy as np
+
+    if not queued:
+        return [], None, []
+    layout = _layout(db, layouts, stream.source_oid, len(parse_record(queued[0][0])))
+    key_at = layout.index(stream.key_column)
+    feature_at = [layout.index(name) for name in model.columns]
+    imputed = model.imputed_columns()
+    keys: list[str | None] = []
+    rows: list[list[float] | None] = []
+    errors: list[str | None] = []
+    for new_text, old_text in queued:
+        row = parse_record(new_text)
+        if old_text is not None:
+            old = parse_record(old_text)
+            if len(old) == len(row) and all(old[i] == row[i] for i in feature_at):
+                continue  # taken off the queue, not scored: its features did not change
+        keys.append(row[key_at] if len(row) == len(layout.names) else None)
+        try:
+            if len(row) != len(layout.names):
+                raise DataException(f'the row has {len(row)} columns, the relation '
+                                    f'{len(layout.names)}: it was altered after the row came')
+            rows.append(layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed,
+                                       lenient=True))
+            errors.append(None)
+        except PymlError as exc:
+            rows.append(None)
+            errors.append(exc.detail or exc.message)
+    width = len(next((r for r in rows if r is not None), []))
+    X = np.full((len(rows), width), np.nan)
+    for i, values in enumerate(rows):
+        if values is not None and len(values) == width:
+            X[i] = values
+        elif errors[i] is None:
+            errors[i] = "the row's array features have another size"
+    return keys, X, errors
+
+
+def _trigger_stream(args: Sequence[str]) -> store.Stream:
+    stream_id, project, key_column, channel = args
+    return store.Stream(int(stream_id), 0, project, "", 0, key_column, "sync", channel)
+
+
+def _refused(X: Any, model: Model) -> Any:
+    """The cells of ``X`` the model refuses: NULL (NaN) where it does not impute, and
+    Infinity or -Infinity anywhere. None when there is none (one pass over ``X``)."""
+    import numpy as np
+
+    if np.isfinite(X).all():
+        return None
+    refused = np.isinf(X) | (np.isnan(X) & model.strict_inputs())
+    return refused if refused.any() else None
+
+
+def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str,
+                      model: Model) -> None:
+    import numpy as np
+
+    refused = _refused(X, model)
+    if refused is not None:
+        row, column = (int(i) for i in np.argwhere(refused)[0])
+        raise bad_feature(key_column, keys[row], _feature_name(plan, column),
+                           float(X[row, column]))
+
+
+def _feature_name(plan: _Plan, column: int) -> str:
+    return plan.features[column] if column < len(plan.features) else f"feature {column}"
+
+
+def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]
+                              ) -> list[float | None]:
+    """Predictions of the rows without an error; a prediction that fails records its error
+    on the rows it was for (``errors`` is updated)."""
+    import numpy as np
+
+    predictions: list[float | None] = [None] * len(errors)
+    refused = _refused(X, model) if len(errors) else None
+    if refused is not None:
+        for row in np.flatnonzero(refused.any(axis=1)):
+            if errors[row] is None:
+                column = int(np.flatnonzero(refused[row])[0])
+                value = float(X[row, column])
+                errors[row] = (f'feature "{model.feature_names[column]}" is '
+                               + ("NULL" if value != value else infinity_text(value)))
+    good = np.flatnonzero([e is None for e in errors])
+    if len(good):
+        try:
+            values = model.predict(X[good]).astype("float32").tolist()
+        except PymlError as exc:
+            for row in good:
+                errors[row] = exc.message
+        else:
+            for row, value in zip(good, values, strict=True):
+                predictions[row] = value
+    return predictions
+
+
+def _inline(keys: Sequence[str | None]) -> bool:
+    """Whether the events fit in the NOTIFY payload (an estimate that errs on the safe side:
+    Python escapes non-ASCII text to at least as many bytes as PostgreSQL writes)."""
+    if len(keys) > INLINE_EVENTS:
+        return False
+    return 200 + 48 * len(keys) + len(json.dumps(keys)) < PAYLOAD_BYTES
+
+
+# ---------------------------------------------------------------------------
+# Consuming
+# ---------------------------------------------------------------------------
+
+
+def _require_reader(db: Db, stream: store.Stream) -> None:
+    """A consumer needs a privilege on the project and SELECT on the streamed relation:
+    the events are predictions about its rows, named by their keys."""
+    privileges.require(db, {"id": stream.project_id, "name": stream.project}, "predict")
+    if not store.relation_privilege(db, stream.source_oid, "SELECT"):
+        raise InsufficientPrivilege(
+            f"permission denied for table {stream.source}",
+            detail=f"The events of stream {stream.id} are predictions about its rows.",
+        )
+
+
+def read(db: Db, stream_id: int, consumer: str, max_rows: int,
+         after_event: int | None) -> list[dict[str, Any]]:
+    _require_reader(db, store.get_stream(db, stream_id))
+    if not consumer:
+        raise InvalidParameterValue("consumer name must not be empty")
+    if max_rows < 1:
+        raise InvalidParameterValue('"max_rows" must be at least 1')
+    return store.read_events(db, stream_id, consumer, max_rows, after_event)
+
+
+def ack(db: Db, stream_id: int, consumer: str, event_id: int) -> None:
+    _require_reader(db, store.get_stream(db, stream_id))
+    if not consumer:
+        raise InvalidParameterValue("consumer name must not be empty")
+    store.ack(db, stream_id, consumer, event_id)
+
+
+def prune(db: Db, stream_id: int | None) -> int:
+    if stream_id is not None:
+        store.get_stream(db, stream_id)
+    return store.prune(db, stream_id)

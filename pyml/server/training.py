@@ -1,0 +1,565 @@
+"""Training: read a snapshot, split, fit, evaluate, store, maybe deploy.
+
+The steps that touch the database go through :mod:`pyml.server.store`; everything
+else here works on numpy arrays and estimators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import metadata
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from pyml.core import algorithms, artifacts
+from pyml.core import preprocess as _preprocess
+from pyml.core import statistics as stats
+from pyml.core.metrics import KEY_METRIC, evaluate
+from pyml.core.model import Model
+from pyml.errors import (
+    DataException,
+    InvalidParameterValue,
+    NullValueNotAllowed,
+    ObjectNotInPrerequisiteState,
+    UndefinedObject,
+)
+from pyml.server import privileges, search, store
+from pyml.server._db import Db
+
+SEED = algorithms.DEFAULT_SEED
+
+
+@dataclass
+class TrainRequest:
+    project_name: str
+    task: str | None = None
+    relation_name: str | None = None
+    y_column_name: list[str] | None = None
+    algorithm: str = "linear"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    search: str | None = None
+    search_params: dict[str, Any] = field(default_factory=dict)
+    search_args: dict[str, Any] = field(default_factory=dict)
+    test_size: float = 0.25
+    test_sampling: str = "stratified"
+    runtime: str = "python"
+    automatic_deploy: bool = True
+    materialize_snapshot: bool = False
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    search_path: str | None = None  # the caller's, to resolve relation_name
+
+
+@dataclass
+class TrainResult:
+    project: str
+    task: str
+    algorithm: str
+    deployed: bool
+    model_id: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # The test rows (inputs, labels as class indices or targets), the classes and the input
+    # names, kept in
+    # memory for a caller that scores another model on the same rows (pyml.check).
+    holdout: tuple[np.ndarray, np.ndarray, list[Any] | None, list[str]] | None = None
+
+
+@dataclass
+class Snapshot:
+    """Training data as read, with how to split it."""
+
+    id: int
+    relation: str
+    y_columns: list[str]
+    test_size: float
+    test_sampling: str
+    data: TrainingData
+    rows: Split | None = None  # the split, when already made (a new snapshot's statistics)
+
+
+class Split(NamedTuple):
+    """Labels as class indices (or float targets), and the training and test rows."""
+
+    classes: list[Any] | None
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+
+
+def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str
+               ) -> Split:
+    """Encode the labels and split the rows, the same way for every caller."""
+    if task is None or task in algorithms.UNSUPERVISED_TASKS:
+        classes, y = None, np.zeros(len(data.X))  # no label (or no task yet): split only
+    else:
+        classes, y = encode_labels(data.labels, task)
+    train, test = split(len(data.X), test_size, sampling,
+                        y if task == "classification" else None)
+    return Split(classes, y, train, test)
+
+
+class TrainingData(NamedTuple):
+    """The rows of a relation, read for training."""
+
+    X: np.ndarray  # inputs: float64, or object when some columns are categories (text)
+    labels: Any  # native labels (classification), float targets, or None
+    names: list[str]  # input names: columns, array columns as column[i]
+    fingerprint: str
+    columns: list[str]  # the feature columns
+    rules: dict[str, _preprocess.Rule]  # preprocessing of each feature column
+    described: list[tuple[dict[str, Any], Any, dict[str, Any]]]  # per column (features, then
+    # labels): name, type and role; the values as read; the preprocessing asked for
+
+    def input_rules(self) -> list[_preprocess.Rule]:
+        return _preprocess.input_rules(self.rules, self.columns, self.names)
+
+    def statistics(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Per column, the statistics of ``rows`` (the training rows): count, nulls, and
+        mean, std, min, max, deciles and a histogram, or category counts."""
+        columns = []
+        for head, values, extra in self.described:
+            if isinstance(values, list):
+                described = stats.describe_categorical([values[i] for i in rows])
+            else:
+                described = stats.describe_numeric(values[rows])
+            columns.append({**head, **described, **extra})
+        return columns
+
+
+# ---------------------------------------------------------------------------
+# Orchestration
+# ---------------------------------------------------------------------------
+
+
+def train(db: Db, req: TrainRequest) -> TrainResult:
+    started = time.perf_counter()
+    project = _project(db, req)
+    task = project["task"]
+    algorithm = algorithms.resolve(req.algorithm, task)
+    estimator = algorithm.make(req.hyperparams)  # checks hyperparameters before reading data
+    search.check(algorithm, req)
+
+    snapshot = _snapshot(db, req, project, task)
+    data = snapshot.data
+    load_time = time.perf_counter() - started
+    db.notice(
+        f"pyml: loaded {len(data.X)} rows x {data.X.shape[1]} features from "
+        f"{snapshot.relation} in {load_time:.2f}s"
+    )
+    classes, y, train_idx, test_idx = snapshot.rows or split_rows(
+        data, task, snapshot.test_size, snapshot.test_sampling)
+    db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
+
+    from pyml.server.fitting import fit_isolated
+
+    fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, task, req)
+    fit_time, parts, preprocess, search_results = (
+        fit.seconds, fit.parts, fit.preprocess, fit.search_results)
+
+    score_started = time.perf_counter()
+    loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
+    model = Model(
+        id=None, project=project["name"], task=task, algorithm=req.algorithm,
+        feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
+        columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
+    )
+    metrics = evaluate(model, data.X[test_idx], y[test_idx])
+    score_time = time.perf_counter() - score_started
+    metrics.update(fit_time=fit_time, score_time=score_time)
+    if search_results is not None:
+        metrics["search_results"] = search_results
+    db.notice(f"pyml: {req.algorithm} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
+
+    where = store.context(db)
+    model_id = store.insert_model(
+        db,
+        parts,
+        project_id=project["id"],
+        snapshot_id=snapshot.id,
+        algorithm=req.algorithm,
+        hyperparams=fit.hyperparams,
+        search=req.search,
+        search_params=jsonable(req.search_params),
+        search_args=jsonable(req.search_args),
+        status="successful",
+        metrics=jsonable(metrics),
+        num_features=len(data.names),
+        feature_names=data.names,
+        classes=jsonable(classes),
+        preprocess=preprocess,
+        runtime=req.runtime,
+        lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
+        baseline=prediction_baseline(model, data.X[test_idx]),
+    )
+    store.touch_project(db, project["id"])
+    deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
+    return TrainResult(project["name"], task, req.algorithm, deployed, model_id, metrics,
+                       (data.X[test_idx], y[test_idx], classes, data.names))
+
+
+def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows of a model's snapshot (inputs, encoded labels), split as in
+    training: the snapshot's relation is read again."""
+    snapshot = store.model_snapshot(db, model.id)
+    relation = store.resolve_relation(db, snapshot["relation_name"])
+    task = snapshot["task"]
+    spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
+            for name, rule in model.preprocess.items()}
+    data = read_training_data(db, relation, list(snapshot["y_column_name"]), task, spec)
+    rows = split_rows(data, task, snapshot["test_size"], snapshot["test_sampling"])
+    return data.X[rows.test], rows.y[rows.test]
+
+
+def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
+    """The project to train: created (owned by the caller) on its first training, else one
+    the caller holds the "train" privilege on."""
+    project = store.get_project(db, req.project_name)
+    if project is None:
+        if req.task is None:
+            raise UndefinedObject(
+                f'project "{req.project_name}" does not exist',
+                hint="Pass task => 'regression' or 'classification' to create it.",
+            )
+        project, created = store.create_project(db, req.project_name, req.task)
+        if created:
+            return project
+    privileges.require(db, project, "train")
+    if req.task is not None and req.task != project["task"]:
+        raise ObjectNotInPrerequisiteState(
+            f'project "{req.project_name}" has task "{project["task"]}", not "{req.task}"',
+            hint="Use another project name for another task.",
+        )
+    return project
+
+
+def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> Snapshot:
+    """Read the training data: the given relation, or the project's last snapshot."""
+    if req.relation_name is None:
+        previous = store.last_snapshot(db, project["id"])
+        if previous is None:
+            raise ObjectNotInPrerequisiteState(
+                f'project "{project["name"]}" has no snapshot to reuse',
+                hint="Pass relation_name and y_column_name.",
+            )
+        relation = store.resolve_relation(db, previous["relation_name"])
+        y_columns = list(previous["y_column_name"])
+        # The snapshot's preprocessing, unless this call gives its own.
+        spec = req.preprocess or _json(previous.get("preprocess")) or {}
+        data = read_training_data(db, relation, y_columns, task, spec)
+        return Snapshot(previous["id"], relation.qualified, y_columns, previous["test_size"],
+                        previous["test_sampling"], data)
+    if not req.y_column_name and task not in algorithms.UNSUPERVISED_TASKS:
+        raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
+    return take_snapshot(db, req.relation_name, req.y_column_name or [], task, req.test_size,
+                         req.test_sampling, req.materialize_snapshot, req.search_path,
+                         req.preprocess)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
+                  test_size: float, test_sampling: str, materialize: bool,
+                  search_path: str | None = None, preprocess: dict[str, Any] | None = None
+                  ) -> Snapshot:
+    """Read ``relation_name`` and record a snapshot: statistics, fingerprint and the
+    preprocessing asked for (checked against the columns)."""
+    relation = store.resolve_relation(db, relation_name, search_path)
+    data = read_training_data(db, relation, y_columns, task, preprocess or {})
+    rows = split_rows(data, task, test_size, test_sampling)
+    snapshot_id = store.insert_snapshot(
+        db,
+        relation_name=relation.qualified,
+        y_column_name=y_columns,
+        test_size=test_size,
+        test_sampling=test_sampling,
+        columns=data.statistics(rows.train),
+        row_count=len(data.X),
+        data_fingerprint=data.fingerprint,
+        materialized=False,
+        preprocess=preprocess or {},
+    )
+    qualified = relation.qualified
+    if materialize:
+        qualified = store.materialize(db, relation, snapshot_id)
+        store.set_snapshot_relation(db, snapshot_id, qualified)
+    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data, rows)
+
+
+def read_training_data(
+    db: Db, relation: store.Relation, y_columns: list[str], task: str | None,
+    preprocess: dict[str, Any] | None = None,
+) -> TrainingData:
+    """Inputs, labels, names, column statistics and fingerprint of ``relation``.
+
+    Numbers come in PostgreSQL's binary array format; columns encoded as categories
+    are read as text (``::text``), one Python string per value.
+    """
+    labels = [relation.column(name) for name in y_columns]
+    features = [c for c in relation.columns if c.name not in set(y_columns)]
+    if not features:
+        raise DataException(f'relation "{relation.qualified}" has no feature columns')
+    rules = _preprocess.resolve(
+        preprocess or {},
+        [_preprocess.Column(c.name, c.type, c.elem_category if c.is_array else c.category,
+                            c.is_array) for c in features],
+        y_columns, task,
+    )
+    if task == "regression":
+        for column in labels:
+            if not column.is_numeric or column.is_array:
+                raise InvalidParameterValue(
+                    f'label column "{column.name}" has type {column.type}, which cannot be a '
+                    "regression target",
+                    hint="Use task => 'classification' for class labels.",
+                )
+    numbers = [c for c in features if not rules[c.name].category]
+    categories = [c for c in features if rules[c.name].category]
+    native = labels if task == "classification" else []
+    numeric = numbers + ([] if native else labels)
+    n, values, lists = store.read_columns(
+        db, relation, numeric, [*native, *(store.as_text(c) for c in categories)])
+    if n == 0:
+        raise DataException(f'relation "{relation.qualified}" has no rows')
+    read = dict(zip([c.name for c in numbers], values, strict=False))
+    read.update(zip([c.name for c in categories], lists[len(native):], strict=True))
+
+    blocks: list[Any] = []
+    names: list[str] = []
+    described: list[tuple[dict[str, Any], Any, dict[str, Any]]] = []
+    digest = hashlib.sha256()
+    for column in features:
+        value = read[column.name]
+        given = (preprocess or {}).get(column.name)
+        head = {"name": column.name, "type": column.type, "role": "feature"}
+        described.append((head, value, {"preprocess": given} if given else {}))
+        if isinstance(value, list):  # a category column, as text
+            digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
+            names.append(column.name)
+            blocks.append(value)
+            continue
+        digest.update(column.name.encode() + b"\0" + value.tobytes())
+        if value.ndim == 2:
+            names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
+        else:
+            names.append(column.name)
+        blocks.append(value.reshape(n, -1))
+    if native:
+        y: Any = lists[0]
+        label_values: list[Any] = [y]
+        digest.update(json.dumps(jsonable(y)).encode())
+        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"},
+                          y, {}))
+    elif labels:
+        targets = label_values = values[len(numbers):]
+        for column, array in zip(labels, targets, strict=True):
+            digest.update(column.name.encode() + b"\0" + array.tobytes())
+            described.append(({"name": column.name, "type": column.type, "role": "label"},
+                              array, {}))
+        y = targets[0] if len(targets) == 1 else np.column_stack(targets)
+    else:  # clustering, decomposition
+        y, label_values = None, []
+    X = _preprocess.inputs(n, blocks)
+    data = TrainingData(X, y, names, digest.hexdigest(), [c.name for c in features], rules,
+                        described)
+    _preprocess.check_inputs(X, data.input_rules(), names)
+    for column, values in zip(labels, label_values, strict=True):
+        check_label(column.name, values, supervised=task is not None and task not in
+                    algorithms.UNSUPERVISED_TASKS, nan_is_null=column.category == "N")
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Pure steps
+# ---------------------------------------------------------------------------
+
+
+def check_label(name: str, values: Any, supervised: bool, nan_is_null: bool = True) -> None:
+    """The values of label column ``name`` (a list as read, or floats with NaN for NULL):
+    NULL, and NaN, are 22004 when the task learns from labels; Infinity and -Infinity are
+    22023 in any case (a snapshot's statistics need finite numbers too)."""
+    if isinstance(values, list):
+        if not nan_is_null:  # text, boolean, ...: only NULL can be missing, nothing infinite
+            missing, infinite = values.count(None) if supervised else 0, 0
+        else:  # numbers (float, Decimal): NaN is a value distinct from NULL in PostgreSQL
+            numbers = np.asarray(values, dtype=np.float64)  # None becomes NaN
+            missing, infinite = int(np.isnan(numbers).sum()), int(np.isinf(numbers).sum())
+    else:
+        missing, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    if missing and supervised:
+        raise NullValueNotAllowed(
+            f'label column "{name}" contains NULL values',
+            detail=f"{_of(missing, len(values))} a NULL "
+            f"{'(or NaN) ' if nan_is_null else ''}label, which no model can learn from.",
+            hint="Leave those rows out, for example with a view.",
+        )
+    if infinite:
+        raise InvalidParameterValue(
+            f'label column "{name}" contains infinite values',
+            detail=f"{_of(infinite, len(values))} Infinity or -Infinity as label.",
+            hint="Replace them, or leave those rows out (for example with a view).",
+        )
+
+
+def _of(count: int, n: int) -> str:
+    return f"{count} of {n} rows {'has' if count == 1 else 'have'}"
+
+
+
+def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]:
+    """Classes (sorted) and the labels as class indices; or float targets for regression."""
+    if task != "classification":
+        y = np.asarray(labels, dtype=np.float64)
+        if np.isnan(y).any():  # (read_training_data has refused them, naming the column)
+            raise NullValueNotAllowed("the label column contains NULL values")
+        return None, y
+    values = [float(v) if isinstance(v, Decimal) else v for v in labels]
+    if any(v is None for v in values):
+        raise NullValueNotAllowed("the label column contains NULL values")
+    classes = sorted(set(values))
+    if len(classes) < 2:
+        raise DataException(
+            "classification needs at least 2 classes in the label column",
+            detail=f"Found only {len(classes)}.",
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices; reproducible (fixed seed)."""
+    from sklearn.model_selection import train_test_split
+
+    n_test = int(round(test_size * n)) if test_size < 1 else int(test_size)
+    if n_test < 1 or n_test >= n:
+        raise InvalidParameterValue(
+            f'"test_size" of {test_size:g} leaves no {"test" if n_test < 1 else "training"} rows',
+            detail=f"The data has {n} rows.",
+        )
+    rows = np.arange(n)
+    if sampling == "last":
+        return rows[: n - n_test], rows[n - n_test:]
+    if sampling == "stratified" and stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
+            train, test = train_test_split(rows, test_size=n_test, random_state=SEED,
+                                           stratify=stratify)
+            return np.sort(train), np.sort(test)
+    train, test = train_test_split(rows, test_size=n_test, random_state=SEED, shuffle=True)
+    return np.sort(train), np.sort(test)
+
+
+def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
+    """The distribution of the model's predictions on the test rows ``X``: what drift
+    checks compare live predictions with. Numbers (regression) as deciles and a
+    histogram; classes and clusters as counts."""
+    if model.task == "decomposition":
+        return None
+    if model.task == "classification":
+        return stats.describe_categorical(model.predict_label(X))
+    predicted = model.predict(X)
+    if model.task == "clustering":
+        return stats.describe_categorical([str(int(c)) for c in predicted])
+    if predicted.ndim == 2:  # joint: one distribution per target
+        return {"targets": [stats.describe_numeric(predicted[:, j])
+                            for j in range(predicted.shape[1])]}
+    return stats.describe_numeric(predicted)
+
+
+def _deploy_if_better(db: Db, project: dict[str, Any], model_id: int,
+                      metrics: dict[str, Any]) -> bool:
+    """The automatic deploy (strategy new_score): when nothing is live, or the new model
+    beats the live one on the task's key metric and takes the same inputs. A NOTICE says
+    why a model was kept rather than deployed, when it is not only for its score."""
+    from pyml.server.deployment import inputs_change
+
+    name = project["name"]
+    if not privileges.holds(db, project["id"], "deploy"):
+        db.notice(f'pyml: model {model_id} was not deployed: role "{db.caller().name}" does '
+                  f'not have the "deploy" privilege on project "{name}"')
+        return False
+    store.lock_project(db, project["id"])  # one decision at a time (see pyml.deploy)
+    _, live_id = store.live_model_id(db, name)
+    if live_id is not None:
+        reason = inputs_change(db, live_id, model_id)
+        if reason is not None:
+            db.notice(f"pyml: model {model_id} was not deployed: {reason}")
+            return False
+        key = KEY_METRIC[project["task"]]
+        live = store.live_metrics(db, project["id"]) or {}
+        if not _number(metrics.get(key)) > _number(live.get(key)):
+            return False
+    store.insert_deployment(db, project["id"], model_id, "new_score")
+    return True
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("-inf")
+    return number if np.isfinite(number) else float("-inf")
+
+
+def _metric_text(metrics: dict[str, Any], task: str) -> str:
+    key = KEY_METRIC[task]
+    if key not in metrics:
+        return f"{key} undefined"
+    return f"{key} = {metrics[key]:.4f}"
+
+
+def _rows(parts: list[artifacts.Part]) -> list[dict[str, Any]]:
+    return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data}
+            for p in parts]
+
+
+def _lineage(algorithm: algorithms.Algorithm, where: dict[str, Any], snapshot: Snapshot,
+             load_time: float, fit_time: float, score_time: float, started: float
+             ) -> dict[str, Any]:
+    from pyml import __version__
+
+    libraries = {}
+    for dist in ("numpy", "scipy", "scikit-learn", "skops", algorithm.library):
+        name = "scikit-learn" if dist == "sklearn" else dist
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "pyml": __version__,
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "database_user": where["database_user"],
+        "database": where["database"],
+        "server_version": where["server_version"],
+        "host": platform.node(),
+        "trained_at": str(where["at"]),
+        "snapshot_id": snapshot.id,
+        "relation": snapshot.relation,
+        "timings": {"load": load_time, "fit": fit_time, "score": score_time,
+                    "total": time.perf_counter() - started},
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-compatible data (numpy scalars unwrapped, objects as text)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
