@@ -104,10 +104,14 @@ def user_id_function() -> Callable[[], int]:
 class PlpyDb:
     """Runs queries through PL/Python's SPI, with plans prepared once per session."""
 
-    def __init__(self, plpy: Any, plans: dict[Any, Any], gd: dict[str, Any] | None = None):
+    def __init__(self, plpy: Any):
         self.plpy = plpy
-        self._plans = plans
-        self._gd = gd if gd is not None else {}
+        self._plans: dict[tuple[str, tuple[str, ...]], Any] = {}
+        # The registry statement queued for pyml._registry_read() / _registry_write(), and
+        # what it returned or raised: that function runs in this session, so it finds them.
+        self._queued: tuple[Callable[[], Any], Caller] | None = None
+        self._result: Any = None
+        self._error: BaseException | None = None
         self._names: dict[int, str] = {}
         self._user_id: Callable[[], int] | None = None
         self._inside: list[Caller] = []  # callers of the registry statements being run
@@ -162,24 +166,23 @@ class PlpyDb:
         """Run ``run`` (SPI statements on pyml's tables) inside ``pyml.<gate>()``."""
         if self._inside:  # already in a registry statement
             return run()
-        gd = self._gd
-        gd["pyml.gate"] = (run, self.caller())
+        self._queued, self._result, self._error = (run, self.caller()), None, None
         try:
             self._plan(f"SELECT pyml.{gate}()", ()).execute([])
         except self.plpy.SPIError:
-            error = gd.pop("pyml.gate_error", None)
+            error, self._error = self._error, None
             if error is not None:
                 raise error from None
             raise
         finally:
-            gd.pop("pyml.gate", None)
-        return gd.pop("pyml.gate_result", None)
+            self._queued = None
+        result, self._result = self._result, None
+        return result
 
     def run_queued(self) -> None:
         """The body of ``pyml._registry_read()`` / ``_registry_write()``: run the queued
         statement (42501 when nothing was queued, i.e. a direct call)."""
-        gd = self._gd
-        task = gd.pop("pyml.gate", None)
+        task, self._queued = self._queued, None
         if task is None:
             from pyml.errors import InsufficientPrivilege
 
@@ -188,9 +191,9 @@ class PlpyDb:
         run, caller = task
         self._inside.append(caller)
         try:
-            gd["pyml.gate_result"] = run()
+            self._result = run()
         except BaseException as exc:
-            gd["pyml.gate_error"] = exc
+            self._error = exc
             raise
         finally:
             self._inside.pop()

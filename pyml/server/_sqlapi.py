@@ -21,6 +21,8 @@ from pyml.errors import (
 )
 from pyml.server import privileges, store
 from pyml.server._db import PlpyDb
+from pyml.server.session import KEY as SESSION
+from pyml.server.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,11 +47,16 @@ def _report(plpy: Any, error: PymlError) -> None:
     plpy.error(error.message, **{k: v for k, v in fields.items() if v is not None})
 
 
+def _session(plpy: Any, GD: dict[str, Any]) -> Session:
+    """The one object this database session keeps in ``GD`` (see pyml.server.session)."""
+    current = GD.get(SESSION)
+    if current is None:
+        current = GD[SESSION] = Session(plpy)
+    return current  # type: ignore[no-any-return]
+
+
 def _db(plpy: Any, GD: dict[str, Any]) -> PlpyDb:
-    db = GD.get("pyml.db")
-    if db is None:
-        db = GD["pyml.db"] = PlpyDb(plpy, GD.setdefault("pyml.plans", {}), GD)
-    return db
+    return _session(plpy, GD).db
 
 
 # ---------------------------------------------------------------------------
@@ -168,12 +175,7 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
 
 
 def _serving(plpy: Any, GD: dict[str, Any]) -> Any:
-    serving = GD.get("pyml.serving")
-    if serving is None:
-        from pyml.server.session import Serving
-
-        serving = GD["pyml.serving"] = Serving(_db(plpy, GD))
-    return serving
+    return _session(plpy, GD).serving
 
 
 def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int,
@@ -202,7 +204,8 @@ def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) ->
     (its privilege checked) and the notice board says nothing changed since, one
     dictionary lookup leads to the model's row predictor (for LightGBM, one C call).
     """
-    serving = GD.get("pyml.serving")
+    session = GD.get(SESSION)
+    serving = session and session.serving_if_started
     if serving is not None and type(features) is list:
         online = serving.online.get((serving.user_id(), project))
         if online is not None and serving.clean():
@@ -217,7 +220,7 @@ def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) ->
 @_sql
 def _predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
     model = _model(plpy, GD, project)
-    serving = GD["pyml.serving"]
+    serving = _serving(plpy, GD)
     log = serving.logger(_db(plpy, GD), model)
     if isinstance(features, list):
         online = model.online_predictor()
@@ -243,7 +246,7 @@ def _logging(online: Callable[[Any], float], log: Any, model_id: int
 
 
 def _log(plpy: Any, GD: dict[str, Any], model: Any, features: Any, prediction: Any) -> Any:
-    log = GD["pyml.serving"].logger(_db(plpy, GD), model)
+    log = _serving(plpy, GD).logger(_db(plpy, GD), model)
     if log is not None:
         log(model.id, features, prediction)
     return prediction
@@ -272,7 +275,7 @@ def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> 
             "features must be an array or a row",
             hint="Pass ARRAY[...] of numbers, or ROW(...) / a table row.",
         )
-    types = GD.setdefault("pyml.row_types", {})
+    types = _session(plpy, GD).row_types
     float4 = types.get(row_type)
     if float4 is None:
         float4 = types[row_type] = store.float4_attributes(_db(plpy, GD), row_type)
@@ -368,7 +371,7 @@ def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
     def background() -> Any:  # a sample of held-out rows, read once per session and model
         from pyml.server import training
 
-        held_out = GD.setdefault("pyml.background", {})
+        held_out = _session(plpy, GD).held_out
         if model.id not in held_out:
             X = training.test_rows(_db(plpy, GD), model)[0]
             held_out[model.id] = explaining.background_sample(X)
@@ -561,7 +564,7 @@ def delete_model(plpy: Any, GD: dict[str, Any], model_id: int, force: bool) -> N
     from pyml.server import deployment
 
     deployment.delete_model(_db(plpy, GD), model_id, bool(force))
-    serving = GD.get("pyml.serving")
+    serving = _session(plpy, GD).serving_if_started
     if serving is not None:
         serving.forget(model_id)
 
@@ -577,14 +580,11 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
     """Trigger on pyml.deployments, pyml.prediction_logging, pyml._grants and the owner of
     pyml.projects: pin a note for the sessions' caches (see pyml.server._board)."""
     from pyml.server import _board
-    from pyml.server.session import announce
+    from pyml.server.serving import announce
 
-    board = GD.get("pyml.board")
-    if board is None:
-        try:
-            board = GD["pyml.board"] = _board.Board()
-        except OSError:  # sessions then look the live model up on every call
-            return
+    board = _session(plpy, GD).board()
+    if board is None:  # sessions then look the live model up on every call
+        return
     row = TD["old"] if TD["event"] == "DELETE" else TD["new"]
     if TD["table_name"] == "prediction_logging":
         announce(_db(plpy, GD), board, _board.LOGGING, row["project_id"], 0)
@@ -675,13 +675,13 @@ def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
             ) from None
         plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
 
-    streaming.work(_db(plpy, GD), _serving(plpy, GD), GD.setdefault("pyml.stream_layouts", {}),
-                   stream_id, 1000 if batch_size is None else batch_size, commit)
+    streaming.work(_session(plpy, GD), stream_id, 1000 if batch_size is None else batch_size,
+                   commit)
 
 
 def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int, mode: str) -> None:
     """Refuse a trigger someone made with pyml's function but another stream's arguments."""
-    verified = GD.setdefault("pyml.stream_triggers", set())
+    verified = _session(plpy, GD).streams.verified
     key = (tuple(args), relid, mode)  # args is a list
     if key not in verified:
         check = store.is_sync_trigger if mode == "sync" else store.is_async_trigger
@@ -700,10 +700,7 @@ def stream_score(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
 
     args, relid = list(TD["args"] or []), int(TD["relid"])
     _verified(plpy, GD, args, relid, "sync")
-    streaming.score_statement(_db(plpy, GD), _serving(plpy, GD),
-                              GD.setdefault("pyml.stream_layouts", {}),
-                              GD.setdefault("pyml.stream_plans", {}), args, relid,
-                              TD["event"] == "UPDATE")
+    streaming.score_statement(_session(plpy, GD), args, relid, TD["event"] == "UPDATE")
 
 
 @_sql
@@ -713,5 +710,4 @@ def stream_enqueue(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
 
     args, relid = list(TD["args"] or []), int(TD["relid"])
     _verified(plpy, GD, args, relid, "async")
-    streaming.enqueue_statement(_db(plpy, GD), GD.setdefault("pyml.stream_layouts", {}),
-                                args, relid, TD["event"] == "UPDATE")
+    streaming.enqueue_statement(_session(plpy, GD), args, relid, TD["event"] == "UPDATE")

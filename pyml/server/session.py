@@ -1,150 +1,74 @@
-"""What one database session keeps for serving: loaded models, who is live, who may call.
+"""What one database session keeps between calls: one :class:`Session`, in PL/Python's ``GD``.
 
-Kept in PL/Python's ``GD`` (one per session), never in module globals.
+The boundary (:mod:`pyml.server._sqlapi`) makes it on the first pyml call of a session and
+hands its parts to the domain modules. Nothing else is kept in ``GD`` and nothing in module
+globals: every session starts empty, and what it caches dies with it.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from pyml.core.model import Model, ModelCache
-from pyml.errors import ObjectNotInPrerequisiteState
-from pyml.server import privileges, store
-from pyml.server._board import DELETED, Board, Freshness
-from pyml.server._db import Db, user_id_function
-from pyml.server._spool import Logger, Spool
+from pyml.server._db import PlpyDb
 
-# Rights that come from role membership (GRANT role TO ...) change without any note on the
-# board: the rights a session checked are trusted this long, then checked again.
-RIGHTS_SECONDS = 1.0
+if TYPE_CHECKING:
+    from pyml.server._board import Board
+    from pyml.server._rowtext import Layout
+    from pyml.server.serving import Serving
+
+KEY = "pyml.session"  # its key in GD
 
 
-class Serving:
-    """Models by id (immutable, so cached as long as there is room), the live model of
-    each project and the privileges checked for each role (cached while the notice board
-    says nothing changed)."""
+@dataclass
+class StreamCaches:
+    """What a session remembers for the stream triggers and workers it runs."""
 
-    def __init__(self, db: Db):
-        self.models = ModelCache()
-        self.live: dict[str, Model] = {}
-        # (role oid, project name or model id) -> the model's online predictor, for a role
-        # whose "predict" privilege was checked; used while clean()
-        self.online: dict[tuple[int, str | int], Any] = {}
-        # (role oid, project id, privilege) checked since the last change
-        self.rights: set[tuple[int, int, str]] = set()
-        self.user_id: Callable[[], int] = user_id_function()
-        try:
-            board: Board | None = Board()
-        except OSError:  # no writable data directory: look the live model up every call
-            board = None
-        self.database = store.database_oid(db)
-        self.fresh = Freshness(board, self.database) if board else None
-        self._rights_until = 0.0
-        # project name -> its prediction logger (None: not logged); rebuilt like self.live
-        self.loggers: dict[str, Logger | None] = {}
-        self._spool: Spool | None = None
-
-    def clean(self) -> bool:
-        """True when nothing cached may have changed since the last call (the fast path)."""
-        fresh = self.fresh
-        return fresh is not None and fresh.clean() and time.monotonic() < self._rights_until
-
-    def _refresh(self, db: Db) -> bool:
-        """Forget what may have changed since the last call; True when nothing did."""
-        if self.clean():
-            return True
-        self.online.clear()
-        self.rights.clear()
-        self._rights_until = time.monotonic() + RIGHTS_SECONDS
-        fresh = self.fresh
-        if fresh is not None and fresh.clean():
-            return True  # only the rights expired: models and loggers stay
-        self.live.clear()
-        self.loggers.clear()
-        if fresh is not None:
-            notes = fresh.take_new_notes()
-            for note in notes:
-                if note.kind == DELETED:
-                    self.forget(note.model_id)
-            fresh.pending = store.unsettled(db, fresh.pending)
-        return False
-
-    def authorize(self, db: Db, project: dict[str, Any], privilege: str) -> None:
-        """42501 unless the current role holds ``privilege`` on ``project`` (id and name);
-        checked once while nothing changes."""
-        key = (db.user_oid(), project["id"], privilege)
-        if key not in self.rights:
-            privileges.require(db, project, privilege)
-            self.rights.add(key)
-
-    def live_model(self, db: Db, project: str, privilege: str | None = None) -> Model:
-        """The project's live model; with ``privilege``, for a caller who must hold it
-        (checked before anything about the project's models is told)."""
-        if self._refresh(db):
-            model = self.live.get(project)
-            if model is not None:
-                if privilege is not None:
-                    self.authorize(db, {"id": model.project_id, "name": project}, privilege)
-                return model
-        project_row, model_id = store.live_model_id(db, project)
-        if privilege is not None:
-            self.authorize(db, project_row, privilege)
-        if model_id is None:
-            raise ObjectNotInPrerequisiteState(
-                f'project "{project}" has no deployed model',
-                hint=f"Call pyml.deploy('{project}') first.",
-            )
-        model = self.model(db, model_id)
-        self.live[project] = model
-        return model
-
-    def model(self, db: Db, model_id: int, privilege: str | None = None) -> Model:
-        """A model by id; with ``privilege``, for a caller who must hold it on the model's
-        project (checked before the artifact is loaded)."""
-        model = self.models.get(model_id)
-        row = None
-        if privilege is not None:
-            self._refresh(db)
-            if model is None:
-                row = store.get_model(db, model_id)
-                project = {"id": row["project_id"], "name": row["project"]}
-            else:
-                project = {"id": model.project_id, "name": model.project}
-            self.authorize(db, project, privilege)
-        if model is None:
-            row = row or store.get_model(db, model_id)
-            if row["status"] != "successful":
-                raise ObjectNotInPrerequisiteState(
-                    f"model {model_id} was not trained successfully"
-                )
-            files = store.model_files(db, model_id)
-            model = self.models.put(
-                Model.from_rows(row, files, store.feature_columns(db, model_id))
-            )
-        return model
-
-    def logger(self, db: Db, model: Model) -> Logger | None:
-        """How calls of the model's project are logged (pyml.log_predictions), or None."""
-        self._refresh(db)
-        if model.project in self.loggers:
-            return self.loggers[model.project]
-        setting = store.prediction_logging(db, model.project)
-        logger = None
-        if setting is not None:
-            if self._spool is None:
-                self._spool = Spool(self.database)
-            logger = Logger(self._spool, setting["project_id"], setting["sample_rate"])
-        self.loggers[model.project] = logger
-        return logger
-
-    def forget(self, model_id: int) -> None:
-        self.models.discard(model_id)
-        self.live = {k: m for k, m in self.live.items() if m.id != model_id}
-        self.online.clear()
+    # relation oid -> how its rows' text splits into columns
+    layouts: dict[int, Layout] = field(default_factory=dict)
+    # (stream, statement kind) -> the prepared scoring query of a sync stream
+    plans: dict[Any, Any] = field(default_factory=dict)
+    # (trigger arguments, relation oid, mode) of triggers checked to be pyml's own
+    verified: set[tuple[tuple[str, ...], int, str]] = field(default_factory=set)
 
 
-def announce(db: Db, board: Board, kind: int, deployment_id: int, model_id: int) -> None:
-    """Pin a note for the other sessions of the server (called by the registry's triggers)."""
-    board.pin(store.database_oid(db), kind, deployment_id, model_id, store.current_xid(db))
+class Session:
+    """One database session's pyml state: the db handle (with its prepared plans), the
+    serving caches, the stream caches, and the small caches of single functions."""
+
+    def __init__(self, plpy: Any):
+        self.db = PlpyDb(plpy)
+        self.streams = StreamCaches()
+        # composite type oid -> its ``real`` attributes (a row passed to predict as JSON)
+        self.row_types: dict[int, list[str]] = {}
+        # model id -> a sample of its held-out rows (pyml.explain's background)
+        self.held_out: dict[int, Any] = {}
+        self._serving: Serving | None = None
+        self._board: Board | None = None
+        self._board_failed = False
+
+    @property
+    def serving(self) -> Serving:
+        """Loaded models, the live one of each project, the rights checked (made on first use)."""
+        if self._serving is None:
+            from pyml.server.serving import Serving
+
+            self._serving = Serving(self.db)
+        return self._serving
+
+    @property
+    def serving_if_started(self) -> Serving | None:
+        return self._serving
+
+    def board(self) -> Board | None:
+        """The notice board this session writes notes to; None without a writable data
+        directory (sessions then look the live model up on every call)."""
+        if self._board is None and not self._board_failed:
+            from pyml.server._board import Board
+
+            try:
+                self._board = Board()
+            except OSError:
+                self._board_failed = True
+        return self._board
+

@@ -31,7 +31,7 @@ from pyml.server._rowtext import Layout, bad_feature, parse_record
 
 if TYPE_CHECKING:
     from pyml.core.model import Model
-    from pyml.server.session import Serving
+    from pyml.server.session import Session
 
 MODES = ("sync", "async")
 INLINE_EVENTS = 100  # at most this many events travel in a NOTIFY payload
@@ -129,15 +129,15 @@ class Scored(NamedTuple):
     inline: bool
 
 
-def predict_rows(db: Db, serving: Serving, layouts: dict[int, Layout], args: Sequence[str],
-                 relation_oid: int, new_rows: list[str], old_rows: list[str] | None) -> Scored:
+def predict_rows(session: Session, args: Sequence[str], relation_oid: int, new_rows: list[str],
+                 old_rows: list[str] | None) -> Scored:
     """The sync trigger, for a small statement: its rows in their text form (the row
     type's output). For an UPDATE, rows whose features did not change (same key, same
     values) are skipped. A NULL feature fails the statement."""
     stream = _trigger_stream(args)
-    model = serving.live_model(db, stream.project)
+    model = session.serving.live_model(session.db, stream.project)
     rows = [parse_record(text) for text in new_rows]
-    layout = _layout(db, layouts, relation_oid, len(rows[0]))
+    layout = _layout(session, relation_oid, len(rows[0]))
     key_at = layout.index(stream.key_column)
     feature_at = [layout.index(name) for name in model.columns]
     if old_rows is not None:
@@ -162,10 +162,11 @@ def predict_rows(db: Db, serving: Serving, layouts: dict[int, Layout], args: Seq
     return Scored(keys, predictions, model.id, _inline(keys))
 
 
-def _layout(db: Db, layouts: dict[int, Layout], relation_oid: int, fields: int) -> Layout:
+def _layout(session: Session, relation_oid: int, fields: int) -> Layout:
+    layouts = session.streams.layouts
     layout = layouts.get(relation_oid)
     if layout is None or len(layout.names) != fields:  # new, or the table was altered
-        layout = layouts[relation_oid] = Layout(store.relation_by_oid(db, relation_oid))
+        layout = layouts[relation_oid] = Layout(store.relation_by_oid(session.db, relation_oid))
     return layout
 
 
@@ -173,9 +174,8 @@ SMALL = 64  # up to this many rows, a statement's rows are parsed from their tex
 CHUNK = 50_000  # beyond, they are read in chunks of binary arrays, this many at a time
 
 
-def score_statement(db: Db, serving: Serving, layouts: dict[int, Layout],
-                    plans: dict[Any, _Plan], args: Sequence[str], relation_oid: int,
-                    update: bool) -> int:
+def score_statement(session: Session, args: Sequence[str], relation_oid: int, update: bool
+                    ) -> int:
     """The trigger of sync streams: score the rows of the statement that fired it, write
     them to the outbox and announce them (NOTIFY at commit). Returns the events written.
 
@@ -183,14 +183,14 @@ def score_statement(db: Db, serving: Serving, layouts: dict[int, Layout],
     outbox is written through the registry. A row that cannot be scored fails the
     statement: nothing of it is written.
     """
+    db, plans = session.db, session.streams.plans
     stream = _trigger_stream(args)
     new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
     if len(new_rows) <= SMALL:
         if not new_rows:
             return 0
-        return _publish(db, stream, predict_rows(db, serving, layouts, args, relation_oid,
-                                                 new_rows, old_rows))
-    model = serving.live_model(db, stream.project)
+        return _publish(db, stream, predict_rows(session, args, relation_oid, new_rows, old_rows))
+    model = session.serving.live_model(db, stream.project)
     key = (stream.id, model.id, update, relation_oid)
     plan = plans.get(key)
     if plan is None:
@@ -219,17 +219,18 @@ def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
     return len(scored.keys)
 
 
-def enqueue_statement(db: Db, layouts: dict[int, Layout], args: Sequence[str],
-                      relation_oid: int, update: bool) -> int:
+def enqueue_statement(session: Session, args: Sequence[str], relation_oid: int, update: bool
+                      ) -> int:
     """The trigger of async streams: queue the statement's rows (their text; for an UPDATE
     with the old row of the same key) for :func:`work`. Returns the rows queued."""
+    db = session.db
     stream_id, key_column = int(args[0]), args[1]
     new_rows, old_rows = store.transition_rows(db, update)
     if not new_rows:
         return 0
     olds: list[str | None] = [None] * len(new_rows)
     if old_rows:
-        layout = _layout(db, layouts, relation_oid, len(parse_record(new_rows[0])))
+        layout = _layout(session, relation_oid, len(parse_record(new_rows[0])))
         key_at = layout.index(key_column)
         before: dict[str | None, str] = {}
         for text in old_rows:
@@ -240,8 +241,8 @@ def enqueue_statement(db: Db, layouts: dict[int, Layout], args: Sequence[str],
     return len(new_rows)
 
 
-def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | None,
-         batch_size: int, commit: Callable[[], None]) -> int:
+def work(session: Session, stream_id: int | None, batch_size: int, commit: Callable[[], None]
+         ) -> int:
     """Score the queued rows of async streams, ``batch_size`` per transaction.
 
     A row that cannot be scored becomes an event with its error (prediction NULL).
@@ -249,6 +250,7 @@ def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | 
     """
     if batch_size < 1:
         raise InvalidParameterValue('"batch_size" must be at least 1')
+    db = session.db
     streams = store.list_streams(db, stream_id)
     if stream_id is not None and not streams:
         raise UndefinedObject(f"stream {stream_id} does not exist")
@@ -257,7 +259,7 @@ def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | 
         if stream.mode != "async":
             continue
         try:
-            taken += _work_stream(db, serving, layouts, stream, batch_size, commit)
+            taken += _work_stream(session, stream, batch_size, commit)
         except ActiveSqlTransaction:
             raise
         except PymlError as exc:
@@ -274,19 +276,19 @@ def work(db: Db, serving: Serving, layouts: dict[int, Layout], stream_id: int | 
     return taken
 
 
-def _work_stream(db: Db, serving: Serving, layouts: dict[int, Layout], stream: store.Stream,
-                 batch_size: int, commit: Callable[[], None]) -> int:
-    taken = 0
+def _work_stream(session: Session, stream: store.Stream, batch_size: int,
+                 commit: Callable[[], None]) -> int:
+    db, taken = session.db, 0
     while True:
         try:
-            model = serving.live_model(db, stream.project)
+            model = session.serving.live_model(db, stream.project)
         except ObjectNotInPrerequisiteState:
             db.notice(f'stream {stream.id}: project "{stream.project}" has no deployed '
                       "model; its rows stay queued")
             return taken
         with db.atomic():
             queued = store.take_queued(db, stream.id, batch_size)
-            keys, X, errors = _queued_inputs(db, layouts, stream, model, queued)
+            keys, X, errors = _queued_inputs(session, stream, model, queued)
             if keys:
                 predictions = _predict_or_record_errors(model, X, errors)
                 store.publish(db, stream, keys, predictions, errors, model.id, _inline(keys))
@@ -296,7 +298,7 @@ def _work_stream(db: Db, serving: Serving, layouts: dict[int, Layout], stream: s
             return taken
 
 
-def _queued_inputs(db: Db, layouts: dict[int, Layout], stream: store.Stream, model: Model,
+def _queued_inputs(session: Session, stream: store.Stream, model: Model,
                    queued: list[tuple[str, str | None]]
                    ) -> tuple[list[str | None], Any, list[str | None]]:
     """Keys, inputs (NaN where a row could not be read) and per-row errors of queued rows,
@@ -305,7 +307,7 @@ def _queued_inputs(db: Db, layouts: dict[int, Layout], stream: store.Stream, mod
 
     if not queued:
         return [], None, []
-    layout = _layout(db, layouts, stream.source_oid, len(parse_record(queued[0][0])))
+    layout = _layout(session, stream.source_oid, len(parse_record(queued[0][0])))
     key_at = layout.index(stream.key_column)
     feature_at = [layout.index(name) for name in model.columns]
     imputed = model.imputed_columns()
