@@ -43,7 +43,8 @@ def regress_database(cluster: Cluster) -> Iterator[str]:
 
 
 def test_every_area_has_its_golden_file() -> None:
-    public_areas = {"classification", "deploy", "digits", "errors", "joint", "regression"}
+    public_areas = {"classification", "deploy", "digits", "errors", "explain", "joint",
+                    "monitoring", "preprocessing", "regression", "streaming"}
     assert public_areas <= set(AREAS)
     assert sorted(path.stem for path in (HERE / "expected").glob("*.out")) == AREAS
 

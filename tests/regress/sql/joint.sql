@@ -36,7 +36,7 @@ WHERE p.name = 'Exercise vs Physiology'
 ORDER BY m.id, f.part;
 
 -- deploy the "best" model for prediction use
-SELECT * FROM pyml.deploy('Exercise vs Physiology', 'best_score');
+SELECT project, strategy, algorithm FROM pyml.deploy('Exercise vs Physiology', 'best_score');
 
 -- check out the predictions: weight, waist, pulse
 SELECT weight, waist, pulse,

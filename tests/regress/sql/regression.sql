@@ -54,7 +54,7 @@ WHERE p.name = 'Diabetes Progression'
 ORDER BY m.id;
 
 -- deploy the "best" model for prediction use
-SELECT * FROM pyml.deploy('Diabetes Progression', 'best_score');
+SELECT project, strategy, algorithm FROM pyml.deploy('Diabetes Progression', 'best_score');
 SELECT project, task, algorithm, strategy FROM pyml.deployed_models
 WHERE project = 'Diabetes Progression';
 
