@@ -275,7 +275,16 @@ def _session(server: Server, base: Path | None) -> psycopg.Connection:
     if base is not None:
         conn.execute(sql.SQL("DO $$ import sys; sys.path.insert(0, {}) $$"
                              " LANGUAGE plpython3u").format(sql.Literal(str(base))))
-    conn.execute("SELECT pyml.version()")  # loads the package
+    try:
+        conn.execute("SELECT pyml.version()")  # loads the package
+    except psycopg.Error as exc:
+        conn.close()
+        if base is None:
+            raise
+        # The extension's bootstrap names the module it loads (pyml.server._sqlapi since the
+        # package was split by where code runs): older code cannot serve this checkout's SQL.
+        raise BenchError(f"the code of {base.name} cannot serve this checkout's SQL, so there"
+                         f" is no end-to-end comparison (the runner's stands): {exc}") from None
     conn.execute("DO $$ import pyml; plpy.notice(pyml.__file__) $$ LANGUAGE plpython3u")
     expected = str((base or ROOT) / "pyml")
     if not notices or not notices[-1].startswith(expected):
