@@ -30,10 +30,18 @@ def version() -> str:
 
 
 def sources() -> list[Path]:
+    """The files of the install script, in the order PostgreSQL must run them.
+
+    schema/ (tables, types, indexes, plain views) needs nothing of pyml's code; api/ (the
+    functions, and the views that call them) comes next, as SQL-language bodies name tables;
+    wiring/ (triggers, event triggers, row-level security) attaches those functions to the
+    tables; grants.sql last, over everything.
+    """
     return [
         SQL / "head.sql",
         *sorted((SQL / "schema").glob("*.sql")),
         *sorted((SQL / "api").glob("*.sql")),
+        *sorted((SQL / "wiring").glob("*.sql")),
         SQL / "grants.sql",
     ]
 
