@@ -53,8 +53,9 @@ demo: server
 test: server
 	$(PY) -m pytest
 
+# ruff over the package, its tests, the benchmarks, the tools and the SQL build.
 lint: setup
-	$(VENV)/bin/ruff check pyml tests
+	$(VENV)/bin/ruff check pyml tests bench tools sql/build.py
 
 # The benchmark suite: measures and writes bench/RESULTS.md and bench/results.json (never asserts
 # speed). `make bench BENCH_ARGS=--quick` (or PYML_BENCH_QUICK=1) for a short run on 100k rows.

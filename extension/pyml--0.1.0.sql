@@ -88,36 +88,6 @@ CREATE TABLE pyml.deployments (
 CREATE INDEX ix_deployments_project_id ON pyml.deployments (project_id, id);
 CREATE INDEX ix_deployments_model_id ON pyml.deployments (model_id);
 
--- ----------------------------------------------------------------------------
--- History is immutable: a trained model is never rewritten, a deployment never
--- changed. Rows go away only with their model or project (pyml.delete_*).
--- ----------------------------------------------------------------------------
-
-CREATE FUNCTION pyml._refuse_update() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_TABLE_NAME = 'models' THEN
-        IF OLD.status = 'in_progress' THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Models and deployments are history: train or deploy again instead.';
-END
-$$;
-COMMENT ON FUNCTION pyml._refuse_update() IS
-    'Trigger: keeps trained models and deployments immutable';
-
-CREATE TRIGGER models_immutable BEFORE UPDATE ON pyml.models
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-CREATE TRIGGER files_immutable BEFORE UPDATE ON pyml.files
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-CREATE TRIGGER deployments_immutable BEFORE UPDATE ON pyml.deployments
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-
 COMMENT ON TABLE pyml.projects IS 'One row per project: a name, its task and its owner';
 COMMENT ON TABLE pyml.snapshots IS
     'The training data of models: relation, label columns, split, column statistics, fingerprint';
@@ -142,7 +112,7 @@ SELECT pg_catalog.pg_extension_config_dump('pyml.deployments_id_seq', '');
 -- source: sql/schema/002_views.sql
 -- ============================================================================
 -- Views over the registry. security_invoker: a view shows the rows its reader
--- may see (row-level security, see 006_privileges.sql), not its owner's.
+-- may see (row-level security, sql/wiring/006_privileges.sql), not its owner's.
 -- ============================================================================
 
 CREATE VIEW pyml.deployed_models WITH (security_invoker = true) AS
@@ -208,26 +178,6 @@ COMMENT ON VIEW pyml.deployed_models IS 'The live model of each project (its lat
 COMMENT ON VIEW pyml.trained_models IS 'One row per model, with whether it is live';
 COMMENT ON VIEW pyml.overview IS 'One row per deployment, with its model and training data';
 
--- source: sql/schema/003_board.sql
--- ============================================================================
--- Deployments announce themselves to the backends' model caches (pyml._board):
--- whatever adds or removes a deployment row, every session notices.
--- ============================================================================
-
-CREATE FUNCTION pyml._announce() RETURNS trigger
-LANGUAGE plpython3u
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pyml" not in GD:
-    plpy.execute("SELECT pyml._boot()")
-return GD["pyml"].announce(plpy, GD, TD)
-$$;
-COMMENT ON FUNCTION pyml._announce() IS
-    'Trigger: tells the sessions of this server that a deployment was added or removed, or that a project''s prediction logging changed';
-
-CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
-    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
-
 -- source: sql/schema/004_streams.sql
 -- ============================================================================
 -- Streams: rows scored as they arrive (pyml.stream), written to a durable
@@ -235,8 +185,8 @@ CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
 --
 -- Delivery order is (writer transaction id, event id). An event becomes
 -- readable once no transaction that could still add an earlier one is running
--- (pyml._stream_horizon), so a consumer that acks never misses an event that
--- commits late, and never sees one twice.
+-- (pyml._stream_horizon, in sql/api/stream.sql), so a consumer that acks never
+-- misses an event that commits late, and never sees one twice.
 -- ============================================================================
 
 CREATE TABLE pyml.stream_definitions (
@@ -304,173 +254,6 @@ COMMENT ON TABLE pyml.stream_consumers IS
 -- not dumped (consumers start afresh after a restore).
 SELECT pg_catalog.pg_extension_config_dump('pyml.stream_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('pyml.stream_definitions_id_seq', '');
-
--- The transaction id below which the outbox is final for the caller's snapshot:
--- the oldest transaction of this database still running when the snapshot was
--- taken (or the caller's own), else the snapshot's xmax. Running transactions of
--- other databases cannot write here and do not hold delivery back. SECURITY
--- DEFINER to see every session in pg_stat_activity; it returns no user data.
-CREATE FUNCTION pyml._stream_horizon(snapshot pg_snapshot) RETURNS xid8
-LANGUAGE sql
-STABLE
-PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT LEAST(
-        pg_catalog.pg_snapshot_xmax(snapshot),
-        pg_catalog.pg_current_xact_id_if_assigned(),
-        (SELECT pg_catalog.min(x.x) FROM pg_catalog.pg_snapshot_xip(snapshot) AS x(x)
-          WHERE NOT EXISTS (
-              SELECT FROM pg_catalog.pg_stat_get_activity(NULL) AS a
-               WHERE a.backend_xid OPERATOR(pg_catalog.=) pg_catalog.xid(x.x)
-                 AND a.datid IS DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d
-                                                WHERE d.datname = pg_catalog.current_database()))))
-$$;
-COMMENT ON FUNCTION pyml._stream_horizon(pg_snapshot) IS
-    'Internal: events written by transactions older than this are final (see pyml.stream_read)';
-
--- A streamed relation and, when partitioned, all its partitions.
-CREATE FUNCTION pyml._stream_relations(source regclass) RETURNS SETOF regclass
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT source UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(source) AS t
-$$;
-COMMENT ON FUNCTION pyml._stream_relations(regclass) IS
-    'Internal: a relation and all its partitions (the tables a stream has triggers on)';
-
--- A dropped source relation takes its streams with it.
-CREATE FUNCTION pyml._stream_source_dropped() RETURNS event_trigger
-LANGUAGE plpgsql
-SECURITY DEFINER  -- whoever drops a table need not have privileges on pyml's tables
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    gone bigint[];
-BEGIN
-    IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
-        RETURN;  -- the extension itself is being dropped
-    END IF;
-    WITH d AS (
-        DELETE FROM pyml.stream_definitions s
-         USING pg_catalog.pg_event_trigger_dropped_objects() AS o
-         WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND o.objid = s.source_relation::pg_catalog.oid
-        RETURNING s.id)
-    SELECT pg_catalog.array_agg(d.id) INTO gone FROM d;
-    IF gone IS NOT NULL THEN
-        DELETE FROM pyml.stream_events WHERE stream_id = ANY (gone);
-        DELETE FROM pyml.stream_queue WHERE stream_id = ANY (gone);
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION pyml._stream_source_dropped() IS
-    'Event trigger: removes the streams of a dropped relation';
-
-CREATE EVENT TRIGGER pyml_stream_source_dropped ON sql_drop
-    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
-    EXECUTE FUNCTION pyml._stream_source_dropped();
-
--- The triggers of a stream, on its relation and (for a partitioned table) on
--- every partition: a statement naming a partition fires only that partition's
--- triggers. Run by pyml.stream, and again whenever a partition is created or
--- attached (event trigger below), so no partition is ever left unscored.
-CREATE FUNCTION pyml._stream_install(stream_id bigint) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s record;
-    target regclass;
-    fn text;
-    insert_trigger text := 'pyml_stream_' || stream_id || '_insert';
-    update_trigger text := 'pyml_stream_' || stream_id || '_update';
-BEGIN
-    SELECT d.id, d.source_relation, d.key_column, d.mode, d.channel, p.name AS project
-      INTO s FROM pyml.stream_definitions d JOIN pyml.projects p ON p.id = d.project_id
-     WHERE d.id = stream_id;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    IF s.mode = 'sync' THEN
-        fn := pg_catalog.format('pyml._stream_score(%L, %L, %L, %L)',
-                                s.id, s.project, s.key_column, s.channel);
-    ELSE
-        fn := pg_catalog.format('pyml._stream_enqueue(%L, %L)', s.id, s.key_column);
-    END IF;
-    FOR target IN SELECT pyml._stream_relations(s.source_relation) LOOP
-        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                    WHERE g.tgrelid = target AND g.tgname = insert_trigger) THEN
-            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', insert_trigger, target);
-        END IF;
-        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                    WHERE g.tgrelid = target AND g.tgname = update_trigger) THEN
-            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', update_trigger, target);
-        END IF;
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pyml_new'
-            ' FOR EACH STATEMENT EXECUTE FUNCTION %s', insert_trigger, target, fn);
-        EXECUTE pg_catalog.format(
-            'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pyml_old'
-            ' NEW TABLE AS pyml_new FOR EACH STATEMENT EXECUTE FUNCTION %s',
-            update_trigger, target, fn);
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION pyml._stream_install(bigint) IS
-    'Internal: (re)creates the triggers of a stream on its relation and all its partitions';
-
-CREATE FUNCTION pyml._stream_uninstall(stream_id bigint) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    g record;
-BEGIN
-    FOR g IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger t
-              WHERE t.tgname IN ('pyml_stream_' || stream_id || '_insert',
-                                 'pyml_stream_' || stream_id || '_update') LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', g.tgname, g.rel);
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION pyml._stream_uninstall(bigint) IS
-    'Internal: drops the triggers of a stream, wherever they are';
-
-CREATE FUNCTION pyml._stream_partition_added() RETURNS event_trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    missing bigint;
-BEGIN
-    IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
-        RETURN;
-    END IF;
-    -- Streams whose relation has its triggers but a partition has not. (While pg_restore
-    -- runs, the relation gets its triggers only after its constraints; then the dump's own
-    -- CREATE TRIGGER statements give the partitions theirs: nothing to do here.)
-    FOR missing IN
-        SELECT DISTINCT d.id FROM pyml.stream_definitions d,
-               pyml._stream_relations(d.source_relation) AS t(relid)
-         WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = d.source_relation
-                          AND g.tgname = 'pyml_stream_' || d.id || '_insert')
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid
-                              AND g.tgname = 'pyml_stream_' || d.id || '_insert')
-    LOOP
-        PERFORM pyml._stream_install(missing);
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION pyml._stream_partition_added() IS
-    'Event trigger: gives new partitions of streamed tables their stream triggers';
-
-CREATE EVENT TRIGGER pyml_stream_partition_added ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
-    EXECUTE FUNCTION pyml._stream_partition_added();
 
 CREATE VIEW pyml.streams WITH (security_invoker = true) AS
 SELECT
@@ -542,9 +325,6 @@ CREATE TABLE pyml.drift_reports (
 CREATE INDEX ix_drift_reports_project_id ON pyml.drift_reports (project_id, id);
 CREATE INDEX ix_drift_reports_new_model_id ON pyml.drift_reports (new_model_id);
 
-CREATE TRIGGER drift_reports_immutable BEFORE UPDATE ON pyml.drift_reports
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-
 -- ----------------------------------------------------------------------------
 -- The prediction log. predict() is STABLE and may run in a read-only or
 -- rolled-back transaction, so a logged call is appended to a spool file in the
@@ -562,10 +342,6 @@ CREATE TABLE pyml.prediction_logging (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_by text NOT NULL DEFAULT CURRENT_USER
 );
-
--- Like deployments, a change of logging is announced to the sessions' caches (pyml._board).
-CREATE TRIGGER prediction_logging_announce AFTER INSERT OR UPDATE OR DELETE
-    ON pyml.prediction_logging FOR EACH ROW EXECUTE FUNCTION pyml._announce();
 
 CREATE TABLE pyml.logged_predictions (
     project_id bigint NOT NULL CONSTRAINT fk_logged_predictions_project_id_projects
@@ -629,124 +405,6 @@ CREATE TABLE pyml._grants (
 COMMENT ON TABLE pyml._grants IS
     'Privileges granted on projects (pyml.grant); read them through pyml.project_privileges';
 SELECT pg_catalog.pg_extension_config_dump('pyml._grants', '');
-
--- The projects on which the current role holds a privilege. Row-level security
--- policies use it as an uncorrelated subquery, evaluated once per query.
-CREATE FUNCTION pyml._projects_with(privilege text) RETURNS SETOF bigint
-LANGUAGE sql
-STABLE
-PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT p.id FROM pyml.projects p
-     WHERE EXISTS (SELECT FROM pg_catalog.pg_roles r
-                    WHERE r.rolname = CURRENT_USER AND r.rolsuper)
-        OR EXISTS (SELECT FROM pg_catalog.pg_roles r
-                    WHERE r.rolname = p.owner
-                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
-        OR EXISTS (SELECT FROM pyml._grants g
-                     JOIN pg_catalog.pg_roles r ON r.rolname = g.grantee
-                    WHERE g.project_id = p.id
-                      AND (g.privilege = $1
-                           OR g.privilege = 'admin'
-                           OR $1 = 'predict')
-                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
-$$;
-COMMENT ON FUNCTION pyml._projects_with(text) IS
-    'Internal: the ids of the projects on which the current role holds a privilege';
-
-CREATE FUNCTION pyml._has_privilege(project_id bigint, privilege text) RETURNS boolean
-LANGUAGE sql
-STABLE
-PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT $1 IN (SELECT pyml._projects_with($2))
-$$;
-COMMENT ON FUNCTION pyml._has_privilege(bigint, text) IS
-    'Internal: whether the current role holds a privilege on a project';
-
--- A change of privileges (or of a project's owner) is announced like a
--- deployment: serving sessions check the caller's rights again at their next call.
-CREATE TRIGGER grants_announce AFTER INSERT OR UPDATE OR DELETE ON pyml._grants
-    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
-CREATE TRIGGER projects_owner_announce AFTER UPDATE OF owner ON pyml.projects
-    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
-
--- ----------------------------------------------------------------------------
--- Row-level security. Only SELECT is granted (sql/grants.sql), so only SELECT
--- policies exist; the tables' owner (the extension's, a superuser) is not
--- subject to them, which is how pyml's own functions see every row after their
--- explicit privilege checks.
--- ----------------------------------------------------------------------------
-
-ALTER TABLE pyml.models ENABLE ROW LEVEL SECURITY;
-CREATE POLICY models_of_my_projects ON pyml.models FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
-ALTER TABLE pyml.files ENABLE ROW LEVEL SECURITY;
-CREATE POLICY files_of_my_models ON pyml.files FOR SELECT
-    USING (model_id IN (SELECT m.id FROM pyml.models m));
-
-ALTER TABLE pyml.deployments ENABLE ROW LEVEL SECURITY;
-CREATE POLICY deployments_of_my_projects ON pyml.deployments FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
--- A snapshot: seen by the role that took it, and through the models trained on it.
-ALTER TABLE pyml.snapshots ENABLE ROW LEVEL SECURITY;
-CREATE POLICY snapshots_i_took_or_use ON pyml.snapshots FOR SELECT
-    USING (EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = snapshots.created_by
-                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
-           OR id IN (SELECT m.snapshot_id FROM pyml.models m));
-
-ALTER TABLE pyml.monitors ENABLE ROW LEVEL SECURITY;
-CREATE POLICY monitors_of_my_projects ON pyml.monitors FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
-ALTER TABLE pyml.drift_reports ENABLE ROW LEVEL SECURITY;
-CREATE POLICY drift_reports_of_my_projects ON pyml.drift_reports FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
-ALTER TABLE pyml.prediction_logging ENABLE ROW LEVEL SECURITY;
-CREATE POLICY prediction_logging_of_my_projects ON pyml.prediction_logging FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
--- Logged calls hold other callers' features: the project's admins only.
-ALTER TABLE pyml.logged_predictions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY logged_predictions_of_projects_i_administer ON pyml.logged_predictions
-    FOR SELECT USING (project_id IN (SELECT pyml._projects_with('admin')));
-
-ALTER TABLE pyml.prediction_spool ENABLE ROW LEVEL SECURITY;  -- no policy: no rows
-
-ALTER TABLE pyml.stream_definitions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY streams_of_my_projects ON pyml.stream_definitions FOR SELECT
-    USING (project_id IN (SELECT pyml._projects_with('predict')));
-
--- The outbox, the queue and consumer positions hold keys and predictions of the
--- source's rows (the queue: the rows themselves): readable with a privilege on
--- the project AND the right to read the source relation.
-ALTER TABLE pyml.stream_events ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stream_events_i_may_read ON pyml.stream_events FOR SELECT
-    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
-                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
-
-ALTER TABLE pyml.stream_queue ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stream_queue_i_may_read ON pyml.stream_queue FOR SELECT
-    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
-                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
-
-ALTER TABLE pyml.stream_consumers ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stream_consumers_i_may_read ON pyml.stream_consumers FOR SELECT
-    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
-                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
-
-CREATE VIEW pyml.project_privileges WITH (security_invoker = true) AS
-SELECT p.name AS project, g.grantee, g.privilege, g.granted_by, g.granted_at
-FROM pyml._grants g
-JOIN pyml.projects p ON p.id = g.project_id
-WHERE g.project_id IN (SELECT pyml._projects_with('predict'));
-COMMENT ON VIEW pyml.project_privileges IS
-    'Privileges granted on the projects the current role can see (their owners hold all)';
 
 -- source: sql/api/000_boot.sql
 -- ============================================================================
@@ -1242,6 +900,9 @@ COMMENT ON VIEW pyml.prediction_log IS
     'Logged predict calls (pyml.log_predictions): model, features, prediction, time; collected or still spooled';
 
 -- source: sql/api/predict.sql
+-- GENERATED by tools/gen_api_sql.py (make build). Typed overloads, one per array type: a call
+-- resolves with no cast or clash with anyelement (rows), and PL/Python gets the array as a list.
+
 -- ============================================================================
 -- Prediction: online (one row per call), set queries, batches and batch jobs.
 -- Arrays of any number type are accepted; multi-dimensional arrays are flattened.
@@ -2662,7 +2323,7 @@ COMMENT ON FUNCTION pyml.predict_into(text, text, text, text, text) IS
 
 -- source: sql/api/privileges.sql
 -- ============================================================================
--- Privileges on projects: predict, train, deploy, admin (see 006_privileges.sql)
+-- Privileges on projects: predict, train, deploy, admin (see sql/schema/006_privileges.sql)
 -- ============================================================================
 
 CREATE FUNCTION pyml.grant(
@@ -2700,6 +2361,94 @@ return GD["pyml"].revoke(plpy, GD, project_name, grantee, privilege)
 $$;
 COMMENT ON FUNCTION pyml.revoke(text, regrole, text) IS
     'Revokes a privilege on a project from a role; serving sessions follow at their next call';
+
+-- ----------------------------------------------------------------------------
+-- Internal: the privilege check, in SQL, shared by pyml's code and by row-level
+-- security (sql/wiring/006_privileges.sql); and the view of the grants.
+-- ----------------------------------------------------------------------------
+
+-- The projects on which the current role holds a privilege. Row-level security
+-- policies use it as an uncorrelated subquery, evaluated once per query.
+CREATE FUNCTION pyml._projects_with(privilege text) RETURNS SETOF bigint
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.id FROM pyml.projects p
+     WHERE EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = CURRENT_USER AND r.rolsuper)
+        OR EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = p.owner
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
+        OR EXISTS (SELECT FROM pyml._grants g
+                     JOIN pg_catalog.pg_roles r ON r.rolname = g.grantee
+                    WHERE g.project_id = p.id
+                      AND (g.privilege = $1
+                           OR g.privilege = 'admin'
+                           OR $1 = 'predict')
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
+$$;
+COMMENT ON FUNCTION pyml._projects_with(text) IS
+    'Internal: the ids of the projects on which the current role holds a privilege';
+
+CREATE FUNCTION pyml._has_privilege(project_id bigint, privilege text) RETURNS boolean
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT $1 IN (SELECT pyml._projects_with($2))
+$$;
+COMMENT ON FUNCTION pyml._has_privilege(bigint, text) IS
+    'Internal: whether the current role holds a privilege on a project';
+
+CREATE VIEW pyml.project_privileges WITH (security_invoker = true) AS
+SELECT p.name AS project, g.grantee, g.privilege, g.granted_by, g.granted_at
+FROM pyml._grants g
+JOIN pyml.projects p ON p.id = g.project_id
+WHERE g.project_id IN (SELECT pyml._projects_with('predict'));
+COMMENT ON VIEW pyml.project_privileges IS
+    'Privileges granted on the projects the current role can see (their owners hold all)';
+
+-- source: sql/api/registry.sql
+-- ============================================================================
+-- The registry's trigger functions (attached in sql/wiring/): history is
+-- immutable, and changes that serving sessions cache are announced to them.
+-- ============================================================================
+
+-- A trained model is never rewritten, a deployment or a drift report never
+-- changed. Rows go away only with their model or project (pyml.delete_*).
+CREATE FUNCTION pyml._refuse_update() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'models' THEN
+        IF OLD.status = 'in_progress' THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Models and deployments are history: train or deploy again instead.';
+END
+$$;
+COMMENT ON FUNCTION pyml._refuse_update() IS
+    'Trigger: keeps trained models and deployments immutable';
+
+-- Whatever adds or removes a deployment row (or changes a project's prediction
+-- logging, privileges or owner), every session's model cache notices (pyml._board).
+CREATE FUNCTION pyml._announce() RETURNS trigger
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].announce(plpy, GD, TD)
+$$;
+COMMENT ON FUNCTION pyml._announce() IS
+    'Trigger: tells the sessions of this server that a deployment was added or removed, or that a project''s prediction logging changed';
 
 -- source: sql/api/stream.sql
 -- ============================================================================
@@ -2843,6 +2592,172 @@ $$;
 COMMENT ON FUNCTION pyml._stream_enqueue() IS
     'Trigger of async streams: queues inserted and updated rows for pyml.stream_work';
 
+-- ----------------------------------------------------------------------------
+-- Internals of streams: the delivery horizon, the installation of a stream's
+-- triggers on its relation and partitions, and the functions of the event
+-- triggers (sql/wiring/004_streams.sql) that follow the DDL of streamed tables.
+-- ----------------------------------------------------------------------------
+
+-- The transaction id below which the outbox is final for the caller's snapshot:
+-- the oldest transaction of this database still running when the snapshot was
+-- taken (or the caller's own), else the snapshot's xmax. Running transactions of
+-- other databases cannot write here and do not hold delivery back. SECURITY
+-- DEFINER to see every session in pg_stat_activity; it returns no user data.
+CREATE FUNCTION pyml._stream_horizon(snapshot pg_snapshot) RETURNS xid8
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT LEAST(
+        pg_catalog.pg_snapshot_xmax(snapshot),
+        pg_catalog.pg_current_xact_id_if_assigned(),
+        (SELECT pg_catalog.min(x.x) FROM pg_catalog.pg_snapshot_xip(snapshot) AS x(x)
+          WHERE NOT EXISTS (
+              SELECT FROM pg_catalog.pg_stat_get_activity(NULL) AS a
+               WHERE a.backend_xid OPERATOR(pg_catalog.=) pg_catalog.xid(x.x)
+                 AND a.datid IS DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d
+                                                WHERE d.datname = pg_catalog.current_database()))))
+$$;
+COMMENT ON FUNCTION pyml._stream_horizon(pg_snapshot) IS
+    'Internal: events written by transactions older than this are final (see pyml.stream_read)';
+
+-- A streamed relation and, when partitioned, all its partitions.
+CREATE FUNCTION pyml._stream_relations(source regclass) RETURNS SETOF regclass
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT source UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(source) AS t
+$$;
+COMMENT ON FUNCTION pyml._stream_relations(regclass) IS
+    'Internal: a relation and all its partitions (the tables a stream has triggers on)';
+
+-- A dropped source relation takes its streams with it.
+CREATE FUNCTION pyml._stream_source_dropped() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- whoever drops a table need not have privileges on pyml's tables
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone bigint[];
+BEGIN
+    IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
+        RETURN;  -- the extension itself is being dropped
+    END IF;
+    WITH d AS (
+        DELETE FROM pyml.stream_definitions s
+         USING pg_catalog.pg_event_trigger_dropped_objects() AS o
+         WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND o.objid = s.source_relation::pg_catalog.oid
+        RETURNING s.id)
+    SELECT pg_catalog.array_agg(d.id) INTO gone FROM d;
+    IF gone IS NOT NULL THEN
+        DELETE FROM pyml.stream_events WHERE stream_id = ANY (gone);
+        DELETE FROM pyml.stream_queue WHERE stream_id = ANY (gone);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_source_dropped() IS
+    'Event trigger: removes the streams of a dropped relation';
+
+-- The triggers of a stream, on its relation and (for a partitioned table) on
+-- every partition: a statement naming a partition fires only that partition's
+-- triggers. Run by pyml.stream, and again whenever a partition is created or
+-- attached (event trigger pyml_stream_partition_added), so no partition is ever
+-- left unscored.
+CREATE FUNCTION pyml._stream_install(stream_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    target regclass;
+    fn text;
+    insert_trigger text := 'pyml_stream_' || stream_id || '_insert';
+    update_trigger text := 'pyml_stream_' || stream_id || '_update';
+BEGIN
+    SELECT d.id, d.source_relation, d.key_column, d.mode, d.channel, p.name AS project
+      INTO s FROM pyml.stream_definitions d JOIN pyml.projects p ON p.id = d.project_id
+     WHERE d.id = stream_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF s.mode = 'sync' THEN
+        fn := pg_catalog.format('pyml._stream_score(%L, %L, %L, %L)',
+                                s.id, s.project, s.key_column, s.channel);
+    ELSE
+        fn := pg_catalog.format('pyml._stream_enqueue(%L, %L)', s.id, s.key_column);
+    END IF;
+    FOR target IN SELECT pyml._stream_relations(s.source_relation) LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid = target AND g.tgname = insert_trigger) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', insert_trigger, target);
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid = target AND g.tgname = update_trigger) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', update_trigger, target);
+        END IF;
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pyml_new'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION %s', insert_trigger, target, fn);
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pyml_old'
+            ' NEW TABLE AS pyml_new FOR EACH STATEMENT EXECUTE FUNCTION %s',
+            update_trigger, target, fn);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_install(bigint) IS
+    'Internal: (re)creates the triggers of a stream on its relation and all its partitions';
+
+CREATE FUNCTION pyml._stream_uninstall(stream_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger t
+              WHERE t.tgname IN ('pyml_stream_' || stream_id || '_insert',
+                                 'pyml_stream_' || stream_id || '_update') LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', g.tgname, g.rel);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_uninstall(bigint) IS
+    'Internal: drops the triggers of a stream, wherever they are';
+
+CREATE FUNCTION pyml._stream_partition_added() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    IF pg_catalog.to_regclass('pyml.stream_definitions') IS NULL THEN
+        RETURN;
+    END IF;
+    -- Streams whose relation has its triggers but a partition has not. (While pg_restore
+    -- runs, the relation gets its triggers only after its constraints; then the dump's own
+    -- CREATE TRIGGER statements give the partitions theirs: nothing to do here.)
+    FOR missing IN
+        SELECT DISTINCT d.id FROM pyml.stream_definitions d,
+               pyml._stream_relations(d.source_relation) AS t(relid)
+         WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = d.source_relation
+                          AND g.tgname = 'pyml_stream_' || d.id || '_insert')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid
+                              AND g.tgname = 'pyml_stream_' || d.id || '_insert')
+    LOOP
+        PERFORM pyml._stream_install(missing);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_partition_added() IS
+    'Event trigger: gives new partitions of streamed tables their stream triggers';
+
 -- source: sql/api/train.sql
 -- ============================================================================
 -- Training: snapshot a relation, fit, evaluate, store the model, maybe deploy
@@ -2940,13 +2855,146 @@ $$;
 COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
     'Copies a relation into pyml.snapshot_<id> with its column statistics, for later training';
 
+-- source: sql/wiring/001_registry.sql
+-- ============================================================================
+-- History is immutable: a trained model is never rewritten, a deployment never
+-- changed. Rows go away only with their model or project (pyml.delete_*).
+-- Run once at install; never edited after release (add a new file instead).
+-- ============================================================================
+
+CREATE TRIGGER models_immutable BEFORE UPDATE ON pyml.models
+    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
+CREATE TRIGGER files_immutable BEFORE UPDATE ON pyml.files
+    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
+CREATE TRIGGER deployments_immutable BEFORE UPDATE ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
+
+-- source: sql/wiring/003_board.sql
+-- ============================================================================
+-- Deployments announce themselves to the backends' model caches (pyml._board):
+-- whatever adds or removes a deployment row, every session notices.
+-- ============================================================================
+
+CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+
+-- source: sql/wiring/004_streams.sql
+-- ============================================================================
+-- Streams follow the DDL of their relations (event triggers; their functions
+-- are in sql/api/stream.sql).
+-- ============================================================================
+
+-- A dropped source relation takes its streams with it.
+CREATE EVENT TRIGGER pyml_stream_source_dropped ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION pyml._stream_source_dropped();
+
+-- A partition created or attached to a streamed table gets the stream's triggers,
+-- so no partition is ever left unscored.
+CREATE EVENT TRIGGER pyml_stream_partition_added ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION pyml._stream_partition_added();
+
+-- source: sql/wiring/005_monitoring.sql
+-- ============================================================================
+-- Monitoring: drift reports are history, like deployments (never changed), and
+-- a change of prediction logging is announced to the sessions' caches (pyml._board).
+-- ============================================================================
+
+CREATE TRIGGER drift_reports_immutable BEFORE UPDATE ON pyml.drift_reports
+    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
+
+CREATE TRIGGER prediction_logging_announce AFTER INSERT OR UPDATE OR DELETE
+    ON pyml.prediction_logging FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+
+-- source: sql/wiring/006_privileges.sql
+-- ============================================================================
+-- Privileges (see sql/schema/006_privileges.sql): changes are announced to the
+-- serving sessions, and row-level security shows each role its projects' rows.
+-- ============================================================================
+
+-- A change of privileges (or of a project's owner) is announced like a
+-- deployment: serving sessions check the caller's rights again at their next call.
+CREATE TRIGGER grants_announce AFTER INSERT OR UPDATE OR DELETE ON pyml._grants
+    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+CREATE TRIGGER projects_owner_announce AFTER UPDATE OF owner ON pyml.projects
+    FOR EACH ROW EXECUTE FUNCTION pyml._announce();
+
+-- ----------------------------------------------------------------------------
+-- Row-level security. Only SELECT is granted (sql/grants.sql), so only SELECT
+-- policies exist; the tables' owner (the extension's, a superuser) is not
+-- subject to them, which is how pyml's own functions see every row after their
+-- explicit privilege checks.
+-- ----------------------------------------------------------------------------
+
+ALTER TABLE pyml.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_of_my_projects ON pyml.models FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+ALTER TABLE pyml.files ENABLE ROW LEVEL SECURITY;
+CREATE POLICY files_of_my_models ON pyml.files FOR SELECT
+    USING (model_id IN (SELECT m.id FROM pyml.models m));
+
+ALTER TABLE pyml.deployments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY deployments_of_my_projects ON pyml.deployments FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+-- A snapshot: seen by the role that took it, and through the models trained on it.
+ALTER TABLE pyml.snapshots ENABLE ROW LEVEL SECURITY;
+CREATE POLICY snapshots_i_took_or_use ON pyml.snapshots FOR SELECT
+    USING (EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = snapshots.created_by
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
+           OR id IN (SELECT m.snapshot_id FROM pyml.models m));
+
+ALTER TABLE pyml.monitors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY monitors_of_my_projects ON pyml.monitors FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+ALTER TABLE pyml.drift_reports ENABLE ROW LEVEL SECURITY;
+CREATE POLICY drift_reports_of_my_projects ON pyml.drift_reports FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+ALTER TABLE pyml.prediction_logging ENABLE ROW LEVEL SECURITY;
+CREATE POLICY prediction_logging_of_my_projects ON pyml.prediction_logging FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+-- Logged calls hold other callers' features: the project's admins only.
+ALTER TABLE pyml.logged_predictions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY logged_predictions_of_projects_i_administer ON pyml.logged_predictions
+    FOR SELECT USING (project_id IN (SELECT pyml._projects_with('admin')));
+
+ALTER TABLE pyml.prediction_spool ENABLE ROW LEVEL SECURITY;  -- no policy: no rows
+
+ALTER TABLE pyml.stream_definitions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY streams_of_my_projects ON pyml.stream_definitions FOR SELECT
+    USING (project_id IN (SELECT pyml._projects_with('predict')));
+
+-- The outbox, the queue and consumer positions hold keys and predictions of the
+-- source's rows (the queue: the rows themselves): readable with a privilege on
+-- the project AND the right to read the source relation.
+ALTER TABLE pyml.stream_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_events_i_may_read ON pyml.stream_events FOR SELECT
+    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
+                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
+
+ALTER TABLE pyml.stream_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_queue_i_may_read ON pyml.stream_queue FOR SELECT
+    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
+                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
+
+ALTER TABLE pyml.stream_consumers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stream_consumers_i_may_read ON pyml.stream_consumers FOR SELECT
+    USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
+                          WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
+
 -- source: sql/grants.sql
 -- ============================================================================
 -- Privileges. Every role may use pyml (schema USAGE, EXECUTE on its functions,
 -- PostgreSQL's default): what it may do to a project is decided per project by
 -- pyml (owner and pyml.grant, checked in every function). Registry tables are
--- readable row by row (row-level security, 006_privileges.sql) and written by
--- nobody but pyml's functions (through pyml._registry_write) and superusers.
+-- readable row by row (row-level security, sql/wiring/006_privileges.sql) and
+-- written by nobody but pyml's functions (through pyml._registry_write) and
+-- superusers.
 -- To keep pyml to some roles only: REVOKE USAGE ON SCHEMA pyml FROM PUBLIC and
 -- GRANT it to them (see the README, Security).
 -- ============================================================================

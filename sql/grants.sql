@@ -2,8 +2,9 @@
 -- Privileges. Every role may use pyml (schema USAGE, EXECUTE on its functions,
 -- PostgreSQL's default): what it may do to a project is decided per project by
 -- pyml (owner and pyml.grant, checked in every function). Registry tables are
--- readable row by row (row-level security, 006_privileges.sql) and written by
--- nobody but pyml's functions (through pyml._registry_write) and superusers.
+-- readable row by row (row-level security, sql/wiring/006_privileges.sql) and
+-- written by nobody but pyml's functions (through pyml._registry_write) and
+-- superusers.
 -- To keep pyml to some roles only: REVOKE USAGE ON SCHEMA pyml FROM PUBLIC and
 -- GRANT it to them (see the README, Security).
 -- ============================================================================

@@ -81,36 +81,6 @@ CREATE TABLE pyml.deployments (
 CREATE INDEX ix_deployments_project_id ON pyml.deployments (project_id, id);
 CREATE INDEX ix_deployments_model_id ON pyml.deployments (model_id);
 
--- ----------------------------------------------------------------------------
--- History is immutable: a trained model is never rewritten, a deployment never
--- changed. Rows go away only with their model or project (pyml.delete_*).
--- ----------------------------------------------------------------------------
-
-CREATE FUNCTION pyml._refuse_update() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_TABLE_NAME = 'models' THEN
-        IF OLD.status = 'in_progress' THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Models and deployments are history: train or deploy again instead.';
-END
-$$;
-COMMENT ON FUNCTION pyml._refuse_update() IS
-    'Trigger: keeps trained models and deployments immutable';
-
-CREATE TRIGGER models_immutable BEFORE UPDATE ON pyml.models
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-CREATE TRIGGER files_immutable BEFORE UPDATE ON pyml.files
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-CREATE TRIGGER deployments_immutable BEFORE UPDATE ON pyml.deployments
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-
 COMMENT ON TABLE pyml.projects IS 'One row per project: a name, its task and its owner';
 COMMENT ON TABLE pyml.snapshots IS
     'The training data of models: relation, label columns, split, column statistics, fingerprint';

@@ -1,6 +1,6 @@
 -- ============================================================================
 -- Views over the registry. security_invoker: a view shows the rows its reader
--- may see (row-level security, see 006_privileges.sql), not its owner's.
+-- may see (row-level security, sql/wiring/006_privileges.sql), not its owner's.
 -- ============================================================================
 
 CREATE VIEW pyml.deployed_models WITH (security_invoker = true) AS

@@ -48,9 +48,6 @@ CREATE TABLE pyml.drift_reports (
 CREATE INDEX ix_drift_reports_project_id ON pyml.drift_reports (project_id, id);
 CREATE INDEX ix_drift_reports_new_model_id ON pyml.drift_reports (new_model_id);
 
-CREATE TRIGGER drift_reports_immutable BEFORE UPDATE ON pyml.drift_reports
-    FOR EACH ROW EXECUTE FUNCTION pyml._refuse_update();
-
 -- ----------------------------------------------------------------------------
 -- The prediction log. predict() is STABLE and may run in a read-only or
 -- rolled-back transaction, so a logged call is appended to a spool file in the
@@ -68,10 +65,6 @@ CREATE TABLE pyml.prediction_logging (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_by text NOT NULL DEFAULT CURRENT_USER
 );
-
--- Like deployments, a change of logging is announced to the sessions' caches (pyml._board).
-CREATE TRIGGER prediction_logging_announce AFTER INSERT OR UPDATE OR DELETE
-    ON pyml.prediction_logging FOR EACH ROW EXECUTE FUNCTION pyml._announce();
 
 CREATE TABLE pyml.logged_predictions (
     project_id bigint NOT NULL CONSTRAINT fk_logged_predictions_project_id_projects
