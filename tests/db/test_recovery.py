@@ -92,10 +92,22 @@ def _crash_during(url: str, statements: list[tuple[str, Any]], after: float) -> 
     time.sleep(after)
     assert thread.is_alive(), "the statement ended before the kill: make it longer"
     children = _children(pid)
+    # A bystander session: the server ends every session when it resets after the kill, so
+    # its end says the reset began (a session opened before that would be cut off later).
+    bystander = _session(url)
     os.kill(pid, signal.SIGKILL)
     thread.join(timeout=60)
     assert failure, "the killed session did not lose its connection"
     victim.close()
+    deadline = time.monotonic() + 60
+    while not bystander.closed:
+        assert time.monotonic() < deadline, "the server did not reset after the kill"
+        try:
+            bystander.execute("SELECT 1")
+            time.sleep(0.1)
+        except psycopg.OperationalError:
+            break
+    bystander.close()
     _session(url).close()
     deadline = time.monotonic() + 10
     while any(_alive(child) for child in children):
