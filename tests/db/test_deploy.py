@@ -70,7 +70,7 @@ def deploy(conn: psycopg.Connection, project: str, strategy: str,
 
 
 def now(conn: psycopg.Connection) -> datetime:
-    return one(conn, "SELECT clock_timestamp()")  # type: ignore[no-any-return]
+    return one(conn, "SELECT clock_timestamp()")
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def negative_scores(conn: psycopg.Connection, project: str) -> tuple[int, int]:
     lasso = train(conn, project, relation, "y", "lasso", {"alpha": 10.0}, test_sampling="last")
     linear = train(conn, project, relation, "y", "linear", automatic_deploy=False,
                    test_sampling="last")
-    r2 = dict(conn.execute(
+    r2: dict[int, float] = dict(conn.execute(
         "SELECT id, (metrics->>'r2')::float8 FROM pyml.models WHERE id IN (%s, %s)",
         (lasso, linear),
     ).fetchall())

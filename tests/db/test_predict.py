@@ -648,10 +648,10 @@ def test_every_path_gives_the_same_numbers(conn: psycopg.Connection, project: st
     }
     online = {i: one(conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])",
                      (name, features[i])) for i in ids}
-    by_row = dict(conn.execute(sql.SQL(
+    by_row: dict[int, float] = dict(conn.execute(sql.SQL(
         "SELECT id, pyml.predict(%s::text, s) FROM {} s WHERE id = ANY(%s)"
     ).format(src), (name, ids)).fetchall())
-    by_array = dict(conn.execute(sql.SQL(
+    by_array: dict[int, float] = dict(conn.execute(sql.SQL(
         "SELECT id, pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
         " FROM {} WHERE id = ANY(%s)"
     ).format(src), (name, ids)).fetchall())
@@ -662,7 +662,7 @@ def test_every_path_gives_the_same_numbers(conn: psycopg.Connection, project: st
     batch = dict(zip(ids, batch_values, strict=True))
     assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
                (name, f"public.{table}_src", f"public.{table}_out")) == 442
-    into = dict(conn.execute(sql.SQL(
+    into: dict[int, float] = dict(conn.execute(sql.SQL(
         "SELECT id, prediction FROM {} WHERE id = ANY(%s) AND model_id = %s"
     ).format(sql.Identifier("public", f"{table}_out")), (ids, model_id)).fetchall())
     assert len(set(online.values())) > 10
