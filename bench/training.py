@@ -15,7 +15,6 @@ Two measurements, each interleaved (the two paths alternate, in turns ABBA...) w
   loaded). The stored artifacts of both are compared byte for byte.
 """
 
-# ruff: noqa: S608  (SQL built from the bench's own constant table and column names)
 from __future__ import annotations
 
 import json

@@ -4,7 +4,6 @@ Monitoring rounds, deploys and automatic deploys of one project take the project
 lock first: two rounds started together deploy at most once (and never deadlock), and two
 automatic deploys racing end with the better model live.
 """
-# ruff: noqa: S608
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def test_real_models_predict(admin: psycopg.Connection, models: dict[str, int]) 
 def test_payload_is_live(tmp_path: Path) -> None:
     """Unpickling the payload does run it: the refusals below are real."""
     probe = tmp_path / "probe"
-    pickle.loads(pickle.dumps(_Planted(str(probe))))  # noqa: S301 - the payload under test
+    pickle.loads(pickle.dumps(_Planted(str(probe))))  # the payload under test
     assert probe.is_dir()
 
 
