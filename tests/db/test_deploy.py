@@ -405,7 +405,8 @@ def test_trained_models_one_deployed_per_project(conn: psycopg.Connection, proje
     ).fetchall()
     assert {project, f"{project}_undeployed"} <= {r[0] for r in rows}
     deployed = {r[0] for r in conn.execute(
-        "SELECT DISTINCT p.name FROM pyml.deployments d JOIN pyml.projects p ON p.id = d.project_id"
+        "SELECT DISTINCT p.name FROM pyml.deployments d"
+        " JOIN pyml.projects p ON p.id = d.project_id"
     ).fetchall()}
     for name, live_count in rows:
         assert live_count == (1 if name in deployed else 0), name

@@ -75,7 +75,8 @@ def test_a_row_and_an_array_explain_alike(conn: psycopg.Connection,
                                           regressors: dict[str, int]) -> None:
     model_id = regressors["lightgbm"]
     from_row: dict[str, float] = dict(conn.execute(
-        "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d, pyml.explain(%s::bigint, d) e",
+        "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
+        " pyml.explain(%s::bigint, d) e",
         (model_id,)).fetchall())
     assert from_row == contributions(conn, model_id)
     conn.execute("SELECT pyml.deploy(%s::bigint)", (model_id,))
