@@ -53,9 +53,13 @@ demo: server
 test: server
 	$(PY) -m pytest
 
-# ruff over the package, its tests, the benchmarks, the tools and the SQL build.
+# The checks of .pre-commit-config.yaml, on the same paths: ruff's rules, ruff's formatting, mypy
+# (strict or default checks per package: see [tool.mypy] in pyproject.toml).
+LINT_PATHS    := pyml tests bench tools sql/build.py
 lint: setup
-	$(VENV)/bin/ruff check pyml tests bench tools sql/build.py
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(LINT_PATHS)
 
 # The benchmark suite: measures and writes bench/RESULTS.md and bench/results.json (never asserts
 # speed). `make bench BENCH_ARGS=--quick` (or PYML_BENCH_QUICK=1) for a short run on 100k rows.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -43,7 +45,9 @@ def connect(uri: str) -> psycopg.Connection:
     return psycopg.connect(uri, autocommit=True)
 
 
-def scalar(conn: psycopg.Connection, query: str, params: object = None) -> object:
+def scalar(conn: psycopg.Connection, query: str,
+           params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+    """The first column of the first row (None without a row): a value of any SQL type."""
     row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]
 

@@ -385,17 +385,20 @@ def _measure_size(server: Server, p: Prepared, rows: int, rng: np.random.Generat
     with connect(server.uri) as full, connect(server.uri) as numbers, \
             connect(server.uri) as conn:
         floors = _floors(relation)
+
+        def fetch(query: str, params: tuple[Any, ...]) -> Callable[[], Any]:
+            return lambda: conn.execute(query, params).fetchall()
+
         paths: dict[str, Callable[[], Any]] = {
             "pyml": _pyml(full, PROJECT, relation),
             "pyml_numbers": _pyml(numbers, NUM_PROJECT, relation),
             "client": lambda: client(conn, p.model, relation),
-            **{name: (lambda q=q, a=a: conn.execute(q, a).fetchall())
-               for name, (q, a) in floors.items()},
+            **{name: fetch(q, a) for name, (q, a) in floors.items()},
         }
         first: dict[str, float] = {}
-        for name, run in paths.items():  # warm-up: the pyml sessions' first calls
+        for name, call in paths.items():  # warm-up: the pyml sessions' first calls
             t0 = time.perf_counter()
-            run()
+            call()
             first[name] = time.perf_counter() - t0
         seconds: dict[str, list[float]] = {name: [] for name in paths}
         phases: dict[str, list[float]] = {}
@@ -486,7 +489,7 @@ def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, An
     rows = []
     for key in [k for k in returned if k in expected_keys]:  # pyml.drift's order
         feature, metric = key
-        value, threshold, drifted = returned[key]
+        value, threshold, flagged = returned[key]
         mine, client_value = p.last["in_process"][key], run.values[key]
         whole = None
         if metric == "ks" and feature != PREDICTION:
@@ -504,7 +507,7 @@ def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, An
         rows.append({"feature": feature, "metric": metric, "pyml": value,
                      "in_process": mine, "client": client_value,
                      "diff": value - client_value, "ks_whole_table": whole,
-                     "threshold": threshold, "drifted": drifted,
+                     "threshold": threshold, "drifted": flagged,
                      "client_drifted": client_drifted})
     drifted = sorted({r["feature"] for r in rows if r["drifted"]})
     client_set = sorted({r["feature"] for r in rows if r["client_drifted"]})

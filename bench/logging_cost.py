@@ -147,7 +147,7 @@ def _executor(cur: psycopg.Cursor[Any], call: Call, rows: list[tuple[float, ...]
 
     def run(i: int) -> float:
         cur.execute(call.query, params[i % len(params)], prepare=True)
-        return float(cur.fetchone()[0])  # type: ignore[index]
+        return float(cur.fetchone()[0])
     return run
 
 

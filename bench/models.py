@@ -117,9 +117,13 @@ def export(conn: psycopg.Connection, model_id: int) -> tuple[str, Any]:
 def estimator(algorithm: str, hyperparams: dict[str, Any]) -> Any:
     """The estimator pyml.train fitted, built here with the hyperparameters it recorded."""
     if algorithm == "lightgbm":
-        from lightgbm import LGBMRegressor as cls
+        import lightgbm
+
+        cls = lightgbm.LGBMRegressor
     elif algorithm == "random_forest":
-        from sklearn.ensemble import RandomForestRegressor as cls
+        from sklearn import ensemble
+
+        cls = ensemble.RandomForestRegressor
     else:
         raise BenchError(f"no raw equivalent for {algorithm}")
     if algorithm == "lightgbm":  # takes LightGBM's own parameters too (verbose, deterministic)

@@ -11,7 +11,7 @@ its own, or it would take all the time of the shared run.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,8 @@ def throughput_pgbench(server: Server, settings: Settings, model: Trained,
     return out
 
 
-def psycopg_loop(uri: str, queries: dict[str, tuple[str, Sequence[tuple[Any, ...]]]],
-                 calls: int, warmup: int = 100) -> dict[str, tuple[dict[str, float], list[Any]]]:
+def psycopg_loop(uri: str, queries: Mapping[str, tuple[str, Sequence[tuple[Any, ...]]]],
+                 calls: int, warmup: int = 100) -> dict[str, tuple[dict[str, Any], list[Any]]]:
     """Prepared executes round-robin on one connection, ``perf_counter`` around each.
 
     ``queries``: name -> (query, parameter tuples, cycled). Returns name -> (stats, values).

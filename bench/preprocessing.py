@@ -173,7 +173,7 @@ def _numbers(values: np.ndarray, null: np.ndarray | None = None) -> list[str]:
     if null is not None:
         text = text.astype(object)
         text[null] = r"\N"
-    return text.tolist()  # type: ignore[no-any-return]
+    return text.tolist()
 
 
 def build(conn: psycopg.Connection, h: Houses) -> None:
@@ -337,7 +337,7 @@ def _sql(cur: psycopg.Cursor[Any], query: str, params: list[tuple[Any, ...]]
          ) -> Callable[[int], Any]:
     def call(i: int) -> Any:
         cur.execute(query, params[i], prepare=True)
-        return cur.fetchone()[0]  # type: ignore[index]
+        return cur.fetchone()[0]
     return call
 
 

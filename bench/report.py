@@ -337,15 +337,15 @@ def _preprocessing(r: dict[str, Any]) -> list[str]:
     if b:
         into, num, raw = b["predict_into"], b["predict_into_numeric"], b["in_process"]
         base = num["rows_per_s"]
-        rows = [
-            ["`pyml.predict_into('bench_pre', 'houses', 'scores')`", into],
-            ["`pyml.predict_into('bench_pre_num', 'houses_num', 'scores_num')`", num],
-            ["in this process: `ColumnTransformer.transform` + `Booster.predict` (table in"
-             " memory)", raw],
-            ["in this process: read + transform + predict",
+        paths: list[tuple[str, dict[str, Any]]] = [
+            ("`pyml.predict_into('bench_pre', 'houses', 'scores')`", into),
+            ("`pyml.predict_into('bench_pre_num', 'houses_num', 'scores_num')`", num),
+            ("in this process: `ColumnTransformer.transform` + `Booster.predict` (table in"
+             " memory)", raw),
+            ("in this process: read + transform + predict",
              {"rows": raw["rows"], "seconds": raw["read_seconds"] + raw["seconds"],
-              "rows_per_s": raw["with_read_rows_per_s"]}],
-            ["in this process: numeric `Booster.predict` (in memory)", b["in_process_numeric"]],
+              "rows_per_s": raw["with_read_rows_per_s"]}),
+            ("in this process: numeric `Booster.predict` (in memory)", b["in_process_numeric"]),
         ]
         out += [f"Batch: every row of `houses` ({b['rows']:,}); `predict_into` in a session"
                 " whose model is loaded, table in cache. In this process: the table read by a"
@@ -355,7 +355,7 @@ def _preprocessing(r: dict[str, Any]) -> list[str]:
                 f" {raw['repeats']}).", ""]
         out += _table(["path", "rows", "seconds", "rows/s", "x numeric predict_into"], [
             [label, f"{x['rows']:,}", f"{x['seconds']:.2f}", _rate(x["rows_per_s"]),
-             f"{x['rows_per_s'] / base:.2f}"] for label, x in rows])
+             f"{x['rows_per_s'] / base:.2f}"] for label, x in paths])
     return out
 
 

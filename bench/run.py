@@ -24,6 +24,7 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -68,7 +69,7 @@ class Sections:
         self.load: dict[str, float] = {}  # 1-minute load average at the end of each section
 
     @contextmanager
-    def __call__(self, name: str, required: bool = False):  # type: ignore[no-untyped-def]
+    def __call__(self, name: str, required: bool = False) -> Iterator[None]:
         print(f"[bench] {name} ...", flush=True)
         t0 = time.perf_counter()
         try:
@@ -95,6 +96,7 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
     section = Sections()
     warnings: list[str] = []
     checks: list[dict[str, Any]] = []
+    measure: Callable[..., dict[str, Any]]  # each part's SECTIONS take that part's arguments
     r: dict[str, Any] = {"mode": "quick" if settings.quick else "full", "command": command,
                          "settings": asdict(settings), "load": {"before": db.loadavg()},
                          "online": {}, "batch": {}, "only": only, "database": database}

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -214,8 +215,9 @@ def multi_row_inserts(server: Server, settings: Settings, model: Trained,
 
         for chunk in range(statements + 1):  # chunk 0 warms up (the sync trigger loads the model)
             block = np.ascontiguousarray(X[chunk * rows:(chunk + 1) * rows])
-            runs = [("raw", lambda block=block: predict_raw(model, block)),
-                    ("plain", insert("m_plain", chunk)), ("sync", insert("m_sync", chunk))]
+            runs: list[tuple[str, Callable[[], Any]]] = [
+                ("raw", partial(predict_raw, model, block)),
+                ("plain", insert("m_plain", chunk)), ("sync", insert("m_sync", chunk))]
             shift = chunk % len(runs)
             for name, call in runs[shift:] + runs[:shift]:
                 t0 = time.perf_counter()

@@ -21,8 +21,9 @@ import json
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,7 @@ def _step(case: Case, p: Prepared, limit: Any, checked: list[int], out: dict[str
     def step(isolated: bool) -> None:
         estimator = algorithm.make(req.hyperparams)
         work = fitting.fit_work(algorithm, estimator, rows, y, train_idx, "regression", req)
+        blobs: Sequence[bytes]
         if isolated:
             value, blobs = _isolate.run(work, check=lambda: checked.append(1),
                                         notice=lambda _: None, limit=limit)
@@ -216,8 +218,7 @@ def runner(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
         warm = time.perf_counter()
         step(True)
         n = _rounds(settings, time.perf_counter() - warm)
-        times = _interleaved({"direct": lambda step=step: step(False),
-                              "isolated": lambda step=step: step(True)}, n)
+        times = _interleaved({"direct": partial(step, False), "isolated": partial(step, True)}, n)
         direct, isolated = _summary(times["direct"]), _summary(times["isolated"])
         same_bytes = out["direct"][0] == out["isolated"][0]  # skops files carry timestamps
         direct_values, isolated_values = out["direct"][1], out["isolated"][1]
@@ -321,8 +322,7 @@ def end_to_end(server: Server, settings: Settings, p: Prepared) -> dict[str, Any
             warm = time.perf_counter()
             call("isolated")
             n = _rounds(settings, time.perf_counter() - warm)
-            times = _interleaved({path: (lambda path=path, call=call: call(path))
-                                  for path in sessions}, n)
+            times = _interleaved({path: partial(call, path) for path in sessions}, n)
             with connect(server.uri) as conn:
                 stored = {path: [bytes(r[0]) for r in conn.execute(
                     "SELECT data FROM pyml.files WHERE model_id = %s ORDER BY part",

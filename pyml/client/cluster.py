@@ -300,11 +300,11 @@ class Cluster:
                             " again; until then the jobs kept in pyml do not run)"
                         ) from exc
                     with cron.transaction():
-                        for job in jobs:
+                        for kept in jobs:
                             cron.execute(
                                 "INSERT INTO cron.job (schedule, command, nodename, nodeport,"
                                 " database, username, active, jobname)"
-                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", job)
+                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", kept)
             job = cron.execute(
                 "SELECT jobid, command, database FROM cron.job"
                 " WHERE jobname = %s AND username = current_user", (CRON_JOB,)).fetchone()

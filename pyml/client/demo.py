@@ -21,7 +21,8 @@ DEMO_DB = "pyml_demo"
 PROJECT = "Breast Cancer Detection"
 
 
-def show(conn: psycopg.Connection, title: str, query: str, params: tuple[Any, ...] = ()) -> list:
+def show(conn: psycopg.Connection, title: str, query: str,
+         params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     print(f"\n== {title}\n   {psycopg.ClientCursor(conn).mogrify(query, params)}")
     cur = conn.execute(query, params)
     rows = cur.fetchall() if cur.description else []
@@ -83,7 +84,9 @@ def main() -> int:
         head = ", ".join(f"{v:g}" for v in features[:3])
         print(f"   SELECT pyml.predict('{PROJECT}', ARRAY[{head}, ...]::real[]),"
               f" pyml.predict_proba('{PROJECT}', ARRAY[{head}, ...]::real[])")
-        prediction, proba = conn.execute(query, (PROJECT, features, PROJECT, features)).fetchone()
+        predicted = conn.execute(query, (PROJECT, features, PROJECT, features)).fetchone()
+        assert predicted is not None
+        prediction, proba = predicted
         print(f"   -> predict = {prediction:g} (malignant: {row[-1]}), "
               f"proba = [{proba[0]:.4f}, {proba[1]:.4f}]")
         latencies = []
@@ -144,7 +147,8 @@ def _streaming(conn: psycopg.Connection, uri: str) -> None:
         print("   a 500-row INSERT: one vectorized batch, one NOTIFY")
         conn.execute(insert, (2000, 500))
         events = consumer.read(timeout=2)
-        print(f"   -> {len(events)} events, models {sorted({e.model_id for e in events})}")
+        models = sorted({e.model_id for e in events if e.model_id is not None})
+        print(f"   -> {len(events)} events, models {models}")
         consumer.ack(events[-1])
     conn.execute("ALTER TABLE arrivals RENAME TO arrivals_sync")
     conn.execute("CREATE TABLE arrivals (LIKE arrivals_sync)")

@@ -79,7 +79,7 @@ def check_integers(algorithm: str, params: dict[str, Any]) -> None:
     ``1e20`` arrives as an integer, which scikit-learn's "[1, inf)" would accept)."""
     for name, value in params.items():
         if isinstance(value, Integral) and not isinstance(value, bool) and not (
-                INT64_MIN <= value <= INT64_MAX):
+                INT64_MIN <= int(value) <= INT64_MAX):
             raise _out_of_range(name, algorithm, INT64_MIN, INT64_MAX, value)
 
 
@@ -105,7 +105,7 @@ def check_lightgbm(algorithm: str, params: dict[str, Any]) -> None:
             continue
         low, high = bounds
         if isinstance(value, bool) or not isinstance(value, Integral) or not (
-                low <= value <= high):
+                low <= int(value) <= high):
             raise _out_of_range(name, algorithm, low, high, value)
 
 

@@ -114,7 +114,8 @@ class Booster:
         single = self.num_classes <= 1
 
         def predict(values: Sequence[float]) -> Any:
-            row[:] = values
+            # ctypes takes any sequence of numbers; typeshed only a list[c_double | float]
+            row[:] = values  # type: ignore[call-overload]
             if call(fast, row, out_len_ref, out):
                 _check(-1)
             return out[0] if single else out[: out_len.value]

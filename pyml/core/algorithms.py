@@ -204,14 +204,14 @@ def resolve(name: str, task: str) -> Algorithm:
             hint="Valid algorithms: " + ", ".join(ALGORITHMS) + ".",
         )
     if name in _UNSUPERVISED or task in UNSUPERVISED_TASKS:
-        own_task, target = _UNSUPERVISED.get(name, ("", ""))
+        own_task, own_target = _UNSUPERVISED.get(name, ("", ""))
         if own_task != task:
             valid = [n for n, (t, _) in _UNSUPERVISED.items() if t == task]
             raise InvalidParameterValue(
                 f'algorithm "{name}" does not support task "{task}"',
                 hint=(f"Algorithms for {task}: " + ", ".join(valid) + ".") if valid else None,
             )
-        return Algorithm(name=name, task=task, target=target)
+        return Algorithm(name=name, task=task, target=own_target)
     regressor, classifier = _REGISTRY[name]
     target = regressor if task == "regression" else classifier
     if target is None:

@@ -29,7 +29,7 @@ class Dataset:
 
     name: str
     columns: list[tuple[str, str]]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     description: str
 
 
@@ -72,10 +72,11 @@ _WINE_FEATURES = [
 def _pick(bunch: Any, names: list[str]) -> list[list[float]]:
     """Return ``bunch.data`` as lists of floats, columns reordered to ``names``."""
     order = [list(bunch.feature_names).index(name) for name in names]
-    return bunch.data[:, order].astype(float).tolist()
+    rows: list[list[float]] = bunch.data[:, order].astype(float).tolist()
+    return rows
 
 
-def _join(features: list[list[Any]], labels: list[Any]) -> list[tuple]:
+def _join(features: list[list[Any]], labels: list[Any]) -> list[tuple[Any, ...]]:
     """Zip feature lists and label values (a scalar or a list) into row tuples."""
     return [
         (*x, *(y if isinstance(y, list) else [y])) for x, y in zip(features, labels, strict=True)
@@ -163,7 +164,7 @@ def load(
     source: str,
     subset: str | None = None,
     limit: int | None = None,
-    kwargs: dict | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> Dataset:
     """Build the offline dataset ``source``, keeping at most ``limit`` rows.
 

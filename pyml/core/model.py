@@ -233,7 +233,8 @@ class Model:
 
         if self.format == "skops":
             return np.asarray(self._sklearn(X).predict(X)).astype(np.int64)
-        return np.argmax(self._proba_t(X), axis=1)
+        index: np.ndarray = np.argmax(self._proba_t(X), axis=1)
+        return index
 
     def scores(self, X: np.ndarray) -> np.ndarray | None:
         """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
@@ -323,7 +324,8 @@ class Model:
                 hint="Use pyml.predict_label to get the label, or pyml.predict_proba.",
             )
         lookup = np.asarray([float(c) for c in classes], dtype=np.float64)
-        return lookup[self.class_index(X)]
+        labels: np.ndarray = lookup[self.class_index(X)]
+        return labels
 
     def decompose(self, X: np.ndarray) -> np.ndarray:
         """``pyml.decompose``: the components of each row (decomposition projects)."""

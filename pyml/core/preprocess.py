@@ -162,7 +162,8 @@ def _encode(name: str, encode: Any) -> tuple[str | None, tuple[str, ...] | None]
         values = encode["ordinal"]
         if isinstance(values, list) and values and all(
                 v is not None and not isinstance(v, dict | list) for v in values):
-            order = tuple(category_text(v) for v in values)
+            # no value is None (checked above), so no text is None
+            order = tuple(text for text in map(category_text, values) if text is not None)
             if len(set(order)) == len(order):
                 return "ordinal", order
         raise InvalidParameterValue(
@@ -335,7 +336,7 @@ def _steps(rule: Rule, X: np.ndarray, task: str) -> list[tuple[str, Any]]:
             steps.append(("impute", SimpleImputer(missing_values=None, strategy="most_frequent",
                                                   keep_empty_features=True)))
         steps.append(("encode", _encoder(rule, X, task)))
-    elif rule.impute != "error":
+    elif rule.impute is not None and rule.impute != "error":  # not None: numbers (_rule)
         values = np.asarray(X, dtype=np.float64)
         strategy, fill = {
             "mean": ("mean", None), "median": ("median", None), "mode": ("most_frequent", None),

@@ -70,7 +70,7 @@ def deploy(conn: psycopg.Connection, project: str, strategy: str,
 
 
 def now(conn: psycopg.Connection) -> datetime:
-    return one(conn, "SELECT clock_timestamp()")  # type: ignore[no-any-return]
+    return one(conn, "SELECT clock_timestamp()")
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def negative_scores(conn: psycopg.Connection, project: str) -> tuple[int, int]:
     lasso = train(conn, project, relation, "y", "lasso", {"alpha": 10.0}, test_sampling="last")
     linear = train(conn, project, relation, "y", "linear", automatic_deploy=False,
                    test_sampling="last")
-    r2 = dict(conn.execute(
+    r2: dict[int, float] = dict(conn.execute(
         "SELECT id, (metrics->>'r2')::float8 FROM pyml.models WHERE id IN (%s, %s)",
         (lasso, linear),
     ).fetchall())
@@ -405,7 +405,8 @@ def test_trained_models_one_deployed_per_project(conn: psycopg.Connection, proje
     ).fetchall()
     assert {project, f"{project}_undeployed"} <= {r[0] for r in rows}
     deployed = {r[0] for r in conn.execute(
-        "SELECT DISTINCT p.name FROM pyml.deployments d JOIN pyml.projects p ON p.id = d.project_id"
+        "SELECT DISTINCT p.name FROM pyml.deployments d"
+        " JOIN pyml.projects p ON p.id = d.project_id"
     ).fetchall()}
     for name, live_count in rows:
         assert live_count == (1 if name in deployed else 0), name

@@ -74,12 +74,13 @@ def test_contributions_sum_to_the_prediction(conn: psycopg.Connection,
 def test_a_row_and_an_array_explain_alike(conn: psycopg.Connection,
                                           regressors: dict[str, int]) -> None:
     model_id = regressors["lightgbm"]
-    from_row = dict(conn.execute(
-        "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d, pyml.explain(%s::bigint, d) e",
+    from_row: dict[str, float] = dict(conn.execute(
+        "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
+        " pyml.explain(%s::bigint, d) e",
         (model_id,)).fetchall())
     assert from_row == contributions(conn, model_id)
     conn.execute("SELECT pyml.deploy(%s::bigint)", (model_id,))
-    by_project = dict(conn.execute(
+    by_project: dict[str, float] = dict(conn.execute(
         f"SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
         f" pyml.explain('explain lightgbm', {DIABETES}::real[]) e").fetchall())
     assert by_project == from_row
@@ -119,7 +120,7 @@ def test_no_exact_method_uses_shap(conn: psycopg.Connection, algorithm: str, tas
     model_id = train(conn, f"shap {algorithm}", algorithm, task=task, relation=relation,
                      label=label)
     features = one(conn, "SELECT feature_names FROM pyml.models WHERE id = %s", (model_id,))
-    rows = dict(conn.execute(
+    rows: dict[str, float] = dict(conn.execute(
         f"SELECT e.feature, e.contribution FROM (SELECT * FROM {relation} LIMIT 1) r,"
         " pyml.explain(%s::bigint, r) e", (model_id,)).fetchall())
     assert list(rows) == [*features, "__bias__"]

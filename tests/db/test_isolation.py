@@ -146,7 +146,7 @@ def test_pg_cancel_backend_stops_an_endless_fit(
         try:
             session.execute(*train_sql("iso cancel", rows, "lightgbm", ENDLESS))
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - checked below
+        except BaseException as exc:  # checked below
             outcome.append(exc)
 
     thread = threading.Thread(target=fit)
@@ -319,7 +319,7 @@ def test_a_killed_backend_leaves_no_orphan(cluster: Any, admin_url: str, url: st
         try:
             session.execute(*train_sql("iso killed", rows, "lightgbm", ENDLESS))
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - checked below
+        except BaseException as exc:  # checked below
             outcome.append(exc)
 
     thread = threading.Thread(target=fit)

@@ -494,7 +494,8 @@ def test_predict_batch_one_prediction_per_row(conn: psycopg.Connection,
 
 def test_predict_batch_of_array_agg(conn: psycopg.Connection, diabetes: Trained) -> None:
     batch = [r[0] for r in conn.execute(
-        "SELECT pyml.predict_batch(%s::text, (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
+        "SELECT pyml.predict_batch(%s::text,"
+        " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
         " s3, s4, s5, s6] ORDER BY ctid) FROM pyml.diabetes))",
         (diabetes.project,),
     ).fetchall()]
@@ -554,7 +555,8 @@ def test_predict_into_replaces_the_rows_of_its_keys(conn: psycopg.Connection,
     src = sql.Identifier("public", f"{project}_src")
     out = sql.Identifier("public", f"{project}_out")
     conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 30"
+        "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.*"
+        " FROM pyml.diabetes d LIMIT 30"
     ).format(src))
     conn.execute(sql.SQL(
         "CREATE TABLE {} (id bigint PRIMARY KEY, prediction real, model_id bigint,"
@@ -648,21 +650,23 @@ def test_every_path_gives_the_same_numbers(conn: psycopg.Connection, project: st
     }
     online = {i: one(conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])",
                      (name, features[i])) for i in ids}
-    by_row = dict(conn.execute(sql.SQL(
+    by_row: dict[int, float] = dict(conn.execute(sql.SQL(
         "SELECT id, pyml.predict(%s::text, s) FROM {} s WHERE id = ANY(%s)"
     ).format(src), (name, ids)).fetchall())
-    by_array = dict(conn.execute(sql.SQL(
-        "SELECT id, pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
+    by_array: dict[int, float] = dict(conn.execute(sql.SQL(
+        "SELECT id,"
+        " pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
         " FROM {} WHERE id = ANY(%s)"
     ).format(src), (name, ids)).fetchall())
     batch_values = [r[0] for r in conn.execute(sql.SQL(
-        "SELECT pyml.predict_batch(%s::text, (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
+        "SELECT pyml.predict_batch(%s::text,"
+        " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
         " s3, s4, s5, s6] ORDER BY id) FROM {} WHERE id = ANY(%s)))"
     ).format(src), (name, ids)).fetchall()]
     batch = dict(zip(ids, batch_values, strict=True))
     assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
                (name, f"public.{table}_src", f"public.{table}_out")) == 442
-    into = dict(conn.execute(sql.SQL(
+    into: dict[int, float] = dict(conn.execute(sql.SQL(
         "SELECT id, prediction FROM {} WHERE id = ANY(%s) AND model_id = %s"
     ).format(sql.Identifier("public", f"{table}_out")), (ids, model_id)).fetchall())
     assert len(set(online.values())) > 10

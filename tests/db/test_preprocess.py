@@ -179,7 +179,7 @@ def test_one_hot_explanations_sum_back_into_their_column(
                         (project,)).fetchall()
     assert [f for f, _ in rows] == [*FEATURES, "__bias__"]
     assert sum(c for _, c in rows) == pytest.approx(_predict(conn, project, ROW), rel=1e-5)
-    importance = dict(conn.execute("SELECT * FROM pyml.feature_importance(%s)",
+    importance: dict[str, float] = dict(conn.execute("SELECT * FROM pyml.feature_importance(%s)",
                                    (project,)).fetchall())
     assert list(importance) == list(FEATURES)
     assert sum(importance.values()) == pytest.approx(1.0, rel=1e-5)
@@ -277,10 +277,10 @@ def test_scaling_centres_on_training_statistics(conn: psycopg.Connection, houses
     _train(conn, project, {"size": {"impute": impute, "scale": scale}})
     (at,) = conn.execute(f"SELECT {zero_at} FROM houses WHERE {TRAINING}  AND size IS NOT NULL"
                          ).fetchone()
-    contributions = dict(conn.execute(
+    contributions: dict[str, float] = dict(conn.execute(
         f"SELECT * FROM pyml.explain(%s, {_row(size=repr(float(at)))})", (project,)).fetchall())
     assert contributions["size"] == pytest.approx(0.0, abs=1e-2)
-    elsewhere = dict(conn.execute(
+    elsewhere: dict[str, float] = dict(conn.execute(
         f"SELECT * FROM pyml.explain(%s, {_row(size='300')})", (project,)).fetchall())
     assert abs(elsewhere["size"]) > 1
 

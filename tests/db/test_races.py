@@ -4,7 +4,6 @@ Monitoring rounds, deploys and automatic deploys of one project take the project
 lock first: two rounds started together deploy at most once (and never deadlock), and two
 automatic deploys racing end with the better model live.
 """
-# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -118,8 +117,12 @@ def test_concurrent_deploys_are_serialized(conn: psycopg.Connection, connect: Co
                      " automatic_deploy => false)", (project, algorithm))
     a, b = connect(autocommit=False), connect(autocommit=False)
     a.execute("SELECT * FROM pyml.deploy(%s, 'most_recent')", (project,))  # holds the lock
-    blocked = threading.Thread(target=lambda: (b.execute(
-        "SELECT * FROM pyml.deploy(%s, 'best_score')", (project,)), b.commit()))
+
+    def deploy_best() -> None:
+        b.execute("SELECT * FROM pyml.deploy(%s, 'best_score')", (project,))
+        b.commit()
+
+    blocked = threading.Thread(target=deploy_best)
     blocked.start()
     blocked.join(timeout=1)
     assert blocked.is_alive()  # waits for the first deploy's transaction

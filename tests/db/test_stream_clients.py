@@ -177,7 +177,7 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
-        stderr = open(tmp_path / f"stderr-{len(started)}.txt", "w")  # noqa: SIM115
+        stderr = open(tmp_path / f"stderr-{len(started)}.txt", "w")
         proc = subprocess.Popen([PYML, *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
                                 cwd=ROOT, env=clean_env())
         stderr.close()
@@ -307,7 +307,7 @@ def test_iterating_waits_for_new_events(conn: psycopg.Connection, connect: Conne
                     consumer.ack(event)
                     if len(received) == 6:
                         return
-        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+        except BaseException as exc:  # reported by the test thread
             failure.append(exc)
 
     thread = threading.Thread(target=consume, daemon=True)

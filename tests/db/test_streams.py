@@ -160,7 +160,7 @@ def drain(conn: psycopg.Connection, stream_id: int, consumer: str,
 
 def row_features(conn: psycopg.Connection, table: str, row_id: int) -> list[float]:
     return one(conn, sql.SQL("SELECT ARRAY[{}]::float8[] FROM {} WHERE id = %s").format(
-        FEATURE_COLUMNS, sql.Identifier(table)), (row_id,))  # type: ignore[no-any-return]
+        FEATURE_COLUMNS, sql.Identifier(table)), (row_id,))
 
 
 def triggers(conn: psycopg.Connection, table: str) -> int:
@@ -662,7 +662,7 @@ def test_async_null_feature_becomes_an_event_with_its_error(
     assert error and "bmi" in error
     read_rows = read(conn, stream_id, "reader")
     assert [(r[0], r[2]) for r in read_rows][-1] == (event_id, None)
-    assert view(conn, stream_id)["lag"] == 0  # type: ignore[index]
+    assert view(conn, stream_id)["lag"] == 0
 
 
 def test_async_insert_of_a_null_feature_is_not_refused(conn: psycopg.Connection,
@@ -719,7 +719,7 @@ def test_stream_work_of_one_stream_leaves_the_others(conn: psycopg.Connection,
     insert(conn, table, 1, 5)
     insert(conn, other, 1, 5)
     conn.execute("CALL pyml.stream_work(%s)", (mine,))
-    assert [view(conn, s)["lag"] for s in (mine, theirs)] == [0, 5]  # type: ignore[index]
+    assert [view(conn, s)["lag"] for s in (mine, theirs)] == [0, 5]
     assert len(events(conn, mine)) == 5 and events(conn, theirs) == []
     conn.execute("CALL pyml.stream_work()")
     assert len(events(conn, theirs)) == 5

@@ -109,7 +109,7 @@ DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s
 # ---------------------------------------------------------------------------
 
 
-def _call(function: str, project: str, args: dict[str, Any]) -> tuple[sql.Composable, list[Any]]:
+def _call(function: str, project: str, args: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
     """``SELECT * FROM pyml.<function>(project, name => value::type, ...)`` and its params."""
     parts: list[sql.Composable] = [sql.SQL("%s")]
     params: list[Any] = [project]
@@ -203,8 +203,8 @@ def create_table(conn: psycopg.Connection, name: str, definition: str, rows_sql:
     name = table_name(name)
     table = sql.Identifier("public", name)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(definition)))  # type: ignore[arg-type]
-    conn.execute(sql.SQL("INSERT INTO {} {}").format(table, sql.SQL(rows_sql)))  # type: ignore[arg-type]
+    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(definition)))
+    conn.execute(sql.SQL("INSERT INTO {} {}").format(table, sql.SQL(rows_sql)))
     return f"public.{name}"
 
 

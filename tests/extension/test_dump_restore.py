@@ -98,7 +98,7 @@ def _rows(url: str, table: str, order: str) -> list[object]:
         ]
 
 
-def _predictions(url: str) -> dict[str, list[object]]:
+def _predictions(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every prediction of both live models, in a new session (nothing cached)."""
     with psycopg.connect(url) as conn:
         conn.execute("SET client_min_messages = warning")

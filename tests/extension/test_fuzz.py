@@ -154,7 +154,7 @@ def _edit_block(text: bytes, rng: random.Random, key: bytes,
     if change is None:  # delete the line
         new = re.sub(pattern + rb"\n", b"", blocks[i], count=1)
     else:
-        values = re.search(pattern, blocks[i]).group(1).split(b" ")  # type: ignore[union-attr]
+        values = re.search(pattern, blocks[i]).group(1).split(b" ")
         new = re.sub(pattern, lambda _: key + b"=" + b" ".join(change(values)), blocks[i],
                      count=1)
     if not fix_sizes:
@@ -252,7 +252,7 @@ def _lightgbm_mutations(text: bytes, rng: random.Random) -> Iterator[Mutation]:
             re.sub(rb"^Tree=\d+", b"Tree=%d" % k, b) for k, b in enumerate(swapped)], tail)
         yield "a tree dropped", _join(head, blocks[:-1], tail)
         yield "a tree repeated", _join(head, [*blocks, blocks[0]], tail)
-    sizes = re.search(rb"tree_sizes=(.*)", text).group(1).split(b" ")  # type: ignore[union-attr]
+    sizes = re.search(rb"tree_sizes=(.*)", text).group(1).split(b" ")
     for what, new in (("tree_sizes + 1", [b"%d" % (int(sizes[0]) + 1), *sizes[1:]]),
                       ("tree_sizes - 1", [b"%d" % (int(sizes[0]) - 1), *sizes[1:]]),
                       ("tree_sizes short", sizes[:-1]), ("tree_sizes long", [*sizes, sizes[0]]),
@@ -317,7 +317,8 @@ def _semantic(name: str, rng: random.Random) -> Iterator[tuple[str, Callable[[An
             state = list(tree.__getstate__())
             state[1] = state[1].copy()
             state[1][0] = 10**6
-            new = type(tree).__new__(type(tree))
+            cls: Any = type(tree)  # a Cython class of scikit-learn's, without type information
+            new = cls.__new__(cls)
             new.__setstate__(tuple(state))
             model._tree = new
 
@@ -328,7 +329,8 @@ def _semantic(name: str, rng: random.Random) -> Iterator[tuple[str, Callable[[An
             nodes["idx_end"][0] = 10**6
             nodes["is_leaf"][-1] = 0
             state[2] = nodes
-            new = type(tree).__new__(type(tree))
+            cls: Any = type(tree)  # a Cython class of scikit-learn's, without type information
+            new = cls.__new__(cls)
             new.__setstate__(tuple(state))
             model._tree = new
         yield "idx_array out of range", idx
@@ -430,7 +432,7 @@ def test_damaged_artifacts_never_crash_a_backend(admin: psycopg.Connection,
     rng.shuffle(cases)
     for start in range(0, len(cases), BATCH):
         batch = cases[start:start + BATCH]
-        planted = []
+        planted: list[tuple[Base, str, int]] = []
         for base in {id(b): b for b, _, _ in batch}.values():
             mine = [(what, data) for b, what, data in batch if b is base]
             planted += zip([base] * len(mine), [w for w, _ in mine],
@@ -442,8 +444,8 @@ def test_damaged_artifacts_never_crash_a_backend(admin: psycopg.Connection,
                 _try(session, label, query, params) for query, params in _calls(base, model_id)]
             for rows in results:
                 assert rows is None or _numbers(rows), f"{label}: {rows!r}"
-            refused = deployed is None or None in results
-            tally.setdefault(base.name, [0, 0])[0 if refused else 1] += 1
+            was_refused = deployed is None or None in results
+            tally.setdefault(base.name, [0, 0])[0 if was_refused else 1] += 1
         assert sentinel.execute("SELECT 1").fetchone() == (1,), "a backend crashed"
     assert sentinel.execute("SELECT 1").fetchone() == (1,)
 

@@ -14,6 +14,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -157,7 +158,7 @@ SNAPSHOT_QUERIES: dict[str, str] = {
     """,
 }
 
-Snapshot = dict[str, list[tuple[object, ...]]]
+Snapshot = dict[str, list[tuple[Any, ...]]]  # rows as psycopg returns them
 
 
 def catalog_snapshot(url: str) -> Snapshot:

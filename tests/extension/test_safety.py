@@ -99,7 +99,8 @@ def assert_refused(admin: psycopg.Connection, model_id: int) -> psycopg.errors.D
     """The model is refused with XX001: at deploy (deploy loads the model first), or, when
     deploy by id does not load it, at every prediction. Predicting with it by id is refused
     either way. Returns the first refusal."""
-    errors = []
+    errors: list[psycopg.errors.DataCorrupted] = []
+    calls: list[tuple[str, tuple[object, ...]]]
     try:
         deployed = admin.execute("SELECT model_id, strategy FROM pyml.deploy(%s)", (model_id,))
     except psycopg.errors.DataCorrupted as error:
@@ -117,8 +118,8 @@ def assert_refused(admin: psycopg.Connection, model_id: int) -> psycopg.errors.D
         with pytest.raises(psycopg.errors.DataCorrupted) as info:
             admin.execute(query, params)
         errors.append(info.value)
-    for error in errors:
-        assert error.diag.sqlstate == "XX001"
+    for refused in errors:
+        assert refused.diag.sqlstate == "XX001"
     return errors[0]
 
 
@@ -135,7 +136,7 @@ def test_real_models_predict(admin: psycopg.Connection, models: dict[str, int]) 
 def test_payload_is_live(tmp_path: Path) -> None:
     """Unpickling the payload does run it: the refusals below are real."""
     probe = tmp_path / "probe"
-    pickle.loads(pickle.dumps(_Planted(str(probe))))  # noqa: S301 - the payload under test
+    pickle.loads(pickle.dumps(_Planted(str(probe))))  # the payload under test
     assert probe.is_dir()
 
 

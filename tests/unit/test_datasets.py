@@ -114,7 +114,7 @@ def test_shape_columns_and_value_types(name):
 def test_dataset_is_frozen():
     ds = datasets.load("iris", limit=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ds.name = "other"  # type: ignore[misc]
+        ds.name = "other"
 
 
 def test_breast_cancer_malignant_is_target_zero():

@@ -250,7 +250,7 @@ def _double_line(key: bytes) -> Edit:
 
 
 def _size_off_by_one(text: bytes) -> bytes:
-    sizes = re.search(rb"tree_sizes=(.*)", text).group(1).split(b" ")  # type: ignore[union-attr]
+    sizes = re.search(rb"tree_sizes=(.*)", text).group(1).split(b" ")
     sizes[1] = b"%d" % (int(sizes[1]) - 1)
     return _header(text, b"tree_sizes", b" ".join(sizes))
 
@@ -333,7 +333,7 @@ DAMAGE: list[tuple[str, str, Edit, str]] = [
     ("regression", "tree_sizes off by one", _size_off_by_one,
      r"tree_sizes gives Tree 1 (\d+) bytes, but it has \d+ bytes\."),
     ("regression", "tree_sizes missing a tree", lambda t: _header(
-        t, b"tree_sizes", b" ".join(re.search(rb"tree_sizes=(.*)", t).group(1)  # type: ignore
+        t, b"tree_sizes", b" ".join(re.search(rb"tree_sizes=(.*)", t).group(1)
                                     .split(b" ")[:-1])),
      'tree_sizes lists 3 trees, and "Tree=3" follows them instead of "end of trees".'),
     ("regression", "tree_sizes negative", lambda t: _header(t, b"tree_sizes", b"-5"),
@@ -637,7 +637,8 @@ def _damaged_binary_tree(position: int, change: Callable[[Any], Any]) -> Callabl
         tree = model._tree
         state = list(tree.__getstate__())
         state[position] = change(state[position])
-        new = type(tree).__new__(type(tree))
+        cls: Any = type(tree)  # a Cython class of scikit-learn's, without type information
+        new = cls.__new__(cls)
         new.__setstate__(tuple(state))
         model._tree = new
         return model

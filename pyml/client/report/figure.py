@@ -6,12 +6,13 @@ import datetime
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pyml.client.report.history import Deployment, History, Round, is_prediction, number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 TOP_FEATURES = 8  # features named in the legend (by highest PSI); the others are drawn in grey
 FEATURE_COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink",
@@ -82,19 +83,20 @@ def _plot_drift(ax: Axes, rounds: Sequence[Round], start: datetime.datetime,
     series = _psi_series(rounds)
     named = _named_features(series)
     for feature in filter(is_prediction, series):
-        ax.plot(times, series[feature], color="black", linewidth=2.6, marker="D", zorder=4,
+        ax.plot(_dates(times), series[feature], color="black", linewidth=2.6, marker="D", zorder=4,
                 label=_plain(f"{feature} (the model's predictions)"))
     for feature, colour in zip(named, FEATURE_COLOURS, strict=False):
-        ax.plot(times, series[feature], color=colour, linewidth=1.4, marker="o", markersize=4,
-                zorder=3, label=_plain(feature))
+        ax.plot(_dates(times), series[feature], color=colour, linewidth=1.4, marker="o",
+                markersize=4, zorder=3, label=_plain(feature))
     others = [f for f in series if f not in named and not is_prediction(f)]
     for feature in others:
-        ax.plot(times, series[feature], color="0.75", linewidth=0.9, marker=".", zorder=2)
+        ax.plot(_dates(times), series[feature], color="0.75", linewidth=0.9, marker=".",
+                zorder=2)
     if others:
         ax.plot([], [], color="0.75", linewidth=0.9, marker=".",
                 label=f"{len(others)} other feature{'s' if len(others) > 1 else ''}")
     thresholds = [r.psi_threshold for r in rounds]
-    ax.plot([start, *times[1:], end], [thresholds[0], *thresholds], linestyle="--",
+    ax.plot(_dates([start, *times[1:], end]), [thresholds[0], *thresholds], linestyle="--",
             color="tab:red", drawstyle="steps-post", linewidth=1.2, label="PSI threshold")
     _psi_scale(ax, [v for vs in series.values() for v in vs], min(thresholds))
     ax.set_ylabel("PSI")
@@ -146,12 +148,13 @@ def _plot_deployments(ax: Axes, deployments: Sequence[Deployment], start: dateti
         return
     times = [max(d.created_at, start) for d in deployments]
     ids = [d.model_id for d in deployments]
-    ax.plot([*times, end], [*ids, ids[-1]], drawstyle="steps-post", color="0.4", linewidth=1.5)
+    ax.plot(_dates([*times, end]), [*ids, ids[-1]], drawstyle="steps-post", color="0.4",
+            linewidth=1.5)
     for strategy, (marker, colour) in STRATEGY_STYLE.items():
         shown = [d for d in deployments if d.strategy == strategy and d.created_at >= start]
         if shown:
             retrain = strategy == "retrain"
-            ax.scatter([d.created_at for d in shown], [d.model_id for d in shown],
+            ax.scatter(_dates([d.created_at for d in shown]), [d.model_id for d in shown],
                        marker=marker, color=colour, s=160 if retrain else 60, zorder=3,
                        edgecolors="black" if retrain else "none", label=strategy)
     for when, model_id in zip(times, ids, strict=True):
@@ -169,13 +172,21 @@ def _plot_deployments(ax: Axes, deployments: Sequence[Deployment], start: dateti
                   frameon=False, title="strategy", title_fontsize="small")
 
 
+def _dates(values: list[datetime.datetime]) -> ArrayLike:
+    """Datetimes as x values: matplotlib converts them (its date units), but its type stubs take
+    only numbers. The list itself is what is plotted."""
+    return cast("ArrayLike", values)
+
+
 def _format_time_axis(ax: Axes, start: datetime.datetime, end: datetime.datetime) -> None:
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(tz=start.tzinfo)
+    # the date locator and formatter have no annotations in matplotlib's stubs
+    locator = mdates.AutoDateLocator(tz=start.tzinfo)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=start.tzinfo))
-    ax.set_xlim(start, end)  # type: ignore[arg-type]
+    formatter = mdates.ConciseDateFormatter(locator, tz=start.tzinfo)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(formatter)
+    ax.set_xlim(start, end)  # type: ignore[arg-type]  # datetimes, as in _dates
 
 
 def _empty(ax: Axes, message: str) -> None:

@@ -508,9 +508,9 @@ def _class_table() -> bytes:
     table = bytearray(256)  # 0: a byte that has no place in a list of numbers
     for byte in b"0123456789":
         table[byte] = _DIGIT
-    for byte, cls in ((b"\n", _EDGE), (b" ", _SPACE), (b"-", _MINUS), (b"+", _PLUS),
+    for char, cls in ((b"\n", _EDGE), (b" ", _SPACE), (b"-", _MINUS), (b"+", _PLUS),
                       (b".", _DOT), (b"e", _EXP)):
-        table[byte[0]] = cls
+        table[char[0]] = cls
     return bytes(table)
 
 

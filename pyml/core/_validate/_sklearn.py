@@ -82,7 +82,7 @@ class _SklearnObjects:
                 raise Invalid(f"{path} is a histogram gradient boosting predictor outside its "
                                "estimator.")
             tree = getattr(obj, "tree_", None)
-            if _NATIVE.get(_type_name(tree)) == "tree":
+            if tree is not None and _NATIVE.get(_type_name(tree)) == "tree":
                 expected = getattr(obj, "n_features_in_", tree.n_features)
                 if tree.n_features != expected:
                     raise Invalid(f"{path}.tree_ has {tree.n_features} features, but its "
