@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from pyml.core.registry import FileRow
 from pyml.errors import DataCorrupted
 
 FORMATS = ("lightgbm-text", "xgboost-json", "catboost-cbm", "skops")
@@ -106,33 +108,43 @@ def _dump_model(kind: str, estimator: Any) -> list[Part]:
     return [Part(0, "skops", skops.io.dumps(estimator))]
 
 
-def load(rows: list[dict[str, Any]]) -> Loaded:
-    """Verify and load stored parts: the model's format and parts, and its preprocessing."""
-    rows = sorted(rows, key=lambda r: r["part"])
-    extra = [r for r in rows if r["format"] == PREPROCESSOR]
-    rows = [r for r in rows if r["format"] != PREPROCESSOR]
-    if not rows:
+def load(rows: Iterable[FileRow | Mapping[str, Any]]) -> Loaded:
+    """Verify and load stored parts: the model's format and parts, and its preprocessing.
+
+    ``rows`` are rows of ``pyml.files``: :class:`~pyml.core.registry.FileRow`, or mappings
+    with the same keys (part, format, sha256, data), as psycopg's ``dict_row`` reads them.
+    """
+    files = sorted((_file(r) for r in rows), key=lambda f: f.part)
+    extra = [f for f in files if f.format == PREPROCESSOR]
+    files = [f for f in files if f.format != PREPROCESSOR]
+    if not files:
         raise DataCorrupted("model has no artifact")
     if len(extra) > 1:
         raise DataCorrupted("model artifact has more than one preprocessing part")
     preprocessor = _load(PREPROCESSOR, extra)[0] if extra else None
-    formats = {r["format"] for r in rows}
+    formats = {f.format for f in files}
     if len(formats) != 1 or not formats <= set(FORMATS):
         raise DataCorrupted(
             f'model artifact has format "{", ".join(sorted(formats))}", which is not allowed',
             detail="Allowed formats: " + ", ".join(FORMATS) + ".",
         )
     fmt = formats.pop()
-    return Loaded(fmt, _load(fmt, rows), preprocessor)
+    return Loaded(fmt, _load(fmt, files), preprocessor)
 
 
-def _load(fmt: str, rows: list[dict[str, Any]]) -> list[Any]:
+def _file(row: FileRow | Mapping[str, Any]) -> FileRow:
+    if isinstance(row, FileRow):
+        return row
+    return FileRow(row["part"], row["format"], row["sha256"], row["data"])
+
+
+def _load(fmt: str, files: list[FileRow]) -> list[Any]:
     blobs = []
-    for row in rows:
-        data = bytes(row["data"])
-        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+    for file in files:
+        data = bytes(file.data)
+        if hashlib.sha256(data).hexdigest() != file.sha256:
             raise DataCorrupted(
-                f"model artifact part {row['part']} fails its checksum",
+                f"model artifact part {file.part} fails its checksum",
                 detail="The stored sha256 does not match the stored bytes.",
             )
         blobs.append(data)

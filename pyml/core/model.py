@@ -8,7 +8,6 @@ gives the same numbers.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,8 @@ from pyml.errors import (
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from pyml.core.registry import FileRow, ModelRow
 
 
 class Model:
@@ -73,20 +74,21 @@ class Model:
         return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
 
     @classmethod
-    def from_rows(cls, model: dict[str, Any], files: list[dict[str, Any]],
-                  columns: list[str]) -> Model:
+    def from_rows(cls, model: ModelRow, files: Sequence[FileRow], columns: list[str]) -> Model:
+        """Load the model of a ``pyml.models`` row from its files; ``columns``: the relation
+        columns it was trained on, in order."""
         fmt, parts, preprocessor = artifacts.load(files)
         return cls(
-            preprocess=json.loads(model["preprocess"]) if model.get("preprocess") else None,
+            preprocess=model.preprocess,
             preprocessor=preprocessor,
             columns=columns,
-            id=model["id"],
-            project=model["project"],
-            project_id=model["project_id"],
-            task=model["task"],
-            algorithm=model["algorithm"],
-            feature_names=list(model["feature_names"] or []),
-            classes=model["classes"],
+            id=model.id,
+            project=model.project,
+            project_id=model.project_id,
+            task=model.task,
+            algorithm=model.algorithm,
+            feature_names=list(model.feature_names or []),
+            classes=model.classes,
             format=fmt,
             parts=parts,
         )

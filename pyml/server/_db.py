@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
-Row = dict[str, Any]
+Row = dict[str, Any]  # a result row, by column name: the store makes typed rows of them
 
 
 class Caller(NamedTuple):

@@ -425,14 +425,14 @@ def deployed_model(plpy: Any, GD: dict[str, Any], project_name: str, at: str) ->
     db = _db(plpy, GD)
     project = store.require_project(db, project_name)
     privileges.require(db, project, "predict")
-    return store.deployed_model_at(db, project["id"], at)
+    return store.deployed_model_at(db, project.id, at)
 
 
 @_sql
 def lineage(plpy: Any, GD: dict[str, Any], model_id: int) -> str:
     db = _db(plpy, GD)
     model = store.get_model(db, model_id)
-    privileges.require(db, {"id": model["project_id"], "name": model["project"]}, "predict")
+    privileges.require(db, privileges.ProjectName(model.project_id, model.project), "predict")
     return store.model_lineage(db, model_id)
 
 
@@ -458,8 +458,8 @@ def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str |
                                        "predict" if relation_name is not None else "admin")
     window = monitoring.DEFAULT_WINDOW
     if relation_name is None:
-        setting = store.get_monitor(db, project["id"])
-        window = setting["every"] if setting else window
+        setting = store.get_monitor(db, project.id)
+        window = setting.every if setting else window
     rows, _ = monitoring.drift(db, model, relation_name, stats.PSI_THRESHOLD, caller_search_path,
                             window)
     return [tuple(r) for r in rows]
@@ -491,7 +491,7 @@ def unmonitor(plpy: Any, GD: dict[str, Any], project_name: str) -> bool:
     db = _db(plpy, GD)
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
-    return store.delete_monitor(db, project["id"])
+    return store.delete_monitor(db, project.id)
 
 
 @_sql
@@ -511,7 +511,7 @@ def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rat
     db = _db(plpy, GD)
     project = store.require_project(db, params.non_empty("project_name", project_name))
     privileges.require(db, project, "admin")
-    store.set_prediction_logging(db, project["id"], sample_rate)  # announced by its trigger
+    store.set_prediction_logging(db, project.id, sample_rate)  # announced by its trigger
 
 
 @_sql

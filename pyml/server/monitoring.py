@@ -64,7 +64,7 @@ class Round(NamedTuple):
 
 
 def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
-              privilege: str | None) -> tuple[dict[str, Any], Model]:
+              privilege: str | None) -> tuple[store.ProjectRow, Model]:
     """The project and the model to check: ``model_id`` (of that project) or the live one,
     for a caller who holds ``privilege`` on the project (None: checked already)."""
     project, live_id = store.live_model_id(db, project_name)
@@ -78,7 +78,7 @@ def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
             )
         model_id = live_id
     model = load(model_id)
-    if model.project != project["name"]:
+    if model.project != project.name:
         raise ObjectNotInPrerequisiteState(
             f'model {model_id} belongs to project "{model.project}", not "{project_name}"')
     return project, model
@@ -86,12 +86,12 @@ def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
 
 def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
           search_path: str | None = None, window: str = DEFAULT_WINDOW,
-          settings: dict[str, Any] | None = None) -> tuple[list[Drift], int]:
+          settings: store.ModelSettings | None = None) -> tuple[list[Drift], int]:
     """Per feature PSI and KS (numbers) or PSI and Jensen-Shannon (categories), and the
     same for the predictions; with the number of rows compared. ``settings``: the model's
     ``store.model_settings``, when the caller has them already."""
     settings = settings or store.model_settings(db, model.id)
-    columns = settings["columns"]
+    columns = settings.columns
     if not columns:
         raise ObjectNotInPrerequisiteState(
             f"model {model.id} has no training statistics (its snapshot was deleted)")
@@ -103,9 +103,9 @@ def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
     source = f'relation "{relation_name}"' if relation_name else f"the last {window} of calls"
     db.notice(f"pyml: comparing {n} rows of {source} with the training rows of model {model.id}")
     rows: list[Drift] = []
-    for name, baseline in features.items():
-        rows += _compare(name, baseline, values[name], psi_threshold)
-    baseline = settings["baseline"]
+    for name, trained in features.items():
+        rows += _compare(name, trained, values[name], psi_threshold)
+    baseline = settings.baseline
     if baseline is not None and predictions is not None:
         if "targets" in baseline:
             for j, target in enumerate(baseline["targets"]):
@@ -175,7 +175,7 @@ def _logged(db: Db, model: Model, features: dict[str, Any], window: str
     inputs: dict[str, list[Any]] = {}
     predicted: list[Any] = []
     for row in rows:
-        given = json.loads(row["features"])
+        given = row.features
         if isinstance(given, list):
             given = dict(zip(model.feature_names, given, strict=False))
         elif given and not given.keys() & features.keys() and all(
@@ -186,7 +186,7 @@ def _logged(db: Db, model: Model, features: dict[str, Any], window: str
         for name in features:
             if name not in given and f"{name}[1]" not in given:
                 inputs.setdefault(name, []).append(None)
-        predicted.append(json.loads(row["prediction"]))
+        predicted.append(row.prediction)
     values: dict[str, Any] = {}
     for name, baseline in features.items():
         if "categories" in baseline:
@@ -237,34 +237,34 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     """
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
-    store.lock_project(db, project["id"])
+    store.lock_project(db, project.id)
     project, live = model_for(db, project_name, None, load, None)
     settings = store.model_settings(db, live.id)
-    monitor = store.get_monitor(db, project["id"])
-    relation = monitor["relation_name"] if monitor else settings["relation_name"]
+    monitor = store.get_monitor(db, project.id)
+    relation = monitor.relation_name if monitor else settings.relation_name
     if relation is None:
         raise ObjectNotInPrerequisiteState(
             f'project "{project_name}" has no relation to check',
             hint="Set one with pyml.monitor(project_name, relation_name).")
-    threshold = monitor["psi_threshold"] if monitor else stats.PSI_THRESHOLD
-    retrain = monitor["retrain"] if monitor else True
+    threshold = monitor.psi_threshold if monitor else stats.PSI_THRESHOLD
+    retrain = monitor.retrain if monitor else True
     rows, n = drift(db, live, relation, threshold, search_path, settings=settings)
     drifted = any(r.drifted for r in rows)
     outcome: dict[str, Any] = {"decision": "drifted" if drifted else "stable"}
     if drifted and retrain:
-        outcome = _retrain(db, project, live, settings, relation, KEY_METRIC[project["task"]])
+        outcome = _retrain(db, project, live, settings, relation, KEY_METRIC[project.task])
     report = store.insert_report(
-        db, project_id=project["id"], model_id=live.id, relation_name=relation, row_count=n,
+        db, project_id=project.id, model_id=live.id, relation_name=relation, row_count=n,
         psi_threshold=threshold, features=[r._asdict() for r in rows], drifted=drifted,
         retrained="new_model_id" in outcome, deployed=outcome["decision"] == "deployed",
         **outcome,
     )
     if monitor:
-        store.finish_round(db, project["id"])
+        store.finish_round(db, project.id)
     result = Round(drifted, "new_model_id" in outcome, outcome["decision"] == "deployed",
-                   live.id, outcome.get("new_model_id"), int(report["id"]))
+                   live.id, outcome.get("new_model_id"), report.id)
     store.notify(db, CHANNEL, json.dumps({
-        "project": project["name"], "report_id": result.report_id,
+        "project": project.name, "report_id": result.report_id,
         "decision": outcome["decision"], "drifted": drifted,
         "drifted_features": sorted({r.feature for r in rows if r.drifted}),
         "retrained": result.retrained, "deployed": result.deployed,
@@ -275,19 +275,19 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     return result
 
 
-def _retrain(db: Db, project: dict[str, Any], live: Model, settings: dict[str, Any],
+def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.ModelSettings,
              relation: str, metric: str) -> dict[str, Any]:
     """Train a candidate like the live model on the current relation; score both on the
     candidate's held-out rows; deploy the candidate only if its score is higher."""
     from pyml.server import training as train
 
     request = train.TrainRequest(
-        project_name=project["name"], relation_name=relation,
-        y_column_name=list(settings["y_column_name"] or []), algorithm=settings["algorithm"],
-        hyperparams=settings["hyperparams"] or {}, test_size=settings["test_size"],
-        test_sampling=settings["test_sampling"], automatic_deploy=False,
+        project_name=project.name, relation_name=relation,
+        y_column_name=list(settings.y_column_name or []), algorithm=settings.algorithm,
+        hyperparams=settings.hyperparams or {}, test_size=settings.test_size,
+        test_sampling=settings.test_sampling, automatic_deploy=False,
         preprocess={name: {k: v for k, v in rule.items() if k != "fitted"}
-                    for name, rule in (settings["preprocess"] or {}).items()},
+                    for name, rule in (settings.preprocess or {}).items()},
     )
     try:
         with db.atomic():  # a failed retrain leaves no snapshot or model behind
@@ -307,7 +307,7 @@ def _retrain(db: Db, project: dict[str, Any], live: Model, settings: dict[str, A
         db.notice(f"pyml: model {result.model_id} was not deployed: {changed}")
     deployed = better and changed is None
     if deployed:
-        store.insert_deployment(db, project["id"], result.model_id, "retrain")
+        store.insert_deployment(db, project.id, result.model_id, "retrain")
     return {"decision": "deployed" if deployed else "kept", "new_model_id": result.model_id,
             "metric": metric, "old_score": _score(old), "new_score": _score(new),
             "holdout_rows": len(X), **({"detail": changed} if changed else {})}
@@ -356,15 +356,15 @@ def run_due(db: Db, load: LoadModel, database: int) -> list[tuple[str, Round | N
     done: list[tuple[str, Round | None, str | None]] = []
     before = store.current_role_setting(db)
     for monitor in store.due_monitors(db):
-        if not store.may_act_as(db, monitor["created_by"]):
+        if not store.may_act_as(db, monitor.created_by):
             continue
-        project = monitor["project"]
+        project = monitor.project
         try:
             with db.atomic():
-                store.set_role(db, monitor["created_by"])
+                store.set_role(db, monitor.created_by)
                 try:
-                    if not (store.try_lock_round(db, monitor["project_id"])
-                            and _due(store.get_monitor(db, monitor["project_id"]))):
+                    if not (store.try_lock_round(db, monitor.project_id)
+                            and _due(store.get_monitor(db, monitor.project_id))):
                         continue
                     done.append((project, check(db, project, load), None))
                 finally:
@@ -372,13 +372,13 @@ def run_due(db: Db, load: LoadModel, database: int) -> list[tuple[str, Round | N
         except PymlError as exc:
             db.warning(f'pyml: monitoring round of "{project}" failed: {exc.message}')
             done.append((project, None, exc.message))
-            store.finish_round(db, monitor["project_id"])
+            store.finish_round(db, monitor.project_id)
     return done
 
 
-def _due(monitor: dict[str, Any] | None) -> bool:
+def _due(monitor: store.MonitorRow | None) -> bool:
     """Still due, as of now (another round may have run while this one waited)."""
-    return monitor is not None and monitor["due"]
+    return monitor is not None and monitor.due
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +448,7 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
         raise InvalidParameterValue(f'"every" must be a positive interval, not "{every}"')
     if not psi_threshold > 0:
         raise InvalidParameterValue(f"psi_threshold must be positive, not {psi_threshold}")
-    monitor_id = store.save_monitor(db, project["id"], relation.qualified, every,
+    monitor_id = store.save_monitor(db, project.id, relation.qualified, every,
                                     psi_threshold, bool(retrain))
     if store.cron_schedule(db, CRON_JOB, CRON_SCHEDULE, CRON_COMMAND) is None:
         cron_database = store.cron_database(db)

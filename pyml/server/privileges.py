@@ -16,7 +16,7 @@ lives in SQL (``pyml._projects_with``), where row-level security uses it too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NamedTuple
 
 from pyml.core import params
 from pyml.errors import InsufficientPrivilege
@@ -26,16 +26,24 @@ from pyml.server._db import Db
 PRIVILEGES = ("predict", "train", "deploy", "admin")
 
 
+class ProjectName(NamedTuple):
+    """A project as a privilege check names it, where no ``pyml.projects`` row is at hand
+    (a model's project, a stream's): its id, and its name for the message."""
+
+    id: int
+    name: str
+
+
 def holds(db: Db, project_id: int, privilege: str) -> bool:
     """Whether the current role holds ``privilege`` on the project."""
     return store.has_privilege(db, project_id, privilege)
 
 
-def require(db: Db, project: dict[str, Any], privilege: str) -> None:
-    """42501 unless the current role holds ``privilege`` on ``project`` (a row with id
-    and name)."""
-    if not holds(db, project["id"], privilege):
-        raise denied(db, project["name"], privilege)
+def require(db: Db, project: store.ProjectRow | ProjectName, privilege: str) -> None:
+    """42501 unless the current role holds ``privilege`` on ``project`` (its id; its name for
+    the message)."""
+    if not holds(db, project.id, privilege):
+        raise denied(db, project.name, privilege)
 
 
 def denied(db: Db, project_name: str, privilege: str) -> InsufficientPrivilege:
@@ -53,7 +61,7 @@ def grant(db: Db, project_name: str, grantee: str, privilege: str) -> None:
     project = store.require_project(db, params.non_empty("project_name", project_name))
     require(db, project, "admin")
     role = store.role_name(db, grantee)
-    store.save_grant(db, project["id"], role, privilege, db.caller().name)
+    store.save_grant(db, project.id, role, privilege, db.caller().name)
 
 
 def revoke(db: Db, project_name: str, grantee: str, privilege: str) -> None:
@@ -63,8 +71,8 @@ def revoke(db: Db, project_name: str, grantee: str, privilege: str) -> None:
     project = store.require_project(db, params.non_empty("project_name", project_name))
     require(db, project, "admin")
     role = store.role_name(db, grantee)
-    if not store.delete_grant(db, project["id"], role, privilege):
-        if role == project["owner"]:
+    if not store.delete_grant(db, project.id, role, privilege):
+        if role == project.owner:
             db.notice(f'role "{role}" owns project "{project_name}": it keeps every '
                       "privilege on it")
         else:

@@ -71,10 +71,11 @@ class Serving:
             fresh.pending = store.unsettled(db, fresh.pending)
         return False
 
-    def authorize(self, db: Db, project: dict[str, Any], privilege: str) -> None:
+    def authorize(self, db: Db, project: store.ProjectRow | privileges.ProjectName,
+                  privilege: str) -> None:
         """42501 unless the current role holds ``privilege`` on ``project`` (id and name);
         checked once while nothing changes."""
-        key = (db.user_oid(), project["id"], privilege)
+        key = (db.user_oid(), project.id, privilege)
         if key not in self.rights:
             privileges.require(db, project, privilege)
             self.rights.add(key)
@@ -86,7 +87,9 @@ class Serving:
             model = self.live.get(project)
             if model is not None:
                 if privilege is not None:
-                    self.authorize(db, {"id": model.project_id, "name": project}, privilege)
+                    assert model.project_id is not None  # loaded from its row
+                    self.authorize(db, privileges.ProjectName(model.project_id, project),
+                                   privilege)
                 return model
         project_row, model_id = store.live_model_id(db, project)
         if privilege is not None:
@@ -109,13 +112,14 @@ class Serving:
             self._refresh(db)
             if model is None:
                 row = store.get_model(db, model_id)
-                project = {"id": row["project_id"], "name": row["project"]}
+                project = privileges.ProjectName(row.project_id, row.project)
             else:
-                project = {"id": model.project_id, "name": model.project}
+                assert model.project_id is not None  # loaded from its row
+                project = privileges.ProjectName(model.project_id, model.project)
             self.authorize(db, project, privilege)
         if model is None:
             row = row or store.get_model(db, model_id)
-            if row["status"] != "successful":
+            if row.status != "successful":
                 raise ObjectNotInPrerequisiteState(
                     f"model {model_id} was not trained successfully"
                 )
@@ -135,7 +139,7 @@ class Serving:
         if setting is not None:
             if self._spool is None:
                 self._spool = Spool(self.database)
-            logger = Logger(self._spool, setting["project_id"], setting["sample_rate"])
+            logger = Logger(self._spool, setting.project_id, setting.sample_rate)
         self.loggers[model.project] = logger
         return logger
 

@@ -65,7 +65,7 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
             detail="A stream puts triggers on it, which needs the TRIGGER privilege.",
         )
     relation.column(key_column)
-    preprocess = json.loads(store.get_model(db, model_id)["preprocess"] or "{}")
+    preprocess = store.get_model(db, model_id).preprocess
     for name in store.feature_columns(db, model_id):
         column = relation.column(name)
         if "encode" in preprocess.get(name, {}):  # a category column: read as text
@@ -80,7 +80,7 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
                 f'column "{name}" of "{relation.qualified}" has type {column.type}',
                 detail="The live model reads it as a number.",
             )
-    stream_id = store.save_stream(db, project["id"], relation.oid, key_column, mode, channel)
+    stream_id = store.save_stream(db, project.id, relation.oid, key_column, mode, channel)
     store.create_triggers(db, store.get_stream(db, stream_id))
     return stream_id
 
@@ -91,7 +91,7 @@ def drop(db: Db, project_name: str, source_relation: str,
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, source_relation, search_path)
-    stream = store.find_stream(db, project["id"], relation.oid)
+    stream = store.find_stream(db, project.id, relation.oid)
     if stream is None:
         raise UndefinedObject(
             f'relation "{source_relation}" is not streamed by project "{project_name}"'
@@ -201,13 +201,13 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     written = offset = 0
     while True:
         chunk = store.statement_chunk(db, plan.query, offset)
-        keys = list(chunk["keys"] or [])
+        keys = list(chunk.keys or [])
         if keys:
-            X = store.decode_float8_array(chunk["x"], len(keys)).reshape(len(keys), plan.width)
+            X = store.decode_float8_array(chunk.x, len(keys)).reshape(len(keys), plan.width)
             _require_features(X, keys, plan, stream.key_column, model)
             predictions = model.predict(X).astype("float32").tolist()
             written += _publish(db, stream, Scored(keys, predictions, model.id, _inline(keys)))
-        if int(chunk["taken"]) < CHUNK:
+        if chunk.taken < CHUNK:
             return written
         offset += CHUNK
 
@@ -416,7 +416,7 @@ def _inline(keys: Sequence[str | None]) -> bool:
 def _require_reader(db: Db, stream: store.Stream) -> None:
     """A consumer needs a privilege on the project and SELECT on the streamed relation:
     the events are predictions about its rows, named by their keys."""
-    privileges.require(db, {"id": stream.project_id, "name": stream.project}, "predict")
+    privileges.require(db, privileges.ProjectName(stream.project_id, stream.project), "predict")
     if not store.relation_privilege(db, stream.source_oid, "SELECT"):
         raise InsufficientPrivilege(
             f"permission denied for table {stream.source}",
@@ -426,12 +426,13 @@ def _require_reader(db: Db, stream: store.Stream) -> None:
 
 def read(db: Db, stream_id: int, consumer: str, max_rows: int,
          after_event: int | None) -> list[dict[str, Any]]:
+    """``pyml.stream_read``: the events, as the rows of its result."""
     _require_reader(db, store.get_stream(db, stream_id))
     if not consumer:
         raise InvalidParameterValue("consumer name must not be empty")
     if max_rows < 1:
         raise InvalidParameterValue('"max_rows" must be at least 1')
-    return store.read_events(db, stream_id, consumer, max_rows, after_event)
+    return [e._asdict() for e in store.read_events(db, stream_id, consumer, max_rows, after_event)]
 
 
 def ack(db: Db, stream_id: int, consumer: str, event_id: int) -> None:

@@ -139,7 +139,7 @@ class TrainingData(NamedTuple):
 def train(db: Db, req: TrainRequest) -> TrainResult:
     started = time.perf_counter()
     project = _project(db, req)
-    task = project["task"]
+    task = project.task
     algorithm = algorithms.resolve(req.algorithm, task)
     estimator = algorithm.make(req.hyperparams)  # checks hyperparameters before reading data
     search.check(algorithm, req)
@@ -164,7 +164,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     score_started = time.perf_counter()
     loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
     model = Model(
-        id=None, project=project["name"], task=task, algorithm=req.algorithm,
+        id=None, project=project.name, task=task, algorithm=req.algorithm,
         feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
         columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
     )
@@ -179,7 +179,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     model_id = store.insert_model(
         db,
         parts,
-        project_id=project["id"],
+        project_id=project.id,
         snapshot_id=snapshot.id,
         algorithm=req.algorithm,
         hyperparams=fit.hyperparams,
@@ -196,9 +196,9 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
         baseline=prediction_baseline(model, data.X[test_idx]),
     )
-    store.touch_project(db, project["id"])
+    store.touch_project(db, project.id)
     deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
-    return TrainResult(project["name"], task, req.algorithm, deployed, model_id, metrics,
+    return TrainResult(project.name, task, req.algorithm, deployed, model_id, metrics,
                        (data.X[test_idx], y[test_idx], classes, data.names))
 
 
@@ -206,16 +206,16 @@ def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     """The held-out rows of a model's snapshot (inputs, encoded labels), split as in
     training: the snapshot's relation is read again."""
     snapshot = store.model_snapshot(db, model.id)
-    relation = store.resolve_relation(db, snapshot["relation_name"])
-    task = snapshot["task"]
+    relation = store.resolve_relation(db, snapshot.relation_name)
+    task = snapshot.task
     spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
             for name, rule in model.preprocess.items()}
-    data = read_training_data(db, relation, list(snapshot["y_column_name"]), task, spec)
-    rows = split_rows(data, task, snapshot["test_size"], snapshot["test_sampling"])
+    data = read_training_data(db, relation, list(snapshot.y_column_name or []), task, spec)
+    rows = split_rows(data, task, snapshot.test_size, snapshot.test_sampling)
     return data.X[rows.test], rows.y[rows.test]
 
 
-def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
+def _project(db: Db, req: TrainRequest) -> store.ProjectRow:
     """The project to train: created (owned by the caller) on its first training, else one
     the caller holds the "train" privilege on."""
     project = store.get_project(db, req.project_name)
@@ -229,39 +229,35 @@ def _project(db: Db, req: TrainRequest) -> dict[str, Any]:
         if created:
             return project
     privileges.require(db, project, "train")
-    if req.task is not None and req.task != project["task"]:
+    if req.task is not None and req.task != project.task:
         raise ObjectNotInPrerequisiteState(
-            f'project "{req.project_name}" has task "{project["task"]}", not "{req.task}"',
+            f'project "{req.project_name}" has task "{project.task}", not "{req.task}"',
             hint="Use another project name for another task.",
         )
     return project
 
 
-def _snapshot(db: Db, req: TrainRequest, project: dict[str, Any], task: str) -> Snapshot:
+def _snapshot(db: Db, req: TrainRequest, project: store.ProjectRow, task: str) -> Snapshot:
     """Read the training data: the given relation, or the project's last snapshot."""
     if req.relation_name is None:
-        previous = store.last_snapshot(db, project["id"])
+        previous = store.last_snapshot(db, project.id)
         if previous is None:
             raise ObjectNotInPrerequisiteState(
-                f'project "{project["name"]}" has no snapshot to reuse',
+                f'project "{project.name}" has no snapshot to reuse',
                 hint="Pass relation_name and y_column_name.",
             )
-        relation = store.resolve_relation(db, previous["relation_name"])
-        y_columns = list(previous["y_column_name"])
+        relation = store.resolve_relation(db, previous.relation_name)
+        y_columns = list(previous.y_column_name or [])
         # The snapshot's preprocessing, unless this call gives its own.
-        spec = req.preprocess or _json(previous.get("preprocess")) or {}
+        spec = req.preprocess or previous.preprocess or {}
         data = read_training_data(db, relation, y_columns, task, spec)
-        return Snapshot(previous["id"], relation.qualified, y_columns, previous["test_size"],
-                        previous["test_sampling"], data)
+        return Snapshot(previous.id, relation.qualified, y_columns, previous.test_size,
+                        previous.test_sampling, data)
     if not req.y_column_name and task not in algorithms.UNSUPERVISED_TASKS:
         raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
     return take_snapshot(db, req.relation_name, req.y_column_name or [], task, req.test_size,
                          req.test_sampling, req.materialize_snapshot, req.search_path,
                          req.preprocess)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
@@ -473,30 +469,30 @@ def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
     return stats.describe_numeric(predicted)
 
 
-def _deploy_if_better(db: Db, project: dict[str, Any], model_id: int,
+def _deploy_if_better(db: Db, project: store.ProjectRow, model_id: int,
                       metrics: dict[str, Any]) -> bool:
     """The automatic deploy (strategy new_score): when nothing is live, or the new model
     beats the live one on the task's key metric and takes the same inputs. A NOTICE says
     why a model was kept rather than deployed, when it is not only for its score."""
     from pyml.server.deployment import inputs_change
 
-    name = project["name"]
-    if not privileges.holds(db, project["id"], "deploy"):
+    name = project.name
+    if not privileges.holds(db, project.id, "deploy"):
         db.notice(f'pyml: model {model_id} was not deployed: role "{db.caller().name}" does '
                   f'not have the "deploy" privilege on project "{name}"')
         return False
-    store.lock_project(db, project["id"])  # one decision at a time (see pyml.deploy)
+    store.lock_project(db, project.id)  # one decision at a time (see pyml.deploy)
     _, live_id = store.live_model_id(db, name)
     if live_id is not None:
         reason = inputs_change(db, live_id, model_id)
         if reason is not None:
             db.notice(f"pyml: model {model_id} was not deployed: {reason}")
             return False
-        key = KEY_METRIC[project["task"]]
-        live = store.live_metrics(db, project["id"]) or {}
+        key = KEY_METRIC[project.task]
+        live = store.live_metrics(db, project.id) or {}
         if not _number(metrics.get(key)) > _number(live.get(key)):
             return False
-    store.insert_deployment(db, project["id"], model_id, "new_score")
+    store.insert_deployment(db, project.id, model_id, "new_score")
     return True
 
 
@@ -515,12 +511,11 @@ def _metric_text(metrics: dict[str, Any], task: str) -> str:
     return f"{key} = {metrics[key]:.4f}"
 
 
-def _rows(parts: list[artifacts.Part]) -> list[dict[str, Any]]:
-    return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data}
-            for p in parts]
+def _rows(parts: list[artifacts.Part]) -> list[store.FileRow]:
+    return [store.FileRow(p.part, p.format, p.sha256, p.data) for p in parts]
 
 
-def _lineage(algorithm: algorithms.Algorithm, where: dict[str, Any], snapshot: Snapshot,
+def _lineage(algorithm: algorithms.Algorithm, where: store.Context, snapshot: Snapshot,
              load_time: float, fit_time: float, score_time: float, started: float
              ) -> dict[str, Any]:
     from pyml import __version__
@@ -536,11 +531,11 @@ def _lineage(algorithm: algorithms.Algorithm, where: dict[str, Any], snapshot: S
         "pyml": __version__,
         "python": platform.python_version(),
         "libraries": libraries,
-        "database_user": where["database_user"],
-        "database": where["database"],
-        "server_version": where["server_version"],
+        "database_user": where.database_user,
+        "database": where.database,
+        "server_version": where.server_version,
         "host": platform.node(),
-        "trained_at": str(where["at"]),
+        "trained_at": where.at,
         "snapshot_id": snapshot.id,
         "relation": snapshot.relation,
         "timings": {"load": load_time, "fit": fit_time, "score": score_time,

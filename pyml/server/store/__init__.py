@@ -2,7 +2,9 @@
 
 This module holds the registry (projects, snapshots, models, artifacts,
 deployments, grants); :mod:`pyml.server.store._relations` holds what touches user relations.
-Every value is a bound parameter; names are resolved and quoted by PostgreSQL.
+Every value is a bound parameter; names are resolved and quoted by PostgreSQL. Rows come out
+typed, never as dicts: :mod:`pyml.server.store._rows` (and :mod:`pyml.core.registry` for the
+rows pure code reads too) has a type for each kind.
 
 Registry statements run through ``db.registry`` (the extension owner's rights; the
 caller's privilege was checked before), recording the caller by name where a row
@@ -16,8 +18,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pyml.core.registry import FileRow, ModelRow
 from pyml.errors import UndefinedObject
-from pyml.server._db import Db, Row
+from pyml.server._db import Db
 from pyml.server.store._monitoring import (
     collect_lines,
     cron_database,
@@ -60,6 +63,24 @@ from pyml.server.store._relations import (
     resolve_relation,
     write_predictions,
 )
+from pyml.server.store._rows import (
+    Context,
+    DeploymentRow,
+    DueMonitor,
+    LoggedCall,
+    ModelInput,
+    ModelSettings,
+    ModelSnapshot,
+    MonitorRow,
+    PredictionLogging,
+    ProjectRow,
+    ReportRow,
+    SnapshotRow,
+    StatementChunk,
+    StreamEvent,
+    parse_model,
+    parse_snapshot,
+)
 from pyml.server.store._settings import SizeSetting, train_memory_limit
 from pyml.server.store._streams import (
     Stream,
@@ -86,6 +107,11 @@ from pyml.server.store._streams import (
 )
 
 __all__ = [
+    # rows (see pyml.server.store._rows and pyml.core.registry)
+    "Context", "DeploymentRow", "DueMonitor", "FileRow", "LoggedCall", "ModelInput", "ModelRow",
+    "ModelSettings", "ModelSnapshot", "MonitorRow", "PredictionLogging", "ProjectRow",
+    "ReportRow", "SnapshotRow", "StatementChunk", "StreamEvent",
+    # relations
     "Column", "PredictionTable", "Relation", "as_text", "caller_search_path",
     "create_dataset_table", "decode_float8_array", "finish_predictions", "float4_attributes",
     "materialize", "prediction_table", "pyml_table",
@@ -106,14 +132,14 @@ __all__ = [
 ]
 
 
-def context(db: Db) -> Row:
+def context(db: Db) -> Context:
     """Who and where: for lineage."""
-    return db.query(
+    return Context(**db.query(
         "SELECT CURRENT_USER::text AS database_user,"
         " pg_catalog.current_database()::text AS database,"
         " pg_catalog.current_setting('server_version') AS server_version,"
         " pg_catalog.clock_timestamp() AS at"
-    )[0]
+    )[0])
 
 
 # ---------------------------------------------------------------------------
@@ -121,21 +147,21 @@ def context(db: Db) -> Row:
 # ---------------------------------------------------------------------------
 
 
-def get_project(db: Db, name: str) -> Row | None:
+def get_project(db: Db, name: str) -> ProjectRow | None:
     rows = db.query(
         "SELECT id, name, task, owner FROM pyml.projects WHERE name = $1", [name], ["text"]
     )
-    return rows[0] if rows else None
+    return ProjectRow(**rows[0]) if rows else None
 
 
-def require_project(db: Db, name: str) -> Row:
+def require_project(db: Db, name: str) -> ProjectRow:
     project = get_project(db, name)
     if project is None:
         raise UndefinedObject(f'project "{name}" does not exist')
     return project
 
 
-def create_project(db: Db, name: str, task: str) -> tuple[Row, bool]:
+def create_project(db: Db, name: str, task: str) -> tuple[ProjectRow, bool]:
     """Create the project, owned by the caller; or return it when a concurrent session
     just did. The second value says whether this call created it."""
     rows = db.registry.write(
@@ -144,7 +170,7 @@ def create_project(db: Db, name: str, task: str) -> tuple[Row, bool]:
         [name, task, db.caller().name],
         ["text", "text", "text"],
     )
-    return (rows[0], True) if rows else (require_project(db, name), False)
+    return (ProjectRow(**rows[0]), True) if rows else (require_project(db, name), False)
 
 
 def touch_project(db: Db, project_id: int) -> None:
@@ -229,14 +255,17 @@ def set_snapshot_relation(db: Db, snapshot_id: int, relation_name: str) -> None:
     )
 
 
-def last_snapshot(db: Db, project_id: int) -> Row | None:
+def last_snapshot(db: Db, project_id: int) -> SnapshotRow | None:
+    """The snapshot of the project's last model (None when no model has one)."""
     rows = db.registry.query(
-        "SELECT s.* FROM pyml.snapshots s JOIN pyml.models m ON m.snapshot_id = s.id"
+        "SELECT s.id, s.relation_name, s.y_column_name, s.test_size, s.test_sampling,"
+        " s.preprocess::text AS preprocess"
+        " FROM pyml.snapshots s JOIN pyml.models m ON m.snapshot_id = s.id"
         " WHERE m.project_id = $1 ORDER BY m.id DESC LIMIT 1",
         [project_id],
         ["int8"],
     )
-    return rows[0] if rows else None
+    return parse_snapshot(rows[0]) if rows else None
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +313,7 @@ def insert_model(db: Db, parts: Sequence[Any], **fields: Any) -> int:
     return model_id
 
 
-def get_model(db: Db, model_id: int) -> Row:
+def get_model(db: Db, model_id: int) -> ModelRow:
     rows = db.registry.query(
         "SELECT m.id, m.project_id, p.name AS project, p.task, m.algorithm, m.status,"
         " m.metrics::text AS metrics, m.num_features, m.feature_names, m.classes::text AS classes,"
@@ -295,13 +324,10 @@ def get_model(db: Db, model_id: int) -> Row:
     )
     if not rows:
         raise UndefinedObject(f"model {model_id} does not exist")
-    row = dict(rows[0])
-    row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
-    row["classes"] = json.loads(row["classes"]) if row["classes"] else None
-    return row
+    return parse_model(rows[0])
 
 
-def model_snapshot(db: Db, model_id: int) -> Row:
+def model_snapshot(db: Db, model_id: int) -> ModelSnapshot:
     """The snapshot a model was trained on, with the project's task."""
     rows = db.registry.query(
         "SELECT s.relation_name, s.y_column_name, s.test_size, s.test_sampling, p.task"
@@ -312,15 +338,16 @@ def model_snapshot(db: Db, model_id: int) -> Row:
     )
     if not rows:
         raise UndefinedObject(f"the training data of model {model_id} is gone")
-    return rows[0]
+    return ModelSnapshot(**rows[0])
 
 
-def model_files(db: Db, model_id: int) -> list[Row]:
-    return db.registry.query(
+def model_files(db: Db, model_id: int) -> list[FileRow]:
+    rows = db.registry.query(
         "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = $1 ORDER BY part",
         [model_id],
         ["int8"],
     )
+    return [FileRow(**r) for r in rows]
 
 
 def feature_columns(db: Db, model_id: int | None) -> list[str]:
@@ -336,9 +363,9 @@ def feature_columns(db: Db, model_id: int | None) -> list[str]:
     return [r["name"] for r in rows]
 
 
-def model_inputs(db: Db, model_id: int) -> list[Row]:
+def model_inputs(db: Db, model_id: int) -> list[ModelInput]:
     """A model's training columns, in order: name, SQL type, role (feature or label)."""
-    return db.registry.query(
+    rows = db.registry.query(
         "SELECT e.c ->> 'name' AS name, e.c ->> 'type' AS type, e.c ->> 'role' AS role"
         " FROM pyml.models m JOIN pyml.snapshots s ON s.id = m.snapshot_id,"
         " pg_catalog.jsonb_array_elements(s.columns) WITH ORDINALITY AS e(c, i)"
@@ -346,6 +373,7 @@ def model_inputs(db: Db, model_id: int) -> list[Row]:
         [model_id],
         ["int8"],
     )
+    return [ModelInput(**r) for r in rows]
 
 
 def delete_model(db: Db, model_id: int) -> None:
@@ -386,7 +414,7 @@ def _drop_orphan_snapshots(db: Db, snapshot_ids: list[int | None]) -> None:
 # ---------------------------------------------------------------------------
 
 
-def live_model_id(db: Db, project_name: str) -> tuple[Row, int | None]:
+def live_model_id(db: Db, project_name: str) -> tuple[ProjectRow, int | None]:
     """The project (42704 if unknown) and the id of its live model (None if never deployed)."""
     rows = db.registry.query(
         "SELECT p.id, p.name, p.task, p.owner, (SELECT d.model_id FROM pyml.deployments d"
@@ -397,7 +425,9 @@ def live_model_id(db: Db, project_name: str) -> tuple[Row, int | None]:
     )
     if not rows:
         raise UndefinedObject(f'project "{project_name}" does not exist')
-    return rows[0], rows[0]["model_id"]
+    project = dict(rows[0])
+    model_id: int | None = project.pop("model_id")
+    return ProjectRow(**project), model_id
 
 
 def live_metrics(db: Db, project_id: int) -> dict[str, Any] | None:
@@ -414,13 +444,13 @@ def live_metrics(db: Db, project_id: int) -> dict[str, Any] | None:
     return dict(json.loads(rows[0]["metrics"] or "{}"))
 
 
-def insert_deployment(db: Db, project_id: int, model_id: int, strategy: str) -> Row:
-    return db.registry.write(
+def insert_deployment(db: Db, project_id: int, model_id: int, strategy: str) -> DeploymentRow:
+    return DeploymentRow(**db.registry.write(
         "INSERT INTO pyml.deployments (project_id, model_id, strategy, created_by)"
         " VALUES ($1, $2, $3, $4) RETURNING id, model_id, strategy, created_at",
         [project_id, model_id, strategy, db.caller().name],
         ["int8", "int8", "text", "text"],
-    )[0]
+    )[0])
 
 
 def best_model(db: Db, project_id: int, metric: str, algorithm: str | None) -> int | None:

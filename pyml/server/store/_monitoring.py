@@ -6,10 +6,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pyml.server._db import Db, Row
+from pyml.server._db import Db
+from pyml.server.store._rows import (
+    DueMonitor,
+    LoggedCall,
+    ModelSettings,
+    MonitorRow,
+    PredictionLogging,
+    ReportRow,
+    parse_logged_call,
+    parse_settings,
+)
 
 
-def prediction_logging(db: Db, project_name: str) -> Row | None:
+def prediction_logging(db: Db, project_name: str) -> PredictionLogging | None:
     """The project's id and logging rate, or None when its calls are not logged."""
     rows = db.registry.query(
         "SELECT p.id AS project_id, l.sample_rate::float8 AS sample_rate"
@@ -18,7 +28,7 @@ def prediction_logging(db: Db, project_name: str) -> Row | None:
         [project_name],
         ["text"],
     )
-    return rows[0] if rows else None
+    return PredictionLogging(**rows[0]) if rows else None
 
 
 def set_prediction_logging(db: Db, project_id: int, rate: float) -> None:
@@ -67,15 +77,16 @@ def drop_spool_position(db: Db, file: str) -> None:
     db.registry.execute("DELETE FROM pyml.prediction_spool WHERE file = $1", [file], ["text"])
 
 
-def logged_window(db: Db, model_id: int, window: str) -> list[Row]:
+def logged_window(db: Db, model_id: int, window: str) -> list[LoggedCall]:
     """The model's logged calls of the last ``window`` (an interval), collected or not."""
-    return db.registry.query(
+    rows = db.registry.query(
         "SELECT features::text AS features, prediction::text AS prediction"
         " FROM pyml.prediction_log WHERE model_id = $1"
         " AND logged_at >= pg_catalog.now() - $2::interval",
         [model_id, window],
         ["int8", "text"],
     )
+    return [parse_logged_call(r) for r in rows]
 
 
 # ---------------------------------------------------------------------------
@@ -83,7 +94,7 @@ def logged_window(db: Db, model_id: int, window: str) -> list[Row]:
 # ---------------------------------------------------------------------------
 
 
-def get_monitor(db: Db, project_id: int) -> Row | None:
+def get_monitor(db: Db, project_id: int) -> MonitorRow | None:
     rows = db.registry.query(
         "SELECT id, relation_name, every::text AS every, psi_threshold::float8 AS psi_threshold,"
         " retrain, created_by,"
@@ -92,7 +103,7 @@ def get_monitor(db: Db, project_id: int) -> Row | None:
         [project_id],
         ["int8"],
     )
-    return rows[0] if rows else None
+    return MonitorRow(**rows[0]) if rows else None
 
 
 def save_monitor(db: Db, project_id: int, relation_name: str, every: str, psi_threshold: float,
@@ -110,16 +121,17 @@ def save_monitor(db: Db, project_id: int, relation_name: str, every: str, psi_th
     )[0]["id"])
 
 
-def due_monitors(db: Db) -> list[Row]:
+def due_monitors(db: Db) -> list[DueMonitor]:
     """The monitors whose round is due and whose role (the one that set the monitor) the
     current role may act as (``SET ROLE``); read without locks (see
     pyml.server.monitoring.run_due)."""
-    return db.registry.query(
+    rows = db.registry.query(
         "SELECT m.id, m.project_id, p.name AS project, m.created_by FROM pyml.monitors m"
         " JOIN pyml.projects p ON p.id = m.project_id"
         " WHERE (m.last_round_at IS NULL OR m.last_round_at + m.every <= pg_catalog.now())"
         " ORDER BY m.id"
     )
+    return [DueMonitor(**r) for r in rows]
 
 
 def may_act_as(db: Db, role: str) -> bool:
@@ -154,7 +166,7 @@ def finish_round(db: Db, project_id: int) -> None:
     )
 
 
-def insert_report(db: Db, **fields: Any) -> Row:
+def insert_report(db: Db, **fields: Any) -> ReportRow:
     names = ["project_id", "model_id", "relation_name", "row_count", "psi_threshold",
              "features", "drifted", "retrained", "deployed", "new_model_id", "decision",
              "metric", "old_score", "new_score", "holdout_rows", "detail", "created_by"]
@@ -163,12 +175,12 @@ def insert_report(db: Db, **fields: Any) -> Row:
     fields = {**fields, "created_by": db.caller().name}
     values = [json.dumps(fields[n]) if n == "features" else fields.get(n) for n in names]
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    return db.registry.write(
+    return ReportRow(**db.registry.write(
         f"INSERT INTO pyml.drift_reports ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608
         " RETURNING id, created_at",
         values,
         types,
-    )[0]
+    )[0])
 
 
 def notify(db: Db, channel: str, payload: str) -> None:
@@ -197,7 +209,7 @@ def cron_database(db: Db) -> str | None:
     return str(value) if value else None
 
 
-def model_settings(db: Db, model_id: int) -> Row:
+def model_settings(db: Db, model_id: int) -> ModelSettings:
     """What a drift check and a retrain need of a model: its training statistics (snapshot
     columns), prediction baseline, and the settings it was trained with."""
     rows = db.registry.query(
@@ -214,10 +226,7 @@ def model_settings(db: Db, model_id: int) -> Row:
         from pyml.errors import UndefinedObject
 
         raise UndefinedObject(f"model {model_id} does not exist")
-    row = dict(rows[0])
-    for name in ("hyperparams", "preprocess", "baseline", "columns"):
-        row[name] = json.loads(row[name]) if row[name] else None
-    return row
+    return parse_settings(rows[0])
 
 
 def positive_interval(db: Db, every: str) -> bool:

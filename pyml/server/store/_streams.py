@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from pyml.errors import InvalidParameterValue, UndefinedObject
-from pyml.server._db import Db, Row
+from pyml.server._db import Db
 from pyml.server.store._relations import Column, _as_float8
+from pyml.server.store._rows import StatementChunk, StreamEvent
 
 
 class Stream(NamedTuple):
@@ -206,11 +207,11 @@ def publish(db: Db, stream: Stream, keys: Sequence[str | None], predictions: Seq
 
 
 def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
-                after_event: int | None) -> list[Row]:
+                after_event: int | None) -> list[StreamEvent]:
     """Events after the consumer's ack (or after ``after_event``), in delivery order.
     A consumer read for the first time is created (so pruning waits for it)."""
     position = _position(db, stream_id, consumer, after_event)
-    return db.registry.query(
+    rows = db.registry.query(
         "SELECT e.event_id, e.key, e.prediction, e.model_id, e.scored_at FROM pyml.stream_events e"
         " WHERE e.stream_id = $1 AND (e.xid, e.event_id) > ($2::xid8, $3::int8)"
         " AND e.xid < pyml._stream_horizon(pg_catalog.pg_current_snapshot())"
@@ -218,6 +219,7 @@ def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
         [stream_id, position[0], position[1], max_rows],
         ["int8", "text", "int8", "int4"],
     )
+    return [StreamEvent(**r) for r in rows]
 
 
 def _event_position(db: Db, stream_id: int, event_id: int) -> tuple[str, int]:
@@ -329,6 +331,6 @@ def transition_rows(db: Db, update: bool, limit: int | None = None
     return list(new or []), (list(old or []) if update else None)
 
 
-def statement_chunk(db: Db, query: str, offset: int) -> Row:
+def statement_chunk(db: Db, query: str, offset: int) -> StatementChunk:
     """One chunk of the firing statement, read by a query of :func:`statement_query`."""
-    return db.query(query, [offset], ["int8"])[0]
+    return StatementChunk(**db.query(query, [offset], ["int8"])[0])
