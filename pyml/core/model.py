@@ -70,6 +70,13 @@ class Model:
             self.sources = _preprocess.sources(preprocessor, len(feature_names))
             self._row = rowtransform.compile_row(preprocessor)
 
+    @property
+    def stored_id(self) -> int:
+        """The id of a model of the registry (every model loaded from a row has one)."""
+        if self.id is None:
+            raise ObjectNotInPrerequisiteState("the model is not stored yet")
+        return self.id
+
     def __repr__(self) -> str:
         return f"<Model {self.id} {self.algorithm} of {self.project!r}>"
 
@@ -351,7 +358,7 @@ class Model:
         _check_count(row.shape[1], self.num_features)
         return row
 
-    def input_from_batch(self, features: Sequence[Any]) -> np.ndarray:
+    def input_from_batch(self, features: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Rows ``(n, k)`` of inputs from ``n * k`` values flattened into one array."""
         if self.preprocessor is None:
             return features_from_batch(features, self.num_features)
@@ -405,7 +412,7 @@ def features_from_array(features: Sequence[Any], expected: int) -> np.ndarray:
     return row
 
 
-def features_from_batch(features: Sequence[Any], expected: int) -> np.ndarray:
+def features_from_batch(features: Sequence[Any] | np.ndarray, expected: int) -> np.ndarray:
     """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
     return _batch_shape(_to_float(features).ravel(), expected)
 
@@ -496,7 +503,7 @@ def as_float4(value: Any) -> Any:
     return value
 
 
-def _to_float(values: Sequence[Any], nulls: bool = False) -> np.ndarray:
+def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False) -> np.ndarray:
     """Values as float64. NULL (which numpy makes NaN) and NaN are refused (22004) unless
     ``nulls`` (a model that imputes them, and checks the others itself); Infinity and
     -Infinity always are (22023)."""

@@ -62,6 +62,10 @@ class Db(Protocol):
         """The role the current statement runs as (before any registry statement)."""
         ...
 
+    def user_oid(self) -> int:
+        """``current_user``'s oid (inside a registry statement: its caller's)."""
+        ...
+
     @property
     def registry(self) -> Registry:
         """Statements on pyml's own tables, run with the extension owner's rights."""
@@ -98,7 +102,7 @@ def user_id_function() -> Callable[[], int]:
     function = ctypes.CDLL(None).GetUserId
     function.restype = ctypes.c_uint32
     function.argtypes = []
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 class PlpyDb:

@@ -208,7 +208,8 @@ class _Waiter:
             except InterruptedError:
                 continue
             except ChildProcessError:  # reaped elsewhere (cannot happen in a backend)
-                status, usage = 0, None
+                self.status = (0, None)
+                return
             break
         self.status = (status, usage)
 
@@ -247,7 +248,7 @@ class _Waiter:
 
     def _crash_report(self) -> str:
         """What faulthandler wrote when the (reaped) child crashed: its Python stacks."""
-        chunks = []
+        chunks: list[bytes] = []
         with contextlib.suppress(OSError):
             while len(chunks) < 16:
                 ready, _, _ = select.select([self.crash_fd], [], [], 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyml import __version__
 from pyml.core import params
@@ -24,7 +24,12 @@ from pyml.server._db import PlpyDb
 from pyml.server.session import KEY as SESSION
 from pyml.server.session import Session
 
+if TYPE_CHECKING:
+    from pyml.core.model import Model
+    from pyml.server.serving import Serving
+
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _sql(func: F) -> F:
@@ -52,7 +57,7 @@ def _session(plpy: Any, GD: dict[str, Any]) -> Session:
     current = GD.get(SESSION)
     if current is None:
         current = GD[SESSION] = Session(plpy)
-    return current  # type: ignore[no-any-return]
+    return current
 
 
 def _db(plpy: Any, GD: dict[str, Any]) -> PlpyDb:
@@ -174,12 +179,12 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
 # ---------------------------------------------------------------------------
 
 
-def _serving(plpy: Any, GD: dict[str, Any]) -> Any:
+def _serving(plpy: Any, GD: dict[str, Any]) -> Serving:
     return _session(plpy, GD).serving
 
 
 def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int,
-           privilege: str = "predict") -> Any:
+           privilege: str = "predict") -> Model:
     """The live model of a project (by name) or a model by id, loaded once per session,
     for a caller who holds ``privilege`` on its project (42501 otherwise)."""
     serving = _serving(plpy, GD)
@@ -219,13 +224,17 @@ def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) ->
 
 @_sql
 def _predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
+    return _value(plpy, GD, project, features)
+
+
+def _value(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
     model = _model(plpy, GD, project)
     serving = _serving(plpy, GD)
     log = serving.logger(_db(plpy, GD), model)
     if isinstance(features, list):
         online = model.online_predictor()
         if log is not None:
-            online = _logging(online, log, model.id)
+            online = _logging(online, log, model.stored_id)
         serving.online[(serving.user_id(), project)] = online
         return online(features)  # type: ignore[no-any-return]
     value = float(model.predict(_row(model, features))[0])
@@ -245,7 +254,7 @@ def _logging(online: Callable[[Any], float], log: Any, model_id: int
     return predict
 
 
-def _log(plpy: Any, GD: dict[str, Any], model: Any, features: Any, prediction: Any) -> Any:
+def _log(plpy: Any, GD: dict[str, Any], model: Any, features: Any, prediction: T) -> T:
     log = _serving(plpy, GD).logger(_db(plpy, GD), model)
     if log is not None:
         log(model.id, features, prediction)
@@ -254,6 +263,10 @@ def _log(plpy: Any, GD: dict[str, Any], model: Any, features: Any, prediction: A
 
 @_sql
 def predict_label(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> str:
+    return _label(plpy, GD, project, features)
+
+
+def _label(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> str:
     model = _model(plpy, GD, project)
     return _log(plpy, GD, model, features, model.predict_label(_row(model, features))[0])
 
@@ -261,6 +274,10 @@ def predict_label(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 @_sql
 def predict_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
                   ) -> list[float]:
+    return _proba(plpy, GD, project, features)
+
+
+def _proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> list[float]:
     model = _model(plpy, GD, project)
     return _log(plpy, GD, model, features,
                 [float(p) for p in model.predict_proba(_row(model, features))[0]])
@@ -288,19 +305,19 @@ def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> 
 @_sql
 def predict_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
                 row_type: int) -> float:
-    return _predict.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+    return _value(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
 def predict_label_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
                       row_type: int) -> str:
-    return predict_label.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+    return _label(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
 def predict_proba_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
                       row_type: int) -> list[float]:
-    return predict_proba.__wrapped__(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+    return _proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
@@ -372,10 +389,10 @@ def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
         from pyml.server import training
 
         held_out = _session(plpy, GD).held_out
-        if model.id not in held_out:
+        if model.stored_id not in held_out:
             X = training.test_rows(_db(plpy, GD), model)[0]
-            held_out[model.id] = explaining.background_sample(X)
-        return held_out[model.id]
+            held_out[model.stored_id] = explaining.background_sample(X)
+        return held_out[model.stored_id]
 
     return explaining.explain(model, inputs, background)
 

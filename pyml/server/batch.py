@@ -43,7 +43,7 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
             if model.preprocessor is None:
                 X = feature_matrix(n, values, model.feature_names, key.name, keys)
             else:
-                read = dict(zip([c.name for c in numbers], values, strict=True))
+                read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=True))
                 read.update(zip([c.name for c in texts], text, strict=True))
                 X = preprocess.inputs(n, [read[c.name] for c in features])
                 model.check_inputs(X, _where(key.name, keys))
@@ -97,4 +97,5 @@ def predict_batch(model: Model, features: bytes) -> list[float]:
     """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened."""
     flat = store.decode_float8_array(features, -1).ravel()
     X = model.input_from_batch(flat)
-    return model.predict(X).astype("float32").tolist()  # type: ignore[no-any-return]
+    result: list[float] = model.predict(X).astype("float32").tolist()
+    return result

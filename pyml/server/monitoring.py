@@ -90,7 +90,7 @@ def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
     """Per feature PSI and KS (numbers) or PSI and Jensen-Shannon (categories), and the
     same for the predictions; with the number of rows compared. ``settings``: the model's
     ``store.model_settings``, when the caller has them already."""
-    settings = settings or store.model_settings(db, model.id)
+    settings = settings or store.model_settings(db, model.stored_id)
     columns = settings.columns
     if not columns:
         raise ObjectNotInPrerequisiteState(
@@ -165,7 +165,7 @@ def _predictions(model: Model, X: np.ndarray) -> Any:
 def _logged(db: Db, model: Model, features: dict[str, Any], window: str
             ) -> tuple[dict[str, Any], Any, int]:
     """The features and predictions of the model's logged calls of the last ``window``."""
-    rows = store.logged_window(db, model.id, window)
+    rows = store.logged_window(db, model.stored_id, window)
     if not rows:
         raise DataException(
             f"model {model.id} has no logged predictions in the last {window}",
@@ -239,7 +239,7 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     privileges.require(db, project, "admin")
     store.lock_project(db, project.id)
     project, live = model_for(db, project_name, None, load, None)
-    settings = store.model_settings(db, live.id)
+    settings = store.model_settings(db, live.stored_id)
     monitor = store.get_monitor(db, project.id)
     relation = monitor.relation_name if monitor else settings.relation_name
     if relation is None:
@@ -262,7 +262,7 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     if monitor:
         store.finish_round(db, project.id)
     result = Round(drifted, "new_model_id" in outcome, outcome["decision"] == "deployed",
-                   live.id, outcome.get("new_model_id"), report.id)
+                   live.stored_id, outcome.get("new_model_id"), report.id)
     store.notify(db, CHANNEL, json.dumps({
         "project": project.name, "report_id": result.report_id,
         "decision": outcome["decision"], "drifted": drifted,
@@ -281,6 +281,10 @@ def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.Mod
     candidate's held-out rows; deploy the candidate only if its score is higher."""
     from pyml.server import training as train
 
+    if settings.test_size is None or settings.test_sampling is None:
+        raise ObjectNotInPrerequisiteState(
+            f"model {live.stored_id} has no snapshot, so a candidate cannot be trained like it",
+            hint="Train the project again with pyml.train, then monitor it.")
     request = train.TrainRequest(
         project_name=project.name, relation_name=relation,
         y_column_name=list(settings.y_column_name or []), algorithm=settings.algorithm,
@@ -302,7 +306,7 @@ def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.Mod
 
     new = result.metrics.get(metric)
     better = _finite(new) > _finite(old)
-    changed = inputs_change(db, live.id, result.model_id) if better else None
+    changed = inputs_change(db, live.stored_id, result.model_id) if better else None
     if changed is not None:
         db.notice(f"pyml: model {result.model_id} was not deployed: {changed}")
     deployed = better and changed is None

@@ -168,7 +168,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
         columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
     )
-    metrics = evaluate(model, data.X[test_idx], y[test_idx])
+    metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
     score_time = time.perf_counter() - score_started
     metrics.update(fit_time=fit_time, score_time=score_time)
     if search_results is not None:
@@ -205,7 +205,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
 def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     """The held-out rows of a model's snapshot (inputs, encoded labels), split as in
     training: the snapshot's relation is read again."""
-    snapshot = store.model_snapshot(db, model.id)
+    snapshot = store.model_snapshot(db, model.stored_id)
     relation = store.resolve_relation(db, snapshot.relation_name)
     task = snapshot.task
     spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
@@ -323,7 +323,7 @@ def read_training_data(
         db, relation, numeric, [*native, *(store.as_text(c) for c in categories)])
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
-    read = dict(zip([c.name for c in numbers], values, strict=False))
+    read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=False))
     read.update(zip([c.name for c in categories], lists[len(native):], strict=True))
 
     blocks: list[Any] = []
