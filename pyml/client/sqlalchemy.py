@@ -4,13 +4,14 @@ SQLAlchemy's ``func`` cannot pass named arguments, and does not know what pyml's
 return. Here each function is an element with its return type, arguments are bound parameters
 cast to the SQL function's argument types, and :func:`named` writes ``name => value``::
 
-    from sqlalchemy import select
-    from pyml.client import sqlalchemy as pyml
+    import sqlalchemy as sa
+    from pyml.client import sqlalchemy as pyml_sa
 
-    select(iris.c.id, pyml.predict("iris", iris.table_valued()))     # a whole row: real
-    select(pyml.train("iris", task="classification", relation_name="pyml.iris",
-                      y_column_name="target", hyperparams={"n_estimators": 50}))
-    select(sa.func.pyml.drift("iris", pyml.named("relation_name", "new_rows")))
+    iris = sa.table("iris", sa.column("target"), schema="pyml")
+    sa.select(iris.c.target, pyml_sa.predict("iris", iris.table_valued()))  # a whole row
+    sa.select(pyml_sa.train("iris", task="classification", relation_name="pyml.iris",
+                            y_column_name="target", hyperparams={"n_estimators": 50}))
+    sa.select(sa.func.pyml.drift("iris", pyml_sa.named("relation_name", "new_rows")))
 
 ``predict`` is ``REAL`` (a ``Float``), ``predict_proba`` ``ARRAY(REAL)``, ``predict_label``
 ``TEXT``; ``train`` and ``deploy`` are table-valued (``select(...)`` them, or use their
