@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate sql/api/predict.sql, whose ~85 functions differ only in argument types.
+"""Generate sql/api/predict.sql, whose ~120 functions differ only in argument types.
 
     python3 tools/gen_api_sql.py sql/api    write sql/api/predict.sql
 
@@ -7,9 +7,10 @@
 (sql/build.py --check) fails when the committed predict.sql differs from a fresh generation.
 The other files in sql/api/ are written by hand.
 
-Why typed overloads: predict, predict_label, predict_proba, predict_joint and predict_batch
-have one overload per array type (real[], double precision[], smallint[], integer[], bigint[],
-numeric[], boolean[]); predict, predict_label and predict_proba one more for rows (anyelement).
+Why typed overloads: predict, predict_label, the predict_proba family, predict_joint and
+predict_batch have one overload per array type (real[], double precision[], smallint[], integer[],
+bigint[], numeric[], boolean[]); all but predict_joint and predict_batch one more for rows
+(anyelement).
 - PostgreSQL resolves a call by exact match, with no cast. A single real[] would refuse
   double precision[] and boolean[] arrays (no implicit cast), and beside anyelement an
   integer[] call could go either way ("function is not unique"); anyarray beside anyelement
@@ -185,6 +186,8 @@ def row_functions(name: str, returns: str, key: Key, comment: str) -> str:
         comment=f"Internal: {name} of a row passed as JSON",
         strict=True,
     )
+    call = (f'pyml._{name}_row({key.name}, pg_catalog.to_json("row"), '
+            'pg_catalog.pg_typeof("row")::oid)')
     wrapper = sql_wrapper(
         name,
         [
@@ -192,8 +195,8 @@ def row_functions(name: str, returns: str, key: Key, comment: str) -> str:
             Arg('"row" anyelement', "a table row or ROW(...) of features"),
         ],
         returns,
-        f'SELECT pyml._{name}_row({key.name}, pg_catalog.to_json("row"), '
-        'pg_catalog.pg_typeof("row")::oid)',
+        # A TABLE result is read FROM the internal function (SELECT f() gives one composite).
+        f"SELECT * FROM {call}" if returns.startswith("TABLE(") else f"SELECT {call}",  # noqa: S608
         signature=f"{key.sql_type}, anyelement",
         comment=f"{comment} (from a row: mixed column types)",
     )
@@ -314,6 +317,22 @@ def predict_sql() -> str:
             "Class probabilities of one row (in pyml.models.classes order) with the live model "
             "of a project",
             "Class probabilities of one row (in pyml.models.classes order) with a given model",
+        ),
+        predict_functions(
+            "predict_proba_labels",
+            "TABLE(label text, probability real)",
+            "Class labels and probabilities of one row, one row per class in "
+            "pyml.models.classes order, with the live model of a project",
+            "Class labels and probabilities of one row, one row per class in "
+            "pyml.models.classes order, with a given model",
+        ),
+        predict_functions(
+            "predict_proba_jsonb",
+            "jsonb",
+            "Class probabilities of one row as a jsonb object {label: probability} with the "
+            "live model of a project",
+            "Class probabilities of one row as a jsonb object {label: probability} with a given "
+            "model",
         ),
         predict_functions(
             "predict_joint",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -282,6 +283,45 @@ def _proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> 
     return _log(plpy, GD, model, features,
                 [float(p) for p in model.predict_proba(_row(model, features))[0]])
 
+
+def _labelled_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                    ) -> list[tuple[str, float]]:
+    """predict_proba's probabilities (logged as predict_proba logs them), each with its
+    class label as pyml.predict_label gives it, in ``pyml.models.classes`` order."""
+    from pyml.core.model import label_text
+
+    model = _model(plpy, GD, project)
+    proba = _log(plpy, GD, model, features,
+                 [float(p) for p in model.predict_proba(_row(model, features))[0]])
+    return [(label_text(c), p) for c, p in zip(model.classes or [], proba, strict=True)]
+
+
+@_sql
+def predict_proba_labels(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                         ) -> list[tuple[str, float]]:
+    """``pyml.predict_proba_labels``: one (label, probability) row per class."""
+    return _labelled_proba(plpy, GD, project, features)
+
+
+@_sql
+def predict_proba_jsonb(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+                        ) -> str:
+    """``pyml.predict_proba_jsonb``: ``{label: probability}``, as jsonb text."""
+    return _jsonb_proba(_labelled_proba(plpy, GD, project, features))
+
+
+def _jsonb_proba(labelled: list[tuple[str, float]]) -> str:
+    """Each probability as PostgreSQL prints the ``real`` predict_proba returns (the
+    shortest decimal that reads back as that number: 0.97, 1, 2.5e-05; NaN: null)."""
+    import numpy as np
+
+    values: dict[str, float | int | None] = {}
+    for label, p in labelled:
+        value = float(str(np.float32(p))) if math.isfinite(p) else None
+        values[label] = int(value) if value is not None and value.is_integer() else value
+    return json.dumps(values)
+
+
 def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> dict[str, Any]:
     """A row passed as ``to_json(row)``, with ``real`` columns back to their exact value."""
     from pyml.core.model import as_float4
@@ -318,6 +358,19 @@ def predict_label_row(plpy: Any, GD: dict[str, Any], project: str | int, feature
 def predict_proba_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
                       row_type: int) -> list[float]:
     return _proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+
+
+@_sql
+def predict_proba_labels_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+                             row_type: int) -> list[tuple[str, float]]:
+    return _labelled_proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+
+
+@_sql
+def predict_proba_jsonb_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
+                            row_type: int) -> str:
+    return _jsonb_proba(
+        _labelled_proba(plpy, GD, project, _row_values(plpy, GD, features, row_type)))
 
 
 @_sql

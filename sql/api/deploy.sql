@@ -4,6 +4,11 @@
 
 CREATE TYPE pyml.deploy_result AS (project text, strategy text, algorithm text, model_id bigint);
 COMMENT ON TYPE pyml.deploy_result IS 'One row returned by pyml.deploy';
+COMMENT ON COLUMN pyml.deploy_result.project IS 'Project name';
+COMMENT ON COLUMN pyml.deploy_result.strategy IS
+    '''best_score'', ''most_recent'', ''rollback'' or ''specific'' (by model id)';
+COMMENT ON COLUMN pyml.deploy_result.algorithm IS 'The deployed model''s algorithm';
+COMMENT ON COLUMN pyml.deploy_result.model_id IS 'The model now live (pyml.models.id)';
 
 CREATE FUNCTION pyml.deploy(
     project_name text,                            -- the project

@@ -4,6 +4,8 @@
 
 CREATE TYPE pyml.dataset_result AS (table_name text, "rows" bigint);
 COMMENT ON TYPE pyml.dataset_result IS 'One row returned by pyml.load_dataset';
+COMMENT ON COLUMN pyml.dataset_result.table_name IS 'The table created: pyml.<dataset name>';
+COMMENT ON COLUMN pyml.dataset_result."rows" IS 'Rows loaded into it';
 
 CREATE FUNCTION pyml.load_dataset(
     source text,                                  -- breast_cancer | diabetes | digits | iris | linnerud | wine

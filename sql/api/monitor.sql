@@ -143,3 +143,10 @@ CREATE VIEW pyml.prediction_log WITH (security_invoker = true) AS
     WHERE EXISTS (SELECT FROM pyml.projects p WHERE p.id = (j.l ->> 0)::int8);
 COMMENT ON VIEW pyml.prediction_log IS
     'Logged predict calls (pyml.log_predictions): model, features, prediction, time; collected or still spooled';
+COMMENT ON COLUMN pyml.prediction_log.project_id IS 'The project (pyml.projects.id)';
+COMMENT ON COLUMN pyml.prediction_log.model_id IS 'The model that predicted';
+COMMENT ON COLUMN pyml.prediction_log.features IS
+    'The inputs: an array, or an object by column name (a row)';
+COMMENT ON COLUMN pyml.prediction_log.prediction IS
+    'What the call returned: a number, a label, or an array';
+COMMENT ON COLUMN pyml.prediction_log.logged_at IS 'When the call was made';

@@ -918,6 +918,614 @@ $$;
 COMMENT ON FUNCTION pyml.predict_proba(bigint, boolean[]) IS
     'Class probabilities of one row (in pyml.models.classes order) with a given model';
 
+CREATE FUNCTION pyml._predict_proba_labels_row(
+    project_name text,                            -- the project
+    features json,                                -- to_json of the row: names and values, in column order
+    row_type oid                                  -- the row's type, to read real columns exactly
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels_row(plpy, GD, project_name, features, row_type)
+$$;
+COMMENT ON FUNCTION pyml._predict_proba_labels_row(text, json, oid) IS
+    'Internal: predict_proba_labels of a row passed as JSON';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    "row" anyelement                              -- a table row or ROW(...) of features
+) RETURNS TABLE(label text, probability real)
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pyml._predict_proba_labels_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, anyelement) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project (from a row: mixed column types)';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features real[]                               -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, real[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features double precision[]                   -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, double precision[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features smallint[]                           -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, smallint[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features integer[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, integer[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features bigint[]                             -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, bigint[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features numeric[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, numeric[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    project_name text,                            -- the project: its live model is used
+    features boolean[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(text, boolean[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with the live model of a project';
+
+CREATE FUNCTION pyml._predict_proba_labels_row(
+    model_id bigint,                              -- the model
+    features json,                                -- to_json of the row: names and values, in column order
+    row_type oid                                  -- the row's type, to read real columns exactly
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels_row(plpy, GD, model_id, features, row_type)
+$$;
+COMMENT ON FUNCTION pyml._predict_proba_labels_row(bigint, json, oid) IS
+    'Internal: predict_proba_labels of a row passed as JSON';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    "row" anyelement                              -- a table row or ROW(...) of features
+) RETURNS TABLE(label text, probability real)
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pyml._predict_proba_labels_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, anyelement) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model (from a row: mixed column types)';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features real[]                               -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, real[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features double precision[]                   -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, double precision[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features smallint[]                           -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, smallint[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features integer[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, integer[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features bigint[]                             -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, bigint[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features numeric[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, numeric[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml.predict_proba_labels(
+    model_id bigint,                              -- a model by id, deployed or not
+    features boolean[]                            -- the features, in training column order
+) RETURNS TABLE(label text, probability real)
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_labels(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_labels(bigint, boolean[]) IS
+    'Class labels and probabilities of one row, one row per class in pyml.models.classes order, with a given model';
+
+CREATE FUNCTION pyml._predict_proba_jsonb_row(
+    project_name text,                            -- the project
+    features json,                                -- to_json of the row: names and values, in column order
+    row_type oid                                  -- the row's type, to read real columns exactly
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb_row(plpy, GD, project_name, features, row_type)
+$$;
+COMMENT ON FUNCTION pyml._predict_proba_jsonb_row(text, json, oid) IS
+    'Internal: predict_proba_jsonb of a row passed as JSON';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    "row" anyelement                              -- a table row or ROW(...) of features
+) RETURNS jsonb
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pyml._predict_proba_jsonb_row(project_name, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, anyelement) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project (from a row: mixed column types)';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features real[]                               -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, real[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features double precision[]                   -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, double precision[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features smallint[]                           -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, smallint[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features integer[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, integer[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features bigint[]                             -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, bigint[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features numeric[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, numeric[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    project_name text,                            -- the project: its live model is used
+    features boolean[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, project_name, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(text, boolean[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with the live model of a project';
+
+CREATE FUNCTION pyml._predict_proba_jsonb_row(
+    model_id bigint,                              -- the model
+    features json,                                -- to_json of the row: names and values, in column order
+    row_type oid                                  -- the row's type, to read real columns exactly
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb_row(plpy, GD, model_id, features, row_type)
+$$;
+COMMENT ON FUNCTION pyml._predict_proba_jsonb_row(bigint, json, oid) IS
+    'Internal: predict_proba_jsonb of a row passed as JSON';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    "row" anyelement                              -- a table row or ROW(...) of features
+) RETURNS jsonb
+LANGUAGE sql
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pyml._predict_proba_jsonb_row(model_id, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, anyelement) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model (from a row: mixed column types)';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features real[]                               -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, real[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features double precision[]                   -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, double precision[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features smallint[]                           -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, smallint[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features integer[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, integer[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features bigint[]                             -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, bigint[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features numeric[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, numeric[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
+CREATE FUNCTION pyml.predict_proba_jsonb(
+    model_id bigint,                              -- a model by id, deployed or not
+    features boolean[]                            -- the features, in training column order
+) RETURNS jsonb
+LANGUAGE plpython3u
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].predict_proba_jsonb(plpy, GD, model_id, features)
+$$;
+COMMENT ON FUNCTION pyml.predict_proba_jsonb(bigint, boolean[]) IS
+    'Class probabilities of one row as a jsonb object {label: probability} with a given model';
+
 CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order

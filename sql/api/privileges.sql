@@ -86,3 +86,9 @@ JOIN pyml.projects p ON p.id = g.project_id
 WHERE g.project_id IN (SELECT pyml._projects_with('predict'));
 COMMENT ON VIEW pyml.project_privileges IS
     'Privileges granted on the projects the current role can see (their owners hold all)';
+COMMENT ON COLUMN pyml.project_privileges.project IS 'Project name';
+COMMENT ON COLUMN pyml.project_privileges.grantee IS 'The role granted the privilege';
+COMMENT ON COLUMN pyml.project_privileges.privilege IS
+    '''predict'', ''train'', ''deploy'' or ''admin''; each includes predict, admin includes all';
+COMMENT ON COLUMN pyml.project_privileges.granted_by IS 'The role that granted it';
+COMMENT ON COLUMN pyml.project_privileges.granted_at IS 'When it was granted';

@@ -4,9 +4,16 @@
 
 CREATE TYPE pyml.train_result AS (project text, task text, algorithm text, deployed boolean);
 COMMENT ON TYPE pyml.train_result IS 'One row returned by pyml.train';
+COMMENT ON COLUMN pyml.train_result.project IS 'Project name';
+COMMENT ON COLUMN pyml.train_result.task IS
+    '''regression'', ''classification'', ''clustering'' or ''decomposition''';
+COMMENT ON COLUMN pyml.train_result.algorithm IS 'The algorithm trained';
+COMMENT ON COLUMN pyml.train_result.deployed IS 'Whether the new model was deployed (is live)';
 
 CREATE TYPE pyml.snapshot_result AS (relation text, y_column_name text);
 COMMENT ON TYPE pyml.snapshot_result IS 'One row returned by pyml.snapshot';
+COMMENT ON COLUMN pyml.snapshot_result.relation IS 'The copy of the rows: pyml.snapshot_<id>';
+COMMENT ON COLUMN pyml.snapshot_result.y_column_name IS 'The label column';
 
 CREATE FUNCTION pyml.train(
     project_name text,                            -- the project: created on its first training

@@ -18,6 +18,18 @@ JOIN pyml.projects p ON p.id = d.project_id
 JOIN pyml.models m ON m.id = d.model_id
 ORDER BY d.project_id, d.id DESC;
 
+COMMENT ON COLUMN pyml.deployed_models.project IS 'Project name';
+COMMENT ON COLUMN pyml.deployed_models.task IS
+    '''regression'', ''classification'', ''clustering'' or ''decomposition''';
+COMMENT ON COLUMN pyml.deployed_models.algorithm IS 'The live model''s algorithm';
+COMMENT ON COLUMN pyml.deployed_models.model_id IS 'The live model (pyml.models.id)';
+COMMENT ON COLUMN pyml.deployed_models.strategy IS
+    '''new_score'', ''best_score'', ''most_recent'', ''rollback'', ''specific'' or ''retrain''';
+COMMENT ON COLUMN pyml.deployed_models.deployed_at IS 'When it was deployed';
+COMMENT ON COLUMN pyml.deployed_models.deployed_by IS 'The role that deployed it';
+COMMENT ON COLUMN pyml.deployed_models.metrics IS
+    'Its scores on its test rows (pyml.models.metrics)';
+
 CREATE VIEW pyml.trained_models WITH (security_invoker = true) AS
 SELECT
     m.id,
@@ -42,6 +54,25 @@ LEFT JOIN LATERAL (
     WHERE d.project_id = m.project_id ORDER BY d.id DESC LIMIT 1
 ) live ON live.model_id = m.id;
 
+COMMENT ON COLUMN pyml.trained_models.id IS 'Model id (pyml.models.id)';
+COMMENT ON COLUMN pyml.trained_models.project IS 'Project name';
+COMMENT ON COLUMN pyml.trained_models.task IS
+    '''regression'', ''classification'', ''clustering'' or ''decomposition''';
+COMMENT ON COLUMN pyml.trained_models.algorithm IS 'The algorithm given to pyml.train';
+COMMENT ON COLUMN pyml.trained_models.runtime IS 'Always ''python'' (pyml.models.runtime)';
+COMMENT ON COLUMN pyml.trained_models.relation_name IS 'The relation it was trained on';
+COMMENT ON COLUMN pyml.trained_models.y_column_name IS 'The label column(s)';
+COMMENT ON COLUMN pyml.trained_models.test_sampling IS
+    'How test rows were chosen: ''random'', ''last'' or ''stratified''';
+COMMENT ON COLUMN pyml.trained_models.test_size IS
+    'Rows held out for testing: a fraction in (0, 1), or a number of rows (> 1)';
+COMMENT ON COLUMN pyml.trained_models.status IS
+    '''in_progress'', ''successful'' or ''failed'' (pyml.models.status)';
+COMMENT ON COLUMN pyml.trained_models.metrics IS 'Scores on the test rows (pyml.models.metrics)';
+COMMENT ON COLUMN pyml.trained_models.created_at IS 'When the model was trained';
+COMMENT ON COLUMN pyml.trained_models.created_by IS 'The role that trained it';
+COMMENT ON COLUMN pyml.trained_models.deployed IS 'Whether it is the live model of its project';
+
 CREATE VIEW pyml.overview WITH (security_invoker = true) AS
 SELECT
     d.id AS deployment_id,
@@ -61,6 +92,24 @@ FROM pyml.deployments d
 JOIN pyml.projects p ON p.id = d.project_id
 JOIN pyml.models m ON m.id = d.model_id
 LEFT JOIN pyml.snapshots s ON s.id = m.snapshot_id;
+
+COMMENT ON COLUMN pyml.overview.deployment_id IS 'Deployment id (pyml.deployments.id)';
+COMMENT ON COLUMN pyml.overview.project IS 'Project name';
+COMMENT ON COLUMN pyml.overview.task IS
+    '''regression'', ''classification'', ''clustering'' or ''decomposition''';
+COMMENT ON COLUMN pyml.overview.algorithm IS 'The deployed model''s algorithm';
+COMMENT ON COLUMN pyml.overview.runtime IS 'Always ''python'' (pyml.models.runtime)';
+COMMENT ON COLUMN pyml.overview.model_id IS 'The model deployed (pyml.models.id)';
+COMMENT ON COLUMN pyml.overview.strategy IS
+    '''new_score'', ''best_score'', ''most_recent'', ''rollback'', ''specific'' or ''retrain''';
+COMMENT ON COLUMN pyml.overview.deployed_at IS 'When it was deployed';
+COMMENT ON COLUMN pyml.overview.deployed_by IS 'The role that deployed it';
+COMMENT ON COLUMN pyml.overview.relation_name IS 'The relation the model was trained on';
+COMMENT ON COLUMN pyml.overview.y_column_name IS 'The label column(s)';
+COMMENT ON COLUMN pyml.overview.test_sampling IS
+    'How test rows were chosen: ''random'', ''last'' or ''stratified''';
+COMMENT ON COLUMN pyml.overview.test_size IS
+    'Rows held out for testing: a fraction in (0, 1), or a number of rows (> 1)';
 
 COMMENT ON VIEW pyml.deployed_models IS 'The live model of each project (its latest deployment)';
 COMMENT ON VIEW pyml.trained_models IS 'One row per model, with whether it is live';

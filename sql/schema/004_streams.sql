@@ -21,6 +21,21 @@ CREATE TABLE pyml.stream_definitions (
     CONSTRAINT uq_stream_definitions_source UNIQUE (project_id, source_relation)
 );
 
+COMMENT ON COLUMN pyml.stream_definitions.id IS
+    'Stream id: the stream_id of pyml.stream_read, pyml.stream_ack, ...';
+COMMENT ON COLUMN pyml.stream_definitions.project_id IS
+    'The project whose live model scores the rows (pyml.projects.id)';
+COMMENT ON COLUMN pyml.stream_definitions.source_relation IS
+    'The table whose inserted and updated rows are scored';
+COMMENT ON COLUMN pyml.stream_definitions.key_column IS
+    'The column of source_relation that identifies a row (the key of its events)';
+COMMENT ON COLUMN pyml.stream_definitions.mode IS
+    '''sync'' (scored in the writing transaction) or ''async'' (queued for pyml.stream_work)';
+COMMENT ON COLUMN pyml.stream_definitions.channel IS
+    'The NOTIFY channel that announces new events (default ''pyml_'' || project id)';
+COMMENT ON COLUMN pyml.stream_definitions.created_at IS 'When the stream was created';
+COMMENT ON COLUMN pyml.stream_definitions.created_by IS 'The role that created the stream';
+
 -- The outbox of every stream. No foreign keys: a 50,000-row COPY must not run
 -- 50,000 referential checks; pyml.unstream deletes a stream's rows itself.
 CREATE TABLE pyml.stream_events (
@@ -35,6 +50,17 @@ CREATE TABLE pyml.stream_events (
 );
 CREATE INDEX ix_stream_events_delivery ON pyml.stream_events (stream_id, xid, event_id);
 
+COMMENT ON COLUMN pyml.stream_events.event_id IS
+    'Event id; events are delivered in (xid, event_id) order';
+COMMENT ON COLUMN pyml.stream_events.stream_id IS 'The stream (pyml.stream_definitions.id)';
+COMMENT ON COLUMN pyml.stream_events.xid IS 'The transaction that wrote the event';
+COMMENT ON COLUMN pyml.stream_events.key IS 'The scored row''s key_column value, as text';
+COMMENT ON COLUMN pyml.stream_events.prediction IS
+    'The prediction; NULL when the row could not be scored (see error)';
+COMMENT ON COLUMN pyml.stream_events.model_id IS 'The model that scored the row';
+COMMENT ON COLUMN pyml.stream_events.scored_at IS 'When the row was scored';
+COMMENT ON COLUMN pyml.stream_events.error IS 'Why the row could not be scored; NULL when it was';
+
 -- async streams: rows waiting for pyml.stream_work, as the row type's text output
 -- (for an UPDATE also the old row, so that only changed features are re-scored). Text,
 -- parsed by pyml rather than cast by SQL: scoring a queued row runs no code of the
@@ -48,6 +74,14 @@ CREATE TABLE pyml.stream_queue (
 );
 CREATE INDEX ix_stream_queue_stream_id ON pyml.stream_queue (stream_id, id);
 
+COMMENT ON COLUMN pyml.stream_queue.id IS 'Queue position: rows are scored in id order';
+COMMENT ON COLUMN pyml.stream_queue.stream_id IS 'The stream (pyml.stream_definitions.id)';
+COMMENT ON COLUMN pyml.stream_queue.new_row IS
+    'The inserted or updated row, as its row type''s text output';
+COMMENT ON COLUMN pyml.stream_queue.old_row IS
+    'For an UPDATE, the row before it (unchanged features: not scored again); NULL for an INSERT';
+COMMENT ON COLUMN pyml.stream_queue.queued_at IS 'When the row was queued';
+
 CREATE TABLE pyml.stream_consumers (
     stream_id bigint NOT NULL CONSTRAINT fk_stream_consumers_stream_id_stream_definitions
         REFERENCES pyml.stream_definitions (id) ON DELETE CASCADE,
@@ -58,6 +92,17 @@ CREATE TABLE pyml.stream_consumers (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     CONSTRAINT pk_stream_consumers PRIMARY KEY (stream_id, consumer)
 );
+
+COMMENT ON COLUMN pyml.stream_consumers.stream_id IS 'The stream (pyml.stream_definitions.id)';
+COMMENT ON COLUMN pyml.stream_consumers.consumer IS
+    'The consumer''s name: the consumer argument of pyml.stream_read and pyml.stream_ack';
+COMMENT ON COLUMN pyml.stream_consumers.acked_xid IS
+    'The xid of the last event acknowledged (0: none)';
+COMMENT ON COLUMN pyml.stream_consumers.acked_event IS
+    'The event_id of the last event acknowledged (0: none)';
+COMMENT ON COLUMN pyml.stream_consumers.acked_at IS
+    'When it last acknowledged an event; NULL before its first pyml.stream_ack';
+COMMENT ON COLUMN pyml.stream_consumers.created_at IS 'When it first read the stream';
 
 COMMENT ON TABLE pyml.stream_definitions IS
     'Streams: a source relation whose new and changed rows are scored by a project''s live model';
@@ -92,3 +137,17 @@ FROM pyml.stream_definitions s
 JOIN pyml.projects p ON p.id = s.project_id;
 COMMENT ON VIEW pyml.streams IS
     'One row per stream: project, source, mode, NOTIFY channel, lag (rows queued, not yet scored)';
+
+COMMENT ON COLUMN pyml.streams.stream_id IS 'Stream id (pyml.stream_definitions.id)';
+COMMENT ON COLUMN pyml.streams.project IS 'Project name: its live model scores the rows';
+COMMENT ON COLUMN pyml.streams.source_relation IS
+    'The table whose inserted and updated rows are scored';
+COMMENT ON COLUMN pyml.streams.key_column IS 'The column that identifies a row';
+COMMENT ON COLUMN pyml.streams.mode IS
+    '''sync'' (scored in the writing transaction) or ''async'' (queued for pyml.stream_work)';
+COMMENT ON COLUMN pyml.streams.channel IS 'The NOTIFY channel that announces new events';
+COMMENT ON COLUMN pyml.streams.lag IS 'Rows queued, not yet scored (async streams; 0 for sync)';
+COMMENT ON COLUMN pyml.streams.events IS 'Events in the outbox (not yet pruned)';
+COMMENT ON COLUMN pyml.streams.consumers IS 'Named consumers of the stream';
+COMMENT ON COLUMN pyml.streams.created_at IS 'When the stream was created';
+COMMENT ON COLUMN pyml.streams.created_by IS 'The role that created the stream';

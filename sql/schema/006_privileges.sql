@@ -24,4 +24,10 @@ CREATE TABLE pyml._grants (
 );
 COMMENT ON TABLE pyml._grants IS
     'Privileges granted on projects (pyml.grant); read them through pyml.project_privileges';
+COMMENT ON COLUMN pyml._grants.project_id IS 'The project (pyml.projects.id)';
+COMMENT ON COLUMN pyml._grants.grantee IS 'The role granted the privilege (by name)';
+COMMENT ON COLUMN pyml._grants.privilege IS
+    '''predict'', ''train'', ''deploy'' or ''admin''; each includes predict, admin includes all';
+COMMENT ON COLUMN pyml._grants.granted_by IS 'The role that granted it';
+COMMENT ON COLUMN pyml._grants.granted_at IS 'When it was granted';
 SELECT pg_catalog.pg_extension_config_dump('pyml._grants', '');

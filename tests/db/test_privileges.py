@@ -195,6 +195,11 @@ CALLS = [
                                           (CLS, IRIS))),
     Call("predict_proba", "predict", _sql("SELECT pyml.predict_proba(%s, %s::real[])",
                                           (CLS, IRIS))),
+    Call("predict_proba_labels", "predict", _sql(
+        "SELECT * FROM pyml.predict_proba_labels(%s, %s::real[])", (CLS, IRIS))),
+    Call("predict_proba_jsonb", "predict", _sql(
+        "SELECT pyml.predict_proba_jsonb(%s::bigint, ROW(5.1::real, 3.5::real, 1.4::real,"
+        " 0.2::real))", lambda w, r: (w.models[CLS],))),
     Call("predict_joint", "predict", _sql("SELECT pyml.predict_joint(%s, %s::real[])",
                                           (REG, ROW))),
     Call("predict_batch", "predict", _sql("SELECT * FROM pyml.predict_batch(%s, %s::real[])",
