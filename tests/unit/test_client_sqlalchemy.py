@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 from pyml.client import sqlalchemy as pyml
 
-DIALECT = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+DIALECT = postgresql.psycopg.dialect()
 
 
 def compiled(statement: sa.ClauseElement) -> tuple[str, dict[str, object]]:
