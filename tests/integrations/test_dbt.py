@@ -208,15 +208,38 @@ def test_builds_train_only_when_the_data_or_the_config_changed(
     assert history == [(price_model, True), (new_model, True)]
 
 
+# More no_drift tests of new_houses (after its own in models/schema.yml): only a feature that
+# does not drift, and thresholds no value reaches.
+DRIFT_TEST = """      - pyml.no_drift:
+          arguments:
+            pyml_model: ref('house_price_model')
+"""
+MORE_DRIFT_TESTS = """      - pyml.no_drift:
+          name: drift_of_age_only
+          arguments:
+            pyml_model: ref('house_price_model')
+            features: [age]
+            include_prediction: false
+      - pyml.no_drift:
+          name: drift_over_loose_thresholds
+          arguments:
+            pyml_model: ref('house_price_model')
+            thresholds: {psi: 100, ks: 100, js: 100}
+"""
+
+
 def test_the_drift_test_fails_on_drifted_rows(project: Project, conn: psycopg.Connection
                                               ) -> None:
     houses = project.read_seed("new_houses")
     project.write_seed("new_houses", [{**row, "size": str(round(float(row["size"]) * 1.6, 1))}
                                       for row in houses])
-    run = project.build("--select", "house_price_model", "new_houses")
+    project.edit("models/schema.yml", DRIFT_TEST, DRIFT_TEST + MORE_DRIFT_TESTS)
+    run = project.build("--select", "+house_price_model", "new_houses")
     assert run.returncode == 1, run.output
     drift = run.results["pyml_no_drift_new_houses_ref_house_price_model_"]
     assert drift["status"] == "fail" and drift["failures"] > 0
+    assert run.status("drift_of_age_only") == "pass", run.output
+    assert run.status("drift_over_loose_thresholds") == "pass", run.output
     drifted = {feature for (feature,) in conn.execute(
         "SELECT feature FROM pyml.drift(%s, 'pyml_example.new_houses') WHERE drifted",
         (PRICE,))}

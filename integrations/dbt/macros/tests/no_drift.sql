@@ -14,24 +14,33 @@
     apply (pyml reads the relation itself). -#}
 {% test no_drift(model, pyml_model, features=none, include_prediction=true, thresholds=none, live=true) %}
 SELECT pyml_drift.feature, pyml_drift.metric, pyml_drift.value, pyml_drift.threshold
-FROM pyml.drift(
-    project_name => {{ pyml.project(pyml_model) }},
-    relation_name => {{ pyml._literal(pyml._relation_name(model)) }}
-    {%- if not live and pyml_model is not string %},
-    model_id => {{ pyml.model_id(pyml_model, live=false) }}
+FROM (
+    SELECT d.feature, d.metric, d.value,
+    {%- if thresholds %}
+           CASE d.metric
+           {%- for metric, limit in thresholds.items() %}
+               WHEN {{ pyml._literal(metric) }} THEN {{ pyml._literal(limit) }}::float8
+           {%- endfor %}
+               ELSE d.threshold
+           END AS threshold,
+           CASE d.metric
+           {%- for metric, limit in thresholds.items() %}
+               WHEN {{ pyml._literal(metric) }} THEN d.value > {{ pyml._literal(limit) }}::float8
+           {%- endfor %}
+               ELSE d.drifted
+           END AS drifted
+    {%- else %}
+           d.threshold, d.drifted
     {%- endif %}
+    FROM pyml.drift(
+        project_name => {{ pyml.project(pyml_model) }},
+        relation_name => {{ pyml._literal(pyml._relation_name(model)) }}
+        {%- if not live and pyml_model is not string %},
+        model_id => {{ pyml.model_id(pyml_model, live=false) }}
+        {%- endif %}
+    ) AS d
 ) AS pyml_drift
-WHERE
-{%- if thresholds %}
-    CASE pyml_drift.metric
-    {%- for metric, limit in thresholds.items() %}
-        WHEN {{ pyml._literal(metric) }} THEN pyml_drift.value > {{ pyml._literal(limit) }}::float8
-    {%- endfor %}
-        ELSE pyml_drift.drifted
-    END
-{%- else %}
-    pyml_drift.drifted
-{%- endif %}
+WHERE pyml_drift.drifted
 {%- if features %}
     AND (pyml_drift.feature IN ({% for feature in features %}{{ pyml._literal(feature) }}{{ ', ' if not loop.last }}{% endfor %})
     {%- if include_prediction %}
