@@ -9,6 +9,8 @@ SERVER_PYTHON ?= /usr/bin/python3
 VENV          ?= .venv
 PYML          := $(VENV)/bin/pyml
 PY            := $(VENV)/bin/python
+# dbt lives in a virtual environment of its own: its pins must not meet pyml's.
+DBT_VENV      ?= .venv-dbt
 EXTVERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 # PGXS: `make install` puts the control file and scripts in the server's share dir.
@@ -21,7 +23,7 @@ REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \
                 --load-extension=plpython3u --load-extension=pyml
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-.PHONY: setup build check-build demo test test-python installcheck server lint bench
+.PHONY: setup dbt-setup build check-build demo test test-python installcheck server lint bench
 
 # -- set-up: system packages (as root), the virtual environment, the extension files --------
 setup: $(VENV)/.setup-done
@@ -34,6 +36,14 @@ $(VENV)/.setup-done: pyproject.toml
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# dbt-core and dbt-postgres for the example dbt project and its test (tests/integrations).
+dbt-setup: $(DBT_VENV)/.setup-done
+$(DBT_VENV)/.setup-done: examples/dbt/requirements.txt | $(VENV)/.setup-done
+	$(SERVER_PYTHON) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/pip install -q --upgrade pip
+	$(DBT_VENV)/bin/pip install -q -r examples/dbt/requirements.txt
 	touch $@
 
 build:
@@ -50,12 +60,12 @@ demo: server
 	$(PY) -m pyml.client.demo
 
 # The whole suite: unit, database, extension and pg_regress golden files (run by pytest).
-test: server
+test: server dbt-setup
 	$(PY) -m pytest
 
 # The checks of .pre-commit-config.yaml, on the same paths: ruff's rules, ruff's formatting, mypy
 # (strict or default checks per package: see [tool.mypy] in pyproject.toml).
-LINT_PATHS    := pyml tests bench tools sql/build.py
+LINT_PATHS    := pyml tests bench tools examples sql/build.py
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

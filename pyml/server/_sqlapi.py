@@ -175,6 +175,24 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
     return [(snap.relation, y_column_name)]
 
 
+@_sql
+def fingerprint(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: list[str] | None,
+                task: str | None, preprocess: str | None, caller_search_path: str | None) -> str:
+    """``pyml.fingerprint``: the data fingerprint ``pyml.train`` would record for the rows of
+    ``relation_name`` now, read the way training reads them (no privilege needed: the
+    relation is read with the caller's rights, as by ``pyml.snapshot``)."""
+    from pyml.server import training
+
+    db = _db(plpy, GD)
+    relation = store.resolve_relation(db, relation_name, caller_search_path)
+    data = training.read_training_data(
+        db, relation, list(y_column_name or []),
+        params.optional_one_of("task", task, params.TASKS),
+        params.json_object("preprocess", preprocess),
+    )
+    return data.fingerprint
+
+
 # ---------------------------------------------------------------------------
 # Prediction
 # ---------------------------------------------------------------------------

@@ -100,3 +100,24 @@ return GD["pyml"].snapshot(plpy, GD, relation_name, y_column_name, test_size, te
 $$;
 COMMENT ON FUNCTION pyml.snapshot(text, text, real, text, jsonb, text) IS
     'Copies a relation into pyml.snapshot_<id> with its column statistics, for later training';
+
+CREATE FUNCTION pyml.fingerprint(
+    relation_name text,                           -- table or view, resolved as pyml.train resolves it
+    y_column_name text[] DEFAULT NULL,            -- the label column(s), as pyml.train would get them
+    task text DEFAULT NULL,                       -- classification labels are read as classes
+    preprocess jsonb DEFAULT '{}',                -- columns encoded as categories are read as text
+    caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
+) RETURNS text
+LANGUAGE plpython3u
+STABLE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+-- the same row order as pyml.train reads
+SET synchronize_seqscans = off
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].fingerprint(plpy, GD, relation_name, y_column_name, task, preprocess, caller_search_path)
+$$;
+COMMENT ON FUNCTION pyml.fingerprint(text, text[], text, jsonb, text) IS
+    'The data fingerprint pyml.train would record for a relation now (pyml.snapshots.data_fingerprint), without training: tells whether the training data changed';
