@@ -408,6 +408,30 @@ SELECT pg_catalog.pg_extension_config_dump('pyml._grants', '');
 
 -- source: sql/api/000_boot.sql
 -- ============================================================================
+-- The language of pyml's functions: PL/Python, run by PL/Python's own handler and
+-- validator, with errors that read like PostgreSQL's (src/pyml.c): an error pyml
+-- raises, or a PostgreSQL error that passes through its Python code, loses the
+-- "plpy.Error: " / "spiexceptions.<Class>: " prefix and the Python traceback; any
+-- other Python exception (a bug) keeps both.
+-- ============================================================================
+
+CREATE FUNCTION pyml._plpyml_call_handler() RETURNS language_handler
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pyml_call_handler';
+COMMENT ON FUNCTION pyml._plpyml_call_handler() IS
+    'Call handler of language plpyml: PL/Python''s, with errors reported like PostgreSQL''s';
+
+CREATE FUNCTION pyml._plpyml_validator(oid) RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pyml_validator';
+COMMENT ON FUNCTION pyml._plpyml_validator(oid) IS
+    'Validator of language plpyml: PL/Python''s';
+
+CREATE LANGUAGE plpyml HANDLER pyml._plpyml_call_handler VALIDATOR pyml._plpyml_validator;
+COMMENT ON LANGUAGE plpyml IS
+    'PL/Python for pyml''s functions, with errors that read like PostgreSQL''s';
+
+-- ============================================================================
 -- Session bootstrap: find the package, check its version, cache it in GD.
 -- It never raises: on failure it leaves in GD["pyml"] an object whose every
 -- call raises the reason, so the error comes from the function the user called.
@@ -478,7 +502,7 @@ COMMENT ON FUNCTION pyml._boot() IS
 CREATE FUNCTION pyml.version(
 
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -502,7 +526,7 @@ COMMENT ON FUNCTION pyml.version() IS
 -- ============================================================================
 
 CREATE FUNCTION pyml._registry_read() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SECURITY DEFINER
@@ -516,7 +540,7 @@ COMMENT ON FUNCTION pyml._registry_read() IS
     'Internal: runs a registry read queued by pyml in this session, as the extension owner';
 
 CREATE FUNCTION pyml._registry_write() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SECURITY DEFINER
@@ -542,7 +566,7 @@ CREATE FUNCTION pyml.deploy(
     strategy text DEFAULT 'best_score',           -- best_score | most_recent | rollback
     algorithm text DEFAULT NULL                   -- only consider models of this algorithm
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -557,7 +581,7 @@ COMMENT ON FUNCTION pyml.deploy(text, text, text) IS
 CREATE FUNCTION pyml.deploy(
     model_id bigint                               -- the model to deploy
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -574,7 +598,7 @@ CREATE FUNCTION pyml.deployed_model(
     project_name text,                            -- the project
     at timestamptz DEFAULT now()                  -- the moment asked about
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -590,7 +614,7 @@ COMMENT ON FUNCTION pyml.deployed_model(text, timestamp with time zone) IS
 CREATE FUNCTION pyml.lineage(
     model_id bigint                               -- the model
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -612,7 +636,7 @@ COMMENT ON FUNCTION pyml.lineage(bigint) IS
 CREATE FUNCTION pyml.feature_importance(
     project_name text                             -- the project: its live model is explained
 ) RETURNS TABLE(feature text, importance real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -631,7 +655,7 @@ CREATE FUNCTION pyml._explain(
     features json,                                -- to_json of an array of numbers or of a row
     features_type oid                             -- its type, to read real values exactly
 ) RETURNS TABLE(feature text, contribution real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -679,7 +703,7 @@ CREATE FUNCTION pyml.decompose(
     project_name text,                            -- a decomposition project (pca): its live model
     vector real[]                                 -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -706,7 +730,7 @@ CREATE FUNCTION pyml.load_dataset(
     "limit" bigint DEFAULT NULL,                  -- load at most this many rows
     kwargs jsonb DEFAULT '{}'                     -- accepted for compatibility; must be empty
 ) RETURNS SETOF pyml.dataset_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -722,7 +746,7 @@ CREATE FUNCTION pyml.delete_model(
     model_id bigint,                              -- the model to delete
     force boolean DEFAULT false                   -- also when it is the live model
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -739,7 +763,7 @@ CREATE FUNCTION pyml.delete_project(
     project_name text,                            -- the project to delete
     force boolean DEFAULT false                   -- also when a model is live
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -763,7 +787,7 @@ CREATE FUNCTION pyml.drift(
     model_id bigint DEFAULT NULL,                 -- the model compared (default: the live one)
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS TABLE(feature text, metric text, value float8, threshold float8, drifted boolean)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -783,7 +807,7 @@ CREATE FUNCTION pyml.monitor(
     retrain boolean DEFAULT true,                 -- on drift, train a candidate and deploy it if better
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -798,7 +822,7 @@ COMMENT ON FUNCTION pyml.monitor(text, text, interval, real, boolean, text) IS
 CREATE FUNCTION pyml.unmonitor(
     project_name text                             -- the project
 ) RETURNS boolean
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -815,7 +839,7 @@ CREATE FUNCTION pyml.check(
     project_name text                             -- the project
 ) RETURNS TABLE(drifted boolean, retrained boolean, deployed boolean, old_model_id bigint,
                 new_model_id bigint, report_id bigint)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -831,7 +855,7 @@ COMMENT ON FUNCTION pyml.check(text) IS
 CREATE FUNCTION pyml.run_monitors()
 RETURNS TABLE(project text, drifted boolean, retrained boolean, deployed boolean,
               old_model_id bigint, new_model_id bigint, report_id bigint, error text)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -847,7 +871,7 @@ CREATE FUNCTION pyml.log_predictions(
     project_name text,                            -- the project
     sample_rate real DEFAULT 1.0                  -- the share of calls logged (0 stops logging)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -862,7 +886,7 @@ COMMENT ON FUNCTION pyml.log_predictions(text, real) IS
 
 CREATE FUNCTION pyml.collect_predictions()
 RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -876,7 +900,7 @@ COMMENT ON FUNCTION pyml.collect_predictions() IS
 
 CREATE FUNCTION pyml._spooled_predictions()
 RETURNS SETOF text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -913,7 +937,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -945,7 +969,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -962,7 +986,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -979,7 +1003,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -996,7 +1020,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1013,7 +1037,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1030,7 +1054,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1047,7 +1071,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1065,7 +1089,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1097,7 +1121,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1114,7 +1138,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1131,7 +1155,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1148,7 +1172,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1165,7 +1189,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1182,7 +1206,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1199,7 +1223,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1217,7 +1241,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1249,7 +1273,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1266,7 +1290,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1283,7 +1307,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1300,7 +1324,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1317,7 +1341,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1334,7 +1358,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1351,7 +1375,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1369,7 +1393,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1401,7 +1425,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1418,7 +1442,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1435,7 +1459,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1452,7 +1476,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1469,7 +1493,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1486,7 +1510,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1503,7 +1527,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1521,7 +1545,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1553,7 +1577,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1570,7 +1594,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1587,7 +1611,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1604,7 +1628,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1621,7 +1645,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1638,7 +1662,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1655,7 +1679,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1673,7 +1697,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1705,7 +1729,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1722,7 +1746,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1739,7 +1763,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1756,7 +1780,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1773,7 +1797,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1790,7 +1814,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1807,7 +1831,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1824,7 +1848,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1841,7 +1865,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1858,7 +1882,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1875,7 +1899,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1892,7 +1916,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1909,7 +1933,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1926,7 +1950,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1943,7 +1967,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1960,7 +1984,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1977,7 +2001,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1994,7 +2018,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2011,7 +2035,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2028,7 +2052,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2045,7 +2069,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2062,7 +2086,7 @@ CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2184,7 +2208,7 @@ CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2309,7 +2333,7 @@ CREATE FUNCTION pyml.predict_into(
     key_column text DEFAULT 'id',                 -- identifies rows of source_relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2331,7 +2355,7 @@ CREATE FUNCTION pyml.grant(
     grantee regrole,                              -- the role that receives the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -2349,7 +2373,7 @@ CREATE FUNCTION pyml.revoke(
     grantee regrole,                              -- the role that loses the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -2440,7 +2464,7 @@ COMMENT ON FUNCTION pyml._refuse_update() IS
 -- Whatever adds or removes a deployment row (or changes a project's prediction
 -- logging, privileges or owner), every session's model cache notices (pyml._board).
 CREATE FUNCTION pyml._announce() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -2464,7 +2488,7 @@ CREATE FUNCTION pyml.stream(
     channel text DEFAULT NULL,                    -- NOTIFY channel; NULL: 'pyml_' || project id
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2481,7 +2505,7 @@ CREATE FUNCTION pyml.unstream(
     source_relation text,                         -- the streamed relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2499,7 +2523,7 @@ CREATE FUNCTION pyml.stream_read(
     max_rows integer DEFAULT 1000,                -- at most this many events
     after_event bigint DEFAULT NULL               -- read past this event (not yet acked) rather than the last ack
 ) RETURNS TABLE(event_id bigint, key text, prediction real, model_id bigint, scored_at timestamptz)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2516,7 +2540,7 @@ CREATE FUNCTION pyml.stream_ack(
     consumer text,                                -- the consumer
     event_id bigint                               -- the last event handled: it and every event before it are done
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -2532,7 +2556,7 @@ COMMENT ON FUNCTION pyml.stream_ack(bigint, text, bigint) IS
 CREATE FUNCTION pyml.stream_prune(
     stream_id bigint DEFAULT NULL                 -- NULL: every stream
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2571,7 +2595,7 @@ COMMENT ON PROCEDURE pyml.stream_work(bigint, integer) IS
 -- ----------------------------------------------------------------------------
 
 CREATE FUNCTION pyml._stream_score() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -2582,7 +2606,7 @@ COMMENT ON FUNCTION pyml._stream_score() IS
     'Trigger of sync streams: scores the rows of the statement and writes them to the outbox';
 
 CREATE FUNCTION pyml._stream_enqueue() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -2787,7 +2811,7 @@ CREATE FUNCTION pyml.train(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2819,7 +2843,7 @@ CREATE FUNCTION pyml.train_joint(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -2841,7 +2865,7 @@ CREATE FUNCTION pyml.snapshot(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

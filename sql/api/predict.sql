@@ -11,7 +11,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -43,7 +43,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -60,7 +60,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -77,7 +77,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -94,7 +94,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -111,7 +111,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -128,7 +128,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -145,7 +145,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -163,7 +163,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -195,7 +195,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -212,7 +212,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -229,7 +229,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -246,7 +246,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -263,7 +263,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -280,7 +280,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -297,7 +297,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -315,7 +315,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -347,7 +347,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -364,7 +364,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -381,7 +381,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -398,7 +398,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -415,7 +415,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -432,7 +432,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -449,7 +449,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -467,7 +467,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -499,7 +499,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -516,7 +516,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -533,7 +533,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -550,7 +550,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -567,7 +567,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -584,7 +584,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -601,7 +601,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -619,7 +619,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -651,7 +651,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -668,7 +668,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -685,7 +685,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -702,7 +702,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -719,7 +719,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -736,7 +736,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -753,7 +753,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -771,7 +771,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -803,7 +803,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -820,7 +820,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -837,7 +837,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -854,7 +854,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -871,7 +871,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -888,7 +888,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -905,7 +905,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -922,7 +922,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -939,7 +939,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -956,7 +956,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -973,7 +973,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -990,7 +990,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1007,7 +1007,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1024,7 +1024,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1041,7 +1041,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1058,7 +1058,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1075,7 +1075,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1092,7 +1092,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1109,7 +1109,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1126,7 +1126,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1143,7 +1143,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1160,7 +1160,7 @@ CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1282,7 +1282,7 @@ CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1407,7 +1407,7 @@ CREATE FUNCTION pyml.predict_into(
     key_column text DEFAULT 'id',                 -- identifies rows of source_relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

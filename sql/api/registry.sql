@@ -26,7 +26,7 @@ COMMENT ON FUNCTION pyml._refuse_update() IS
 -- Whatever adds or removes a deployment row (or changes a project's prediction
 -- logging, privileges or owner), every session's model cache notices (pyml._board).
 CREATE FUNCTION pyml._announce() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:

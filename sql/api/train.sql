@@ -26,7 +26,7 @@ CREATE FUNCTION pyml.train(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -58,7 +58,7 @@ CREATE FUNCTION pyml.train_joint(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -80,7 +80,7 @@ CREATE FUNCTION pyml.snapshot(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

@@ -142,7 +142,7 @@ def tables(request: pytest.FixtureRequest) -> tuple[str, str]:
 
 def message(error: psycopg.Error) -> str:
     """The primary message, without PL/Python's prefix."""
-    return (error.diag.message_primary or "").removeprefix("plpy.Error: ")
+    return error.diag.message_primary or ""
 
 
 def run(conn: psycopg.Connection, template: str, *names: str, params: Any = None) -> Any:
