@@ -56,10 +56,20 @@ strip_class(const char *message)
 	return NULL;
 }
 
+/* The line after ``line`` (NULL when it is the last). */
+static const char *
+next_line(const char *line)
+{
+	const char *end = strchr(line, '\n');
+
+	return end ? end + 1 : NULL;
+}
+
 /*
  * The context without PL/Python's traceback and the line naming the PL/Python function (the
  * first lines, up to and including 'PL/Python function "name"'); what the callers added
- * stays. NULL when nothing is left.
+ * stays, but for the line of pyml's SQL wrapper around an internal function ("_name"): the
+ * row overloads of predict are SQL functions that call one. NULL when nothing is left.
  */
 static char *
 strip_traceback(const char *context)
@@ -68,16 +78,15 @@ strip_traceback(const char *context)
 
 	if (context == NULL || strncmp(context, "Traceback (most recent call last):", 34) != 0)
 		return context ? pstrdup(context) : NULL;
-	for (line = context; line != NULL; line = strchr(line, '\n'))
+	for (line = context; line != NULL; line = next_line(line))
 	{
-		if (*line == '\n')
-			line++;
-		if (strncmp(line, "PL/Python function \"", 20) == 0 ||
-			strncmp(line, "PL/Python procedure \"", 21) == 0)
+		if (strncmp(line, "PL/Python function \"", 20) == 0)
 		{
-			const char *rest = strchr(line, '\n');
+			const char *rest = next_line(line);
 
-			return rest ? pstrdup(rest + 1) : NULL;
+			if (rest && line[20] == '_' && strncmp(rest, "SQL function \"", 14) == 0)
+				rest = next_line(rest);
+			return rest ? pstrdup(rest) : NULL;
 		}
 	}
 	return pstrdup(context);	/* not the shape PL/Python writes: leave it */
