@@ -506,8 +506,15 @@ def _to_float(values: Sequence[Any], nulls: bool = False, names: Sequence[str] |
 
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataException("features must be numbers") from exc
+    except (TypeError, ValueError):
+        flat = np.asarray(values, dtype=object).ravel().tolist()
+        position = next((i for i, v in enumerate(flat) if not _is_number(v)), 0)
+        shown = flat[position] if position < len(flat) else None
+        raise DataException(
+            "features must be numbers",
+            detail=f'{_feature(position, names, width, len(flat))} is "{shown}".',
+            hint="Pass numbers; a model trained on text columns takes a row (ROW(...) or a "
+            "table row), not an array.") from None
     if not np.isfinite(array).all():
         flat = array.ravel()
         bad = np.isinf(flat) if nulls else ~np.isfinite(flat)
@@ -529,6 +536,14 @@ def _to_float(values: Sequence[Any], nulls: bool = False, names: Sequence[str] |
                 hint=INFINITY_HINT,
             )
     return array
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _feature(position: int, names: Sequence[str] | None, width: int | None, size: int) -> str:

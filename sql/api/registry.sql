@@ -17,7 +17,10 @@ BEGIN
     END IF;
     RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
         USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Models and deployments are history: train or deploy again instead.';
+              HINT = CASE TG_TABLE_NAME
+                  WHEN 'drift_reports' THEN 'Monitoring rounds are history: run pyml.check again instead.'
+                  ELSE 'Models and deployments are history: train or deploy again instead.'
+              END;
 END
 $$;
 COMMENT ON FUNCTION pyml._refuse_update() IS
