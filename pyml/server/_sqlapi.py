@@ -509,7 +509,7 @@ def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rat
     if sample_rate is None or not 0.0 <= sample_rate <= 1.0:
         import numpy as np
 
-        shown = "NULL" if sample_rate is None else f"{np.float32(sample_rate)}"
+        shown = "NULL" if sample_rate is None else str(np.float32(sample_rate))
         raise InvalidParameterValue(f'"sample_rate" must be between 0 and 1, got {shown}')
     db = _db(plpy, GD)
     project = store.require_project(db, params.non_empty("project_name", project_name))

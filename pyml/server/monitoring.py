@@ -468,5 +468,5 @@ def _shown(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, float):
-        return f"{np.float32(value)}" if float(np.float32(value)) == value else f"{value:g}"
+        return str(np.float32(value)) if float(np.float32(value)) == value else f"{value:g}"
     return f'"{value}"'
