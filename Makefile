@@ -4,6 +4,7 @@ PG_BIN        ?= /usr/lib/postgresql/15/bin
 PG_CONFIG     ?= $(PG_BIN)/pg_config
 PLPYTHON_PKG  ?= postgresql-plpython3-15
 CRON_PKG      ?= postgresql-15-cron
+DEV_PKG       ?= postgresql-server-dev-15
 # The server's PL/Python links Debian's Python: the venv must be built with it.
 SERVER_PYTHON ?= /usr/bin/python3
 VENV          ?= .venv
@@ -17,6 +18,9 @@ EXTVERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 MODULEDIR     = extension
 DATA          = extension/pyml.control extension/pyml--$(EXTVERSION).sql \
                 $(wildcard extension/pyml--*--*.sql)
+# The language of pyml's functions (src/pyml.c): PL/Python, with errors that read like PostgreSQL's.
+MODULE_big    = pyml
+OBJS          = src/pyml.o
 # pg_regress golden files: tests/regress/sql/*.sql <-> tests/regress/expected/*.out
 REGRESS       = $(sort $(patsubst tests/regress/sql/%.sql,%,$(wildcard tests/regress/sql/*.sql)))
 REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \
@@ -29,10 +33,11 @@ include $(PGXS)
 setup: $(VENV)/.setup-done
 $(VENV)/.setup-done: pyproject.toml
 	@test -f "$$($(PG_CONFIG) --pkglibdir)/plpython3.so" && test -f "$$($(PG_CONFIG) --pkglibdir)/pg_cron.so" \
+	  && test -f "$$($(PG_CONFIG) --includedir-server)/postgres.h" && command -v gcc >/dev/null \
 	  && $(SERVER_PYTHON) -c 'import ensurepip' 2>/dev/null \
-	  || { echo "installing $(PLPYTHON_PKG) $(CRON_PKG) python3-venv acl (apt)"; \
+	  || { echo "installing $(PLPYTHON_PKG) $(CRON_PKG) $(DEV_PKG) gcc python3-venv acl (apt)"; \
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	         $(PLPYTHON_PKG) $(CRON_PKG) python3-venv acl >/dev/null; }
+	         $(PLPYTHON_PKG) $(CRON_PKG) $(DEV_PKG) gcc python3-venv acl >/dev/null; }
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'

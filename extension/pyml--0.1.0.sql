@@ -670,6 +670,30 @@ SELECT pg_catalog.pg_extension_config_dump('pyml._grants', '');
 
 -- source: sql/api/000_boot.sql
 -- ============================================================================
+-- The language of pyml's functions: PL/Python, run by PL/Python's own handler and
+-- validator, with errors that read like PostgreSQL's (src/pyml.c): an error pyml
+-- raises, or a PostgreSQL error that passes through its Python code, loses the
+-- "plpy.Error: " / "spiexceptions.<Class>: " prefix and the Python traceback; any
+-- other Python exception (a bug) keeps both.
+-- ============================================================================
+
+CREATE FUNCTION pyml._plpyml_call_handler() RETURNS language_handler
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pyml_call_handler';
+COMMENT ON FUNCTION pyml._plpyml_call_handler() IS
+    'Call handler of language plpyml: PL/Python''s, with errors reported like PostgreSQL''s';
+
+CREATE FUNCTION pyml._plpyml_validator(oid) RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pyml_validator';
+COMMENT ON FUNCTION pyml._plpyml_validator(oid) IS
+    'Validator of language plpyml: PL/Python''s';
+
+CREATE LANGUAGE plpyml HANDLER pyml._plpyml_call_handler VALIDATOR pyml._plpyml_validator;
+COMMENT ON LANGUAGE plpyml IS
+    'PL/Python for pyml''s functions, with errors that read like PostgreSQL''s';
+
+-- ============================================================================
 -- Session bootstrap: find the package, check its version, cache it in GD.
 -- It never raises: on failure it leaves in GD["pyml"] an object whose every
 -- call raises the reason, so the error comes from the function the user called.
@@ -740,7 +764,7 @@ COMMENT ON FUNCTION pyml._boot() IS
 CREATE FUNCTION pyml.version(
 
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -764,7 +788,7 @@ COMMENT ON FUNCTION pyml.version() IS
 -- ============================================================================
 
 CREATE FUNCTION pyml._registry_read() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SECURITY DEFINER
@@ -778,7 +802,7 @@ COMMENT ON FUNCTION pyml._registry_read() IS
     'Internal: runs a registry read queued by pyml in this session, as the extension owner';
 
 CREATE FUNCTION pyml._registry_write() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SECURITY DEFINER
@@ -809,7 +833,7 @@ CREATE FUNCTION pyml.deploy(
     strategy text DEFAULT 'best_score',           -- best_score | most_recent | rollback
     algorithm text DEFAULT NULL                   -- only consider models of this algorithm
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -824,7 +848,7 @@ COMMENT ON FUNCTION pyml.deploy(text, text, text) IS
 CREATE FUNCTION pyml.deploy(
     model_id bigint                               -- the model to deploy
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -841,7 +865,7 @@ CREATE FUNCTION pyml.deployed_model(
     project_name text,                            -- the project
     at timestamptz DEFAULT now()                  -- the moment asked about
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -857,7 +881,7 @@ COMMENT ON FUNCTION pyml.deployed_model(text, timestamp with time zone) IS
 CREATE FUNCTION pyml.lineage(
     model_id bigint                               -- the model
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -879,7 +903,7 @@ COMMENT ON FUNCTION pyml.lineage(bigint) IS
 CREATE FUNCTION pyml.feature_importance(
     project_name text                             -- the project: its live model is explained
 ) RETURNS TABLE(feature text, importance real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -898,7 +922,7 @@ CREATE FUNCTION pyml._explain(
     features json,                                -- to_json of an array of numbers or of a row
     features_type oid                             -- its type, to read real values exactly
 ) RETURNS TABLE(feature text, contribution real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -946,7 +970,7 @@ CREATE FUNCTION pyml.decompose(
     project_name text,                            -- a decomposition project (pca): its live model
     vector real[]                                 -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -975,7 +999,7 @@ CREATE FUNCTION pyml.load_dataset(
     "limit" bigint DEFAULT NULL,                  -- load at most this many rows
     kwargs jsonb DEFAULT '{}'                     -- accepted for compatibility; must be empty
 ) RETURNS SETOF pyml.dataset_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -991,7 +1015,7 @@ CREATE FUNCTION pyml.delete_model(
     model_id bigint,                              -- the model to delete
     force boolean DEFAULT false                   -- also when it is the live model
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -1008,7 +1032,7 @@ CREATE FUNCTION pyml.delete_project(
     project_name text,                            -- the project to delete
     force boolean DEFAULT false                   -- also when a model is live
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -1032,7 +1056,7 @@ CREATE FUNCTION pyml.drift(
     model_id bigint DEFAULT NULL,                 -- the model compared (default: the live one)
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS TABLE(feature text, metric text, value float8, threshold float8, drifted boolean)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1052,7 +1076,7 @@ CREATE FUNCTION pyml.monitor(
     retrain boolean DEFAULT true,                 -- on drift, train a candidate and deploy it if better
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1067,7 +1091,7 @@ COMMENT ON FUNCTION pyml.monitor(text, text, interval, real, boolean, text) IS
 CREATE FUNCTION pyml.unmonitor(
     project_name text                             -- the project
 ) RETURNS boolean
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -1084,7 +1108,7 @@ CREATE FUNCTION pyml.check(
     project_name text                             -- the project
 ) RETURNS TABLE(drifted boolean, retrained boolean, deployed boolean, old_model_id bigint,
                 new_model_id bigint, report_id bigint)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -1100,7 +1124,7 @@ COMMENT ON FUNCTION pyml.check(text) IS
 CREATE FUNCTION pyml.run_monitors()
 RETURNS TABLE(project text, drifted boolean, retrained boolean, deployed boolean,
               old_model_id bigint, new_model_id bigint, report_id bigint, error text)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1116,7 +1140,7 @@ CREATE FUNCTION pyml.log_predictions(
     project_name text,                            -- the project
     sample_rate real DEFAULT 1.0                  -- the share of calls logged (0 stops logging)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -1131,7 +1155,7 @@ COMMENT ON FUNCTION pyml.log_predictions(text, real) IS
 
 CREATE FUNCTION pyml.collect_predictions()
 RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1145,7 +1169,7 @@ COMMENT ON FUNCTION pyml.collect_predictions() IS
 
 CREATE FUNCTION pyml._spooled_predictions()
 RETURNS SETOF text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1189,7 +1213,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1221,7 +1245,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1238,7 +1262,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1255,7 +1279,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1272,7 +1296,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1289,7 +1313,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1306,7 +1330,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1323,7 +1347,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1341,7 +1365,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1373,7 +1397,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1390,7 +1414,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1407,7 +1431,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1424,7 +1448,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1441,7 +1465,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1458,7 +1482,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1475,7 +1499,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1493,7 +1517,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1525,7 +1549,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1542,7 +1566,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1559,7 +1583,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1576,7 +1600,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1593,7 +1617,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1610,7 +1634,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1627,7 +1651,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1645,7 +1669,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1677,7 +1701,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1694,7 +1718,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1711,7 +1735,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1728,7 +1752,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1745,7 +1769,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1762,7 +1786,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1779,7 +1803,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1797,7 +1821,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1829,7 +1853,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1846,7 +1870,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1863,7 +1887,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1880,7 +1904,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1897,7 +1921,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1914,7 +1938,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1931,7 +1955,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1949,7 +1973,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1981,7 +2005,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1998,7 +2022,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2015,7 +2039,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2032,7 +2056,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2049,7 +2073,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2066,7 +2090,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2083,7 +2107,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2101,7 +2125,7 @@ CREATE FUNCTION pyml._predict_proba_labels_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2133,7 +2157,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2150,7 +2174,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2167,7 +2191,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2184,7 +2208,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2201,7 +2225,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2218,7 +2242,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2235,7 +2259,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2253,7 +2277,7 @@ CREATE FUNCTION pyml._predict_proba_labels_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2285,7 +2309,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2302,7 +2326,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2319,7 +2343,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2336,7 +2360,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2353,7 +2377,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2370,7 +2394,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2387,7 +2411,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2405,7 +2429,7 @@ CREATE FUNCTION pyml._predict_proba_jsonb_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2437,7 +2461,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2454,7 +2478,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2471,7 +2495,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2488,7 +2512,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2505,7 +2529,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2522,7 +2546,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2539,7 +2563,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2557,7 +2581,7 @@ CREATE FUNCTION pyml._predict_proba_jsonb_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2589,7 +2613,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2606,7 +2630,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2623,7 +2647,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2640,7 +2664,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2657,7 +2681,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2674,7 +2698,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2691,7 +2715,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2708,7 +2732,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2725,7 +2749,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2742,7 +2766,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2759,7 +2783,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2776,7 +2800,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2793,7 +2817,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2810,7 +2834,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2827,7 +2851,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2844,7 +2868,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2861,7 +2885,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2878,7 +2902,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2895,7 +2919,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2912,7 +2936,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2929,7 +2953,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2946,7 +2970,7 @@ CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -3068,7 +3092,7 @@ CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -3193,7 +3217,7 @@ CREATE FUNCTION pyml.predict_into(
     key_column text DEFAULT 'id',                 -- identifies rows of source_relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3215,7 +3239,7 @@ CREATE FUNCTION pyml.grant(
     grantee regrole,                              -- the role that receives the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -3233,7 +3257,7 @@ CREATE FUNCTION pyml.revoke(
     grantee regrole,                              -- the role that loses the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -3321,7 +3345,10 @@ BEGIN
     END IF;
     RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
         USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Models and deployments are history: train or deploy again instead.';
+              HINT = CASE TG_TABLE_NAME
+                  WHEN 'drift_reports' THEN 'Monitoring rounds are history: run pyml.check again instead.'
+                  ELSE 'Models and deployments are history: train or deploy again instead.'
+              END;
 END
 $$;
 COMMENT ON FUNCTION pyml._refuse_update() IS
@@ -3330,7 +3357,7 @@ COMMENT ON FUNCTION pyml._refuse_update() IS
 -- Whatever adds or removes a deployment row (or changes a project's prediction
 -- logging, privileges or owner), every session's model cache notices (pyml._board).
 CREATE FUNCTION pyml._announce() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -3354,7 +3381,7 @@ CREATE FUNCTION pyml.stream(
     channel text DEFAULT NULL,                    -- NOTIFY channel; NULL: 'pyml_' || project id
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3371,7 +3398,7 @@ CREATE FUNCTION pyml.unstream(
     source_relation text,                         -- the streamed relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3389,7 +3416,7 @@ CREATE FUNCTION pyml.stream_read(
     max_rows integer DEFAULT 1000,                -- at most this many events
     after_event bigint DEFAULT NULL               -- read past this event (not yet acked) rather than the last ack
 ) RETURNS TABLE(event_id bigint, key text, prediction real, model_id bigint, scored_at timestamptz)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3406,7 +3433,7 @@ CREATE FUNCTION pyml.stream_ack(
     consumer text,                                -- the consumer
     event_id bigint                               -- the last event handled: it and every event before it are done
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -3422,7 +3449,7 @@ COMMENT ON FUNCTION pyml.stream_ack(bigint, text, bigint) IS
 CREATE FUNCTION pyml.stream_prune(
     stream_id bigint DEFAULT NULL                 -- NULL: every stream
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3461,7 +3488,7 @@ COMMENT ON PROCEDURE pyml.stream_work(bigint, integer) IS
 -- ----------------------------------------------------------------------------
 
 CREATE FUNCTION pyml._stream_score() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -3472,7 +3499,7 @@ COMMENT ON FUNCTION pyml._stream_score() IS
     'Trigger of sync streams: scores the rows of the statement and writes them to the outbox';
 
 CREATE FUNCTION pyml._stream_enqueue() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -3684,7 +3711,7 @@ CREATE FUNCTION pyml.train(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3716,7 +3743,7 @@ CREATE FUNCTION pyml.train_joint(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3738,7 +3765,7 @@ CREATE FUNCTION pyml.snapshot(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -3759,7 +3786,7 @@ CREATE FUNCTION pyml.fingerprint(
     preprocess jsonb DEFAULT '{}',                -- columns encoded as categories are read as text
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

@@ -78,6 +78,7 @@ def build() -> dict[Path, str]:
         "requires = 'plpython3u'\n"
         "schema = pyml\n"
         "relocatable = false\n"
+        "module_pathname = '$libdir/pyml'\n"
         "superuser = true\n"
         "trusted = false\n"
     )

@@ -139,7 +139,7 @@ def plpython_stub(
     strict: bool = False,
 ) -> str:
     """A PL/Python function whose body boots the package and makes one call into it."""
-    attributes = ["LANGUAGE plpython3u", volatility]
+    attributes = ["LANGUAGE plpyml", volatility]
     if strict:
         attributes.append("STRICT")
     attributes.append(f"PARALLEL {PREDICT_PARALLEL}")

@@ -352,18 +352,19 @@ class Model:
     def input_from_array(self, features: Sequence[Any]) -> np.ndarray:
         """One row ``(1, k)`` of inputs from a (possibly multi-dimensional) SQL array."""
         if self.preprocessor is None:
-            return features_from_array(features, self.num_features)
+            return features_from_array(features, self.num_features, self.columns)
         self._numbers_only()
-        row = _to_float(features, nulls=True).reshape(1, -1)
+        row = _to_float(features, nulls=True, names=self.columns).reshape(1, -1)
         _check_count(row.shape[1], self.num_features)
         return row
 
     def input_from_batch(self, features: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Rows ``(n, k)`` of inputs from ``n * k`` values flattened into one array."""
         if self.preprocessor is None:
-            return features_from_batch(features, self.num_features)
+            return features_from_batch(features, self.num_features, self.columns)
         self._numbers_only()
-        return _batch_shape(_to_float(features, nulls=True).ravel(), self.num_features)
+        flat = _to_float(features, nulls=True, names=self.columns, width=self.num_features)
+        return _batch_shape(flat.ravel(), self.num_features)
 
     def _numbers_only(self) -> None:
         if self.categorical:
@@ -405,16 +406,19 @@ def label_text(value: Any) -> str:
 # ---------------------------------------------------------------------------
 
 
-def features_from_array(features: Sequence[Any], expected: int) -> np.ndarray:
-    """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array."""
-    row = _to_float(features).reshape(1, -1)
+def features_from_array(features: Sequence[Any], expected: int,
+                        names: Sequence[str] | None = None) -> np.ndarray:
+    """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array; ``names`` (the
+    training columns) name a value an error is about."""
+    row = _to_float(features, names=names).reshape(1, -1)
     _check_count(row.shape[1], expected)
     return row
 
 
-def features_from_batch(features: Sequence[Any] | np.ndarray, expected: int) -> np.ndarray:
+def features_from_batch(features: Sequence[Any] | np.ndarray, expected: int,
+                        names: Sequence[str] | None = None) -> np.ndarray:
     """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
-    return _batch_shape(_to_float(features).ravel(), expected)
+    return _batch_shape(_to_float(features, names=names, width=expected).ravel(), expected)
 
 
 def _batch_shape(flat: np.ndarray, expected: int) -> np.ndarray:
@@ -459,7 +463,7 @@ def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
                     hint="Pass the columns in training order; text columns in the training "
                     "relation are encoded as categories.",
                 )
-        return features_from_array([v for _, v in values], model.num_features)
+        return features_from_array([v for _, v in values], model.num_features, model.columns)
     return _preprocessed_row(values, model)
 
 
@@ -503,16 +507,26 @@ def as_float4(value: Any) -> Any:
     return value
 
 
-def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False) -> np.ndarray:
+def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False,
+              names: Sequence[str] | None = None, width: int | None = None
+              ) -> np.ndarray:
     """Values as float64. NULL (which numpy makes NaN) and NaN are refused (22004) unless
     ``nulls`` (a model that imputes them, and checks the others itself); Infinity and
-    -Infinity always are (22023)."""
+    -Infinity always are (22023). The DETAIL names the value by its position, its training
+    column (``names``) and, for rows of ``width`` values flattened, its row."""
     import numpy as np
 
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataException("features must be numbers") from exc
+    except (TypeError, ValueError):
+        given = np.asarray(values, dtype=object).ravel().tolist()
+        position = next((i for i, v in enumerate(given) if not _is_number(v)), 0)
+        shown = given[position] if position < len(given) else None
+        raise DataException(
+            "features must be numbers",
+            detail=f'{_feature(position, names, width, len(given))} is "{shown}".',
+            hint="Pass numbers; a model trained on text columns takes a row (ROW(...) or a "
+            "table row), not an array.") from None
     if not np.isfinite(array).all():
         flat = array.ravel()
         bad = np.isinf(flat) if nulls else ~np.isfinite(flat)
@@ -522,17 +536,35 @@ def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False) -> np.nda
             if value != value:
                 raise NullValueNotAllowed(
                     "features must not be NULL",
-                    detail=f"Feature {position + 1} is NULL (or NaN).",
+                    detail=f"{_feature(position, names, width, array.size)} is NULL (or NaN).",
                     hint="Replace missing values before predicting.",
                 )
             from pyml.core.preprocess import INFINITY_HINT, infinity_text
 
             raise InvalidParameterValue(
                 "features must not be infinite",
-                detail=f"Feature {position + 1} is {infinity_text(value)}.",
+                detail=f"{_feature(position, names, width, array.size)} is "
+                f"{infinity_text(value)}.",
                 hint=INFINITY_HINT,
             )
     return array
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _feature(position: int, names: Sequence[str] | None, width: int | None, size: int) -> str:
+    """'Feature 2 ("sepal_width")', and ' of row 7' when the values hold several rows."""
+    row, column = divmod(position, width) if width else (0, position)
+    text = f"Feature {column + 1}"
+    if names and len(names) == (width or size):  # else the values are not the model's inputs
+        text += f' ("{names[column]}")'
+    return text + (f" of row {row + 1}" if width and size > width else "")
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pyml.errors import InvalidParameterValue
+from pyml.errors import InvalidParameterValue, NullValueNotAllowed
 
 TASKS = ("regression", "classification", "clustering", "decomposition")
 TEST_SAMPLINGS = ("random", "last", "stratified")
@@ -53,6 +53,8 @@ def json_object(name: str, value: str | dict[str, Any] | None) -> dict[str, Any]
 
 
 def non_empty(name: str, value: str | None) -> str:
-    if value is None or not str(value).strip():
+    if value is None:
+        raise NullValueNotAllowed(f'"{name}" must not be NULL')
+    if not str(value).strip():
         raise InvalidParameterValue(f'"{name}" must not be empty')
     return value

@@ -11,6 +11,7 @@ Serving one row through scikit-learn's transformers costs milliseconds; see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -170,7 +171,7 @@ def _encode(name: str, encode: Any) -> tuple[str | None, tuple[str, ...] | None]
             f'"ordinal" of column "{name}" must list distinct values',
             hint='For example {"encode": {"ordinal": ["low", "medium", "high"]}}.')
     raise InvalidParameterValue(
-        f'invalid encode {encode!r} for column "{name}"',
+        f'invalid encode {json.dumps(encode)} for column "{name}"',
         hint='Valid values: "native", "target", "one_hot", {"ordinal": [values...]}.')
 
 

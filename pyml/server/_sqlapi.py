@@ -594,8 +594,11 @@ def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
 @_sql
 def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float
                     ) -> None:
-    if not 0.0 <= sample_rate <= 1.0:
-        raise InvalidParameterValue(f"sample_rate must be between 0 and 1, not {sample_rate}")
+    if sample_rate is None or not 0.0 <= sample_rate <= 1.0:
+        import numpy as np
+
+        shown = "NULL" if sample_rate is None else str(np.float32(sample_rate))
+        raise InvalidParameterValue(f'"sample_rate" must be between 0 and 1, got {shown}')
     db = _db(plpy, GD)
     project = store.require_project(db, params.non_empty("project_name", project_name))
     privileges.require(db, project, "admin")
@@ -713,9 +716,11 @@ def unstream(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: 
                              params.non_empty("source_relation", source_relation),
                              caller_search_path)
     if dropped["queued"]:
-        plpy.notice(f"{dropped['queued']} queued rows were dropped without being scored")
+        plpy.notice(_count(dropped['queued'], "queued row was", "queued rows were")
+                    + " dropped without being scored")
     if dropped["events"]:
-        plpy.notice(f"{dropped['events']} events were dropped from the outbox")
+        plpy.notice(_count(dropped['events'], "event was", "events were")
+                    + " dropped from the outbox")
 
 
 @_sql
@@ -776,8 +781,13 @@ def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int, mode: 
         if not check(_db(plpy, GD), args, relid):
             from pyml.errors import ObjectNotInPrerequisiteState
 
+            relation = store.relation_by_oid(_db(plpy, GD), relid).qualified
             raise ObjectNotInPrerequisiteState(
-                f"relation {relid} is not the {mode} stream with id {args[0] if args else None}")
+                f'relation "{relation}" is not the source of {mode} stream '
+                f'{args[0] if args else "(none)"}',
+                detail=f"Its trigger calls pyml._stream_{'score' if mode == 'sync' else 'enqueue'}"
+                " with arguments pyml.stream did not give it.",
+                hint="Drop that trigger; pyml.stream installs the triggers of a stream.")
         verified.add(key)
 
 
@@ -799,3 +809,8 @@ def stream_enqueue(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
     args, relid = list(TD["args"] or []), int(TD["relid"])
     _verified(plpy, GD, args, relid, "async")
     streaming.enqueue_statement(_session(plpy, GD), args, relid, TD["event"] == "UPDATE")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 event was``, ``2 events were``: a count with its noun and verb agreeing."""
+    return f"{n} {one if n == 1 else many}"

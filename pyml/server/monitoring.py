@@ -448,10 +448,11 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, relation_name, search_path)
-    if not store.positive_interval(db, every):
-        raise InvalidParameterValue(f'"every" must be a positive interval, not "{every}"')
-    if not psi_threshold > 0:
-        raise InvalidParameterValue(f"psi_threshold must be positive, not {psi_threshold}")
+    if every is None or not store.positive_interval(db, every):
+        raise InvalidParameterValue(f'"every" must be a positive interval, got {_shown(every)}')
+    if psi_threshold is None or not psi_threshold > 0:
+        raise InvalidParameterValue(
+            f'"psi_threshold" must be positive, got {_shown(psi_threshold)}')
     monitor_id = store.save_monitor(db, project.id, relation.qualified, every,
                                     psi_threshold, bool(retrain))
     if store.cron_schedule(db, CRON_JOB, CRON_SCHEDULE, CRON_COMMAND) is None:
@@ -464,3 +465,12 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
                       "has a job that runs pyml.run_monitors() in this database (pyml up "
                       'schedules one for database "pyml"); else run `pyml monitor`')
     return monitor_id
+
+
+def _shown(value: Any) -> str:
+    """A SQL argument as PostgreSQL would print it: NULL, a real's shortest digits, 'text'."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return str(np.float32(value)) if float(np.float32(value)) == value else f"{value:g}"
+    return f'"{value}"'

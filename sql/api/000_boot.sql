@@ -1,4 +1,28 @@
 -- ============================================================================
+-- The language of pyml's functions: PL/Python, run by PL/Python's own handler and
+-- validator, with errors that read like PostgreSQL's (src/pyml.c): an error pyml
+-- raises, or a PostgreSQL error that passes through its Python code, loses the
+-- "plpy.Error: " / "spiexceptions.<Class>: " prefix and the Python traceback; any
+-- other Python exception (a bug) keeps both.
+-- ============================================================================
+
+CREATE FUNCTION pyml._plpyml_call_handler() RETURNS language_handler
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pyml_call_handler';
+COMMENT ON FUNCTION pyml._plpyml_call_handler() IS
+    'Call handler of language plpyml: PL/Python''s, with errors reported like PostgreSQL''s';
+
+CREATE FUNCTION pyml._plpyml_validator(oid) RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pyml_validator';
+COMMENT ON FUNCTION pyml._plpyml_validator(oid) IS
+    'Validator of language plpyml: PL/Python''s';
+
+CREATE LANGUAGE plpyml HANDLER pyml._plpyml_call_handler VALIDATOR pyml._plpyml_validator;
+COMMENT ON LANGUAGE plpyml IS
+    'PL/Python for pyml''s functions, with errors that read like PostgreSQL''s';
+
+-- ============================================================================
 -- Session bootstrap: find the package, check its version, cache it in GD.
 -- It never raises: on failure it leaves in GD["pyml"] an object whose every
 -- call raises the reason, so the error comes from the function the user called.
@@ -69,7 +93,7 @@ COMMENT ON FUNCTION pyml._boot() IS
 CREATE FUNCTION pyml.version(
 
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -93,7 +117,7 @@ COMMENT ON FUNCTION pyml.version() IS
 -- ============================================================================
 
 CREATE FUNCTION pyml._registry_read() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SECURITY DEFINER
@@ -107,7 +131,7 @@ COMMENT ON FUNCTION pyml._registry_read() IS
     'Internal: runs a registry read queued by pyml in this session, as the extension owner';
 
 CREATE FUNCTION pyml._registry_write() RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SECURITY DEFINER

@@ -15,7 +15,7 @@ CREATE FUNCTION pyml.deploy(
     strategy text DEFAULT 'best_score',           -- best_score | most_recent | rollback
     algorithm text DEFAULT NULL                   -- only consider models of this algorithm
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -30,7 +30,7 @@ COMMENT ON FUNCTION pyml.deploy(text, text, text) IS
 CREATE FUNCTION pyml.deploy(
     model_id bigint                               -- the model to deploy
 ) RETURNS SETOF pyml.deploy_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -47,7 +47,7 @@ CREATE FUNCTION pyml.deployed_model(
     project_name text,                            -- the project
     at timestamptz DEFAULT now()                  -- the moment asked about
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -63,7 +63,7 @@ COMMENT ON FUNCTION pyml.deployed_model(text, timestamp with time zone) IS
 CREATE FUNCTION pyml.lineage(
     model_id bigint                               -- the model
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE

@@ -6,7 +6,7 @@
 CREATE FUNCTION pyml.feature_importance(
     project_name text                             -- the project: its live model is explained
 ) RETURNS TABLE(feature text, importance real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -25,7 +25,7 @@ CREATE FUNCTION pyml._explain(
     features json,                                -- to_json of an array of numbers or of a row
     features_type oid                             -- its type, to read real values exactly
 ) RETURNS TABLE(feature text, contribution real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -73,7 +73,7 @@ CREATE FUNCTION pyml.decompose(
     project_name text,                            -- a decomposition project (pca): its live model
     vector real[]                                 -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE

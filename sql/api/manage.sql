@@ -13,7 +13,7 @@ CREATE FUNCTION pyml.load_dataset(
     "limit" bigint DEFAULT NULL,                  -- load at most this many rows
     kwargs jsonb DEFAULT '{}'                     -- accepted for compatibility; must be empty
 ) RETURNS SETOF pyml.dataset_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -29,7 +29,7 @@ CREATE FUNCTION pyml.delete_model(
     model_id bigint,                              -- the model to delete
     force boolean DEFAULT false                   -- also when it is the live model
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -46,7 +46,7 @@ CREATE FUNCTION pyml.delete_project(
     project_name text,                            -- the project to delete
     force boolean DEFAULT false                   -- also when a model is live
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE

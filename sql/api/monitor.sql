@@ -8,7 +8,7 @@ CREATE FUNCTION pyml.drift(
     model_id bigint DEFAULT NULL,                 -- the model compared (default: the live one)
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS TABLE(feature text, metric text, value float8, threshold float8, drifted boolean)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -28,7 +28,7 @@ CREATE FUNCTION pyml.monitor(
     retrain boolean DEFAULT true,                 -- on drift, train a candidate and deploy it if better
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -43,7 +43,7 @@ COMMENT ON FUNCTION pyml.monitor(text, text, interval, real, boolean, text) IS
 CREATE FUNCTION pyml.unmonitor(
     project_name text                             -- the project
 ) RETURNS boolean
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -60,7 +60,7 @@ CREATE FUNCTION pyml.check(
     project_name text                             -- the project
 ) RETURNS TABLE(drifted boolean, retrained boolean, deployed boolean, old_model_id bigint,
                 new_model_id bigint, report_id bigint)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -76,7 +76,7 @@ COMMENT ON FUNCTION pyml.check(text) IS
 CREATE FUNCTION pyml.run_monitors()
 RETURNS TABLE(project text, drifted boolean, retrained boolean, deployed boolean,
               old_model_id bigint, new_model_id bigint, report_id bigint, error text)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -92,7 +92,7 @@ CREATE FUNCTION pyml.log_predictions(
     project_name text,                            -- the project
     sample_rate real DEFAULT 1.0                  -- the share of calls logged (0 stops logging)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -107,7 +107,7 @@ COMMENT ON FUNCTION pyml.log_predictions(text, real) IS
 
 CREATE FUNCTION pyml.collect_predictions()
 RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -121,7 +121,7 @@ COMMENT ON FUNCTION pyml.collect_predictions() IS
 
 CREATE FUNCTION pyml._spooled_predictions()
 RETURNS SETOF text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

@@ -11,7 +11,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -43,7 +43,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -60,7 +60,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -77,7 +77,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -94,7 +94,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -111,7 +111,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -128,7 +128,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -145,7 +145,7 @@ CREATE FUNCTION pyml.predict(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -163,7 +163,7 @@ CREATE FUNCTION pyml._predict_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -195,7 +195,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -212,7 +212,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -229,7 +229,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -246,7 +246,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -263,7 +263,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -280,7 +280,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -297,7 +297,7 @@ CREATE FUNCTION pyml.predict(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -315,7 +315,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -347,7 +347,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -364,7 +364,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -381,7 +381,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -398,7 +398,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -415,7 +415,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -432,7 +432,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -449,7 +449,7 @@ CREATE FUNCTION pyml.predict_label(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -467,7 +467,7 @@ CREATE FUNCTION pyml._predict_label_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -499,7 +499,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -516,7 +516,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -533,7 +533,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -550,7 +550,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -567,7 +567,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -584,7 +584,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -601,7 +601,7 @@ CREATE FUNCTION pyml.predict_label(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -619,7 +619,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -651,7 +651,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -668,7 +668,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -685,7 +685,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -702,7 +702,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -719,7 +719,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -736,7 +736,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -753,7 +753,7 @@ CREATE FUNCTION pyml.predict_proba(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -771,7 +771,7 @@ CREATE FUNCTION pyml._predict_proba_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -803,7 +803,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -820,7 +820,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -837,7 +837,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -854,7 +854,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -871,7 +871,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -888,7 +888,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -905,7 +905,7 @@ CREATE FUNCTION pyml.predict_proba(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -923,7 +923,7 @@ CREATE FUNCTION pyml._predict_proba_labels_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -955,7 +955,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -972,7 +972,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -989,7 +989,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1006,7 +1006,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1023,7 +1023,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1040,7 +1040,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1057,7 +1057,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1075,7 +1075,7 @@ CREATE FUNCTION pyml._predict_proba_labels_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1107,7 +1107,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1124,7 +1124,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1141,7 +1141,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1158,7 +1158,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1175,7 +1175,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1192,7 +1192,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1209,7 +1209,7 @@ CREATE FUNCTION pyml.predict_proba_labels(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS TABLE(label text, probability real)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1227,7 +1227,7 @@ CREATE FUNCTION pyml._predict_proba_jsonb_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1259,7 +1259,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1276,7 +1276,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1293,7 +1293,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1310,7 +1310,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1327,7 +1327,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1344,7 +1344,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1361,7 +1361,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1379,7 +1379,7 @@ CREATE FUNCTION pyml._predict_proba_jsonb_row(
     features json,                                -- to_json of the row: names and values, in column order
     row_type oid                                  -- the row's type, to read real columns exactly
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1411,7 +1411,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1428,7 +1428,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1445,7 +1445,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1462,7 +1462,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1479,7 +1479,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1496,7 +1496,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1513,7 +1513,7 @@ CREATE FUNCTION pyml.predict_proba_jsonb(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS jsonb
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1530,7 +1530,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1547,7 +1547,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1564,7 +1564,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1581,7 +1581,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1598,7 +1598,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1615,7 +1615,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1632,7 +1632,7 @@ CREATE FUNCTION pyml.predict_joint(
     project_name text,                            -- the project: its live model is used
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1649,7 +1649,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features real[]                               -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1666,7 +1666,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features double precision[]                   -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1683,7 +1683,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features smallint[]                           -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1700,7 +1700,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features integer[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1717,7 +1717,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features bigint[]                             -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1734,7 +1734,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features numeric[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1751,7 +1751,7 @@ CREATE FUNCTION pyml.predict_joint(
     model_id bigint,                              -- a model by id, deployed or not
     features boolean[]                            -- the features, in training column order
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1768,7 +1768,7 @@ CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -1890,7 +1890,7 @@ CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
 ) RETURNS real[]
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 STRICT
 PARALLEL UNSAFE
@@ -2015,7 +2015,7 @@ CREATE FUNCTION pyml.predict_into(
     key_column text DEFAULT 'id',                 -- identifies rows of source_relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

@@ -7,7 +7,7 @@ CREATE FUNCTION pyml.grant(
     grantee regrole,                              -- the role that receives the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -25,7 +25,7 @@ CREATE FUNCTION pyml.revoke(
     grantee regrole,                              -- the role that loses the privilege
     privilege text                                -- predict | train | deploy | admin
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE

@@ -17,7 +17,10 @@ BEGIN
     END IF;
     RAISE EXCEPTION 'rows of "pyml.%" cannot be changed', TG_TABLE_NAME
         USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Models and deployments are history: train or deploy again instead.';
+              HINT = CASE TG_TABLE_NAME
+                  WHEN 'drift_reports' THEN 'Monitoring rounds are history: run pyml.check again instead.'
+                  ELSE 'Models and deployments are history: train or deploy again instead.'
+              END;
 END
 $$;
 COMMENT ON FUNCTION pyml._refuse_update() IS
@@ -26,7 +29,7 @@ COMMENT ON FUNCTION pyml._refuse_update() IS
 -- Whatever adds or removes a deployment row (or changes a project's prediction
 -- logging, privileges or owner), every session's model cache notices (pyml._board).
 CREATE FUNCTION pyml._announce() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:

@@ -11,7 +11,7 @@ CREATE FUNCTION pyml.stream(
     channel text DEFAULT NULL,                    -- NOTIFY channel; NULL: 'pyml_' || project id
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -28,7 +28,7 @@ CREATE FUNCTION pyml.unstream(
     source_relation text,                         -- the streamed relation
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -46,7 +46,7 @@ CREATE FUNCTION pyml.stream_read(
     max_rows integer DEFAULT 1000,                -- at most this many events
     after_event bigint DEFAULT NULL               -- read past this event (not yet acked) rather than the last ack
 ) RETURNS TABLE(event_id bigint, key text, prediction real, model_id bigint, scored_at timestamptz)
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -63,7 +63,7 @@ CREATE FUNCTION pyml.stream_ack(
     consumer text,                                -- the consumer
     event_id bigint                               -- the last event handled: it and every event before it are done
 ) RETURNS void
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 STRICT
 PARALLEL UNSAFE
@@ -79,7 +79,7 @@ COMMENT ON FUNCTION pyml.stream_ack(bigint, text, bigint) IS
 CREATE FUNCTION pyml.stream_prune(
     stream_id bigint DEFAULT NULL                 -- NULL: every stream
 ) RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -118,7 +118,7 @@ COMMENT ON PROCEDURE pyml.stream_work(bigint, integer) IS
 -- ----------------------------------------------------------------------------
 
 CREATE FUNCTION pyml._stream_score() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:
@@ -129,7 +129,7 @@ COMMENT ON FUNCTION pyml._stream_score() IS
     'Trigger of sync streams: scores the rows of the statement and writes them to the outbox';
 
 CREATE FUNCTION pyml._stream_enqueue() RETURNS trigger
-LANGUAGE plpython3u
+LANGUAGE plpyml
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pyml" not in GD:

@@ -33,7 +33,7 @@ CREATE FUNCTION pyml.train(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -65,7 +65,7 @@ CREATE FUNCTION pyml.train_joint(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.train_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -87,7 +87,7 @@ CREATE FUNCTION pyml.snapshot(
     preprocess jsonb DEFAULT '{}',                -- {"col": {"encode", "impute", "scale"}}
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS SETOF pyml.snapshot_result
-LANGUAGE plpython3u
+LANGUAGE plpyml
 VOLATILE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -108,7 +108,7 @@ CREATE FUNCTION pyml.fingerprint(
     preprocess jsonb DEFAULT '{}',                -- columns encoded as categories are read as text
     caller_search_path text DEFAULT pg_catalog.current_setting('search_path') -- how relation names resolve (leave it)
 ) RETURNS text
-LANGUAGE plpython3u
+LANGUAGE plpyml
 STABLE
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp

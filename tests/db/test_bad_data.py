@@ -142,7 +142,7 @@ def tables(request: pytest.FixtureRequest) -> tuple[str, str]:
 
 def message(error: psycopg.Error) -> str:
     """The primary message, without PL/Python's prefix."""
-    return (error.diag.message_primary or "").removeprefix("plpy.Error: ")
+    return error.diag.message_primary or ""
 
 
 def run(conn: psycopg.Connection, template: str, *names: str, params: Any = None) -> Any:
@@ -365,7 +365,7 @@ def test_infinite_array_input(connect: Callable[..., psycopg.Connection], models
             session.execute(sql.SQL("SELECT pyml.{}(%s, ARRAY[1, 1, 0.5]::float8[])")
                             .format(function), (name,))
         for sql_type in ARRAY_TYPES:
-            with infinite(f"Feature 2 is {value}"):
+            with infinite(f'Feature 2 ("b") is {value}'):
                 session.execute(sql.SQL("SELECT pyml.{}(%s, %s::{})").format(
                     function, sql.SQL(sql_type)), (name, f"{{1,{value},0.5}}"))
         session.close()
@@ -376,7 +376,7 @@ def test_infinite_array_input(connect: Callable[..., psycopg.Connection], models
 def test_infinite_input_of_predict_proba_and_label(conn: psycopg.Connection, models: list[str],
                                                    name: str, function: str) -> None:
     call = sql.Identifier(function)
-    with infinite("Feature 2 is Infinity"):
+    with infinite('Feature 2 ("b") is Infinity'):
         conn.execute(sql.SQL("SELECT pyml.{}(%s, ARRAY[1, 'Infinity', 0.5]::real[])")
                      .format(call), (name,))
     with infinite():
@@ -401,7 +401,7 @@ def test_infinite_row_input(conn: psycopg.Connection, models: list[str], name: s
 @pytest.mark.parametrize("name", REGRESSORS + ["bd cls lightgbm"])
 def test_infinite_input_of_predict_batch(conn: psycopg.Connection, models: list[str],
                                          name: str) -> None:
-    with infinite("Feature 8 is -Infinity"):
+    with infinite('Feature 2 ("b") of row 3 is -Infinity'):
         conn.execute("SELECT * FROM pyml.predict_batch(%s, %s::float8[])",
                      (name, "{1,1,0.5,2,1,0.5,1,-Infinity,0.5}"))
     assert len(conn.execute("SELECT * FROM pyml.predict_batch(%s, %s::float8[])",
@@ -409,9 +409,9 @@ def test_infinite_input_of_predict_batch(conn: psycopg.Connection, models: list[
 
 
 def test_infinite_input_of_predict_joint(conn: psycopg.Connection, models: list[str]) -> None:
-    with infinite("Feature 2 is Infinity"):
+    with infinite('Feature 2 ("b") is Infinity'):
         conn.execute("SELECT pyml.predict_joint('bd joint', ARRAY[1, 'Infinity', 0.5]::real[])")
-    with infinite("Feature 3 is -Infinity"):
+    with infinite('Feature 3 ("c") is -Infinity'):
         conn.execute("SELECT pyml.predict_joint('bd joint', ARRAY[1, 1, '-Infinity']::numeric[])")
     assert len(one(conn, "SELECT pyml.predict_joint('bd joint', ARRAY[1, 1, 0.5]::real[])")) == 2
 
@@ -430,7 +430,7 @@ def test_infinite_input_of_explain(conn: psycopg.Connection, models: list[str],
 
 
 def test_infinite_input_of_decompose(conn: psycopg.Connection, models: list[str]) -> None:
-    with infinite("Feature 2 is Infinity"):
+    with infinite('Feature 2 ("b") is Infinity'):
         conn.execute("SELECT pyml.decompose('bd pca', ARRAY[1, 'Infinity', 0.5]::real[])")
     assert one(conn, "SELECT pyml.decompose('bd pca', ARRAY[1, 1, 0.5]::real[])")
 
@@ -442,7 +442,7 @@ def test_imputed_model_takes_null_and_nan_but_not_infinity(conn: psycopg.Connect
         assert math.isfinite(value)
     assert math.isfinite(one(conn, "SELECT pyml.predict('bd imputed', ROW(NULL::real,"
                                    " 'NaN'::float8, 0.5::numeric))"))
-    with infinite("Feature 1 is Infinity"):
+    with infinite('Feature 1 ("a") is Infinity'):
         conn.execute("SELECT pyml.predict('bd imputed', ARRAY['Infinity', 1, 0.5]::float8[])")
     with infinite('feature "b" is -Infinity'):
         conn.execute("SELECT pyml.predict('bd imputed', ROW(1::real, '-Infinity'::float8,"

@@ -2,8 +2,8 @@
 
 Every error is asserted by its psycopg class (one class per SQLSTATE) and its message
 is checked for PostgreSQL style: lowercase start, no final period, names in double
-quotes. PL/Python puts ``plpy.Error: `` in front of every message it raises; the style
-guide accepts that prefix as unavoidable, so it is ignored here.
+quotes, and nothing of Python in it: no ``plpy.Error: `` before the message and no traceback
+in its CONTEXT (pyml's functions run in language plpyml, src/pyml.c).
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import psycopg
 import pytest
 from psycopg import errors as e
 
-PREFIX = "plpy.Error: "
 LIVE = "err_live"  # iris classification, knn, deployed
 UNDEPLOYED = "err_undeployed"  # iris classification, never deployed
 IRIS_ROW = "ARRAY[5.1, 3.5, 1.4, 0.2]::real[]"
 
 
 def message(exc: psycopg.Error) -> str:
-    text = exc.diag.message_primary or ""
-    return text[len(PREFIX):] if text.startswith(PREFIX) else text
+    return exc.diag.message_primary or ""
 
 
 def assert_postgres_style(exc: psycopg.Error, needle: str | None = None) -> None:
@@ -38,6 +36,8 @@ def assert_postgres_style(exc: psycopg.Error, needle: str | None = None) -> None
     assert not text[0].isupper(), text
     assert not text.endswith("."), text
     assert "Traceback" not in text and "\n" not in text, text
+    assert not text.startswith(("plpy.", "spiexceptions.")), text
+    assert "Traceback" not in (exc.diag.context or ""), exc.diag.context
     if needle is not None:
         assert needle in text, f"{needle!r} not in {text!r}"
     for sentence in (exc.diag.message_detail, exc.diag.message_hint):

@@ -95,7 +95,7 @@ def sentinel(connect: Callable[..., psycopg.Connection]) -> Iterator[psycopg.Con
 
 def primary(error: psycopg.Error) -> str:
     """The primary message, without PL/Python's prefix."""
-    return (error.diag.message_primary or "").removeprefix("plpy.Error: ")
+    return error.diag.message_primary or ""
 
 
 def warm_up(session: psycopg.Connection, relation: str) -> None:

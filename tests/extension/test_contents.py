@@ -100,9 +100,14 @@ def test_every_column_has_a_comment(admin: psycopg.Connection) -> None:
 COMMITS = {"pyml.stream_work(bigint,integer)"}
 
 
+# The handler and validator of language plpyml (src/pyml.c) resolve no names; a SET clause on
+# the handler would wrap every call of every pyml function in a GUC save and restore.
+LANGUAGE = {"pyml._plpyml_call_handler()", "pyml._plpyml_validator(oid)"}
+
+
 def test_every_function_pins_search_path(functions) -> None:
     unpinned = [signature for signature, _, _, config in functions
-                if SEARCH_PATH not in (config or []) and signature not in COMMITS]
+                if SEARCH_PATH not in (config or []) and signature not in COMMITS | LANGUAGE]
     assert unpinned == []
 
 
