@@ -1,8 +1,9 @@
 """Alembic environment: where the database is, and what autogenerate may touch.
 
 The database URL comes from ``-x url=...`` or else the environment variable
-``PYML_DATABASE_URL``. Plain ``postgresql://`` URLs (what ``pyml up`` prints) are
-run with the psycopg 3 driver (``postgresql+psycopg://``).
+``PYML_URL``, the one the ``pyml`` command reads (``PYML_DATABASE_URL``, its former name
+here, still works, with a warning). Plain ``postgresql://`` URLs (what ``pyml up``
+prints) are run with the psycopg 3 driver (``postgresql+psycopg://``).
 
 Autogenerate (``alembic revision --autogenerate``, ``alembic check``) considers only
 what these migrations own: the tables declared in ``target_metadata``, outside schema
@@ -16,6 +17,7 @@ either; drop it with ``op.drop_table`` in a revision written by hand.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from logging.config import fileConfig
@@ -26,7 +28,8 @@ from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import URL, make_url
 
-URL_ENV = "PYML_DATABASE_URL"
+URL_ENV = "PYML_URL"  # as for the pyml command
+DEPRECATED_URL_ENV = "PYML_DATABASE_URL"  # the name env.py read before
 EXTENSION_SCHEMA = "pyml"
 Owned = frozenset[tuple[str | None, str]]  # (schema, table); None: the default schema
 
@@ -52,8 +55,19 @@ target_metadata = config.attributes.get("target_metadata", target_metadata)
 
 
 def database_url() -> URL:
-    """The target database, from ``-x url=...``, else ``$PYML_DATABASE_URL``."""
-    raw = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(URL_ENV)
+    """The target database, from ``-x url=...``, else ``$PYML_URL``, else the deprecated
+    ``$PYML_DATABASE_URL`` (with a warning in alembic's log, which its command line prints)."""
+    given = context.get_x_argument(as_dictionary=True).get("url")
+    raw = given or os.environ.get(URL_ENV)
+    if os.environ.get(DEPRECATED_URL_ENV):
+        log = logging.getLogger("alembic.env")
+        if raw:
+            log.warning("$%s is deprecated and ignored: the URL comes from %s",
+                        DEPRECATED_URL_ENV, "-x url" if given else f"${URL_ENV}")
+        else:
+            raw = os.environ[DEPRECATED_URL_ENV]
+            log.warning("$%s is deprecated: set $%s instead (the pyml command reads it too)",
+                        DEPRECATED_URL_ENV, URL_ENV)
     if not raw:
         raise CommandError(
             f"no database URL: pass -x url=postgresql+psycopg://... or set {URL_ENV}"

@@ -86,6 +86,15 @@ ALGORITHMS: tuple[str, ...] = (*_REGISTRY, *_UNSUPERVISED)
 TASKS: tuple[str, ...] = ("regression", "classification", "clustering", "decomposition")
 UNSUPERVISED_TASKS: tuple[str, ...] = ("clustering", "decomposition")
 
+# The algorithm of a training that names none (``algorithm => NULL``, the SQL default), per
+# task, as in PostgresML.
+DEFAULTS: dict[str, str] = {
+    "regression": "linear",
+    "classification": "linear",
+    "clustering": "kmeans",
+    "decomposition": "pca",
+}
+
 # Settings that make an estimator the named algorithm: (name, task) -> parameters.
 _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("passive_aggressive", "classification"): dict(
@@ -152,7 +161,13 @@ class Algorithm:
         return defaults
 
     def allowed_params(self) -> set[str]:
-        """Names accepted as hyperparameters (LightGBM also takes its native parameter names)."""
+        """Names accepted as hyperparameters (LightGBM also takes its native parameter names;
+        CatBoost's ``get_params()`` lists only the parameters set, so its constructor's)."""
+        if self.library == "catboost":
+            import inspect
+
+            init = inspect.signature(self.estimator_class().__init__).parameters
+            return {name for name in init if name != "self"}
         names = set(self.estimator_class()().get_params())
         if self.library == "lightgbm":
             names |= _lightgbm_parameter_names()
@@ -164,7 +179,8 @@ class Algorithm:
         close = difflib.get_close_matches(name, sorted(allowed), n=3)
         if close:
             return "Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
-        own = sorted(self.estimator_class()().get_params())
+        own = sorted(allowed if self.library == "catboost"
+                     else self.estimator_class()().get_params())
         return "Valid hyperparameters: " + ", ".join(own) + "."
 
     def make(self, hyperparams: dict[str, Any]) -> Any:
@@ -180,6 +196,8 @@ class Algorithm:
         if self.library == "lightgbm":
             _bounds.check_lightgbm(self.name, hyperparams)
         params = {**self.defaults(), **hyperparams}
+        if self.library == "catboost" and "random_state" in hyperparams:
+            del params["random_seed"]  # CatBoost takes one of the two names
         estimator = self.estimator_class()(**params)
         self._validate(estimator)
         return estimator
@@ -196,8 +214,11 @@ class Algorithm:
                                         detail=str(exc)) from exc
 
 
-def resolve(name: str, task: str) -> Algorithm:
-    """Look up ``name`` for ``task``; raise 22023 for an unknown name or combination."""
+def resolve(name: str | None, task: str) -> Algorithm:
+    """Look up ``name`` for ``task`` (None: the task's default, :data:`DEFAULTS`); raise
+    22023 for an unknown name or combination."""
+    if name is None:
+        name = DEFAULTS[task]
     if name not in _REGISTRY and name not in _UNSUPERVISED:
         raise InvalidParameterValue(
             f'unknown algorithm "{name}"',

@@ -104,7 +104,7 @@ def registry(plpy: Any, GD: dict[str, Any]) -> None:
 
 def _train_request(
     project_name: str, task: str | None, relation_name: str | None, y_columns: list[str] | None,
-    algorithm: str, hyperparams: str | None, search: str | None, search_params: str | None,
+    algorithm: str | None, hyperparams: str | None, search: str | None, search_params: str | None,
     search_args: str | None, test_size: float, test_sampling: str, runtime: str | None,
     automatic_deploy: bool, materialize_snapshot: bool, preprocess: str | None, plpy: Any,
 ) -> Any:
@@ -117,7 +117,8 @@ def _train_request(
         task=params.optional_one_of("task", task, params.TASKS),
         relation_name=relation_name,
         y_column_name=y_columns,
-        algorithm=params.non_empty("algorithm", algorithm),
+        # NULL: the task's default (pyml.core.algorithms.DEFAULTS), once the task is known
+        algorithm=None if algorithm is None else params.non_empty("algorithm", algorithm),
         hyperparams=params.json_object("hyperparams", hyperparams),
         search=params.optional_one_of("search", search, params.SEARCHES),
         search_params=params.json_object("search_params", search_params),
@@ -134,11 +135,11 @@ def _train_request(
 
 @_sql
 def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
-          relation_name: str | None, y_column_name: Any, algorithm: str, hyperparams: str | None,
-          search: str | None, search_params: str | None, search_args: str | None,
-          test_size: float, test_sampling: str, runtime: str | None, automatic_deploy: bool,
-          materialize_snapshot: bool, preprocess: str | None, caller_search_path: str | None
-          ) -> list[tuple[Any, ...]]:
+          relation_name: str | None, y_column_name: Any, algorithm: str | None,
+          hyperparams: str | None, search: str | None, search_params: str | None,
+          search_args: str | None, test_size: float, test_sampling: str, runtime: str | None,
+          automatic_deploy: bool, materialize_snapshot: bool, preprocess: str | None,
+          caller_search_path: str | None) -> list[tuple[Any, ...]]:
     """``pyml.train`` and ``pyml.train_joint`` (``y_column_name`` text or text[])."""
     from pyml.server import training
 

@@ -41,7 +41,7 @@ class TrainRequest:
     task: str | None = None
     relation_name: str | None = None
     y_column_name: list[str] | None = None
-    algorithm: str = "linear"
+    algorithm: str | None = None  # None: the task's default (algorithms.DEFAULTS)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     search: str | None = None
     search_params: dict[str, Any] = field(default_factory=dict)
@@ -153,7 +153,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     )
     classes, y, train_idx, test_idx = snapshot.rows or split_rows(
         data, task, snapshot.test_size, snapshot.test_sampling)
-    db.notice(f"pyml: fitting {req.algorithm} on {len(train_idx)} rows, testing on {len(test_idx)}")
+    db.notice(f"pyml: fitting {algorithm.name} on {len(train_idx)} rows, "
+              f"testing on {len(test_idx)}")
 
     from pyml.server.fitting import fit_isolated
 
@@ -164,7 +165,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     score_started = time.perf_counter()
     loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
     model = Model(
-        id=None, project=project.name, task=task, algorithm=req.algorithm,
+        id=None, project=project.name, task=task, algorithm=algorithm.name,
         feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
         columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
     )
@@ -173,7 +174,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     metrics.update(fit_time=fit_time, score_time=score_time)
     if search_results is not None:
         metrics["search_results"] = search_results
-    db.notice(f"pyml: {req.algorithm} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
+    db.notice(f"pyml: {algorithm.name} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
 
     where = store.context(db)
     model_id = store.insert_model(
@@ -181,7 +182,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         parts,
         project_id=project.id,
         snapshot_id=snapshot.id,
-        algorithm=req.algorithm,
+        algorithm=algorithm.name,
         hyperparams=fit.hyperparams,
         search=req.search,
         search_params=jsonable(req.search_params),
@@ -198,7 +199,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     )
     store.touch_project(db, project.id)
     deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
-    return TrainResult(project.name, task, req.algorithm, deployed, model_id, metrics,
+    return TrainResult(project.name, task, algorithm.name, deployed, model_id, metrics,
                        (data.X[test_idx], y[test_idx], classes, data.names))
 
 

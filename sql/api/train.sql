@@ -20,7 +20,7 @@ CREATE FUNCTION pyml.train(
     task text DEFAULT NULL,                       -- regression | classification (first call only)
     relation_name text DEFAULT NULL,              -- table or view to train on; NULL: last snapshot
     y_column_name text DEFAULT NULL,              -- the label column
-    algorithm text DEFAULT 'linear',              -- see the README for the list
+    algorithm text DEFAULT NULL,                  -- NULL: the task's default (linear, kmeans, pca)
     hyperparams jsonb DEFAULT '{}',               -- estimator parameters, checked by name
     search text DEFAULT NULL,                     -- NULL | grid | random
     search_params jsonb DEFAULT '{}',             -- {"param": [values, ...]}
@@ -52,7 +52,7 @@ CREATE FUNCTION pyml.train_joint(
     task text DEFAULT NULL,                       -- regression | classification (first call only)
     relation_name text DEFAULT NULL,              -- table or view to train on; NULL: last snapshot
     y_column_name text[] DEFAULT NULL,            -- the label columns (regression)
-    algorithm text DEFAULT 'linear',              -- see the README for the list
+    algorithm text DEFAULT NULL,                  -- NULL: the task's default (linear, kmeans, pca)
     hyperparams jsonb DEFAULT '{}',               -- estimator parameters, checked by name
     search text DEFAULT NULL,                     -- NULL | grid | random
     search_params jsonb DEFAULT '{}',             -- {"param": [values, ...]}

@@ -199,6 +199,35 @@ def test_reloading_a_changed_table_restores_its_layout(
     assert table_columns(conn, "pyml.iris") == COLUMNS["iris"]
 
 
+def test_reloading_drops_dependent_views_with_cascade(
+    conn: psycopg.Connection, admin: psycopg.Connection
+) -> None:
+    """As in PostgresML: views over the dataset table are dropped with it (DROP TABLE ...
+    CASCADE), and PostgreSQL's NOTICE names each one."""
+    owned(conn, admin, "iris")
+    conn.execute("CREATE VIEW iris_setosa AS SELECT * FROM pyml.iris WHERE target = 0")
+    conn.execute("CREATE VIEW iris_setosa_petals AS SELECT petal_length FROM iris_setosa")
+    notices: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(f"{diag.message_primary}\n{diag.message_detail or ''}")
+
+    conn.add_notice_handler(keep)
+    try:
+        conn.execute("SET client_min_messages = notice")
+        assert load(conn, "iris") == [("pyml.iris", 150)]
+    finally:
+        conn.execute("SET client_min_messages = warning")
+        conn.remove_notice_handler(keep)
+    assert [n for n in notices if n.startswith("drop cascades")] == [
+        "drop cascades to 2 other objects\n"
+        "drop cascades to view public.iris_setosa\n"
+        "drop cascades to view public.iris_setosa_petals"]
+    views = conn.execute("SELECT to_regclass('iris_setosa'), to_regclass('iris_setosa_petals')")
+    assert views.fetchone() == (None, None)
+    assert count(conn, "pyml.iris") == 150
+
+
 def test_reload_of_a_table_owned_by_another_role(
     conn: psycopg.Connection, admin: psycopg.Connection
 ) -> None:

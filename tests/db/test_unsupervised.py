@@ -91,6 +91,26 @@ def test_decompose_needs_a_decomposition_project(conn: psycopg.Connection) -> No
         conn.execute("SELECT pyml.decompose('no such project', ARRAY[1])")
 
 
+@pytest.mark.parametrize(("task", "expected"), [
+    ("clustering", "kmeans"), ("decomposition", "pca"), ("regression", "linear"),
+])
+def test_without_an_algorithm_the_task_default_is_used(conn: psycopg.Connection, task: str,
+                                                       expected: str) -> None:
+    """As in PostgresML: ``algorithm`` left out (or NULL) is the task's default, on the first
+    training and on later ones that reuse the project's snapshot."""
+    project = f"default {task}"
+    label = "target" if task == "regression" else None
+    first = conn.execute(
+        "SELECT * FROM pyml.train(%s, %s, 'pyml.iris', %s)", (project, task, label)).fetchone()
+    assert first == (project, task, expected, True)
+    again = conn.execute("SELECT * FROM pyml.train(%s, algorithm => NULL)", (project,))
+    assert again.fetchone() == (project, task, expected, False)
+    algorithms = conn.execute(
+        "SELECT m.algorithm FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+        " WHERE p.name = %s", (project,)).fetchall()
+    assert algorithms == [(expected,), (expected,)]
+
+
 @pytest.mark.parametrize(("task", "algorithm", "error"), [
     ("clustering", "linear", psycopg.errors.InvalidParameterValue),
     ("decomposition", "kmeans", psycopg.errors.InvalidParameterValue),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -266,8 +268,10 @@ def test_upgrade_downgrade_upgrade(
     new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = new_database()
-    # The other way to name the database; a plain postgresql:// URL gets the psycopg driver.
-    monkeypatch.setenv("PYML_DATABASE_URL", url)
+    # The other way to name the database, the variable the pyml command reads too; a plain
+    # postgresql:// URL gets the psycopg driver.
+    monkeypatch.setenv("PYML_URL", url)
+    monkeypatch.delenv("PYML_DATABASE_URL", raising=False)
     config = alembic_config()
 
     command.upgrade(config, "head")
@@ -292,6 +296,44 @@ def test_upgrade_downgrade_upgrade(
     with psycopg.connect(url, autocommit=True) as conn:
         # Documented: dropping the extension drops the registry and its rows.
         assert conn.execute("SELECT count(*) FROM pyml.projects").fetchone() == (0,)
+
+
+def run_alembic(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The ``alembic`` command line as a user runs it, with ``env`` as its only PYML_*
+    variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYML_")}
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(MIGRATIONS / "alembic.ini"), *args],
+        capture_output=True, text=True, env={**clean, **env}, timeout=120)
+
+
+def test_the_database_url_variable_is_the_pyml_commands(new_database: Callable[[], str]
+                                                        ) -> None:
+    """$PYML_URL, as for the pyml command; the former $PYML_DATABASE_URL still works, and
+    the warning it gets is printed where a user running alembic looks."""
+    url = new_database()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    old = run_alembic("upgrade", "head", PYML_DATABASE_URL=url)
+    assert old.returncode == 0, old.stderr
+    assert ("WARNI [alembic.env] $PYML_DATABASE_URL is deprecated: set $PYML_URL instead"
+            in old.stderr)
+    assert alembic_version(url) == [head]
+
+    new = run_alembic("current", PYML_URL=url)
+    assert new.returncode == 0, new.stderr
+    assert head in new.stdout and "deprecated" not in new.stderr
+
+    nowhere = "postgresql://nobody@127.0.0.1:1/nowhere"
+    both = run_alembic("current", PYML_URL=url, PYML_DATABASE_URL=nowhere)
+    assert both.returncode == 0, both.stderr
+    assert head in both.stdout
+    assert ("$PYML_DATABASE_URL is deprecated and ignored: the URL comes from $PYML_URL"
+            in both.stderr)
+
+    neither = run_alembic("current")
+    assert neither.returncode != 0
+    assert "no database URL" in neither.stderr and "PYML_URL" in neither.stderr
 
 
 def test_autogenerate_leaves_schema_pyml_alone(new_database: Callable[[], str]) -> None:

@@ -1,5 +1,8 @@
 """The algorithm registry and hyperparameter checks (no database)."""
 
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -79,3 +82,42 @@ def test_missing_optional_package_is_0a000(monkeypatch: pytest.MonkeyPatch) -> N
         algorithm.estimator_class()
     assert info.value.sqlstate == "0A000"
     assert "pip install" in (info.value.hint or "")
+
+
+def test_every_task_has_a_default_algorithm() -> None:
+    """``algorithm => NULL`` is the task's default, as in PostgresML."""
+    assert set(algorithms.DEFAULTS) == set(algorithms.TASKS)
+    assert algorithms.DEFAULTS == {"regression": "linear", "classification": "linear",
+                                   "clustering": "kmeans", "decomposition": "pca"}
+    for task, name in algorithms.DEFAULTS.items():
+        algorithm = algorithms.resolve(None, task)
+        assert (algorithm.name, algorithm.task) == (name, task)
+        algorithm.make({})
+
+
+class _CatBoostLike:
+    """CatBoost's way: parameters in the constructor, ``get_params()`` lists only those set."""
+
+    def __init__(self, iterations: int | None = None, n_estimators: int | None = None,
+                 random_seed: int | None = None, random_state: int | None = None,
+                 verbose: bool | None = None, allow_writing_files: bool | None = None) -> None:
+        self._set = {k: v for k, v in locals().items() if k != "self" and v is not None}
+
+    def get_params(self) -> dict[str, object]:
+        return dict(self._set)
+
+
+def test_catboost_takes_its_constructor_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pgml's examples pass ``{"n_estimators": 10}`` to catboost: a constructor parameter
+    that ``get_params()`` of a default CatBoost estimator does not list."""
+    fake = types.ModuleType("catboost")
+    fake.CatBoostRegressor = _CatBoostLike  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "catboost", fake)
+    algorithm = algorithms.Algorithm("catboost", "regression", "catboost:CatBoostRegressor")
+    assert algorithm.make({"n_estimators": 10}).get_params()["n_estimators"] == 10
+    # a user's random_state replaces pyml's random_seed (CatBoost refuses both)
+    seeded = algorithm.make({"random_state": 3}).get_params()
+    assert seeded["random_state"] == 3 and "random_seed" not in seeded
+    with pytest.raises(InvalidParameterValue, match='unknown hyperparameter "n_estimator"') as info:
+        algorithm.make({"n_estimator": 10})
+    assert info.value.hint == 'Did you mean "n_estimators"?'

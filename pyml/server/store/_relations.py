@@ -478,7 +478,9 @@ def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
     """(Re)create ``pyml.<name>`` with ``columns`` and insert ``rows``; return its name.
 
     The table is created by pyml (schema pyml is its own) and handed to the caller, who
-    owns it from then on. An existing table is replaced only for its owner (42501).
+    owns it from then on. An existing table is replaced only for its owner (42501), with
+    ``DROP TABLE ... CASCADE`` as in PostgresML: views over it are dropped too (PostgreSQL's
+    NOTICE "drop cascades to ..." names each).
     """
     table = pyml_table(db, name)
     idents = [
@@ -504,7 +506,7 @@ def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
 
     def create() -> None:  # pyml's own table and fixed values: one registry block
         if found:
-            db.execute(f"DROP TABLE {table}")
+            db.execute(f"DROP TABLE {table} CASCADE")
         db.execute(f"CREATE TABLE {table} ({definition})")
         for values in rows:
             db.execute(insert, list(values), types)
