@@ -70,7 +70,7 @@ test: server dbt-setup
 
 # The checks of .pre-commit-config.yaml, on the same paths: ruff's rules, ruff's formatting, mypy
 # (strict or default checks per package: see [tool.mypy] in pyproject.toml).
-LINT_PATHS    := pyml tests bench tools examples sql/build.py
+LINT_PATHS    := pyml tests bench tools examples migrations sql/build.py
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

@@ -61,24 +61,37 @@ def client_job(uri: str, model: Trained, table: str, target: str) -> dict[str, A
     k = model.spec.features
     with connect(uri) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {target}")
-        conn.execute(f"CREATE TABLE {target} (id bigint, prediction real, model_id bigint,"
-                     " scored_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            f"CREATE TABLE {target} (id bigint, prediction real, model_id bigint,"
+            " scored_at timestamptz NOT NULL DEFAULT now())"
+        )
         t0 = time.perf_counter()
         ids, X = data.read_features(conn, table, k, sort=False)
         t1 = time.perf_counter()
         predictions = predict_raw(model, X).astype(np.float32)
         t2 = time.perf_counter()
         with conn.transaction():
-            pgcopy.copy_in(conn, target, ["id", "prediction", "model_id"],
-                           [ids, predictions, np.full(len(ids), model.model_id)],
-                           ["int8", "float4", "int8"])
+            pgcopy.copy_in(
+                conn,
+                target,
+                ["id", "prediction", "model_id"],
+                [ids, predictions, np.full(len(ids), model.model_id)],
+                ["int8", "float4", "int8"],
+            )
         t3 = time.perf_counter()
-    return {"rows": len(ids), "seconds": t3 - t0, "rows_per_s": len(ids) / (t3 - t0),
-            "fetch_seconds": t1 - t0, "predict_seconds": t2 - t1, "write_seconds": t3 - t2}
+    return {
+        "rows": len(ids),
+        "seconds": t3 - t0,
+        "rows_per_s": len(ids) / (t3 - t0),
+        "fetch_seconds": t1 - t0,
+        "predict_seconds": t2 - t1,
+        "write_seconds": t3 - t2,
+    }
 
 
-def run(uri: str, settings: Settings, model: Trained, ids: np.ndarray, X: np.ndarray,
-        set_rows: int) -> dict[str, Any]:
+def run(
+    uri: str, settings: Settings, model: Trained, ids: np.ndarray, X: np.ndarray, set_rows: int
+) -> dict[str, Any]:
     spec, tol = model.spec, settings.tolerance
     table, n, k = spec.table, len(ids), spec.features
     if not np.array_equal(ids, np.arange(1, n + 1)):
@@ -99,16 +112,24 @@ def run(uri: str, settings: Settings, model: Trained, ids: np.ndarray, X: np.nda
         # -- per-row set query --------------------------------------------------------------
         where = f"WHERE id <= {int(set_rows)}" if set_rows < n else ""
         (count, total), seconds = _timed(
-            conn, f"SELECT count(*), sum(pyml.predict(%s, {_array(k)})::float8)"
-                  f" FROM {table} {where}", (spec.project,))
+            conn,
+            f"SELECT count(*), sum(pyml.predict(%s, {_array(k)})::float8) FROM {table} {where}",
+            (spec.project,),
+        )
         out["set_query"] = {"rows": count, "seconds": seconds, "rows_per_s": count / seconds}
         checks.append(_check_sum(f"{spec.key}: set query", total, expected32[:count], tol))
         rows = conn.execute(
             f"SELECT pyml.predict(%s, {_array(k)}) FROM {table} WHERE id = ANY(%s) ORDER BY id",
             (spec.project, sample_list[: min(len(sample_list), max(set_rows // 10, 50))]),
         ).fetchall()
-        checks.append(compare(f"{spec.key}: set query vs raw", [r[0] for r in rows],
-                              expected[sample[: len(rows)] - 1], tol))
+        checks.append(
+            compare(
+                f"{spec.key}: set query vs raw",
+                [r[0] for r in rows],
+                expected[sample[: len(rows)] - 1],
+                tol,
+            )
+        )
 
         # -- predict_batch ------------------------------------------------------------------
         chunk = settings.batch_chunk
@@ -119,18 +140,29 @@ def run(uri: str, settings: Settings, model: Trained, ids: np.ndarray, X: np.nda
             " CROSS JOIN LATERAL pyml.predict_batch(%s, (SELECT array_agg("
             f"{_array(k)} ORDER BY id) FROM {table}"
             " WHERE id > c.i * %s AND id <= (c.i + 1) * %s)) AS p",
-            (chunks, spec.project, chunk, chunk))
+            (chunks, spec.project, chunk, chunk),
+        )
         if count != n:
             raise BenchError(f"{spec.key}: predict_batch gave {count} rows of {n}")
-        out["predict_batch"] = {"rows": count, "seconds": seconds, "rows_per_s": count / seconds,
-                                "chunk_rows": chunk, "chunks": chunks}
+        out["predict_batch"] = {
+            "rows": count,
+            "seconds": seconds,
+            "rows_per_s": count / seconds,
+            "chunk_rows": chunk,
+            "chunks": chunks,
+        }
         checks.append(_check_sum(f"{spec.key}: predict_batch", total, expected32, tol))
         rows = conn.execute(
             "SELECT p FROM pyml.predict_batch(%s, (SELECT array_agg("
             f"{_array(k)} ORDER BY id) FROM {table} WHERE id = ANY(%s)))"
-            " WITH ORDINALITY AS b(p, i) ORDER BY i", (spec.project, sample_list)).fetchall()
-        checks.append(compare(f"{spec.key}: predict_batch vs raw", [r[0] for r in rows],
-                              expected[sample - 1], tol))
+            " WITH ORDINALITY AS b(p, i) ORDER BY i",
+            (spec.project, sample_list),
+        ).fetchall()
+        checks.append(
+            compare(
+                f"{spec.key}: predict_batch vs raw", [r[0] for r in rows], expected[sample - 1], tol
+            )
+        )
 
     # -- predict_into (its own session, backend RSS sampled: the memory reference) ----------
     target = f"scores_{spec.key}"
@@ -141,17 +173,25 @@ def run(uri: str, settings: Settings, model: Trained, ids: np.ndarray, X: np.nda
     with connect(uri) as conn:
         total = conn.execute(f"SELECT sum(prediction::float8) FROM {target}").fetchone()[0]
         checks.append(_check_sum(f"{spec.key}: predict_into", total, expected32, tol))
-        rows = conn.execute(f"SELECT prediction FROM {target} WHERE id = ANY(%s) ORDER BY id",
-                            (sample_list,)).fetchall()
-        checks.append(compare(f"{spec.key}: predict_into vs raw", [r[0] for r in rows],
-                              expected[sample - 1], tol))
+        rows = conn.execute(
+            f"SELECT prediction FROM {target} WHERE id = ANY(%s) ORDER BY id", (sample_list,)
+        ).fetchall()
+        checks.append(
+            compare(
+                f"{spec.key}: predict_into vs raw", [r[0] for r in rows], expected[sample - 1], tol
+            )
+        )
 
     # -- the client-side batch job --------------------------------------------------------
     client_target = f"client_scores_{spec.key}"
     out["client_job"] = client_job(uri, model, table, client_target)
     with connect(uri) as conn:
-        rows = conn.execute(f"SELECT prediction FROM {client_target} WHERE id = ANY(%s)"
-                            " ORDER BY id", (sample_list,)).fetchall()
-        checks.append(compare(f"{spec.key}: client job vs raw", [r[0] for r in rows],
-                              expected[sample - 1], tol))
+        rows = conn.execute(
+            f"SELECT prediction FROM {client_target} WHERE id = ANY(%s) ORDER BY id", (sample_list,)
+        ).fetchall()
+        checks.append(
+            compare(
+                f"{spec.key}: client job vs raw", [r[0] for r in rows], expected[sample - 1], tol
+            )
+        )
     return out

@@ -37,15 +37,16 @@ def sessions(uri: str, query: str, params: tuple[Any, ...], count: int) -> dict[
     }
 
 
-def run(uri: str, models: list[Trained], X: dict[int, np.ndarray], count: int
-        ) -> dict[str, Any]:
+def run(uri: str, models: list[Trained], X: dict[int, np.ndarray], count: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in sorted({m.spec.features for m in models}):
         # The floor: starting PL/Python itself, with a function that imports nothing.
-        out[f"noop{k}"] = sessions(uri, "SELECT bench_noop(%s::float8[])", (X[k][0].tolist(),),
-                                   count)
+        out[f"noop{k}"] = sessions(
+            uri, "SELECT bench_noop(%s::float8[])", (X[k][0].tolist(),), count
+        )
     for m in models:
         row = X[m.spec.features][0].tolist()
-        out[m.spec.key] = sessions(uri, "SELECT pyml.predict(%s, %s::float8[])",
-                                   (m.spec.project, row), count)
+        out[m.spec.key] = sessions(
+            uri, "SELECT pyml.predict(%s, %s::float8[])", (m.spec.project, row), count
+        )
     return out

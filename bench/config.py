@@ -42,18 +42,30 @@ class ModelSpec:
 
 
 LGBM = ModelSpec(
-    "lgbm", "bench_lgbm", "t10", 10, "lightgbm",
+    "lgbm",
+    "bench_lgbm",
+    "t10",
+    10,
+    "lightgbm",
     {"n_estimators": 100, "num_leaves": 31},
     "LightGBM, 10 features (n_estimators 100, num_leaves 31)",
 )
 # Sized to train in ~15 s on 2 cores: each tree sees a bootstrap sample of 25% of the rows.
 RF = ModelSpec(
-    "rf", "bench_rf", "t10", 10, "random_forest",
+    "rf",
+    "bench_rf",
+    "t10",
+    10,
+    "random_forest",
     {"n_estimators": 20, "max_depth": 10, "max_samples": 0.25, "n_jobs": 2},
     "random forest, 10 features (n_estimators 20, max_depth 10, max_samples 0.25, n_jobs 2)",
 )
 LGBM50 = ModelSpec(
-    "lgbm50", "bench_lgbm50", "t50", 50, "lightgbm",
+    "lgbm50",
+    "bench_lgbm50",
+    "t50",
+    50,
+    "lightgbm",
     {"n_estimators": 100, "num_leaves": 31},
     "LightGBM, 50 features (n_estimators 100, num_leaves 31)",
 )
@@ -94,15 +106,33 @@ class Settings:
 def settings(quick: bool) -> Settings:
     if quick:
         return Settings(
-            quick=True, rows=100_000, memory_rows=1_000_000, latency_seconds=1.5,
-            throughput_seconds=1.5, warmup_seconds=0.3, calls=1000, cold_sessions=3,
-            rf_set_rows=100, batch_chunk=50_000,
+            quick=True,
+            rows=100_000,
+            memory_rows=1_000_000,
+            latency_seconds=1.5,
+            throughput_seconds=1.5,
+            warmup_seconds=0.3,
+            calls=1000,
+            cold_sessions=3,
+            rf_set_rows=100,
+            batch_chunk=50_000,
         )
     return Settings(
-        quick=False, rows=1_000_000, memory_rows=10_000_000, latency_seconds=10,
-        throughput_seconds=10, warmup_seconds=1.0, calls=5000, cold_sessions=10,
-        rf_set_rows=1000, batch_chunk=100_000, train_repeats=2,
-        stream_insert_seconds=30, stream_statements=100, stream_seconds=10, stream_rounds=4,
+        quick=False,
+        rows=1_000_000,
+        memory_rows=10_000_000,
+        latency_seconds=10,
+        throughput_seconds=10,
+        warmup_seconds=1.0,
+        calls=5000,
+        cold_sessions=10,
+        rf_set_rows=1000,
+        batch_chunk=100_000,
+        train_repeats=2,
+        stream_insert_seconds=30,
+        stream_statements=100,
+        stream_seconds=10,
+        stream_rounds=4,
     )
 
 

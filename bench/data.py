@@ -41,8 +41,16 @@ def _features(k: int) -> str:
     return ", ".join(f"random()::real AS f{i}" for i in range(1, k + 1))
 
 
-def build_table(conn: psycopg.Connection, table: str, rows: int, k: int, *,
-                label: bool = True, unlogged: bool = False, seed: float = 0.42) -> None:
+def build_table(
+    conn: psycopg.Connection,
+    table: str,
+    rows: int,
+    k: int,
+    *,
+    label: bool = True,
+    unlogged: bool = False,
+    seed: float = 0.42,
+) -> None:
     """``table(id bigint, f1..fk real[, label real])``, features uniform in [0, 1)."""
     names = ", ".join(f"f{i}" for i in range(1, k + 1))
     label_sql = ""
@@ -63,8 +71,9 @@ def build_table(conn: psycopg.Connection, table: str, rows: int, k: int, *,
     conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def read_features(conn: psycopg.Connection, table: str, k: int, where: str = "",
-                  sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def read_features(
+    conn: psycopg.Connection, table: str, k: int, where: str = "", sort: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, X)``, X as float64 ``(n, k)``, by binary COPY; sorted by id unless told not."""
     names = ", ".join(f"f{i}" for i in range(1, k + 1))
     columns = pgcopy.copy_out(

@@ -36,8 +36,12 @@ def start_server(database: str = DATABASE) -> Server:
 
     cluster = Cluster.for_checkout()
     return Server(
-        uri=cluster.uri(database), admin_uri=cluster.uri("postgres"), host="127.0.0.1",
-        port=cluster.port, user="postgres", database=database,
+        uri=cluster.uri(database),
+        admin_uri=cluster.uri("postgres"),
+        host="127.0.0.1",
+        port=cluster.port,
+        user="postgres",
+        database=database,
     )
 
 
@@ -45,8 +49,9 @@ def connect(uri: str) -> psycopg.Connection:
     return psycopg.connect(uri, autocommit=True)
 
 
-def scalar(conn: psycopg.Connection, query: str,
-           params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+def scalar(
+    conn: psycopg.Connection, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> Any:
     """The first column of the first row (None without a row): a value of any SQL type."""
     row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]

@@ -83,8 +83,12 @@ FEATURES = NUMBERS + CATEGORIES  # training order
 LABEL = "y"
 SHIFTED = ("a", "cat2")
 PREDICTION = "__prediction__"
-PREPROCESS = {"cat1": {"encode": "native"}, "cat2": {"encode": "native"},
-              "b": {"impute": "median"}, "w": {"impute": "median"}}
+PREPROCESS = {
+    "cat1": {"encode": "native"},
+    "cat2": {"encode": "native"},
+    "b": {"impute": "median"},
+    "w": {"impute": "median"},
+}
 NUM_PREPROCESS = {"b": {"impute": "median"}, "w": {"impute": "median"}}
 # pyml's thresholds (README, Monitoring): a value above them drifted
 PSI_THRESHOLD, KS_THRESHOLD, JS_THRESHOLD = 0.2, 0.1, 0.1
@@ -118,8 +122,10 @@ def table(rows: int) -> str:
 
 # -- data and models -------------------------------------------------------------------------
 
-def _build(conn: psycopg.Connection, name: str, rows: int, shift: float, skew: float,
-           seed: float) -> float:
+
+def _build(
+    conn: psycopg.Connection, name: str, rows: int, shift: float, skew: float, seed: float
+) -> float:
     """``name`` made by generate_series; a shifted by ``shift``, cat2's shares skewed by the
     power ``skew`` (1: uniform). Seconds taken."""
     t0 = time.perf_counter()
@@ -141,29 +147,43 @@ def _build(conn: psycopg.Connection, name: str, rows: int, shift: float, skew: f
         "   (ARRAY['c1', 'c2', 'c3', 'c4', 'c5'])[1 + floor(power(random(), 1.5) * 5)::int]"
         "  END AS cat1,"
         f"  'k' || (1 + floor(power(random(), {float(skew)}) * 20)::int) AS cat2"
-        f" FROM generate_series(1, {int(rows)}) AS i) AS s")
+        f" FROM generate_series(1, {int(rows)}) AS i) AS s"
+    )
     conn.execute(f"VACUUM ANALYZE {name}")
     return time.perf_counter() - t0
 
 
-def _train(conn: psycopg.Connection, project: str, view: str, preprocess: dict[str, Any],
-           features: tuple[str, ...]) -> dict[str, Any]:
+def _train(
+    conn: psycopg.Connection,
+    project: str,
+    view: str,
+    preprocess: dict[str, Any],
+    features: tuple[str, ...],
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     row = conn.execute(
         "SELECT deployed FROM pyml.train(project_name => %s, task => 'regression',"
         " relation_name => %s, y_column_name => %s, algorithm => 'lightgbm',"
         " test_sampling => 'last', preprocess => %s::jsonb)",
-        (project, view, LABEL, json.dumps(preprocess))).fetchone()
+        (project, view, LABEL, json.dumps(preprocess)),
+    ).fetchone()
     seconds = time.perf_counter() - t0
     if not (row and row[0]):
         raise BenchError(f"pyml.train did not deploy the first model of {project}")
     model_id = int(scalar(conn, "SELECT pyml.deployed_model(%s)", (project,)))
     names, metrics = conn.execute(
-        "SELECT feature_names, metrics FROM pyml.models WHERE id = %s", (model_id,)).fetchone()
+        "SELECT feature_names, metrics FROM pyml.models WHERE id = %s", (model_id,)
+    ).fetchone()
     if list(names or []) != list(features):
         raise BenchError(f"{project}: features {names}, expected {list(features)}")
-    return {"project": project, "view": view, "model_id": model_id, "train_seconds": seconds,
-            "preprocess": preprocess, "r2": (metrics or {}).get("r2")}
+    return {
+        "project": project,
+        "view": view,
+        "model_id": model_id,
+        "train_seconds": seconds,
+        "preprocess": preprocess,
+        "r2": (metrics or {}).get("r2"),
+    }
 
 
 @dataclass
@@ -182,49 +202,72 @@ def prepare(server: Server, settings: Settings) -> tuple[Prepared, dict[str, Any
         built = {TRAIN: _build(conn, TRAIN, s.train_rows, 0.0, 1.0, 0.11)}
         for i, n in enumerate(s.new_rows):
             built[table(n)] = _build(conn, table(n), n, 1.0, 2.0, 0.21 + i / 100)
-        conn.execute(f"CREATE OR REPLACE VIEW {TRAIN_VIEW} AS SELECT"
-                     f" {', '.join(FEATURES)}, {LABEL} FROM {TRAIN}")
-        conn.execute(f"CREATE OR REPLACE VIEW {NUM_VIEW} AS SELECT"
-                     f" {', '.join(NUMBERS)}, {LABEL} FROM {TRAIN}")
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {TRAIN_VIEW} AS SELECT"
+            f" {', '.join(FEATURES)}, {LABEL} FROM {TRAIN}"
+        )
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {NUM_VIEW} AS SELECT"
+            f" {', '.join(NUMBERS)}, {LABEL} FROM {TRAIN}"
+        )
         conn.execute(READ_FUNCTION)
-        models = {"full": _train(conn, PROJECT, TRAIN_VIEW, PREPROCESS, FEATURES),
-                  "numbers": _train(conn, NUM_PROJECT, NUM_VIEW, NUM_PREPROCESS, NUMBERS)}
+        models = {
+            "full": _train(conn, PROJECT, TRAIN_VIEW, PREPROCESS, FEATURES),
+            "numbers": _train(conn, NUM_PROJECT, NUM_VIEW, NUM_PREPROCESS, NUMBERS),
+        }
         model = export(conn, PROJECT)
         if model.preprocessor is None:
             raise BenchError(f"{PROJECT}: no skops-preprocessor part in pyml.files")
         columns, baseline = conn.execute(
             "SELECT s.columns, m.baseline FROM pyml.models m"
             " JOIN pyml.snapshots s ON s.id = m.snapshot_id WHERE m.id = %s",
-            (model.model_id,)).fetchone()
+            (model.model_id,),
+        ).fetchone()
     stored = {c["name"]: c for c in columns if c.get("role") == "feature"}
     if list(stored) != list(FEATURES) or baseline is None:
-        raise BenchError(f"{PROJECT}: training statistics of {list(stored)} (expected"
-                         f" {list(FEATURES)}), prediction baseline {baseline is not None}")
+        raise BenchError(
+            f"{PROJECT}: training statistics of {list(stored)} (expected"
+            f" {list(FEATURES)}), prediction baseline {baseline is not None}"
+        )
     stored[PREDICTION] = baseline
-    figures = {"train_rows": s.train_rows, "test_rows": int(round(TEST_SIZE * s.train_rows)),
-               "new_rows": list(s.new_rows), "tables": {TRAIN: s.train_rows,
-                                                         **{table(n): n for n in s.new_rows}},
-               "build_seconds": built, "rounds": s.rounds, "models": models,
-               "formats": model.formats, "shifted": list(SHIFTED), "seed": SEED}
+    figures = {
+        "train_rows": s.train_rows,
+        "test_rows": int(round(TEST_SIZE * s.train_rows)),
+        "new_rows": list(s.new_rows),
+        "tables": {TRAIN: s.train_rows, **{table(n): n for n in s.new_rows}},
+        "build_seconds": built,
+        "rounds": s.rounds,
+        "models": models,
+        "formats": model.formats,
+        "shifted": list(SHIFTED),
+        "seed": SEED,
+    }
     return Prepared(s, model, stored), figures
 
 
 # -- the Python client -----------------------------------------------------------------------
 
-def _numbers(conn: psycopg.Connection, relation: str, columns: tuple[str, ...],
-             ids: bool = False) -> list[np.ndarray]:
+
+def _numbers(
+    conn: psycopg.Connection, relation: str, columns: tuple[str, ...], ids: bool = False
+) -> list[np.ndarray]:
     """Binary COPY of the columns as float8 (NaN for NULL), decoded by numpy in bulk."""
     select = [f"coalesce({c}::float8, 'NaN')" for c in columns]
-    return pgcopy.copy_out(conn, f"SELECT {', '.join(['id'] * ids + select)} FROM {relation}",
-                           ["int8"] * ids + ["float8"] * len(columns))
+    return pgcopy.copy_out(
+        conn,
+        f"SELECT {', '.join(['id'] * ids + select)} FROM {relation}",
+        ["int8"] * ids + ["float8"] * len(columns),
+    )
 
 
-def _texts(conn: psycopg.Connection, relation: str, columns: tuple[str, ...]
-           ) -> list[list[str | None]]:
+def _texts(
+    conn: psycopg.Connection, relation: str, columns: tuple[str, ...]
+) -> list[list[str | None]]:
     """Text COPY of the (plain, tab-free) text columns, split in bulk; None for NULL."""
     buf = bytearray()
-    with conn.cursor().copy(f"COPY (SELECT {', '.join(columns)} FROM {relation}) TO STDOUT") \
-            as copy:
+    with conn.cursor().copy(
+        f"COPY (SELECT {', '.join(columns)} FROM {relation}) TO STDOUT"
+    ) as copy:
         for block in copy:
             buf += block
     flat = buf.decode().replace("\t", "\n").split("\n")[:-1]
@@ -236,7 +279,7 @@ def _matrix(numbers: list[np.ndarray], texts: list[list[str | None]]) -> np.ndar
     """The model's inputs, FEATURES order: an object matrix, numbers as floats (NaN = NULL)."""
     n = len(numbers[0])
     X = np.empty((n, len(FEATURES)), dtype=object)
-    X[:, :len(NUMBERS)] = np.column_stack(numbers)
+    X[:, : len(NUMBERS)] = np.column_stack(numbers)
     for j, values in enumerate(texts):
         X[:, len(NUMBERS) + j] = values
     return X
@@ -256,8 +299,7 @@ def _numeric(train: np.ndarray, new: np.ndarray) -> tuple[float, float]:
     edges = np.unique(np.quantile(old, np.linspace(0.1, 0.9, 9)))
 
     def counts(present: np.ndarray, total: int) -> np.ndarray:
-        bins = np.bincount(np.searchsorted(edges, present, side="left"),
-                           minlength=edges.size + 1)
+        bins = np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
         return np.append(bins, total - present.size).astype(np.float64)
 
     psi = _psi(counts(old, train.size), counts(now, new.size))
@@ -309,8 +351,7 @@ def client(conn: psycopg.Connection, model: Exported, relation: str) -> ClientRu
     for j, name in enumerate(NUMBERS):
         values[(name, "psi")], values[(name, "ks")] = _numeric(train[0][j][:cut], new[0][j])
     for j, name in enumerate(CATEGORIES):
-        values[(name, "psi")], values[(name, "js")] = _categorical(train[1][j][:cut],
-                                                                   new[1][j])
+        values[(name, "psi")], values[(name, "js")] = _categorical(train[1][j][:cut], new[1][j])
     lap("statistics")
     X = _matrix(*new)
     lap("inputs_new")
@@ -327,6 +368,7 @@ def client(conn: psycopg.Connection, model: Exported, relation: str) -> ClientRu
 
 # -- speed -----------------------------------------------------------------------------------
 
+
 def _read_query(relation: str, server_side: bool) -> str:
     """The query pyml.drift reads the columns with; ``server_side``: aggregated, nothing sent."""
     select = ["count(*) AS n"]
@@ -334,16 +376,17 @@ def _read_query(relation: str, server_side: bool) -> str:
         agg = f"array_send(array_agg(coalesce({c}::float8, 'NaN')))"
         select.append(f"length({agg})" if server_side else f"{agg} AS f{i}")
     for i, c in enumerate(CATEGORIES):
-        select.append(f"cardinality(array_agg({c}))" if server_side
-                      else f"array_agg({c}) AS l{i}")
+        select.append(f"cardinality(array_agg({c}))" if server_side else f"array_agg({c}) AS l{i}")
     return f"SELECT {', '.join(select)} FROM {relation}"
 
 
 def _floors(relation: str) -> dict[str, tuple[str, tuple[Any, ...]]]:
     return {
         "count": (f"SELECT count(*) FROM {relation}", ()),
-        "scan_columns": ("SELECT " + ", ".join(f"count({c})" for c in FEATURES)
-                         + f" FROM {relation}", ()),
+        "scan_columns": (
+            "SELECT " + ", ".join(f"count({c})" for c in FEATURES) + f" FROM {relation}",
+            (),
+        ),
         "read_in_server": (_read_query(relation, True), ()),
         "read_plpython": ("SELECT bench_drift_read(%s)", (_read_query(relation, False),)),
     }
@@ -368,22 +411,28 @@ def _peak_rss_mb(conn: psycopg.Connection) -> float | None:
 
 def _stats(seconds: list[float], rows: int) -> dict[str, Any]:
     median = float(np.median(seconds))
-    return {"median_s": median, "min_s": float(min(seconds)), "max_s": float(max(seconds)),
-            "runs": len(seconds), "rows_per_s": rows / median if median else None,
-            "seconds": seconds}
+    return {
+        "median_s": median,
+        "min_s": float(min(seconds)),
+        "max_s": float(max(seconds)),
+        "runs": len(seconds),
+        "rows_per_s": rows / median if median else None,
+        "seconds": seconds,
+    }
 
 
 def _pyml(conn: psycopg.Connection, project: str, relation: str) -> Callable[[], Any]:
     def call() -> list[tuple[Any, ...]]:
         return conn.execute(DRIFT, (project, relation)).fetchall()
+
     return call
 
 
-def _measure_size(server: Server, p: Prepared, rows: int, rng: np.random.Generator
-                  ) -> dict[str, Any]:
+def _measure_size(
+    server: Server, p: Prepared, rows: int, rng: np.random.Generator
+) -> dict[str, Any]:
     relation = table(rows)
-    with connect(server.uri) as full, connect(server.uri) as numbers, \
-            connect(server.uri) as conn:
+    with connect(server.uri) as full, connect(server.uri) as numbers, connect(server.uri) as conn:
         floors = _floors(relation)
 
         def fetch(query: str, params: tuple[Any, ...]) -> Callable[[], Any]:
@@ -418,11 +467,16 @@ def _measure_size(server: Server, p: Prepared, rows: int, rng: np.random.Generat
         peak = {"pyml": _peak_rss_mb(full), "pyml_numbers": _peak_rss_mb(numbers)}
     run: ClientRun = last["client"]
     split = _split(p, run)
-    out: dict[str, Any] = {"table": relation, "rows": rows,
-                           "paths": {name: _stats(s, rows) for name, s in seconds.items()},
-                           "client_phases": {k: float(np.median(v)) for k, v in phases.items()},
-                           "first_call_s": first, "parallel_plan": parallel,
-                           "peak_rss_mb": peak, "split": split}
+    out: dict[str, Any] = {
+        "table": relation,
+        "rows": rows,
+        "paths": {name: _stats(s, rows) for name, s in seconds.items()},
+        "client_phases": {k: float(np.median(v)) for k, v in phases.items()},
+        "first_call_s": first,
+        "parallel_plan": parallel,
+        "peak_rss_mb": peak,
+        "split": split,
+    }
     paths_out = out["paths"]
     total = paths_out["pyml"]["median_s"]
     for x in paths_out.values():
@@ -431,10 +485,23 @@ def _measure_size(server: Server, p: Prepared, rows: int, rng: np.random.Generat
     split["read_plpython_s"] = paths_out["read_plpython"]["median_s"]
     for phase in ("inputs_new", "transform_new", "predict_new"):
         split[f"{phase}_s"] = out["client_phases"][phase]
-    split["rest_s"] = total - sum(split[k] for k in (
-        "read_plpython_s", "statistics_s", "inputs_new_s", "transform_new_s", "predict_new_s"))
-    p.last = {"rows": rows, "table": relation, "pyml": last["pyml"], "client": run,
-              "in_process": split.pop("values")}
+    split["rest_s"] = total - sum(
+        split[k]
+        for k in (
+            "read_plpython_s",
+            "statistics_s",
+            "inputs_new_s",
+            "transform_new_s",
+            "predict_new_s",
+        )
+    )
+    p.last = {
+        "rows": rows,
+        "table": relation,
+        "pyml": last["pyml"],
+        "client": run,
+        "in_process": split.pop("values"),
+    }
     return out
 
 
@@ -450,12 +517,15 @@ def _split(p: Prepared, run: ClientRun) -> dict[str, Any]:
         values: dict[tuple[str, str], float] = {}
         for j, name in enumerate(NUMBERS):
             values[(name, "psi")], values[(name, "ks")] = stats.numeric_drift(
-                p.stored[name], numbers[j])
+                p.stored[name], numbers[j]
+            )
         for j, name in enumerate(CATEGORIES):
             values[(name, "psi")], values[(name, "js")] = stats.categorical_drift(
-                p.stored[name], texts[j])
+                p.stored[name], texts[j]
+            )
         values[(PREDICTION, "psi")], values[(PREDICTION, "ks")] = stats.numeric_drift(
-            p.stored[PREDICTION], run.predictions)
+            p.stored[PREDICTION], run.predictions
+        )
         times.append(time.perf_counter() - t0)
     return {"statistics_s": float(np.median(times)), "values": values}
 
@@ -472,6 +542,7 @@ def speed(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
 
 # -- correctness -----------------------------------------------------------------------------
 
+
 def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     """pyml.drift's rows of the largest table against pyml's functions in this process and
     against the client's numpy/scipy figures; BenchError when any is off."""
@@ -484,8 +555,7 @@ def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, An
     expected_keys = set(run.values)
     problems = []
     if set(returned) != expected_keys:
-        problems.append(f"pyml.drift returned {sorted(returned)}, expected"
-                        f" {sorted(expected_keys)}")
+        problems.append(f"pyml.drift returned {sorted(returned)}, expected {sorted(expected_keys)}")
     rows = []
     for key in [k for k in returned if k in expected_keys]:  # pyml.drift's order
         feature, metric = key
@@ -498,17 +568,30 @@ def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, An
             whole = float(ks_2samp(old[~np.isnan(old)], new[~np.isnan(new)]).statistic)
         tolerance = PREDICTION_TOLERANCE if feature == PREDICTION else EXACT
         if not abs(value - mine) <= tolerance * max(1.0, abs(mine)):
-            problems.append(f"{feature} {metric}: pyml.drift {value!r}, pyml's functions in"
-                            f" this process {mine!r}")
+            problems.append(
+                f"{feature} {metric}: pyml.drift {value!r}, pyml's functions in"
+                f" this process {mine!r}"
+            )
         if metric == "ks" and not abs(value - client_value) <= KS_TOLERANCE:
-            problems.append(f"{feature} ks: pyml.drift {value:.4f}, ks_2samp"
-                            f" {client_value:.4f} (tolerance {KS_TOLERANCE})")
+            problems.append(
+                f"{feature} ks: pyml.drift {value:.4f}, ks_2samp"
+                f" {client_value:.4f} (tolerance {KS_TOLERANCE})"
+            )
         client_drifted = client_value > threshold
-        rows.append({"feature": feature, "metric": metric, "pyml": value,
-                     "in_process": mine, "client": client_value,
-                     "diff": value - client_value, "ks_whole_table": whole,
-                     "threshold": threshold, "drifted": flagged,
-                     "client_drifted": client_drifted})
+        rows.append(
+            {
+                "feature": feature,
+                "metric": metric,
+                "pyml": value,
+                "in_process": mine,
+                "client": client_value,
+                "diff": value - client_value,
+                "ks_whole_table": whole,
+                "threshold": threshold,
+                "drifted": flagged,
+                "client_drifted": client_drifted,
+            }
+        )
     drifted = sorted({r["feature"] for r in rows if r["drifted"]})
     client_set = sorted({r["feature"] for r in rows if r["client_drifted"]})
     predictions_moved = PREDICTION in client_set
@@ -516,27 +599,41 @@ def correctness(server: Server, settings: Settings, p: Prepared) -> dict[str, An
     if drifted != expected:
         problems.append(f"pyml.drift marked {drifted} drifted, expected {expected}")
     if client_set != expected:
-        problems.append(f"the client's statistics mark {client_set} drifted, expected"
-                        f" {expected}")
+        problems.append(f"the client's statistics mark {client_set} drifted, expected {expected}")
     if problems:
         raise BenchError("; ".join(problems))
     ks = [r for r in rows if r["metric"] == "ks"]
     checks = [
-        {"what": f"drift ({p.last['table']}): pyml.drift = pyml's statistics functions on the"
-                 " same values in this process (each feature's PSI, KS, JS within"
-                 f" {EXACT:g}, the prediction's within {PREDICTION_TOLERANCE:g} relative)",
-         "rows": len(rows), "max_abs_diff": max(abs(r["pyml"] - r["in_process"])
-                                                for r in rows)},
-        {"what": f"drift ({p.last['table']}): pyml.drift's KS vs scipy.stats.ks_2samp against"
-                 f" the training rows (numbers and prediction; tolerance {KS_TOLERANCE})",
-         "rows": len(ks), "max_abs_diff": max(abs(r["diff"]) for r in ks)},
-        {"what": f"drift ({p.last['table']}): drifted features {drifted} = the shifted"
-                 f" columns {list(SHIFTED)}" + (f" + {PREDICTION}" if predictions_moved
-                                                else "") + " = the client's",
-         "rows": len(rows), "max_abs_diff": 0.0},
+        {
+            "what": f"drift ({p.last['table']}): pyml.drift = pyml's statistics functions on the"
+            " same values in this process (each feature's PSI, KS, JS within"
+            f" {EXACT:g}, the prediction's within {PREDICTION_TOLERANCE:g} relative)",
+            "rows": len(rows),
+            "max_abs_diff": max(abs(r["pyml"] - r["in_process"]) for r in rows),
+        },
+        {
+            "what": f"drift ({p.last['table']}): pyml.drift's KS vs scipy.stats.ks_2samp against"
+            f" the training rows (numbers and prediction; tolerance {KS_TOLERANCE})",
+            "rows": len(ks),
+            "max_abs_diff": max(abs(r["diff"]) for r in ks),
+        },
+        {
+            "what": f"drift ({p.last['table']}): drifted features {drifted} = the shifted"
+            f" columns {list(SHIFTED)}"
+            + (f" + {PREDICTION}" if predictions_moved else "")
+            + " = the client's",
+            "rows": len(rows),
+            "max_abs_diff": 0.0,
+        },
     ]
-    return {"table": p.last["table"], "rows": p.last["rows"], "values": rows,
-            "drifted": drifted, "expected": expected, "checks": checks}
+    return {
+        "table": p.last["table"],
+        "rows": p.last["rows"],
+        "values": rows,
+        "drifted": drifted,
+        "expected": expected,
+        "checks": checks,
+    }
 
 
 # name -> measure(server, settings, prepared); each returns its figures and its correctness
@@ -590,71 +687,133 @@ def markdown(r: dict[str, Any]) -> list[str]:
     out = ["## Drift (`pyml.drift`)", ""]
     if "train_rows" in d:
         m = d["models"]
-        out += [f"Data made in SQL (`generate_series`): `{TRAIN}` {d['train_rows']:,} rows"
-                " (6 numbers: real, float8, int, two with ~5 % and ~10 % NULL; 2 text"
-                " categories with 5 and 20 values; a float8 label), new rows "
-                + ", ".join(f"`{t}` ({n:,})" for t, n in d["tables"].items() if t != TRAIN)
-                + f" from the same distributions but for {', '.join(d['shifted'])} (a by one"
-                " standard deviation, cat2's shares skewed). LightGBM trained by `pyml.train"
-                "(..., test_sampling => 'last', preprocess => ...)`:"
-                f" `{m['full']['project']}` on the 8 features (categories `native`, the two"
-                f" NULL columns imputed; {m['full']['train_seconds']:.1f} s) and"
-                f" `{m['numbers']['project']}` on the 6 numbers"
-                f" ({m['numbers']['train_seconds']:.1f} s).", ""]
+        out += [
+            f"Data made in SQL (`generate_series`): `{TRAIN}` {d['train_rows']:,} rows"
+            " (6 numbers: real, float8, int, two with ~5 % and ~10 % NULL; 2 text"
+            " categories with 5 and 20 values; a float8 label), new rows "
+            + ", ".join(f"`{t}` ({n:,})" for t, n in d["tables"].items() if t != TRAIN)
+            + f" from the same distributions but for {', '.join(d['shifted'])} (a by one"
+            " standard deviation, cat2's shares skewed). LightGBM trained by `pyml.train"
+            "(..., test_sampling => 'last', preprocess => ...)`:"
+            f" `{m['full']['project']}` on the 8 features (categories `native`, the two"
+            f" NULL columns imputed; {m['full']['train_seconds']:.1f} s) and"
+            f" `{m['numbers']['project']}` on the 6 numbers"
+            f" ({m['numbers']['train_seconds']:.1f} s).",
+            "",
+        ]
     sp = d.get("speed")
     if sp:
-        out += ["Each path once per round in a random order, after a warm-up call each;"
-                f" {sp['rounds']} rounds; seconds of the rounds (median, min). pyml.drift runs"
-                " on a connection per project; the client and the floors share a third. *x"
-                " pyml.drift*: median against the median of `pyml.drift('bench_drift', t)`.", ""]
+        out += [
+            "Each path once per round in a random order, after a warm-up call each;"
+            f" {sp['rounds']} rounds; seconds of the rounds (median, min). pyml.drift runs"
+            " on a connection per project; the client and the floors share a third. *x"
+            " pyml.drift*: median against the median of `pyml.drift('bench_drift', t)`.",
+            "",
+        ]
         for key, x in sp["sizes"].items():
             rows = int(key)
             table_rows = []
             for name, label in PATH_LABEL.items():
                 y = x["paths"][name]
                 par = " (parallel plan)" if x["parallel_plan"].get(name) else ""
-                table_rows.append([label + par, _s(y["median_s"]), _s(y["min_s"]),
-                                   _rate(y["rows_per_s"]), f"{y['x_pyml']:.2f}"])
+                table_rows.append(
+                    [
+                        label + par,
+                        _s(y["median_s"]),
+                        _s(y["min_s"]),
+                        _rate(y["rows_per_s"]),
+                        f"{y['x_pyml']:.2f}",
+                    ]
+                )
             out += [f"`{x['table']}`, {rows:,} new rows:", ""]
             out += _table(["path", "median s", "min s", "rows/s", "x pyml.drift"], table_rows)
             ph = x["client_phases"]
-            out += _table(["client phase (median)", "s", "share"], [
-                [PHASE_LABEL.get(k, k), _s(v), f"{v / sum(ph.values()):.0%}"]
-                for k, v in ph.items()])
+            out += _table(
+                ["client phase (median)", "s", "share"],
+                [
+                    [PHASE_LABEL.get(k, k), _s(v), f"{v / sum(ph.values()):.0%}"]
+                    for k, v in ph.items()
+                ],
+            )
             sl = x["split"]
             total = sl["pyml_drift_s"]
             out += [f"Where `pyml.drift`'s {_s(total)} s go ({_short(rows)} rows):", ""]
-            out += _table(["part", "s", "share"], [
-                [label, _s(sl[k]), f"{sl[k] / total:.0%}"] for k, label in (
-                    ("read_plpython_s", "read: pyml's query into PL/Python (floor above)"),
-                    ("statistics_s", "statistics: `pyml.core.statistics.numeric_drift` /"
-                     " `categorical_drift` on the same values, in this process"),
-                    ("inputs_new_s", "the input matrix (object) of the new rows, in this"
-                     " process (client phase above)"),
-                    ("transform_new_s", "the exported ColumnTransformer's `transform`, in"
-                     " this process"),
-                    ("predict_new_s", "the exported `Booster.predict`, in this process"),
-                    ("rest_s", "the rest (decoding the arrays, NULL checks, model settings,"
-                     " ...): the difference"))])
+            out += _table(
+                ["part", "s", "share"],
+                [
+                    [label, _s(sl[k]), f"{sl[k] / total:.0%}"]
+                    for k, label in (
+                        ("read_plpython_s", "read: pyml's query into PL/Python (floor above)"),
+                        (
+                            "statistics_s",
+                            "statistics: `pyml.core.statistics.numeric_drift` /"
+                            " `categorical_drift` on the same values, in this process",
+                        ),
+                        (
+                            "inputs_new_s",
+                            "the input matrix (object) of the new rows, in this"
+                            " process (client phase above)",
+                        ),
+                        (
+                            "transform_new_s",
+                            "the exported ColumnTransformer's `transform`, in this process",
+                        ),
+                        ("predict_new_s", "the exported `Booster.predict`, in this process"),
+                        (
+                            "rest_s",
+                            "the rest (decoding the arrays, NULL checks, model settings,"
+                            " ...): the difference",
+                        ),
+                    )
+                ],
+            )
             first = x["first_call_s"]
             peak = x["peak_rss_mb"]
-            out += [f"First call of a new session: {_s(first['pyml'])} s (`{PROJECT}`),"
-                    f" {_s(first['pyml_numbers'])} s (`{NUM_PROJECT}`). Backend peak RSS"
-                    " (VmHWM) of those sessions: "
-                    + ", ".join("–" if v is None else f"{v:,.0f} MB" for v in
-                                (peak["pyml"], peak["pyml_numbers"])) + ".", ""]
+            out += [
+                f"First call of a new session: {_s(first['pyml'])} s (`{PROJECT}`),"
+                f" {_s(first['pyml_numbers'])} s (`{NUM_PROJECT}`). Backend peak RSS"
+                " (VmHWM) of those sessions: "
+                + ", ".join(
+                    "–" if v is None else f"{v:,.0f} MB"
+                    for v in (peak["pyml"], peak["pyml_numbers"])
+                )
+                + ".",
+                "",
+            ]
     c = d.get("correctness")
     if c:
-        out += [f"Values on `{c['table']}` ({c['rows']:,} rows): pyml.drift, and the client's"
-                " (numpy PSI on the training rows' deciles, `ks_2samp` against the training"
-                " rows, Jensen-Shannon); *KS vs whole table*: `ks_2samp` against every row"
-                f" of `{TRAIN}`, test rows included (not checked).", ""]
-        out += _table(["feature", "metric", "pyml.drift", "client", "diff", "KS vs whole table",
-                       "threshold", "drifted"], [
-            [v["feature"], v["metric"], f"{v['pyml']:.4f}", f"{v['client']:.4f}",
-             f"{v['diff']:+.4f}", "–" if v["ks_whole_table"] is None
-             else f"{v['ks_whole_table']:.4f}", f"{v['threshold']:g}",
-             "**yes**" if v["drifted"] else "no"] for v in c["values"]])
+        out += [
+            f"Values on `{c['table']}` ({c['rows']:,} rows): pyml.drift, and the client's"
+            " (numpy PSI on the training rows' deciles, `ks_2samp` against the training"
+            " rows, Jensen-Shannon); *KS vs whole table*: `ks_2samp` against every row"
+            f" of `{TRAIN}`, test rows included (not checked).",
+            "",
+        ]
+        out += _table(
+            [
+                "feature",
+                "metric",
+                "pyml.drift",
+                "client",
+                "diff",
+                "KS vs whole table",
+                "threshold",
+                "drifted",
+            ],
+            [
+                [
+                    v["feature"],
+                    v["metric"],
+                    f"{v['pyml']:.4f}",
+                    f"{v['client']:.4f}",
+                    f"{v['diff']:+.4f}",
+                    "–" if v["ks_whole_table"] is None else f"{v['ks_whole_table']:.4f}",
+                    f"{v['threshold']:g}",
+                    "**yes**" if v["drifted"] else "no",
+                ]
+                for v in c["values"]
+            ],
+        )
     return out
 
 

@@ -42,30 +42,39 @@ def prepare(conn: psycopg.Connection) -> None:
     values = ", ".join("random()::real" for _ in range(FEATURES))
     conn.execute(f"CREATE TABLE bench_lang.rows ({columns}, y real)")
     conn.execute("SELECT setseed(0.42)")
-    conn.execute(f"INSERT INTO bench_lang.rows SELECT {values}, 0"
-                 f" FROM generate_series(1, {ROWS})")
+    conn.execute(f"INSERT INTO bench_lang.rows SELECT {values}, 0 FROM generate_series(1, {ROWS})")
     conn.execute("UPDATE bench_lang.rows SET y = f0 * 3 + sin(f1 * 6) + f2 * f3")
-    conn.execute("CREATE TABLE bench_lang.x AS SELECT ARRAY["
-                 + ", ".join(f"f{i}" for i in range(FEATURES)) + "] AS x FROM bench_lang.rows")
+    conn.execute(
+        "CREATE TABLE bench_lang.x AS SELECT ARRAY["
+        + ", ".join(f"f{i}" for i in range(FEATURES))
+        + "] AS x FROM bench_lang.rows"
+    )
     if conn.execute("SELECT 1 FROM pyml.projects WHERE name = %s", (PROJECT,)).fetchone():
         conn.execute("SELECT pyml.delete_project(%s, force => true)", (PROJECT,))
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'bench_lang.rows', 'y', 'lightgbm',"
-                 " '{\"n_estimators\": 100, \"num_leaves\": 31}', test_sampling => 'last')",
-                 (PROJECT,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'bench_lang.rows', 'y', 'lightgbm',"
+        " '{\"n_estimators\": 100, \"num_leaves\": 31}', test_sampling => 'last')",
+        (PROJECT,),
+    )
     # The baseline: pyml.predict(text, real[]) as it is, in plain plpython3u.
     (source, config, volatility) = conn.execute(
         "SELECT prosrc, proconfig, provolatile FROM pg_catalog.pg_proc"
-        " WHERE oid = 'pyml.predict(text, real[])'::regprocedure").fetchone()
-    settings = " ".join(f"SET {item.split('=', 1)[0]} = {item.split('=', 1)[1]}"
-                        for item in config or [])
+        " WHERE oid = 'pyml.predict(text, real[])'::regprocedure"
+    ).fetchone()
+    settings = " ".join(
+        f"SET {item.split('=', 1)[0]} = {item.split('=', 1)[1]}" for item in config or []
+    )
     stable = {"s": "STABLE", "i": "IMMUTABLE", "v": "VOLATILE"}[volatility]
-    conn.execute(f"CREATE FUNCTION bench_lang.predict_plpython(project_name text,"
-                 f" features real[]) RETURNS real LANGUAGE plpython3u {stable} {settings}"
-                 f" AS $bench${source}$bench$")
+    conn.execute(
+        f"CREATE FUNCTION bench_lang.predict_plpython(project_name text,"
+        f" features real[]) RETURNS real LANGUAGE plpython3u {stable} {settings}"
+        f" AS $bench${source}$bench$"
+    )
 
 
-def one_call_rounds(conn: psycopg.Connection, rows: list[list[float]], rounds: int
-                    ) -> dict[str, list[float]]:
+def one_call_rounds(
+    conn: psycopg.Connection, rows: list[list[float]], rounds: int
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {path: [] for path in PATHS}
     with conn.cursor() as cur:
         for function in PATHS.values():  # warm: model loaded, plans prepared
@@ -96,8 +105,11 @@ def in_server_rounds(conn: psycopg.Connection, rounds: int) -> dict[str, list[fl
 
 def _us(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"mean": statistics.fmean(values) * 1e6, "p50": ordered[len(ordered) // 2] * 1e6,
-            "p99": ordered[int(len(ordered) * 0.99)] * 1e6}
+    return {
+        "mean": statistics.fmean(values) * 1e6,
+        "p50": ordered[len(ordered) // 2] * 1e6,
+        "p99": ordered[int(len(ordered) * 0.99)] * 1e6,
+    }
 
 
 def main() -> None:
@@ -113,15 +125,19 @@ def main() -> None:
         server = in_server_rounds(conn, args.rounds)
         conn.execute("DROP SCHEMA bench_lang CASCADE")
         conn.execute("SELECT pyml.delete_project(%s, force => true)", (PROJECT,))
-    print(f"one call per statement ({args.rounds} rounds x {len(rows)} calls per path,"
-          " alternating), microseconds:")
+    print(
+        f"one call per statement ({args.rounds} rounds x {len(rows)} calls per path,"
+        " alternating), microseconds:"
+    )
     figures = {path: _us(values) for path, values in calls.items()}
     for path, f in figures.items():
         print(f"  {path:11s} mean {f['mean']:7.1f}  p50 {f['p50']:7.1f}  p99 {f['p99']:7.1f}")
     ratio = figures["plpyml"]["mean"] / figures["plpython3u"]["mean"]
     print(f"  plpyml / plpython3u, mean: {ratio:.4f} ({(ratio - 1) * 100:+.2f} %)")
-    print(f"in the server (sum over {ROWS:,} rows, {args.rounds} rounds per path),"
-          " microseconds per call (median of rounds):")
+    print(
+        f"in the server (sum over {ROWS:,} rows, {args.rounds} rounds per path),"
+        " microseconds per call (median of rounds):"
+    )
     medians = {path: statistics.median(values) * 1e6 for path, values in server.items()}
     for path, value in medians.items():
         print(f"  {path:11s} {value:7.2f}")

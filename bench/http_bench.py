@@ -40,25 +40,48 @@ def _free_port() -> int:
 def service(uri: str, project: str, workers: int) -> Iterator[dict[str, Any]]:
     """uvicorn on 127.0.0.1 and a random free port; stopped (its process group) at the end."""
     port = _free_port()
-    argv = [sys.executable, "-m", "bench.microservice", "--port", str(port),
-            "--workers", str(workers)]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.microservice",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     # One worker process per core, one OpenMP thread each: LightGBM's default of a thread per
     # core makes 2 workers' spinning OpenMP threads fight over 2 cores (3x lower throughput).
-    env = {**os.environ, "PYML_BENCH_URI": uri, "PYML_BENCH_PROJECT": project,
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "PYML_BENCH_URI": uri,
+        "PYML_BENCH_PROJECT": project,
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         health = _wait_ready(proc, port)
         command = "OMP_NUM_THREADS=1 python " + " ".join(argv[1:])
-        yield {"port": port, "pid": proc.pid, "health": health,
-               "command": command.replace(str(port), "<port>")}
+        yield {
+            "port": port,
+            "pid": proc.pid,
+            "health": health,
+            "command": command.replace(str(port), "<port>"),
+        }
     finally:
         _stop_group(proc)
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:
     """SIGTERM the service's process group (its workers too); SIGKILL what is left after 20 s."""
+
     def alive() -> bool:
         try:
             os.killpg(proc.pid, 0)
@@ -96,8 +119,9 @@ def _bodies(features: np.ndarray) -> list[bytes]:
     return [json.dumps({"features": row.tolist()}).encode() for row in features]
 
 
-def latency_httpx(port: int, features: np.ndarray, warmup: int = 200
-                  ) -> tuple[dict[str, float], list[float]]:
+def latency_httpx(
+    port: int, features: np.ndarray, warmup: int = 200
+) -> tuple[dict[str, float], list[float]]:
     bodies = _bodies(features)
     url = f"http://127.0.0.1:{port}/predict"
     with httpx.Client(headers=HEADERS) as client:  # keep-alive connection pool
@@ -113,8 +137,9 @@ def latency_httpx(port: int, features: np.ndarray, warmup: int = 200
     return latency_stats(latencies), values
 
 
-def latency_http_client(port: int, features: np.ndarray, warmup: int = 200
-                        ) -> tuple[dict[str, float], list[float]]:
+def latency_http_client(
+    port: int, features: np.ndarray, warmup: int = 200
+) -> tuple[dict[str, float], list[float]]:
     bodies = _bodies(features)
     conn = http.client.HTTPConnection("127.0.0.1", port)
     try:
@@ -141,12 +166,15 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> bytes:
 
 
 def _request(body: bytes) -> bytes:
-    return (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
-async def _connection(port: int, requests: Sequence[bytes], start_at: float, end_at: float,
-                      latencies: list[float]) -> int:
+async def _connection(
+    port: int, requests: Sequence[bytes], start_at: float, end_at: float, latencies: list[float]
+) -> int:
     """One keep-alive connection in a closed loop; returns the warm-up request count."""
     import asyncio
 
@@ -176,8 +204,9 @@ async def _connection(port: int, requests: Sequence[bytes], start_at: float, end
         writer.close()
 
 
-def _client_process(port: int, bodies: Sequence[bytes], connections: int, start_at: float,
-                    end_at: float, queue: Any) -> None:
+def _client_process(
+    port: int, bodies: Sequence[bytes], connections: int, start_at: float, end_at: float, queue: Any
+) -> None:
     """Like a pgbench thread: several connections driven by one process (asyncio)."""
     import asyncio
 
@@ -185,8 +214,9 @@ def _client_process(port: int, bodies: Sequence[bytes], connections: int, start_
     latencies: list[float] = []
 
     async def main() -> list[int]:
-        return await asyncio.gather(*(
-            _connection(port, requests, start_at, end_at, latencies) for _ in range(connections)))
+        return await asyncio.gather(
+            *(_connection(port, requests, start_at, end_at, latencies) for _ in range(connections))
+        )
 
     try:
         warm = asyncio.run(main())
@@ -195,8 +225,9 @@ def _client_process(port: int, bodies: Sequence[bytes], connections: int, start_
         queue.put((0, latencies, repr(exc)))
 
 
-def throughput(port: int, features: np.ndarray, clients: int, seconds: float, warmup: float,
-               processes: int = 2) -> dict[str, Any]:
+def throughput(
+    port: int, features: np.ndarray, clients: int, seconds: float, warmup: float, processes: int = 2
+) -> dict[str, Any]:
     """``clients`` keep-alive connections spread over ``processes`` client processes."""
     bodies = _bodies(features[:1000])
     ctx = multiprocessing.get_context("spawn")
@@ -205,8 +236,10 @@ def throughput(port: int, features: np.ndarray, clients: int, seconds: float, wa
     end_at = start_at + seconds
     processes = min(processes, clients)
     shares = [clients // processes + (i < clients % processes) for i in range(processes)]
-    procs = [ctx.Process(target=_client_process, args=(port, bodies, n, start_at, end_at, queue))
-             for n in shares]
+    procs = [
+        ctx.Process(target=_client_process, args=(port, bodies, n, start_at, end_at, queue))
+        for n in shares
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=end_at - time.time() + 120) for _ in procs]
@@ -218,8 +251,13 @@ def throughput(port: int, features: np.ndarray, clients: int, seconds: float, wa
     if any(w == 0 for w, _, _ in results):
         raise BenchError("an HTTP connection made no warm-up request before the measured window")
     latencies = np.concatenate([np.asarray(lat) for _, lat, _ in results])
-    return {**latency_stats(latencies), "clients": clients, "client_processes": processes,
-            "measured_seconds": seconds, "tps": float(len(latencies) / seconds)}
+    return {
+        **latency_stats(latencies),
+        "clients": clients,
+        "client_processes": processes,
+        "measured_seconds": seconds,
+        "tps": float(len(latencies) / seconds),
+    }
 
 
 def run(uri: str, project: str, settings: Settings, features: np.ndarray) -> dict[str, Any]:
@@ -230,7 +268,8 @@ def run(uri: str, project: str, settings: Settings, features: np.ndarray) -> dic
         out["httpx"], values = latency_httpx(svc["port"], features[: settings.calls])
         out["http.client"], _ = latency_http_client(svc["port"], features[: settings.calls])
         for clients in settings.clients:
-            out[f"c{clients}"] = throughput(svc["port"], features, clients,
-                                            settings.throughput_seconds, settings.warmup_seconds)
+            out[f"c{clients}"] = throughput(
+                svc["port"], features, clients, settings.throughput_seconds, settings.warmup_seconds
+            )
     out["values"] = values
     return out

@@ -89,19 +89,26 @@ class Prepared:
 
 # -- data and models -------------------------------------------------------------------------
 
+
 def _train(conn: psycopg.Connection, name: str, algorithm: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     row = conn.execute(
         "SELECT deployed FROM pyml.train(project_name => %s, task => 'regression',"
         " relation_name => %s, y_column_name => %s, algorithm => %s,"
-        " test_sampling => 'last')", (name, TABLE, LABEL, algorithm)).fetchone()
+        " test_sampling => 'last')",
+        (name, TABLE, LABEL, algorithm),
+    ).fetchone()
     seconds = time.perf_counter() - t0
     if not (row and row[0]):
         raise BenchError(f"pyml.train did not deploy the first model of {name}")
     model_id = int(scalar(conn, "SELECT pyml.deployed_model(%s)", (name,)))
     project_id = int(scalar(conn, "SELECT id FROM pyml.projects WHERE name = %s", (name,)))
-    return {"algorithm": algorithm, "project_id": project_id, "model_id": model_id,
-            "train_seconds": seconds}
+    return {
+        "algorithm": algorithm,
+        "project_id": project_id,
+        "model_id": model_id,
+        "train_seconds": seconds,
+    }
 
 
 def prepare(server: Server, settings: Settings) -> tuple[Prepared, dict[str, Any]]:
@@ -111,43 +118,73 @@ def prepare(server: Server, settings: Settings) -> tuple[Prepared, dict[str, Any
         if scalar(conn, "SELECT to_regclass(%s)", (TABLE,)) is None:
             conn.execute("SELECT * FROM pyml.load_dataset(%s)", (DATASET,))
         load = time.perf_counter() - t0
-        columns = [r[0] for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
-            " AND NOT attisdropped AND attname <> %s ORDER BY attnum", (TABLE, LABEL))]
-        rows = [tuple(float(v) for v in r) for r in conn.execute(
-            f"SELECT {', '.join(columns)} FROM {TABLE} ORDER BY ctid")]
-        projects = {project(m, lv): _train(conn, project(m, lv), algorithm)
-                    for m, algorithm in MODELS.items() for lv in LEVELS}
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+                " AND NOT attisdropped AND attname <> %s ORDER BY attnum",
+                (TABLE, LABEL),
+            )
+        ]
+        rows = [
+            tuple(float(v) for v in r)
+            for r in conn.execute(f"SELECT {', '.join(columns)} FROM {TABLE} ORDER BY ctid")
+        ]
+        projects = {
+            project(m, lv): _train(conn, project(m, lv), algorithm)
+            for m, algorithm in MODELS.items()
+            for lv in LEVELS
+        }
         for name, p in projects.items():
-            names = scalar(conn, "SELECT feature_names FROM pyml.models WHERE id = %s",
-                           (p["model_id"],))
+            names = scalar(
+                conn, "SELECT feature_names FROM pyml.models WHERE id = %s", (p["model_id"],)
+            )
             if list(names or []) != columns:
                 raise BenchError(f"{name}: features {names}, expected {columns}")
-    figures = {"dataset": DATASET, "table": TABLE, "rows": len(rows), "features": columns,
-               "load_seconds": load, "projects": projects}
+    figures = {
+        "dataset": DATASET,
+        "table": TABLE,
+        "rows": len(rows),
+        "features": columns,
+        "load_seconds": load,
+        "projects": projects,
+    }
     return Prepared(columns, rows, projects), figures
 
 
 # -- online ----------------------------------------------------------------------------------
 
+
 def calls(k: int) -> list[Call]:
     array = "%s::real[]"
     row = "ROW(" + ", ".join(["%s::real"] * k) + ")"
-    out = [Call(f"{m}/array/{lv}", m, "array", lv,
-                f"SELECT pyml.predict('{project(m, lv)}', {array})")
-           for m in MODELS for lv in LEVELS]
-    out += [Call(f"lgbm/row/{lv}", "lgbm", "row", lv,
-                 f"SELECT pyml.predict('{project('lgbm', lv)}', {row})") for lv in ROW_LEVELS]
+    out = [
+        Call(f"{m}/array/{lv}", m, "array", lv, f"SELECT pyml.predict('{project(m, lv)}', {array})")
+        for m in MODELS
+        for lv in LEVELS
+    ]
+    out += [
+        Call(
+            f"lgbm/row/{lv}",
+            "lgbm",
+            "row",
+            lv,
+            f"SELECT pyml.predict('{project('lgbm', lv)}', {row})",
+        )
+        for lv in ROW_LEVELS
+    ]
     return out
 
 
-def _executor(cur: psycopg.Cursor[Any], call: Call, rows: list[tuple[float, ...]]
-              ) -> Callable[[int], float]:
+def _executor(
+    cur: psycopg.Cursor[Any], call: Call, rows: list[tuple[float, ...]]
+) -> Callable[[int], float]:
     params = [(list(r),) for r in rows] if call.path == "array" else rows
 
     def run(i: int) -> float:
         cur.execute(call.query, params[i % len(params)], prepare=True)
         return float(cur.fetchone()[0])
+
     return run
 
 
@@ -165,7 +202,8 @@ def _counts(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
     """(project, array | object) -> rows of pyml.prediction_log (collected or spooled)."""
     rows = conn.execute(
         "SELECT p.name, jsonb_typeof(l.features), count(*) FROM pyml.prediction_log l"
-        " JOIN pyml.projects p ON p.id = l.project_id GROUP BY 1, 2").fetchall()
+        " JOIN pyml.projects p ON p.id = l.project_id GROUP BY 1, 2"
+    ).fetchall()
     return {(name, kind): int(n) for name, kind, n in rows}
 
 
@@ -177,8 +215,9 @@ def _bounds(n: int, rate: float) -> tuple[int, int]:
 def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     n = settings.calls
     every = calls(len(p.columns))
-    logged = {project(m, lv): rate for m in MODELS for lv, rate in LEVELS.items()
-              if rate is not None}
+    logged = {
+        project(m, lv): rate for m in MODELS for lv, rate in LEVELS.items() if rate is not None
+    }
     order = np.random.default_rng(SEED)
     latencies = {c.name: np.empty(n) for c in every}
     values: dict[str, list[float]] = {c.name: [] for c in every}
@@ -194,8 +233,9 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
                     first_ms[c.name] = (time.perf_counter() - t0) * 1000
         before = _counts(admin)
         if before:
-            raise BenchError(f"pyml.prediction_log has rows before logging was switched on:"
-                             f" {before}")
+            raise BenchError(
+                f"pyml.prediction_log has rows before logging was switched on: {before}"
+            )
         switch_on_ms = _set_logging(admin, logged)
         first = None  # the first call after the change: the session notices it
         for path in PATHS:  # a loop each: see PATHS
@@ -221,16 +261,29 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     for c in every:  # logging changes no prediction
         if c.level != "off":
             base = f"{c.model}/{c.path}/off"
-            checks.append(compare(f"logging: {c.name} vs {base} (same model, same rows)",
-                                  values[c.name], values[base], settings.tolerance))
+            checks.append(
+                compare(
+                    f"logging: {c.name} vs {base} (same model, same rows)",
+                    values[c.name],
+                    values[base],
+                    settings.tolerance,
+                )
+            )
     out: dict[str, Any] = {}
     for c in every:
         stats = pgbench.latency_stats(latencies[c.name])
         kind = "array" if c.path == "array" else "object"
-        out[c.name] = {**stats, "project": project(c.model, c.level), "model": c.model,
-                       "path": c.path, "level": c.level, "sample_rate": LEVELS[c.level],
-                       "query": c.query, "first_call_ms": first_ms[c.name],
-                       "logged_rows": counts.get((project(c.model, c.level), kind), 0)}
+        out[c.name] = {
+            **stats,
+            "project": project(c.model, c.level),
+            "model": c.model,
+            "path": c.path,
+            "level": c.level,
+            "sample_rate": LEVELS[c.level],
+            "query": c.query,
+            "first_call_ms": first_ms[c.name],
+            "logged_rows": counts.get((project(c.model, c.level), kind), 0),
+        }
     for c in every:
         base = out[f"{c.model}/{c.path}/off"]
         o = out[c.name]
@@ -238,10 +291,17 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
         o["added_mean_us"] = (o["mean_ms"] - base["mean_ms"]) * 1000
     p.logged_rows = sum(counts.values())
     p.counts = {f"{name}/{kind}": v for (name, kind), v in sorted(counts.items())}
-    return {"calls": out, "calls_per_path": n, "warmup_rounds": WARMUP,
-            "zero_rate_rounds": ZERO_CALLS, "log_predictions_ms": {
-                "on": switch_on_ms, "off": switch_off_ms}, "first_after_change": first,
-            "logged": p.counts, "order": [c.name for c in every], "checks": checks}
+    return {
+        "calls": out,
+        "calls_per_path": n,
+        "warmup_rounds": WARMUP,
+        "zero_rate_rounds": ZERO_CALLS,
+        "log_predictions_ms": {"on": switch_on_ms, "off": switch_off_ms},
+        "first_after_change": first,
+        "logged": p.counts,
+        "order": [c.name for c in every],
+        "checks": checks,
+    }
 
 
 def _check_counts(counts: dict[tuple[str, str], int], every: list[Call], n: int) -> None:
@@ -251,22 +311,33 @@ def _check_counts(counts: dict[tuple[str, str], int], every: list[Call], n: int)
         rate = LEVELS[c.level]
         kind = "array" if c.path == "array" else "object"
         key = (project(c.model, c.level), kind)
-        expected[key] = ((0, 0) if rate is None else (n, n) if rate >= 1.0
-                         else _bounds(n, rate))
-    wrong = [f"{name} ({kind}): {counts.get((name, kind), 0)} rows, expected"
-             + (f" {lo}" if lo == hi else f" {lo}..{hi}")
-             for (name, kind), (lo, hi) in expected.items()
-             if not lo <= counts.get((name, kind), 0) <= hi]
-    wrong += [f"{name} ({kind}): {v} rows, expected none" for (name, kind), v in counts.items()
-              if (name, kind) not in expected and name.startswith("bench_log_")]
+        expected[key] = (0, 0) if rate is None else (n, n) if rate >= 1.0 else _bounds(n, rate)
+    wrong = [
+        f"{name} ({kind}): {counts.get((name, kind), 0)} rows, expected"
+        + (f" {lo}" if lo == hi else f" {lo}..{hi}")
+        for (name, kind), (lo, hi) in expected.items()
+        if not lo <= counts.get((name, kind), 0) <= hi
+    ]
+    wrong += [
+        f"{name} ({kind}): {v} rows, expected none"
+        for (name, kind), v in counts.items()
+        if (name, kind) not in expected and name.startswith("bench_log_")
+    ]
     if wrong:
-        raise BenchError(f"pyml.prediction_log after {n} measured calls per path (and"
-                         f" {ZERO_CALLS} at sample_rate 0): " + "; ".join(wrong))
+        raise BenchError(
+            f"pyml.prediction_log after {n} measured calls per path (and"
+            f" {ZERO_CALLS} at sample_rate 0): " + "; ".join(wrong)
+        )
 
 
-def _check_log(conn: psycopg.Connection, p: Prepared, every: list[Call],
-               values: dict[str, list[float]], n: int, tolerance: float
-               ) -> list[dict[str, Any]]:
+def _check_log(
+    conn: psycopg.Connection,
+    p: Prepared,
+    every: list[Call],
+    values: dict[str, list[float]],
+    n: int,
+    tolerance: float,
+) -> list[dict[str, Any]]:
     """The logged rows of the sample_rate 1 projects: the predictions returned and, for
     ARRAY calls, the features sent, in call order."""
     checks = []
@@ -279,17 +350,26 @@ def _check_log(conn: psycopg.Connection, p: Prepared, every: list[Call],
             "SELECT l.features::text, (l.prediction #>> '{}')::float8 FROM pyml.prediction_log l"
             " JOIN pyml.projects p ON p.id = l.project_id"
             " WHERE p.name = %s AND jsonb_typeof(l.features) = %s ORDER BY l.logged_at",
-            (project(c.model, c.level), kind)).fetchall()
-        checks.append(compare(f"logging: {c.name}: logged predictions vs returned",
-                              [r[1] for r in rows], values[c.name], tolerance))
+            (project(c.model, c.level), kind),
+        ).fetchall()
+        checks.append(
+            compare(
+                f"logging: {c.name}: logged predictions vs returned",
+                [r[1] for r in rows],
+                values[c.name],
+                tolerance,
+            )
+        )
         if c.path == "array":
             features = np.array([json.loads(r[0]) for r in rows], dtype=np.float64)
-            checks.append(compare(f"logging: {c.name}: logged features vs sent",
-                                  features, sent, tolerance))
+            checks.append(
+                compare(f"logging: {c.name}: logged features vs sent", features, sent, tolerance)
+            )
     return checks
 
 
 # -- collect ---------------------------------------------------------------------------------
+
 
 def _timed(conn: psycopg.Connection, query: str) -> tuple[int, float]:
     t0 = time.perf_counter()
@@ -314,19 +394,27 @@ def collect(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     if view_spool != expected:
         problems.append(f"pyml.prediction_log showed {view_spool} rows, expected {expected}")
     if moved != expected or table_after != expected:
-        problems.append(f"pyml.collect_predictions() returned {moved} and"
-                        f" pyml.logged_predictions has {table_after} rows, expected {expected}")
+        problems.append(
+            f"pyml.collect_predictions() returned {moved} and"
+            f" pyml.logged_predictions has {table_after} rows, expected {expected}"
+        )
     if view_table != expected:
-        problems.append(f"after collecting, pyml.prediction_log shows {view_table} rows,"
-                        f" expected {expected}")
+        problems.append(
+            f"after collecting, pyml.prediction_log shows {view_table} rows, expected {expected}"
+        )
     if again != 0:
         problems.append(f"a second pyml.collect_predictions() moved {again} rows, expected 0")
     if problems:
         raise BenchError("; ".join(problems))
-    return {"rows": moved, "seconds": seconds, "rows_per_s": moved / seconds if seconds else None,
-            "empty_seconds": again_s,
-            "view_count_spooled_seconds": view_spool_s, "view_count_table_seconds": view_table_s,
-            "checks": []}
+    return {
+        "rows": moved,
+        "seconds": seconds,
+        "rows_per_s": moved / seconds if seconds else None,
+        "empty_seconds": again_s,
+        "view_count_spooled_seconds": view_spool_s,
+        "view_count_table_seconds": view_table_s,
+        "checks": [],
+    }
 
 
 # name -> measure(server, settings, prepared); each returns its figures and its correctness
@@ -338,6 +426,7 @@ SECTIONS: dict[str, Callable[[Server, Settings, Prepared], dict[str, Any]]] = {
 
 
 # -- RESULTS.md ------------------------------------------------------------------------------
+
 
 def _ms(x: float) -> str:
     return f"{x:.3f}" if x < 10 else f"{x:,.1f}"
@@ -354,10 +443,13 @@ def markdown(r: dict[str, Any]) -> list[str]:
     out = ["## Prediction log (`pyml.log_predictions`)", ""]
     if "rows" in lg:
         models = ", ".join(f"`{k}` ({v['algorithm']})" for k, v in lg["projects"].items())
-        out += [f"Data: `pyml.load_dataset('{lg['dataset']}')`, {lg['rows']} rows x"
-                f" {len(lg['features'])} `real` features. The same model trained into three"
-                " projects each (`pyml.train(..., test_sampling => 'last')`), so the logging"
-                f" levels interleave on one connection: {models}.", ""]
+        out += [
+            f"Data: `pyml.load_dataset('{lg['dataset']}')`, {lg['rows']} rows x"
+            f" {len(lg['features'])} `real` features. The same model trained into three"
+            " projects each (`pyml.train(..., test_sampling => 'last')`), so the logging"
+            f" levels interleave on one connection: {models}.",
+            "",
+        ]
     o = lg.get("online")
     if o:
         out += [
@@ -370,39 +462,90 @@ def markdown(r: dict[str, Any]) -> list[str]:
             " same model and path never logged, measured in the same rounds. *rows logged*:"
             " rows of `pyml.prediction_log` for the measured calls (then"
             f" {o['zero_rate_rounds']} more rounds at `sample_rate` 0, which must add none).",
-            ""]
+            "",
+        ]
         rows = []
         for name in o["order"]:
             c = o["calls"][name]
             ratio = c["ratio"]
-            call = ("`predict(p, %s::real[])`" if c["path"] == "array"
-                    else "`predict(p, ROW(%s::real, ...))`")
-            rows.append([c["model"], call, LEVEL_LABEL[c["level"]], _ms(c["mean_ms"]),
-                         _ms(c["p50_ms"]), _ms(c["p99_ms"]),
-                         *(f"{ratio[s]:.3f}" for s in ("mean", "p50", "p99")),
-                         f"{c['added_mean_us']:+.1f}",
-                         f"{c['logged_rows']:,} of {o['calls_per_path']:,}"])
-        out += _table(["model", "call", "logging", "mean ms", "p50 ms", "p99 ms",
-                       "x off mean", "x off p50", "x off p99", "+ mean µs", "rows logged"],
-                      rows)
+            call = (
+                "`predict(p, %s::real[])`"
+                if c["path"] == "array"
+                else "`predict(p, ROW(%s::real, ...))`"
+            )
+            rows.append(
+                [
+                    c["model"],
+                    call,
+                    LEVEL_LABEL[c["level"]],
+                    _ms(c["mean_ms"]),
+                    _ms(c["p50_ms"]),
+                    _ms(c["p99_ms"]),
+                    *(f"{ratio[s]:.3f}" for s in ("mean", "p50", "p99")),
+                    f"{c['added_mean_us']:+.1f}",
+                    f"{c['logged_rows']:,} of {o['calls_per_path']:,}",
+                ]
+            )
+        out += _table(
+            [
+                "model",
+                "call",
+                "logging",
+                "mean ms",
+                "p50 ms",
+                "p99 ms",
+                "x off mean",
+                "x off p50",
+                "x off p99",
+                "+ mean µs",
+                "rows logged",
+            ],
+            rows,
+        )
         on, first = o["log_predictions_ms"]["on"], o["first_after_change"]
-        out += [f"`pyml.log_predictions` took {min(on.values()):.2f}–{max(on.values()):.2f} ms"
-                f" a call; the first call after it (the session noticing the change):"
-                f" {_ms(first['ms'])} ms (`{first['call']}`).", ""]
+        out += [
+            f"`pyml.log_predictions` took {min(on.values()):.2f}–{max(on.values()):.2f} ms"
+            f" a call; the first call after it (the session noticing the change):"
+            f" {_ms(first['ms'])} ms (`{first['call']}`).",
+            "",
+        ]
     c = lg.get("collect")
     if c:
-        out += ["Collecting, once the measured session has closed: every row this part logged"
-                " (ARRAY and ROW calls, both rates), from the spool files into"
-                " `pyml.logged_predictions`.", ""]
-        out += _table(["step", "rows", "ms", "rows/s"], [
-            ["`count(*)` of `pyml.prediction_log` (spooled: read from the files)",
-             f"{c['rows']:,}", _ms(c["view_count_spooled_seconds"] * 1000), "–"],
-            ["`pyml.collect_predictions()`", f"{c['rows']:,}", _ms(c["seconds"] * 1000),
-             f"{c['rows_per_s']:,.0f}"],
-            ["`count(*)` of `pyml.prediction_log` (collected: the table)", f"{c['rows']:,}",
-             _ms(c["view_count_table_seconds"] * 1000), "–"],
-            ["`pyml.collect_predictions()` again (nothing left)", "0",
-             _ms(c["empty_seconds"] * 1000), "–"]])
+        out += [
+            "Collecting, once the measured session has closed: every row this part logged"
+            " (ARRAY and ROW calls, both rates), from the spool files into"
+            " `pyml.logged_predictions`.",
+            "",
+        ]
+        out += _table(
+            ["step", "rows", "ms", "rows/s"],
+            [
+                [
+                    "`count(*)` of `pyml.prediction_log` (spooled: read from the files)",
+                    f"{c['rows']:,}",
+                    _ms(c["view_count_spooled_seconds"] * 1000),
+                    "–",
+                ],
+                [
+                    "`pyml.collect_predictions()`",
+                    f"{c['rows']:,}",
+                    _ms(c["seconds"] * 1000),
+                    f"{c['rows_per_s']:,.0f}",
+                ],
+                [
+                    "`count(*)` of `pyml.prediction_log` (collected: the table)",
+                    f"{c['rows']:,}",
+                    _ms(c["view_count_table_seconds"] * 1000),
+                    "–",
+                ],
+                [
+                    "`pyml.collect_predictions()` again (nothing left)",
+                    "0",
+                    _ms(c["empty_seconds"] * 1000),
+                    "–",
+                ],
+            ],
+        )
     return out
 
 

@@ -14,8 +14,17 @@ import psycopg
 
 from bench.config import ROOT
 
-PACKAGES = ("numpy", "lightgbm", "scikit-learn", "skops", "psycopg", "fastapi", "uvicorn",
-            "httpx", "pydantic")
+PACKAGES = (
+    "numpy",
+    "lightgbm",
+    "scikit-learn",
+    "skops",
+    "psycopg",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "pydantic",
+)
 
 
 def _cpu_model() -> str:
@@ -36,11 +45,19 @@ def _ram_gb() -> float:
 
 def _git() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pyml", "sql",
-                                "extension"], cwd=ROOT, capture_output=True, text=True
-                               ).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pyml", "sql", "extension"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return head + (" (pyml/, sql/ or extension/ modified)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -54,9 +71,16 @@ def describe(conn: psycopg.Connection) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     server_version = conn.execute("SHOW server_version").fetchone()[0]
-    settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in (
-        "shared_buffers", "work_mem", "jit", "max_parallel_workers_per_gather",
-        "synchronize_seqscans")}
+    settings = {
+        name: conn.execute(f"SHOW {name}").fetchone()[0]
+        for name in (
+            "shared_buffers",
+            "work_mem",
+            "jit",
+            "max_parallel_workers_per_gather",
+            "synchronize_seqscans",
+        )
+    }
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),

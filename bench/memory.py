@@ -53,14 +53,18 @@ class RssSampler(threading.Thread):
         peak = max([final["VmHWM"], *(s for _, s in self.samples)])
         base = self.baseline["VmRSS"]
         return {
-            "baseline_rss_mb": base / 1024, "peak_rss_mb": peak / 1024,
-            "peak_growth_mb": (peak - base) / 1024, "final_rss_mb": final["VmRSS"] / 1024,
-            "hwm_before_mb": self.baseline["VmHWM"] / 1024, "samples": len(self.samples),
+            "baseline_rss_mb": base / 1024,
+            "peak_rss_mb": peak / 1024,
+            "peak_growth_mb": (peak - base) / 1024,
+            "final_rss_mb": final["VmRSS"] / 1024,
+            "hwm_before_mb": self.baseline["VmHWM"] / 1024,
+            "samples": len(self.samples),
         }
 
 
-def predict_into_sampled(uri: str, model: Trained, source: str, target: str,
-                         warm_row: list[float]) -> dict[str, Any]:
+def predict_into_sampled(
+    uri: str, model: Trained, source: str, target: str, warm_row: list[float]
+) -> dict[str, Any]:
     """predict_into in a new session (model loaded first), its backend's RSS sampled."""
     with connect(uri) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {target}")
@@ -70,16 +74,18 @@ def predict_into_sampled(uri: str, model: Trained, source: str, target: str,
         sampler.start()
         try:
             t0 = time.perf_counter()
-            rows = conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'id')",
-                                (model.spec.project, source, target)).fetchone()[0]
+            rows = conn.execute(
+                "SELECT pyml.predict_into(%s, %s, %s, 'id')", (model.spec.project, source, target)
+            ).fetchone()[0]
             seconds = time.perf_counter() - t0
         finally:
             memory = sampler.stop()
     return {"rows": int(rows), "seconds": seconds, "rows_per_s": rows / seconds, **memory}
 
 
-def run(server: Server, settings: Settings, model: Trained, warm_row: list[float]
-        ) -> dict[str, Any]:
+def run(
+    server: Server, settings: Settings, model: Trained, warm_row: list[float]
+) -> dict[str, Any]:
     k, n = model.spec.features, settings.memory_rows
     with connect(server.uri) as conn:
         conn.execute("DROP TABLE IF EXISTS big")
@@ -94,11 +100,15 @@ def run(server: Server, settings: Settings, model: Trained, warm_row: list[float
         sample = data.sample_ids(n, settings.sample_rows, seed=11)
         ids_list = sample.tolist()
         _, X = data.read_features(conn, "big", k, f"WHERE id = ANY('{{{_ints(ids_list)}}}')")
-        got = conn.execute("SELECT prediction FROM big_scores WHERE id = ANY(%s) ORDER BY id",
-                           (ids_list,)).fetchall()
-        result["check"] = compare(f"{model.spec.key}: predict_into on {n} rows vs raw",
-                                  np.array([g[0] for g in got]), predict_raw(model, X),
-                                  settings.tolerance)
+        got = conn.execute(
+            "SELECT prediction FROM big_scores WHERE id = ANY(%s) ORDER BY id", (ids_list,)
+        ).fetchall()
+        result["check"] = compare(
+            f"{model.spec.key}: predict_into on {n} rows vs raw",
+            np.array([g[0] for g in got]),
+            predict_raw(model, X),
+            settings.tolerance,
+        )
         conn.execute("DROP TABLE big_scores")
         conn.execute("DROP TABLE big")
     return result

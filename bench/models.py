@@ -41,8 +41,9 @@ class Trained:
         return min(self.raw_fit_runs) if self.raw_fit_runs else None
 
 
-def _call_train(conn: psycopg.Connection, spec: ModelSpec, deploy: bool
-                ) -> tuple[float, bool, list[str]]:
+def _call_train(
+    conn: psycopg.Connection, spec: ModelSpec, deploy: bool
+) -> tuple[float, bool, list[str]]:
     """``pyml.train`` on the spec's view: (wall time from the client, deployed, NOTICEs)."""
     notices: list[str] = []
 
@@ -57,8 +58,14 @@ def _call_train(conn: psycopg.Connection, spec: ModelSpec, deploy: bool
             " relation_name => %s, y_column_name => 'label', algorithm => %s,"
             " hyperparams => %s::jsonb, test_size => %s::real, test_sampling => 'last',"
             " automatic_deploy => %s)",
-            (spec.project, spec.train_view, spec.algorithm, json.dumps(spec.hyperparams),
-             TEST_SIZE, deploy),
+            (
+                spec.project,
+                spec.train_view,
+                spec.algorithm,
+                json.dumps(spec.hyperparams),
+                TEST_SIZE,
+                deploy,
+            ),
         ).fetchone()
         seconds = time.perf_counter() - started
     finally:
@@ -78,9 +85,15 @@ def train(conn: psycopg.Connection, spec: ModelSpec, rows: int) -> Trained:
     fmt, predictor = export(conn, model_id)
     fit_time = (metrics or {}).get("fit_time")
     return Trained(
-        spec=spec, model_id=model_id, hyperparams=hyperparams or {}, format=fmt,
-        predictor=predictor, train_runs=[seconds], train_rows=training_rows(rows),
-        pyml_fit_seconds=float(fit_time) if fit_time is not None else None, notices=notices,
+        spec=spec,
+        model_id=model_id,
+        hyperparams=hyperparams or {},
+        format=fmt,
+        predictor=predictor,
+        train_runs=[seconds],
+        train_rows=training_rows(rows),
+        pyml_fit_seconds=float(fit_time) if fit_time is not None else None,
+        notices=notices,
     )
 
 

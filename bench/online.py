@@ -47,40 +47,54 @@ def _allowance(cold_seconds: float, clients: int, cores: int = 2) -> float:
     return 2 * cold_seconds * max(1.0, clients / cores) + 1.0
 
 
-def single_client_pgbench(server: Server, settings: Settings, models: Sequence[Trained],
-                          cold: dict[str, float]) -> dict[str, Any]:
+def single_client_pgbench(
+    server: Server, settings: Settings, models: Sequence[Trained], cold: dict[str, float]
+) -> dict[str, Any]:
     """``cold``: first-call seconds by name (select1, noopK, model keys), from coldstart."""
     slow = _slow(models)
     groups = [[n for n in calls(models) if n not in slow]] + [[n] for n in sorted(slow)]
     out: dict[str, Any] = {}
     for group in groups:
         scripts = {n: _script(*calls(models)[n]) for n in group}
-        out.update(pgbench.run(
-            server, scripts, clients=1, seconds=settings.latency_seconds * len(group) / 2,
-            warmup=settings.warmup_seconds,
-            cold_allowance=_allowance(sum(cold.get(n, 1.0) for n in group), 1),
-        ))
+        out.update(
+            pgbench.run(
+                server,
+                scripts,
+                clients=1,
+                seconds=settings.latency_seconds * len(group) / 2,
+                warmup=settings.warmup_seconds,
+                cold_allowance=_allowance(sum(cold.get(n, 1.0) for n in group), 1),
+            )
+        )
     return out
 
 
-def throughput_pgbench(server: Server, settings: Settings, model: Trained,
-                       cold: dict[str, float]) -> dict[str, Any]:
+def throughput_pgbench(
+    server: Server, settings: Settings, model: Trained, cold: dict[str, float]
+) -> dict[str, Any]:
     names = ["select1", f"noop{model.spec.features}", model.spec.key]
     every = calls([model])
     out: dict[str, Any] = {}
     for clients in settings.clients:
         for name in names:
             out[f"{name}/c{clients}"] = pgbench.run(
-                server, {name: _script(*every[name])}, clients=clients,
-                threads=settings.threads, seconds=settings.throughput_seconds,
+                server,
+                {name: _script(*every[name])},
+                clients=clients,
+                threads=settings.threads,
+                seconds=settings.throughput_seconds,
                 warmup=settings.warmup_seconds,
                 cold_allowance=_allowance(cold.get(name, 1.0), clients),
             )[name]
     return out
 
 
-def psycopg_loop(uri: str, queries: Mapping[str, tuple[str, Sequence[tuple[Any, ...]]]],
-                 calls: int, warmup: int = 100) -> dict[str, tuple[dict[str, Any], list[Any]]]:
+def psycopg_loop(
+    uri: str,
+    queries: Mapping[str, tuple[str, Sequence[tuple[Any, ...]]]],
+    calls: int,
+    warmup: int = 100,
+) -> dict[str, tuple[dict[str, Any], list[Any]]]:
     """Prepared executes round-robin on one connection, ``perf_counter`` around each.
 
     ``queries``: name -> (query, parameter tuples, cycled). Returns name -> (stats, values).
@@ -108,13 +122,23 @@ def psycopg_loop(uri: str, queries: Mapping[str, tuple[str, Sequence[tuple[Any, 
                 value = cur.fetchone()[0]
                 latencies[n][i] = time.perf_counter() - t0
                 values[n].append(value)
-    return {n: ({**pgbench.latency_stats(latencies[n]), "first_call_ms": first_ms[n],
-                 "calls": calls, "interleaved_with": [m for m in names if m != n]}, values[n])
-            for n in names}
+    return {
+        n: (
+            {
+                **pgbench.latency_stats(latencies[n]),
+                "first_call_ms": first_ms[n],
+                "calls": calls,
+                "interleaved_with": [m for m in names if m != n],
+            },
+            values[n],
+        )
+        for n in names
+    }
 
 
-def single_client_psycopg(server: Server, settings: Settings, models: Sequence[Trained],
-                          features: dict[int, np.ndarray]) -> dict[str, Any]:
+def single_client_psycopg(
+    server: Server, settings: Settings, models: Sequence[Trained], features: dict[int, np.ndarray]
+) -> dict[str, Any]:
     """``features[k]``: rows of k features drawn from the data, one per call."""
     every, slow = calls(models), _slow(models)
     by_key = {m.spec.key: m for m in models}
@@ -123,15 +147,18 @@ def single_client_psycopg(server: Server, settings: Settings, models: Sequence[T
         call, k = every[name]
         if k == 0:
             return "SELECT 1", [()]
-        return ("SELECT " + call.format(array="%s::float8[]"),
-                [(row.tolist(),) for row in features[k][: settings.calls]])
+        return (
+            "SELECT " + call.format(array="%s::float8[]"),
+            [(row.tolist(),) for row in features[k][: settings.calls]],
+        )
 
     out: dict[str, Any] = {}
     fast = {n: query(n) for n in every if n not in slow}
     results = psycopg_loop(server.uri, fast, settings.calls)
     for n in sorted(slow):  # ~10 ms a call: a short loop of its own
-        results.update(psycopg_loop(server.uri, {n: query(n)}, max(100, settings.calls // 20),
-                                    warmup=10))
+        results.update(
+            psycopg_loop(server.uri, {n: query(n)}, max(100, settings.calls // 20), warmup=10)
+        )
     for name, (stats, values) in results.items():
         model = by_key.get(name)
         if model is not None:
@@ -139,7 +166,9 @@ def single_client_psycopg(server: Server, settings: Settings, models: Sequence[T
             stats["check"] = compare(
                 f"{name}: online pyml.predict vs raw predict",
                 np.asarray(values[:CHECKED_CALLS], dtype=np.float64),
-                predict_raw(model, features[k][:CHECKED_CALLS]), settings.tolerance)
+                predict_raw(model, features[k][:CHECKED_CALLS]),
+                settings.tolerance,
+            )
         out[name] = stats
     return out
 
@@ -158,5 +187,9 @@ def compare(what: str, got: Any, expected: Any, tolerance: float) -> dict[str, A
             f"{what}: results differ: row {i}: {got[i]!r} vs {expected[i]!r}"
             f" ({int((diff > limit).sum())} of {len(got)} rows out of tolerance)"
         )
-    return {"what": what, "rows": int(len(got)), "max_abs_diff": float(diff.max(initial=0.0)),
-            "ok": True}
+    return {
+        "what": what,
+        "rows": int(len(got)),
+        "max_abs_diff": float(diff.max(initial=0.0)),
+        "ok": True,
+    }

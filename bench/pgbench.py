@@ -39,13 +39,24 @@ def latency_stats(latencies_s: np.ndarray) -> dict[str, float]:
     if not len(ms):
         raise BenchError("no latencies in the measured window")
     return {
-        "n": int(len(ms)), "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+        "n": int(len(ms)),
+        "mean_ms": float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
     }
 
 
-def run(server: Server, scripts: dict[str, str], *, clients: int, seconds: float,
-        warmup: float, cold_allowance: float, threads: int = 1) -> dict[str, dict[str, Any]]:
+def run(
+    server: Server,
+    scripts: dict[str, str],
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    cold_allowance: float,
+    threads: int = 1,
+) -> dict[str, dict[str, Any]]:
     """Run the scripts in one pgbench (each transaction picks one at random, equal weights);
     per script, stats of its transactions in the measured window."""
     total = math.ceil(cold_allowance + warmup + seconds)
@@ -58,9 +69,26 @@ def run(server: Server, scripts: dict[str, str], *, clients: int, seconds: float
             files += ["-f", str(path)]
         prefix = os.path.join(tmp, "log")
         argv = [
-            str(PG_BIN / "pgbench"), "-h", server.host, "-p", str(server.port), "-U", server.user,
-            "-n", "-M", "prepared", *files, "-c", str(clients), "-j", str(min(threads, clients)),
-            "-T", str(total), "--log", f"--log-prefix={prefix}", server.database,
+            str(PG_BIN / "pgbench"),
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            "-n",
+            "-M",
+            "prepared",
+            *files,
+            "-c",
+            str(clients),
+            "-j",
+            str(min(threads, clients)),
+            "-T",
+            str(total),
+            "--log",
+            f"--log-prefix={prefix}",
+            server.database,
         ]
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
         if proc.returncode != 0:
@@ -68,8 +96,11 @@ def run(server: Server, scripts: dict[str, str], *, clients: int, seconds: float
         client, script, latency_us, done = _read_logs(glob.glob(prefix + ".*"))
         command = " ".join(argv).replace(tmp, "<tmp>")
     # Every (client, script) pair's first call is cold: the window opens after the last one.
-    firsts = {(c, k): done[(client == c) & (script == k)].min()
-              for c in np.unique(client) for k in np.unique(script)}
+    firsts = {
+        (c, k): done[(client == c) & (script == k)].min()
+        for c in np.unique(client)
+        for k in np.unique(script)
+    }
     if len(np.unique(client)) != clients or len(np.unique(script)) != len(names):
         raise BenchError(f"pgbench: not every client ran every script ({command})")
     start = max(firsts.values()) + warmup
@@ -88,8 +119,11 @@ def run(server: Server, scripts: dict[str, str], *, clients: int, seconds: float
         first = (script == k) & (done == done[script == k].min())
         out[name] = {
             **latency_stats(latency_us[mine] / 1e6),
-            "clients": clients, "threads": min(threads, clients), "scripts": len(names),
-            "measured_seconds": measured, "tps": float(mine.sum() / measured),
+            "clients": clients,
+            "threads": min(threads, clients),
+            "scripts": len(names),
+            "measured_seconds": measured,
+            "tps": float(mine.sum() / measured),
             "pgbench_tps_all_scripts": float(tps_match.group(1)) if tps_match else None,
             "first_call_ms": float(latency_us[first][0] / 1000),
             "command": command,

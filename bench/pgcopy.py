@@ -50,8 +50,13 @@ def copy_out(conn: psycopg.Connection, query: str, types: Sequence[str]) -> list
     return out
 
 
-def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[str],
-            arrays: Sequence[np.ndarray], types: Sequence[str]) -> int:
+def copy_in(
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    arrays: Sequence[np.ndarray],
+    types: Sequence[str],
+) -> int:
     """``COPY table (columns) FROM STDIN (FORMAT binary)`` from equal-length arrays."""
     n = len(arrays[0])
     rows = np.empty(n, _row_dtype(types))
@@ -65,5 +70,5 @@ def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[str],
     ) as copy:
         step = 8 << 20
         for offset in range(0, len(payload), step):
-            copy.write(payload[offset:offset + step])
+            copy.write(payload[offset : offset + step])
     return n

@@ -89,14 +89,17 @@ GRADE_SHARE = (0.3, 0.5, 0.2)
 GRADE_FACTOR = np.array([0.9, 1.0, 1.15])
 NULL_SHARE = {"city": 0.06, "size": 0.08, "grade": 0.05}
 
-ROW_QUERY = (f"SELECT pyml.predict('{PROJECT}', ROW(%s::text, %s::text, %s::real, %s::int,"
-             " %s::boolean, %s::text))")
+ROW_QUERY = (
+    f"SELECT pyml.predict('{PROJECT}', ROW(%s::text, %s::text, %s::real, %s::int,"
+    " %s::boolean, %s::text))"
+)
 TABLE_ROW_QUERY = f"SELECT pyml.predict('{PROJECT}', h) FROM {TABLE} h WHERE id = %s"
 ARRAY_QUERY = f"SELECT pyml.predict('{NUM_PROJECT}', %s::float8[])"
 NOOP_QUERY = "SELECT bench_noop(%s::float8[])"
 
 
 # -- data ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Houses:
@@ -119,8 +122,14 @@ class Houses:
     def row(self, i: int) -> tuple[Any, ...]:
         """Row i as Python values (None for NULL), in COLUMNS order."""
         size = self.size[i]
-        return (self.city[i], self.district[i], None if np.isnan(size) else float(size),
-                int(self.rooms[i]), bool(self.garden[i]), self.grade[i])
+        return (
+            self.city[i],
+            self.district[i],
+            None if np.isnan(size) else float(size),
+            int(self.rooms[i]),
+            bool(self.garden[i]),
+            self.grade[i],
+        )
 
 
 def generate(n: int, seed: int = SEED) -> Houses:
@@ -135,9 +144,16 @@ def generate(n: int, seed: int = SEED) -> Houses:
     garden = rng.random(n) < 0.35
     grade_idx = rng.choice(len(GRADES), n, p=GRADE_SHARE)
     noise = rng.normal(0.0, 0.08, n)
-    price = np.round(RATE[city_idx] * size * DISTRICT_FACTOR[district_idx]
-                     * GRADE_FACTOR[grade_idx] * (1.0 + 0.12 * garden) * (1.0 + noise)
-                     + 5_000.0 * rooms, 2)
+    price = np.round(
+        RATE[city_idx]
+        * size
+        * DISTRICT_FACTOR[district_idx]
+        * GRADE_FACTOR[grade_idx]
+        * (1.0 + 0.12 * garden)
+        * (1.0 + noise)
+        + 5_000.0 * rooms,
+        2,
+    )
     null = {name: rng.random(n) < share for name, share in NULL_SHARE.items()}
     city = np.array((*CITIES, UNSEEN), dtype=object)[city_idx]
     city[null["city"]] = None
@@ -145,12 +161,27 @@ def generate(n: int, seed: int = SEED) -> Houses:
     grade[null["grade"]] = None
     observed = size.copy()
     observed[null["size"]] = np.nan
-    numeric = np.column_stack([
-        np.where(null["city"] | unseen, -1, city_idx), district_idx,
-        np.where(null["size"], -1.0, size.astype(np.float64)), rooms, garden,
-        np.where(null["grade"], -1, grade_idx)]).astype(np.float64)
-    return Houses(city, np.array(DISTRICTS, dtype=object)[district_idx], observed, rooms, garden,
-                  grade, price, numeric, test_start)
+    numeric = np.column_stack(
+        [
+            np.where(null["city"] | unseen, -1, city_idx),
+            district_idx,
+            np.where(null["size"], -1.0, size.astype(np.float64)),
+            rooms,
+            garden,
+            np.where(null["grade"], -1, grade_idx),
+        ]
+    ).astype(np.float64)
+    return Houses(
+        city,
+        np.array(DISTRICTS, dtype=object)[district_idx],
+        observed,
+        rooms,
+        garden,
+        grade,
+        price,
+        numeric,
+        test_start,
+    )
 
 
 def _copy_text(conn: psycopg.Connection, table: str, columns: list[list[str]]) -> None:
@@ -159,7 +190,7 @@ def _copy_text(conn: psycopg.Connection, table: str, columns: list[list[str]]) -
     with conn.transaction(), conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
         step = 8 << 20
         for offset in range(0, len(payload), step):
-            copy.write(payload[offset:offset + step])
+            copy.write(payload[offset : offset + step])
 
 
 def _texts(values: np.ndarray) -> list[str]:
@@ -181,17 +212,39 @@ def build(conn: psycopg.Connection, h: Houses) -> None:
     ids = _numbers(np.arange(1, n + 1))
     conn.execute(f"DROP VIEW IF EXISTS {VIEW}, {NUM_VIEW}")
     conn.execute(f"DROP TABLE IF EXISTS {TABLE}, {NUM_TABLE}")
-    conn.execute(f"CREATE TABLE {TABLE} (id int, city text, district text, size real,"
-                 " rooms int, garden boolean, grade text, price float8)")
-    _copy_text(conn, TABLE, [ids, _texts(h.city), _texts(h.district),
-                             _numbers(h.size, np.isnan(h.size)), _numbers(h.rooms),
-                             ["t" if g else "f" for g in h.garden.tolist()], _texts(h.grade),
-                             _numbers(h.price)])
+    conn.execute(
+        f"CREATE TABLE {TABLE} (id int, city text, district text, size real,"
+        " rooms int, garden boolean, grade text, price float8)"
+    )
+    _copy_text(
+        conn,
+        TABLE,
+        [
+            ids,
+            _texts(h.city),
+            _texts(h.district),
+            _numbers(h.size, np.isnan(h.size)),
+            _numbers(h.rooms),
+            ["t" if g else "f" for g in h.garden.tolist()],
+            _texts(h.grade),
+            _numbers(h.price),
+        ],
+    )
     names = ", ".join(COLUMNS)
-    conn.execute(f"CREATE TABLE {NUM_TABLE} (id int, "
-                 + ", ".join(f"{c} real" for c in COLUMNS) + ", price float8)")
-    _copy_text(conn, NUM_TABLE, [ids, *(_numbers(h.numeric[:, j].astype(np.float32))
-                                        for j in range(len(COLUMNS))), _numbers(h.price)])
+    conn.execute(
+        f"CREATE TABLE {NUM_TABLE} (id int, "
+        + ", ".join(f"{c} real" for c in COLUMNS)
+        + ", price float8)"
+    )
+    _copy_text(
+        conn,
+        NUM_TABLE,
+        [
+            ids,
+            *(_numbers(h.numeric[:, j].astype(np.float32)) for j in range(len(COLUMNS))),
+            _numbers(h.price),
+        ],
+    )
     for table, view in ((TABLE, VIEW), (NUM_TABLE, NUM_VIEW)):
         conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (id)")
         # pyml.train: every column but the label is a feature, so train on a view without id.
@@ -200,6 +253,7 @@ def build(conn: psycopg.Connection, h: Houses) -> None:
 
 
 # -- models ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Exported:
@@ -227,21 +281,28 @@ def export(conn: psycopg.Connection, project: str) -> Exported:
     from pyml.core import artifacts
 
     model_id = int(scalar(conn, "SELECT pyml.deployed_model(%s)", (project,)))
-    rows = conn.cursor(row_factory=dict_row).execute(
-        "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = %s ORDER BY part",
-        (model_id,)).fetchall()
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT part, format, sha256, data FROM pyml.files WHERE model_id = %s ORDER BY part",
+            (model_id,),
+        )
+        .fetchall()
+    )
     loaded = artifacts.load(rows)  # checks every part's sha256
     text = [r for r in rows if r["format"] == "lightgbm-text"]
     if loaded.format != "lightgbm-text" or len(text) != 1:
-        raise BenchError(f"model {model_id}: expected one lightgbm-text part, found"
-                         f" {[r['format'] for r in rows]}")
+        raise BenchError(
+            f"model {model_id}: expected one lightgbm-text part, found"
+            f" {[r['format'] for r in rows]}"
+        )
     booster = lightgbm.Booster(model_str=bytes(text[0]["data"]).decode())
-    return Exported(project, model_id, [r["format"] for r in rows], loaded.preprocessor,
-                    booster)
+    return Exported(project, model_id, [r["format"] for r in rows], loaded.preprocessor, booster)
 
 
-def _train(conn: psycopg.Connection, project: str, view: str, preprocess: dict[str, Any]
-           ) -> dict[str, Any]:
+def _train(
+    conn: psycopg.Connection, project: str, view: str, preprocess: dict[str, Any]
+) -> dict[str, Any]:
     notices: list[str] = []
 
     def on_notice(diag: psycopg.errors.Diagnostic) -> None:
@@ -254,7 +315,8 @@ def _train(conn: psycopg.Connection, project: str, view: str, preprocess: dict[s
             "SELECT deployed FROM pyml.train(project_name => %s, task => 'regression',"
             " relation_name => %s, y_column_name => 'price', algorithm => 'lightgbm',"
             " test_sampling => 'last', preprocess => %s::jsonb)",
-            (project, view, json.dumps(preprocess))).fetchone()
+            (project, view, json.dumps(preprocess)),
+        ).fetchone()
         seconds = time.perf_counter() - t0
     finally:
         conn.remove_notice_handler(on_notice)
@@ -262,13 +324,20 @@ def _train(conn: psycopg.Connection, project: str, view: str, preprocess: dict[s
         raise BenchError(f"pyml.train did not deploy the first model of {project}")
     model_id = scalar(conn, "SELECT pyml.deployed_model(%s)", (project,))
     names, metrics, stored = conn.execute(
-        "SELECT feature_names, metrics, preprocess FROM pyml.models WHERE id = %s",
-        (model_id,)).fetchone()
+        "SELECT feature_names, metrics, preprocess FROM pyml.models WHERE id = %s", (model_id,)
+    ).fetchone()
     if list(names or []) != list(COLUMNS):
         raise BenchError(f"{project}: features {names}, expected {list(COLUMNS)}")
-    return {"project": project, "view": view, "model_id": model_id, "train_seconds": seconds,
-            "preprocess_given": preprocess, "preprocess": stored, "metrics": metrics,
-            "notices": notices}
+    return {
+        "project": project,
+        "view": view,
+        "model_id": model_id,
+        "train_seconds": seconds,
+        "preprocess_given": preprocess,
+        "preprocess": stored,
+        "metrics": metrics,
+        "notices": notices,
+    }
 
 
 @dataclass
@@ -286,8 +355,10 @@ def prepare(server: Server, settings: Settings) -> tuple[Prepared, dict[str, Any
     with connect(server.uri) as conn:
         build(conn, h)
         t2 = time.perf_counter()
-        models = {"pre": _train(conn, PROJECT, VIEW, PREPROCESS),
-                  "num": _train(conn, NUM_PROJECT, NUM_VIEW, {})}
+        models = {
+            "pre": _train(conn, PROJECT, VIEW, PREPROCESS),
+            "num": _train(conn, NUM_PROJECT, NUM_VIEW, {}),
+        }
         pre, num = export(conn, PROJECT), export(conn, NUM_PROJECT)
     if pre.preprocessor is None:
         raise BenchError(f"{PROJECT}: no skops-preprocessor part in pyml.files")
@@ -295,19 +366,29 @@ def prepare(server: Server, settings: Settings) -> tuple[Prepared, dict[str, Any
         models[key]["formats"] = e.formats
     models["pre"]["booster_features"] = int(pre.booster.num_feature())
     test = slice(h.test_start, None)
-    data = {"rows": h.n, "test_rows": h.n - h.test_start, "generate_seconds": t1 - t0,
-            "load_seconds": t2 - t1, "seed": SEED,
-            "nulls": {"city": int(sum(c is None for c in h.city)),
-                      "size": int(np.isnan(h.size).sum()),
-                      "grade": int(sum(g is None for g in h.grade))},
-            "unseen_city": UNSEEN, "unseen_rows": int((h.city[test] == UNSEEN).sum())}
+    data = {
+        "rows": h.n,
+        "test_rows": h.n - h.test_start,
+        "generate_seconds": t1 - t0,
+        "load_seconds": t2 - t1,
+        "seed": SEED,
+        "nulls": {
+            "city": int(sum(c is None for c in h.city)),
+            "size": int(np.isnan(h.size).sum()),
+            "grade": int(sum(g is None for g in h.grade)),
+        },
+        "unseen_city": UNSEEN,
+        "unseen_rows": int((h.city[test] == UNSEEN).sum()),
+    }
     return Prepared(h, pre, num), {"data": data, "models": models}
 
 
 # -- online ----------------------------------------------------------------------------------
 
-def _loop(calls: dict[str, Callable[[int], Any]], n: int, warmup: int = WARMUP
-          ) -> dict[str, tuple[dict[str, Any], list[Any]]]:
+
+def _loop(
+    calls: dict[str, Callable[[int], Any]], n: int, warmup: int = WARMUP
+) -> dict[str, tuple[dict[str, Any], list[Any]]]:
     """Every call once per round in a random order (so none always follows the same other),
     ``perf_counter`` around each; the ``warmup`` rounds first are not counted. A call gets
     the round number (its row)."""
@@ -329,23 +410,31 @@ def _loop(calls: dict[str, Callable[[int], Any]], n: int, warmup: int = WARMUP
             value = calls[k](i)
             latencies[k][i] = time.perf_counter() - t0
             values[k].append(value)
-    return {k: ({**pgbench.latency_stats(latencies[k]), "first_call_ms": first_ms[k],
-                 "calls": n}, values[k]) for k in names}
+    return {
+        k: (
+            {**pgbench.latency_stats(latencies[k]), "first_call_ms": first_ms[k], "calls": n},
+            values[k],
+        )
+        for k in names
+    }
 
 
-def _sql(cur: psycopg.Cursor[Any], query: str, params: list[tuple[Any, ...]]
-         ) -> Callable[[int], Any]:
+def _sql(
+    cur: psycopg.Cursor[Any], query: str, params: list[tuple[Any, ...]]
+) -> Callable[[int], Any]:
     def call(i: int) -> Any:
         cur.execute(query, params[i], prepare=True)
         return cur.fetchone()[0]
+
     return call
 
 
 def _check(what: str, got: Any, expected: np.ndarray) -> dict[str, Any]:
     check = compare(what, got, expected, TOLERANCE)
     got = np.asarray(got, dtype=np.float64)
-    check["max_rel_diff"] = float(np.max(np.abs(got - expected) / np.maximum(1.0, np.abs(expected)),
-                                         initial=0.0))
+    check["max_rel_diff"] = float(
+        np.max(np.abs(got - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0)
+    )
     check["tolerance"] = TOLERANCE
     return check
 
@@ -353,8 +442,14 @@ def _check(what: str, got: Any, expected: np.ndarray) -> dict[str, Any]:
 def _input(row: tuple[Any, ...]) -> list[Any]:
     """One row of inputs as pyml reads them: text or None, numbers as float, NaN for NULL."""
     city, district, size, rooms, garden, grade = row
-    return [city, district, np.nan if size is None else float(size), float(rooms),
-            float(garden), grade]
+    return [
+        city,
+        district,
+        np.nan if size is None else float(size),
+        float(rooms),
+        float(garden),
+        grade,
+    ]
 
 
 def _matrix(rows: list[tuple[Any, ...]]) -> np.ndarray:
@@ -381,7 +476,7 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     split = np.zeros(n)  # the service's transform alone, per call
 
     def service(i: int) -> float:  # what a FastAPI handler would do with one JSON row
-        x = _matrix(values[i:i + 1])
+        x = _matrix(values[i : i + 1])
         t0 = time.perf_counter()
         features = np.asarray(pre.preprocessor.transform(x), dtype=np.float64)
         split[i] = time.perf_counter() - t0
@@ -395,10 +490,15 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
 
     with connect(server.uri) as conn:
         cur = conn.cursor()
-        results = _loop({"row": _sql(cur, ROW_QUERY, values),
-                         "table_row": _sql(cur, TABLE_ROW_QUERY, ids),
-                         "array_numeric": _sql(cur, ARRAY_QUERY, arrays),
-                         "noop": _sql(cur, NOOP_QUERY, arrays)}, n)
+        results = _loop(
+            {
+                "row": _sql(cur, ROW_QUERY, values),
+                "table_row": _sql(cur, TABLE_ROW_QUERY, ids),
+                "array_numeric": _sql(cur, ARRAY_QUERY, arrays),
+                "noop": _sql(cur, NOOP_QUERY, arrays),
+            },
+            n,
+        )
     # Apart: a client busy for milliseconds between two SQL calls slows the next one (the
     # idle backend must wake up), which would charge pyml for the in-process work.
     results.update(_loop({"sklearn_in_process": service, "row_transform_in_process": plain}, n))
@@ -408,60 +508,86 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     out["sklearn_in_process"]["transform_p50_ms"] = float(np.percentile(ms, 50))
     sample = X[:, [0, 2, 5]]
     out["sample"] = {
-        "rows": n, "null_city": int(sum(v is None for v in sample[:, 0])),
+        "rows": n,
+        "null_city": int(sum(v is None for v in sample[:, 0])),
         "null_size": int(sum(v != v for v in sample[:, 1])),  # NaN
         "null_grade": int(sum(v is None for v in sample[:, 2])),
-        "unseen_city": int(sum(v == UNSEEN for v in sample[:, 0]))}
+        "unseen_city": int(sum(v == UNSEEN for v in sample[:, 0])),
+    }
     out["ratios"] = _ratios(out)
     out["warmup_rounds"] = WARMUP
     v = {name: vals for name, (_, vals) in results.items()}
     out["checks"] = [
         _check(f"{PROJECT}: online ROW(...) vs exported model", v["row"], expected),
         _check(f"{PROJECT}: online table row vs exported model", v["table_row"], expected),
-        _check(f"{NUM_PROJECT}: online ARRAY vs exported model", v["array_numeric"],
-               expected_num),
-        _check(f"{PROJECT}: in-process 1-row ColumnTransformer.transform vs the whole sample",
-               v["sklearn_in_process"], expected),
-        _check(f"{PROJECT}: in-process RowTransform vs ColumnTransformer.transform",
-               v["row_transform_in_process"], expected),
+        _check(f"{NUM_PROJECT}: online ARRAY vs exported model", v["array_numeric"], expected_num),
+        _check(
+            f"{PROJECT}: in-process 1-row ColumnTransformer.transform vs the whole sample",
+            v["sklearn_in_process"],
+            expected,
+        ),
+        _check(
+            f"{PROJECT}: in-process RowTransform vs ColumnTransformer.transform",
+            v["row_transform_in_process"],
+            expected,
+        ),
     ]
-    out["row_vs_table_row_max_abs_diff"] = float(np.max(np.abs(
-        np.asarray(v["row"], dtype=np.float64) - np.asarray(v["table_row"], dtype=np.float64))))
+    out["row_vs_table_row_max_abs_diff"] = float(
+        np.max(
+            np.abs(
+                np.asarray(v["row"], dtype=np.float64)
+                - np.asarray(v["table_row"], dtype=np.float64)
+            )
+        )
+    )
     return out
 
 
 def _ratios(o: dict[str, Any]) -> dict[str, dict[str, float]]:
-    pairs = {"ROW / ARRAY of the numeric model": ("row", "array_numeric"),
-             "ROW / no-op PL/Python floor": ("row", "noop"),
-             "table row / ROW": ("table_row", "row"),
-             "ARRAY of the numeric model / no-op floor": ("array_numeric", "noop"),
-             "in-process sklearn (1 row) / ROW": ("sklearn_in_process", "row"),
-             "in-process sklearn (1 row) / ARRAY of the numeric model":
-                 ("sklearn_in_process", "array_numeric")}
-    return {label: {stat: o[a][f"{stat}_ms"] / o[b][f"{stat}_ms"] for stat in ("mean", "p50",
-                                                                                 "p99")}
-            for label, (a, b) in pairs.items()}
+    pairs = {
+        "ROW / ARRAY of the numeric model": ("row", "array_numeric"),
+        "ROW / no-op PL/Python floor": ("row", "noop"),
+        "table row / ROW": ("table_row", "row"),
+        "ARRAY of the numeric model / no-op floor": ("array_numeric", "noop"),
+        "in-process sklearn (1 row) / ROW": ("sklearn_in_process", "row"),
+        "in-process sklearn (1 row) / ARRAY of the numeric model": (
+            "sklearn_in_process",
+            "array_numeric",
+        ),
+    }
+    return {
+        label: {stat: o[a][f"{stat}_ms"] / o[b][f"{stat}_ms"] for stat in ("mean", "p50", "p99")}
+        for label, (a, b) in pairs.items()
+    }
 
 
 # -- batch -----------------------------------------------------------------------------------
 
-def _predict_into(uri: str, project: str, table: str, target: str, warm: tuple[str, Any]
-                  ) -> dict[str, Any]:
+
+def _predict_into(
+    uri: str, project: str, table: str, target: str, warm: tuple[str, Any]
+) -> dict[str, Any]:
     """``pyml.predict_into`` of every row, in a session whose model is already loaded."""
     with connect(uri) as conn:
         conn.execute(*warm)
         conn.execute(f"SELECT count(*) FROM {table}")  # the table in cache
         conn.execute(f"DROP TABLE IF EXISTS {target}")
         t0 = time.perf_counter()
-        count = int(scalar(conn, "SELECT pyml.predict_into(%s, %s, %s, key_column => 'id')",
-                           (project, table, target)))
+        count = int(
+            scalar(
+                conn,
+                "SELECT pyml.predict_into(%s, %s, %s, key_column => 'id')",
+                (project, table, target),
+            )
+        )
         seconds = time.perf_counter() - t0
     return {"rows": count, "seconds": seconds, "rows_per_s": count / seconds}
 
 
 def _scores(conn: psycopg.Connection, target: str, n: int) -> np.ndarray:
-    ids, predictions = pgcopy.copy_out(conn, f"SELECT id::int8, prediction FROM {target}",
-                                       ["int8", "float4"])
+    ids, predictions = pgcopy.copy_out(
+        conn, f"SELECT id::int8, prediction FROM {target}", ["int8", "float4"]
+    )
     if len(ids) != n or not np.array_equal(np.sort(ids), np.arange(1, n + 1)):
         raise BenchError(f"{target}: {len(ids)} predictions, expected one for each of {n} rows")
     return predictions[np.argsort(ids, kind="stable")].astype(np.float64)
@@ -491,8 +617,9 @@ def batch(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
     warm_row = (f"SELECT pyml.predict('{PROJECT}', h) FROM {TABLE} h WHERE id = 1", None)
     warm_num = (ARRAY_QUERY, (h.numeric[0].tolist(),))
     out["predict_into"] = _predict_into(server.uri, PROJECT, TABLE, SCORES, warm_row)
-    out["predict_into_numeric"] = _predict_into(server.uri, NUM_PROJECT, NUM_TABLE, NUM_SCORES,
-                                                warm_num)
+    out["predict_into_numeric"] = _predict_into(
+        server.uri, NUM_PROJECT, NUM_TABLE, NUM_SCORES, warm_num
+    )
 
     with connect(server.uri) as conn:
         t0 = time.perf_counter()
@@ -509,11 +636,16 @@ def batch(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
         t2 = time.perf_counter()
         transform, predict = min(transform, t1 - t0), min(predict, t2 - t1)
     n = h.n
-    out["in_process"] = {"rows": n, "read_seconds": read, "transform_seconds": transform,
-                         "predict_seconds": predict, "seconds": transform + predict,
-                         "rows_per_s": n / (transform + predict),
-                         "with_read_rows_per_s": n / (read + transform + predict),
-                         "repeats": REPEATS}
+    out["in_process"] = {
+        "rows": n,
+        "read_seconds": read,
+        "transform_seconds": transform,
+        "predict_seconds": predict,
+        "seconds": transform + predict,
+        "rows_per_s": n / (transform + predict),
+        "with_read_rows_per_s": n / (read + transform + predict),
+        "repeats": REPEATS,
+    }
     t0 = time.perf_counter()
     expected_num = num.predict(h.numeric)
     seconds = time.perf_counter() - t0
@@ -522,8 +654,8 @@ def batch(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
         got, got_num = _scores(conn, SCORES, n), _scores(conn, NUM_SCORES, n)
     out["checks"] = [
         _check(f"{PROJECT}: predict_into vs exported model (every row)", got, expected),
-        _check(f"{NUM_PROJECT}: predict_into vs exported model (every row)", got_num,
-               expected_num)]
+        _check(f"{NUM_PROJECT}: predict_into vs exported model (every row)", got_num, expected_num),
+    ]
     return out
 
 

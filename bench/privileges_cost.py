@@ -39,26 +39,30 @@ def _prepare(url: str, grant: bool) -> None:
         values = ", ".join("random()::real" for _ in range(FEATURES))
         conn.execute(f"CREATE TABLE bench_priv (id int, {columns}, y real)")
         conn.execute("SELECT setseed(0.42)")
-        conn.execute(f"INSERT INTO bench_priv SELECT g, {values}, 0 FROM"
-                     f" generate_series(1, {ROWS}) g")
+        conn.execute(
+            f"INSERT INTO bench_priv SELECT g, {values}, 0 FROM generate_series(1, {ROWS}) g"
+        )
         conn.execute("UPDATE bench_priv SET y = f0 * 3 + sin(f1 * 6) + f2 * f3")
         conn.execute("ALTER TABLE bench_priv DROP COLUMN id")
         if conn.execute("SELECT 1 FROM pyml.projects WHERE name = %s", (PROJECT,)).fetchone():
             conn.execute("SELECT pyml.delete_project(%s, force => true)", (PROJECT,))
-        conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'bench_priv', 'y', 'lightgbm',"
-                     " '{\"n_estimators\": 100, \"num_leaves\": 31}', test_sampling => 'last')",
-                     (PROJECT,))
+        conn.execute(
+            "SELECT * FROM pyml.train(%s, 'regression', 'bench_priv', 'y', 'lightgbm',"
+            " '{\"n_estimators\": 100, \"num_leaves\": 31}', test_sampling => 'last')",
+            (PROJECT,),
+        )
         if grant:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                                (GRANTEE,)).fetchone():
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GRANTEE,)).fetchone():
                 conn.execute(f"CREATE ROLE {GRANTEE} LOGIN")
             conn.execute("SELECT pyml.grant(%s, %s, 'predict')", (PROJECT, GRANTEE))
 
 
 def _rows(url: str, n: int) -> list[list[float]]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f"SELECT ARRAY[{', '.join(f'f{i}' for i in range(FEATURES))}]"
-                            " FROM bench_priv LIMIT %s", (n,)).fetchall()
+        rows = conn.execute(
+            f"SELECT ARRAY[{', '.join(f'f{i}' for i in range(FEATURES))}] FROM bench_priv LIMIT %s",
+            (n,),
+        ).fetchall()
     return [list(r[0]) for r in rows]
 
 
@@ -84,9 +88,11 @@ def main() -> None:
     _prepare(url, grant=True)
     rows = _rows(url, args.calls)
     grantee_url = url.replace("postgres@", f"{GRANTEE}@", 1)
-    paths = {"baseline (before privileges), owner": args.baseline_url,
-             "privileges, owner (superuser)": url,
-             "privileges, a role granted predict": grantee_url}
+    paths = {
+        "baseline (before privileges), owner": args.baseline_url,
+        "privileges, owner (superuser)": url,
+        "privileges, a role granted predict": grantee_url,
+    }
     conns = {name: psycopg.connect(u, autocommit=True) for name, u in paths.items()}
     for conn in conns.values():  # warm: the model loaded, the rights cached
         _round(conn, rows[:200])
@@ -100,8 +106,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, values in times.items():
         ms = np.asarray(values) * 1000
-        print(f"| {name} | {ms.mean():.3f} | {np.percentile(ms, 50):.3f} |"
-              f" {np.percentile(ms, 99):.3f} | {ms.mean() / 1000 / base:.3f} |")
+        print(
+            f"| {name} | {ms.mean():.3f} | {np.percentile(ms, 50):.3f} |"
+            f" {np.percentile(ms, 99):.3f} | {ms.mean() / 1000 / base:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -90,16 +90,24 @@ def set_rows(settings: config.Settings, spec: config.ModelSpec) -> int:
     return settings.rf_set_rows if spec.algorithm == "random_forest" else settings.rows
 
 
-def bench(settings: config.Settings, command: str, only: str | None = None,
-          database: str = DATABASE) -> dict[str, Any]:
+def bench(
+    settings: config.Settings, command: str, only: str | None = None, database: str = DATABASE
+) -> dict[str, Any]:
     started = time.perf_counter()
     section = Sections()
     warnings: list[str] = []
     checks: list[dict[str, Any]] = []
     measure: Callable[..., dict[str, Any]]  # each part's SECTIONS take that part's arguments
-    r: dict[str, Any] = {"mode": "quick" if settings.quick else "full", "command": command,
-                         "settings": asdict(settings), "load": {"before": db.loadavg()},
-                         "online": {}, "batch": {}, "only": only, "database": database}
+    r: dict[str, Any] = {
+        "mode": "quick" if settings.quick else "full",
+        "command": command,
+        "settings": asdict(settings),
+        "load": {"before": db.loadavg()},
+        "online": {},
+        "batch": {},
+        "only": only,
+        "database": database,
+    }
     # the generic tables and models each part needs (the preprocessing part makes its own)
     tables = {None: (("t10", 10), ("t50", 50)), "streaming": (("t10", 10),)}.get(only, ())
     specs = {None: MODELS, "streaming": (LGBM,)}.get(only, ())
@@ -114,8 +122,7 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
         r["machine"] = machine.describe(conn)
         busy = db.other_activity(conn)
         if busy:
-            warnings.append("other sessions were active on the server at start: "
-                            + ", ".join(busy))
+            warnings.append("other sessions were active on the server at start: " + ", ".join(busy))
         ids, X, y = {}, {}, {}
         for table, k in tables:
             ids[k], X[k] = data.read_features(conn, table, k)
@@ -131,14 +138,27 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
                 models.retrain(conn, t)
                 models.raw_fit(t, X[spec.features], y[spec.features], sample)
             trained.append(t)
-    r["models"] = {t.spec.key: {
-        "label": t.spec.label, "project": t.spec.project, "features": t.spec.features,
-        "algorithm": t.spec.algorithm, "hyperparams": t.spec.hyperparams,
-        "hyperparams_used": t.hyperparams, "model_id": t.model_id, "format": t.format,
-        "train_rows": t.train_rows, "train_seconds": t.train_seconds,
-        "train_runs": t.train_runs, "raw_fit_runs": t.raw_fit_runs,
-        "pyml_fit_seconds": t.pyml_fit_seconds, "raw_fit_seconds": t.raw_fit_seconds,
-        "raw_reproduces": t.raw_reproduces, "notices": t.notices} for t in trained}
+    r["models"] = {
+        t.spec.key: {
+            "label": t.spec.label,
+            "project": t.spec.project,
+            "features": t.spec.features,
+            "algorithm": t.spec.algorithm,
+            "hyperparams": t.spec.hyperparams,
+            "hyperparams_used": t.hyperparams,
+            "model_id": t.model_id,
+            "format": t.format,
+            "train_rows": t.train_rows,
+            "train_seconds": t.train_seconds,
+            "train_runs": t.train_runs,
+            "raw_fit_runs": t.raw_fit_runs,
+            "pyml_fit_seconds": t.pyml_fit_seconds,
+            "raw_fit_seconds": t.raw_fit_seconds,
+            "raw_reproduces": t.raw_reproduces,
+            "notices": t.notices,
+        }
+        for t in trained
+    }
     lgbm = next((t for t in trained if t.spec is LGBM), None)
     rng = np.random.default_rng(3)
     features = {k: X[k][rng.permutation(len(X[k]))[: max(settings.calls, 1000)]] for k in X}
@@ -146,12 +166,10 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
     if only is None:
         cold = {"select1": 0.05}  # seconds of a first call, for pgbench's warm-up allowance
         with section("cold start"):
-            r["cold_start"] = coldstart.run(server.uri, trained, features,
-                                            settings.cold_sessions)
+            r["cold_start"] = coldstart.run(server.uri, trained, features, settings.cold_sessions)
             cold.update({k: c["first_call_ms_max"] / 1000 for k, c in r["cold_start"].items()})
         with section("online: pgbench, one client"):
-            r["online"]["pgbench"] = online.single_client_pgbench(server, settings, trained,
-                                                                  cold)
+            r["online"]["pgbench"] = online.single_client_pgbench(server, settings, trained, cold)
         with section("online: psycopg, one client"):
             ps = online.single_client_psycopg(server, settings, trained, features)
             checks += [o.pop("check") for o in ps.values() if "check" in o]
@@ -160,16 +178,20 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
             r["throughput"] = online.throughput_pgbench(server, settings, lgbm, cold)
         with section("HTTP microservice"):
             http = http_bench.run(server.uri, LGBM.project, settings, features[LGBM.features])
-            checks.append(online.compare(
-                "lgbm: HTTP microservice vs raw predict", np.asarray(http.pop("values")[:50]),
-                models.predict_raw(lgbm, features[LGBM.features][:50]), settings.tolerance))
+            checks.append(
+                online.compare(
+                    "lgbm: HTTP microservice vs raw predict",
+                    np.asarray(http.pop("values")[:50]),
+                    models.predict_raw(lgbm, features[LGBM.features][:50]),
+                    settings.tolerance,
+                )
+            )
             http["model"] = LGBM.key
             r["http"] = http
         for t in trained:
             k = t.spec.features
             with section(f"batch: {t.spec.key}"):
-                b = batch.run(server.uri, settings, t, ids[k], X[k],
-                              set_rows(settings, t.spec))
+                b = batch.run(server.uri, settings, t, ids[k], X[k], set_rows(settings, t.spec))
                 checks += b.pop("checks")
                 r["batch"][t.spec.key] = b
         with section("memory"):
@@ -249,7 +271,8 @@ def bench(settings: config.Settings, command: str, only: str | None = None,
     if max(r["load"].values()) > 1.0:
         warnings.append(
             f"load average {r['load']['before']:.2f} before and {r['load']['after']:.2f} after:"
-            " other work shared the cores, so timings are noisier than on an idle machine")
+            " other work shared the cores, so timings are noisier than on an idle machine"
+        )
     r["warnings"] = warnings
     r["total_seconds"] = time.perf_counter() - started
     r["goals"] = goals.evaluate(r, only)
@@ -264,17 +287,30 @@ def _database_name(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="100k rows, short runs (also: PYML_BENCH_QUICK=1)")
-    parser.add_argument("--output", type=Path,
-                        help="directory for RESULTS.md and results.json (default: bench/;"
-                        " with --only: /tmp/pyml-bench-PART)")
-    parser.add_argument("--only", choices=ONLY,
-                        help="only this part, with the data and model it needs")
-    parser.add_argument("--database", default=DATABASE, type=_database_name,
-                        help=f"the database to recreate and use (default: {DATABASE})")
-    parser.add_argument("--from-json", type=Path, metavar="RESULTS_JSON",
-                        help="only rewrite RESULTS.md from an earlier results.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="100k rows, short runs (also: PYML_BENCH_QUICK=1)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="directory for RESULTS.md and results.json (default: bench/;"
+        " with --only: /tmp/pyml-bench-PART)",
+    )
+    parser.add_argument(
+        "--only", choices=ONLY, help="only this part, with the data and model it needs"
+    )
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        type=_database_name,
+        help=f"the database to recreate and use (default: {DATABASE})",
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only rewrite RESULTS.md from an earlier results.json",
+    )
     args = parser.parse_args(argv)
     if args.output is None:
         args.output = BENCH_DIR if args.only is None else Path(f"/tmp/pyml-bench-{args.only}")
@@ -284,11 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         report.write(json.loads(args.from_json.read_text()), args.output)
         return 0
     quick = args.quick or config.quick_from_env()
-    flags = " ".join(["--quick"] * args.quick + [f"--only {args.only}"] * bool(args.only)
-                     + [f"--database {args.database}"] * (args.database != DATABASE))
+    flags = " ".join(
+        ["--quick"] * args.quick
+        + [f"--only {args.only}"] * bool(args.only)
+        + [f"--database {args.database}"] * (args.database != DATABASE)
+    )
     if "MAKELEVEL" in os.environ:
-        command = "make bench" + (f" BENCH_ARGS={flags!r}" if " " in flags else
-                                  f" BENCH_ARGS={flags}" if flags else "")
+        command = "make bench" + (
+            f" BENCH_ARGS={flags!r}" if " " in flags else f" BENCH_ARGS={flags}" if flags else ""
+        )
     else:
         entry = "python bench/run.py" if __package__ in (None, "") else "python -m bench.run"
         command = entry + (f" {flags}" if flags else "")
@@ -303,8 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     report.write(results, args.output)
     met = sum(1 for g in results["goals"] if g["met"])
-    print(f"[bench] done in {results['total_seconds'] / 60:.1f} min; {met} of"
-          f" {len(results['goals'])} goals met; wrote {args.output}/RESULTS.md", flush=True)
+    print(
+        f"[bench] done in {results['total_seconds'] / 60:.1f} min; {met} of"
+        f" {len(results['goals'])} goals met; wrote {args.output}/RESULTS.md",
+        flush=True,
+    )
     for name, error in results["errors"].items():
         print(f"[bench] FAILED: {name}: {error.splitlines()[0]}", file=sys.stderr)
     return 1 if results["errors"] else 0

@@ -63,29 +63,38 @@ def _create_table(conn: psycopg.Connection, table: str, k: int, identity: bool) 
     conn.execute(f"CREATE TABLE {table} (id bigint {key}, {columns})")
 
 
-def _stream(conn: psycopg.Connection, project: str, table: str, mode: str,
-            channel: str | None = None) -> int:
-    return int(scalar(conn, "SELECT pyml.stream(project_name => %s, source_relation => %s,"
-                            " key_column => 'id', mode => %s, channel => %s)",
-                      (project, table, mode, channel)))
+def _stream(
+    conn: psycopg.Connection, project: str, table: str, mode: str, channel: str | None = None
+) -> int:
+    return int(
+        scalar(
+            conn,
+            "SELECT pyml.stream(project_name => %s, source_relation => %s,"
+            " key_column => 'id', mode => %s, channel => %s)",
+            (project, table, mode, channel),
+        )
+    )
 
 
 def _stream_info(conn: psycopg.Connection, stream_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT mode, channel, lag, events FROM pyml.streams"
-                       " WHERE stream_id = %s", (stream_id,)).fetchone()
+    row = conn.execute(
+        "SELECT mode, channel, lag, events FROM pyml.streams WHERE stream_id = %s", (stream_id,)
+    ).fetchone()
     if row is None:
         raise BenchError(f"stream {stream_id} is not in pyml.streams")
     return {"mode": row[0], "channel": row[1], "lag": int(row[2]), "events": int(row[3])}
 
 
-def _read_all(conn: psycopg.Connection, stream_id: int, consumer: str,
-              limit: int) -> list[tuple[int, str, float, int]]:
+def _read_all(
+    conn: psycopg.Connection, stream_id: int, consumer: str, limit: int
+) -> list[tuple[int, str, float, int]]:
     """Up to ``limit`` events of a consumer, from its last ack, acked as read."""
     out: list[tuple[int, str, float, int]] = []
     while len(out) < limit:
         rows = conn.execute(
             "SELECT event_id, key, prediction, model_id FROM pyml.stream_read(%s, %s, %s)",
-            (stream_id, consumer, min(1000, limit - len(out)))).fetchall()
+            (stream_id, consumer, min(1000, limit - len(out))),
+        ).fetchall()
         if not rows:
             break
         out += rows
@@ -93,8 +102,14 @@ def _read_all(conn: psycopg.Connection, stream_id: int, consumer: str,
     return out
 
 
-def _verify(what: str, conn: psycopg.Connection, stream_id: int, table: str, model: Trained,
-            tolerance: float) -> tuple[int, dict[str, Any]]:
+def _verify(
+    what: str,
+    conn: psycopg.Connection,
+    stream_id: int,
+    table: str,
+    model: Trained,
+    tolerance: float,
+) -> tuple[int, dict[str, Any]]:
     """Every row of the source has exactly one event, none is queued, each names the live
     model, and the first events match the raw model. (Rows of the source, the check.)"""
     ids = {r[0] for r in conn.execute(f"SELECT id FROM {table}").fetchall()}
@@ -102,19 +117,26 @@ def _verify(what: str, conn: psycopg.Connection, stream_id: int, table: str, mod
     events = _read_all(conn, stream_id, "bench-check", 10**9)
     keys = [int(e[1]) for e in events]
     if info["lag"] or len(keys) != len(ids) or set(keys) != ids:
-        raise BenchError(f"{what}: {len(ids)} rows inserted, {len(keys)} events for"
-                         f" {len(set(keys) & ids)} of them, {info['lag']} rows still queued")
+        raise BenchError(
+            f"{what}: {len(ids)} rows inserted, {len(keys)} events for"
+            f" {len(set(keys) & ids)} of them, {info['lag']} rows still queued"
+        )
     bad = [e for e in events if e[3] != model.model_id]
     if bad:
-        raise BenchError(f"{what}: event {bad[0][0]} names model {bad[0][3]},"
-                         f" the live model is {model.model_id}")
+        raise BenchError(
+            f"{what}: event {bad[0][0]} names model {bad[0][3]}, the live model is {model.model_id}"
+        )
     first = keys[:CHECKED_EVENTS]
-    rows = dict((r[0], r[1:]) for r in conn.execute(
-        f"SELECT id, {_names(model.spec.features)} FROM {table} WHERE id = ANY(%s)",
-        (first,)).fetchall())
+    rows = dict(
+        (r[0], r[1:])
+        for r in conn.execute(
+            f"SELECT id, {_names(model.spec.features)} FROM {table} WHERE id = ANY(%s)", (first,)
+        ).fetchall()
+    )
     X = np.array([rows[key] for key in first], dtype=np.float64)
-    return len(ids), compare(what, [e[2] for e in events[:CHECKED_EVENTS]],
-                             predict_raw(model, X), tolerance)
+    return len(ids), compare(
+        what, [e[2] for e in events[:CHECKED_EVENTS]], predict_raw(model, X), tolerance
+    )
 
 
 def _settle(conn: psycopg.Connection, *tables: str) -> None:
@@ -124,6 +146,7 @@ def _settle(conn: psycopg.Connection, *tables: str) -> None:
 
 
 # -- single-row inserts ----------------------------------------------------------------------
+
 
 def _insert_script(table: str, k: int) -> str:
     lines = [f"\\set f{i} random(0, 999999) / 1000000.0" for i in range(1, k + 1)]
@@ -136,8 +159,7 @@ def _insert_script(table: str, k: int) -> str:
 # pyml.stream_events (same defaults and indexes) and NOTIFYs, as any trigger + outbox + NOTIFY
 # design must; no model, no Python.
 FLOORS = (
-    "CREATE FUNCTION bench_noop_trigger() RETURNS trigger LANGUAGE plpython3u"
-    " AS $$ return None $$",
+    "CREATE FUNCTION bench_noop_trigger() RETURNS trigger LANGUAGE plpython3u AS $$ return None $$",
     "CREATE TABLE bench_outbox (event_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
     " stream_id bigint NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), key text,"
     " prediction real, model_id bigint, scored_at timestamptz NOT NULL DEFAULT"
@@ -156,35 +178,56 @@ FLOORS = (
 
 def single_row_inserts(server: Server, settings: Settings, model: Trained) -> dict[str, Any]:
     spec, k = model.spec, model.spec.features
-    tables = {"plain": "s_plain", "noop": "s_noop", "outbox": "s_outbox", "sync": "s_sync",
-              "async": "s_async"}
+    tables = {
+        "plain": "s_plain",
+        "noop": "s_noop",
+        "outbox": "s_outbox",
+        "sync": "s_sync",
+        "async": "s_async",
+    }
     with connect(server.uri) as conn:
         for table in tables.values():
             _create_table(conn, table, k, identity=True)
         for statement in FLOORS:
             conn.execute(statement)
-        streams = {mode: _stream(conn, spec.project, tables[mode], mode)
-                   for mode in ("sync", "async")}
+        streams = {
+            mode: _stream(conn, spec.project, tables[mode], mode) for mode in ("sync", "async")
+        }
     seconds = settings.stream_insert_seconds
-    runs = pgbench.run(server, {v: _insert_script(t, k) for v, t in tables.items()}, clients=1,
-                       seconds=seconds, warmup=settings.warmup_seconds, cold_allowance=3.0)
+    runs = pgbench.run(
+        server,
+        {v: _insert_script(t, k) for v, t in tables.items()},
+        clients=1,
+        seconds=seconds,
+        warmup=settings.warmup_seconds,
+        cold_allowance=3.0,
+    )
     out: dict[str, Any] = {}
     for variant, stats in runs.items():
-        out[variant] = {**stats, "table": tables[variant],
-                        "rows_per_s": 1000.0 / stats["mean_ms"]}
+        out[variant] = {**stats, "table": tables[variant], "rows_per_s": 1000.0 / stats["mean_ms"]}
     checks = []
     with connect(server.uri) as conn:
         t0 = time.perf_counter()
         conn.execute("CALL pyml.stream_work(%s, 1000)", (streams["async"],))
         drain = time.perf_counter() - t0
         for mode in ("sync", "async"):
-            rows, check = _verify(f"{spec.key}: {mode} stream (single-row inserts) vs raw",
-                                  conn, streams[mode], tables[mode], model, settings.tolerance)
+            rows, check = _verify(
+                f"{spec.key}: {mode} stream (single-row inserts) vs raw",
+                conn,
+                streams[mode],
+                tables[mode],
+                model,
+                settings.tolerance,
+            )
             out[mode]["stream_id"], out[mode]["rows_total"] = streams[mode], rows
             checks.append(check)
         queued = out["async"]["rows_total"]
-        out["async_work"] = {"rows": queued, "seconds": drain, "rows_per_s": queued / drain,
-                             "batch_size": 1000}
+        out["async_work"] = {
+            "rows": queued,
+            "seconds": drain,
+            "rows_per_s": queued / drain,
+            "batch_size": 1000,
+        }
         _settle(conn, *tables.values())
     out["checks"] = checks
     return out
@@ -192,8 +235,10 @@ def single_row_inserts(server: Server, settings: Settings, model: Trained) -> di
 
 # -- multi-row inserts -----------------------------------------------------------------------
 
-def multi_row_inserts(server: Server, settings: Settings, model: Trained,
-                      X: np.ndarray) -> dict[str, Any]:
+
+def multi_row_inserts(
+    server: Server, settings: Settings, model: Trained, X: np.ndarray
+) -> dict[str, Any]:
     spec, k = model.spec, model.spec.features
     rows, statements = settings.stream_batch_rows, settings.stream_statements
     chunks = len(X) // rows
@@ -211,13 +256,17 @@ def multi_row_inserts(server: Server, settings: Settings, model: Trained,
             return lambda: conn.execute(
                 f"INSERT INTO {table} (id, {_names(k)}) SELECT id, {_names(k)}"
                 f" FROM {spec.table} WHERE id > %s AND id <= %s",
-                (chunk * rows, (chunk + 1) * rows), prepare=True)
+                (chunk * rows, (chunk + 1) * rows),
+                prepare=True,
+            )
 
         for chunk in range(statements + 1):  # chunk 0 warms up (the sync trigger loads the model)
-            block = np.ascontiguousarray(X[chunk * rows:(chunk + 1) * rows])
+            block = np.ascontiguousarray(X[chunk * rows : (chunk + 1) * rows])
             runs: list[tuple[str, Callable[[], Any]]] = [
                 ("raw", partial(predict_raw, model, block)),
-                ("plain", insert("m_plain", chunk)), ("sync", insert("m_sync", chunk))]
+                ("plain", insert("m_plain", chunk)),
+                ("sync", insert("m_sync", chunk)),
+            ]
             shift = chunk % len(runs)
             for name, call in runs[shift:] + runs[:shift]:
                 t0 = time.perf_counter()
@@ -225,21 +274,36 @@ def multi_row_inserts(server: Server, settings: Settings, model: Trained,
                 seconds = time.perf_counter() - t0
                 if chunk:
                     times[name].append(seconds)
-        _, check = _verify(f"{spec.key}: sync stream (1,000-row inserts) vs raw", conn,
-                           stream_id, "m_sync", model, settings.tolerance)
+        _, check = _verify(
+            f"{spec.key}: sync stream (1,000-row inserts) vs raw",
+            conn,
+            stream_id,
+            "m_sync",
+            model,
+            settings.tolerance,
+        )
         _settle(conn, "m_plain", "m_sync")
-    out: dict[str, Any] = {"rows_per_statement": rows, "statements": statements,
-                           "stream_id": stream_id, "checks": [check]}
+    out: dict[str, Any] = {
+        "rows_per_statement": rows,
+        "statements": statements,
+        "stream_id": stream_id,
+        "checks": [check],
+    }
     for name, values in times.items():
         ms = np.array(values) * 1000
         median = float(np.median(ms))
-        out[name] = {"median_ms": median, "mean_ms": float(ms.mean()),
-                     "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()),
-                     "rows_per_s": rows / median * 1000}
+        out[name] = {
+            "median_ms": median,
+            "mean_ms": float(ms.mean()),
+            "p90_ms": float(np.percentile(ms, 90)),
+            "min_ms": float(ms.min()),
+            "rows_per_s": rows / median * 1000,
+        }
     return out
 
 
 # -- end-to-end latency ----------------------------------------------------------------------
+
 
 class _Receiver(threading.Thread):
     """Notes when each key reaches a consumer; ``kind``: 'listen' (pyml.client.consumer.Consumer) or
@@ -268,7 +332,7 @@ class _Receiver(threading.Thread):
                 self.received[i], self.predictions[i] = now, prediction
 
     def done(self) -> bool:
-        return not np.isnan(self.received[:self.expected]).any()
+        return not np.isnan(self.received[: self.expected]).any()
 
     def run(self) -> None:
         try:
@@ -291,8 +355,7 @@ class _Receiver(threading.Thread):
                 events = consumer.read(timeout=0.1)
                 if events:
                     now = time.perf_counter()
-                    self._note(now, [int(e.key) for e in events],
-                               [e.prediction for e in events])
+                    self._note(now, [int(e.key) for e in events], [e.prediction for e in events])
                     consumer.ack(events[-1])
                     if self.done():
                         break
@@ -308,13 +371,18 @@ class _Receiver(threading.Thread):
                 while True:
                     rows = cur.execute(
                         "SELECT event_id, key, prediction FROM pyml.stream_read(%s, %s, 1000)",
-                        (self.stream_id, self.name), prepare=True).fetchall()
+                        (self.stream_id, self.name),
+                        prepare=True,
+                    ).fetchall()
                     if not rows:
                         break
                     now = time.perf_counter()
                     self._note(now, [int(r[1]) for r in rows], [r[2] for r in rows])
-                    cur.execute("SELECT pyml.stream_ack(%s, %s, %s)",
-                                (self.stream_id, self.name, rows[-1][0]), prepare=True)
+                    cur.execute(
+                        "SELECT pyml.stream_ack(%s, %s, %s)",
+                        (self.stream_id, self.name, rows[-1][0]),
+                        prepare=True,
+                    )
                     if len(rows) < 1000:
                         break
                 if self.done():
@@ -323,22 +391,35 @@ class _Receiver(threading.Thread):
 
 
 def _latency_stats(ms: np.ndarray) -> dict[str, Any]:
-    return {"n": int(len(ms)), "mean_ms": float(ms.mean()),
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
-            "min_ms": float(ms.min())}
+    return {
+        "n": int(len(ms)),
+        "mean_ms": float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "min_ms": float(ms.min()),
+    }
 
 
-def end_to_end(uri: str, stream_id: int, model: Trained, X: np.ndarray, base: int,
-               settings: Settings, seconds: float, kind: str, idle: int = 0,
-               channel: str = E2E_CHANNEL) -> dict[str, Any]:
+def end_to_end(
+    uri: str,
+    stream_id: int,
+    model: Trained,
+    X: np.ndarray,
+    base: int,
+    settings: Settings,
+    seconds: float,
+    kind: str,
+    idle: int = 0,
+    channel: str = E2E_CHANNEL,
+) -> dict[str, Any]:
     """One paced run: ids from ``base`` inserted into e_sync at ``stream_rate`` a second for
     ``seconds`` (fewer rows when the writer cannot keep up). Arrays of ms per event."""
     k, rate = model.spec.features, settings.stream_rate
     n = int(rate * seconds)
     params = [(base + i, *X[i % len(X)].tolist()) for i in range(n)]
-    insert = (f"INSERT INTO e_sync (id, {_names(k)}) VALUES (%s, "
-              + ", ".join(["%s"] * k) + ")")
+    insert = f"INSERT INTO e_sync (id, {_names(k)}) VALUES (%s, " + ", ".join(["%s"] * k) + ")"
     with ExitStack() as stack:
         for _ in range(idle):
             listener = stack.enter_context(connect(uri))
@@ -379,43 +460,66 @@ def end_to_end(uri: str, stream_id: int, model: Trained, X: np.ndarray, base: in
     received = receiver.received[:n]
     missing = int(np.isnan(received).sum())
     if missing or receiver.duplicates:
-        raise BenchError(f"end-to-end ({kind}, {idle} idle listeners): {missing} of {n} events"
-                         f" not received within {GRACE_SECONDS:g} s, {receiver.duplicates}"
-                         " received twice")
+        raise BenchError(
+            f"end-to-end ({kind}, {idle} idle listeners): {missing} of {n} events"
+            f" not received within {GRACE_SECONDS:g} s, {receiver.duplicates}"
+            " received twice"
+        )
     m = min(n, len(X), CHECKED_EVENTS)
-    check = compare(f"{model.spec.key}: end-to-end ({kind}, {idle} idle listeners) vs raw",
-                    receiver.predictions[:m], predict_raw(model, X[:m]), settings.tolerance)
-    return {"latency": (received - committed) * 1000, "from_sent": (received - sent) * 1000,
-            "statement": (committed - sent) * 1000, "written_seconds": written,
-            "reads": receiver.reads, "check": check}
+    check = compare(
+        f"{model.spec.key}: end-to-end ({kind}, {idle} idle listeners) vs raw",
+        receiver.predictions[:m],
+        predict_raw(model, X[:m]),
+        settings.tolerance,
+    )
+    return {
+        "latency": (received - committed) * 1000,
+        "from_sent": (received - sent) * 1000,
+        "statement": (committed - sent) * 1000,
+        "written_seconds": written,
+        "reads": receiver.reads,
+        "check": check,
+    }
 
 
 def _summary(kind: str, idle: int, rate: int, parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The runs of one configuration together."""
-    latency, from_sent, statement = (np.concatenate([p[key] for p in parts]) for key in (
-        "latency", "from_sent", "statement"))
+    latency, from_sent, statement = (
+        np.concatenate([p[key] for p in parts]) for key in ("latency", "from_sent", "statement")
+    )
     n, reads = len(latency), sum(p["reads"] for p in parts)
-    return {**_latency_stats(latency), "consumer": kind, "idle_listeners": idle,
-            "runs": len(parts), "events": n, "target_rate": rate,
-            "achieved_rate": n / sum(p["written_seconds"] for p in parts), "reads": reads,
-            "events_per_read": n / max(reads, 1),
-            "before_commit_returned": int((latency < 0).sum()),
-            "from_sent": _latency_stats(from_sent),
-            "insert_p50_ms": float(np.percentile(statement, 50)),
-            "insert_p99_ms": float(np.percentile(statement, 99))}
+    return {
+        **_latency_stats(latency),
+        "consumer": kind,
+        "idle_listeners": idle,
+        "runs": len(parts),
+        "events": n,
+        "target_rate": rate,
+        "achieved_rate": n / sum(p["written_seconds"] for p in parts),
+        "reads": reads,
+        "events_per_read": n / max(reads, 1),
+        "before_commit_returned": int((latency < 0).sum()),
+        "from_sent": _latency_stats(from_sent),
+        "insert_p50_ms": float(np.percentile(statement, 50)),
+        "insert_p99_ms": float(np.percentile(statement, 99)),
+    }
 
 
 def _connection_room(conn: psycopg.Connection) -> dict[str, int]:
     limit = int(scalar(conn, "SHOW max_connections"))
     reserved = int(scalar(conn, "SHOW superuser_reserved_connections"))
-    used = int(scalar(conn, "SELECT count(*) FROM pg_stat_activity"
-                            " WHERE backend_type = 'client backend'"))
-    return {"max_connections": limit, "superuser_reserved_connections": reserved,
-            "in_use": used, "free": limit - reserved - used}
+    used = int(
+        scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+    )
+    return {
+        "max_connections": limit,
+        "superuser_reserved_connections": reserved,
+        "in_use": used,
+        "free": limit - reserved - used,
+    }
 
 
-def latency(server: Server, settings: Settings, model: Trained, X: np.ndarray
-            ) -> dict[str, Any]:
+def latency(server: Server, settings: Settings, model: Trained, X: np.ndarray) -> dict[str, Any]:
     spec, k = model.spec, model.spec.features
     with connect(server.uri) as conn:
         _create_table(conn, "e_sync", k, identity=False)
@@ -427,8 +531,9 @@ def latency(server: Server, settings: Settings, model: Trained, X: np.ndarray
 
     def run(kind: str, idle: int, seconds: float) -> dict[str, Any]:
         nonlocal base
-        part = end_to_end(server.uri, stream_id, model, X, base, settings, seconds, kind, idle,
-                          channel)
+        part = end_to_end(
+            server.uri, stream_id, model, X, base, settings, seconds, kind, idle, channel
+        )
         base += int(rate * seconds) + 1000
         check = part.pop("check")
         if not any(c["what"] == check["what"] for c in checks):
@@ -448,24 +553,42 @@ def latency(server: Server, settings: Settings, model: Trained, X: np.ndarray
         # the writer, the consumer and this check's own connection, plus some to spare
         fits = room["free"] + 1 - 2 - SPARE_CONNECTIONS
         if idle > fits:
-            skipped.append({"idle_listeners": idle, **room, "room_for": max(fits, 0),
-                            "reason": f"max_connections = {room['max_connections']}"
-                            f" ({room['superuser_reserved_connections']} reserved for"
-                            f" superusers, {room['in_use']} in use) leaves room for"
-                            f" {max(fits, 0)} idle listeners besides the writer, the consumer"
-                            f" and {SPARE_CONNECTIONS} spare"})
+            skipped.append(
+                {
+                    "idle_listeners": idle,
+                    **room,
+                    "room_for": max(fits, 0),
+                    "reason": f"max_connections = {room['max_connections']}"
+                    f" ({room['superuser_reserved_connections']} reserved for"
+                    f" superusers, {room['in_use']} in use) leaves room for"
+                    f" {max(fits, 0)} idle listeners besides the writer, the consumer"
+                    f" and {SPARE_CONNECTIONS} spare",
+                }
+            )
             most = fits // 10 * 10  # as many as fit, when that says more than the runs before
             if most > max(x["idle_listeners"] for x in runs):
-                runs.append({**_summary("listen", most, rate, [run("listen", most, seconds)]),
-                             "requested": idle})
+                runs.append(
+                    {
+                        **_summary("listen", most, rate, [run("listen", most, seconds)]),
+                        "requested": idle,
+                    }
+                )
             continue
         runs.append(_summary("listen", idle, rate, [run("listen", idle, seconds)]))
     with connect(server.uri) as conn:
-        settings_now = {name: str(scalar(conn, f"SHOW {name}")) for name in (
-            "max_connections", "fsync", "synchronous_commit")}
-    return {"stream_id": stream_id, "channel": channel, "poll_seconds": POLL_SECONDS,
-            "runs": runs, "skipped": skipped,
-            "server_settings": settings_now, "checks": checks}
+        settings_now = {
+            name: str(scalar(conn, f"SHOW {name}"))
+            for name in ("max_connections", "fsync", "synchronous_commit")
+        }
+    return {
+        "stream_id": stream_id,
+        "channel": channel,
+        "poll_seconds": POLL_SECONDS,
+        "runs": runs,
+        "skipped": skipped,
+        "server_settings": settings_now,
+        "checks": checks,
+    }
 
 
 # name -> measure(server, settings, model, X), X the features of t10 in id order (row i has

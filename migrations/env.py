@@ -62,12 +62,18 @@ def database_url() -> URL:
     if os.environ.get(DEPRECATED_URL_ENV):
         log = logging.getLogger("alembic.env")
         if raw:
-            log.warning("$%s is deprecated and ignored: the URL comes from %s",
-                        DEPRECATED_URL_ENV, "-x url" if given else f"${URL_ENV}")
+            log.warning(
+                "$%s is deprecated and ignored: the URL comes from %s",
+                DEPRECATED_URL_ENV,
+                "-x url" if given else f"${URL_ENV}",
+            )
         else:
             raw = os.environ[DEPRECATED_URL_ENV]
-            log.warning("$%s is deprecated: set $%s instead (the pyml command reads it too)",
-                        DEPRECATED_URL_ENV, URL_ENV)
+            log.warning(
+                "$%s is deprecated: set $%s instead (the pyml command reads it too)",
+                DEPRECATED_URL_ENV,
+                URL_ENV,
+            )
     if not raw:
         raise CommandError(
             f"no database URL: pass -x url=postgresql+psycopg://... or set {URL_ENV}"

@@ -92,8 +92,10 @@ class OutOfMemory(PymlError, MemoryError):
     """Training needed more memory than setting ``pyml.train_memory_limit`` allows."""
 
     sqlstate = "53200"
-    hint = ('Train on fewer rows or with smaller hyperparameters, or raise setting '
-            '"pyml.train_memory_limit" (up to the value in the server\'s configuration).')
+    hint = (
+        "Train on fewer rows or with smaller hyperparameters, or raise setting "
+        '"pyml.train_memory_limit" (up to the value in the server\'s configuration).'
+    )
 
 
 class ActiveSqlTransaction(PymlError):

@@ -36,7 +36,10 @@ def cluster() -> Cluster:
 
 def _janitor(cluster: Cluster, dbname: str, **kwargs: object) -> DatabaseJanitor:
     return DatabaseJanitor(
-        user=SUPERUSER, host="127.0.0.1", port=cluster.port, dbname=dbname,
+        user=SUPERUSER,
+        host="127.0.0.1",
+        port=cluster.port,
+        dbname=dbname,
         **kwargs,  # type: ignore[arg-type]
     )
 

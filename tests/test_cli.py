@@ -82,8 +82,9 @@ def _started(conn: psycopg.Connection) -> object:
 
 def _cron_jobs(cluster: Cluster) -> list[tuple[object, ...]]:
     with psycopg.connect(cluster.uri("postgres")) as conn:
-        return conn.execute("SELECT jobname, schedule, command, database, username"
-                            " FROM cron.job ORDER BY jobid").fetchall()
+        return conn.execute(
+            "SELECT jobname, schedule, command, database, username FROM cron.job ORDER BY jobid"
+        ).fetchall()
 
 
 @pytest.mark.slow
@@ -99,23 +100,31 @@ def test_up_moves_pg_cron_out_of_database_pyml(
     assert old.state != cluster.state
     old.up()
     try:
-        monitors = ("pyml-monitors", "* * * * *", "SELECT * FROM pyml.run_monitors()", "pyml",
-                    "postgres")
+        monitors = (
+            "pyml-monitors",
+            "* * * * *",
+            "SELECT * FROM pyml.run_monitors()",
+            "pyml",
+            "postgres",
+        )
         assert _cron_jobs(old) == [monitors]  # a new cluster: the job in postgres at once
         # What an earlier `pyml up` left: the setting names pyml, pg_cron lives there.
         old.down()
         conf = old.data / "postgresql.auto.conf"
         text = conf.read_text()
         assert "cron.database_name = 'postgres'" in text
-        conf.write_text(text.replace("cron.database_name = 'postgres'",
-                                     "cron.database_name = 'pyml'"))
+        conf.write_text(
+            text.replace("cron.database_name = 'postgres'", "cron.database_name = 'pyml'")
+        )
         old._pg_ctl("start", "-w", "-t", "60", "-l", str(old.log))
         with psycopg.connect(old.uri("postgres"), autocommit=True) as conn:
             conn.execute("DROP EXTENSION pg_cron")
         with psycopg.connect(old.uri(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pg_cron")
-            conn.execute("SELECT cron.schedule('pyml-monitors', '* * * * *',"
-                         " 'SELECT * FROM pyml.run_monitors()')")
+            conn.execute(
+                "SELECT cron.schedule('pyml-monitors', '* * * * *',"
+                " 'SELECT * FROM pyml.run_monitors()')"
+            )
             conn.execute("SELECT cron.schedule('nightly', '0 3 * * *', 'VACUUM')")
             before = _started(conn)
 
@@ -126,10 +135,15 @@ def test_up_moves_pg_cron_out_of_database_pyml(
         with psycopg.connect(old.uri(), autocommit=True) as conn:
             restarted = _started(conn)
             assert restarted != before
-            assert conn.execute("SELECT current_setting('cron.database_name')"
-                                ).fetchone() == ("postgres",)
-            assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'pg_cron'"
-                                ).fetchall() == []
+            assert conn.execute("SELECT current_setting('cron.database_name')").fetchone() == (
+                "postgres",
+            )
+            assert (
+                conn.execute(
+                    "SELECT extname FROM pg_extension WHERE extname = 'pg_cron'"
+                ).fetchall()
+                == []
+            )
             assert conn.execute("SELECT to_regnamespace('cron')").fetchone() == (None,)
         expected = [("nightly", "0 3 * * *", "VACUUM", "pyml", "postgres"), monitors]
         assert _cron_jobs(old) == expected

@@ -186,8 +186,9 @@ def row_functions(name: str, returns: str, key: Key, comment: str) -> str:
         comment=f"Internal: {name} of a row passed as JSON",
         strict=True,
     )
-    call = (f'pyml._{name}_row({key.name}, pg_catalog.to_json("row"), '
-            'pg_catalog.pg_typeof("row")::oid)')
+    call = (
+        f'pyml._{name}_row({key.name}, pg_catalog.to_json("row"), pg_catalog.pg_typeof("row")::oid)'
+    )
     wrapper = sql_wrapper(
         name,
         [

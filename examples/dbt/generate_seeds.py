@@ -23,8 +23,17 @@ def houses(first_id: int, count: int, rng: random.Random) -> list[dict[str, obje
         city = rng.choice(sorted(CITY_PREMIUM))
         price = 1800 * size + 9000 * rooms - 700 * age + CITY_PREMIUM[city]
         price = int(round(price + rng.gauss(0, 15000), -2))
-        rows.append({"id": key, "size": size, "rooms": rooms, "age": age, "city": city,
-                     "price": price, "segment": "premium" if price > 250000 else "budget"})
+        rows.append(
+            {
+                "id": key,
+                "size": size,
+                "rooms": rooms,
+                "age": age,
+                "city": city,
+                "price": price,
+                "segment": "premium" if price > 250000 else "budget",
+            }
+        )
     return rows
 
 

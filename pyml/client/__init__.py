@@ -64,15 +64,34 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "register": "pyml.client._adapt",
     **dict.fromkeys(
-        ("DeployResult", "Label", "TrainResult", "deploy", "log_notices", "predict",
-         "predict_batch", "predict_label", "predict_proba", "train"),
+        (
+            "DeployResult",
+            "Label",
+            "TrainResult",
+            "deploy",
+            "log_notices",
+            "predict",
+            "predict_batch",
+            "predict_label",
+            "predict_proba",
+            "train",
+        ),
         "pyml.client._functions",
     ),
 }
 
 __all__ = [
-    "DeployResult", "Label", "TrainResult", "deploy", "log_notices", "predict", "predict_batch",
-    "predict_label", "predict_proba", "register", "train",
+    "DeployResult",
+    "Label",
+    "TrainResult",
+    "deploy",
+    "log_notices",
+    "predict",
+    "predict_batch",
+    "predict_label",
+    "predict_proba",
+    "register",
+    "train",
 ]
 
 

@@ -98,9 +98,16 @@ _BOOL = _wire("bool", "u1", lambda b: "t" if b else "f")
 
 # (dtype kind, item size) -> wire; anything else goes through tolist()
 _WIRES: dict[tuple[str, int], _Wire] = {
-    ("f", 2): _FLOAT4, ("f", 4): _FLOAT4, ("f", 8): _FLOAT8,
-    ("i", 1): _INT2, ("i", 2): _INT2, ("i", 4): _INT4, ("i", 8): _INT8,
-    ("u", 1): _INT2, ("u", 2): _INT4, ("u", 4): _INT8,
+    ("f", 2): _FLOAT4,
+    ("f", 4): _FLOAT4,
+    ("f", 8): _FLOAT8,
+    ("i", 1): _INT2,
+    ("i", 2): _INT2,
+    ("i", 4): _INT4,
+    ("i", 8): _INT8,
+    ("u", 1): _INT2,
+    ("u", 2): _INT4,
+    ("u", 4): _INT8,
     ("b", 1): _BOOL,
 }
 
@@ -231,8 +238,7 @@ def _extreme(obj: list[Any]) -> int:
     return max(max(found), -min(found) - 1)
 
 
-def _element(dumper: BaseListDumper, obj: list[Any], format: PyFormat
-             ) -> _ConvertingDumper | None:
+def _element(dumper: BaseListDumper, obj: list[Any], format: PyFormat) -> _ConvertingDumper | None:
     """For a list mixing number types, a dumper of its elements as one type (converting
     each), else None."""
     to = _number_mix(obj)
@@ -243,16 +249,24 @@ def _element(dumper: BaseListDumper, obj: list[Any], format: PyFormat
     return _converting(float, dumper._tx, dumper._tx.get_dumper(sample, fmt), to)
 
 
-def _mixed_key(dumper: BaseListDumper, obj: list[Any], format: PyFormat,
-               base: Callable[[list[Any], PyFormat], DumperKey]) -> DumperKey:
+def _mixed_key(
+    dumper: BaseListDumper,
+    obj: list[Any],
+    format: PyFormat,
+    base: Callable[[list[Any], PyFormat], DumperKey],
+) -> DumperKey:
     element = _element(dumper, obj, format)
     if element is None:
         return base(obj, format)
     return (dumper.cls, type(element), type(element.inner))
 
 
-def _mixed_upgrade(dumper: BaseListDumper, obj: list[Any], format: PyFormat,
-                   base: Callable[[list[Any], PyFormat], BaseListDumper]) -> BaseListDumper:
+def _mixed_upgrade(
+    dumper: BaseListDumper,
+    obj: list[Any],
+    format: PyFormat,
+    base: Callable[[list[Any], PyFormat], BaseListDumper],
+) -> BaseListDumper:
     element = _element(dumper, obj, format)
     if element is None:
         return base(obj, format)
@@ -288,8 +302,13 @@ class NumberListBinaryDumper(ListBinaryDumper):
 
 
 class _ConvertingDumper(Dumper):
-    def __init__(self, cls: type, context: AdaptContext | None, inner: abc.Dumper,
-                 convert: Callable[[Any], Any]):
+    def __init__(
+        self,
+        cls: type,
+        context: AdaptContext | None,
+        inner: abc.Dumper,
+        convert: Callable[[Any], Any],
+    ):
         super().__init__(cls, context)
         self.inner = inner
         self.convert = convert
@@ -306,8 +325,9 @@ class _ConvertingBinaryDumper(_ConvertingDumper):
     format = Format.BINARY
 
 
-def _converting(cls: type, context: AdaptContext | None, inner: abc.Dumper,
-                convert: Callable[[Any], Any]) -> _ConvertingDumper:
+def _converting(
+    cls: type, context: AdaptContext | None, inner: abc.Dumper, convert: Callable[[Any], Any]
+) -> _ConvertingDumper:
     kind = _ConvertingBinaryDumper if inner.format == Format.BINARY else _ConvertingDumper
     return kind(cls, context, inner, convert)
 

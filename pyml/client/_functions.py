@@ -32,8 +32,13 @@ Label: TypeAlias = str | int | float | bool
 Features: TypeAlias = Sequence[Any] | NDArray[Any]
 """One row of features (1-D), or rows of them (2-D): a numpy array or (nested) lists."""
 
-_LEVELS = {"DEBUG": logging.DEBUG, "LOG": logging.INFO, "INFO": logging.INFO,
-           "NOTICE": logging.INFO, "WARNING": logging.WARNING}
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "LOG": logging.INFO,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,7 @@ class DeployResult:
 
 
 @contextmanager
-def log_notices(conn: psycopg.Connection[Any],
-                logger: logging.Logger = LOGGER) -> Iterator[None]:
+def log_notices(conn: psycopg.Connection[Any], logger: logging.Logger = LOGGER) -> Iterator[None]:
     """Forward the server's NOTICEs (and WARNINGs, INFOs, ...) on ``conn`` to ``logger`` while
     the block runs: NOTICE and INFO at level INFO, WARNING at WARNING, DEBUG at DEBUG; DETAIL
     and HINT follow the message on their own lines, as psql shows them. What reaches the
@@ -88,8 +92,9 @@ def _cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return cur
 
 
-def _call(name: str, signature: Mapping[str, str], given: Mapping[str, Any],
-          columns: Sequence[str]) -> tuple[sql.Composed, list[Any]]:
+def _call(
+    name: str, signature: Mapping[str, str], given: Mapping[str, Any], columns: Sequence[str]
+) -> tuple[sql.Composed, list[Any]]:
     """``SELECT <columns> FROM pyml.<name>(arg => $n::type, ...)`` and its parameters."""
     found = _signatures.arguments(signature, given)
     args = sql.SQL(", ").join(
@@ -97,7 +102,8 @@ def _call(name: str, signature: Mapping[str, str], given: Mapping[str, Any],
         for arg, _, sql_type in found
     )
     query = sql.SQL("SELECT {} FROM pyml.{}({})").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(name), args)
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(name), args
+    )
     return query, [value for _, value, _ in found]
 
 
@@ -150,21 +156,25 @@ LIMIT 1
 """
 
 
-def train(conn: psycopg.Connection[Any], project_name: str, *,
-          task: str | None = None,
-          relation_name: str | None = None,
-          y_column_name: str | Sequence[str] | None = None,
-          algorithm: str | None = None,
-          hyperparams: Mapping[str, Any] | str | None = None,
-          search: str | None = None,
-          search_params: Mapping[str, Any] | str | None = None,
-          search_args: Mapping[str, Any] | str | None = None,
-          test_size: float | None = None,
-          test_sampling: str | None = None,
-          runtime: str | None = None,
-          automatic_deploy: bool | None = None,
-          materialize_snapshot: bool | None = None,
-          preprocess: Mapping[str, Any] | str | None = None) -> TrainResult:
+def train(
+    conn: psycopg.Connection[Any],
+    project_name: str,
+    *,
+    task: str | None = None,
+    relation_name: str | None = None,
+    y_column_name: str | Sequence[str] | None = None,
+    algorithm: str | None = None,
+    hyperparams: Mapping[str, Any] | str | None = None,
+    search: str | None = None,
+    search_params: Mapping[str, Any] | str | None = None,
+    search_args: Mapping[str, Any] | str | None = None,
+    test_size: float | None = None,
+    test_sampling: str | None = None,
+    runtime: str | None = None,
+    automatic_deploy: bool | None = None,
+    materialize_snapshot: bool | None = None,
+    preprocess: Mapping[str, Any] | str | None = None,
+) -> TrainResult:
     """``pyml.train`` (``pyml.train_joint`` when ``y_column_name`` lists several columns).
 
     Arguments left at None take the SQL function's defaults; the jsonb ones take dicts (numpy
@@ -172,12 +182,23 @@ def train(conn: psycopg.Connection[Any], project_name: str, *,
     in one transaction (a savepoint inside yours, else its own, committed at the end).
     """
     name, signature = _signatures.train_function(y_column_name)
-    given = dict(project_name=project_name, task=task, relation_name=relation_name,
-                 y_column_name=y_column_name, algorithm=algorithm, hyperparams=hyperparams,
-                 search=search, search_params=search_params, search_args=search_args,
-                 test_size=test_size, test_sampling=test_sampling, runtime=runtime,
-                 automatic_deploy=automatic_deploy, materialize_snapshot=materialize_snapshot,
-                 preprocess=preprocess)
+    given = dict(
+        project_name=project_name,
+        task=task,
+        relation_name=relation_name,
+        y_column_name=y_column_name,
+        algorithm=algorithm,
+        hyperparams=hyperparams,
+        search=search,
+        search_params=search_params,
+        search_args=search_args,
+        test_size=test_size,
+        test_sampling=test_sampling,
+        runtime=runtime,
+        automatic_deploy=automatic_deploy,
+        materialize_snapshot=materialize_snapshot,
+        preprocess=preprocess,
+    )
     query, params = _call(name, signature, given, list(_signatures.TRAIN_COLUMNS))
     with log_notices(conn), conn.transaction(), _cursor(conn) as cur:
         row = cur.execute(query, params).fetchone()
@@ -188,19 +209,26 @@ def train(conn: psycopg.Connection[Any], project_name: str, *,
     return TrainResult(project, task_, algorithm_, deployed, model_id, metrics or {})
 
 
-def deploy(conn: psycopg.Connection[Any], project: str | int, strategy: str | None = None,
-           algorithm: str | None = None) -> DeployResult:
+def deploy(
+    conn: psycopg.Connection[Any],
+    project: str | int,
+    strategy: str | None = None,
+    algorithm: str | None = None,
+) -> DeployResult:
     """``pyml.deploy``: by strategy (``best_score``, ``most_recent``, ``rollback``) among a
     project's models, optionally of one algorithm; or one model, by id."""
     if isinstance(project, int) and not isinstance(project, bool):
         if strategy is not None or algorithm is not None:
             raise TypeError("deploying a model by id takes no strategy or algorithm")
-        query, params = _call("deploy", _signatures.DEPLOY_BY_ID, {"model_id": project},
-                              list(_signatures.DEPLOY_COLUMNS))
+        query, params = _call(
+            "deploy",
+            _signatures.DEPLOY_BY_ID,
+            {"model_id": project},
+            list(_signatures.DEPLOY_COLUMNS),
+        )
     else:
         given = {"project_name": project, "strategy": strategy, "algorithm": algorithm}
-        query, params = _call("deploy", _signatures.DEPLOY, given,
-                              list(_signatures.DEPLOY_COLUMNS))
+        query, params = _call("deploy", _signatures.DEPLOY, given, list(_signatures.DEPLOY_COLUMNS))
     with log_notices(conn), _cursor(conn) as cur:
         row = cur.execute(query, params).fetchone()
     assert row is not None, "pyml.deploy returns one row"
@@ -220,16 +248,20 @@ def _scalar(conn: psycopg.Connection[Any], query: sql.Composed, params: Sequence
 
 
 @overload
-def predict(conn: psycopg.Connection[Any], project: str | int,
-            features: Sequence[float]) -> float: ...
+def predict(
+    conn: psycopg.Connection[Any], project: str | int, features: Sequence[float]
+) -> float: ...
 @overload
-def predict(conn: psycopg.Connection[Any], project: str | int,
-            features: Sequence[Sequence[float]]) -> NDArray[np.float64]: ...
+def predict(
+    conn: psycopg.Connection[Any], project: str | int, features: Sequence[Sequence[float]]
+) -> NDArray[np.float64]: ...
 @overload
-def predict(conn: psycopg.Connection[Any], project: str | int,
-            features: NDArray[Any]) -> float | NDArray[np.float64]: ...
-def predict(conn: psycopg.Connection[Any], project: str | int,
-            features: Features) -> float | NDArray[np.float64]:
+def predict(
+    conn: psycopg.Connection[Any], project: str | int, features: NDArray[Any]
+) -> float | NDArray[np.float64]: ...
+def predict(
+    conn: psycopg.Connection[Any], project: str | int, features: Features
+) -> float | NDArray[np.float64]:
     """``pyml.predict`` of one row (a float), or of rows (a 2-D array or nested lists) with
     ``pyml.predict_batch`` (an array, one prediction per row). ``project`` is a project name
     (its live model) or a model id."""
@@ -239,8 +271,9 @@ def predict(conn: psycopg.Connection[Any], project: str | int,
     return float(_scalar(conn, query, (project, _features(features))))
 
 
-def predict_batch(conn: psycopg.Connection[Any], project: str | int,
-                  features: Features) -> NDArray[np.float64]:
+def predict_batch(
+    conn: psycopg.Connection[Any], project: str | int, features: Features
+) -> NDArray[np.float64]:
     """``pyml.predict_batch``: one prediction per row of ``features`` (n x k, or n * k values
     in one row), in row order."""
     query = sql.SQL(
@@ -268,8 +301,9 @@ WHERE m.id = (SELECT d.model_id FROM pyml.deployments d
 _PROBA_MODEL = "SELECT m.classes, pyml.predict_proba(m.id, %s) FROM pyml.models m WHERE m.id = %s"
 
 
-def predict_proba(conn: psycopg.Connection[Any], project: str | int,
-                  features: Features) -> dict[Label, float]:
+def predict_proba(
+    conn: psycopg.Connection[Any], project: str | int, features: Features
+) -> dict[Label, float]:
     """``pyml.predict_proba`` of one row as ``{label: probability}``, labels in
     ``pyml.models.classes`` order, read from the model that predicted (the project's live
     model, or the model of that id)."""
@@ -278,8 +312,9 @@ def predict_proba(conn: psycopg.Connection[Any], project: str | int,
     target = _target(project)
     params = (_features(features), project)
     with log_notices(conn), _cursor(conn) as cur:
-        row = cur.execute(_PROBA_LIVE if isinstance(project, str) else _PROBA_MODEL,
-                          params).fetchone()
+        row = cur.execute(
+            _PROBA_LIVE if isinstance(project, str) else _PROBA_MODEL, params
+        ).fetchone()
         if row is None:
             # nothing to read (no such project or model, nothing deployed, no privilege): the
             # server's own call says which, with its SQLSTATE

@@ -32,13 +32,19 @@ TRAIN: dict[str, str] = {
 }
 TRAIN_JOINT: dict[str, str] = {**TRAIN, "y_column_name": "text[]"}
 TRAIN_COLUMNS: dict[str, str] = {
-    "project": "text", "task": "text", "algorithm": "text", "deployed": "boolean",
+    "project": "text",
+    "task": "text",
+    "algorithm": "text",
+    "deployed": "boolean",
 }
 
 DEPLOY: dict[str, str] = {"project_name": "text", "strategy": "text", "algorithm": "text"}
 DEPLOY_BY_ID: dict[str, str] = {"model_id": "bigint"}
 DEPLOY_COLUMNS: dict[str, str] = {
-    "project": "text", "strategy": "text", "algorithm": "text", "model_id": "bigint",
+    "project": "text",
+    "strategy": "text",
+    "algorithm": "text",
+    "model_id": "bigint",
 }
 
 
@@ -49,8 +55,11 @@ def train_function(y_column_name: object) -> tuple[str, dict[str, str]]:
     return "train", TRAIN
 
 
-def arguments(signature: Mapping[str, str], given: Mapping[str, Any],
-              keep: Callable[[Any], bool] = lambda value: False) -> list[tuple[str, Any, str]]:
+def arguments(
+    signature: Mapping[str, str],
+    given: Mapping[str, Any],
+    keep: Callable[[Any], bool] = lambda value: False,
+) -> list[tuple[str, Any, str]]:
     """``(name, value, SQL type)`` of the arguments given (not None), in signature order; a
     jsonb value becomes its JSON text (a ``str`` is taken as JSON text already), a sequence of
     label columns a list; values ``keep`` accepts (SQL expressions) are left as they are."""

@@ -62,14 +62,21 @@ def _listen(cluster: Cluster, args: argparse.Namespace) -> int:
     printed = 0
     idle_since = time.monotonic()
     try:
-        with Consumer(_url(args, cluster), args.project, args.consumer, source=args.source,
-                      batch_size=args.batch_size) as consumer:
+        with Consumer(
+            _url(args, cluster),
+            args.project,
+            args.consumer,
+            source=args.source,
+            batch_size=args.batch_size,
+        ) as consumer:
             while args.max_events is None or printed < args.max_events:
                 wait = 1.0 if args.idle_exit is None else min(1.0, args.idle_exit)
                 events = consumer.read(timeout=wait)
                 if not events:
-                    if args.idle_exit is not None and \
-                            time.monotonic() - idle_since >= args.idle_exit:
+                    if (
+                        args.idle_exit is not None
+                        and time.monotonic() - idle_since >= args.idle_exit
+                    ):
                         break
                     continue
                 idle_since = time.monotonic()
@@ -107,8 +114,11 @@ def _worker(cluster: Cluster, args: argparse.Namespace) -> int:
                 if args.once or time.monotonic() - last_prune >= args.prune_every:
                     pruned = conn.execute("SELECT pyml.stream_prune()").fetchone()[0]  # type: ignore[index]
                     if pruned:
-                        print(f"pyml: pruned {pruned} acknowledged events", file=sys.stderr,
-                              flush=True)
+                        print(
+                            f"pyml: pruned {pruned} acknowledged events",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     last_prune = time.monotonic()
                 if args.once:
                     return 0
@@ -129,8 +139,11 @@ def _monitor(cluster: Cluster, args: argparse.Namespace) -> int:
     url = _url(args, cluster)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            print(f"pyml: monitoring {conn.info.dbname}, every {args.poll:g}s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"pyml: monitoring {conn.info.dbname}, every {args.poll:g}s",
+                file=sys.stderr,
+                flush=True,
+            )
             while True:
                 cur = conn.execute("SELECT * FROM pyml.run_monitors()")
                 names = [c.name for c in cur.description or []]
@@ -157,27 +170,40 @@ def build_parser() -> argparse.ArgumentParser:
     uri.add_argument("dbname", nargs="?", default="pyml")
     url_help = "database URL (default: $PYML_URL, else the local server's database pyml)"
     listen = commands.add_parser(
-        "listen", help="print the predictions of a project's stream, one JSON line each")
+        "listen", help="print the predictions of a project's stream, one JSON line each"
+    )
     listen.add_argument("project", help="the project whose stream to read")
     listen.add_argument("--consumer", required=True, help="consumer name (keeps its position)")
     listen.add_argument("--source", help="the streamed relation, when the project has several")
     listen.add_argument("--url", help=url_help)
     listen.add_argument("--batch-size", type=int, default=1000)
     listen.add_argument("--max-events", type=int, help="stop after printing this many")
-    listen.add_argument("--idle-exit", type=float, metavar="SECONDS",
-                        help="stop after this long without events")
+    listen.add_argument(
+        "--idle-exit", type=float, metavar="SECONDS", help="stop after this long without events"
+    )
     worker = commands.add_parser("worker", help="score the queued rows of async streams")
     worker.add_argument("--url", help=url_help)
     worker.add_argument("--stream", type=int, help="only this stream (default: every one)")
     worker.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
-    worker.add_argument("--prune-every", type=float, default=60.0, metavar="SECONDS",
-                        help="delete acknowledged events this often")
+    worker.add_argument(
+        "--prune-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="delete acknowledged events this often",
+    )
     worker.add_argument("--once", action="store_true", help="score what is queued, then exit")
     monitor = commands.add_parser(
-        "monitor", help="run the monitoring rounds that are due (when pg_cron is not installed)")
+        "monitor", help="run the monitoring rounds that are due (when pg_cron is not installed)"
+    )
     monitor.add_argument("--url", help=url_help)
-    monitor.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
-                         help="how often to look for due rounds")
+    monitor.add_argument(
+        "--poll",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often to look for due rounds",
+    )
     monitor.add_argument("--once", action="store_true", help="run the due rounds, then exit")
     from pyml.client import report
 
@@ -191,8 +217,16 @@ def _report(cluster: Cluster, args: argparse.Namespace) -> int:
     return report.run(_url(args, cluster), args)
 
 
-HANDLERS = {"up": _up, "down": _down, "status": _status, "uri": _uri, "listen": _listen,
-            "worker": _worker, "monitor": _monitor, "report": _report}
+HANDLERS = {
+    "up": _up,
+    "down": _down,
+    "status": _status,
+    "uri": _uri,
+    "listen": _listen,
+    "worker": _worker,
+    "monitor": _monitor,
+    "report": _report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

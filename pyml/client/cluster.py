@@ -185,10 +185,13 @@ class Cluster:
             self._as_user(
                 [
                     str(PG_BIN / "initdb"),
-                    "-D", str(self.data),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
                     "--auth=trust",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C.UTF-8",
                 ]
             ),
@@ -228,12 +231,17 @@ class Cluster:
         settings = {key: value for key, value in map(_setting, lines) if key}
         if settings.get("cron.database_name") == CRON_SETTINGS["cron.database_name"]:
             return False
-        preload = [name.strip() for name in
-                   settings.get("shared_preload_libraries", "").strip("'").split(",")]
+        preload = [
+            name.strip()
+            for name in settings.get("shared_preload_libraries", "").strip("'").split(",")
+        ]
         wanted = {
-            "shared_preload_libraries": "'{}'".format(",".join(
-                [name for name in preload if name]
-                + [name for name in ("plpython3", "pg_cron") if name not in preload])),
+            "shared_preload_libraries": "'{}'".format(
+                ",".join(
+                    [name for name in preload if name]
+                    + [name for name in ("plpython3", "pg_cron") if name not in preload]
+                )
+            ),
             **CRON_SETTINGS,
         }
         kept = [line for line in lines if _setting(line)[0] not in wanted]
@@ -278,18 +286,19 @@ class Cluster:
 
         with psycopg.connect(self.uri(CRON_DATABASE), autocommit=True) as cron:
             if not cron.execute(  # pg_cron is not installed
-                    "SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'").fetchone():
+                "SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'"
+            ).fetchone():
                 return
             cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             # One transaction in pyml: if the drop fails (an object of the user's depends on
             # the extension), nothing is copied either.
             with psycopg.connect(self.uri()) as pyml:
-                if pyml.execute(
-                        "SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone():
+                if pyml.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone():
                     jobs = pyml.execute(
                         "SELECT schedule, command, nodename, nodeport, database, username,"
                         " active, jobname FROM cron.job"
-                        " WHERE jobname IS DISTINCT FROM %s ORDER BY jobid", (CRON_JOB,)
+                        " WHERE jobname IS DISTINCT FROM %s ORDER BY jobid",
+                        (CRON_JOB,),
                     ).fetchall()
                     try:
                         pyml.execute("DROP EXTENSION pg_cron")
@@ -304,18 +313,26 @@ class Cluster:
                             cron.execute(
                                 "INSERT INTO cron.job (schedule, command, nodename, nodeport,"
                                 " database, username, active, jobname)"
-                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", kept)
+                                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                                kept,
+                            )
             job = cron.execute(
                 "SELECT jobid, command, database FROM cron.job"
-                " WHERE jobname = %s AND username = current_user", (CRON_JOB,)).fetchone()
+                " WHERE jobname = %s AND username = current_user",
+                (CRON_JOB,),
+            ).fetchone()
             if job is None:
-                cron.execute("SELECT cron.schedule_in_database(%s, %s, %s, %s)",
-                             (CRON_JOB, CRON_SCHEDULE, CRON_COMMAND, DATABASE))
+                cron.execute(
+                    "SELECT cron.schedule_in_database(%s, %s, %s, %s)",
+                    (CRON_JOB, CRON_SCHEDULE, CRON_COMMAND, DATABASE),
+                )
             elif (job[1], job[2]) != (CRON_COMMAND, DATABASE):
                 # (pg_cron 1.4's schedule_in_database updates the command of a job of the
                 # same name, not its database.) Its schedule and active flag stay.
-                cron.execute("SELECT cron.alter_job(%s, command => %s, database => %s)",
-                             (job[0], CRON_COMMAND, DATABASE))
+                cron.execute(
+                    "SELECT cron.alter_job(%s, command => %s, database => %s)",
+                    (job[0], CRON_COMMAND, DATABASE),
+                )
 
 
 def install_extension_files(source: Path) -> None:
@@ -342,9 +359,11 @@ def install_extension_files(source: Path) -> None:
 
 @functools.cache
 def _pkglibdir() -> Path:
-    return Path(subprocess.run(
-        [str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
-    ).stdout.strip())
+    return Path(
+        subprocess.run(
+            [str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
 
 
 def _has_library(name: str) -> bool:

@@ -37,8 +37,16 @@ class Consumer:
     ``ack`` marks an event and every one before it as done.
     """
 
-    def __init__(self, conninfo: str, stream: int | str, name: str, *, batch_size: int = 1000,
-                 wait: float = 1.0, source: str | None = None):
+    def __init__(
+        self,
+        conninfo: str,
+        stream: int | str,
+        name: str,
+        *,
+        batch_size: int = 1000,
+        wait: float = 1.0,
+        source: str | None = None,
+    ):
         if not name:
             raise ValueError("a consumer needs a name")
         self.name = name
@@ -69,8 +77,10 @@ class Consumer:
         ).fetchall()
         if len(rows) != 1:
             sources = ", ".join(r[2] for r in rows) or "none"
-            raise LookupError(f'project "{stream}" has {len(rows)} matching streams ({sources});'
-                              " pass the source relation or the stream id")
+            raise LookupError(
+                f'project "{stream}" has {len(rows)} matching streams ({sources});'
+                " pass the source relation or the stream id"
+            )
         return rows[0][0], rows[0][1]
 
     def read(self, timeout: float | None = None) -> list[Event]:
@@ -79,8 +89,9 @@ class Consumer:
         events = self._fetch()
         if events or timeout == 0:
             return events
-        for _ in self._conn.notifies(timeout=self.wait if timeout is None else timeout,
-                                     stop_after=1):
+        for _ in self._conn.notifies(
+            timeout=self.wait if timeout is None else timeout, stop_after=1
+        ):
             pass
         return self._fetch()
 
@@ -101,8 +112,9 @@ class Consumer:
     def ack(self, event: Event | int) -> None:
         """Done with ``event`` and every event before it: they will not be read again."""
         event_id = event.event_id if isinstance(event, Event) else int(event)
-        self._conn.execute("SELECT pyml.stream_ack(%s, %s, %s)",
-                           (self.stream_id, self.name, event_id))
+        self._conn.execute(
+            "SELECT pyml.stream_ack(%s, %s, %s)", (self.stream_id, self.name, event_id)
+        )
         if event_id == self._after:
             self._after = None  # the acknowledged position is the reading position again
 
@@ -119,6 +131,10 @@ class Consumer:
     def __enter__(self) -> Consumer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

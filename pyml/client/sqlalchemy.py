@@ -38,8 +38,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from pyml.client import _signatures
 
-__all__ = ["NamedArgument", "deploy", "named", "predict", "predict_label", "predict_proba",
-           "train"]
+__all__ = ["NamedArgument", "deploy", "named", "predict", "predict_label", "predict_proba", "train"]
 
 _TYPES: dict[str, Any] = {
     "text": sa.Text,
@@ -92,9 +91,14 @@ def _is_expression(value: Any) -> bool:
 def _arguments(signature: Mapping[str, str], given: Mapping[str, Any]) -> list[NamedArgument]:
     found = _signatures.arguments(signature, given, keep=_is_expression)
     # JSON text is bound as text and cast: a JSONB-typed parameter would be serialised again
-    return [NamedArgument(name, sa.literal(value, sa.Text) if isinstance(value, str)
-                          and sql_type == "jsonb" else value, _sql_type(sql_type))
-            for name, value, sql_type in found]
+    return [
+        NamedArgument(
+            name,
+            sa.literal(value, sa.Text) if isinstance(value, str) and sql_type == "jsonb" else value,
+            _sql_type(sql_type),
+        )
+        for name, value, sql_type in found
+    ]
 
 
 def _columns(columns: Mapping[str, str]) -> list[sa.ColumnClause[Any]]:
@@ -107,10 +111,17 @@ def _columns(columns: Mapping[str, str]) -> list[sa.ColumnClause[Any]]:
 
 # numpy dtype kind and item size -> the element type an array of it is sent as
 _ELEMENTS: dict[tuple[str, int], Any] = {
-    ("f", 2): sa.REAL, ("f", 4): sa.REAL, ("f", 8): postgresql.DOUBLE_PRECISION,
-    ("i", 1): sa.SmallInteger, ("i", 2): sa.SmallInteger, ("i", 4): sa.Integer,
-    ("i", 8): sa.BigInteger, ("u", 1): sa.SmallInteger, ("u", 2): sa.Integer,
-    ("u", 4): sa.BigInteger, ("b", 1): sa.Boolean,
+    ("f", 2): sa.REAL,
+    ("f", 4): sa.REAL,
+    ("f", 8): postgresql.DOUBLE_PRECISION,
+    ("i", 1): sa.SmallInteger,
+    ("i", 2): sa.SmallInteger,
+    ("i", 4): sa.Integer,
+    ("i", 8): sa.BigInteger,
+    ("u", 1): sa.SmallInteger,
+    ("u", 2): sa.Integer,
+    ("u", 4): sa.BigInteger,
+    ("b", 1): sa.Boolean,
 }
 
 
@@ -130,8 +141,10 @@ def _features(features: Any) -> Any:
     values = np.asarray(features)
     element = _ELEMENTS.get((values.dtype.kind, values.dtype.itemsize))
     if element is None or values.ndim == 0:
-        raise TypeError(f"features must be an array of numbers or a SQL expression, got "
-                        f"{values.dtype} with {values.ndim} dimensions")
+        raise TypeError(
+            f"features must be an array of numbers or a SQL expression, got "
+            f"{values.dtype} with {values.ndim} dimensions"
+        )
     array = postgresql.ARRAY(element, dimensions=values.ndim)
     return sa.bindparam(None, values.tolist(), type_=array)
 
@@ -150,8 +163,9 @@ def predict_label(project: Any, features: Any) -> Function[Any]:
 def predict_proba(project: Any, features: Any) -> Function[Any]:
     """``pyml.predict_proba(project, features)``, typed ``ARRAY(REAL)``: probabilities in
     ``pyml.models.classes`` order of the model that answered."""
-    return sa.func.pyml.predict_proba(_target(project), _features(features),
-                                      type_=postgresql.ARRAY(sa.REAL))
+    return sa.func.pyml.predict_proba(
+        _target(project), _features(features), type_=postgresql.ARRAY(sa.REAL)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -159,36 +173,50 @@ def predict_proba(project: Any, features: Any) -> Function[Any]:
 # ---------------------------------------------------------------------------
 
 
-def train(project_name: Any, *,
-          task: Any = None,
-          relation_name: Any = None,
-          y_column_name: Any = None,
-          algorithm: Any = None,
-          hyperparams: Any = None,
-          search: Any = None,
-          search_params: Any = None,
-          search_args: Any = None,
-          test_size: Any = None,
-          test_sampling: Any = None,
-          runtime: Any = None,
-          automatic_deploy: Any = None,
-          materialize_snapshot: Any = None,
-          preprocess: Any = None) -> TableValuedAlias:
+def train(
+    project_name: Any,
+    *,
+    task: Any = None,
+    relation_name: Any = None,
+    y_column_name: Any = None,
+    algorithm: Any = None,
+    hyperparams: Any = None,
+    search: Any = None,
+    search_params: Any = None,
+    search_args: Any = None,
+    test_size: Any = None,
+    test_sampling: Any = None,
+    runtime: Any = None,
+    automatic_deploy: Any = None,
+    materialize_snapshot: Any = None,
+    preprocess: Any = None,
+) -> TableValuedAlias:
     """``pyml.train(project_name => ..., <argument> => ...)`` with the arguments given (None:
     the function's default), as a table of ``project, task, algorithm, deployed``;
     ``pyml.train_joint`` when ``y_column_name`` lists several columns. jsonb arguments take
     dicts or JSON text; any argument may also be a SQL expression."""
     name, signature = _signatures.train_function(
-        None if isinstance(y_column_name, sa.ClauseElement) else y_column_name)
-    given = dict(project_name=project_name, task=task, relation_name=relation_name,
-                 y_column_name=y_column_name, algorithm=algorithm, hyperparams=hyperparams,
-                 search=search, search_params=search_params, search_args=search_args,
-                 test_size=test_size, test_sampling=test_sampling, runtime=runtime,
-                 automatic_deploy=automatic_deploy, materialize_snapshot=materialize_snapshot,
-                 preprocess=preprocess)
+        None if isinstance(y_column_name, sa.ClauseElement) else y_column_name
+    )
+    given = dict(
+        project_name=project_name,
+        task=task,
+        relation_name=relation_name,
+        y_column_name=y_column_name,
+        algorithm=algorithm,
+        hyperparams=hyperparams,
+        search=search,
+        search_params=search_params,
+        search_args=search_args,
+        test_size=test_size,
+        test_sampling=test_sampling,
+        runtime=runtime,
+        automatic_deploy=automatic_deploy,
+        materialize_snapshot=materialize_snapshot,
+        preprocess=preprocess,
+    )
     function = getattr(sa.func.pyml, name)(*_arguments(signature, given))
-    table: TableValuedAlias = function.table_valued(*_columns(_signatures.TRAIN_COLUMNS),
-                                                    name=name)
+    table: TableValuedAlias = function.table_valued(*_columns(_signatures.TRAIN_COLUMNS), name=name)
     return table
 
 
@@ -200,10 +228,12 @@ def deploy(project: Any, strategy: Any = None, algorithm: Any = None) -> TableVa
             raise TypeError("deploying a model by id takes no strategy or algorithm")
         arguments = _arguments(_signatures.DEPLOY_BY_ID, {"model_id": project})
     else:
-        arguments = _arguments(_signatures.DEPLOY, {
-            "project_name": project, "strategy": strategy, "algorithm": algorithm})
+        arguments = _arguments(
+            _signatures.DEPLOY,
+            {"project_name": project, "strategy": strategy, "algorithm": algorithm},
+        )
     function = sa.func.pyml.deploy(*arguments)
-    table: TableValuedAlias = function.table_valued(*_columns(_signatures.DEPLOY_COLUMNS),
-                                                    name="deploy")
+    table: TableValuedAlias = function.table_valued(
+        *_columns(_signatures.DEPLOY_COLUMNS), name="deploy"
+    )
     return table
-

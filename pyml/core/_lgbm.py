@@ -72,8 +72,11 @@ class Booster:
         text = model_text.encode() if isinstance(model_text, str) else model_text
         self._handle = ctypes.c_void_p()
         iterations = ctypes.c_int()
-        _check(lib.LGBM_BoosterLoadModelFromString(
-            ctypes.c_char_p(text), ctypes.byref(iterations), ctypes.byref(self._handle)))
+        _check(
+            lib.LGBM_BoosterLoadModelFromString(
+                ctypes.c_char_p(text), ctypes.byref(iterations), ctypes.byref(self._handle)
+            )
+        )
         out = ctypes.c_int()
         _check(lib.LGBM_BoosterGetNumFeature(self._handle, ctypes.byref(out)))
         self.num_features = out.value
@@ -104,9 +107,18 @@ class Booster:
         if predictor is not None:
             return predictor
         fast = ctypes.c_void_p()
-        _check(library().LGBM_BoosterPredictForMatSingleRowFastInit(
-            self._handle, _C_API_PREDICT_NORMAL, 0, -1, _C_API_DTYPE_FLOAT64,
-            self.num_features, ctypes.c_char_p(b"num_threads=1"), ctypes.byref(fast)))
+        _check(
+            library().LGBM_BoosterPredictForMatSingleRowFastInit(
+                self._handle,
+                _C_API_PREDICT_NORMAL,
+                0,
+                -1,
+                _C_API_DTYPE_FLOAT64,
+                self.num_features,
+                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(fast),
+            )
+        )
         self._fast = fast
         call = library().LGBM_BoosterPredictForMatSingleRowFast
         row, out, out_len = self._row, self._out, self._out_len
@@ -126,8 +138,11 @@ class Booster:
     def feature_importance(self) -> list[float]:
         """Total gain of each feature's splits."""
         out = (ctypes.c_double * self.num_features)()
-        _check(library().LGBM_BoosterFeatureImportance(
-            self._handle, ctypes.c_int(0), ctypes.c_int(_C_API_FEATURE_IMPORTANCE_GAIN), out))
+        _check(
+            library().LGBM_BoosterFeatureImportance(
+                self._handle, ctypes.c_int(0), ctypes.c_int(_C_API_FEATURE_IMPORTANCE_GAIN), out
+            )
+        )
         return list(out)
 
     def predict(self, X: Any, contrib: bool = False) -> Any:
@@ -139,11 +154,21 @@ class Booster:
         width = (k + 1) * max(self.num_classes, 1) if contrib else max(self.num_classes, 1)
         out = np.empty(n * width, dtype=np.float64)
         out_len = ctypes.c_int64()
-        _check(library().LGBM_BoosterPredictForMat(
-            self._handle, X.ctypes.data_as(ctypes.c_void_p), _C_API_DTYPE_FLOAT64,
-            ctypes.c_int32(n), ctypes.c_int32(k), 1,
-            _C_API_PREDICT_CONTRIB if contrib else _C_API_PREDICT_NORMAL, 0, -1,
-            ctypes.c_char_p(_threads(n)), ctypes.byref(out_len),
-            out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+        _check(
+            library().LGBM_BoosterPredictForMat(
+                self._handle,
+                X.ctypes.data_as(ctypes.c_void_p),
+                _C_API_DTYPE_FLOAT64,
+                ctypes.c_int32(n),
+                ctypes.c_int32(k),
+                1,
+                _C_API_PREDICT_CONTRIB if contrib else _C_API_PREDICT_NORMAL,
+                0,
+                -1,
+                ctypes.c_char_p(_threads(n)),
+                ctypes.byref(out_len),
+                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+            )
+        )
         out = out[: out_len.value]
         return out if width == 1 else out.reshape(n, width)

@@ -111,9 +111,19 @@ _OPTIONAL = {"xgboost": "xgboost", "catboost": "catboost"}
 # Estimators that predict several targets at once; the others are wrapped per target.
 NATIVE_MULTI_OUTPUT = frozenset(
     {
-        "linear", "ridge", "lasso", "elastic_net", "least_angle", "lasso_least_angle",
-        "orthogonal_matching_pursuit", "kernel_ridge", "gaussian_process", "knn", "bagging",
-        "extra_trees", "random_forest",
+        "linear",
+        "ridge",
+        "lasso",
+        "elastic_net",
+        "least_angle",
+        "lasso_least_angle",
+        "orthogonal_matching_pursuit",
+        "kernel_ridge",
+        "gaussian_process",
+        "knn",
+        "bagging",
+        "extra_trees",
+        "random_forest",
     }
 )
 
@@ -179,8 +189,9 @@ class Algorithm:
         close = difflib.get_close_matches(name, sorted(allowed), n=3)
         if close:
             return "Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
-        own = sorted(allowed if self.library == "catboost"
-                     else self.estimator_class()().get_params())
+        own = sorted(
+            allowed if self.library == "catboost" else self.estimator_class()().get_params()
+        )
         return "Valid hyperparameters: " + ", ".join(own) + "."
 
     def make(self, hyperparams: dict[str, Any]) -> Any:
@@ -210,8 +221,9 @@ class Algorithm:
         try:
             estimator._validate_params()
         except ValueError as exc:  # sklearn.utils._param_validation.InvalidParameterError
-            raise InvalidParameterValue(_constraint_message(self.name, str(exc)),
-                                        detail=str(exc)) from exc
+            raise InvalidParameterValue(
+                _constraint_message(self.name, str(exc)), detail=str(exc)
+            ) from exc
 
 
 def resolve(name: str | None, task: str) -> Algorithm:
@@ -255,7 +267,8 @@ def storable(estimator: Any) -> Any:
         from sklearn.neighbors import KNeighborsClassifier
 
         return KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(
-            estimator.subcluster_centers_, estimator.subcluster_labels_)
+            estimator.subcluster_centers_, estimator.subcluster_labels_
+        )
     return estimator
 
 
@@ -264,8 +277,9 @@ def _constraint_message(algorithm: str, text: str) -> str:
     (0.0, inf]. Got -1 instead." in PostgreSQL's style."""
     import re
 
-    found = re.fullmatch(r"The '(\w+)' parameter of \w+ must be (.*)\. Got (.*) instead\.",
-                         text.strip(), re.DOTALL)
+    found = re.fullmatch(
+        r"The '(\w+)' parameter of \w+ must be (.*)\. Got (.*) instead\.", text.strip(), re.DOTALL
+    )
     if found is None:
         return f'invalid value for a hyperparameter of algorithm "{algorithm}": {text}'
     name, constraint, value = found.groups()

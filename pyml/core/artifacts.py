@@ -45,8 +45,17 @@ SKOPS_ALLOWED_TYPES = frozenset(
         *(
             f"sklearn.gaussian_process.kernels.{name}"
             for name in (
-                "ConstantKernel", "DotProduct", "ExpSineSquared", "Exponentiation", "Matern",
-                "PairwiseKernel", "Product", "RBF", "RationalQuadratic", "Sum", "WhiteKernel",
+                "ConstantKernel",
+                "DotProduct",
+                "ExpSineSquared",
+                "Exponentiation",
+                "Matern",
+                "PairwiseKernel",
+                "Product",
+                "RBF",
+                "RationalQuadratic",
+                "Sum",
+                "WhiteKernel",
             )
         ),
     }

@@ -39,11 +39,13 @@ def exact(model: Model) -> bool:
         return False
     estimator = model.parts[0]
     return type(estimator).__name__ in _TREE_MODELS or (
-        hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"))
+        hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
+    )
 
 
-def explain(model: Model, inputs: np.ndarray, background: Callable[[], np.ndarray] | None = None
-            ) -> list[tuple[str, float]]:
+def explain(
+    model: Model, inputs: np.ndarray, background: Callable[[], np.ndarray] | None = None
+) -> list[tuple[str, float]]:
     """Contributions of each input to the raw prediction of one row (shape (1, k)).
 
     With preprocessing, the contributions of the columns the estimator sees are summed
@@ -79,9 +81,16 @@ def _per_input(model: Model, values: np.ndarray) -> np.ndarray:
 # Models whose prediction is a tree's leaf value, the mean of trees' values, or (gradient
 # boosting) an initial value plus scaled trees' values: decision paths decompose them exactly.
 _TREE_MODELS = {
-    "DecisionTreeRegressor", "DecisionTreeClassifier", "ExtraTreeRegressor", "ExtraTreeClassifier",
-    "RandomForestRegressor", "RandomForestClassifier", "ExtraTreesRegressor",
-    "ExtraTreesClassifier", "GradientBoostingRegressor", "GradientBoostingClassifier",
+    "DecisionTreeRegressor",
+    "DecisionTreeClassifier",
+    "ExtraTreeRegressor",
+    "ExtraTreeClassifier",
+    "RandomForestRegressor",
+    "RandomForestClassifier",
+    "ExtraTreesRegressor",
+    "ExtraTreesClassifier",
+    "GradientBoostingRegressor",
+    "GradientBoostingClassifier",
 }
 
 
@@ -100,12 +109,13 @@ def _lightgbm(model: Model, x: np.ndarray, c: int) -> tuple[np.ndarray, float]:
     contrib = booster.predict(x, contrib=True)[0]
     k = x.shape[1]
     if booster.num_classes > 1:  # per class blocks of k + 1: take the predicted class
-        contrib = contrib[c * (k + 1): (c + 1) * (k + 1)]
+        contrib = contrib[c * (k + 1) : (c + 1) * (k + 1)]
     return contrib[:k], contrib[k]
 
 
-def _tree_paths(model: Model, estimator: Any, x: np.ndarray, target: int
-                ) -> tuple[np.ndarray, float]:
+def _tree_paths(
+    model: Model, estimator: Any, x: np.ndarray, target: int
+) -> tuple[np.ndarray, float]:
     """Decision-path contributions: along each tree's path, the change of the node value is
     credited to the split feature; the root value is the bias. Averaged (forests) or scaled
     and summed with the initial prediction (gradient boosting)."""
@@ -138,8 +148,7 @@ def _tree_paths(model: Model, estimator: Any, x: np.ndarray, target: int
     return total / len(members), bias / len(members)
 
 
-def _one_tree(tree: Any, x: np.ndarray, target: int, classifier: bool
-              ) -> tuple[np.ndarray, float]:
+def _one_tree(tree: Any, x: np.ndarray, target: int, classifier: bool) -> tuple[np.ndarray, float]:
     import numpy as np
 
     def value(node: int) -> float:
@@ -163,8 +172,7 @@ def _one_tree(tree: Any, x: np.ndarray, target: int, classifier: bool
     return contributions, root
 
 
-def _linear(model: Model, estimator: Any, x: np.ndarray, target: int
-            ) -> tuple[np.ndarray, float]:
+def _linear(model: Model, estimator: Any, x: np.ndarray, target: int) -> tuple[np.ndarray, float]:
     import numpy as np
 
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
@@ -186,8 +194,9 @@ def background_sample(X: np.ndarray) -> np.ndarray:
     return X[np.sort(pick)]
 
 
-def _shap(model: Model, x: np.ndarray, target: int,
-          background: Callable[[], np.ndarray] | None) -> tuple[np.ndarray, float]:
+def _shap(
+    model: Model, x: np.ndarray, target: int, background: Callable[[], np.ndarray] | None
+) -> tuple[np.ndarray, float]:
     """KernelExplainer values of the raw output (the value, or the explained class's
     probability), relative to its mean over a sample of held-out rows."""
     import numpy as np
@@ -202,7 +211,7 @@ def _shap(model: Model, x: np.ndarray, target: int,
             "explanation.",
         ) from None
     if background is None or model.task not in ("regression", "classification"):
-        raise FeatureNotSupported(f'explaining a {model.task} model is not supported')
+        raise FeatureNotSupported(f"explaining a {model.task} model is not supported")
     rows = model.prepare(background())
 
     def output(X: np.ndarray) -> np.ndarray:
@@ -253,6 +262,7 @@ def permutation(model: Model, X: np.ndarray, y: np.ndarray) -> list[float]:
             return float(metrics.accuracy_score(y, model.class_index(X)))
         return float(metrics.r2_score(y, model.values(X)))
 
-    result = permutation_importance(model.parts[0], X, y, scoring=score, n_repeats=5,
-                                    random_state=0)
+    result = permutation_importance(
+        model.parts[0], X, y, scoring=score, n_repeats=5, random_state=0
+    )
     return [float(v) for v in result.importances_mean]

@@ -7,8 +7,12 @@ import numpy as np
 from pyml.core.model import Model
 from pyml.errors import FeatureNotSupported
 
-KEY_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette",
-              "decomposition": "cumulative_explained_variance"}
+KEY_METRIC = {
+    "regression": "r2",
+    "classification": "f1",
+    "clustering": "silhouette",
+    "decomposition": "cumulative_explained_variance",
+}
 
 
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -35,8 +39,9 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     labels = list(range(len(model.classes or [])))
     result = {
         "f1": m.f1_score(y, predicted, average="macro", labels=labels, zero_division=0),
-        "precision": m.precision_score(y, predicted, average="macro", labels=labels,
-                                       zero_division=0),
+        "precision": m.precision_score(
+            y, predicted, average="macro", labels=labels, zero_division=0
+        ),
         "recall": m.recall_score(y, predicted, average="macro", labels=labels, zero_division=0),
         "accuracy": m.accuracy_score(y, predicted),
         "mcc": m.matthews_corrcoef(y, predicted),

@@ -34,11 +34,22 @@ class Model:
     this module is on the path of a session's first prediction.)
     """
 
-    def __init__(self, *, id: int | None, project: str, task: str, algorithm: str,
-                 feature_names: list[str], classes: list[Any] | None, format: str,
-                 parts: list[Any], columns: list[str] | None = None,
-                 preprocess: dict[str, Any] | None = None, preprocessor: Any = None,
-                 project_id: int | None = None):
+    def __init__(
+        self,
+        *,
+        id: int | None,
+        project: str,
+        task: str,
+        algorithm: str,
+        feature_names: list[str],
+        classes: list[Any] | None,
+        format: str,
+        parts: list[Any],
+        columns: list[str] | None = None,
+        preprocess: dict[str, Any] | None = None,
+        preprocessor: Any = None,
+        project_id: int | None = None,
+    ):
         self.id = id
         self.project = project
         self.project_id = project_id
@@ -63,8 +74,9 @@ class Model:
             from pyml.core import preprocess as _preprocess
             from pyml.core import rowtransform
 
-            rules = {name: _preprocess.Rule.from_json(rule)
-                     for name, rule in (preprocess or {}).items()}
+            rules = {
+                name: _preprocess.Rule.from_json(rule) for name, rule in (preprocess or {}).items()
+            }
             self.rules = _preprocess.input_rules(rules, self.columns, feature_names)
             self.categorical = any(rule.category for rule in self.rules)
             self.sources = _preprocess.sources(preprocessor, len(feature_names))
@@ -141,8 +153,11 @@ class Model:
 
     def imputed_columns(self) -> frozenset[str]:
         """The columns whose NULLs the preprocessing fills."""
-        return frozenset(name for name, rule in self.preprocess.items()
-                         if rule.get("impute") not in (None, "error"))
+        return frozenset(
+            name
+            for name, rule in self.preprocess.items()
+            if rule.get("impute") not in (None, "error")
+        )
 
     def category_columns(self) -> frozenset[str]:
         """The columns encoded as categories (read as text)."""
@@ -277,6 +292,7 @@ class Model:
             return general
         row = self.parts[0].row_predictor()
         if self.task != "classification":
+
             def value(features: list[Any]) -> float:
                 if len(features) != n or None in features:
                     return general(features)
@@ -289,6 +305,7 @@ class Model:
                 if total:  # NaN or +-Infinity: refused the general way
                     return general(features)
                 return result  # type: ignore[no-any-return]
+
             return value
         classes = self.classes or []
         if not classes or isinstance(classes[0], str):
@@ -310,6 +327,7 @@ class Model:
             if isinstance(p, float):  # binary: probability of the second class
                 return second if p > 0.5 else first
             return labels[max(range(len(p)), key=p.__getitem__)]
+
         return label
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -406,8 +424,9 @@ def label_text(value: Any) -> str:
 # ---------------------------------------------------------------------------
 
 
-def features_from_array(features: Sequence[Any], expected: int,
-                        names: Sequence[str] | None = None) -> np.ndarray:
+def features_from_array(
+    features: Sequence[Any], expected: int, names: Sequence[str] | None = None
+) -> np.ndarray:
     """One row ``(1, k)`` from a (possibly multi-dimensional) SQL array; ``names`` (the
     training columns) name a value an error is about."""
     row = _to_float(features, names=names).reshape(1, -1)
@@ -415,8 +434,9 @@ def features_from_array(features: Sequence[Any], expected: int,
     return row
 
 
-def features_from_batch(features: Sequence[Any] | np.ndarray, expected: int,
-                        names: Sequence[str] | None = None) -> np.ndarray:
+def features_from_batch(
+    features: Sequence[Any] | np.ndarray, expected: int, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Rows ``(n, k)`` from ``n * k`` values flattened into one array."""
     return _batch_shape(_to_float(features, names=names, width=expected).ravel(), expected)
 
@@ -431,9 +451,7 @@ def _batch_shape(flat: np.ndarray, expected: int) -> np.ndarray:
 
 def _check_count(given: int, expected: int) -> None:
     if given != expected:
-        raise InvalidParameterValue(
-            f"wrong number of features: expected {expected}, got {given}"
-        )
+        raise InvalidParameterValue(f"wrong number of features: expected {expected}, got {given}")
 
 
 def features_from_row(row: dict[str, Any], model: Model) -> np.ndarray:
@@ -507,9 +525,12 @@ def as_float4(value: Any) -> Any:
     return value
 
 
-def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False,
-              names: Sequence[str] | None = None, width: int | None = None
-              ) -> np.ndarray:
+def _to_float(
+    values: Sequence[Any] | np.ndarray,
+    nulls: bool = False,
+    names: Sequence[str] | None = None,
+    width: int | None = None,
+) -> np.ndarray:
     """Values as float64. NULL (which numpy makes NaN) and NaN are refused (22004) unless
     ``nulls`` (a model that imputes them, and checks the others itself); Infinity and
     -Infinity always are (22023). The DETAIL names the value by its position, its training
@@ -526,7 +547,8 @@ def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False,
             "features must be numbers",
             detail=f'{_feature(position, names, width, len(given))} is "{shown}".',
             hint="Pass numbers; a model trained on text columns takes a row (ROW(...) or a "
-            "table row), not an array.") from None
+            "table row), not an array.",
+        ) from None
     if not np.isfinite(array).all():
         flat = array.ravel()
         bad = np.isinf(flat) if nulls else ~np.isfinite(flat)
@@ -543,8 +565,7 @@ def _to_float(values: Sequence[Any] | np.ndarray, nulls: bool = False,
 
             raise InvalidParameterValue(
                 "features must not be infinite",
-                detail=f"{_feature(position, names, width, array.size)} is "
-                f"{infinity_text(value)}.",
+                detail=f"{_feature(position, names, width, array.size)} is {infinity_text(value)}.",
                 hint=INFINITY_HINT,
             )
     return array

@@ -18,9 +18,7 @@ RUNTIMES = ("python", "rust")
 
 def one_of(name: str, value: Any, choices: Sequence[str]) -> Any:
     if value not in choices:
-        raise InvalidParameterValue(
-            f'"{name}" must be one of {", ".join(choices)}; got "{value}"'
-        )
+        raise InvalidParameterValue(f'"{name}" must be one of {", ".join(choices)}; got "{value}"')
     return value
 
 
@@ -46,9 +44,7 @@ def json_object(name: str, value: str | dict[str, Any] | None) -> dict[str, Any]
         return {}
     parsed = json.loads(value) if isinstance(value, str) else value
     if not isinstance(parsed, dict):
-        raise InvalidParameterValue(
-            f'"{name}" must be a JSON object, got {type(parsed).__name__}'
-        )
+        raise InvalidParameterValue(f'"{name}" must be a JSON object, got {type(parsed).__name__}')
     return parsed
 
 

@@ -61,8 +61,9 @@ class Rule(NamedTuple):
         ordinal = None
         if isinstance(encode, dict):
             ordinal, encode = tuple(encode["ordinal"]), "ordinal"
-        return cls(encode is not None, encode, ordinal, rule.get("impute"),
-                   rule.get("scale", "preserve"))
+        return cls(
+            encode is not None, encode, ordinal, rule.get("impute"), rule.get("scale", "preserve")
+        )
 
     @property
     def strict(self) -> bool:
@@ -89,8 +90,9 @@ class Column(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def resolve(spec: dict[str, Any], columns: Sequence[Column], labels: Sequence[str],
-            task: str | None) -> dict[str, Rule]:
+def resolve(
+    spec: dict[str, Any], columns: Sequence[Column], labels: Sequence[str], task: str | None
+) -> dict[str, Rule]:
     """The rule of every feature column, from ``preprocess`` and the column types.
 
     Text and enum columns are categories (``native`` unless told); numbers and
@@ -101,20 +103,25 @@ def resolve(spec: dict[str, Any], columns: Sequence[Column], labels: Sequence[st
     by_name = {c.name: c for c in columns}
     for name, given in spec.items():
         if name in labels:
-            raise InvalidParameterValue(f'"preprocess" names the label column "{name}"',
-                                        hint="Preprocessing applies to feature columns.")
+            raise InvalidParameterValue(
+                f'"preprocess" names the label column "{name}"',
+                hint="Preprocessing applies to feature columns.",
+            )
         if name not in by_name:
-            raise UndefinedColumn(f'"preprocess" names column "{name}", which is not a feature '
-                                  "column of the relation")
+            raise UndefinedColumn(
+                f'"preprocess" names column "{name}", which is not a feature column of the relation'
+            )
         if not isinstance(given, dict):
             raise InvalidParameterValue(
                 f'"preprocess" of column "{name}" must be a JSON object',
-                hint='For example {"encode": "one_hot", "impute": "mode"}.')
+                hint='For example {"encode": "one_hot", "impute": "mode"}.',
+            )
         unknown = sorted(set(given) - set(KEYS))
         if unknown:
             raise InvalidParameterValue(
                 f'unknown preprocess key "{unknown[0]}" for column "{name}"',
-                hint="Valid keys: encode, impute, scale.")
+                hint="Valid keys: encode, impute, scale.",
+            )
     return {c.name: _rule(c, spec.get(c.name, {}), task, len(labels)) for c in columns}
 
 
@@ -126,33 +133,40 @@ def _rule(column: Column, given: dict[str, Any], task: str | None, n_labels: int
         if textual or category:
             raise InvalidParameterValue(
                 f'array column "{column.name}" cannot be encoded as categories',
-                hint="Encoding applies to scalar columns; array elements are numbers.")
+                hint="Encoding applies to scalar columns; array elements are numbers.",
+            )
     elif not category and column.category not in ("N", "B"):
         raise DataException(
             f'column "{column.name}" has type {column.type}, which cannot be a feature',
-            hint=f'Cast it to a number or text in a view, or encode it as categories: '
-            f'preprocess => \'{{"{column.name}": {{"encode": "one_hot"}}}}\'.')
+            hint=f"Cast it to a number or text in a view, or encode it as categories: "
+            f'preprocess => \'{{"{column.name}": {{"encode": "one_hot"}}}}\'.',
+        )
     impute = given.get("impute")
     if impute is None and not category:
         impute = "error"
     if impute is not None and impute not in IMPUTES:
-        raise InvalidParameterValue(f'invalid impute "{impute}" for column "{column.name}"',
-                                    hint="Valid values: " + ", ".join(IMPUTES) + ".")
+        raise InvalidParameterValue(
+            f'invalid impute "{impute}" for column "{column.name}"',
+            hint="Valid values: " + ", ".join(IMPUTES) + ".",
+        )
     if category and impute not in (None, "error", "mode"):
         raise InvalidParameterValue(
-            f'impute "{impute}" needs numbers, and column "{column.name}" is encoded as '
-            "categories",
-            hint='Use "mode", "error", or leave it out (NULL is then a category of its own).')
+            f'impute "{impute}" needs numbers, and column "{column.name}" is encoded as categories',
+            hint='Use "mode", "error", or leave it out (NULL is then a category of its own).',
+        )
     scale = given.get("scale") or "preserve"
     if scale not in SCALES:
-        raise InvalidParameterValue(f'invalid scale "{scale}" for column "{column.name}"',
-                                    hint="Valid values: " + ", ".join(SCALES) + ".")
+        raise InvalidParameterValue(
+            f'invalid scale "{scale}" for column "{column.name}"',
+            hint="Valid values: " + ", ".join(SCALES) + ".",
+        )
     if category:
         encode = encode or "native"
         if encode == "target" and (task not in ("regression", "classification") or n_labels != 1):
             raise InvalidParameterValue(
                 f'target encoding of column "{column.name}" needs one label column',
-                detail=f'Task "{task}" with {n_labels} label columns.')
+                detail=f'Task "{task}" with {n_labels} label columns.',
+            )
     return Rule(category, encode if category else None, ordinal, impute, scale)
 
 
@@ -161,18 +175,23 @@ def _encode(name: str, encode: Any) -> tuple[str | None, tuple[str, ...] | None]
         return encode, None
     if isinstance(encode, dict) and set(encode) == {"ordinal"}:
         values = encode["ordinal"]
-        if isinstance(values, list) and values and all(
-                v is not None and not isinstance(v, dict | list) for v in values):
+        if (
+            isinstance(values, list)
+            and values
+            and all(v is not None and not isinstance(v, dict | list) for v in values)
+        ):
             # no value is None (checked above), so no text is None
             order = tuple(text for text in map(category_text, values) if text is not None)
             if len(set(order)) == len(order):
                 return "ordinal", order
         raise InvalidParameterValue(
             f'"ordinal" of column "{name}" must list distinct values',
-            hint='For example {"encode": {"ordinal": ["low", "medium", "high"]}}.')
+            hint='For example {"encode": {"ordinal": ["low", "medium", "high"]}}.',
+        )
     raise InvalidParameterValue(
         f'invalid encode {json.dumps(encode)} for column "{name}"',
-        hint='Valid values: "native", "target", "one_hot", {"ordinal": [values...]}.')
+        hint='Valid values: "native", "target", "one_hot", {"ordinal": [values...]}.',
+    )
 
 
 def category_text(value: Any) -> str | None:
@@ -190,16 +209,18 @@ def needed(rules: dict[str, Rule]) -> bool:
     return any(not rule.plain for rule in rules.values())
 
 
-def input_rules(rules: dict[str, Rule], columns: Sequence[str], feature_names: Sequence[str]
-                ) -> list[Rule]:
+def input_rules(
+    rules: dict[str, Rule], columns: Sequence[str], feature_names: Sequence[str]
+) -> list[Rule]:
     """The rule of each model input: array columns give one input per element, named
     ``column[i]``."""
     result: list[Rule] = []
     names = iter(feature_names)
     pending = next(names, None)
     for column in columns:
-        while pending is not None and (pending == column or (
-                pending.startswith(column + "[") and pending.endswith("]"))):
+        while pending is not None and (
+            pending == column or (pending.startswith(column + "[") and pending.endswith("]"))
+        ):
             result.append(rules[column])
             pending = next(names, None)
     if len(result) != len(feature_names):
@@ -219,8 +240,7 @@ def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
 
     if not any(isinstance(b, list) for b in blocks):
         return np.hstack([np.asarray(b).reshape(n, -1) for b in blocks])
-    width = sum(1 if isinstance(b, list) else np.asarray(b).reshape(n, -1).shape[1]
-                for b in blocks)
+    width = sum(1 if isinstance(b, list) else np.asarray(b).reshape(n, -1).shape[1] for b in blocks)
     X = np.empty((n, width), dtype=object)
     at = 0
     for block in blocks:
@@ -229,7 +249,7 @@ def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
             at += 1
         else:
             values = np.asarray(block).reshape(n, -1)
-            X[:, at:at + values.shape[1]] = values
+            X[:, at : at + values.shape[1]] = values
             at += values.shape[1]
     return X
 
@@ -239,8 +259,12 @@ def inputs(n: int, blocks: Sequence[Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def check_inputs(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
-                 where: Callable[[int], str] | None = None) -> None:
+def check_inputs(
+    X: np.ndarray,
+    rules: Sequence[Rule],
+    names: Sequence[str],
+    where: Callable[[int], str] | None = None,
+) -> None:
     """22004 for NULL (or NaN) in an input whose rule has no imputation (``impute`` ``error``);
     22023 for Infinity or -Infinity in any number input: imputation fills missing values, and
     an infinite value is not missing. ``where(row)`` says which row (DETAIL); without it the
@@ -260,14 +284,18 @@ def check_inputs(X: np.ndarray, rules: Sequence[Rule], names: Sequence[str],
         if infinite.any():
             row = int(np.flatnonzero(infinite)[0])
             raise InvalidParameterValue(
-                f'feature "{names[j]}" ' + (f"is {infinity_text(values[row])}" if len(X) == 1
-                                            else "contains infinite values"),
+                f'feature "{names[j]}" '
+                + (
+                    f"is {infinity_text(values[row])}"
+                    if len(X) == 1
+                    else "contains infinite values"
+                ),
                 detail=where(row) if where else f"{_of(infinite)} Infinity or -Infinity.",
-                hint=INFINITY_HINT)
+                hint=INFINITY_HINT,
+            )
 
 
-def _refuse_nulls(name: str, missing: np.ndarray, where: Callable[[int], str] | None
-                  ) -> None:
+def _refuse_nulls(name: str, missing: np.ndarray, where: Callable[[int], str] | None) -> None:
     import numpy as np
 
     if missing.any():
@@ -276,7 +304,8 @@ def _refuse_nulls(name: str, missing: np.ndarray, where: Callable[[int], str] | 
             f'feature "{name}" ' + ("is NULL" if len(missing) == 1 else "contains NULL values"),
             detail=where(row) if where else f"{_of(missing)} NULL (or NaN).",
             hint=f'Pass preprocess => \'{{"{name.split("[")[0]}": '
-            '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.')
+            '{"impute": "mean"}}\' (or median, mode, min, max, zero) to fill them.',
+        )
 
 
 def _of(bad: np.ndarray) -> str:
@@ -285,8 +314,10 @@ def _of(bad: np.ndarray) -> str:
     return f"{count} of {len(bad)} rows {'is' if count == 1 else 'are'}"
 
 
-INFINITY_HINT = ("Models take finite numbers only, and imputation fills NULL and NaN, not "
-                 "infinite values: replace them, or leave those rows out.")
+INFINITY_HINT = (
+    "Models take finite numbers only, and imputation fills NULL and NaN, not "
+    "infinite values: replace them, or leave those rows out."
+)
 
 
 def infinity_text(value: float) -> str:
@@ -331,22 +362,40 @@ def _steps(rule: Rule, X: np.ndarray, task: str) -> list[tuple[str, Any]]:
     steps: list[tuple[str, Any]] = []
     if rule.category:
         if rule.impute is None:
-            steps.append(("null", SimpleImputer(missing_values=None, strategy="constant",
-                                                fill_value=NULL, keep_empty_features=True)))
+            steps.append(
+                (
+                    "null",
+                    SimpleImputer(
+                        missing_values=None,
+                        strategy="constant",
+                        fill_value=NULL,
+                        keep_empty_features=True,
+                    ),
+                )
+            )
         elif rule.impute == "mode":
-            steps.append(("impute", SimpleImputer(missing_values=None, strategy="most_frequent",
-                                                  keep_empty_features=True)))
+            steps.append(
+                (
+                    "impute",
+                    SimpleImputer(
+                        missing_values=None, strategy="most_frequent", keep_empty_features=True
+                    ),
+                )
+            )
         steps.append(("encode", _encoder(rule, X, task)))
     elif rule.impute is not None and rule.impute != "error":  # not None: numbers (_rule)
         values = np.asarray(X, dtype=np.float64)
         strategy, fill = {
-            "mean": ("mean", None), "median": ("median", None), "mode": ("most_frequent", None),
+            "mean": ("mean", None),
+            "median": ("median", None),
+            "mode": ("most_frequent", None),
             "zero": ("constant", 0.0),
             "min": ("constant", _nan_stat(np.nanmin, values)),
             "max": ("constant", _nan_stat(np.nanmax, values)),
         }[rule.impute]
-        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=fill,
-                                              keep_empty_features=True)))
+        steps.append(
+            ("impute", SimpleImputer(strategy=strategy, fill_value=fill, keep_empty_features=True))
+        )
     if rule.scale != "preserve":
         steps.append(("scale", _scaler(rule.scale)))
     assert steps, rule  # plain rules pass through and never get here
@@ -366,12 +415,19 @@ def _encoder(rule: Rule, X: np.ndarray, task: str) -> Any:
 
     if rule.encode == "native":  # numbered in first-seen order
         categories = [_first_seen(X[:, j], rule.impute) for j in range(X.shape[1])]
-        return OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value",
-                              unknown_value=UNKNOWN, dtype=np.float64)
+        return OrdinalEncoder(
+            categories=categories,
+            handle_unknown="use_encoded_value",
+            unknown_value=UNKNOWN,
+            dtype=np.float64,
+        )
     if rule.encode == "ordinal":
-        return OrdinalEncoder(categories=[list(rule.ordinal or ())] * X.shape[1],
-                              handle_unknown="use_encoded_value", unknown_value=UNKNOWN,
-                              dtype=np.float64)
+        return OrdinalEncoder(
+            categories=[list(rule.ordinal or ())] * X.shape[1],
+            handle_unknown="use_encoded_value",
+            unknown_value=UNKNOWN,
+            dtype=np.float64,
+        )
     if rule.encode == "one_hot":
         return OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
     return _target_encoder(task)
@@ -393,8 +449,9 @@ def _target_encoder(task: str) -> Any:
     major, minor = (int(p) for p in sklearn.__version__.split(".")[:2])
     if (major, minor) >= (1, 9):  # a seeded splitter makes the cross fitting reproducible
         splitter = KFold if task == "regression" else StratifiedKFold
-        return TargetEncoder(target_type=target_type,
-                             cv=splitter(5, shuffle=True, random_state=SEED))
+        return TargetEncoder(
+            target_type=target_type, cv=splitter(5, shuffle=True, random_state=SEED)
+        )
     return TargetEncoder(target_type=target_type, shuffle=True, random_state=SEED)
 
 
@@ -425,8 +482,7 @@ def sources(transformer: Any, n_inputs: int) -> list[int]:
         elif width:
             raise AssertionError(f"transformer {name} has {width} outputs for {members}")
     width = max((span.stop for span in transformer.output_indices_.values()), default=0)
-    if len(result) != width or (
-            result and max(result) >= n_inputs):
+    if len(result) != width or (result and max(result) >= n_inputs):
         raise AssertionError("output columns do not map onto the inputs")
     return result
 
@@ -461,21 +517,29 @@ def _describe(step: Any, width: int) -> list[dict[str, Any]] | None:
         return [{"categories": len(c)} for c in step.categories_]
     if kind == "TargetEncoder":
         means = as_floats(step.target_mean_)
-        return [{"categories": len(c), "target_mean": means[0] if len(means) == 1 else means}
-                for c in step.categories_]
+        return [
+            {"categories": len(c), "target_mean": means[0] if len(means) == 1 else means}
+            for c in step.categories_
+        ]
     if getattr(step, "n_features_in_", width) != width:
         return None
     if kind == "StandardScaler":
-        return [{"mean": m, "std": s} for m, s in zip(floats(step.mean_), floats(step.scale_),
-                                                        strict=True)]
+        return [
+            {"mean": m, "std": s}
+            for m, s in zip(floats(step.mean_), floats(step.scale_), strict=True)
+        ]
     if kind == "MinMaxScaler":
-        return [{"min": lo, "max": hi} for lo, hi in zip(floats(step.data_min_),
-                                                         floats(step.data_max_), strict=True)]
+        return [
+            {"min": lo, "max": hi}
+            for lo, hi in zip(floats(step.data_min_), floats(step.data_max_), strict=True)
+        ]
     if kind == "MaxAbsScaler":
         return [{"max_abs": v} for v in floats(step.max_abs_)]
     if kind == "RobustScaler":
-        return [{"center": c, "scale": v} for c, v in zip(floats(step.center_),
-                                                          floats(step.scale_), strict=True)]
+        return [
+            {"center": c, "scale": v}
+            for c, v in zip(floats(step.center_), floats(step.scale_), strict=True)
+        ]
     return None
 
 

@@ -57,8 +57,11 @@ def passthrough(fitted: Any) -> bool:
     """The remainder: "passthrough", or (when fitted) an identity FunctionTransformer."""
     if isinstance(fitted, str):
         return fitted == "passthrough"
-    return type(fitted).__name__ == "FunctionTransformer" and fitted.func is None \
+    return (
+        type(fitted).__name__ == "FunctionTransformer"
+        and fitted.func is None
         and fitted.inverse_func is None
+    )
 
 
 def _compile(step: Any) -> Callable[[list[Any]], list[Any]]:
@@ -87,8 +90,11 @@ def _ordinal(step: Any) -> Callable[[list[Any]], list[Any]]:
 
 
 def _one_hot(step: Any) -> Callable[[list[Any]], list[Any]]:
-    if step.drop is not None or step.handle_unknown != "ignore" or getattr(
-            step, "_infrequent_enabled", False):
+    if (
+        step.drop is not None
+        or step.handle_unknown != "ignore"
+        or getattr(step, "_infrequent_enabled", False)
+    ):
         raise _Unknown("OneHotEncoder")
     positions = [{c: i for i, c in enumerate(cats)} for cats in step.categories_]
 
@@ -101,6 +107,7 @@ def _one_hot(step: Any) -> Callable[[list[Any]], list[Any]]:
                 block[at] = 1.0
             out += block
         return out
+
     return encode
 
 
@@ -117,6 +124,7 @@ def _target(step: Any) -> Callable[[list[Any]], list[Any]]:
             for k in range(per):
                 out.append(means[k] if at is None else encodings[i * per + k][at])
         return out
+
     return encode
 
 
@@ -138,6 +146,7 @@ def _standard(step: Any) -> Callable[[list[Any]], list[Any]]:
         if scale is not None:
             out = [v / scale[i] for i, v in enumerate(out)]
         return out
+
     return scaled
 
 
@@ -164,6 +173,7 @@ def _robust(step: Any) -> Callable[[list[Any]], list[Any]]:
         if scale is not None:
             out = [v / scale[i] for i, v in enumerate(out)]
         return out
+
     return scaled
 
 

@@ -53,8 +53,10 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
         min=float(present.min()),
         max=float(present.max()),
         quantiles=quantiles,
-        histogram={"edges": [float(e) for e in histogram_edges],
-                   "counts": [int(c) for c in counts]},
+        histogram={
+            "edges": [float(e) for e in histogram_edges],
+            "counts": [int(c) for c in counts],
+        },
         bins={"edges": edges.tolist(), "counts": _bin_counts(edges, present).tolist()},
         percentiles=percentiles.tolist(),
     )

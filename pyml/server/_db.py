@@ -75,13 +75,11 @@ class Db(Protocol):
 class Registry(Protocol):
     """Reads and writes of pyml's tables (see the module docstring)."""
 
-    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
-              ) -> list[Row]:
+    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
         """A read: sees the calling statement's snapshot."""
         ...
 
-    def write(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
-              ) -> list[Row]:
+    def write(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
         """A write (or a row lock), returning rows."""
         ...
 
@@ -163,7 +161,8 @@ class PlpyDb:
         name = self._names.get(oid)
         if name is None:
             name = self._names[oid] = str(
-                self.query("SELECT CURRENT_USER::text AS name")[0]["name"])
+                self.query("SELECT CURRENT_USER::text AS name")[0]["name"]
+            )
         return Caller(oid, name)
 
     def as_owner(self, gate: str, run: Callable[[], Any]) -> Any:
@@ -190,8 +189,10 @@ class PlpyDb:
         if task is None:
             from pyml.errors import InsufficientPrivilege
 
-            raise InsufficientPrivilege("pyml's registry functions are internal to pyml",
-                                        hint="Use pyml's public functions.")
+            raise InsufficientPrivilege(
+                "pyml's registry functions are internal to pyml",
+                hint="Use pyml's public functions.",
+            )
         run, caller = task
         self._inside.append(caller)
         try:
@@ -209,19 +210,20 @@ class _PlpyRegistry:
     def __init__(self, db: PlpyDb):
         self._db = db
 
-    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
-              ) -> list[Row]:
+    def query(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
         return self._db.as_owner(  # type: ignore[no-any-return]
-            "_registry_read", lambda: self._db.query(sql, params, types))
+            "_registry_read", lambda: self._db.query(sql, params, types)
+        )
 
-    def write(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
-              ) -> list[Row]:
+    def write(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> list[Row]:
         return self._db.as_owner(  # type: ignore[no-any-return]
-            "_registry_write", lambda: self._db.query(sql, params, types))
+            "_registry_write", lambda: self._db.query(sql, params, types)
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()) -> int:
         return self._db.as_owner(  # type: ignore[no-any-return]
-            "_registry_write", lambda: self._db.execute(sql, params, types))
+            "_registry_write", lambda: self._db.execute(sql, params, types)
+        )
 
     def run(self, block: Callable[[], Any]) -> Any:
         return self._db.as_owner("_registry_write", block)

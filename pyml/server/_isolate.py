@@ -50,8 +50,17 @@ _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20
 # The signals a backend catches; the child needs the defaults (SIGINT, SIGTERM, SIGQUIT from
 # the postmaster or pg_signal_backend end it at once).
-_RESET = ("SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGHUP", "SIGPIPE",
-          "SIGCHLD")
+_RESET = (
+    "SIGINT",
+    "SIGTERM",
+    "SIGQUIT",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGHUP",
+    "SIGPIPE",
+    "SIGCHLD",
+)
 _OPENMP = ("libgomp", "libomp", "libiomp")
 
 
@@ -72,8 +81,11 @@ def memory_limit(server: int | None, session: int | None, physical: int | None =
         return Limit(server)
     if session < server:
         return Limit(session)
-    return Limit(server, f'pyml: setting "{SETTING}" of this session ({size_text(session)}) is '
-                         f"above the server's limit; using {size_text(server)}")
+    return Limit(
+        server,
+        f'pyml: setting "{SETTING}" of this session ({size_text(session)}) is '
+        f"above the server's limit; using {size_text(server)}",
+    )
 
 
 def physical_memory() -> int:
@@ -94,8 +106,9 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def run(work: Work, *, check: Callable[[], None], notice: Callable[[str], None],
-        limit: Limit | None) -> tuple[dict[str, Any], list[bytes]]:
+def run(
+    work: Work, *, check: Callable[[], None], notice: Callable[[str], None], limit: Limit | None
+) -> tuple[dict[str, Any], list[bytes]]:
     """Run ``work(progress)`` in a child process; return what it returns (a JSON-able dict
     and byte strings).
 
@@ -144,8 +157,9 @@ def run(work: Work, *, check: Callable[[], None], notice: Callable[[str], None],
 
 
 class _Waiter:
-    def __init__(self, pid: int, fd: int, crash_fd: int, notice: Callable[[str], None],
-                 base: dict[str, int]):
+    def __init__(
+        self, pid: int, fd: int, crash_fd: int, notice: Callable[[str], None], base: dict[str, int]
+    ):
         self.pid, self.fd, self.crash_fd, self.notice = pid, fd, crash_fd, notice
         self.base = base  # the backend's VmData and VmRSS at the fork (bytes)
         self.peak = 0  # the child's largest VmData growth seen
@@ -154,8 +168,9 @@ class _Waiter:
         self.blobs: list[bytes] = []
         self.status: tuple[int, Any] | None = None  # (wait status, rusage) once reaped
 
-    def wait(self, check: Callable[[], None], limit: Limit | None
-             ) -> tuple[dict[str, Any], list[bytes]]:
+    def wait(
+        self, check: Callable[[], None], limit: Limit | None
+    ) -> tuple[dict[str, Any], list[bytes]]:
         checked = time.monotonic()
         while self.outcome is None:
             ready, _, _ = select.select([self.fd], [], [], TICK)
@@ -221,8 +236,10 @@ class _Waiter:
         if kind == "memory":
             return _out_of_memory(limit, outcome["detail"])
         if kind == "crash":
-            return PymlError(f"unexpected error in the fitting process: {outcome['error']}",
-                             detail=outcome["traceback"])
+            return PymlError(
+                f"unexpected error in the fitting process: {outcome['error']}",
+                detail=outcome["traceback"],
+            )
         status, usage = self.status or (0, None)
         growth = self.peak
         if usage is not None:  # ru_maxrss is in kilobytes
@@ -233,16 +250,23 @@ class _Waiter:
             number = os.WTERMSIG(status)
             name = _signal_name(number)
             used = f"It had used at least {size_text(max(growth, 0))}" + (
-                f" of the {size_text(limit.bytes)} allowed." if limit is not None else ".")
+                f" of the {size_text(limit.bytes)} allowed." if limit is not None else "."
+            )
             if limit is not None and growth >= NEAR_LIMIT * limit.bytes:
                 return _out_of_memory(
-                    limit, f"The fitting process was killed by signal {number} ({name}). {used}")
+                    limit, f"The fitting process was killed by signal {number} ({name}). {used}"
+                )
             crash = self._crash_report()
             return PymlError(
                 f"the fitting process was killed by signal {number} ({name})",
                 detail=used + (f"\n{crash}" if crash else ""),
-                hint=(f'Some libraries crash when they are refused memory: a larger "{SETTING}" '
-                      "or smaller hyperparameters may help.") if limit is not None else None)
+                hint=(
+                    f'Some libraries crash when they are refused memory: a larger "{SETTING}" '
+                    "or smaller hyperparameters may help."
+                )
+                if limit is not None
+                else None,
+            )
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         return PymlError(f"the fitting process exited with code {code} without a result")
 
@@ -273,14 +297,14 @@ class _Frames:
             end = _HEADER.size + length
             if len(self.buffer) < end:
                 return
-            header = json.loads(bytes(self.buffer[_HEADER.size:end]))
+            header = json.loads(bytes(self.buffer[_HEADER.size : end]))
             sizes = header.pop("blobs", [])
             if len(self.buffer) < end + sum(sizes):
                 return
             blobs = []
             with memoryview(self.buffer) as view:
                 for size in sizes:
-                    blobs.append(bytes(view[end:end + size]))
+                    blobs.append(bytes(view[end : end + size]))
                     end += size
             del self.buffer[:end]
             yield header, blobs
@@ -299,8 +323,7 @@ def _rebuilt(outcome: dict[str, Any]) -> PymlError:
 
 def _out_of_memory(limit: Limit | None, detail: str) -> OutOfMemory:
     allowed = f" ({size_text(limit.bytes)})" if limit is not None else ""
-    return OutOfMemory(f'training used more memory than "{SETTING}" allows{allowed}',
-                       detail=detail)
+    return OutOfMemory(f'training used more memory than "{SETTING}" allows{allowed}', detail=detail)
 
 
 def _signal_name(number: int) -> str:
@@ -363,8 +386,9 @@ def _child(work: Work, write_fd: int, crash_fd: int, limit: Limit | None) -> int
         _limit_memory(limit.bytes)
     try:
         with _threads_only():
-            value, blobs = work(lambda message: _send(write_fd, {"kind": "progress",
-                                                                  "message": message}))
+            value, blobs = work(
+                lambda message: _send(write_fd, {"kind": "progress", "message": message})
+            )
         _send(write_fd, {"kind": "result", "value": value}, blobs)
         return 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the backend
@@ -428,11 +452,25 @@ def _report(fd: int, exc: BaseException) -> int:
         if _memory_error(exc):
             text = _one_line(exc)
             traceback.clear_frames(exc.__traceback__)  # let the big arrays go
-            _send(fd, {"kind": "memory",
-                       "detail": f"The fitting process could not allocate memory ({text})."})
+            _send(
+                fd,
+                {
+                    "kind": "memory",
+                    "detail": f"The fitting process could not allocate memory ({text}).",
+                },
+            )
         elif isinstance(exc, PymlError):
-            _send(fd, {"kind": "error", "class": type(exc).__name__, "message": exc.message,
-                       "detail": exc.detail, "hint": exc.hint, "sqlstate": exc.sqlstate})
+            _send(
+                fd,
+                {
+                    "kind": "error",
+                    "class": type(exc).__name__,
+                    "message": exc.message,
+                    "detail": exc.detail,
+                    "hint": exc.hint,
+                    "sqlstate": exc.sqlstate,
+                },
+            )
         else:
             text = "".join(traceback.format_exception(exc)).rstrip()
             _send(fd, {"kind": "crash", "error": _one_line(exc), "traceback": text})

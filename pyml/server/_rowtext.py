@@ -37,9 +37,15 @@ class Layout:
                 hint="The stream needs it (its key, or a feature of the live model).",
             ) from None
 
-    def numbers(self, row: list[str | None], at: Sequence[int], key_column: str,
-                key: str | None, imputed: frozenset[str] = frozenset(),
-                lenient: bool = False) -> list[float]:
+    def numbers(
+        self,
+        row: list[str | None],
+        at: Sequence[int],
+        key_column: str,
+        key: str | None,
+        imputed: frozenset[str] = frozenset(),
+        lenient: bool = False,
+    ) -> list[float]:
         """The features of a row; NULL (or NaN) is NaN in ``imputed`` columns, else 22004;
         Infinity and -Infinity are 22023. ``lenient``: scalars are never refused here (NULL
         as NaN), the caller tells the model's refusals apart (see :func:`_refused`)."""
@@ -64,8 +70,11 @@ class Layout:
             else:
                 value = number(text, column.type, column.category)
                 # NaN (imputed like NULL where the model imputes) or +-Infinity
-                if value - value and not lenient and not (
-                        value != value and column.name in imputed):
+                if (
+                    value - value
+                    and not lenient
+                    and not (value != value and column.name in imputed)
+                ):
                     raise bad_feature(key_column, key, column.name, value)
                 values.append(value)
         return values
@@ -76,7 +85,7 @@ def number(text: str, sql_type: str, category: str) -> float:
     if category == "B":
         return 1.0 if text == "t" else 0.0
     if category != "N":
-        raise InvalidParameterValue(f'a feature of type {sql_type} is not a number')
+        raise InvalidParameterValue(f"a feature of type {sql_type} is not a number")
     if sql_type == "real":  # the exact float4 value, as the batch paths read it
         return _FLOAT4.unpack(_FLOAT4.pack(float(text)))[0]  # type: ignore[no-any-return]
     return float(text)

@@ -50,18 +50,22 @@ class Spool:
     def _open(self) -> int:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         name = f"{self.database}-{os.getpid()}-{time.time_ns() // 1000}.jsonl"
-        fd = os.open(os.path.join(self.directory, name),
-                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(
+            os.path.join(self.directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
         fcntl.flock(fd, fcntl.LOCK_SH)  # "a writer has this file open"
         if self._fd >= 0:
             os.close(self._fd)  # the previous segment: now idle, collectable
         self._fd, self._written = fd, 0
         return fd
 
-    def append(self, project_id: int, model_id: int | None, features: Any,
-               prediction: Any) -> None:
-        line = json.dumps([project_id, model_id, features, prediction, time.time()],
-                          separators=(",", ":"), default=_jsonable, allow_nan=False)
+    def append(self, project_id: int, model_id: int | None, features: Any, prediction: Any) -> None:
+        line = json.dumps(
+            [project_id, model_id, features, prediction, time.time()],
+            separators=(",", ":"),
+            default=_jsonable,
+            allow_nan=False,
+        )
         data = line.encode() + b"\n"
         fd = self._fd if self._fd >= 0 and self._written < SEGMENT_BYTES else self._open()
         os.write(fd, data)
@@ -134,7 +138,7 @@ def read_lines(path: str, start: int) -> tuple[list[str], int]:
 
 def project_of(line: str) -> int:
     """The project id of a spooled line (its first field)."""
-    return int(line[1:line.index(",")])
+    return int(line[1 : line.index(",")])
 
 
 def abandoned(path: str) -> bool:

@@ -103,10 +103,22 @@ def registry(plpy: Any, GD: dict[str, Any]) -> None:
 
 
 def _train_request(
-    project_name: str, task: str | None, relation_name: str | None, y_columns: list[str] | None,
-    algorithm: str | None, hyperparams: str | None, search: str | None, search_params: str | None,
-    search_args: str | None, test_size: float, test_sampling: str, runtime: str | None,
-    automatic_deploy: bool, materialize_snapshot: bool, preprocess: str | None, plpy: Any,
+    project_name: str,
+    task: str | None,
+    relation_name: str | None,
+    y_columns: list[str] | None,
+    algorithm: str | None,
+    hyperparams: str | None,
+    search: str | None,
+    search_params: str | None,
+    search_args: str | None,
+    test_size: float,
+    test_sampling: str,
+    runtime: str | None,
+    automatic_deploy: bool,
+    materialize_snapshot: bool,
+    preprocess: str | None,
+    plpy: Any,
 ) -> Any:
     from pyml.server.training import TrainRequest
 
@@ -125,8 +137,9 @@ def _train_request(
         search_args=params.json_object("search_args", search_args),
         test_size=params.test_size(test_size),
         test_sampling=params.one_of("test_sampling", test_sampling, params.TEST_SAMPLINGS),
-        runtime="python" if runtime in (None, "rust") else params.one_of(
-            "runtime", runtime, params.RUNTIMES),
+        runtime="python"
+        if runtime in (None, "rust")
+        else params.one_of("runtime", runtime, params.RUNTIMES),
         automatic_deploy=bool(automatic_deploy) if automatic_deploy is not None else True,
         materialize_snapshot=bool(materialize_snapshot),
         preprocess=params.json_object("preprocess", preprocess),
@@ -134,12 +147,26 @@ def _train_request(
 
 
 @_sql
-def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
-          relation_name: str | None, y_column_name: Any, algorithm: str | None,
-          hyperparams: str | None, search: str | None, search_params: str | None,
-          search_args: str | None, test_size: float, test_sampling: str, runtime: str | None,
-          automatic_deploy: bool, materialize_snapshot: bool, preprocess: str | None,
-          caller_search_path: str | None) -> list[tuple[Any, ...]]:
+def train(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    task: str | None,
+    relation_name: str | None,
+    y_column_name: Any,
+    algorithm: str | None,
+    hyperparams: str | None,
+    search: str | None,
+    search_params: str | None,
+    search_args: str | None,
+    test_size: float,
+    test_sampling: str,
+    runtime: str | None,
+    automatic_deploy: bool,
+    materialize_snapshot: bool,
+    preprocess: str | None,
+    caller_search_path: str | None,
+) -> list[tuple[Any, ...]]:
     """``pyml.train`` and ``pyml.train_joint`` (``y_column_name`` text or text[])."""
     from pyml.server import training
 
@@ -151,25 +178,52 @@ def train(plpy: Any, GD: dict[str, Any], project_name: str, task: str | None,
         y_columns = list(y_column_name)
         if not y_columns or any(c is None for c in y_columns):
             raise InvalidParameterValue('"y_column_name" must list at least one column')
-    req = _train_request(project_name, task, relation_name, y_columns, algorithm, hyperparams,
-                         search, search_params, search_args, test_size, test_sampling, runtime,
-                         automatic_deploy, materialize_snapshot, preprocess, plpy)
+    req = _train_request(
+        project_name,
+        task,
+        relation_name,
+        y_columns,
+        algorithm,
+        hyperparams,
+        search,
+        search_params,
+        search_args,
+        test_size,
+        test_sampling,
+        runtime,
+        automatic_deploy,
+        materialize_snapshot,
+        preprocess,
+        plpy,
+    )
     if y_columns is not None and len(y_columns) > 1 and req.task == "classification":
-        raise InvalidParameterValue("joint training supports task \"regression\" only")
+        raise InvalidParameterValue('joint training supports task "regression" only')
     req.search_path = caller_search_path
     result = training.train(_db(plpy, GD), req)
     return [(result.project, result.task, result.algorithm, result.deployed)]
 
 
 @_sql
-def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: str,
-             test_size: float, test_sampling: str, preprocess: str | None,
-             caller_search_path: str | None) -> list[tuple[str, str]]:
+def snapshot(
+    plpy: Any,
+    GD: dict[str, Any],
+    relation_name: str,
+    y_column_name: str,
+    test_size: float,
+    test_sampling: str,
+    preprocess: str | None,
+    caller_search_path: str | None,
+) -> list[tuple[str, str]]:
     from pyml.server import training
 
     snap = training.take_snapshot(
-        _db(plpy, GD), relation_name, [y_column_name], None, params.test_size(test_size),
-        params.one_of("test_sampling", test_sampling, params.TEST_SAMPLINGS), materialize=True,
+        _db(plpy, GD),
+        relation_name,
+        [y_column_name],
+        None,
+        params.test_size(test_size),
+        params.one_of("test_sampling", test_sampling, params.TEST_SAMPLINGS),
+        materialize=True,
         search_path=caller_search_path,
         preprocess=params.json_object("preprocess", preprocess),
     )
@@ -177,8 +231,15 @@ def snapshot(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: s
 
 
 @_sql
-def fingerprint(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name: list[str] | None,
-                task: str | None, preprocess: str | None, caller_search_path: str | None) -> str:
+def fingerprint(
+    plpy: Any,
+    GD: dict[str, Any],
+    relation_name: str,
+    y_column_name: list[str] | None,
+    task: str | None,
+    preprocess: str | None,
+    caller_search_path: str | None,
+) -> str:
     """``pyml.fingerprint``: the data fingerprint ``pyml.train`` would record for the rows of
     ``relation_name`` now, read the way training reads them (no privilege needed: the
     relation is read with the caller's rights, as by ``pyml.snapshot``)."""
@@ -187,7 +248,9 @@ def fingerprint(plpy: Any, GD: dict[str, Any], relation_name: str, y_column_name
     db = _db(plpy, GD)
     relation = store.resolve_relation(db, relation_name, caller_search_path)
     data = training.read_training_data(
-        db, relation, list(y_column_name or []),
+        db,
+        relation,
+        list(y_column_name or []),
         params.optional_one_of("task", task, params.TASKS),
         params.json_object("preprocess", preprocess),
     )
@@ -203,8 +266,9 @@ def _serving(plpy: Any, GD: dict[str, Any]) -> Serving:
     return _session(plpy, GD).serving
 
 
-def _model(plpy: Any, GD: dict[str, Any], project_or_id: str | int,
-           privilege: str = "predict") -> Model:
+def _model(
+    plpy: Any, GD: dict[str, Any], project_or_id: str | int, privilege: str = "predict"
+) -> Model:
     """The live model of a project (by name) or a model by id, loaded once per session,
     for a caller who holds ``privilege`` on its project (42501 otherwise)."""
     serving = _serving(plpy, GD)
@@ -219,7 +283,6 @@ def _row(model: Any, features: Any) -> Any:
     if isinstance(features, dict):
         return features_from_row(features, model)
     return model.input_from_array(features)
-
 
 
 def predict(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> float:
@@ -263,9 +326,9 @@ def _value(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> 
     return value
 
 
-def _logging(online: Callable[[Any], float], log: Any, model_id: int
-             ) -> Callable[[Any], float]:
+def _logging(online: Callable[[Any], float], log: Any, model_id: int) -> Callable[[Any], float]:
     """The online predictor, logging a sampled share of its calls (pyml.log_predictions)."""
+
     def predict(features: Any) -> float:
         value = online(features)
         log(model_id, features, value)
@@ -292,39 +355,41 @@ def _label(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> 
 
 
 @_sql
-def predict_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
-                  ) -> list[float]:
+def predict_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> list[float]:
     return _proba(plpy, GD, project, features)
 
 
 def _proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> list[float]:
     model = _model(plpy, GD, project)
-    return _log(plpy, GD, model, features,
-                [float(p) for p in model.predict_proba(_row(model, features))[0]])
+    return _log(
+        plpy, GD, model, features, [float(p) for p in model.predict_proba(_row(model, features))[0]]
+    )
 
 
-def _labelled_proba(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
-                    ) -> list[tuple[str, float]]:
+def _labelled_proba(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+) -> list[tuple[str, float]]:
     """predict_proba's probabilities (logged as predict_proba logs them), each with its
     class label as pyml.predict_label gives it, in ``pyml.models.classes`` order."""
     from pyml.core.model import label_text
 
     model = _model(plpy, GD, project)
-    proba = _log(plpy, GD, model, features,
-                 [float(p) for p in model.predict_proba(_row(model, features))[0]])
+    proba = _log(
+        plpy, GD, model, features, [float(p) for p in model.predict_proba(_row(model, features))[0]]
+    )
     return [(label_text(c), p) for c, p in zip(model.classes or [], proba, strict=True)]
 
 
 @_sql
-def predict_proba_labels(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
-                         ) -> list[tuple[str, float]]:
+def predict_proba_labels(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: Any
+) -> list[tuple[str, float]]:
     """``pyml.predict_proba_labels``: one (label, probability) row per class."""
     return _labelled_proba(plpy, GD, project, features)
 
 
 @_sql
-def predict_proba_jsonb(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
-                        ) -> str:
+def predict_proba_jsonb(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> str:
     """``pyml.predict_proba_jsonb``: ``{label: probability}``, as jsonb text."""
     return _jsonb_proba(_labelled_proba(plpy, GD, project, features))
 
@@ -362,47 +427,53 @@ def _row_values(plpy: Any, GD: dict[str, Any], features: str, row_type: int) -> 
 
 
 @_sql
-def predict_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-                row_type: int) -> float:
+def predict_row(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, row_type: int
+) -> float:
     return _value(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
-def predict_label_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-                      row_type: int) -> str:
+def predict_label_row(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, row_type: int
+) -> str:
     return _label(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
-def predict_proba_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-                      row_type: int) -> list[float]:
+def predict_proba_row(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, row_type: int
+) -> list[float]:
     return _proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
-def predict_proba_labels_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-                             row_type: int) -> list[tuple[str, float]]:
+def predict_proba_labels_row(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, row_type: int
+) -> list[tuple[str, float]]:
     return _labelled_proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
 
 
 @_sql
-def predict_proba_jsonb_row(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-                            row_type: int) -> str:
+def predict_proba_jsonb_row(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, row_type: int
+) -> str:
     return _jsonb_proba(
-        _labelled_proba(plpy, GD, project, _row_values(plpy, GD, features, row_type)))
+        _labelled_proba(plpy, GD, project, _row_values(plpy, GD, features, row_type))
+    )
 
 
 @_sql
-def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: Any
-                  ) -> list[float]:
+def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: Any) -> list[float]:
     model = _model(plpy, GD, project)
     values = model.predict(_row(model, features))
     return _log(plpy, GD, model, features, [float(v) for v in values.reshape(-1)])
 
 
 @_sql
-def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
-                  ) -> list[float]:
+def predict_batch(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
+) -> list[float]:
     """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values."""
     from pyml.server import batch
 
@@ -410,18 +481,25 @@ def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: b
 
 
 @_sql
-def predict_into(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
-                 target_table: str, key_column: str, caller_search_path: str | None) -> int:
+def predict_into(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    source_relation: str,
+    target_table: str,
+    key_column: str,
+    caller_search_path: str | None,
+) -> int:
     from pyml.server import batch
 
     model = _model(plpy, GD, project_name)
-    return batch.predict_into(_db(plpy, GD), model, source_relation, target_table, key_column,
-                              caller_search_path)
+    return batch.predict_into(
+        _db(plpy, GD), model, source_relation, target_table, key_column, caller_search_path
+    )
 
 
 @_sql
-def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any]
-              ) -> list[float]:
+def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any]) -> list[float]:
     """``pyml.decompose``: the principal components of one vector (decomposition projects)."""
     model = _model(plpy, GD, project_name)
     return [float(v) for v in model.decompose(model.input_from_array(vector))[0]]
@@ -432,8 +510,7 @@ def decompose(plpy: Any, GD: dict[str, Any], project_name: str, vector: list[Any
 # ---------------------------------------------------------------------------
 
 
-def _features_json(plpy: Any, GD: dict[str, Any], model: Any, features: str,
-                   type_oid: int) -> Any:
+def _features_json(plpy: Any, GD: dict[str, Any], model: Any, features: str, type_oid: int) -> Any:
     """One row ``(1, k)`` from ``to_json`` of an array of numbers or of a row."""
     from pyml.core.model import as_float4, features_from_row
 
@@ -449,8 +526,9 @@ _FLOAT4_ARRAY = 1021  # pg_type oid of real[]
 
 
 @_sql
-def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
-            type_oid: int) -> list[tuple[str, float]]:
+def explain(
+    plpy: Any, GD: dict[str, Any], project: str | int, features: str, type_oid: int
+) -> list[tuple[str, float]]:
     """``pyml.explain``: contributions that sum, with ``__bias__``, to the raw prediction."""
     from pyml.core import explanation as explaining
 
@@ -470,8 +548,7 @@ def explain(plpy: Any, GD: dict[str, Any], project: str | int, features: str,
 
 
 @_sql
-def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str
-                       ) -> list[tuple[str, float]]:
+def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str) -> list[tuple[str, float]]:
     """``pyml.feature_importance`` of the live model: native importances, else the
     permutation importance on the test split."""
     from pyml.core import explanation as explaining
@@ -492,18 +569,17 @@ def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str
 
 
 @_sql
-def deploy(plpy: Any, GD: dict[str, Any], project_name: str, strategy: str,
-           algorithm: str | None) -> list[tuple[str, str, str, int]]:
+def deploy(
+    plpy: Any, GD: dict[str, Any], project_name: str, strategy: str, algorithm: str | None
+) -> list[tuple[str, str, str, int]]:
     from pyml.server import deployment
 
     strategy = params.one_of("strategy", strategy, params.STRATEGIES)
-    return [deployment.deploy(_db(plpy, GD), project_name, strategy, algorithm,
-                              _loader(plpy, GD))]
+    return [deployment.deploy(_db(plpy, GD), project_name, strategy, algorithm, _loader(plpy, GD))]
 
 
 @_sql
-def deploy_model(plpy: Any, GD: dict[str, Any], model_id: int
-                 ) -> list[tuple[str, str, str, int]]:
+def deploy_model(plpy: Any, GD: dict[str, Any], model_id: int) -> list[tuple[str, str, str, int]]:
     from pyml.server import deployment
 
     return [deployment.deploy_model(_db(plpy, GD), model_id, _loader(plpy, GD))]
@@ -536,21 +612,32 @@ def _loader(plpy: Any, GD: dict[str, Any]) -> Any:
 
 
 @_sql
-def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str | None,
-          model_id: int | None, caller_search_path: str | None) -> list[tuple[Any, ...]]:
+def drift(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    relation_name: str | None,
+    model_id: int | None,
+    caller_search_path: str | None,
+) -> list[tuple[Any, ...]]:
     from pyml.core import statistics as stats
     from pyml.server import monitoring
 
     db = _db(plpy, GD)
-    project, model = monitoring.model_for(db, params.non_empty("project_name", project_name),
-                                       model_id, _loader(plpy, GD),
-                                       "predict" if relation_name is not None else "admin")
+    project, model = monitoring.model_for(
+        db,
+        params.non_empty("project_name", project_name),
+        model_id,
+        _loader(plpy, GD),
+        "predict" if relation_name is not None else "admin",
+    )
     window = monitoring.DEFAULT_WINDOW
     if relation_name is None:
         setting = store.get_monitor(db, project.id)
         window = setting.every if setting else window
-    rows, _ = monitoring.drift(db, model, relation_name, stats.PSI_THRESHOLD, caller_search_path,
-                            window)
+    rows, _ = monitoring.drift(
+        db, model, relation_name, stats.PSI_THRESHOLD, caller_search_path, window
+    )
     return [tuple(r) for r in rows]
 
 
@@ -558,21 +645,34 @@ def drift(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str |
 def check(plpy: Any, GD: dict[str, Any], project_name: str) -> list[tuple[Any, ...]]:
     from pyml.server import monitoring
 
-    result = monitoring.check(_db(plpy, GD), params.non_empty("project_name", project_name),
-                           _loader(plpy, GD))
+    result = monitoring.check(
+        _db(plpy, GD), params.non_empty("project_name", project_name), _loader(plpy, GD)
+    )
     return [tuple(result)]
 
 
 @_sql
-def monitor(plpy: Any, GD: dict[str, Any], project_name: str, relation_name: str,
-            every: str, psi_threshold: float, retrain: bool, caller_search_path: str | None
-            ) -> int:
+def monitor(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    relation_name: str,
+    every: str,
+    psi_threshold: float,
+    retrain: bool,
+    caller_search_path: str | None,
+) -> int:
     from pyml.server import monitoring
 
     return monitoring.schedule(
-        _db(plpy, GD), params.non_empty("project_name", project_name),
-        params.non_empty("relation_name", relation_name), every, psi_threshold, retrain,
-        caller_search_path)
+        _db(plpy, GD),
+        params.non_empty("project_name", project_name),
+        params.non_empty("relation_name", relation_name),
+        every,
+        psi_threshold,
+        retrain,
+        caller_search_path,
+    )
 
 
 @_sql
@@ -588,13 +688,11 @@ def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
     from pyml.server import monitoring
 
     done = monitoring.run_due(_db(plpy, GD), _loader(plpy, GD), _serving(plpy, GD).database)
-    return [(project, *(r if r is not None else (None,) * 6), error)
-            for project, r, error in done]
+    return [(project, *(r if r is not None else (None,) * 6), error) for project, r, error in done]
 
 
 @_sql
-def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float
-                    ) -> None:
+def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float) -> None:
     if sample_rate is None or not 0.0 <= sample_rate <= 1.0:
         import numpy as np
 
@@ -620,8 +718,11 @@ def spooled_predictions(plpy: Any, GD: dict[str, Any]) -> list[str]:
     from pyml.server import monitoring
 
     db = _db(plpy, GD)
-    return monitoring.pending(db, _serving(plpy, GD).database,
-                           lambda project_id: privileges.holds(db, project_id, "admin"))
+    return monitoring.pending(
+        db,
+        _serving(plpy, GD).database,
+        lambda project_id: privileges.holds(db, project_id, "admin"),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -630,8 +731,14 @@ def spooled_predictions(plpy: Any, GD: dict[str, Any]) -> list[str]:
 
 
 @_sql
-def load_dataset(plpy: Any, GD: dict[str, Any], source: str, subset: str | None,
-                 limit: int | None, kwargs: str | None) -> list[tuple[str, int]]:
+def load_dataset(
+    plpy: Any,
+    GD: dict[str, Any],
+    source: str,
+    subset: str | None,
+    limit: int | None,
+    kwargs: str | None,
+) -> list[tuple[str, int]]:
     from pyml.core import datasets
 
     data = datasets.load(source, subset, limit, params.json_object("kwargs", kwargs))
@@ -640,14 +747,12 @@ def load_dataset(plpy: Any, GD: dict[str, Any], source: str, subset: str | None,
 
 
 @_sql
-def grant(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str,
-          privilege: str) -> None:
+def grant(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str, privilege: str) -> None:
     privileges.grant(_db(plpy, GD), project_name, grantee, privilege)
 
 
 @_sql
-def revoke(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str,
-           privilege: str) -> None:
+def revoke(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str, privilege: str) -> None:
     privileges.revoke(_db(plpy, GD), project_name, grantee, privilege)
 
 
@@ -695,38 +800,65 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
 
 
 @_sql
-def stream(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
-           key_column: str, mode: str, channel: str | None, caller_search_path: str | None
-           ) -> int:
+def stream(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    source_relation: str,
+    key_column: str,
+    mode: str,
+    channel: str | None,
+    caller_search_path: str | None,
+) -> int:
     from pyml.server import streaming
 
     return streaming.create(
-        _db(plpy, GD), params.non_empty("project_name", project_name),
+        _db(plpy, GD),
+        params.non_empty("project_name", project_name),
         params.non_empty("source_relation", source_relation),
-        params.non_empty("key_column", key_column), params.non_empty("mode", mode), channel,
+        params.non_empty("key_column", key_column),
+        params.non_empty("mode", mode),
+        channel,
         caller_search_path,
     )
 
 
 @_sql
-def unstream(plpy: Any, GD: dict[str, Any], project_name: str, source_relation: str,
-             caller_search_path: str | None) -> None:
+def unstream(
+    plpy: Any,
+    GD: dict[str, Any],
+    project_name: str,
+    source_relation: str,
+    caller_search_path: str | None,
+) -> None:
     from pyml.server import streaming
 
-    dropped = streaming.drop(_db(plpy, GD), params.non_empty("project_name", project_name),
-                             params.non_empty("source_relation", source_relation),
-                             caller_search_path)
+    dropped = streaming.drop(
+        _db(plpy, GD),
+        params.non_empty("project_name", project_name),
+        params.non_empty("source_relation", source_relation),
+        caller_search_path,
+    )
     if dropped["queued"]:
-        plpy.notice(_count(dropped['queued'], "queued row was", "queued rows were")
-                    + " dropped without being scored")
+        plpy.notice(
+            _count(dropped["queued"], "queued row was", "queued rows were")
+            + " dropped without being scored"
+        )
     if dropped["events"]:
-        plpy.notice(_count(dropped['events'], "event was", "events were")
-                    + " dropped from the outbox")
+        plpy.notice(
+            _count(dropped["events"], "event was", "events were") + " dropped from the outbox"
+        )
 
 
 @_sql
-def stream_read(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, max_rows: int,
-                after_event: int | None) -> list[dict[str, Any]]:
+def stream_read(
+    plpy: Any,
+    GD: dict[str, Any],
+    stream_id: int,
+    consumer: str,
+    max_rows: int,
+    after_event: int | None,
+) -> list[dict[str, Any]]:
     from pyml.server import streaming
 
     if stream_id is None or consumer is None or max_rows is None:
@@ -735,8 +867,7 @@ def stream_read(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, ma
 
 
 @_sql
-def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str,
-               event_id: int) -> None:
+def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, event_id: int) -> None:
     from pyml.server import streaming
 
     streaming.ack(_db(plpy, GD), stream_id, consumer, event_id)
@@ -750,8 +881,9 @@ def stream_prune(plpy: Any, GD: dict[str, Any], stream_id: int | None) -> int:
 
 
 @_sql
-def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
-                batch_size: int | None) -> None:
+def stream_work(
+    plpy: Any, GD: dict[str, Any], stream_id: int | None, batch_size: int | None
+) -> None:
     from pyml.server import streaming
 
     def commit() -> None:
@@ -769,8 +901,9 @@ def stream_work(plpy: Any, GD: dict[str, Any], stream_id: int | None,
             ) from None
         plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
 
-    streaming.work(_session(plpy, GD), stream_id, 1000 if batch_size is None else batch_size,
-                   commit)
+    streaming.work(
+        _session(plpy, GD), stream_id, 1000 if batch_size is None else batch_size, commit
+    )
 
 
 def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int, mode: str) -> None:
@@ -785,10 +918,11 @@ def _verified(plpy: Any, GD: dict[str, Any], args: list[str], relid: int, mode: 
             relation = store.relation_by_oid(_db(plpy, GD), relid).qualified
             raise ObjectNotInPrerequisiteState(
                 f'relation "{relation}" is not the source of {mode} stream '
-                f'{args[0] if args else "(none)"}',
+                f"{args[0] if args else '(none)'}",
                 detail=f"Its trigger calls pyml._stream_{'score' if mode == 'sync' else 'enqueue'}"
                 " with arguments pyml.stream did not give it.",
-                hint="Drop that trigger; pyml.stream installs the triggers of a stream.")
+                hint="Drop that trigger; pyml.stream installs the triggers of a stream.",
+            )
         verified.add(key)
 
 

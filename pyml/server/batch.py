@@ -17,9 +17,15 @@ if TYPE_CHECKING:
 ROWS_PER_CHUNK = 100_000
 
 
-def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
-                 key_column: str, search_path: str | None = None,
-                 rows_per_chunk: int = ROWS_PER_CHUNK) -> int:
+def predict_into(
+    db: Db,
+    model: Model,
+    source_relation: str,
+    target_table: str,
+    key_column: str,
+    search_path: str | None = None,
+    rows_per_chunk: int = ROWS_PER_CHUNK,
+) -> int:
     """Score every row of ``source_relation``; write (key, prediction, model_id, scored_at).
 
     The row of a key already in ``target_table`` is replaced; rows of other keys are left
@@ -38,8 +44,9 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
     written = 0
     scoring: tuple[list[Any], Future[Any]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
-        for n, values, (keys, *text) in store.read_chunks(db, relation, numbers, [key, *texts],
-                                                           rows_per_chunk):
+        for n, values, (keys, *text) in store.read_chunks(
+            db, relation, numbers, [key, *texts], rows_per_chunk
+        ):
             if model.preprocessor is None:
                 X = feature_matrix(n, values, model.feature_names, key.name, keys)
             else:
@@ -57,8 +64,9 @@ def predict_into(db: Db, model: Model, source_relation: str, target_table: str,
     return written
 
 
-def feature_matrix(n: int, values: list[np.ndarray], names: list[str], key_name: str,
-                   keys: list[Any]) -> np.ndarray:
+def feature_matrix(
+    n: int, values: list[np.ndarray], names: list[str], key_name: str, keys: list[Any]
+) -> np.ndarray:
     """Columns as one ``(n, k)`` float64 matrix (inputs named ``names``); a NULL or NaN
     feature is 22004, an infinite one 22023, naming the row's key."""
     import numpy as np
@@ -86,8 +94,12 @@ def _where(key_name: str, keys: list[Any]) -> Any:
     return lambda row: f"The row with {key_name} = {keys[row]}."
 
 
-def _write(db: Db, table: store.PredictionTable, scored: tuple[list[Any], Future[Any]],
-           model_id: int | None) -> int:
+def _write(
+    db: Db,
+    table: store.PredictionTable,
+    scored: tuple[list[Any], Future[Any]],
+    model_id: int | None,
+) -> int:
     keys, future = scored
     predictions = future.result().astype("float32").tolist()
     return store.write_predictions(db, table, keys, predictions, model_id)

@@ -19,8 +19,9 @@ from pyml.server._db import Db
 Load = Callable[[int], Any]  # loads (and caches) a model by id: raises XX001 if it cannot
 
 
-def deploy(db: Db, project_name: str, strategy: str, algorithm: str | None, load: Load
-           ) -> tuple[str, str, str, int]:
+def deploy(
+    db: Db, project_name: str, strategy: str, algorithm: str | None, load: Load
+) -> tuple[str, str, str, int]:
     """Deploy the project's model chosen by ``strategy`` (optionally of ``algorithm`` only)."""
     from pyml.core.algorithms import ALGORITHMS
 
@@ -72,8 +73,10 @@ def inputs_change(db: Db, live_id: int, new_id: int) -> str | None:
         before = [(c.name, c.type) for c in live if c.role == role]
         after = [(c.name, c.type) for c in new if c.role == role]
         if before != after:
-            return (f"its {what} differ from the live model's: "
-                    f"{_columns(after)} instead of {_columns(before)}")
+            return (
+                f"its {what} differ from the live model's: "
+                f"{_columns(after)} instead of {_columns(before)}"
+            )
     return None
 
 

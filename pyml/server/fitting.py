@@ -29,8 +29,16 @@ class Fitted(NamedTuple):
     seconds: float  # the fit alone, in the child
 
 
-def fit_isolated(db: Db, algorithm: algorithms.Algorithm, estimator: Any, data: TrainingData,
-                 y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest) -> Fitted:
+def fit_isolated(
+    db: Db,
+    algorithm: algorithms.Algorithm,
+    estimator: Any,
+    data: TrainingData,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    task: str,
+    req: TrainRequest,
+) -> Fitted:
     """Fit (preprocessing, search) on the training rows in a child process (see
     :mod:`pyml.server._isolate`): cancellable at any point and bounded by setting
     ``pyml.train_memory_limit``. The child sends back the artifacts' bytes."""
@@ -40,15 +48,24 @@ def fit_isolated(db: Db, algorithm: algorithms.Algorithm, estimator: Any, data: 
         db.notice(limit.notice)
     work = fit_work(algorithm, estimator, data, y, train_idx, task, req)
     value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
-    parts = [artifacts.Part(part, fmt, blob)
-             for (part, fmt), blob in zip(value["parts"], blobs, strict=True)]
-    return Fitted(parts, value["hyperparams"], value["preprocess"], value["search_results"],
-                  value["seconds"])
+    parts = [
+        artifacts.Part(part, fmt, blob)
+        for (part, fmt), blob in zip(value["parts"], blobs, strict=True)
+    ]
+    return Fitted(
+        parts, value["hyperparams"], value["preprocess"], value["search_results"], value["seconds"]
+    )
 
 
-def fit_work(algorithm: algorithms.Algorithm, estimator: Any, data: TrainingData,
-             y: np.ndarray, train_idx: np.ndarray, task: str, req: TrainRequest
-             ) -> _isolate.Work:
+def fit_work(
+    algorithm: algorithms.Algorithm,
+    estimator: Any,
+    data: TrainingData,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    task: str,
+    req: TrainRequest,
+) -> _isolate.Work:
     """The fit step as the child process runs it: preprocessing, fit (search included) and
     artifacts; JSON and the artifacts' bytes out."""
 
@@ -58,13 +75,20 @@ def fit_work(algorithm: algorithms.Algorithm, estimator: Any, data: TrainingData
         if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
             preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
         fitted, preprocessor, results = search.fit(
-            algorithm, estimator, data.X[train_idx], y[train_idx], req, multi=y.ndim == 2,
-            notice=progress, preprocessor=preprocessor,
+            algorithm,
+            estimator,
+            data.X[train_idx],
+            y[train_idx],
+            req,
+            multi=y.ndim == 2,
+            notice=progress,
+            preprocessor=preprocessor,
         )
         seconds = time.perf_counter() - started
         parts = artifacts.dump(algorithm.library, algorithms.storable(fitted), preprocessor)
         return {
-            "parts": [[p.part, p.format] for p in parts], "seconds": seconds,
+            "parts": [[p.part, p.format] for p in parts],
+            "seconds": seconds,
             "hyperparams": jsonable(used_params(fitted)),
             "preprocess": jsonable(preprocess_used(data, preprocessor)),
             "search_results": jsonable(results) if results is not None else None,
@@ -87,7 +111,8 @@ def preprocess_used(data: TrainingData, preprocessor: Any) -> dict[str, Any]:
     fitted = _preprocess.fitted_statistics(preprocessor, data.names)
     used = {}
     for name, rule in data.rules.items():
-        stats = fitted.get(name) or {k: v for k, v in fitted.items()
-                                     if k.startswith(name + "[") and k.endswith("]")}
+        stats = fitted.get(name) or {
+            k: v for k, v in fitted.items() if k.startswith(name + "[") and k.endswith("]")
+        }
         used[name] = {**rule.as_json(), **({"fitted": jsonable(stats)} if stats else {})}
     return used

@@ -63,8 +63,9 @@ class Round(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
-              privilege: str | None) -> tuple[store.ProjectRow, Model]:
+def model_for(
+    db: Db, project_name: str, model_id: int | None, load: LoadModel, privilege: str | None
+) -> tuple[store.ProjectRow, Model]:
     """The project and the model to check: ``model_id`` (of that project) or the live one,
     for a caller who holds ``privilege`` on the project (None: checked already)."""
     project, live_id = store.live_model_id(db, project_name)
@@ -80,13 +81,20 @@ def model_for(db: Db, project_name: str, model_id: int | None, load: LoadModel,
     model = load(model_id)
     if model.project != project.name:
         raise ObjectNotInPrerequisiteState(
-            f'model {model_id} belongs to project "{model.project}", not "{project_name}"')
+            f'model {model_id} belongs to project "{model.project}", not "{project_name}"'
+        )
     return project, model
 
 
-def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
-          search_path: str | None = None, window: str = DEFAULT_WINDOW,
-          settings: store.ModelSettings | None = None) -> tuple[list[Drift], int]:
+def drift(
+    db: Db,
+    model: Model,
+    relation_name: str | None,
+    psi_threshold: float,
+    search_path: str | None = None,
+    window: str = DEFAULT_WINDOW,
+    settings: store.ModelSettings | None = None,
+) -> tuple[list[Drift], int]:
     """Per feature PSI and KS (numbers) or PSI and Jensen-Shannon (categories), and the
     same for the predictions; with the number of rows compared. ``settings``: the model's
     ``store.model_settings``, when the caller has them already."""
@@ -94,7 +102,8 @@ def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
     columns = settings.columns
     if not columns:
         raise ObjectNotInPrerequisiteState(
-            f"model {model.id} has no training statistics (its snapshot was deleted)")
+            f"model {model.id} has no training statistics (its snapshot was deleted)"
+        )
     features = {c["name"]: c for c in columns if c.get("role") == "feature"}
     if relation_name is None:
         values, predictions, n = _logged(db, model, features, window)
@@ -109,15 +118,13 @@ def drift(db: Db, model: Model, relation_name: str | None, psi_threshold: float,
     if baseline is not None and predictions is not None:
         if "targets" in baseline:
             for j, target in enumerate(baseline["targets"]):
-                rows += _compare(f"{PREDICTION}[{j + 1}]", target, predictions[:, j],
-                                 psi_threshold)
+                rows += _compare(f"{PREDICTION}[{j + 1}]", target, predictions[:, j], psi_threshold)
         else:
             rows += _compare(PREDICTION, baseline, predictions, psi_threshold)
     return rows, n
 
 
-def _compare(name: str, baseline: dict[str, Any], values: Any, psi_threshold: float
-             ) -> list[Drift]:
+def _compare(name: str, baseline: dict[str, Any], values: Any, psi_threshold: float) -> list[Drift]:
     if "categories" in baseline:
         psi, js = stats.categorical_drift(baseline, values)
         return [_row(name, "psi", psi, psi_threshold), _row(name, "js", js, stats.JS_THRESHOLD)]
@@ -129,8 +136,9 @@ def _row(name: str, metric: str, value: float, threshold: float) -> Drift:
     return Drift(name, metric, value, threshold, bool(value > threshold))
 
 
-def _relation(db: Db, model: Model, features: dict[str, Any], relation_name: str,
-              search_path: str | None) -> tuple[dict[str, Any], Any, int]:
+def _relation(
+    db: Db, model: Model, features: dict[str, Any], relation_name: str, search_path: str | None
+) -> tuple[dict[str, Any], Any, int]:
     """The features of every row of the relation (one scan), and the model's predictions
     for the rows it can score (rows with a NULL it cannot take, or an infinite number, are
     left out: the statistics of the features keep them)."""
@@ -138,14 +146,15 @@ def _relation(db: Db, model: Model, features: dict[str, Any], relation_name: str
     columns = [relation.column(name) for name in features]
     texts = [c for c in columns if "categories" in features[c.name]]
     numbers = [c for c in columns if "categories" not in features[c.name]]
-    n, arrays, lists = store.read_columns(db, relation, numbers,
-                                          [store.as_text(c) for c in texts])
+    n, arrays, lists = store.read_columns(db, relation, numbers, [store.as_text(c) for c in texts])
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
     values: dict[str, Any] = dict(zip([c.name for c in numbers], arrays, strict=True))
     values.update(zip([c.name for c in texts], lists, strict=True))
-    blocks = [values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
-              for name in features]
+    blocks = [
+        values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
+        for name in features
+    ]
     X = _preprocess.inputs(n, blocks) if model.preprocessor is not None else np.hstack(blocks)
     refused = model.refused_rows(X)  # a NULL the model does not impute, an infinite number
     return values, _predictions(model, X[~refused]), n
@@ -162,8 +171,9 @@ def _predictions(model: Model, X: np.ndarray) -> Any:
     return predicted
 
 
-def _logged(db: Db, model: Model, features: dict[str, Any], window: str
-            ) -> tuple[dict[str, Any], Any, int]:
+def _logged(
+    db: Db, model: Model, features: dict[str, Any], window: str
+) -> tuple[dict[str, Any], Any, int]:
     """The features and predictions of the model's logged calls of the last ``window``."""
     rows = store.logged_window(db, model.stored_id, window)
     if not rows:
@@ -178,8 +188,11 @@ def _logged(db: Db, model: Model, features: dict[str, Any], window: str
         given = row.features
         if isinstance(given, list):
             given = dict(zip(model.feature_names, given, strict=False))
-        elif given and not given.keys() & features.keys() and all(
-                _ANONYMOUS.fullmatch(k) for k in given):  # ROW(...): by position
+        elif (
+            given
+            and not given.keys() & features.keys()
+            and all(_ANONYMOUS.fullmatch(k) for k in given)
+        ):  # ROW(...): by position
             given = dict(zip(features, given.values(), strict=False))
         for name, value in given.items():
             inputs.setdefault(name, []).append(value)
@@ -228,8 +241,7 @@ def _category(value: Any) -> str:
 # ---------------------------------------------------------------------------
 
 
-def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None = None
-          ) -> Round:
+def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None = None) -> Round:
     """One round for the project: drift report, maybe a retrain, maybe a deployment.
 
     Rounds of one project are serialized by the project's row lock, taken first (and
@@ -245,7 +257,8 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     if relation is None:
         raise ObjectNotInPrerequisiteState(
             f'project "{project_name}" has no relation to check',
-            hint="Set one with pyml.monitor(project_name, relation_name).")
+            hint="Set one with pyml.monitor(project_name, relation_name).",
+        )
     threshold = monitor.psi_threshold if monitor else stats.PSI_THRESHOLD
     retrain = monitor.retrain if monitor else True
     rows, n = drift(db, live, relation, threshold, search_path, settings=settings)
@@ -254,29 +267,59 @@ def check(db: Db, project_name: str, load: LoadModel, *, search_path: str | None
     if drifted and retrain:
         outcome = _retrain(db, project, live, settings, relation, KEY_METRIC[project.task])
     report = store.insert_report(
-        db, project_id=project.id, model_id=live.id, relation_name=relation, row_count=n,
-        psi_threshold=threshold, features=[r._asdict() for r in rows], drifted=drifted,
-        retrained="new_model_id" in outcome, deployed=outcome["decision"] == "deployed",
+        db,
+        project_id=project.id,
+        model_id=live.id,
+        relation_name=relation,
+        row_count=n,
+        psi_threshold=threshold,
+        features=[r._asdict() for r in rows],
+        drifted=drifted,
+        retrained="new_model_id" in outcome,
+        deployed=outcome["decision"] == "deployed",
         **outcome,
     )
     if monitor:
         store.finish_round(db, project.id)
-    result = Round(drifted, "new_model_id" in outcome, outcome["decision"] == "deployed",
-                   live.stored_id, outcome.get("new_model_id"), report.id)
-    store.notify(db, CHANNEL, json.dumps({
-        "project": project.name, "report_id": result.report_id,
-        "decision": outcome["decision"], "drifted": drifted,
-        "drifted_features": sorted({r.feature for r in rows if r.drifted}),
-        "retrained": result.retrained, "deployed": result.deployed,
-        "old_model_id": live.id, "new_model_id": result.new_model_id,
-        "metric": outcome.get("metric"), "old_score": outcome.get("old_score"),
-        "new_score": outcome.get("new_score"),
-    }))
+    result = Round(
+        drifted,
+        "new_model_id" in outcome,
+        outcome["decision"] == "deployed",
+        live.stored_id,
+        outcome.get("new_model_id"),
+        report.id,
+    )
+    store.notify(
+        db,
+        CHANNEL,
+        json.dumps(
+            {
+                "project": project.name,
+                "report_id": result.report_id,
+                "decision": outcome["decision"],
+                "drifted": drifted,
+                "drifted_features": sorted({r.feature for r in rows if r.drifted}),
+                "retrained": result.retrained,
+                "deployed": result.deployed,
+                "old_model_id": live.id,
+                "new_model_id": result.new_model_id,
+                "metric": outcome.get("metric"),
+                "old_score": outcome.get("old_score"),
+                "new_score": outcome.get("new_score"),
+            }
+        ),
+    )
     return result
 
 
-def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.ModelSettings,
-             relation: str, metric: str) -> dict[str, Any]:
+def _retrain(
+    db: Db,
+    project: store.ProjectRow,
+    live: Model,
+    settings: store.ModelSettings,
+    relation: str,
+    metric: str,
+) -> dict[str, Any]:
     """Train a candidate like the live model on the current relation; score both on the
     candidate's held-out rows; deploy the candidate only if its score is higher."""
     from pyml.server import training as train
@@ -284,22 +327,30 @@ def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.Mod
     if settings.test_size is None or settings.test_sampling is None:
         raise ObjectNotInPrerequisiteState(
             f"model {live.stored_id} has no snapshot, so a candidate cannot be trained like it",
-            hint="Train the project again with pyml.train, then monitor it.")
+            hint="Train the project again with pyml.train, then monitor it.",
+        )
     request = train.TrainRequest(
-        project_name=project.name, relation_name=relation,
-        y_column_name=list(settings.y_column_name or []), algorithm=settings.algorithm,
-        hyperparams=settings.hyperparams or {}, test_size=settings.test_size,
-        test_sampling=settings.test_sampling, automatic_deploy=False,
-        preprocess={name: {k: v for k, v in rule.items() if k != "fitted"}
-                    for name, rule in (settings.preprocess or {}).items()},
+        project_name=project.name,
+        relation_name=relation,
+        y_column_name=list(settings.y_column_name or []),
+        algorithm=settings.algorithm,
+        hyperparams=settings.hyperparams or {},
+        test_size=settings.test_size,
+        test_sampling=settings.test_sampling,
+        automatic_deploy=False,
+        preprocess={
+            name: {k: v for k, v in rule.items() if k != "fitted"}
+            for name, rule in (settings.preprocess or {}).items()
+        },
     )
     try:
         with db.atomic():  # a failed retrain leaves no snapshot or model behind
             result = train.train(db, request)
             assert result.holdout is not None
             X, y, classes, names = result.holdout
-            old = metrics.evaluate(live, _live_inputs(live, X, names),
-                                 _live_labels(live, y, classes)).get(metric)
+            old = metrics.evaluate(
+                live, _live_inputs(live, X, names), _live_labels(live, y, classes)
+            ).get(metric)
     except PymlError as exc:
         return {"decision": "failed", "detail": exc.message}
     from pyml.server.deployment import inputs_change
@@ -312,9 +363,15 @@ def _retrain(db: Db, project: store.ProjectRow, live: Model, settings: store.Mod
     deployed = better and changed is None
     if deployed:
         store.insert_deployment(db, project.id, result.model_id, "retrain")
-    return {"decision": "deployed" if deployed else "kept", "new_model_id": result.model_id,
-            "metric": metric, "old_score": _score(old), "new_score": _score(new),
-            "holdout_rows": len(X), **({"detail": changed} if changed else {})}
+    return {
+        "decision": "deployed" if deployed else "kept",
+        "new_model_id": result.model_id,
+        "metric": metric,
+        "old_score": _score(old),
+        "new_score": _score(new),
+        "holdout_rows": len(X),
+        **({"detail": changed} if changed else {}),
+    }
 
 
 def _live_inputs(live: Model, X: np.ndarray, names: list[str]) -> np.ndarray:
@@ -322,7 +379,8 @@ def _live_inputs(live: Model, X: np.ndarray, names: list[str]) -> np.ndarray:
     missing = [n for n in live.feature_names if n not in names]
     if missing:
         raise ObjectNotInPrerequisiteState(
-            f'the live model\'s input "{missing[0]}" is no longer in the relation')
+            f'the live model\'s input "{missing[0]}" is no longer in the relation'
+        )
     return X[:, [names.index(n) for n in live.feature_names]]
 
 
@@ -367,8 +425,10 @@ def run_due(db: Db, load: LoadModel, database: int) -> list[tuple[str, Round | N
             with db.atomic():
                 store.set_role(db, monitor.created_by)
                 try:
-                    if not (store.try_lock_round(db, monitor.project_id)
-                            and _due(store.get_monitor(db, monitor.project_id))):
+                    if not (
+                        store.try_lock_round(db, monitor.project_id)
+                        and _due(store.get_monitor(db, monitor.project_id))
+                    ):
                         continue
                     done.append((project, check(db, project, load), None))
                 finally:
@@ -440,8 +500,15 @@ CRON_SCHEDULE = "* * * * *"  # every minute: pyml.run_monitors() runs the rounds
 CRON_COMMAND = "SELECT * FROM pyml.run_monitors()"
 
 
-def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_threshold: float,
-             retrain: bool, search_path: str | None = None) -> int:
+def schedule(
+    db: Db,
+    project_name: str,
+    relation_name: str,
+    every: str,
+    psi_threshold: float,
+    retrain: bool,
+    search_path: str | None = None,
+) -> int:
     """``pyml.monitor``: record (or replace) the project's monitor; with pg_cron in this
     database, make sure the job that runs due rounds exists (else say what runs them).
     Returns the monitor id."""
@@ -452,18 +519,23 @@ def schedule(db: Db, project_name: str, relation_name: str, every: str, psi_thre
         raise InvalidParameterValue(f'"every" must be a positive interval, got {_shown(every)}')
     if psi_threshold is None or not psi_threshold > 0:
         raise InvalidParameterValue(
-            f'"psi_threshold" must be positive, got {_shown(psi_threshold)}')
-    monitor_id = store.save_monitor(db, project.id, relation.qualified, every,
-                                    psi_threshold, bool(retrain))
+            f'"psi_threshold" must be positive, got {_shown(psi_threshold)}'
+        )
+    monitor_id = store.save_monitor(
+        db, project.id, relation.qualified, every, psi_threshold, bool(retrain)
+    )
     if store.cron_schedule(db, CRON_JOB, CRON_SCHEDULE, CRON_COMMAND) is None:
         cron_database = store.cron_database(db)
         if cron_database is None:
-            db.notice("pyml: pg_cron is not loaded: run `pyml monitor` to run the rounds on "
-                      "schedule")
+            db.notice(
+                "pyml: pg_cron is not loaded: run `pyml monitor` to run the rounds on schedule"
+            )
         else:
-            db.notice(f'pyml: the rounds run when pg_cron, in database "{cron_database}", '
-                      "has a job that runs pyml.run_monitors() in this database (pyml up "
-                      'schedules one for database "pyml"); else run `pyml monitor`')
+            db.notice(
+                f'pyml: the rounds run when pg_cron, in database "{cron_database}", '
+                "has a job that runs pyml.run_monitors() in this database (pyml up "
+                'schedules one for database "pyml"); else run `pyml monitor`'
+            )
     return monitor_id
 
 

@@ -73,9 +73,11 @@ def revoke(db: Db, project_name: str, grantee: str, privilege: str) -> None:
     role = store.role_name(db, grantee)
     if not store.delete_grant(db, project.id, role, privilege):
         if role == project.owner:
-            db.notice(f'role "{role}" owns project "{project_name}": it keeps every '
-                      "privilege on it")
+            db.notice(
+                f'role "{role}" owns project "{project_name}": it keeps every privilege on it'
+            )
         else:
-            db.notice(f'role "{role}" had no "{privilege}" privilege on project '
-                      f'"{project_name}" to revoke')
-
+            db.notice(
+                f'role "{role}" had no "{privilege}" privilege on project '
+                f'"{project_name}" to revoke'
+            )

@@ -24,10 +24,17 @@ SEED = algorithms.DEFAULT_SEED
 _MAX_INT = 2**31 - 1
 
 
-def fit(algorithm: algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.ndarray,
-        req: TrainRequest, multi: bool, notice: Callable[[str], None] = lambda _: None,
-        check: Callable[[], None] = lambda: None, preprocessor: Any = None
-        ) -> tuple[Any, Any, list[dict[str, Any]] | None]:
+def fit(
+    algorithm: algorithms.Algorithm,
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    req: TrainRequest,
+    multi: bool,
+    notice: Callable[[str], None] = lambda _: None,
+    check: Callable[[], None] = lambda: None,
+    preprocessor: Any = None,
+) -> tuple[Any, Any, list[dict[str, Any]] | None]:
     """Fit (the preprocessing first, when there is one), with a grid or random search when
     asked (best parameters refit on all rows). Returns the fitted estimator, the fitted
     preprocessing and the search's candidates."""
@@ -53,18 +60,29 @@ def fit(algorithm: algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.nd
         n_iter = int(req.search_args.get("n_iter", 10))
         candidates = len(ParameterGrid(grid)) if req.search == "grid" else n_iter
         scoring = _progress_scorer(
-            estimator, "f1_macro" if algorithm.task == "classification" else "r2",
-            candidates, cv, notice, check,
+            estimator,
+            "f1_macro" if algorithm.task == "classification" else "r2",
+            candidates,
+            cv,
+            notice,
+            check,
         )
         # error_score="raise": a cancel request (raised by check) must end the search, not
         # be counted as a failed candidate.
         if req.search == "grid":
-            search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, refit=True,
-                                  error_score="raise")
+            search = GridSearchCV(
+                estimator, grid, scoring=scoring, cv=cv, refit=True, error_score="raise"
+            )
         else:
             search = RandomizedSearchCV(
-                estimator, grid, n_iter=n_iter, scoring=scoring, cv=cv, refit=True,
-                random_state=SEED, error_score="raise",
+                estimator,
+                grid,
+                n_iter=n_iter,
+                scoring=scoring,
+                cv=cv,
+                refit=True,
+                random_state=SEED,
+                error_score="raise",
             )
         estimator = search
     try:
@@ -91,18 +109,19 @@ def fit(algorithm: algorithms.Algorithm, estimator: Any, X: np.ndarray, y: np.nd
     cv_results = search.cv_results_
     strip = "model__" if preprocessor is not None else ""
     results = [
-        {"params": {k.removeprefix(strip): v for k, v in cv_results["params"][i].items()},
-         "mean_test_score": cv_results["mean_test_score"][i],
-         "std_test_score": cv_results["std_test_score"][i],
-         "rank_test_score": cv_results["rank_test_score"][i],
-         "mean_fit_time": cv_results["mean_fit_time"][i]}
+        {
+            "params": {k.removeprefix(strip): v for k, v in cv_results["params"][i].items()},
+            "mean_test_score": cv_results["mean_test_score"][i],
+            "std_test_score": cv_results["std_test_score"][i],
+            "rank_test_score": cv_results["rank_test_score"][i],
+            "mean_fit_time": cv_results["mean_fit_time"][i],
+        }
         for i in range(len(cv_results["params"]))
     ]
     return fitted, preprocessor, results
 
 
-def _bad_hyperparameter(algorithm: algorithms.Algorithm, exc: Exception
-                        ) -> InvalidParameterValue:
+def _bad_hyperparameter(algorithm: algorithms.Algorithm, exc: Exception) -> InvalidParameterValue:
     """A library's complaint about a hyperparameter value, in PostgreSQL style."""
     import re
 
@@ -113,9 +132,14 @@ def _bad_hyperparameter(algorithm: algorithms.Algorithm, exc: Exception
     )
 
 
-def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,
-                     notice: Callable[[str], None], check: Callable[[], None]
-                     ) -> Callable[..., float]:
+def _progress_scorer(
+    estimator: Any,
+    scoring: str,
+    candidates: int,
+    folds: int,
+    notice: Callable[[str], None],
+    check: Callable[[], None],
+) -> Callable[..., float]:
     """The search's scorer: reports each candidate when its last fold is scored (mean
     score, best so far, elapsed time), and gives a cancel request a chance after each fold."""
     from sklearn.metrics import check_scoring
@@ -134,9 +158,11 @@ def _progress_scorer(estimator: Any, scoring: str, candidates: int, folds: int,
         if fold == folds - 1:
             mean = float(np.mean(scores[-folds:]))
             best[0] = max(best[0], mean)
-            notice(f"pyml: search candidate {candidate + 1}/{candidates}: {scoring} = "
-                   f"{mean:.4f} (best so far {best[0]:.4f}, "
-                   f"{time.perf_counter() - started:.1f}s elapsed)")
+            notice(
+                f"pyml: search candidate {candidate + 1}/{candidates}: {scoring} = "
+                f"{mean:.4f} (best so far {best[0]:.4f}, "
+                f"{time.perf_counter() - started:.1f}s elapsed)"
+            )
         return value
 
     return score
@@ -147,8 +173,10 @@ def check(algorithm: algorithms.Algorithm, req: TrainRequest) -> None:
     if req.search is None:
         return
     if algorithm.task in algorithms.UNSUPERVISED_TASKS:
-        raise InvalidParameterValue(f'search is not available for task "{algorithm.task}"',
-                                    hint="Train one model per setting and deploy the best.")
+        raise InvalidParameterValue(
+            f'search is not available for task "{algorithm.task}"',
+            hint="Train one model per setting and deploy the best.",
+        )
     if not req.search_params:
         raise InvalidParameterValue('"search_params" must name at least one hyperparameter')
     allowed = algorithm.allowed_params()
@@ -165,17 +193,21 @@ def check(algorithm: algorithms.Algorithm, req: TrainRequest) -> None:
             try:
                 algorithm.make({**req.hyperparams, name: value})
             except InvalidParameterValue as exc:
-                exc.detail = " ".join(filter(None, (
-                    'The value is a candidate in "search_params".', exc.detail)))
+                exc.detail = " ".join(
+                    filter(None, ('The value is a candidate in "search_params".', exc.detail))
+                )
                 raise
     unknown = set(req.search_args) - {"cv", "n_iter"}
     if unknown:
-        raise InvalidParameterValue(f'unknown search argument "{sorted(unknown)[0]}"',
-                                    hint="Valid search arguments: cv, n_iter.")
+        raise InvalidParameterValue(
+            f'unknown search argument "{sorted(unknown)[0]}"',
+            hint="Valid search arguments: cv, n_iter.",
+        )
     for name, low in (("cv", 2), ("n_iter", 1)):
         value = req.search_args.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not low <= value <= _MAX_INT):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _MAX_INT
+        ):
             raise InvalidParameterValue(
                 f'search argument "{name}" must be an integer in the range [{low}, {_MAX_INT}], '
                 f"got {value!r}"

@@ -71,8 +71,9 @@ class Serving:
             fresh.pending = store.unsettled(db, fresh.pending)
         return False
 
-    def authorize(self, db: Db, project: store.ProjectRow | privileges.ProjectName,
-                  privilege: str) -> None:
+    def authorize(
+        self, db: Db, project: store.ProjectRow | privileges.ProjectName, privilege: str
+    ) -> None:
         """42501 unless the current role holds ``privilege`` on ``project`` (id and name);
         checked once while nothing changes."""
         key = (db.user_oid(), project.id, privilege)
@@ -88,8 +89,7 @@ class Serving:
             if model is not None:
                 if privilege is not None:
                     assert model.project_id is not None  # loaded from its row
-                    self.authorize(db, privileges.ProjectName(model.project_id, project),
-                                   privilege)
+                    self.authorize(db, privileges.ProjectName(model.project_id, project), privilege)
                 return model
         project_row, model_id = store.live_model_id(db, project)
         if privilege is not None:
@@ -120,9 +120,7 @@ class Serving:
         if model is None:
             row = row or store.get_model(db, model_id)
             if row.status != "successful":
-                raise ObjectNotInPrerequisiteState(
-                    f"model {model_id} was not trained successfully"
-                )
+                raise ObjectNotInPrerequisiteState(f"model {model_id} was not trained successfully")
             files = store.model_files(db, model_id)
             model = self.models.put(
                 Model.from_rows(row, files, store.feature_columns(db, model_id))

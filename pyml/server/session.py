@@ -71,4 +71,3 @@ class Session:
             except OSError:
                 self._board_failed = True
         return self._board
-

@@ -43,14 +43,22 @@ PAYLOAD_BYTES = 7_900  # NOTIFY payloads must stay under 8000 bytes
 # ---------------------------------------------------------------------------
 
 
-def create(db: Db, project_name: str, source_relation: str, key_column: str, mode: str,
-           channel: str | None, search_path: str | None = None) -> int:
+def create(
+    db: Db,
+    project_name: str,
+    source_relation: str,
+    key_column: str,
+    mode: str,
+    channel: str | None,
+    search_path: str | None = None,
+) -> int:
     """Stream ``source_relation`` through the live model of ``project_name``; the stream id."""
     if mode not in MODES:
         raise InvalidParameterValue(f'invalid mode "{mode}"', hint='Use "sync" or "async".')
     if channel is not None and not 0 < len(channel.encode()) < 64:
-        raise InvalidParameterValue(f'invalid channel "{channel}"',
-                                    detail="A channel name has 1 to 63 bytes.")
+        raise InvalidParameterValue(
+            f'invalid channel "{channel}"', detail="A channel name has 1 to 63 bytes."
+        )
     project, model_id = store.live_model_id(db, project_name)
     privileges.require(db, project, "admin")
     if model_id is None:
@@ -72,8 +80,7 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
             raise FeatureNotSupported(
                 f'the live model of "{project_name}" encodes column "{name}" as categories, '
                 "which streams cannot score yet",
-                hint="Stream a model trained on numeric columns, or score with "
-                "pyml.predict_into.",
+                hint="Stream a model trained on numeric columns, or score with pyml.predict_into.",
             )
         if not column.is_numeric:
             raise InvalidParameterValue(
@@ -85,8 +92,9 @@ def create(db: Db, project_name: str, source_relation: str, key_column: str, mod
     return stream_id
 
 
-def drop(db: Db, project_name: str, source_relation: str,
-         search_path: str | None = None) -> dict[str, int]:
+def drop(
+    db: Db, project_name: str, source_relation: str, search_path: str | None = None
+) -> dict[str, int]:
     """Stop streaming; the stream's events, queue and consumers go with it."""
     project = store.require_project(db, project_name)
     privileges.require(db, project, "admin")
@@ -113,8 +121,9 @@ class _Plan:
         self.features = features
 
 
-def _columns(db: Db, relation: store.Relation, model: Model, key_column: str
-             ) -> tuple[store.Column, list[store.Column]]:
+def _columns(
+    db: Db, relation: store.Relation, model: Model, key_column: str
+) -> tuple[store.Column, list[store.Column]]:
     return relation.column(key_column), [
         relation.column(name) for name in store.feature_columns(db, model.id)
     ]
@@ -129,8 +138,13 @@ class Scored(NamedTuple):
     inline: bool
 
 
-def predict_rows(session: Session, args: Sequence[str], relation_oid: int, new_rows: list[str],
-                 old_rows: list[str] | None) -> Scored:
+def predict_rows(
+    session: Session,
+    args: Sequence[str],
+    relation_oid: int,
+    new_rows: list[str],
+    old_rows: list[str] | None,
+) -> Scored:
     """The sync trigger, for a small statement: its rows in their text form (the row
     type's output). For an UPDATE, rows whose features did not change (same key, same
     values) are skipped. A NULL feature fails the statement."""
@@ -141,24 +155,27 @@ def predict_rows(session: Session, args: Sequence[str], relation_oid: int, new_r
     key_at = layout.index(stream.key_column)
     feature_at = [layout.index(name) for name in model.columns]
     if old_rows is not None:
-        before = {(old[key_at], tuple(old[i] for i in feature_at))
-                  for old in map(parse_record, old_rows)}
-        rows = [row for row in rows
-                if row[key_at] is None
-                or (row[key_at], tuple(row[i] for i in feature_at)) not in before]
+        before = {
+            (old[key_at], tuple(old[i] for i in feature_at)) for old in map(parse_record, old_rows)
+        }
+        rows = [
+            row
+            for row in rows
+            if row[key_at] is None or (row[key_at], tuple(row[i] for i in feature_at)) not in before
+        ]
     if not rows:
         return Scored([], [], model.id, False)
     keys = [row[key_at] for row in rows]
     imputed = model.imputed_columns()
-    values = [layout.numbers(row, feature_at, stream.key_column, row[key_at], imputed)
-              for row in rows]
+    values = [
+        layout.numbers(row, feature_at, stream.key_column, row[key_at], imputed) for row in rows
+    ]
     if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
         predictions = [model.online_predictor()(values[0])]
     else:
         import numpy as np
 
-        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype(
-            "float32").tolist()
+        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype("float32").tolist()
     return Scored(keys, predictions, model.id, _inline(keys))
 
 
@@ -174,8 +191,7 @@ SMALL = 64  # up to this many rows, a statement's rows are parsed from their tex
 CHUNK = 50_000  # beyond, they are read in chunks of binary arrays, this many at a time
 
 
-def score_statement(session: Session, args: Sequence[str], relation_oid: int, update: bool
-                    ) -> int:
+def score_statement(session: Session, args: Sequence[str], relation_oid: int, update: bool) -> int:
     """The trigger of sync streams: score the rows of the statement that fired it, write
     them to the outbox and announce them (NOTIFY at commit). Returns the events written.
 
@@ -196,8 +212,11 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     if plan is None:
         relation = store.relation_by_oid(db, relation_oid)
         column, features = _columns(db, relation, model, stream.key_column)
-        plan = plans[key] = _Plan(store.statement_query(column, features, update, CHUNK),
-                                  len(features), [c.name for c in features])
+        plan = plans[key] = _Plan(
+            store.statement_query(column, features, update, CHUNK),
+            len(features),
+            [c.name for c in features],
+        )
     written = offset = 0
     while True:
         chunk = store.statement_chunk(db, plan.query, offset)
@@ -214,13 +233,21 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
 
 def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
     if scored.keys:
-        store.publish(db, stream, scored.keys, scored.predictions, [None] * len(scored.keys),
-                      scored.model_id, scored.inline)
+        store.publish(
+            db,
+            stream,
+            scored.keys,
+            scored.predictions,
+            [None] * len(scored.keys),
+            scored.model_id,
+            scored.inline,
+        )
     return len(scored.keys)
 
 
-def enqueue_statement(session: Session, args: Sequence[str], relation_oid: int, update: bool
-                      ) -> int:
+def enqueue_statement(
+    session: Session, args: Sequence[str], relation_oid: int, update: bool
+) -> int:
     """The trigger of async streams: queue the statement's rows (their text; for an UPDATE
     with the old row of the same key) for :func:`work`. Returns the rows queued."""
     db = session.db
@@ -235,14 +262,17 @@ def enqueue_statement(session: Session, args: Sequence[str], relation_oid: int, 
         before: dict[str | None, str] = {}
         for text in old_rows:
             before.setdefault(parse_record(text)[key_at], text)
-        olds = [None if (k := parse_record(text)[key_at]) is None else before.get(k)
-                for text in new_rows]
+        olds = [
+            None if (k := parse_record(text)[key_at]) is None else before.get(k)
+            for text in new_rows
+        ]
     store.enqueue(db, stream_id, new_rows, olds)
     return len(new_rows)
 
 
-def work(session: Session, stream_id: int | None, batch_size: int, commit: Callable[[], None]
-         ) -> int:
+def work(
+    session: Session, stream_id: int | None, batch_size: int, commit: Callable[[], None]
+) -> int:
     """Score the queued rows of async streams, ``batch_size`` per transaction.
 
     A row that cannot be scored becomes an event with its error (prediction NULL).
@@ -271,20 +301,25 @@ def work(session: Session, stream_id: int | None, batch_size: int, commit: Calla
         else:
             continue
         # The failed batch was rolled back: its rows stay queued. Other streams go on.
-        db.warning(f"stream {stream.id} ({stream.source}): rows stay queued: "
-                   f"{getattr(error, 'message', None) or error}")
+        db.warning(
+            f"stream {stream.id} ({stream.source}): rows stay queued: "
+            f"{getattr(error, 'message', None) or error}"
+        )
     return taken
 
 
-def _work_stream(session: Session, stream: store.Stream, batch_size: int,
-                 commit: Callable[[], None]) -> int:
+def _work_stream(
+    session: Session, stream: store.Stream, batch_size: int, commit: Callable[[], None]
+) -> int:
     db, taken = session.db, 0
     while True:
         try:
             model = session.serving.live_model(db, stream.project)
         except ObjectNotInPrerequisiteState:
-            db.notice(f'stream {stream.id}: project "{stream.project}" has no deployed '
-                      "model; its rows stay queued")
+            db.notice(
+                f'stream {stream.id}: project "{stream.project}" has no deployed '
+                "model; its rows stay queued"
+            )
             return taken
         with db.atomic():
             queued = store.take_queued(db, stream.id, batch_size)
@@ -298,9 +333,9 @@ def _work_stream(session: Session, stream: store.Stream, batch_size: int,
             return taken
 
 
-def _queued_inputs(session: Session, stream: store.Stream, model: Model,
-                   queued: list[tuple[str, str | None]]
-                   ) -> tuple[list[str | None], Any, list[str | None]]:
+def _queued_inputs(
+    session: Session, stream: store.Stream, model: Model, queued: list[tuple[str, str | None]]
+) -> tuple[list[str | None], Any, list[str | None]]:
     """Keys, inputs (NaN where a row could not be read) and per-row errors of queued rows,
     parsed from their text. An updated row whose features did not change is skipped."""
     import numpy as np
@@ -323,10 +358,13 @@ def _queued_inputs(session: Session, stream: store.Stream, model: Model,
         keys.append(row[key_at] if len(row) == len(layout.names) else None)
         try:
             if len(row) != len(layout.names):
-                raise DataException(f'the row has {len(row)} columns, the relation '
-                                    f'{len(layout.names)}: it was altered after the row came')
-            rows.append(layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed,
-                                       lenient=True))
+                raise DataException(
+                    f"the row has {len(row)} columns, the relation "
+                    f"{len(layout.names)}: it was altered after the row came"
+                )
+            rows.append(
+                layout.numbers(row, feature_at, stream.key_column, keys[-1], imputed, lenient=True)
+            )
             errors.append(None)
         except PymlError as exc:
             rows.append(None)
@@ -357,23 +395,22 @@ def _refused(X: Any, model: Model) -> Any:
     return refused if refused.any() else None
 
 
-def _require_features(X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str,
-                      model: Model) -> None:
+def _require_features(
+    X: Any, keys: Sequence[str | None], plan: _Plan, key_column: str, model: Model
+) -> None:
     import numpy as np
 
     refused = _refused(X, model)
     if refused is not None:
         row, column = (int(i) for i in np.argwhere(refused)[0])
-        raise bad_feature(key_column, keys[row], _feature_name(plan, column),
-                           float(X[row, column]))
+        raise bad_feature(key_column, keys[row], _feature_name(plan, column), float(X[row, column]))
 
 
 def _feature_name(plan: _Plan, column: int) -> str:
     return plan.features[column] if column < len(plan.features) else f"feature {column}"
 
 
-def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]
-                              ) -> list[float | None]:
+def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]) -> list[float | None]:
     """Predictions of the rows without an error; a prediction that fails records its error
     on the rows it was for (``errors`` is updated)."""
     import numpy as np
@@ -385,8 +422,9 @@ def _predict_or_record_errors(model: Model, X: Any, errors: list[str | None]
             if errors[row] is None:
                 column = int(np.flatnonzero(refused[row])[0])
                 value = float(X[row, column])
-                errors[row] = (f'feature "{model.feature_names[column]}" is '
-                               + ("NULL" if value != value else infinity_text(value)))
+                errors[row] = f'feature "{model.feature_names[column]}" is ' + (
+                    "NULL" if value != value else infinity_text(value)
+                )
     good = np.flatnonzero([e is None for e in errors])
     if len(good):
         try:
@@ -424,8 +462,9 @@ def _require_reader(db: Db, stream: store.Stream) -> None:
         )
 
 
-def read(db: Db, stream_id: int, consumer: str, max_rows: int,
-         after_event: int | None) -> list[dict[str, Any]]:
+def read(
+    db: Db, stream_id: int, consumer: str, max_rows: int, after_event: int | None
+) -> list[dict[str, Any]]:
     """``pyml.stream_read``: the events, as the rows of its result."""
     _require_reader(db, store.get_stream(db, stream_id))
     if not consumer:

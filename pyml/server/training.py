@@ -91,15 +91,13 @@ class Split(NamedTuple):
     test: np.ndarray
 
 
-def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str
-               ) -> Split:
+def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str) -> Split:
     """Encode the labels and split the rows, the same way for every caller."""
     if task is None or task in algorithms.UNSUPERVISED_TASKS:
         classes, y = None, np.zeros(len(data.X))  # no label (or no task yet): split only
     else:
         classes, y = encode_labels(data.labels, task)
-    train, test = split(len(data.X), test_size, sampling,
-                        y if task == "classification" else None)
+    train, test = split(len(data.X), test_size, sampling, y if task == "classification" else None)
     return Split(classes, y, train, test)
 
 
@@ -152,22 +150,36 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         f"{snapshot.relation} in {load_time:.2f}s"
     )
     classes, y, train_idx, test_idx = snapshot.rows or split_rows(
-        data, task, snapshot.test_size, snapshot.test_sampling)
-    db.notice(f"pyml: fitting {algorithm.name} on {len(train_idx)} rows, "
-              f"testing on {len(test_idx)}")
+        data, task, snapshot.test_size, snapshot.test_sampling
+    )
+    db.notice(
+        f"pyml: fitting {algorithm.name} on {len(train_idx)} rows, testing on {len(test_idx)}"
+    )
 
     from pyml.server.fitting import fit_isolated
 
     fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, task, req)
     fit_time, parts, preprocess, search_results = (
-        fit.seconds, fit.parts, fit.preprocess, fit.search_results)
+        fit.seconds,
+        fit.parts,
+        fit.preprocess,
+        fit.search_results,
+    )
 
     score_started = time.perf_counter()
     loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
     model = Model(
-        id=None, project=project.name, task=task, algorithm=algorithm.name,
-        feature_names=data.names, classes=classes, format=loaded.format, parts=loaded.parts,
-        columns=data.columns, preprocess=preprocess, preprocessor=loaded.preprocessor,
+        id=None,
+        project=project.name,
+        task=task,
+        algorithm=algorithm.name,
+        feature_names=data.names,
+        classes=classes,
+        format=loaded.format,
+        parts=loaded.parts,
+        columns=data.columns,
+        preprocess=preprocess,
+        preprocessor=loaded.preprocessor,
     )
     metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
     score_time = time.perf_counter() - score_started
@@ -199,8 +211,15 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     )
     store.touch_project(db, project.id)
     deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
-    return TrainResult(project.name, task, algorithm.name, deployed, model_id, metrics,
-                       (data.X[test_idx], y[test_idx], classes, data.names))
+    return TrainResult(
+        project.name,
+        task,
+        algorithm.name,
+        deployed,
+        model_id,
+        metrics,
+        (data.X[test_idx], y[test_idx], classes, data.names),
+    )
 
 
 def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
@@ -209,8 +228,10 @@ def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
     snapshot = store.model_snapshot(db, model.stored_id)
     relation = store.resolve_relation(db, snapshot.relation_name)
     task = snapshot.task
-    spec = {name: {k: v for k, v in rule.items() if k != "fitted"}
-            for name, rule in model.preprocess.items()}
+    spec = {
+        name: {k: v for k, v in rule.items() if k != "fitted"}
+        for name, rule in model.preprocess.items()
+    }
     data = read_training_data(db, relation, list(snapshot.y_column_name or []), task, spec)
     rows = split_rows(data, task, snapshot.test_size, snapshot.test_sampling)
     return data.X[rows.test], rows.y[rows.test]
@@ -252,19 +273,40 @@ def _snapshot(db: Db, req: TrainRequest, project: store.ProjectRow, task: str) -
         # The snapshot's preprocessing, unless this call gives its own.
         spec = req.preprocess or previous.preprocess or {}
         data = read_training_data(db, relation, y_columns, task, spec)
-        return Snapshot(previous.id, relation.qualified, y_columns, previous.test_size,
-                        previous.test_sampling, data)
+        return Snapshot(
+            previous.id,
+            relation.qualified,
+            y_columns,
+            previous.test_size,
+            previous.test_sampling,
+            data,
+        )
     if not req.y_column_name and task not in algorithms.UNSUPERVISED_TASKS:
         raise InvalidParameterValue('"y_column_name" is required with "relation_name"')
-    return take_snapshot(db, req.relation_name, req.y_column_name or [], task, req.test_size,
-                         req.test_sampling, req.materialize_snapshot, req.search_path,
-                         req.preprocess)
+    return take_snapshot(
+        db,
+        req.relation_name,
+        req.y_column_name or [],
+        task,
+        req.test_size,
+        req.test_sampling,
+        req.materialize_snapshot,
+        req.search_path,
+        req.preprocess,
+    )
 
 
-def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | None,
-                  test_size: float, test_sampling: str, materialize: bool,
-                  search_path: str | None = None, preprocess: dict[str, Any] | None = None
-                  ) -> Snapshot:
+def take_snapshot(
+    db: Db,
+    relation_name: str,
+    y_columns: list[str],
+    task: str | None,
+    test_size: float,
+    test_sampling: str,
+    materialize: bool,
+    search_path: str | None = None,
+    preprocess: dict[str, Any] | None = None,
+) -> Snapshot:
     """Read ``relation_name`` and record a snapshot: statistics, fingerprint and the
     preprocessing asked for (checked against the columns)."""
     relation = store.resolve_relation(db, relation_name, search_path)
@@ -290,7 +332,10 @@ def take_snapshot(db: Db, relation_name: str, y_columns: list[str], task: str | 
 
 
 def read_training_data(
-    db: Db, relation: store.Relation, y_columns: list[str], task: str | None,
+    db: Db,
+    relation: store.Relation,
+    y_columns: list[str],
+    task: str | None,
     preprocess: dict[str, Any] | None = None,
 ) -> TrainingData:
     """Inputs, labels, names, column statistics and fingerprint of ``relation``.
@@ -304,9 +349,14 @@ def read_training_data(
         raise DataException(f'relation "{relation.qualified}" has no feature columns')
     rules = _preprocess.resolve(
         preprocess or {},
-        [_preprocess.Column(c.name, c.type, c.elem_category if c.is_array else c.category,
-                            c.is_array) for c in features],
-        y_columns, task,
+        [
+            _preprocess.Column(
+                c.name, c.type, c.elem_category if c.is_array else c.category, c.is_array
+            )
+            for c in features
+        ],
+        y_columns,
+        task,
     )
     if task == "regression":
         for column in labels:
@@ -321,11 +371,12 @@ def read_training_data(
     native = labels if task == "classification" else []
     numeric = numbers + ([] if native else labels)
     n, values, lists = store.read_columns(
-        db, relation, numeric, [*native, *(store.as_text(c) for c in categories)])
+        db, relation, numeric, [*native, *(store.as_text(c) for c in categories)]
+    )
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
     read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=False))
-    read.update(zip([c.name for c in categories], lists[len(native):], strict=True))
+    read.update(zip([c.name for c in categories], lists[len(native) :], strict=True))
 
     blocks: list[Any] = []
     names: list[str] = []
@@ -351,24 +402,29 @@ def read_training_data(
         y: Any = lists[0]
         label_values: list[Any] = [y]
         digest.update(json.dumps(jsonable(y)).encode())
-        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"},
-                          y, {}))
+        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"}, y, {}))
     elif labels:
-        targets = label_values = values[len(numbers):]
+        targets = label_values = values[len(numbers) :]
         for column, array in zip(labels, targets, strict=True):
             digest.update(column.name.encode() + b"\0" + array.tobytes())
-            described.append(({"name": column.name, "type": column.type, "role": "label"},
-                              array, {}))
+            described.append(
+                ({"name": column.name, "type": column.type, "role": "label"}, array, {})
+            )
         y = targets[0] if len(targets) == 1 else np.column_stack(targets)
     else:  # clustering, decomposition
         y, label_values = None, []
     X = _preprocess.inputs(n, blocks)
-    data = TrainingData(X, y, names, digest.hexdigest(), [c.name for c in features], rules,
-                        described)
+    data = TrainingData(
+        X, y, names, digest.hexdigest(), [c.name for c in features], rules, described
+    )
     _preprocess.check_inputs(X, data.input_rules(), names)
     for column, values in zip(labels, label_values, strict=True):
-        check_label(column.name, values, supervised=task is not None and task not in
-                    algorithms.UNSUPERVISED_TASKS, nan_is_null=column.category == "N")
+        check_label(
+            column.name,
+            values,
+            supervised=task is not None and task not in algorithms.UNSUPERVISED_TASKS,
+            nan_is_null=column.category == "N",
+        )
     return data
 
 
@@ -408,7 +464,6 @@ def _of(count: int, n: int) -> str:
     return f"{count} of {n} rows {'has' if count == 1 else 'have'}"
 
 
-
 def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]:
     """Classes (sorted) and the labels as class indices; or float targets for regression."""
     if task != "classification":
@@ -429,8 +484,9 @@ def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]
     return classes, np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
 
 
-def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
-          ) -> tuple[np.ndarray, np.ndarray]:
+def split(
+    n: int, test_size: float, sampling: str, stratify: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Train and test row indices; reproducible (fixed seed)."""
     from sklearn.model_selection import train_test_split
 
@@ -442,12 +498,13 @@ def split(n: int, test_size: float, sampling: str, stratify: np.ndarray | None
         )
     rows = np.arange(n)
     if sampling == "last":
-        return rows[: n - n_test], rows[n - n_test:]
+        return rows[: n - n_test], rows[n - n_test :]
     if sampling == "stratified" and stratify is not None:
         _, counts = np.unique(stratify, return_counts=True)
         if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
-            train, test = train_test_split(rows, test_size=n_test, random_state=SEED,
-                                           stratify=stratify)
+            train, test = train_test_split(
+                rows, test_size=n_test, random_state=SEED, stratify=stratify
+            )
             return np.sort(train), np.sort(test)
     train, test = train_test_split(rows, test_size=n_test, random_state=SEED, shuffle=True)
     return np.sort(train), np.sort(test)
@@ -465,13 +522,15 @@ def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
     if model.task == "clustering":
         return stats.describe_categorical([str(int(c)) for c in predicted])
     if predicted.ndim == 2:  # joint: one distribution per target
-        return {"targets": [stats.describe_numeric(predicted[:, j])
-                            for j in range(predicted.shape[1])]}
+        return {
+            "targets": [stats.describe_numeric(predicted[:, j]) for j in range(predicted.shape[1])]
+        }
     return stats.describe_numeric(predicted)
 
 
-def _deploy_if_better(db: Db, project: store.ProjectRow, model_id: int,
-                      metrics: dict[str, Any]) -> bool:
+def _deploy_if_better(
+    db: Db, project: store.ProjectRow, model_id: int, metrics: dict[str, Any]
+) -> bool:
     """The automatic deploy (strategy new_score): when nothing is live, or the new model
     beats the live one on the task's key metric and takes the same inputs. A NOTICE says
     why a model was kept rather than deployed, when it is not only for its score."""
@@ -479,8 +538,10 @@ def _deploy_if_better(db: Db, project: store.ProjectRow, model_id: int,
 
     name = project.name
     if not privileges.holds(db, project.id, "deploy"):
-        db.notice(f'pyml: model {model_id} was not deployed: role "{db.caller().name}" does '
-                  f'not have the "deploy" privilege on project "{name}"')
+        db.notice(
+            f'pyml: model {model_id} was not deployed: role "{db.caller().name}" does '
+            f'not have the "deploy" privilege on project "{name}"'
+        )
         return False
     store.lock_project(db, project.id)  # one decision at a time (see pyml.deploy)
     _, live_id = store.live_model_id(db, name)
@@ -516,9 +577,15 @@ def _rows(parts: list[artifacts.Part]) -> list[store.FileRow]:
     return [store.FileRow(p.part, p.format, p.sha256, p.data) for p in parts]
 
 
-def _lineage(algorithm: algorithms.Algorithm, where: store.Context, snapshot: Snapshot,
-             load_time: float, fit_time: float, score_time: float, started: float
-             ) -> dict[str, Any]:
+def _lineage(
+    algorithm: algorithms.Algorithm,
+    where: store.Context,
+    snapshot: Snapshot,
+    load_time: float,
+    fit_time: float,
+    score_time: float,
+    started: float,
+) -> dict[str, Any]:
     from pyml import __version__
 
     libraries = {}
@@ -539,8 +606,12 @@ def _lineage(algorithm: algorithms.Algorithm, where: store.Context, snapshot: Sn
         "trained_at": where.at,
         "snapshot_id": snapshot.id,
         "relation": snapshot.relation,
-        "timings": {"load": load_time, "fit": fit_time, "score": score_time,
-                    "total": time.perf_counter() - started},
+        "timings": {
+            "load": load_time,
+            "fit": fit_time,
+            "score": score_time,
+            "total": time.perf_counter() - started,
+        },
     }
 
 

@@ -15,14 +15,32 @@ BREAST_CANCER_FEATURES = [
     f"{prefix}{feature}{suffix}"
     for prefix, suffix in (("mean ", ""), ("", " error"), ("worst ", ""))
     for feature in (
-        "radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity",
-        "concave points", "symmetry", "fractal dimension",
+        "radius",
+        "texture",
+        "perimeter",
+        "area",
+        "smoothness",
+        "compactness",
+        "concavity",
+        "concave points",
+        "symmetry",
+        "fractal dimension",
     )
 ]
 WINE_FEATURES = [
-    "alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols",
-    "flavanoids", "nonflavanoid_phenols", "proanthocyanins", "hue", "color_intensity",
-    "od280/od315_of_diluted_wines", "proline",
+    "alcohol",
+    "malic_acid",
+    "ash",
+    "alcalinity_of_ash",
+    "magnesium",
+    "total_phenols",
+    "flavanoids",
+    "nonflavanoid_phenols",
+    "proanthocyanins",
+    "hue",
+    "color_intensity",
+    "od280/od315_of_diluted_wines",
+    "proline",
 ]
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -36,8 +54,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "linnerud": [(c, "real") for c in ("chins", "situps", "jumps", "weight", "waist", "pulse")],
     "wine": [(c, "real") for c in WINE_FEATURES] + [("target", "integer")],
 }
-ROWS = {"breast_cancer": 569, "diabetes": 442, "digits": 1797, "iris": 150, "linnerud": 20,
-        "wine": 178}
+ROWS = {
+    "breast_cancer": 569,
+    "diabetes": 442,
+    "digits": 1797,
+    "iris": 150,
+    "linnerud": 20,
+    "wine": 178,
+}
 
 
 def expected_sums(source: str) -> dict[str, float]:
@@ -100,8 +124,9 @@ def owned(conn: psycopg.Connection, admin: psycopg.Connection, source: str) -> N
 
 
 def count(conn: psycopg.Connection, table: str) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-        sql.Identifier(*table.split(".")))).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split(".")))
+    ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -122,11 +147,11 @@ def test_load_dataset(conn: psycopg.Connection, admin: psycopg.Connection, sourc
     for name, expected in expected_sums(source).items():
         column = sql.Identifier(name)
         if name == "image":
-            query = sql.SQL("SELECT sum(v)::float8 FROM {}, unnest(image) AS v").format(
-                table_ident)
+            query = sql.SQL("SELECT sum(v)::float8 FROM {}, unnest(image) AS v").format(table_ident)
         elif name == "malignant":
             query = sql.SQL("SELECT count(*) FILTER (WHERE {})::float8 FROM {}").format(
-                column, table_ident)
+                column, table_ident
+            )
         else:
             query = sql.SQL("SELECT sum({}::float8) FROM {}").format(column, table_ident)
         actual = conn.execute(query).fetchone()
@@ -175,9 +200,7 @@ def test_limit(
     assert count(conn, "pyml.iris") == expected
 
 
-def test_reloading_replaces_the_table(
-    conn: psycopg.Connection, admin: psycopg.Connection
-) -> None:
+def test_reloading_replaces_the_table(conn: psycopg.Connection, admin: psycopg.Connection) -> None:
     owned(conn, admin, "linnerud")
     assert load(conn, "linnerud", 5) == [("pyml.linnerud", 5)]
     conn.execute("INSERT INTO pyml.linnerud VALUES (1, 2, 3, 4, 5, 6)")
@@ -222,7 +245,8 @@ def test_reloading_drops_dependent_views_with_cascade(
     assert [n for n in notices if n.startswith("drop cascades")] == [
         "drop cascades to 2 other objects\n"
         "drop cascades to view public.iris_setosa\n"
-        "drop cascades to view public.iris_setosa_petals"]
+        "drop cascades to view public.iris_setosa_petals"
+    ]
     views = conn.execute("SELECT to_regclass('iris_setosa'), to_regclass('iris_setosa_petals')")
     assert views.fetchone() == (None, None)
     assert count(conn, "pyml.iris") == 150

@@ -28,8 +28,9 @@ def admin(admin_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture(scope="module", autouse=True)
 def setup(admin: psycopg.Connection, conn: psycopg.Connection) -> None:
     conn.execute("SELECT * FROM pyml.load_dataset('iris')")
-    conn.execute("SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target')",
-                 (PROJECT,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target')", (PROJECT,)
+    )
     # Functions of the test's own in language plpyml (only a superuser may create them).
     admin.execute("""
         CREATE FUNCTION public.lang_bug() RETURNS int LANGUAGE plpyml AS $$
@@ -58,8 +59,9 @@ def test_a_pyml_error_has_the_message_alone(conn: psycopg.Connection) -> None:
 
 def test_detail_hint_and_the_callers_context_stay(conn: psycopg.Connection) -> None:
     with pytest.raises(e.NullValueNotAllowed) as info:
-        conn.execute("DO $$ BEGIN PERFORM pyml.predict('lang iris', ARRAY[1, NULL, 3, 4]::real[]);"
-                     " END $$")
+        conn.execute(
+            "DO $$ BEGIN PERFORM pyml.predict('lang iris', ARRAY[1, NULL, 3, 4]::real[]); END $$"
+        )
     diag = info.value.diag
     assert diag.message_primary == "features must not be NULL"
     assert diag.message_detail == 'Feature 2 ("sepal_width") is NULL (or NaN).'
@@ -77,12 +79,12 @@ def test_the_row_wrapper_adds_no_context(conn: psycopg.Connection) -> None:
     assert info.value.diag.context is None
 
 
-def test_a_postgresql_error_through_pyml_loses_the_python_class(conn: psycopg.Connection
-                                                                ) -> None:
+def test_a_postgresql_error_through_pyml_loses_the_python_class(conn: psycopg.Connection) -> None:
     """Training reads the relation with the caller's rights: PostgreSQL's own error, as is."""
     with pytest.raises(e.InsufficientPrivilege) as info:
-        conn.execute("SELECT * FROM pyml.train('lang secret', 'regression',"
-                     " 'public.lang_secret', 'y')")
+        conn.execute(
+            "SELECT * FROM pyml.train('lang secret', 'regression', 'public.lang_secret', 'y')"
+        )
     diag = info.value.diag
     assert diag.message_primary == "permission denied for table lang_secret"
     assert "Traceback" not in (diag.context or "")
@@ -94,7 +96,10 @@ def test_an_error_raised_on_purpose_in_plpyml(conn: psycopg.Connection) -> None:
         conn.execute("SELECT public.lang_error()")
     diag = info.value.diag
     assert (diag.message_primary, diag.message_detail, diag.message_hint) == (
-        'widget "w" is broken', "It was.", "Fix it.")
+        'widget "w" is broken',
+        "It was.",
+        "Fix it.",
+    )
     assert diag.context is None
 
 
@@ -108,25 +113,30 @@ def test_a_bug_keeps_its_class_and_traceback(conn: psycopg.Connection) -> None:
 
 def test_the_validator_checks_bodies_at_creation(admin: psycopg.Connection) -> None:
     with pytest.raises(e.ExternalRoutineException) as info:
-        admin.execute("CREATE FUNCTION public.lang_broken() RETURNS int LANGUAGE plpyml"
-                      " AS $$ return ( $$")
+        admin.execute(
+            "CREATE FUNCTION public.lang_broken() RETURNS int LANGUAGE plpyml AS $$ return ( $$"
+        )
     assert 'could not compile PL/Python function "lang_broken"' in str(info.value)
 
 
 def test_only_superusers_write_functions_in_it(conn: psycopg.Connection) -> None:
     with pytest.raises(e.InsufficientPrivilege):
-        conn.execute("CREATE FUNCTION public.lang_mine() RETURNS int LANGUAGE plpyml"
-                     " AS $$ return 1 $$")
+        conn.execute(
+            "CREATE FUNCTION public.lang_mine() RETURNS int LANGUAGE plpyml AS $$ return 1 $$"
+        )
 
 
 def test_set_returning_and_trigger_functions_run_through_it(conn: psycopg.Connection) -> None:
     (language,) = conn.execute(
         "SELECT l.lanname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l"
         " ON l.oid = p.prolang WHERE p.oid = 'pyml.stream_read(bigint, text, integer, bigint)'"
-        "::regprocedure").fetchone() or (None,)
+        "::regprocedure"
+    ).fetchone() or (None,)
     assert language == "plpyml"
-    conn.execute("CREATE TABLE public.lang_rows (id int PRIMARY KEY, sepal_length real,"
-                 " sepal_width real, petal_length real, petal_width real)")
+    conn.execute(
+        "CREATE TABLE public.lang_rows (id int PRIMARY KEY, sepal_length real,"
+        " sepal_width real, petal_length real, petal_width real)"
+    )
     conn.execute("SELECT pyml.stream(%s, 'public.lang_rows', 'id')", (PROJECT,))
     conn.execute("INSERT INTO public.lang_rows VALUES (1, 5.1, 3.5, 1.4, 0.2)")
     with pytest.raises(e.NullValueNotAllowed) as info:  # the trigger's error, cleaned

@@ -49,22 +49,29 @@ def assert_postgres_style(exc: psycopg.Error, needle: str | None = None) -> None
 def setup(conn: psycopg.Connection) -> Iterator[None]:
     """Projects and tables the error cases refer to."""
     conn.execute(
-        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
-        " algorithm => 'knn')", (LIVE,)
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target', algorithm => 'knn')",
+        (LIVE,),
     )
     conn.execute(
         "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
-        " algorithm => 'knn', automatic_deploy => false)", (UNDEPLOYED,)
+        " algorithm => 'knn', automatic_deploy => false)",
+        (UNDEPLOYED,),
     )
     conn.execute("CREATE TABLE public.err_null_feature (a real, b real, y real)")
-    conn.execute("INSERT INTO public.err_null_feature SELECT i, CASE WHEN i = 5 THEN NULL"
-                 " ELSE i END, i FROM generate_series(1, 20) AS i")
+    conn.execute(
+        "INSERT INTO public.err_null_feature SELECT i, CASE WHEN i = 5 THEN NULL"
+        " ELSE i END, i FROM generate_series(1, 20) AS i"
+    )
     conn.execute("CREATE TABLE public.err_null_label (a real, y integer)")
-    conn.execute("INSERT INTO public.err_null_label SELECT i, CASE WHEN i = 5 THEN NULL"
-                 " ELSE i % 2 END FROM generate_series(1, 20) AS i")
+    conn.execute(
+        "INSERT INTO public.err_null_label SELECT i, CASE WHEN i = 5 THEN NULL"
+        " ELSE i % 2 END FROM generate_series(1, 20) AS i"
+    )
     conn.execute("CREATE TABLE public.err_text_label (a real, y text)")
-    conn.execute("INSERT INTO public.err_text_label SELECT i, CASE WHEN i % 2 = 0 THEN 'even'"
-                 " ELSE 'odd' END FROM generate_series(1, 20) AS i")
+    conn.execute(
+        "INSERT INTO public.err_text_label SELECT i, CASE WHEN i % 2 = 0 THEN 'even'"
+        " ELSE 'odd' END FROM generate_series(1, 20) AS i"
+    )
     yield
 
 
@@ -82,115 +89,256 @@ def train_sql(args: str, project: str = "err_new") -> str:
 
 CASES = [
     # -- 42704 unknown project / model / dataset ---------------------------------------------
-    Case("project-predict", f"SELECT pyml.predict('no_such_project', {IRIS_ROW})",
-         e.UndefinedObject, '"no_such_project"'),
-    Case("project-predict-proba", f"SELECT pyml.predict_proba('no_such_project', {IRIS_ROW})",
-         e.UndefinedObject, '"no_such_project"'),
-    Case("project-train-without-task",
-         train_sql("relation_name => 'pyml.iris', y_column_name => 'target'",
-                   "no_such_project"),
-         e.UndefinedObject, '"no_such_project"'),
-    Case("project-deploy", "SELECT * FROM pyml.deploy('no_such_project')",
-         e.UndefinedObject, '"no_such_project"'),
-    Case("project-deployed-model", "SELECT pyml.deployed_model('no_such_project')",
-         e.UndefinedObject, '"no_such_project"'),
-    Case("project-delete", "SELECT pyml.delete_project('no_such_project')",
-         e.UndefinedObject, '"no_such_project"'),
-    Case("model-predict", f"SELECT pyml.predict(987654321::bigint, {IRIS_ROW})",
-         e.UndefinedObject, "987654321"),
-    Case("model-deploy", "SELECT * FROM pyml.deploy(987654321::bigint)",
-         e.UndefinedObject, "987654321"),
+    Case(
+        "project-predict",
+        f"SELECT pyml.predict('no_such_project', {IRIS_ROW})",
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "project-predict-proba",
+        f"SELECT pyml.predict_proba('no_such_project', {IRIS_ROW})",
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "project-train-without-task",
+        train_sql("relation_name => 'pyml.iris', y_column_name => 'target'", "no_such_project"),
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "project-deploy",
+        "SELECT * FROM pyml.deploy('no_such_project')",
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "project-deployed-model",
+        "SELECT pyml.deployed_model('no_such_project')",
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "project-delete",
+        "SELECT pyml.delete_project('no_such_project')",
+        e.UndefinedObject,
+        '"no_such_project"',
+    ),
+    Case(
+        "model-predict",
+        f"SELECT pyml.predict(987654321::bigint, {IRIS_ROW})",
+        e.UndefinedObject,
+        "987654321",
+    ),
+    Case(
+        "model-deploy",
+        "SELECT * FROM pyml.deploy(987654321::bigint)",
+        e.UndefinedObject,
+        "987654321",
+    ),
     Case("model-delete", "SELECT pyml.delete_model(987654321)", e.UndefinedObject, "987654321"),
-    Case("dataset", "SELECT * FROM pyml.load_dataset('no_such_dataset')",
-         e.UndefinedObject, '"no_such_dataset"'),
+    Case(
+        "dataset",
+        "SELECT * FROM pyml.load_dataset('no_such_dataset')",
+        e.UndefinedObject,
+        '"no_such_dataset"',
+    ),
     # -- 42P01 relation does not exist ----------------------------------------------------
-    Case("relation-train", train_sql("'regression', 'public.no_such_table', 'y'"),
-         e.UndefinedTable, '"public.no_such_table"'),
-    Case("relation-snapshot", "SELECT * FROM pyml.snapshot('public.no_such_table', 'y')",
-         e.UndefinedTable, '"public.no_such_table"'),
-    Case("relation-predict-into",
-         f"SELECT pyml.predict_into('{LIVE}', 'public.no_such_table', 'public.err_out')",
-         e.UndefinedTable, '"public.no_such_table"'),
+    Case(
+        "relation-train",
+        train_sql("'regression', 'public.no_such_table', 'y'"),
+        e.UndefinedTable,
+        '"public.no_such_table"',
+    ),
+    Case(
+        "relation-snapshot",
+        "SELECT * FROM pyml.snapshot('public.no_such_table', 'y')",
+        e.UndefinedTable,
+        '"public.no_such_table"',
+    ),
+    Case(
+        "relation-predict-into",
+        f"SELECT pyml.predict_into('{LIVE}', 'public.no_such_table', 'public.err_out')",
+        e.UndefinedTable,
+        '"public.no_such_table"',
+    ),
     # -- 42703 column does not exist ------------------------------------------------------
-    Case("column-train", train_sql("'classification', 'pyml.iris', 'no_such_column'"),
-         e.UndefinedColumn, '"no_such_column"'),
-    Case("column-train-joint",
-         "SELECT * FROM pyml.train_joint('err_new', 'regression', 'pyml.linnerud',"
-         " ARRAY['weight', 'no_such_column'])",
-         e.UndefinedColumn, '"no_such_column"'),
-    Case("column-snapshot", "SELECT * FROM pyml.snapshot('pyml.iris', 'no_such_column')",
-         e.UndefinedColumn, '"no_such_column"'),
-    Case("column-predict-into-key",
-         f"SELECT pyml.predict_into('{LIVE}', 'pyml.iris', 'public.err_out',"
-         " key_column => 'no_such_column')",
-         e.UndefinedColumn, '"no_such_column"'),
+    Case(
+        "column-train",
+        train_sql("'classification', 'pyml.iris', 'no_such_column'"),
+        e.UndefinedColumn,
+        '"no_such_column"',
+    ),
+    Case(
+        "column-train-joint",
+        "SELECT * FROM pyml.train_joint('err_new', 'regression', 'pyml.linnerud',"
+        " ARRAY['weight', 'no_such_column'])",
+        e.UndefinedColumn,
+        '"no_such_column"',
+    ),
+    Case(
+        "column-snapshot",
+        "SELECT * FROM pyml.snapshot('pyml.iris', 'no_such_column')",
+        e.UndefinedColumn,
+        '"no_such_column"',
+    ),
+    Case(
+        "column-predict-into-key",
+        f"SELECT pyml.predict_into('{LIVE}', 'pyml.iris', 'public.err_out',"
+        " key_column => 'no_such_column')",
+        e.UndefinedColumn,
+        '"no_such_column"',
+    ),
     # -- 22023 bad argument values --------------------------------------------------------
-    Case("task", train_sql("'clustering_nope', 'pyml.iris', 'target'"),
-         e.InvalidParameterValue, "clustering_nope"),
-    Case("algorithm",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'no_such_algorithm'"),
-         e.InvalidParameterValue, '"no_such_algorithm"'),
-    Case("strategy", "SELECT * FROM pyml.deploy('err_live', strategy => 'no_such_strategy')",
-         e.InvalidParameterValue, "no_such_strategy"),
-    Case("deploy-algorithm",
-         "SELECT * FROM pyml.deploy('err_live', algorithm => 'no_such_algorithm')",
-         e.InvalidParameterValue, '"no_such_algorithm"'),
-    Case("test-sampling",
-         train_sql("'classification', 'pyml.iris', 'target', test_sampling => 'sideways'"),
-         e.InvalidParameterValue, "sideways"),
-    Case("search",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
-                   " search => 'exhaustive', search_params => '{\"n_neighbors\": [1, 3]}'"),
-         e.InvalidParameterValue, "exhaustive"),
+    Case(
+        "task",
+        train_sql("'clustering_nope', 'pyml.iris', 'target'"),
+        e.InvalidParameterValue,
+        "clustering_nope",
+    ),
+    Case(
+        "algorithm",
+        train_sql("'classification', 'pyml.iris', 'target', algorithm => 'no_such_algorithm'"),
+        e.InvalidParameterValue,
+        '"no_such_algorithm"',
+    ),
+    Case(
+        "strategy",
+        "SELECT * FROM pyml.deploy('err_live', strategy => 'no_such_strategy')",
+        e.InvalidParameterValue,
+        "no_such_strategy",
+    ),
+    Case(
+        "deploy-algorithm",
+        "SELECT * FROM pyml.deploy('err_live', algorithm => 'no_such_algorithm')",
+        e.InvalidParameterValue,
+        '"no_such_algorithm"',
+    ),
+    Case(
+        "test-sampling",
+        train_sql("'classification', 'pyml.iris', 'target', test_sampling => 'sideways'"),
+        e.InvalidParameterValue,
+        "sideways",
+    ),
+    Case(
+        "search",
+        train_sql(
+            "'classification', 'pyml.iris', 'target', algorithm => 'knn',"
+            " search => 'exhaustive', search_params => '{\"n_neighbors\": [1, 3]}'"
+        ),
+        e.InvalidParameterValue,
+        "exhaustive",
+    ),
     *(
-        Case(f"test-size-{label}",
-             train_sql(f"'classification', 'pyml.iris', 'target', test_size => {value}"),
-             e.InvalidParameterValue, '"test_size"')
+        Case(
+            f"test-size-{label}",
+            train_sql(f"'classification', 'pyml.iris', 'target', test_size => {value}"),
+            e.InvalidParameterValue,
+            '"test_size"',
+        )
         for label, value in (
-            ("zero", "0"), ("negative", "-0.5"), ("one", "1"), ("nan", "'NaN'::real"),
-            ("all-rows", "150"), ("more-than-rows", "1000"),
+            ("zero", "0"),
+            ("negative", "-0.5"),
+            ("one", "1"),
+            ("nan", "'NaN'::real"),
+            ("all-rows", "150"),
+            ("more-than-rows", "1000"),
         )
     ),
-    Case("hyperparameter-name",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
-                   " hyperparams => '{\"no_such_knob\": 1}'"),
-         e.InvalidParameterValue, '"no_such_knob"'),
-    Case("hyperparameter-value",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
-                   " hyperparams => '{\"n_neighbors\": -1}'"),
-         e.InvalidParameterValue, "n_neighbors"),
-    Case("hyperparameter-type",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'lightgbm',"
-                   " hyperparams => '{\"n_estimators\": \"many\"}'"),
-         e.InvalidParameterValue, "hyperparameter"),
-    Case("search-parameter-name",
-         train_sql("'classification', 'pyml.iris', 'target', algorithm => 'knn',"
-                   " search => 'grid', search_params => '{\"no_such_knob\": [1, 2]}'"),
-         e.InvalidParameterValue, '"no_such_knob"'),
-    Case("label-type", train_sql("'regression', 'public.err_text_label', 'y'"),
-         e.InvalidParameterValue, None),
+    Case(
+        "hyperparameter-name",
+        train_sql(
+            "'classification', 'pyml.iris', 'target', algorithm => 'knn',"
+            " hyperparams => '{\"no_such_knob\": 1}'"
+        ),
+        e.InvalidParameterValue,
+        '"no_such_knob"',
+    ),
+    Case(
+        "hyperparameter-value",
+        train_sql(
+            "'classification', 'pyml.iris', 'target', algorithm => 'knn',"
+            " hyperparams => '{\"n_neighbors\": -1}'"
+        ),
+        e.InvalidParameterValue,
+        "n_neighbors",
+    ),
+    Case(
+        "hyperparameter-type",
+        train_sql(
+            "'classification', 'pyml.iris', 'target', algorithm => 'lightgbm',"
+            ' hyperparams => \'{"n_estimators": "many"}\''
+        ),
+        e.InvalidParameterValue,
+        "hyperparameter",
+    ),
+    Case(
+        "search-parameter-name",
+        train_sql(
+            "'classification', 'pyml.iris', 'target', algorithm => 'knn',"
+            " search => 'grid', search_params => '{\"no_such_knob\": [1, 2]}'"
+        ),
+        e.InvalidParameterValue,
+        '"no_such_knob"',
+    ),
+    Case(
+        "label-type",
+        train_sql("'regression', 'public.err_text_label', 'y'"),
+        e.InvalidParameterValue,
+        None,
+    ),
     # -- 22004 NULL feature without impute rule, NULL label ---------------------------------
-    Case("null-feature-predict",
-         "SELECT pyml.predict('err_live', ARRAY[5.1, NULL, 1.4, 0.2]::real[])",
-         e.NullValueNotAllowed, None),
-    Case("null-feature-train", train_sql("'regression', 'public.err_null_feature', 'y'"),
-         e.NullValueNotAllowed, '"b"'),
-    Case("null-label-regression", train_sql("'regression', 'public.err_null_label', 'y'"),
-         e.NullValueNotAllowed, None),
-    Case("null-label-classification",
-         train_sql("'classification', 'public.err_null_label', 'y'"),
-         e.NullValueNotAllowed, None),
+    Case(
+        "null-feature-predict",
+        "SELECT pyml.predict('err_live', ARRAY[5.1, NULL, 1.4, 0.2]::real[])",
+        e.NullValueNotAllowed,
+        None,
+    ),
+    Case(
+        "null-feature-train",
+        train_sql("'regression', 'public.err_null_feature', 'y'"),
+        e.NullValueNotAllowed,
+        '"b"',
+    ),
+    Case(
+        "null-label-regression",
+        train_sql("'regression', 'public.err_null_label', 'y'"),
+        e.NullValueNotAllowed,
+        None,
+    ),
+    Case(
+        "null-label-classification",
+        train_sql("'classification', 'public.err_null_label', 'y'"),
+        e.NullValueNotAllowed,
+        None,
+    ),
     # -- 55000 object not in prerequisite state -------------------------------------------
-    Case("nothing-deployed", f"SELECT pyml.predict('{UNDEPLOYED}', {IRIS_ROW})",
-         e.ObjectNotInPrerequisiteState, f'"{UNDEPLOYED}"'),
-    Case("delete-live-model",
-         "SELECT pyml.delete_model((SELECT model_id FROM pyml.deployed_models"
-         " WHERE project = 'err_live'))",
-         e.ObjectNotInPrerequisiteState, f'"{LIVE}"'),
-    Case("delete-project-with-live-model", f"SELECT pyml.delete_project('{LIVE}')",
-         e.ObjectNotInPrerequisiteState, f'"{LIVE}"'),
-    Case("task-mismatch", train_sql("'regression', 'pyml.diabetes', 'target'", LIVE),
-         e.ObjectNotInPrerequisiteState, f'"{LIVE}"'),
+    Case(
+        "nothing-deployed",
+        f"SELECT pyml.predict('{UNDEPLOYED}', {IRIS_ROW})",
+        e.ObjectNotInPrerequisiteState,
+        f'"{UNDEPLOYED}"',
+    ),
+    Case(
+        "delete-live-model",
+        "SELECT pyml.delete_model((SELECT model_id FROM pyml.deployed_models"
+        " WHERE project = 'err_live'))",
+        e.ObjectNotInPrerequisiteState,
+        f'"{LIVE}"',
+    ),
+    Case(
+        "delete-project-with-live-model",
+        f"SELECT pyml.delete_project('{LIVE}')",
+        e.ObjectNotInPrerequisiteState,
+        f'"{LIVE}"',
+    ),
+    Case(
+        "task-mismatch",
+        train_sql("'regression', 'pyml.diabetes', 'target'", LIVE),
+        e.ObjectNotInPrerequisiteState,
+        f'"{LIVE}"',
+    ),
 ]
 
 
@@ -231,8 +379,11 @@ def test_algorithm_not_available_for_task(conn: psycopg.Connection) -> None:
 def test_optional_dependency(conn: psycopg.Connection, algorithm: str) -> None:
     """0A000 with an install hint when the package is missing from the server's venv."""
     installed = importlib.util.find_spec(algorithm) is not None  # the server runs this venv
-    query = train_sql(f"'regression', 'pyml.diabetes', 'target', algorithm => '{algorithm}',"
-                      " hyperparams => '{\"n_estimators\": 3}'", f"err_{algorithm}")
+    query = train_sql(
+        f"'regression', 'pyml.diabetes', 'target', algorithm => '{algorithm}',"
+        " hyperparams => '{\"n_estimators\": 3}'",
+        f"err_{algorithm}",
+    )
     if installed:
         row = conn.execute(query).fetchone()
         assert row is not None and row[2] == algorithm
@@ -260,8 +411,7 @@ class _Planted:
         return (os.mkdir, (self.path,))
 
 
-def _replace_artifact(admin_url: str, model_id: int, fmt: str, data: bytes,
-                      sha256: str) -> None:
+def _replace_artifact(admin_url: str, model_id: int, fmt: str, data: bytes, sha256: str) -> None:
     """Swap a model's artifact as only a superuser may (no role writes pyml.files)."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute("DELETE FROM pyml.files WHERE model_id = %s", (model_id,))
@@ -275,11 +425,13 @@ def _replace_artifact(admin_url: str, model_id: int, fmt: str, data: bytes,
 def _fresh_model(conn: psycopg.Connection, project: str) -> int:
     conn.execute(
         "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
-        " algorithm => 'knn', automatic_deploy => false)", (project,)
+        " algorithm => 'knn', automatic_deploy => false)",
+        (project,),
     )
     row = conn.execute(
         "SELECT m.id FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s", (project,)
+        " WHERE p.name = %s",
+        (project,),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -294,8 +446,9 @@ def test_artifact_checksum_mismatch(
     conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], admin_url: str
 ) -> None:
     model_id = _fresh_model(conn, "err_checksum")
-    row = conn.execute("SELECT format, sha256, data FROM pyml.files WHERE model_id = %s",
-                       (model_id,)).fetchone()
+    row = conn.execute(
+        "SELECT format, sha256, data FROM pyml.files WHERE model_id = %s", (model_id,)
+    ).fetchone()
     assert row is not None
     fmt, sha256, data = row
     tampered = bytes(data[:-1]) + bytes([data[-1] ^ 1])
@@ -309,8 +462,7 @@ def test_artifact_checksum_mismatch(
 
 @pytest.mark.parametrize("fmt", ["pickle", "skops"])
 def test_planted_pickle_is_refused_not_run(
-    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], fmt: str,
-    admin_url: str
+    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], fmt: str, admin_url: str
 ) -> None:
     project = f"err_pickle_{fmt}"
     model_id = _fresh_model(conn, project)
@@ -334,13 +486,16 @@ def test_planted_pickle_is_refused_not_run(
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relation", [
-    "pyml.iris; DROP TABLE pyml.models",
-    "pyml.iris; DROP TABLE pyml.models; --",
-    "pyml.iris WHERE false",
-    "(SELECT * FROM pyml.iris) AS x",
-    'pyml.iris"; DROP TABLE pyml.models; --',
-])
+@pytest.mark.parametrize(
+    "relation",
+    [
+        "pyml.iris; DROP TABLE pyml.models",
+        "pyml.iris; DROP TABLE pyml.models; --",
+        "pyml.iris WHERE false",
+        "(SELECT * FROM pyml.iris) AS x",
+        'pyml.iris"; DROP TABLE pyml.models; --',
+    ],
+)
 def test_relation_name_is_not_sql(conn: psycopg.Connection, relation: str) -> None:
     with pytest.raises(e.UndefinedTable) as info:
         conn.execute(
@@ -371,9 +526,13 @@ def test_target_table_is_not_sql(conn: psycopg.Connection) -> None:
 
 def test_project_name_is_a_value(conn: psycopg.Connection) -> None:
     name = "err'); DROP TABLE pyml.models; --"
-    conn.execute("SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
-                 " automatic_deploy => false)", (name,))
-    assert conn.execute("SELECT count(*) FROM pyml.projects WHERE name = %s",
-                        (name,)).fetchone() == (1,)
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
+        " automatic_deploy => false)",
+        (name,),
+    )
+    assert conn.execute(
+        "SELECT count(*) FROM pyml.projects WHERE name = %s", (name,)
+    ).fetchone() == (1,)
     assert conn.execute("SELECT to_regclass('pyml.models')").fetchone() == ("pyml.models",)
     conn.execute("SELECT pyml.delete_project(%s, force => true)", (name,))

@@ -20,16 +20,29 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
-def train(conn: psycopg.Connection, project: str, algorithm: str, *, task: str = "regression",
-          relation: str = "pyml.diabetes", label: str = "target",
-          hyperparams: dict[str, Any] | None = None) -> int:
+def train(
+    conn: psycopg.Connection,
+    project: str,
+    algorithm: str,
+    *,
+    task: str = "regression",
+    relation: str = "pyml.diabetes",
+    label: str = "target",
+    hyperparams: dict[str, Any] | None = None,
+) -> int:
     conn.execute(
         "SELECT * FROM pyml.train(%s, task => %s, relation_name => %s, y_column_name => %s,"
         " algorithm => %s, hyperparams => %s::jsonb, automatic_deploy => false)",
         (project, task, relation, label, algorithm, json.dumps(hyperparams or {})),
     )
-    return int(one(conn, "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
-                         " ON p.id = m.project_id WHERE p.name = %s", (project,)))
+    return int(
+        one(
+            conn,
+            "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
+            " ON p.id = m.project_id WHERE p.name = %s",
+            (project,),
+        )
+    )
 
 
 def contributions(conn: psycopg.Connection, model_id: int, offset: int = 0) -> dict[str, float]:
@@ -56,33 +69,45 @@ def regressors(conn: psycopg.Connection) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest", "extra_trees",
-                                       "gradient_boosting_trees", "linear", "ridge"])
+@pytest.mark.parametrize(
+    "algorithm",
+    ["lightgbm", "random_forest", "extra_trees", "gradient_boosting_trees", "linear", "ridge"],
+)
 @pytest.mark.parametrize("offset", [0, 17, 200])
-def test_contributions_sum_to_the_prediction(conn: psycopg.Connection,
-                                             regressors: dict[str, int], algorithm: str,
-                                             offset: int) -> None:
+def test_contributions_sum_to_the_prediction(
+    conn: psycopg.Connection, regressors: dict[str, int], algorithm: str, offset: int
+) -> None:
     model_id = regressors[algorithm]
     parts = contributions(conn, model_id, offset)
     assert list(parts) == [*FEATURES, "__bias__"]
-    predicted = one(conn, f"SELECT pyml.predict(%s::bigint, {DIABETES}) FROM pyml.diabetes"
-                          " LIMIT 1 OFFSET %s", (model_id, offset))
+    predicted = one(
+        conn,
+        f"SELECT pyml.predict(%s::bigint, {DIABETES}) FROM pyml.diabetes LIMIT 1 OFFSET %s",
+        (model_id, offset),
+    )
     assert math.isclose(sum(parts.values()), predicted, rel_tol=1e-4, abs_tol=1e-3)
     assert any(abs(v) > 1e-6 for k, v in parts.items() if k != "__bias__")
 
 
-def test_a_row_and_an_array_explain_alike(conn: psycopg.Connection,
-                                          regressors: dict[str, int]) -> None:
+def test_a_row_and_an_array_explain_alike(
+    conn: psycopg.Connection, regressors: dict[str, int]
+) -> None:
     model_id = regressors["lightgbm"]
-    from_row: dict[str, float] = dict(conn.execute(
-        "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
-        " pyml.explain(%s::bigint, d) e",
-        (model_id,)).fetchall())
+    from_row: dict[str, float] = dict(
+        conn.execute(
+            "SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
+            " pyml.explain(%s::bigint, d) e",
+            (model_id,),
+        ).fetchall()
+    )
     assert from_row == contributions(conn, model_id)
     conn.execute("SELECT pyml.deploy(%s::bigint)", (model_id,))
-    by_project: dict[str, float] = dict(conn.execute(
-        f"SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
-        f" pyml.explain('explain lightgbm', {DIABETES}::real[]) e").fetchall())
+    by_project: dict[str, float] = dict(
+        conn.execute(
+            f"SELECT e.* FROM (SELECT * FROM pyml.diabetes LIMIT 1) d,"
+            f" pyml.explain('explain lightgbm', {DIABETES}::real[]) e"
+        ).fetchall()
+    )
     assert by_project == from_row
 
 
@@ -90,44 +115,71 @@ def _sigmoid(score: float) -> float:
     return 1 / (1 + math.exp(-score))
 
 
-@pytest.mark.parametrize(("algorithm", "params", "to_probability"), [
-    ("lightgbm", {"n_estimators": 20}, _sigmoid),  # log-odds
-    ("random_forest", {"n_estimators": 10}, lambda p: p),  # the probability itself
-    ("linear", {"max_iter": 5000}, _sigmoid),  # the decision function
-])
-def test_binary_classifiers_explain_the_second_class_score(conn: psycopg.Connection,
-                                                           algorithm: str, params: dict[str, Any],
-                                                           to_probability: Any) -> None:
-    model_id = train(conn, f"explain bc {algorithm}", algorithm, task="classification",
-                     relation="pyml.breast_cancer", label="malignant", hyperparams=params)
+@pytest.mark.parametrize(
+    ("algorithm", "params", "to_probability"),
+    [
+        ("lightgbm", {"n_estimators": 20}, _sigmoid),  # log-odds
+        ("random_forest", {"n_estimators": 10}, lambda p: p),  # the probability itself
+        ("linear", {"max_iter": 5000}, _sigmoid),  # the decision function
+    ],
+)
+def test_binary_classifiers_explain_the_second_class_score(
+    conn: psycopg.Connection, algorithm: str, params: dict[str, Any], to_probability: Any
+) -> None:
+    model_id = train(
+        conn,
+        f"explain bc {algorithm}",
+        algorithm,
+        task="classification",
+        relation="pyml.breast_cancer",
+        label="malignant",
+        hyperparams=params,
+    )
     for offset in (0, 3, 100):
-        total = one(conn, "SELECT sum(e.contribution) FROM (SELECT * FROM pyml.breast_cancer"
-                          " LIMIT 1 OFFSET %s) b, pyml.explain(%s::bigint, b) e",
-                    (offset, model_id))
-        proba = one(conn, "SELECT pyml.predict_proba(%s::bigint, b) FROM pyml.breast_cancer b"
-                          " LIMIT 1 OFFSET %s", (model_id, offset))
+        total = one(
+            conn,
+            "SELECT sum(e.contribution) FROM (SELECT * FROM pyml.breast_cancer"
+            " LIMIT 1 OFFSET %s) b, pyml.explain(%s::bigint, b) e",
+            (offset, model_id),
+        )
+        proba = one(
+            conn,
+            "SELECT pyml.predict_proba(%s::bigint, b) FROM pyml.breast_cancer b LIMIT 1 OFFSET %s",
+            (model_id, offset),
+        )
         assert math.isclose(to_probability(total), proba[1], abs_tol=1e-4)
 
 
-@pytest.mark.parametrize(("algorithm", "task", "relation", "label"), [
-    ("svm", "regression", "pyml.diabetes", "target"),
-    ("knn", "classification", "pyml.breast_cancer", "malignant"),
-])
-def test_no_exact_method_uses_shap(conn: psycopg.Connection, algorithm: str, task: str,
-                                   relation: str, label: str) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "task", "relation", "label"),
+    [
+        ("svm", "regression", "pyml.diabetes", "target"),
+        ("knn", "classification", "pyml.breast_cancer", "malignant"),
+    ],
+)
+def test_no_exact_method_uses_shap(
+    conn: psycopg.Connection, algorithm: str, task: str, relation: str, label: str
+) -> None:
     """SHAP's KernelExplainer (shap is in the dev extras): contributions plus the bias (the
     mean output over held-out rows) sum to the value, or the second class's probability."""
-    model_id = train(conn, f"shap {algorithm}", algorithm, task=task, relation=relation,
-                     label=label)
+    model_id = train(
+        conn, f"shap {algorithm}", algorithm, task=task, relation=relation, label=label
+    )
     features = one(conn, "SELECT feature_names FROM pyml.models WHERE id = %s", (model_id,))
-    rows: dict[str, float] = dict(conn.execute(
-        f"SELECT e.feature, e.contribution FROM (SELECT * FROM {relation} LIMIT 1) r,"
-        " pyml.explain(%s::bigint, r) e", (model_id,)).fetchall())
+    rows: dict[str, float] = dict(
+        conn.execute(
+            f"SELECT e.feature, e.contribution FROM (SELECT * FROM {relation} LIMIT 1) r,"
+            " pyml.explain(%s::bigint, r) e",
+            (model_id,),
+        ).fetchall()
+    )
     assert list(rows) == [*features, "__bias__"]
-    output = "pyml.predict(%s::bigint, r)" if task == "regression" else \
-        "(pyml.predict_proba(%s::bigint, r))[2]"
-    expected = one(conn, f"SELECT {output} FROM (SELECT * FROM {relation} LIMIT 1) r",
-                   (model_id,))
+    output = (
+        "pyml.predict(%s::bigint, r)"
+        if task == "regression"
+        else "(pyml.predict_proba(%s::bigint, r))[2]"
+    )
+    expected = one(conn, f"SELECT {output} FROM (SELECT * FROM {relation} LIMIT 1) r", (model_id,))
     assert math.isclose(sum(rows.values()), expected, rel_tol=1e-4, abs_tol=1e-4)
     assert any(abs(v) > 1e-6 for f, v in rows.items() if f != "__bias__")
 
@@ -136,11 +188,14 @@ def test_explain_errors(conn: psycopg.Connection, regressors: dict[str, int]) ->
     with pytest.raises(psycopg.errors.UndefinedObject):
         conn.execute("SELECT * FROM pyml.explain('no such project', ARRAY[1, 2])")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        conn.execute("SELECT * FROM pyml.explain(%s::bigint, ARRAY[1, 2])",
-                     (regressors["lightgbm"],))
+        conn.execute(
+            "SELECT * FROM pyml.explain(%s::bigint, ARRAY[1, 2])", (regressors["lightgbm"],)
+        )
     with pytest.raises(psycopg.errors.NullValueNotAllowed):
-        conn.execute("SELECT * FROM pyml.explain(%s::bigint, ARRAY[1,2,3,4,5,6,7,8,9,NULL])",
-                     (regressors["lightgbm"],))
+        conn.execute(
+            "SELECT * FROM pyml.explain(%s::bigint, ARRAY[1,2,3,4,5,6,7,8,9,NULL])",
+            (regressors["lightgbm"],),
+        )
 
 
 def importances(conn: psycopg.Connection, project: str) -> dict[str, float]:
@@ -148,8 +203,9 @@ def importances(conn: psycopg.Connection, project: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("algorithm", ["lightgbm", "random_forest", "linear"])
-def test_native_importances_are_normalised(conn: psycopg.Connection,
-                                           regressors: dict[str, int], algorithm: str) -> None:
+def test_native_importances_are_normalised(
+    conn: psycopg.Connection, regressors: dict[str, int], algorithm: str
+) -> None:
     conn.execute("SELECT pyml.deploy(%s::bigint)", (regressors[algorithm],))
     found = importances(conn, f"explain {algorithm}")
     assert list(found) == FEATURES

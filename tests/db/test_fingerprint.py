@@ -11,11 +11,17 @@ import pytest
 from psycopg import sql
 
 
-def _fingerprint(conn: psycopg.Connection, relation: str, labels: list[str] | None,
-                 task: str | None, preprocess: dict[str, Any] | None = None) -> str:
+def _fingerprint(
+    conn: psycopg.Connection,
+    relation: str,
+    labels: list[str] | None,
+    task: str | None,
+    preprocess: dict[str, Any] | None = None,
+) -> str:
     row = conn.execute(
         "SELECT pyml.fingerprint(%s, %s::text[], %s, %s::jsonb)",
-        (relation, labels, task, json.dumps(preprocess or {}))).fetchone()
+        (relation, labels, task, json.dumps(preprocess or {})),
+    ).fetchone()
     assert row is not None and isinstance(row[0], str) and len(row[0]) == 64
     return row[0]
 
@@ -25,7 +31,9 @@ def _recorded(conn: psycopg.Connection, project: str) -> str:
     row = conn.execute(
         "SELECT s.data_fingerprint FROM pyml.models m JOIN pyml.projects p"
         " ON p.id = m.project_id JOIN pyml.snapshots s ON s.id = m.snapshot_id"
-        " WHERE p.name = %s ORDER BY m.id DESC LIMIT 1", (project,)).fetchone()
+        " WHERE p.name = %s ORDER BY m.id DESC LIMIT 1",
+        (project,),
+    ).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -36,24 +44,50 @@ def houses(conn: psycopg.Connection) -> str:
     conn.execute(
         "CREATE TABLE fp_houses AS SELECT i AS size, (i % 5)::real AS rooms,"
         " (ARRAY['north', 'south', 'east'])[1 + i % 3] AS city, i % 7 < 3 AS premium,"
-        " (i * 1.5 + i % 11)::float8 AS price FROM generate_series(1, 120) AS i")
+        " (i * 1.5 + i % 11)::float8 AS price FROM generate_series(1, 120) AS i"
+    )
     return "fp_houses"
 
 
-@pytest.mark.parametrize(("task", "labels", "preprocess", "train"), [
-    ("regression", ["price"], {"city": {"encode": "one_hot"}},
-     "pyml.train(%s, 'regression', 'fp_houses', 'price', preprocess =>"
-     " '{\"city\": {\"encode\": \"one_hot\"}}')"),
-    ("classification", ["premium"], None,
-     "pyml.train(%s, 'classification', 'fp_houses', 'premium')"),
-    ("regression", ["price", "rooms"], None,
-     "pyml.train_joint(%s, 'regression', 'fp_houses', ARRAY['price', 'rooms'])"),
-    ("clustering", None, None,
-     "pyml.train(%s, 'clustering', 'fp_houses', NULL, 'kmeans', '{\"n_clusters\": 2}')"),
-])
-def test_equals_what_training_records(conn: psycopg.Connection, houses: str, project: str,
-                                      task: str, labels: list[str] | None,
-                                      preprocess: dict[str, Any] | None, train: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "labels", "preprocess", "train"),
+    [
+        (
+            "regression",
+            ["price"],
+            {"city": {"encode": "one_hot"}},
+            "pyml.train(%s, 'regression', 'fp_houses', 'price', preprocess =>"
+            ' \'{"city": {"encode": "one_hot"}}\')',
+        ),
+        (
+            "classification",
+            ["premium"],
+            None,
+            "pyml.train(%s, 'classification', 'fp_houses', 'premium')",
+        ),
+        (
+            "regression",
+            ["price", "rooms"],
+            None,
+            "pyml.train_joint(%s, 'regression', 'fp_houses', ARRAY['price', 'rooms'])",
+        ),
+        (
+            "clustering",
+            None,
+            None,
+            "pyml.train(%s, 'clustering', 'fp_houses', NULL, 'kmeans', '{\"n_clusters\": 2}')",
+        ),
+    ],
+)
+def test_equals_what_training_records(
+    conn: psycopg.Connection,
+    houses: str,
+    project: str,
+    task: str,
+    labels: list[str] | None,
+    preprocess: dict[str, Any] | None,
+    train: str,
+) -> None:
     before = _fingerprint(conn, houses, labels, task, preprocess)
     conn.execute(f"SELECT * FROM {train}", (project,))  # noqa: S608 (constant SQL)
     assert _recorded(conn, project) == before
@@ -74,14 +108,16 @@ def test_follows_the_rows_and_nothing_else(conn: psycopg.Connection) -> None:
 
 
 def test_reads_with_the_callers_rights_and_needs_no_project(
-        conn: psycopg.Connection, admin_url: str) -> None:
+    conn: psycopg.Connection, admin_url: str
+) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute("CREATE TABLE fp_private AS SELECT * FROM pyml.iris")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         _fingerprint(conn, "fp_private", ["target"], "classification")
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("GRANT SELECT ON fp_private TO {}").format(
-            sql.Identifier(conn.info.user)))
+        admin.execute(
+            sql.SQL("GRANT SELECT ON fp_private TO {}").format(sql.Identifier(conn.info.user))
+        )
     _fingerprint(conn, "fp_private", ["target"], "classification")
 
 

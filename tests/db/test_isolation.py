@@ -61,10 +61,13 @@ def wait_for_child(backend: int, seconds: float = 30) -> int:
     raise AssertionError(f"backend {backend} started no fitting process in {seconds}s")
 
 
-def train_sql(project: str, relation: str, algorithm: str, hyperparams: str = "{}",
-              task: str = "regression") -> tuple[str, tuple[Any, ...]]:
-    return ("SELECT * FROM pyml.train(%s, %s, %s, 'y', %s, hyperparams => %s::jsonb)",
-            (project, task, relation, algorithm, hyperparams))
+def train_sql(
+    project: str, relation: str, algorithm: str, hyperparams: str = "{}", task: str = "regression"
+) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "SELECT * FROM pyml.train(%s, %s, %s, 'y', %s, hyperparams => %s::jsonb)",
+        (project, task, relation, algorithm, hyperparams),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +77,14 @@ def rows(admin_url: str) -> str:
         admin.execute("SELECT setseed(0.5)")
         admin.execute(
             "CREATE TABLE public.iso_rows AS SELECT random() AS a, random() AS b,"
-            " random() AS c, random() AS d, random() AS e FROM generate_series(1, 200)")
+            " random() AS c, random() AS d, random() AS e FROM generate_series(1, 200)"
+        )
         admin.execute("ALTER TABLE public.iso_rows ADD COLUMN y float8")
         admin.execute("UPDATE public.iso_rows SET y = 3 * a - 2 * b + random()")
         admin.execute(
             "CREATE TABLE public.iso_large AS SELECT random() AS a, random() AS b,"
-            " random() AS c, random() AS y FROM generate_series(1, 6400)")
+            " random() AS c, random() AS y FROM generate_series(1, 6400)"
+        )
         admin.execute("GRANT SELECT ON public.iso_rows, public.iso_large TO pyml_tester")
     return "public.iso_rows"
 
@@ -118,7 +123,7 @@ def still_works(session: psycopg.Connection, project: str, relation: str) -> Non
 
 @pytest.mark.slow
 def test_statement_timeout_stops_an_endless_fit(
-        connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
+    connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
 ) -> None:
     session = connect()
     backend = session.execute("SELECT pg_backend_pid()").fetchone()[0]
@@ -135,8 +140,11 @@ def test_statement_timeout_stops_an_endless_fit(
 
 @pytest.mark.slow
 def test_pg_cancel_backend_stops_an_endless_fit(
-        connect: Callable[..., psycopg.Connection], admin_url: str, rows: str,
-        sentinel: psycopg.Connection) -> None:
+    connect: Callable[..., psycopg.Connection],
+    admin_url: str,
+    rows: str,
+    sentinel: psycopg.Connection,
+) -> None:
     session = connect()
     backend = session.execute("SELECT pg_backend_pid()").fetchone()[0]
     warm_up(session, rows)
@@ -165,8 +173,9 @@ def test_pg_cancel_backend_stops_an_endless_fit(
 
 
 @pytest.mark.slow
-def test_memory_limit_is_53200(connect: Callable[..., psycopg.Connection], rows: str,
-                               sentinel: psycopg.Connection) -> None:
+def test_memory_limit_is_53200(
+    connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
+) -> None:
     """Kernel ridge regression needs an n x n kernel matrix: 4,800 training rows, 184 MB."""
     session = connect()
     session.execute("SET pyml.train_memory_limit = '150MB'")
@@ -175,7 +184,8 @@ def test_memory_limit_is_53200(connect: Callable[..., psycopg.Connection], rows:
     diag = caught.value.diag
     assert diag.sqlstate == "53200"
     assert primary(caught.value) == (
-        'training used more memory than "pyml.train_memory_limit" allows (150 MB)')
+        'training used more memory than "pyml.train_memory_limit" allows (150 MB)'
+    )
     assert "could not allocate memory" in (diag.message_detail or "")
     assert "pyml.train_memory_limit" in (diag.message_hint or "")
     # the same fit with room enough
@@ -186,7 +196,7 @@ def test_memory_limit_is_53200(connect: Callable[..., psycopg.Connection], rows:
 
 
 def test_absurd_hyperparameter_is_refused_before_reading(
-        connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
+    connect: Callable[..., psycopg.Connection], rows: str, sentinel: psycopg.Connection
 ) -> None:
     session = connect()
     warm_up(session, rows)  # a session's first call imports the libraries
@@ -200,24 +210,27 @@ def test_absurd_hyperparameter_is_refused_before_reading(
         assert time.monotonic() - started < 2
         assert primary(caught.value).startswith(
             f'hyperparameter "n_estimators" of algorithm "{algorithm}" must be an integer in '
-            "the range [")
+            "the range ["
+        )
     # a candidate of a search is checked the same way
     with pytest.raises(psycopg.errors.InvalidParameterValue, match='"num_leaves"'):
         session.execute(
             "SELECT * FROM pyml.train('iso absurd', 'regression', %s, 'y', 'lightgbm',"
-            " search => 'grid', search_params => '{\"num_leaves\": [7, 1]}')", (rows,))
+            " search => 'grid', search_params => '{\"num_leaves\": [7, 1]}')",
+            (rows,),
+        )
     assert not [n for n in notices if n.startswith("pyml: loaded")]  # no row was read
     still_works(session, "iso absurd", rows)
 
 
-def test_invalid_memory_limit_is_22023(connect: Callable[..., psycopg.Connection],
-                                       rows: str) -> None:
+def test_invalid_memory_limit_is_22023(
+    connect: Callable[..., psycopg.Connection], rows: str
+) -> None:
     session = connect()
     session.execute("SET pyml.train_memory_limit = 'lots'")
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
         session.execute(*train_sql("iso setting", rows, "linear"))
-    assert primary(caught.value) == (
-        'invalid value for setting "pyml.train_memory_limit": "lots"')
+    assert primary(caught.value) == ('invalid value for setting "pyml.train_memory_limit": "lots"')
 
 
 def test_the_server_limit_wins_over_a_larger_session_value(admin_url: str, rows: str) -> None:
@@ -233,14 +246,14 @@ def test_the_server_limit_wins_over_a_larger_session_value(admin_url: str, rows:
                 session.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
                 session.execute("SET pyml.train_memory_limit = '4GB'")
                 with pytest.raises(psycopg.errors.OutOfMemory, match=r"\(150 MB\)"):
-                    session.execute(*train_sql("iso server", "public.iso_large",
-                                               "kernel_ridge"))
-                assert ('pyml: setting "pyml.train_memory_limit" of this session (4 GB) is '
-                        "above the server's limit; using 150 MB") in notices
+                    session.execute(*train_sql("iso server", "public.iso_large", "kernel_ridge"))
+                assert (
+                    'pyml: setting "pyml.train_memory_limit" of this session (4 GB) is '
+                    "above the server's limit; using 150 MB"
+                ) in notices
                 session.execute("SET pyml.train_memory_limit = '100MB'")
                 with pytest.raises(psycopg.errors.OutOfMemory, match=r"\(100 MB\)"):
-                    session.execute(*train_sql("iso server", "public.iso_large",
-                                               "kernel_ridge"))
+                    session.execute(*train_sql("iso server", "public.iso_large", "kernel_ridge"))
         finally:
             admin.execute("ALTER SYSTEM RESET pyml.train_memory_limit")
             admin.execute("SELECT pg_reload_conf()")
@@ -251,25 +264,28 @@ def test_process_based_n_jobs_run_on_threads(conn: psycopg.Connection) -> None:
     which in a backend cannot even start; in the fitting process joblib uses threads."""
     conn.execute(
         "SELECT * FROM pyml.train('iso jobs', 'regression', 'pyml.diabetes', 'target',"
-        " 'bagging', hyperparams => '{\"n_jobs\": 2, \"n_estimators\": 4}')")
+        " 'bagging', hyperparams => '{\"n_jobs\": 2, \"n_estimators\": 4}')"
+    )
     (n_jobs,) = conn.execute(
         "SELECT m.hyperparams->'n_jobs' FROM pyml.models m JOIN pyml.projects p"
-        " ON p.id = m.project_id WHERE p.name = 'iso jobs'").fetchone()
+        " ON p.id = m.project_id WHERE p.name = 'iso jobs'"
+    ).fetchone()
     assert n_jobs == 2
 
 
 @pytest.mark.slow
-def test_search_progress_arrives_while_fitting(connect: Callable[..., psycopg.Connection]
-                                               ) -> None:
+def test_search_progress_arrives_while_fitting(connect: Callable[..., psycopg.Connection]) -> None:
     session = connect()
     session.execute("SET client_min_messages = notice")
     arrivals: list[tuple[float, str]] = []
     session.add_notice_handler(
-        lambda d: arrivals.append((time.monotonic(), d.message_primary or "")))
+        lambda d: arrivals.append((time.monotonic(), d.message_primary or ""))
+    )
     session.execute(
         "SELECT * FROM pyml.train('iso search', 'classification', 'pyml.digits', 'target',"
         " 'random_forest', search => 'grid',"
-        " search_params => '{\"n_estimators\": [10, 40, 80, 120]}', search_args => '{\"cv\": 3}')")
+        " search_params => '{\"n_estimators\": [10, 40, 80, 120]}', search_args => '{\"cv\": 3}')"
+    )
     ended = time.monotonic()
     progress = [(t, n) for t, n in arrivals if "search candidate" in n]
     assert [n.split(":")[1].split()[-1] for _, n in progress] == ["1/4", "2/4", "3/4", "4/4"]
@@ -285,29 +301,38 @@ def test_results_are_those_of_an_in_process_fit(conn: psycopg.Connection) -> Non
     conn.execute(
         "SELECT * FROM pyml.train('iso same', 'regression', 'pyml.diabetes', 'target',"
         " 'lightgbm', hyperparams => '{\"n_estimators\": 30}', test_size => 0.25,"
-        " test_sampling => 'last')")
+        " test_sampling => 'last')"
+    )
     hyperparams, metrics, data = conn.execute(
         "SELECT m.hyperparams, m.metrics, f.data FROM pyml.models m"
         " JOIN pyml.projects p ON p.id = m.project_id JOIN pyml.files f ON f.model_id = m.id"
-        " WHERE p.name = 'iso same'").fetchone()
-    columns = [r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = 'pyml.diabetes'::regclass"
-        " AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
+        " WHERE p.name = 'iso same'"
+    ).fetchone()
+    columns = [
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'pyml.diabetes'::regclass"
+            " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        )
+    ]
     features = [c for c in columns if c != "target"]
     query = sql.SQL("SELECT {}, target::float8 FROM pyml.diabetes").format(
-        sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in features))
+        sql.SQL(", ").join(sql.SQL("{}::float8").format(sql.Identifier(c)) for c in features)
+    )
     table = np.array(conn.execute(query).fetchall(), dtype=np.float64)
     X, y = table[:, :-1], table[:, -1]
     n_train = len(X) - int(round(0.25 * len(X)))
     here = LGBMRegressor(**hyperparams).fit(X[:n_train], y[:n_train])
     assert bytes(data) == here.booster_.model_to_string().encode()
-    assert metrics["r2"] == pytest.approx(r2_score(y[n_train:], here.predict(X[n_train:])),
-                                          rel=1e-12)
+    assert metrics["r2"] == pytest.approx(
+        r2_score(y[n_train:], here.predict(X[n_train:])), rel=1e-12
+    )
 
 
 @pytest.mark.slow
-def test_a_killed_backend_leaves_no_orphan(cluster: Any, admin_url: str, url: str,
-                                           rows: str) -> None:
+def test_a_killed_backend_leaves_no_orphan(
+    cluster: Any, admin_url: str, url: str, rows: str
+) -> None:
     """kill -9 of a backend in the middle of a fit: the fitting process dies with it (an
     orphan would keep PostgreSQL's shared memory attached), the server restarts, and new
     sessions work. Last in the module: the crash restart ends every session."""

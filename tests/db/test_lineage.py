@@ -16,18 +16,28 @@ def _lineage(conn: psycopg.Connection, model_id: int) -> dict:
 
 
 def _models(conn: psycopg.Connection, project: str) -> list[int]:
-    return [r[0] for r in conn.execute(
-        "SELECT m.id FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s ORDER BY m.id", (project,))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT m.id FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s ORDER BY m.id",
+            (project,),
+        )
+    ]
 
 
 def test_lineage_traces_data_code_people_and_deployments(conn: psycopg.Connection) -> None:
     project = "lineage diabetes"
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target',"
-                 " 'ridge', '{\"alpha\": 0.5}', preprocess => '{\"bmi\": {\"scale\":"
-                 " \"standard\"}}')", (project,))
-    conn.execute("SELECT * FROM pyml.train(%s, algorithm => 'lightgbm',"
-                 " automatic_deploy => false)", (project,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target',"
+        ' \'ridge\', \'{"alpha": 0.5}\', preprocess => \'{"bmi": {"scale":'
+        ' "standard"}}\')',
+        (project,),
+    )
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, algorithm => 'lightgbm', automatic_deploy => false)",
+        (project,),
+    )
     first, second = _models(conn, project)
     conn.execute("SELECT * FROM pyml.deploy(%s::bigint)", (second,))
     conn.execute("SELECT * FROM pyml.deploy(%s, 'rollback')", (project,))
@@ -49,10 +59,15 @@ def test_lineage_traces_data_code_people_and_deployments(conn: psycopg.Connectio
     assert len(snapshot["data_fingerprint"]) == 64
     assert {c["name"] for c in snapshot["columns"]} >= {"bmi", "target"}
 
-    (data,) = conn.execute("SELECT data FROM pyml.files WHERE model_id = %s AND part = 0",
-                           (first,)).fetchone()
-    assert doc["artifacts"][0] == {"part": 0, "format": "skops", "bytes": len(data),
-                                   "sha256": hashlib.sha256(data).hexdigest()}
+    (data,) = conn.execute(
+        "SELECT data FROM pyml.files WHERE model_id = %s AND part = 0", (first,)
+    ).fetchone()
+    assert doc["artifacts"][0] == {
+        "part": 0,
+        "format": "skops",
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     assert doc["artifacts"][1]["format"] == "skops-preprocessor"
 
     # Deployed at training (new_score), replaced by the second, back by rollback: live now.
@@ -67,14 +82,18 @@ def test_lineage_traces_data_code_people_and_deployments(conn: psycopg.Connectio
     assert other["deployments"][0]["live_until"] == deployments[1]["deployed_at"]
     assert other["live"] is False
     assert other["artifacts"][0]["format"] == "lightgbm-text"
-    (live_then,) = conn.execute("SELECT pyml.deployed_model(%s, %s::timestamptz)",
-                                (project, other["deployments"][0]["deployed_at"])).fetchone()
+    (live_then,) = conn.execute(
+        "SELECT pyml.deployed_model(%s, %s::timestamptz)",
+        (project, other["deployments"][0]["deployed_at"]),
+    ).fetchone()
     assert live_then == second
 
 
 def test_lineage_of_an_undeployed_model(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT * FROM pyml.train('lineage iris', 'classification', 'pyml.iris',"
-                 " 'target', automatic_deploy => false)")
+    conn.execute(
+        "SELECT * FROM pyml.train('lineage iris', 'classification', 'pyml.iris',"
+        " 'target', automatic_deploy => false)"
+    )
     (model_id,) = _models(conn, "lineage iris")
     doc = _lineage(conn, model_id)
     assert doc["deployments"] == [] and doc["live"] is False

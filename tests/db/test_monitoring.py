@@ -24,35 +24,55 @@ LABEL = "amount"
 PREPROCESS = '{"color": {"encode": "native"}}'
 
 
-def _orders(conn: psycopg.Connection, name: str, n: int, seed: float, *, shift: float = 0.0,
-            red: float = 1 / 3, slope: float = 2.0, label: bool = True) -> None:
+def _orders(
+    conn: psycopg.Connection,
+    name: str,
+    n: int,
+    seed: float,
+    *,
+    shift: float = 0.0,
+    red: float = 1 / 3,
+    slope: float = 2.0,
+    label: bool = True,
+) -> None:
     """``n`` orders: price ~ U(shift, shift + 100), qty ~ U{0..10}, colour red with
     probability ``red`` (else green or blue alike), amount = slope * price + 3 * qty
     (+ 40 for red) + noise."""
     table = sql.Identifier(name)
-    conn.execute(sql.SQL("CREATE TABLE {} (price real, qty int, color text, amount real)")
-                 .format(table))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (price real, qty int, color text, amount real)").format(table)
+    )
     conn.execute("SELECT setseed(%s)", (seed,))
-    conn.execute(sql.SQL(
-        "INSERT INTO {} SELECT price, qty, color,"
-        " %s * price + 3 * qty + CASE color WHEN 'red' THEN 40 ELSE 0 END + random() * 5"
-        " FROM (SELECT (random() * 100 + %s)::real AS price, (random() * 10)::int AS qty,"
-        "  CASE WHEN r < %s THEN 'red' WHEN r < %s + (1 - %s) / 2 THEN 'green' ELSE 'blue' END"
-        "  AS color FROM (SELECT random() AS r FROM generate_series(1, %s)) g) t"
-    ).format(table), (slope, shift, red, red, red, n))
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} SELECT price, qty, color,"
+            " %s * price + 3 * qty + CASE color WHEN 'red' THEN 40 ELSE 0 END + random() * 5"
+            " FROM (SELECT (random() * 100 + %s)::real AS price, (random() * 10)::int AS qty,"
+            "  CASE WHEN r < %s THEN 'red' WHEN r < %s + (1 - %s) / 2 THEN 'green' ELSE 'blue' END"
+            "  AS color FROM (SELECT random() AS r FROM generate_series(1, %s)) g) t"
+        ).format(table),
+        (slope, shift, red, red, red, n),
+    )
     if not label:
         conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN amount").format(table))
 
 
-def _train(conn: psycopg.Connection, project: str, relation: str = "orders_train",
-           algorithm: str = "lightgbm") -> int:
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, %s, %s, preprocess => %s)",
-                 (project, relation, LABEL, algorithm, PREPROCESS))
+def _train(
+    conn: psycopg.Connection,
+    project: str,
+    relation: str = "orders_train",
+    algorithm: str = "lightgbm",
+) -> int:
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', %s, %s, %s, preprocess => %s)",
+        (project, relation, LABEL, algorithm, PREPROCESS),
+    )
     return conn.execute("SELECT pyml.deployed_model(%s)", (project,)).fetchone()[0]
 
 
-def _drift(conn: psycopg.Connection, project: str, relation: str | None = None
-           ) -> dict[tuple[str, str], tuple[float, float, bool]]:
+def _drift(
+    conn: psycopg.Connection, project: str, relation: str | None = None
+) -> dict[tuple[str, str], tuple[float, float, bool]]:
     rows = conn.execute("SELECT * FROM pyml.drift(%s, %s)", (project, relation)).fetchall()
     return {(f, m): (v, t, d) for f, m, v, t, d in rows}
 
@@ -76,9 +96,16 @@ def _data(conn: psycopg.Connection) -> None:
 def test_a_stable_sample_flags_nothing(conn: psycopg.Connection, project: str) -> None:
     _train(conn, project)
     found = _drift(conn, project, "orders_same")
-    assert set(found) == {("price", "psi"), ("price", "ks"), ("qty", "psi"), ("qty", "ks"),
-                          ("color", "psi"), ("color", "js"), ("__prediction__", "psi"),
-                          ("__prediction__", "ks")}
+    assert set(found) == {
+        ("price", "psi"),
+        ("price", "ks"),
+        ("qty", "psi"),
+        ("qty", "ks"),
+        ("color", "psi"),
+        ("color", "js"),
+        ("__prediction__", "psi"),
+        ("__prediction__", "ks"),
+    }
     assert _drifted(found) == set()
     assert found[("price", "psi")][1] == pytest.approx(0.2)
     assert found[("price", "ks")][1] == pytest.approx(0.1)
@@ -86,8 +113,7 @@ def test_a_stable_sample_flags_nothing(conn: psycopg.Connection, project: str) -
     assert all(0 <= value < 0.05 for value, _, _ in found.values())
 
 
-def test_a_shift_flags_exactly_the_shifted_features(conn: psycopg.Connection,
-                                                    project: str) -> None:
+def test_a_shift_flags_exactly_the_shifted_features(conn: psycopg.Connection, project: str) -> None:
     _train(conn, project)
     found = _drift(conn, project, "orders_shift")
     assert _drifted(found) - {"__prediction__"} == {"price", "color"}
@@ -97,8 +123,10 @@ def test_a_shift_flags_exactly_the_shifted_features(conn: psycopg.Connection,
     # against every row of the training table (3/4 of which trained the model).
     from scipy.stats import ks_2samp
 
-    train, new = ([r[0] for r in conn.execute(f"SELECT price FROM {t}")]
-                  for t in ("orders_train", "orders_shift"))
+    train, new = (
+        [r[0] for r in conn.execute(f"SELECT price FROM {t}")]
+        for t in ("orders_train", "orders_shift")
+    )
     assert found[("price", "ks")][0] == pytest.approx(ks_2samp(train, new).statistic, abs=0.03)
     assert found[("__prediction__", "psi")][2]  # prices drive the amount
 
@@ -106,8 +134,9 @@ def test_a_shift_flags_exactly_the_shifted_features(conn: psycopg.Connection,
 def test_drift_of_a_given_model_and_bad_input(conn: psycopg.Connection, project: str) -> None:
     first = _train(conn, project)
     _train(conn, project, algorithm="linear")
-    rows = conn.execute("SELECT count(*) FROM pyml.drift(%s, 'orders_same', %s)",
-                        (project, first)).fetchone()
+    rows = conn.execute(
+        "SELECT count(*) FROM pyml.drift(%s, 'orders_same', %s)", (project, first)
+    ).fetchone()
     assert rows[0] == 8
     cases = [
         (("no such project", "orders_same", None), "42704"),
@@ -121,18 +150,22 @@ def test_drift_of_a_given_model_and_bad_input(conn: psycopg.Connection, project:
     conn.execute("CREATE TABLE orders_no_qty AS SELECT price, color FROM orders_same")
     with pytest.raises(psycopg.errors.UndefinedColumn):
         conn.execute("SELECT * FROM pyml.drift(%s, 'orders_no_qty')", (project,))
-    conn.execute("SELECT * FROM pyml.train('monitoring other', 'regression', 'orders_train',"
-                 " 'amount', 'linear', preprocess => %s)", (PREPROCESS,))
+    conn.execute(
+        "SELECT * FROM pyml.train('monitoring other', 'regression', 'orders_train',"
+        " 'amount', 'linear', preprocess => %s)",
+        (PREPROCESS,),
+    )
     other = conn.execute("SELECT pyml.deployed_model('monitoring other')").fetchone()[0]
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="belongs to"):
         conn.execute("SELECT * FROM pyml.drift(%s, 'orders_same', %s)", (project, other))
 
 
-def test_drift_without_a_deployed_model_is_55000(conn: psycopg.Connection,
-                                                 project: str) -> None:
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'orders_train', 'amount',"
-                 " 'linear', automatic_deploy => false, preprocess => %s)",
-                 (project, PREPROCESS))
+def test_drift_without_a_deployed_model_is_55000(conn: psycopg.Connection, project: str) -> None:
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'orders_train', 'amount',"
+        " 'linear', automatic_deploy => false, preprocess => %s)",
+        (project, PREPROCESS),
+    )
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="no deployed model"):
         conn.execute("SELECT * FROM pyml.drift(%s, 'orders_same')", (project,))
 
@@ -154,9 +187,9 @@ def _report(conn: psycopg.Connection, report_id: int) -> dict:
     return dict(zip(names, cur.fetchone(), strict=True))
 
 
-def test_a_retrain_that_helps_is_deployed(conn: psycopg.Connection,
-                                         connect: Callable[..., psycopg.Connection],
-                                         project: str) -> None:
+def test_a_retrain_that_helps_is_deployed(
+    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], project: str
+) -> None:
     live = _train(conn, project)
     # New orders: prices moved, more red, and the amount now grows 3 per unit of price.
     _orders(conn, "orders_new_regime", 2000, 0.4, shift=30.0, red=0.7, slope=3.0)
@@ -170,8 +203,9 @@ def test_a_retrain_that_helps_is_deployed(conn: psycopg.Connection,
     assert result["old_model_id"] == live and result["new_model_id"] > live
     new = result["new_model_id"]
     assert conn.execute("SELECT pyml.deployed_model(%s)", (project,)).fetchone()[0] == new
-    strategy = conn.execute("SELECT strategy FROM pyml.deployments WHERE model_id = %s",
-                            (new,)).fetchone()[0]
+    strategy = conn.execute(
+        "SELECT strategy FROM pyml.deployments WHERE model_id = %s", (new,)
+    ).fetchone()[0]
     assert strategy == "retrain"
     report = _report(conn, result["report_id"])
     assert report["decision"] == "deployed" and report["metric"] == "r2"
@@ -184,7 +218,9 @@ def test_a_retrain_that_helps_is_deployed(conn: psycopg.Connection,
         "WITH t AS (SELECT amount, pyml.predict(%s, ROW(price, qty, color)) AS p"
         "  FROM orders_new_regime)"
         " SELECT 1 - sum((amount - p) ^ 2) / sum((amount - avg_a) ^ 2)"
-        " FROM t, (SELECT avg(amount) AS avg_a FROM orders_new_regime) a", (live,)).fetchone()
+        " FROM t, (SELECT avg(amount) AS avg_a FROM orders_new_regime) a",
+        (live,),
+    ).fetchone()
     assert old[0] < 0.9 and report["new_score"] > 0.99  # the old rule no longer holds
 
     notes = list(listener.notifies(timeout=5, stop_after=1))
@@ -202,7 +238,8 @@ def test_a_retrain_that_helps_is_deployed(conn: psycopg.Connection,
 
 
 def test_a_retrain_that_does_not_help_is_recorded_and_not_deployed(
-        conn: psycopg.Connection, project: str) -> None:
+    conn: psycopg.Connection, project: str
+) -> None:
     # Ten features, two of which matter; the live model learnt from 4,000 rows. The new
     # rows move an irrelevant feature and are too few (12 to train) for a better fit.
     columns = ", ".join(f"x{i} real" for i in range(1, 11))
@@ -211,11 +248,14 @@ def test_a_retrain_that_does_not_help_is_recorded_and_not_deployed(
         conn.execute(f"CREATE TABLE {name} ({columns}, y real)")
         conn.execute("SELECT setseed(0.5)")
         select = values if shifted else values.replace(" + 20", "")
-        conn.execute(f"INSERT INTO {name} SELECT *, 2 * x1 + 3 * x2 + random() * 10"
-                     f" FROM (SELECT {select} FROM generate_series(1, {n})) t(x1, x2, x3, x4,"
-                     " x5, x6, x7, x8, x9, x10)")
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'wide_train', 'y', 'linear')",
-                 (project,))
+        conn.execute(
+            f"INSERT INTO {name} SELECT *, 2 * x1 + 3 * x2 + random() * 10"
+            f" FROM (SELECT {select} FROM generate_series(1, {n})) t(x1, x2, x3, x4,"
+            " x5, x6, x7, x8, x9, x10)"
+        )
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'wide_train', 'y', 'linear')", (project,)
+    )
     live = conn.execute("SELECT pyml.deployed_model(%s)", (project,)).fetchone()[0]
     models = conn.execute("SELECT count(*) FROM pyml.models").fetchone()[0]
     conn.execute("SELECT pyml.monitor(%s, 'wide_new')", (project,))
@@ -235,8 +275,9 @@ def test_a_retrain_that_does_not_help_is_recorded_and_not_deployed(
     assert lineage["drift_reports"][0]["decision"] == "kept" and not lineage["live"]
 
 
-def test_no_retrain_when_disabled_and_failures_are_recorded(conn: psycopg.Connection,
-                                                            project: str) -> None:
+def test_no_retrain_when_disabled_and_failures_are_recorded(
+    conn: psycopg.Connection, project: str
+) -> None:
     live = _train(conn, project)
     models = conn.execute("SELECT count(*) FROM pyml.models").fetchone()[0]
     conn.execute("SELECT pyml.monitor(%s, 'orders_shift', retrain => false)", (project,))
@@ -256,9 +297,9 @@ def test_no_retrain_when_disabled_and_failures_are_recorded(conn: psycopg.Connec
     assert conn.execute("SELECT pyml.deployed_model(%s)", (project,)).fetchone()[0] == live
 
 
-def test_a_round_without_a_monitor_checks_the_training_relation(conn: psycopg.Connection,
-                                                                 project: str,
-                                                                 admin_url: str) -> None:
+def test_a_round_without_a_monitor_checks_the_training_relation(
+    conn: psycopg.Connection, project: str, admin_url: str
+) -> None:
     _train(conn, project)
     result = _check(conn, project)
     assert not result["drifted"] and not result["retrained"]
@@ -266,13 +307,15 @@ def test_a_round_without_a_monitor_checks_the_training_relation(conn: psycopg.Co
     assert report["decision"] == "stable" and report["relation_name"] == "public.orders_train"
     assert report["psi_threshold"] == pytest.approx(0.2) and report["row_count"] == 3000
     with pytest.raises(psycopg.errors.InsufficientPrivilege):  # nobody writes directly
-        conn.execute("UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s",
-                     (result["report_id"],))
+        conn.execute(
+            "UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s", (result["report_id"],)
+        )
     with psycopg.connect(admin_url, autocommit=True) as admin:  # and reports are history
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                           match="cannot be changed"):
-            admin.execute("UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s",
-                          (result["report_id"],))
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be changed"):
+            admin.execute(
+                "UPDATE pyml.drift_reports SET decision = 'kept' WHERE id = %s",
+                (result["report_id"],),
+            )
 
 
 def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> None:
@@ -284,11 +327,15 @@ def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> 
     conn.execute("SET client_min_messages = warning")
     # No pg_cron in this database: the rounds are left to `pyml monitor`, and it says so.
     assert any("run `pyml monitor`" in n for n in notices)
-    again = conn.execute("SELECT pyml.monitor(%s, 'orders_shift', '15 minutes', 0.5, false)",
-                         (project,)).fetchone()[0]
+    again = conn.execute(
+        "SELECT pyml.monitor(%s, 'orders_shift', '15 minutes', 0.5, false)", (project,)
+    ).fetchone()[0]
     assert first == again
-    row = conn.execute("SELECT relation_name, every::text, psi_threshold, retrain"
-                       " FROM pyml.monitors WHERE id = %s", (first,)).fetchone()
+    row = conn.execute(
+        "SELECT relation_name, every::text, psi_threshold, retrain"
+        " FROM pyml.monitors WHERE id = %s",
+        (first,),
+    ).fetchone()
     assert row == ("public.orders_shift", "00:15:00", 0.5, False)
     cases = [
         (("no such project", "orders_same", "1 hour", 0.2), "42704"),
@@ -307,29 +354,41 @@ def test_monitor_settings_and_errors(conn: psycopg.Connection, project: str) -> 
     # Unmonitoring stops the rounds and keeps the reports.
     assert conn.execute("SELECT pyml.unmonitor(%s)", (project,)).fetchone()[0] is True
     assert conn.execute("SELECT pyml.unmonitor(%s)", (project,)).fetchone()[0] is False
-    assert conn.execute("SELECT count(*) FROM pyml.monitors WHERE id = %s",
-                        (first,)).fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT count(*) FROM pyml.monitors WHERE id = %s", (first,)).fetchone()[0]
+        == 0
+    )
     assert _report(conn, result["report_id"])["decision"] == "drifted"
 
 
-def test_run_monitors_runs_due_rounds_and_the_command(conn: psycopg.Connection, url: str,
-                                                      project: str) -> None:
+def test_run_monitors_runs_due_rounds_and_the_command(
+    conn: psycopg.Connection, url: str, project: str
+) -> None:
     _train(conn, project)
     conn.execute("SELECT pyml.monitor(%s, 'orders_same', '1 hour')", (project,))
-    rows = conn.execute("SELECT project, drifted, report_id, error FROM pyml.run_monitors()"
-                        " WHERE project = %s", (project,)).fetchall()
+    rows = conn.execute(
+        "SELECT project, drifted, report_id, error FROM pyml.run_monitors() WHERE project = %s",
+        (project,),
+    ).fetchall()
     assert len(rows) == 1 and rows[0][1] is False and rows[0][2] is not None
     assert rows[0][3] is None
-    again = conn.execute("SELECT count(*) FROM pyml.run_monitors() WHERE project = %s",
-                         (project,)).fetchone()[0]
+    again = conn.execute(
+        "SELECT count(*) FROM pyml.run_monitors() WHERE project = %s", (project,)
+    ).fetchone()[0]
     assert again == 0  # not due for another hour
     # The fallback scheduler: `pyml monitor --once` runs what is due and prints it.
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'orders_train', 'amount',"
-                 " 'linear', preprocess => %s)", (project + " cli", PREPROCESS))
-    conn.execute("SELECT pyml.monitor(%s, 'orders_shift', retrain => false)",
-                 (project + " cli",))
-    done = subprocess.run([sys.executable, "-m", "pyml.client.cli", "monitor", "--url", url,
-                           "--once"], capture_output=True, text=True, timeout=120)
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'orders_train', 'amount',"
+        " 'linear', preprocess => %s)",
+        (project + " cli", PREPROCESS),
+    )
+    conn.execute("SELECT pyml.monitor(%s, 'orders_shift', retrain => false)", (project + " cli",))
+    done = subprocess.run(
+        [sys.executable, "-m", "pyml.client.cli", "monitor", "--url", url, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     printed = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(p["project"], p["drifted"]) for p in printed] == [(project + " cli", True)]
@@ -343,12 +402,14 @@ def test_run_monitors_runs_due_rounds_and_the_command(conn: psycopg.Connection, 
 def _logged(conn: psycopg.Connection, project: str) -> int:
     return conn.execute(
         "SELECT count(*) FROM pyml.prediction_log l JOIN pyml.projects p"
-        " ON p.id = l.project_id WHERE p.name = %s", (project,)).fetchone()[0]
+        " ON p.id = l.project_id WHERE p.name = %s",
+        (project,),
+    ).fetchone()[0]
 
 
-def test_logged_calls_survive_rollback_and_read_only(conn: psycopg.Connection,
-                                                     connect: Callable[..., psycopg.Connection],
-                                                     project: str) -> None:
+def test_logged_calls_survive_rollback_and_read_only(
+    conn: psycopg.Connection, connect: Callable[..., psycopg.Connection], project: str
+) -> None:
     model = _train(conn, project)
     serving = connect(autocommit=True)  # a session already serving the project
     row = "ROW(50::real, 3, 'red')"
@@ -364,16 +425,23 @@ def test_logged_calls_survive_rollback_and_read_only(conn: psycopg.Connection,
     logged = conn.execute(
         "SELECT model_id, features, prediction FROM pyml.prediction_log l"
         " JOIN pyml.projects p ON p.id = l.project_id WHERE p.name = %s"
-        " ORDER BY logged_at LIMIT 1", (project,)).fetchone()
+        " ORDER BY logged_at LIMIT 1",
+        (project,),
+    ).fetchone()
     assert logged[0] == model
     assert logged[1] == {"f1": 50.0, "f2": 3, "f3": "red"}
     assert logged[2] == pytest.approx(value)
     # Collecting moves the spool into the table: no row lost or doubled.
     conn.execute("SELECT pyml.collect_predictions()")
     assert _logged(conn, project) == 12
-    assert conn.execute("SELECT count(*) FROM pyml.logged_predictions l JOIN pyml.projects p"
-                        " ON p.id = l.project_id WHERE p.name = %s",
-                        (project,)).fetchone()[0] == 12
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM pyml.logged_predictions l JOIN pyml.projects p"
+            " ON p.id = l.project_id WHERE p.name = %s",
+            (project,),
+        ).fetchone()[0]
+        == 12
+    )
     # Rate 0 stops logging, in the serving session too.
     conn.execute("SELECT pyml.log_predictions(%s, 0)", (project,))
     serving.execute(f"SELECT pyml.predict(%s, {row})", (project,))
@@ -383,13 +451,18 @@ def test_logged_calls_survive_rollback_and_read_only(conn: psycopg.Connection,
 def test_logging_is_sampled(conn: psycopg.Connection, project: str) -> None:
     model = _train(conn, project, algorithm="linear")
     conn.execute("SELECT pyml.log_predictions(%s, 0.1)", (project,))
-    conn.execute("SELECT pyml.predict(%s, ROW(price, qty, color)) FROM orders_same"
-                 " CROSS JOIN generate_series(1, 2)", (project,))
+    conn.execute(
+        "SELECT pyml.predict(%s, ROW(price, qty, color)) FROM orders_same"
+        " CROSS JOIN generate_series(1, 2)",
+        (project,),
+    )
     logged = _logged(conn, project)
     assert 200 <= logged <= 400  # 3,000 calls at 10 %: 300 expected, sd 16
     conn.execute("SELECT pyml.log_predictions(%s, 1.0)", (project,))
-    conn.execute("SELECT pyml.predict(%s::bigint, ROW(price, qty, color))"
-                 " FROM orders_same LIMIT 100", (model,))  # by model id too
+    conn.execute(
+        "SELECT pyml.predict(%s::bigint, ROW(price, qty, color)) FROM orders_same LIMIT 100",
+        (model,),
+    )  # by model id too
     assert _logged(conn, project) == logged + 100
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         conn.execute("SELECT pyml.log_predictions(%s, 1.5)", (project,))
@@ -427,18 +500,25 @@ def test_a_round_runs_under_pg_cron(cluster: Cluster) -> None:
     name = f"cron round {time.time_ns()}"
     table = f"cron_orders_{time.time_ns()}"
     with psycopg.connect(cluster.uri("postgres")) as cron:
-        jobs = cron.execute("SELECT schedule, command, database, username FROM cron.job"
-                            " WHERE jobname = 'pyml-monitors'").fetchall()
+        jobs = cron.execute(
+            "SELECT schedule, command, database, username FROM cron.job"
+            " WHERE jobname = 'pyml-monitors'"
+        ).fetchall()
     assert jobs == [("* * * * *", "SELECT * FROM pyml.run_monitors()", "pyml", "postgres")]
     with psycopg.connect(cluster.uri(), autocommit=True) as admin:
-        assert admin.execute("SELECT extname FROM pg_extension WHERE extname = 'pg_cron'"
-                             ).fetchall() == []
+        assert (
+            admin.execute("SELECT extname FROM pg_extension WHERE extname = 'pg_cron'").fetchall()
+            == []
+        )
         assert admin.execute("SELECT to_regnamespace('cron')").fetchone() == (None,)
         admin.execute("SET client_min_messages = warning")
         try:
             _orders(admin, table, 800, 0.7)
-            admin.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'amount', 'linear',"
-                          " preprocess => %s)", (name, table, PREPROCESS))
+            admin.execute(
+                "SELECT * FROM pyml.train(%s, 'regression', %s, 'amount', 'linear',"
+                " preprocess => %s)",
+                (name, table, PREPROCESS),
+            )
             admin.execute("SELECT pyml.monitor(%s, %s, '1 second')", (name, table))
             deadline = time.monotonic() + 130  # the job runs at the start of every minute
             report = None
@@ -446,19 +526,26 @@ def test_a_round_runs_under_pg_cron(cluster: Cluster) -> None:
                 report = admin.execute(
                     "SELECT r.decision, r.created_by FROM pyml.drift_reports r"
                     " JOIN pyml.projects p ON p.id = r.project_id WHERE p.name = %s",
-                    (name,)).fetchone()
+                    (name,),
+                ).fetchone()
                 time.sleep(1)
             assert report == ("stable", "postgres")
         finally:
-            admin.execute("SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
-                          " WHERE name = %s", (name,))
+            admin.execute(
+                "SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
+                " WHERE name = %s",
+                (name,),
+            )
             admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
 def test_drift_of_logged_class_predictions(conn: psycopg.Connection, project: str) -> None:
     """Labels logged by predict (a number) and predict_label (text) are the same classes."""
-    conn.execute("SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
-                 " 'random_forest', '{\"n_estimators\": 10}')", (project,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
+        " 'random_forest', '{\"n_estimators\": 10}')",
+        (project,),
+    )
     conn.execute("SELECT pyml.log_predictions(%s)", (project,))
     features = "ARRAY[sepal_length, sepal_width, petal_length, petal_width]"
     conn.execute(f"SELECT pyml.predict(%s, {features}) FROM pyml.iris", (project,))
@@ -469,5 +556,7 @@ def test_drift_of_logged_class_predictions(conn: psycopg.Connection, project: st
     assert not found[("__prediction__", "psi")][2]
     labels = conn.execute(
         "SELECT array_agg(DISTINCT prediction #>> '{}') FROM pyml.prediction_log l"
-        " JOIN pyml.projects p ON p.id = l.project_id WHERE p.name = %s", (project,)).fetchone()
+        " JOIN pyml.projects p ON p.id = l.project_id WHERE p.name = %s",
+        (project,),
+    ).fetchone()
     assert set(labels[0]) >= {"0", "1", "2"}

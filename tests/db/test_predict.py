@@ -30,27 +30,44 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
-def train(conn: psycopg.Connection, project: str, relation: str, label: str,
-          task: str | None = None, algorithm: str = "linear",
-          hyperparams: dict[str, Any] | None = None, automatic_deploy: bool = True) -> int:
+def train(
+    conn: psycopg.Connection,
+    project: str,
+    relation: str,
+    label: str,
+    task: str | None = None,
+    algorithm: str = "linear",
+    hyperparams: dict[str, Any] | None = None,
+    automatic_deploy: bool = True,
+) -> int:
     """Train one model; return its id."""
     conn.execute(
         "SELECT * FROM pyml.train(%s, task => %s, relation_name => %s, y_column_name => %s,"
         " algorithm => %s, hyperparams => %s::jsonb, automatic_deploy => %s)",
-        (project, task, relation, label, algorithm, json.dumps(hyperparams or {}),
-         automatic_deploy),
+        (
+            project,
+            task,
+            relation,
+            label,
+            algorithm,
+            json.dumps(hyperparams or {}),
+            automatic_deploy,
+        ),
     )
-    return int(one(
-        conn,
-        "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s",
-        (project,),
-    ))
+    return int(
+        one(
+            conn,
+            "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s",
+            (project,),
+        )
+    )
 
 
 def live(conn: psycopg.Connection, project: str) -> int:
-    return int(one(conn, "SELECT model_id FROM pyml.deployed_models WHERE project = %s",
-                   (project,)))
+    return int(
+        one(conn, "SELECT model_id FROM pyml.deployed_models WHERE project = %s", (project,))
+    )
 
 
 def diabetes_rows(conn: psycopg.Connection, n: int) -> list[list[float]]:
@@ -72,8 +89,15 @@ def diabetes_rows(conn: psycopg.Connection, n: int) -> list[list[float]]:
 def diabetes(conn: psycopg.Connection) -> Trained:
     """Linear regression (live) and a LightGBM model that is not deployed."""
     live_id = train(conn, "predict_diabetes", "pyml.diabetes", "target", "regression")
-    other = train(conn, "predict_diabetes", "pyml.diabetes", "target", algorithm="lightgbm",
-                  hyperparams={"n_estimators": 10}, automatic_deploy=False)
+    other = train(
+        conn,
+        "predict_diabetes",
+        "pyml.diabetes",
+        "target",
+        algorithm="lightgbm",
+        hyperparams={"n_estimators": 10},
+        automatic_deploy=False,
+    )
     assert live(conn, "predict_diabetes") == live_id
     return Trained("predict_diabetes", live_id, other)
 
@@ -81,15 +105,28 @@ def diabetes(conn: psycopg.Connection) -> Trained:
 @pytest.fixture(scope="module")
 def breast_cancer(conn: psycopg.Connection) -> Trained:
     """Binary classification with a boolean label (malignant)."""
-    model = train(conn, "predict_breast_cancer", "pyml.breast_cancer", "malignant",
-                  "classification", "lightgbm", {"n_estimators": 10})
+    model = train(
+        conn,
+        "predict_breast_cancer",
+        "pyml.breast_cancer",
+        "malignant",
+        "classification",
+        "lightgbm",
+        {"n_estimators": 10},
+    )
     return Trained("predict_breast_cancer", model)
 
 
 @pytest.fixture(scope="module")
 def iris(conn: psycopg.Connection) -> Trained:
-    model = train(conn, "predict_iris", "pyml.iris", "target", "classification",
-                  hyperparams={"max_iter": 1000})
+    model = train(
+        conn,
+        "predict_iris",
+        "pyml.iris",
+        "target",
+        "classification",
+        hyperparams={"max_iter": 1000},
+    )
     return Trained("predict_iris", model)
 
 
@@ -100,8 +137,14 @@ def iris_codes(conn: psycopg.Connection) -> Trained:
         "CREATE TABLE public.iris_codes AS SELECT sepal_length, sepal_width, petal_length,"
         " petal_width, (ARRAY[30, 10, 20])[target + 1] AS code FROM pyml.iris"
     )
-    model = train(conn, "predict_iris_codes", "public.iris_codes", "code", "classification",
-                  hyperparams={"max_iter": 1000})
+    model = train(
+        conn,
+        "predict_iris_codes",
+        "public.iris_codes",
+        "code",
+        "classification",
+        hyperparams={"max_iter": 1000},
+    )
     return Trained("predict_iris_codes", model)
 
 
@@ -112,16 +155,29 @@ def iris_names(conn: psycopg.Connection) -> Trained:
         "CREATE TABLE public.iris_names AS SELECT sepal_length, sepal_width, petal_length,"
         " petal_width, (ARRAY['zeta', 'alpha', 'mu'])[target + 1] AS species FROM pyml.iris"
     )
-    model = train(conn, "predict_iris_names", "public.iris_names", "species", "classification",
-                  hyperparams={"max_iter": 1000})
+    model = train(
+        conn,
+        "predict_iris_names",
+        "public.iris_names",
+        "species",
+        "classification",
+        hyperparams={"max_iter": 1000},
+    )
     return Trained("predict_iris_names", model)
 
 
 @pytest.fixture(scope="module")
 def digits(conn: psycopg.Connection) -> Trained:
     """8x8 smallint[][] images: 64 features."""
-    model = train(conn, "predict_digits", "pyml.digits", "target", "classification", "lightgbm",
-                  {"n_estimators": 5})
+    model = train(
+        conn,
+        "predict_digits",
+        "pyml.digits",
+        "target",
+        "classification",
+        "lightgbm",
+        {"n_estimators": 5},
+    )
     return Trained("predict_digits", model)
 
 
@@ -165,8 +221,9 @@ def test_every_number_array_type_gives_the_same_prediction(
 
 def test_real_array_of_a_table_row(conn: psycopg.Connection, diabetes: Trained) -> None:
     (row,) = diabetes_rows(conn, 1)
-    as_real = one(conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])",
-                  (diabetes.project, row))
+    as_real = one(
+        conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])", (diabetes.project, row)
+    )
     from_table = one(
         conn,
         "SELECT pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
@@ -183,16 +240,20 @@ def test_numeric_array_literal(conn: psycopg.Connection, diabetes: Trained) -> N
         "SELECT pyml.predict(%s::text, ARRAY[1.5, 2.0, 0.25, -1.5, 0.5, 0, 1, -2.0, 0.75, 3])",
         (diabetes.project,),
     )
-    float8 = one(conn, "SELECT pyml.predict(%s::text, %s::float8[])",
-                 (diabetes.project, [1.5, 2.0, 0.25, -1.5, 0.5, 0.0, 1.0, -2.0, 0.75, 3.0]))
+    float8 = one(
+        conn,
+        "SELECT pyml.predict(%s::text, %s::float8[])",
+        (diabetes.project, [1.5, 2.0, 0.25, -1.5, 0.5, 0.0, 1.0, -2.0, 0.75, 3.0]),
+    )
     assert numeric == pytest.approx(float8, rel=REL)
 
 
 def test_boolean_array_true_is_one(conn: psycopg.Connection, flags: Trained) -> None:
     by_bool = one(conn, "SELECT pyml.predict(%s::text, ARRAY[true, false, true])", (flags.project,))
     by_int = one(conn, "SELECT pyml.predict(%s::text, ARRAY[1, 0, 1])", (flags.project,))
-    all_false = one(conn, "SELECT pyml.predict(%s::text, ARRAY[false, false, false])",
-                    (flags.project,))
+    all_false = one(
+        conn, "SELECT pyml.predict(%s::text, ARRAY[false, false, false])", (flags.project,)
+    )
     all_zero = one(conn, "SELECT pyml.predict(%s::text, ARRAY[0, 0, 0])", (flags.project,))
     assert by_bool == pytest.approx(by_int, rel=REL)
     assert all_false == pytest.approx(all_zero, rel=REL)
@@ -230,8 +291,11 @@ def test_multidimensional_array_is_flattened(conn: psycopg.Connection, digits: T
 def test_two_dimensional_float_array(conn: psycopg.Connection, diabetes: Trained) -> None:
     values = [1.5, 2.0, 0.25, -1.5, 0.5, 0.0, 1.0, -2.0, 0.75, 3.0]
     flat = one(conn, "SELECT pyml.predict(%s::text, %s::float8[])", (diabetes.project, values))
-    square = one(conn, "SELECT pyml.predict(%s::text, %s::float8[])",
-                 (diabetes.project, [values[:5], values[5:]]))
+    square = one(
+        conn,
+        "SELECT pyml.predict(%s::text, %s::float8[])",
+        (diabetes.project, [values[:5], values[5:]]),
+    )
     assert square == pytest.approx(flat, rel=REL)
 
 
@@ -240,8 +304,7 @@ def test_two_dimensional_float_array(conn: psycopg.Connection, diabetes: Trained
 # ---------------------------------------------------------------------------
 
 
-def test_row_constructor_matches_by_position(conn: psycopg.Connection,
-                                             diabetes: Trained) -> None:
+def test_row_constructor_matches_by_position(conn: psycopg.Connection, diabetes: Trained) -> None:
     values = [1.5, 2.0, 0.25, -1.5, 0.5, 0.0, 1.0, -2.0, 0.75, 3.0]
     by_array = one(conn, "SELECT pyml.predict(%s::text, %s::float8[])", (diabetes.project, values))
     by_row = one(
@@ -290,20 +353,24 @@ def test_predict_by_model_id(conn: psycopg.Connection, diabetes: Trained) -> Non
     assert diabetes.other_id is not None
     (row,) = diabetes_rows(conn, 1)
     by_project = one(conn, "SELECT pyml.predict(%s::text, %s::float8[])", (diabetes.project, row))
-    by_live_id = one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])",
-                     (diabetes.model_id, row))
-    by_other_id = one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])",
-                      (diabetes.other_id, row))
+    by_live_id = one(
+        conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (diabetes.model_id, row)
+    )
+    by_other_id = one(
+        conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (diabetes.other_id, row)
+    )
     assert by_live_id == pytest.approx(by_project, rel=REL)
     assert by_other_id != pytest.approx(by_project, rel=1e-3)  # another model, not the live one
 
 
 @pytest.mark.parametrize("sqltype", ARRAY_TYPES)
-def test_predict_by_model_id_every_array_type(conn: psycopg.Connection, diabetes: Trained,
-                                              sqltype: str) -> None:
+def test_predict_by_model_id_every_array_type(
+    conn: psycopg.Connection, diabetes: Trained, sqltype: str
+) -> None:
     values = [1, 0, 2, 1, 0, 3, 1, 2, 0, 1]
-    expected = one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])",
-                   (diabetes.other_id, values))
+    expected = one(
+        conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (diabetes.other_id, values)
+    )
     query = sql.SQL("SELECT pyml.predict(%s::bigint, %s::{}[])").format(sql.SQL(sqltype))
     assert one(conn, query, (diabetes.other_id, values)) == pytest.approx(expected, rel=REL)
 
@@ -320,8 +387,9 @@ def test_predict_by_model_id_row(conn: psycopg.Connection, diabetes: Trained) ->
 
 
 def test_predict_by_model_id_bool_array(conn: psycopg.Connection, flags: Trained) -> None:
-    by_bool = one(conn, "SELECT pyml.predict(%s::bigint, ARRAY[true, true, false])",
-                  (flags.model_id,))
+    by_bool = one(
+        conn, "SELECT pyml.predict(%s::bigint, ARRAY[true, true, false])", (flags.model_id,)
+    )
     by_int = one(conn, "SELECT pyml.predict(%s::bigint, ARRAY[1, 1, 0])", (flags.model_id,))
     assert by_bool == pytest.approx(by_int, rel=REL)
 
@@ -347,8 +415,9 @@ def test_project_with_nothing_deployed(conn: psycopg.Connection, project: str) -
 # ---------------------------------------------------------------------------
 
 
-def test_boolean_label_predicts_zero_or_one(conn: psycopg.Connection,
-                                            breast_cancer: Trained) -> None:
+def test_boolean_label_predicts_zero_or_one(
+    conn: psycopg.Connection, breast_cancer: Trained
+) -> None:
     rows = conn.execute(
         "SELECT malignant, pyml.predict(%s::text, b), pyml.predict_label(%s::text, b)"
         " FROM pyml.breast_cancer b",
@@ -385,12 +454,14 @@ def test_label_is_the_class_not_its_index(conn: psycopg.Connection, iris_codes: 
 
 def test_text_labels_need_predict_label(conn: psycopg.Connection, iris_names: Trained) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
-        conn.execute("SELECT pyml.predict(%s::text, ARRAY[5.1, 3.5, 1.4, 0.2])",
-                     (iris_names.project,))
+        conn.execute(
+            "SELECT pyml.predict(%s::text, ARRAY[5.1, 3.5, 1.4, 0.2])", (iris_names.project,)
+        )
     assert "predict_label" in (info.value.diag.message_hint or "")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        conn.execute("SELECT pyml.predict(%s::bigint, ARRAY[5.1, 3.5, 1.4, 0.2])",
-                     (iris_names.model_id,))
+        conn.execute(
+            "SELECT pyml.predict(%s::bigint, ARRAY[5.1, 3.5, 1.4, 0.2])", (iris_names.model_id,)
+        )
 
 
 def test_predict_label_returns_text(conn: psycopg.Connection, iris_names: Trained) -> None:
@@ -413,8 +484,9 @@ def _classes(conn: psycopg.Connection, model_id: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("fixture", ["iris_names", "iris_codes"])
-def test_predict_proba_follows_classes_order(conn: psycopg.Connection,
-                                            request: pytest.FixtureRequest, fixture: str) -> None:
+def test_predict_proba_follows_classes_order(
+    conn: psycopg.Connection, request: pytest.FixtureRequest, fixture: str
+) -> None:
     trained: Trained = request.getfixturevalue(fixture)
     classes = _classes(conn, trained.model_id)
     assert len(classes) == 3
@@ -446,10 +518,14 @@ def test_predict_proba_binary(conn: psycopg.Connection, breast_cancer: Trained) 
 
 
 def test_predict_proba_array(conn: psycopg.Connection, iris: Trained) -> None:
-    proba = one(conn, "SELECT pyml.predict_proba(%s::text, ARRAY[5.1, 3.5, 1.4, 0.2]::real[])",
-                (iris.project,))
-    by_id = one(conn, "SELECT pyml.predict_proba(%s::bigint, ARRAY[5.1, 3.5, 1.4, 0.2])",
-                (iris.model_id,))
+    proba = one(
+        conn,
+        "SELECT pyml.predict_proba(%s::text, ARRAY[5.1, 3.5, 1.4, 0.2]::real[])",
+        (iris.project,),
+    )
+    by_id = one(
+        conn, "SELECT pyml.predict_proba(%s::bigint, ARRAY[5.1, 3.5, 1.4, 0.2])", (iris.model_id,)
+    )
     assert sum(proba) == pytest.approx(1.0, abs=1e-5)
     assert proba[0] > 0.5  # a setosa, class 0 first in pyml.models.classes
     assert by_id == pytest.approx(proba, rel=REL)
@@ -461,12 +537,15 @@ def test_predict_proba_array(conn: psycopg.Connection, iris: Trained) -> None:
 
 
 def test_predict_joint(conn: psycopg.Connection, linnerud: Trained) -> None:
-    first = one(conn, "SELECT pyml.predict_joint(%s::text, ARRAY[5, 162, 60])",
-                (linnerud.project,))
-    by_id = one(conn, "SELECT pyml.predict_joint(%s::bigint, ARRAY[5, 162, 60]::real[])",
-                (linnerud.model_id,))
-    other = one(conn, "SELECT pyml.predict_joint(%s::text, ARRAY[15.0, 200.0, 100.0])",
-                (linnerud.project,))
+    first = one(conn, "SELECT pyml.predict_joint(%s::text, ARRAY[5, 162, 60])", (linnerud.project,))
+    by_id = one(
+        conn,
+        "SELECT pyml.predict_joint(%s::bigint, ARRAY[5, 162, 60]::real[])",
+        (linnerud.model_id,),
+    )
+    other = one(
+        conn, "SELECT pyml.predict_joint(%s::text, ARRAY[15.0, 200.0, 100.0])", (linnerud.project,)
+    )
     assert len(first) == 3
     assert by_id == pytest.approx(first, rel=REL)
     assert other != pytest.approx(first, rel=1e-3)
@@ -476,40 +555,55 @@ def test_predict_joint(conn: psycopg.Connection, linnerud: Trained) -> None:
     assert 30 < pulse < 90
 
 
-def test_predict_batch_one_prediction_per_row(conn: psycopg.Connection,
-                                             diabetes: Trained) -> None:
+def test_predict_batch_one_prediction_per_row(conn: psycopg.Connection, diabetes: Trained) -> None:
     rows = diabetes_rows(conn, 7)
-    online = [one(conn, "SELECT pyml.predict(%s::text, %s::float8[])", (diabetes.project, r))
-              for r in rows]
+    online = [
+        one(conn, "SELECT pyml.predict(%s::text, %s::float8[])", (diabetes.project, r))
+        for r in rows
+    ]
     flat = [v for r in rows for v in r]
-    batch = [r[0] for r in conn.execute(
-        "SELECT pyml.predict_batch(%s::text, %s::float8[])", (diabetes.project, flat)
-    ).fetchall()]
+    batch = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pyml.predict_batch(%s::text, %s::float8[])", (diabetes.project, flat)
+        ).fetchall()
+    ]
     assert batch == pytest.approx(online, rel=REL)
-    by_id = [r[0] for r in conn.execute(
-        "SELECT pyml.predict_batch(%s::bigint, %s::real[])", (diabetes.model_id, flat)
-    ).fetchall()]
+    by_id = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pyml.predict_batch(%s::bigint, %s::real[])", (diabetes.model_id, flat)
+        ).fetchall()
+    ]
     assert by_id == pytest.approx(online, rel=REL)
 
 
 def test_predict_batch_of_array_agg(conn: psycopg.Connection, diabetes: Trained) -> None:
-    batch = [r[0] for r in conn.execute(
-        "SELECT pyml.predict_batch(%s::text,"
-        " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
-        " s3, s4, s5, s6] ORDER BY ctid) FROM pyml.diabetes))",
-        (diabetes.project,),
-    ).fetchall()]
-    per_row = [r[0] for r in conn.execute(
-        "SELECT pyml.predict(%s::text, d) FROM pyml.diabetes d ORDER BY ctid", (diabetes.project,)
-    ).fetchall()]
+    batch = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pyml.predict_batch(%s::text,"
+            " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
+            " s3, s4, s5, s6] ORDER BY ctid) FROM pyml.diabetes))",
+            (diabetes.project,),
+        ).fetchall()
+    ]
+    per_row = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pyml.predict(%s::text, d) FROM pyml.diabetes d ORDER BY ctid",
+            (diabetes.project,),
+        ).fetchall()
+    ]
     assert len(batch) == 442
     assert batch == pytest.approx(per_row, rel=REL)
 
 
 def test_predict_batch_wrong_size(conn: psycopg.Connection, diabetes: Trained) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        conn.execute("SELECT pyml.predict_batch(%s::text, %s::float8[])",
-                     (diabetes.project, [0.5] * 25))
+        conn.execute(
+            "SELECT pyml.predict_batch(%s::text, %s::float8[])", (diabetes.project, [0.5] * 25)
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -518,107 +612,166 @@ def test_predict_batch_wrong_size(conn: psycopg.Connection, diabetes: Trained) -
 
 
 def _columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in conn.execute(
-        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute"
-        " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        (table,),
-    ).fetchall()]
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        ).fetchall()
+    ]
 
 
-def test_predict_into_creates_the_table(conn: psycopg.Connection, diabetes: Trained,
-                                        project: str) -> None:
+def test_predict_into_creates_the_table(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
     source = f"public.{project}_src"
     target = f"public.{project}_out"
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT (1000 + row_number() OVER ())::int AS patient, d.*"
-        " FROM pyml.diabetes d"
-    ).format(sql.Identifier("public", f"{project}_src")))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT (1000 + row_number() OVER ())::int AS patient, d.*"
+            " FROM pyml.diabetes d"
+        ).format(sql.Identifier("public", f"{project}_src"))
+    )
     assert one(conn, "SELECT to_regclass(%s)", (target,)) is None
-    count = one(conn, "SELECT pyml.predict_into(%s, %s, %s, key_column => 'patient')",
-                (diabetes.project, source, target))
+    count = one(
+        conn,
+        "SELECT pyml.predict_into(%s, %s, %s, key_column => 'patient')",
+        (diabetes.project, source, target),
+    )
     assert count == 442
     columns = _columns(conn, target)
     assert [name for name, _ in columns] == ["patient", "prediction", "model_id", "scored_at"]
     assert columns[0][1] == "integer"  # the type of the source key column
     assert columns[3][1] == "timestamp with time zone"
-    row = conn.execute(sql.SQL(
-        "SELECT count(*), count(DISTINCT patient), min(patient), max(patient),"
-        " count(*) FILTER (WHERE model_id = %s), count(scored_at), count(prediction) FROM {}"
-    ).format(sql.Identifier("public", f"{project}_out")), (diabetes.model_id,)).fetchone()
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*), count(DISTINCT patient), min(patient), max(patient),"
+            " count(*) FILTER (WHERE model_id = %s), count(scored_at), count(prediction) FROM {}"
+        ).format(sql.Identifier("public", f"{project}_out")),
+        (diabetes.model_id,),
+    ).fetchone()
     assert row == (442, 442, 1001, 1442, 442, 442, 442)
 
 
-def test_predict_into_replaces_the_rows_of_its_keys(conn: psycopg.Connection,
-                                                    diabetes: Trained, project: str) -> None:
+def test_predict_into_replaces_the_rows_of_its_keys(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
     """A second run into an existing table replaces the row of each key it scores (upsert
     on the table's unique key); rows of other keys are left alone."""
     src = sql.Identifier("public", f"{project}_src")
     out = sql.Identifier("public", f"{project}_out")
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.*"
-        " FROM pyml.diabetes d LIMIT 30"
-    ).format(src))
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} (id bigint PRIMARY KEY, prediction real, model_id bigint,"
-        " scored_at timestamptz)"
-    ).format(out))
-    conn.execute(sql.SQL("INSERT INTO {} VALUES (-1, 0, NULL, '2001-01-01'),"
-                         " (3, 0, NULL, '2001-01-01')").format(out))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.*"
+            " FROM pyml.diabetes d LIMIT 30"
+        ).format(src)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (id bigint PRIMARY KEY, prediction real, model_id bigint,"
+            " scored_at timestamptz)"
+        ).format(out)
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} VALUES (-1, 0, NULL, '2001-01-01'), (3, 0, NULL, '2001-01-01')"
+        ).format(out)
+    )
     for _ in range(2):
-        assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
-                   (diabetes.project, f"public.{project}_src", f"public.{project}_out")) == 30
-    row = conn.execute(sql.SQL(
-        "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id = -1 AND prediction = 0"
-        " AND model_id IS NULL AND scored_at = '2001-01-01'),"
-        " count(*) FILTER (WHERE id > 0 AND model_id = %s AND scored_at > '2001-01-01'"
-        " AND prediction <> 0) FROM {}"
-    ).format(out), (diabetes.model_id,)).fetchone()
+        assert (
+            one(
+                conn,
+                "SELECT pyml.predict_into(%s, %s, %s)",
+                (diabetes.project, f"public.{project}_src", f"public.{project}_out"),
+            )
+            == 30
+        )
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id = -1 AND prediction = 0"
+            " AND model_id IS NULL AND scored_at = '2001-01-01'),"
+            " count(*) FILTER (WHERE id > 0 AND model_id = %s AND scored_at > '2001-01-01'"
+            " AND prediction <> 0) FROM {}"
+        ).format(out),
+        (diabetes.model_id,),
+    ).fetchone()
     assert row == (31, 31, 1, 30)
 
 
-def test_predict_into_quoted_target_name(conn: psycopg.Connection, diabetes: Trained,
-                                         project: str) -> None:
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 5"
-    ).format(sql.Identifier("public", f"{project}_src")))
+def test_predict_into_quoted_target_name(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 5"
+        ).format(sql.Identifier("public", f"{project}_src"))
+    )
     target = f'public."{project} Scores"'
-    assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
-               (diabetes.project, f"public.{project}_src", target)) == 5
+    assert (
+        one(
+            conn,
+            "SELECT pyml.predict_into(%s, %s, %s)",
+            (diabetes.project, f"public.{project}_src", target),
+        )
+        == 5
+    )
     assert one(conn, "SELECT to_regclass(%s) IS NOT NULL", (target,))
-    assert one(conn, sql.SQL("SELECT count(*) FROM {}").format(
-        sql.Identifier("public", f"{project} Scores"))) == 5
+    assert (
+        one(
+            conn,
+            sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier("public", f"{project} Scores")
+            ),
+        )
+        == 5
+    )
 
 
-def test_predict_into_target_name_is_not_sql(conn: psycopg.Connection, diabetes: Trained,
-                                             project: str) -> None:
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 5"
-    ).format(sql.Identifier("public", f"{project}_src")))
+def test_predict_into_target_name_is_not_sql(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d LIMIT 5"
+        ).format(sql.Identifier("public", f"{project}_src"))
+    )
     with pytest.raises(psycopg.Error):
         conn.execute(
             "SELECT pyml.predict_into(%s, %s, %s)",
-            (diabetes.project, f"public.{project}_src",
-             "public.x (id int); DROP TABLE pyml.iris; CREATE TABLE public.y"),
+            (
+                diabetes.project,
+                f"public.{project}_src",
+                "public.x (id int); DROP TABLE pyml.iris; CREATE TABLE public.y",
+            ),
         )
     assert one(conn, "SELECT count(*) FROM pyml.iris") == 150
 
 
-def test_predict_into_missing_source(conn: psycopg.Connection, diabetes: Trained,
-                                     project: str) -> None:
+def test_predict_into_missing_source(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
     with pytest.raises(psycopg.errors.UndefinedTable):
-        conn.execute("SELECT pyml.predict_into(%s, %s, %s)",
-                     (diabetes.project, f"public.{project}_missing", f"public.{project}_out"))
+        conn.execute(
+            "SELECT pyml.predict_into(%s, %s, %s)",
+            (diabetes.project, f"public.{project}_missing", f"public.{project}_out"),
+        )
     assert one(conn, "SELECT to_regclass(%s)", (f"public.{project}_out",)) is None
 
 
-def test_predict_into_missing_key_column(conn: psycopg.Connection, diabetes: Trained,
-                                         project: str) -> None:
+def test_predict_into_missing_key_column(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
     with pytest.raises(psycopg.errors.UndefinedColumn):
-        conn.execute("SELECT pyml.predict_into(%s, 'pyml.diabetes', %s)",
-                     (diabetes.project, f"public.{project}_out"))
+        conn.execute(
+            "SELECT pyml.predict_into(%s, 'pyml.diabetes', %s)",
+            (diabetes.project, f"public.{project}_out"),
+        )
     with pytest.raises(psycopg.errors.UndefinedColumn):
-        conn.execute("SELECT pyml.predict_into(%s, 'pyml.diabetes', %s, key_column => 'nope')",
-                     (diabetes.project, f"public.{project}_out"))
+        conn.execute(
+            "SELECT pyml.predict_into(%s, 'pyml.diabetes', %s, key_column => 'nope')",
+            (diabetes.project, f"public.{project}_out"),
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -631,44 +784,80 @@ def test_predict_into_missing_key_column(conn: psycopg.Connection, diabetes: Tra
     [("linear", {}), ("lightgbm", {"n_estimators": 20})],
     ids=["linear", "lightgbm"],
 )
-def test_every_path_gives_the_same_numbers(conn: psycopg.Connection, project: str,
-                                           algorithm: str, hyperparams: dict[str, Any]) -> None:
+def test_every_path_gives_the_same_numbers(
+    conn: psycopg.Connection, project: str, algorithm: str, hyperparams: dict[str, Any]
+) -> None:
     name = project
     table = f"same_{algorithm}"
     model_id = train(conn, name, "pyml.diabetes", "target", "regression", algorithm, hyperparams)
     src = sql.Identifier("public", f"{table}_src")
-    conn.execute(sql.SQL(
-        "CREATE TABLE {} AS SELECT row_number() OVER (ORDER BY ctid) AS id, d.*"
-        " FROM pyml.diabetes d"
-    ).format(src))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT row_number() OVER (ORDER BY ctid) AS id, d.*"
+            " FROM pyml.diabetes d"
+        ).format(src)
+    )
     ids = list(range(1, 443, 11))  # 41 rows spread over the table
     features = {
-        r[0]: list(r[1]) for r in conn.execute(sql.SQL(
-            "SELECT id, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6]::float8[] FROM {}"
-            " WHERE id = ANY(%s) ORDER BY id"
-        ).format(src), (ids,)).fetchall()
+        r[0]: list(r[1])
+        for r in conn.execute(
+            sql.SQL(
+                "SELECT id, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6]::float8[] FROM {}"
+                " WHERE id = ANY(%s) ORDER BY id"
+            ).format(src),
+            (ids,),
+        ).fetchall()
     }
-    online = {i: one(conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])",
-                     (name, features[i])) for i in ids}
-    by_row: dict[int, float] = dict(conn.execute(sql.SQL(
-        "SELECT id, pyml.predict(%s::text, s) FROM {} s WHERE id = ANY(%s)"
-    ).format(src), (name, ids)).fetchall())
-    by_array: dict[int, float] = dict(conn.execute(sql.SQL(
-        "SELECT id,"
-        " pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
-        " FROM {} WHERE id = ANY(%s)"
-    ).format(src), (name, ids)).fetchall())
-    batch_values = [r[0] for r in conn.execute(sql.SQL(
-        "SELECT pyml.predict_batch(%s::text,"
-        " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
-        " s3, s4, s5, s6] ORDER BY id) FROM {} WHERE id = ANY(%s)))"
-    ).format(src), (name, ids)).fetchall()]
+    online = {
+        i: one(conn, "SELECT pyml.predict(%s::text, %s::float8[]::real[])", (name, features[i]))
+        for i in ids
+    }
+    by_row: dict[int, float] = dict(
+        conn.execute(
+            sql.SQL("SELECT id, pyml.predict(%s::text, s) FROM {} s WHERE id = ANY(%s)").format(
+                src
+            ),
+            (name, ids),
+        ).fetchall()
+    )
+    by_array: dict[int, float] = dict(
+        conn.execute(
+            sql.SQL(
+                "SELECT id,"
+                " pyml.predict(%s::text, ARRAY[age, sex, bmi, bp, s1, s2, s3, s4, s5, s6])"
+                " FROM {} WHERE id = ANY(%s)"
+            ).format(src),
+            (name, ids),
+        ).fetchall()
+    )
+    batch_values = [
+        r[0]
+        for r in conn.execute(
+            sql.SQL(
+                "SELECT pyml.predict_batch(%s::text,"
+                " (SELECT array_agg(ARRAY[age, sex, bmi, bp, s1, s2,"
+                " s3, s4, s5, s6] ORDER BY id) FROM {} WHERE id = ANY(%s)))"
+            ).format(src),
+            (name, ids),
+        ).fetchall()
+    ]
     batch = dict(zip(ids, batch_values, strict=True))
-    assert one(conn, "SELECT pyml.predict_into(%s, %s, %s)",
-               (name, f"public.{table}_src", f"public.{table}_out")) == 442
-    into: dict[int, float] = dict(conn.execute(sql.SQL(
-        "SELECT id, prediction FROM {} WHERE id = ANY(%s) AND model_id = %s"
-    ).format(sql.Identifier("public", f"{table}_out")), (ids, model_id)).fetchall())
+    assert (
+        one(
+            conn,
+            "SELECT pyml.predict_into(%s, %s, %s)",
+            (name, f"public.{table}_src", f"public.{table}_out"),
+        )
+        == 442
+    )
+    into: dict[int, float] = dict(
+        conn.execute(
+            sql.SQL("SELECT id, prediction FROM {} WHERE id = ANY(%s) AND model_id = %s").format(
+                sql.Identifier("public", f"{table}_out")
+            ),
+            (ids, model_id),
+        ).fetchall()
+    )
     assert len(set(online.values())) > 10
     for i in ids:
         expected = online[i]
@@ -691,8 +880,7 @@ def test_wrong_feature_count(conn: psycopg.Connection, diabetes: Trained) -> Non
     assert re.search(r"\b3\b", message), message  # given
 
 
-def test_wrong_feature_count_multidimensional(conn: psycopg.Connection,
-                                              digits: Trained) -> None:
+def test_wrong_feature_count_multidimensional(conn: psycopg.Connection, digits: Trained) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
         conn.execute("SELECT pyml.predict(%s::text, ARRAY[[1, 2], [3, 4]])", (digits.project,))
     message = info.value.diag.message_primary or ""
@@ -707,8 +895,10 @@ def test_wrong_feature_count_row(conn: psycopg.Connection, diabetes: Trained) ->
 
 def test_wrong_feature_count_by_model_id(conn: psycopg.Connection, diabetes: Trained) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        conn.execute("SELECT pyml.predict(%s::bigint, ARRAY[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])",
-                     (diabetes.other_id,))
+        conn.execute(
+            "SELECT pyml.predict(%s::bigint, ARRAY[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])",
+            (diabetes.other_id,),
+        )
 
 
 @pytest.mark.parametrize(
@@ -727,14 +917,16 @@ def test_null_feature(conn: psycopg.Connection, diabetes: Trained, query: str) -
         conn.execute(query, {"project": diabetes.project, "other": diabetes.other_id})
 
 
-def test_null_feature_in_a_table_row(conn: psycopg.Connection, diabetes: Trained,
-                                     project: str) -> None:
+def test_null_feature_in_a_table_row(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
     table = sql.Identifier("public", project)
     conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM pyml.diabetes LIMIT 3").format(table))
     conn.execute(sql.SQL("UPDATE {} SET bmi = NULL").format(table))
     with pytest.raises(psycopg.errors.NullValueNotAllowed):
-        conn.execute(sql.SQL("SELECT pyml.predict(%s::text, t) FROM {} t").format(table),
-                     (diabetes.project,))
+        conn.execute(
+            sql.SQL("SELECT pyml.predict(%s::text, t) FROM {} t").format(table), (diabetes.project,)
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -770,29 +962,46 @@ def test_predict_declaration(conn: psycopg.Connection) -> None:
     assert {(vol, par, strict) for _, vol, par, strict in rows} == {("s", "u", True)}
     signatures = {r[0] for r in rows}
     for first in ("project_name text", "model_id bigint"):
-        for second in ("features real[]", "features double precision[]",
-                       "features smallint[]", "features integer[]", "features bigint[]",
-                       "features numeric[]", "features boolean[]", '"row" anyelement'):
+        for second in (
+            "features real[]",
+            "features double precision[]",
+            "features smallint[]",
+            "features integer[]",
+            "features bigint[]",
+            "features numeric[]",
+            "features boolean[]",
+            '"row" anyelement',
+        ):
             assert f"{first}, {second}" in signatures
 
 
 def test_parallel_plans_are_not_used(connect, diabetes: Trained) -> None:
     """With parallel plans made free, a set query over a table still predicts every row."""
     session = connect()
-    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
-                    "min_parallel_table_scan_size = 0", "max_parallel_workers_per_gather = 2"):
+    for setting in (
+        "parallel_setup_cost = 0",
+        "parallel_tuple_cost = 0",
+        "min_parallel_table_scan_size = 0",
+        "max_parallel_workers_per_gather = 2",
+    ):
         session.execute(f"SET {setting}")
-    plan = "\n".join(r[0] for r in session.execute(
-        "EXPLAIN SELECT sum(pyml.predict(%s::text, d)) FROM pyml.diabetes d",
-        (diabetes.project,)).fetchall())
+    plan = "\n".join(
+        r[0]
+        for r in session.execute(
+            "EXPLAIN SELECT sum(pyml.predict(%s::text, d)) FROM pyml.diabetes d",
+            (diabetes.project,),
+        ).fetchall()
+    )
     assert "Gather" not in plan
     total = session.execute(
-        "SELECT sum(pyml.predict(%s::text, d)), count(*) FROM pyml.diabetes d",
-        (diabetes.project,)).fetchone()
+        "SELECT sum(pyml.predict(%s::text, d)), count(*) FROM pyml.diabetes d", (diabetes.project,)
+    ).fetchone()
     assert total[1] == 442 and total[0] > 0
     # The session is healthy afterwards.
-    assert session.execute("SELECT pyml.predict(%s::text, d) IS NOT NULL FROM pyml.diabetes d"
-                           " LIMIT 1", (diabetes.project,)).fetchone() == (True,)
+    assert session.execute(
+        "SELECT pyml.predict(%s::text, d) IS NOT NULL FROM pyml.diabetes d LIMIT 1",
+        (diabetes.project,),
+    ).fetchone() == (True,)
 
 
 def test_set_query_over_all_rows(conn: psycopg.Connection, diabetes: Trained) -> None:
@@ -823,20 +1032,24 @@ def test_predict_into_reads_large_tables_in_chunks(conn: psycopg.Connection, pro
     conn.execute(
         "CREATE TABLE public.big AS SELECT i AS id, mod(i, 97)::real AS a,"
         " mod(i * 7, 13)::real AS b, (mod(i, 89) - mod(i * 7, 13))::real AS y"
-        " FROM generate_series(1, 250000) i")
+        " FROM generate_series(1, 250000) i"
+    )
     conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'public.big', 'y')", (project,))
     count = conn.execute(
         "SELECT pyml.predict_into(%s, 'public.big', 'public.big_scores', 'id')", (project,)
     ).fetchone()
     assert count == (250000,)
     summary = conn.execute(
-        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM public.big_scores").fetchone()
+        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM public.big_scores"
+    ).fetchone()
     assert summary == (250000, 250000, 1, 250000)
     mismatches = conn.execute(
         "SELECT count(*) FROM public.big_scores s JOIN public.big b USING (id)"
         " WHERE mod(b.id, 5000) = 0"
         " AND abs(s.prediction - pyml.predict(%s, ARRAY[b.id, b.a, b.b]::float8[]))"
-        "   > 1e-4 * greatest(1, abs(s.prediction))", (project,)).fetchone()
+        "   > 1e-4 * greatest(1, abs(s.prediction))",
+        (project,),
+    ).fetchone()
     assert mismatches == (0,)
 
 

@@ -31,25 +31,44 @@ ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
 IRIS = [5.1, 3.5, 1.4, 0.2]
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 OWNER = "priv_owner"
-GRANTED = {"priv_predict": "predict", "priv_train": "train", "priv_deploy": "deploy",
-           "priv_admin": "admin"}
+GRANTED = {
+    "priv_predict": "predict",
+    "priv_train": "train",
+    "priv_deploy": "deploy",
+    "priv_admin": "admin",
+}
 ROLES = [OWNER, *GRANTED, "priv_member", "priv_none", "priv_public"]
 REG, CLS, PCA = "priv reg", "priv cls", "priv pca"
 # Every registry table, with a column to try an UPDATE of.
-REGISTRY = {"projects": "name", "_grants": "grantee", "snapshots": "row_count",
-            "models": "status", "files": "format", "deployments": "strategy",
-            "stream_definitions": "channel", "stream_events": "prediction",
-            "stream_queue": "new_row", "stream_consumers": "consumer", "monitors": "retrain",
-            "drift_reports": "decision", "prediction_logging": "sample_rate",
-            "logged_predictions": "prediction", "prediction_spool": "collected"}
+REGISTRY = {
+    "projects": "name",
+    "_grants": "grantee",
+    "snapshots": "row_count",
+    "models": "status",
+    "files": "format",
+    "deployments": "strategy",
+    "stream_definitions": "channel",
+    "stream_events": "prediction",
+    "stream_queue": "new_row",
+    "stream_consumers": "consumer",
+    "monitors": "retrain",
+    "drift_reports": "decision",
+    "prediction_logging": "sample_rate",
+    "logged_predictions": "prediction",
+    "prediction_spool": "collected",
+}
 
 
 def holds(role: str, privilege: str | None) -> bool:
     """What the rules of pyml.privileges give ``role`` in this world."""
     if privilege is None or role in (OWNER, "priv_admin"):
         return True
-    given = {"priv_predict": {"predict"}, "priv_train": {"train", "predict"},
-             "priv_deploy": {"deploy", "predict"}, "priv_member": {"predict"}}
+    given = {
+        "priv_predict": {"predict"},
+        "priv_train": {"train", "predict"},
+        "priv_deploy": {"deploy", "predict"},
+        "priv_member": {"predict"},
+    }
     return privilege in given.get(role, set())
 
 
@@ -59,8 +78,7 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
-def with_notices(conn: psycopg.Connection, query: str, params: Any = ()
-                 ) -> tuple[Any, list[str]]:
+def with_notices(conn: psycopg.Connection, query: str, params: Any = ()) -> tuple[Any, list[str]]:
     """The first row of ``query`` and the NOTICEs it sent."""
     notices: list[str] = []
 
@@ -100,13 +118,16 @@ def world(cluster: Cluster, database: str, admin_url: str) -> Iterator[World]:
     admin.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(users))
     # The data: readable by every role but priv_public, owned by the owner.
     for table, source in (("priv_rows", "pyml.diabetes"), ("priv_iris", "pyml.iris")):
-        admin.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(
-            sql.Identifier(table), sql.SQL(source)))
-        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO priv_owner").format(
-            sql.Identifier(table)))
+        admin.execute(
+            sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(
+                sql.Identifier(table), sql.SQL(source)
+            )
+        )
+        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO priv_owner").format(sql.Identifier(table)))
         admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), users))
-    admin.execute("CREATE TABLE priv_keyed AS SELECT row_number() OVER () AS id, *"
-                  " FROM pyml.diabetes")  # what predict_into scores, one row per key
+    admin.execute(
+        "CREATE TABLE priv_keyed AS SELECT row_number() OVER () AS id, * FROM pyml.diabetes"
+    )  # what predict_into scores, one row per key
     admin.execute(sql.SQL("GRANT SELECT ON priv_keyed TO {}").format(users))
     admin.execute("CREATE TABLE priv_open AS SELECT * FROM pyml.diabetes")
     admin.execute("GRANT SELECT ON priv_open TO PUBLIC")
@@ -115,10 +136,16 @@ def world(cluster: Cluster, database: str, admin_url: str) -> Iterator[World]:
     admin.execute("ALTER TABLE priv_src OWNER TO priv_owner")
     admin.execute(sql.SQL("GRANT SELECT, INSERT ON priv_src TO {}").format(users))
     for role in ROLES:  # a table each role may stream (it owns it)
-        admin.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, {})").format(
-            sql.Identifier(f"src_{role}"), sql.SQL(columns)))
-        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(
-            sql.Identifier(f"src_{role}"), sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, {})").format(
+                sql.Identifier(f"src_{role}"), sql.SQL(columns)
+            )
+        )
+        admin.execute(
+            sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                sql.Identifier(f"src_{role}"), sql.Identifier(role)
+            )
+        )
 
     def url(role: str) -> str:
         return f"postgresql://{role}@127.0.0.1:{cluster.port}/{database}"
@@ -128,10 +155,16 @@ def world(cluster: Cluster, database: str, admin_url: str) -> Iterator[World]:
         conn.execute("SET client_min_messages = warning")
     owner = sessions[OWNER]
     owner.execute("SELECT * FROM pyml.train(%s, 'regression', 'priv_rows', 'target')", (REG,))
-    owner.execute("SELECT * FROM pyml.train(%s, 'classification', 'priv_iris', 'target',"
-                  " 'lightgbm', '{\"n_estimators\": 5}')", (CLS,))
-    owner.execute("SELECT * FROM pyml.train(%s, 'decomposition', 'priv_open',"
-                  " algorithm => 'pca', hyperparams => '{\"n_components\": 2}')", (PCA,))
+    owner.execute(
+        "SELECT * FROM pyml.train(%s, 'classification', 'priv_iris', 'target',"
+        " 'lightgbm', '{\"n_estimators\": 5}')",
+        (CLS,),
+    )
+    owner.execute(
+        "SELECT * FROM pyml.train(%s, 'decomposition', 'priv_open',"
+        " algorithm => 'pca', hyperparams => '{\"n_components\": 2}')",
+        (PCA,),
+    )
     for role, privilege in GRANTED.items():
         for project in (REG, CLS, PCA):
             owner.execute("SELECT pyml.grant(%s, %s, %s)", (project, role, privilege))
@@ -159,11 +192,13 @@ class Call:
     allowed_errors: tuple[type[psycopg.Error], ...] = ()  # outcomes that are not refusals
 
 
-def _sql(query: str, params: Callable[[World, str], Any] | tuple[Any, ...] = ()
-         ) -> Callable[[World, psycopg.Connection, str], Any]:
+def _sql(
+    query: str, params: Callable[[World, str], Any] | tuple[Any, ...] = ()
+) -> Callable[[World, psycopg.Connection, str], Any]:
     def run(world: World, conn: psycopg.Connection, role: str) -> Any:
         values = params(world, role) if callable(params) else params
         return conn.execute(query, values).fetchall()
+
     return run
 
 
@@ -171,8 +206,14 @@ def _fresh_model(world: World, role: str) -> int:
     """A model of REG that only this call will use (trained by the owner, not deployed)."""
     owner = world.sessions[OWNER]
     owner.execute("SELECT * FROM pyml.train(%s, automatic_deploy => false)", (REG,))
-    return int(one(owner, "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
-                   " ON p.id = m.project_id WHERE p.name = %s", (REG,)))
+    return int(
+        one(
+            owner,
+            "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
+            " ON p.id = m.project_id WHERE p.name = %s",
+            (REG,),
+        )
+    )
 
 
 def _throwaway_project(world: World, role: str) -> str:
@@ -187,77 +228,161 @@ def _throwaway_project(world: World, role: str) -> str:
 
 CALLS = [
     Call("predict", "predict", _sql("SELECT pyml.predict(%s, %s::real[])", (REG, ROW))),
-    Call("predict by id", "predict", _sql("SELECT pyml.predict(%s::bigint, %s::real[])",
-                                         lambda w, r: (w.models[REG], ROW))),
-    Call("predict row", "predict", _sql(
-        "SELECT pyml.predict(%s, ROW(" + ", ".join(["%s::real"] * 10) + "))", (REG, *ROW))),
-    Call("predict_label", "predict", _sql("SELECT pyml.predict_label(%s, %s::real[])",
-                                          (CLS, IRIS))),
-    Call("predict_proba", "predict", _sql("SELECT pyml.predict_proba(%s, %s::real[])",
-                                          (CLS, IRIS))),
-    Call("predict_proba_labels", "predict", _sql(
-        "SELECT * FROM pyml.predict_proba_labels(%s, %s::real[])", (CLS, IRIS))),
-    Call("predict_proba_jsonb", "predict", _sql(
-        "SELECT pyml.predict_proba_jsonb(%s::bigint, ROW(5.1::real, 3.5::real, 1.4::real,"
-        " 0.2::real))", lambda w, r: (w.models[CLS],))),
-    Call("predict_joint", "predict", _sql("SELECT pyml.predict_joint(%s, %s::real[])",
-                                          (REG, ROW))),
-    Call("predict_batch", "predict", _sql("SELECT * FROM pyml.predict_batch(%s, %s::real[])",
-                                          (REG, ROW * 3))),
-    Call("predict_into", "predict", _sql(
-        "SELECT pyml.predict_into(%s, 'priv_keyed', %s, 'id')",
-        lambda w, r: (REG, f"into_{r}"))),
-    Call("decompose", "predict", _sql("SELECT pyml.decompose(%s, %s::real[])",
-                                      (PCA, [*ROW, 150.0]))),  # priv_open: target included
+    Call(
+        "predict by id",
+        "predict",
+        _sql("SELECT pyml.predict(%s::bigint, %s::real[])", lambda w, r: (w.models[REG], ROW)),
+    ),
+    Call(
+        "predict row",
+        "predict",
+        _sql("SELECT pyml.predict(%s, ROW(" + ", ".join(["%s::real"] * 10) + "))", (REG, *ROW)),
+    ),
+    Call(
+        "predict_label", "predict", _sql("SELECT pyml.predict_label(%s, %s::real[])", (CLS, IRIS))
+    ),
+    Call(
+        "predict_proba", "predict", _sql("SELECT pyml.predict_proba(%s, %s::real[])", (CLS, IRIS))
+    ),
+    Call(
+        "predict_proba_labels",
+        "predict",
+        _sql("SELECT * FROM pyml.predict_proba_labels(%s, %s::real[])", (CLS, IRIS)),
+    ),
+    Call(
+        "predict_proba_jsonb",
+        "predict",
+        _sql(
+            "SELECT pyml.predict_proba_jsonb(%s::bigint, ROW(5.1::real, 3.5::real, 1.4::real,"
+            " 0.2::real))",
+            lambda w, r: (w.models[CLS],),
+        ),
+    ),
+    Call("predict_joint", "predict", _sql("SELECT pyml.predict_joint(%s, %s::real[])", (REG, ROW))),
+    Call(
+        "predict_batch",
+        "predict",
+        _sql("SELECT * FROM pyml.predict_batch(%s, %s::real[])", (REG, ROW * 3)),
+    ),
+    Call(
+        "predict_into",
+        "predict",
+        _sql(
+            "SELECT pyml.predict_into(%s, 'priv_keyed', %s, 'id')", lambda w, r: (REG, f"into_{r}")
+        ),
+    ),
+    Call(
+        "decompose", "predict", _sql("SELECT pyml.decompose(%s, %s::real[])", (PCA, [*ROW, 150.0]))
+    ),  # priv_open: target included
     Call("explain", "predict", _sql("SELECT * FROM pyml.explain(%s, %s::real[])", (CLS, IRIS))),
-    Call("feature_importance", "predict", _sql("SELECT * FROM pyml.feature_importance(%s)",
-                                               (CLS,))),
+    Call(
+        "feature_importance", "predict", _sql("SELECT * FROM pyml.feature_importance(%s)", (CLS,))
+    ),
     Call("lineage", "predict", _sql("SELECT pyml.lineage(%s)", lambda w, r: (w.models[REG],))),
     Call("deployed_model", "predict", _sql("SELECT pyml.deployed_model(%s)", (REG,))),
-    Call("drift of a relation", "predict", _sql(
-        "SELECT * FROM pyml.drift(%s, 'priv_rows')", (REG,))),
-    Call("drift of the logged calls", "admin", _sql("SELECT * FROM pyml.drift(%s)", (REG,)),
-         allowed_errors=(psycopg.errors.DataException,)),  # none logged
-    Call("train", "train", _sql(
-        "SELECT * FROM pyml.train(%s, relation_name => 'priv_rows', y_column_name => 'target',"
-        " automatic_deploy => false)", (REG,))),
-    Call("train_joint", "train", _sql(
-        "SELECT * FROM pyml.train_joint(%s, relation_name => 'priv_rows',"
-        " y_column_name => ARRAY['target'], automatic_deploy => false)", (REG,))),
-    Call("train of the last snapshot", "train", _sql(
-        "SELECT * FROM pyml.train(%s, algorithm => 'ridge', automatic_deploy => false)",
-        (REG,))),
+    Call(
+        "drift of a relation", "predict", _sql("SELECT * FROM pyml.drift(%s, 'priv_rows')", (REG,))
+    ),
+    Call(
+        "drift of the logged calls",
+        "admin",
+        _sql("SELECT * FROM pyml.drift(%s)", (REG,)),
+        allowed_errors=(psycopg.errors.DataException,),
+    ),  # none logged
+    Call(
+        "train",
+        "train",
+        _sql(
+            "SELECT * FROM pyml.train(%s, relation_name => 'priv_rows', y_column_name => 'target',"
+            " automatic_deploy => false)",
+            (REG,),
+        ),
+    ),
+    Call(
+        "train_joint",
+        "train",
+        _sql(
+            "SELECT * FROM pyml.train_joint(%s, relation_name => 'priv_rows',"
+            " y_column_name => ARRAY['target'], automatic_deploy => false)",
+            (REG,),
+        ),
+    ),
+    Call(
+        "train of the last snapshot",
+        "train",
+        _sql(
+            "SELECT * FROM pyml.train(%s, algorithm => 'ridge', automatic_deploy => false)", (REG,)
+        ),
+    ),
     Call("deploy", "deploy", _sql("SELECT * FROM pyml.deploy(%s, 'best_score')", (REG,))),
-    Call("deploy by id", "deploy", _sql("SELECT * FROM pyml.deploy(%s::bigint)",
-                                        lambda w, r: (w.models[REG],))),
+    Call(
+        "deploy by id",
+        "deploy",
+        _sql("SELECT * FROM pyml.deploy(%s::bigint)", lambda w, r: (w.models[REG],)),
+    ),
     Call("grant", "admin", _sql("SELECT pyml.grant(%s, 'priv_dummy', 'predict')", (REG,))),
     Call("revoke", "admin", _sql("SELECT pyml.revoke(%s, 'priv_dummy', 'predict')", (REG,))),
-    Call("delete_model", "admin", lambda w, c, r: c.execute(
-        "SELECT pyml.delete_model(%s)", (_fresh_model(w, r),))),
-    Call("delete_project", "admin", lambda w, c, r: c.execute(
-        "SELECT pyml.delete_project(%s, force => true)", (_throwaway_project(w, r),))),
+    Call(
+        "delete_model",
+        "admin",
+        lambda w, c, r: c.execute("SELECT pyml.delete_model(%s)", (_fresh_model(w, r),)),
+    ),
+    Call(
+        "delete_project",
+        "admin",
+        lambda w, c, r: c.execute(
+            "SELECT pyml.delete_project(%s, force => true)", (_throwaway_project(w, r),)
+        ),
+    ),
     Call("log_predictions", "admin", _sql("SELECT pyml.log_predictions(%s, 0)", (REG,))),
     Call("monitor", "admin", _sql("SELECT pyml.monitor(%s, 'priv_rows', '1 day')", (REG,))),
     Call("check", "admin", _sql("SELECT * FROM pyml.check(%s)", (REG,))),
     Call("unmonitor", "admin", _sql("SELECT pyml.unmonitor(%s)", (REG,))),
     Call("stream", "admin", _sql("SELECT pyml.stream(%s, %s)", lambda w, r: (REG, f"src_{r}"))),
-    Call("unstream", "admin", _sql("SELECT pyml.unstream(%s, %s)",
-                                   lambda w, r: (REG, f"src_{r}")),
-         allowed_errors=(psycopg.errors.UndefinedObject,)),  # when stream was refused
-    Call("stream_read", "predict", _sql("SELECT * FROM pyml.stream_read(%s, %s)",
-                                        lambda w, r: (w.stream_id, r))),
-    Call("stream_ack", "predict", lambda w, c, r: c.execute(
-        "SELECT pyml.stream_ack(%s, %s, %s)", (w.stream_id, r, one(
-            w.sessions[OWNER], "SELECT max(event_id) FROM pyml.stream_events"
-            " WHERE stream_id = %s", (w.stream_id,))))),
+    Call(
+        "unstream",
+        "admin",
+        _sql("SELECT pyml.unstream(%s, %s)", lambda w, r: (REG, f"src_{r}")),
+        allowed_errors=(psycopg.errors.UndefinedObject,),
+    ),  # when stream was refused
+    Call(
+        "stream_read",
+        "predict",
+        _sql("SELECT * FROM pyml.stream_read(%s, %s)", lambda w, r: (w.stream_id, r)),
+    ),
+    Call(
+        "stream_ack",
+        "predict",
+        lambda w, c, r: c.execute(
+            "SELECT pyml.stream_ack(%s, %s, %s)",
+            (
+                w.stream_id,
+                r,
+                one(
+                    w.sessions[OWNER],
+                    "SELECT max(event_id) FROM pyml.stream_events WHERE stream_id = %s",
+                    (w.stream_id,),
+                ),
+            ),
+        ),
+    ),
     # No project privilege: maintenance and functions of no project.
     Call("version", None, _sql("SELECT pyml.version()")),
     Call("snapshot", None, _sql("SELECT * FROM pyml.snapshot('priv_open', 'target')")),
-    Call("new project", None, _sql(
-        "SELECT * FROM pyml.train(%s, 'regression', 'priv_open', 'target')",
-        lambda w, r: (f"priv own {r}",))),
-    Call("load_dataset", None, _sql("SELECT * FROM pyml.load_dataset('wine')"),
-         allowed_errors=(psycopg.errors.InsufficientPrivilege,)),  # another role's table
+    Call(
+        "new project",
+        None,
+        _sql(
+            "SELECT * FROM pyml.train(%s, 'regression', 'priv_open', 'target')",
+            lambda w, r: (f"priv own {r}",),
+        ),
+    ),
+    Call(
+        "load_dataset",
+        None,
+        _sql("SELECT * FROM pyml.load_dataset('wine')"),
+        allowed_errors=(psycopg.errors.InsufficientPrivilege,),
+    ),  # another role's table
     Call("collect_predictions", None, _sql("SELECT pyml.collect_predictions()")),
     Call("run_monitors", None, _sql("SELECT * FROM pyml.run_monitors()")),
     Call("stream_prune", None, _sql("SELECT pyml.stream_prune()")),
@@ -267,8 +392,7 @@ CALLS = [
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
-def test_every_function_checks_the_callers_privilege(world: World, call: Call,
-                                                     role: str) -> None:
+def test_every_function_checks_the_callers_privilege(world: World, call: Call, role: str) -> None:
     conn = world.sessions[role]
     if holds(role, call.privilege):
         try:
@@ -295,7 +419,8 @@ def test_a_consumer_needs_select_on_the_source(world: World) -> None:
     try:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="priv_src"):
             world.sessions["priv_predict"].execute(
-                "SELECT * FROM pyml.stream_read(%s, 'c')", (world.stream_id,))
+                "SELECT * FROM pyml.stream_read(%s, 'c')", (world.stream_id,)
+            )
     finally:
         world.admin.execute("GRANT SELECT ON priv_src TO priv_predict")
 
@@ -319,10 +444,12 @@ def test_nobody_writes_registry_tables_directly(world: World, table: str, role: 
     conn = world.sessions[role]
     name = sql.Identifier("pyml", table)
     column = sql.Identifier(REGISTRY[table])
-    for statement in (sql.SQL("INSERT INTO {} DEFAULT VALUES").format(name),
-                      sql.SQL("UPDATE {} SET {} = {}").format(name, column, column),
-                      sql.SQL("DELETE FROM {}").format(name),
-                      sql.SQL("TRUNCATE {}").format(name)):
+    for statement in (
+        sql.SQL("INSERT INTO {} DEFAULT VALUES").format(name),
+        sql.SQL("UPDATE {} SET {} = {}").format(name, column, column),
+        sql.SQL("DELETE FROM {}").format(name),
+        sql.SQL("TRUNCATE {}").format(name),
+    ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(statement)
 
@@ -331,22 +458,48 @@ def _rows_of(conn: psycopg.Connection, table: str, world: World) -> int:
     """How many rows of ``table`` about the granted projects ``conn`` sees (the ids are
     read by a superuser, so that each table's own policy is what is tested)."""
     admin = world.admin
-    projects = [r[0] for r in admin.execute(
-        "SELECT id FROM pyml.projects WHERE name = ANY(%s)", ([REG, CLS, PCA],)).fetchall()]
-    models = [r[0] for r in admin.execute(
-        "SELECT id FROM pyml.models WHERE project_id = ANY(%s)", (projects,)).fetchall()]
-    snapshots = [r[0] for r in admin.execute(
-        "SELECT snapshot_id FROM pyml.models WHERE id = ANY(%s)", (models,)).fetchall()]
-    streams = [r[0] for r in admin.execute(
-        "SELECT id FROM pyml.stream_definitions WHERE project_id = ANY(%s)",
-        (projects,)).fetchall()]
-    column, ids = {"files": ("model_id", models), "models": ("project_id", projects),
-                   "snapshots": ("id", snapshots), "stream_definitions": ("id", streams),
-                   "stream_events": ("stream_id", streams),
-                   "stream_consumers": ("stream_id", streams),
-                   "stream_queue": ("stream_id", streams)}.get(table, ("project_id", projects))
-    return int(one(conn, sql.SQL("SELECT count(*) FROM {} WHERE {} = ANY(%s)").format(
-        sql.Identifier("pyml", table), sql.Identifier(column)), (ids,)))
+    projects = [
+        r[0]
+        for r in admin.execute(
+            "SELECT id FROM pyml.projects WHERE name = ANY(%s)", ([REG, CLS, PCA],)
+        ).fetchall()
+    ]
+    models = [
+        r[0]
+        for r in admin.execute(
+            "SELECT id FROM pyml.models WHERE project_id = ANY(%s)", (projects,)
+        ).fetchall()
+    ]
+    snapshots = [
+        r[0]
+        for r in admin.execute(
+            "SELECT snapshot_id FROM pyml.models WHERE id = ANY(%s)", (models,)
+        ).fetchall()
+    ]
+    streams = [
+        r[0]
+        for r in admin.execute(
+            "SELECT id FROM pyml.stream_definitions WHERE project_id = ANY(%s)", (projects,)
+        ).fetchall()
+    ]
+    column, ids = {
+        "files": ("model_id", models),
+        "models": ("project_id", projects),
+        "snapshots": ("id", snapshots),
+        "stream_definitions": ("id", streams),
+        "stream_events": ("stream_id", streams),
+        "stream_consumers": ("stream_id", streams),
+        "stream_queue": ("stream_id", streams),
+    }.get(table, ("project_id", projects))
+    return int(
+        one(
+            conn,
+            sql.SQL("SELECT count(*) FROM {} WHERE {} = ANY(%s)").format(
+                sql.Identifier("pyml", table), sql.Identifier(column)
+            ),
+            (ids,),
+        )
+    )
 
 
 def test_row_level_security(world: World) -> None:
@@ -355,28 +508,43 @@ def test_row_level_security(world: World) -> None:
     public like PostgreSQL's catalogs."""
     owner = world.sessions[OWNER]
     insert = "INSERT INTO priv_src SELECT max(id) + 1, {} FROM priv_src"
-    owner.execute(sql.SQL(insert).format(sql.SQL(", ").join([sql.Placeholder()] * 10)),
-                  ROW)  # an event nobody acked yet
+    owner.execute(
+        sql.SQL(insert).format(sql.SQL(", ").join([sql.Placeholder()] * 10)), ROW
+    )  # an event nobody acked yet
     owner.execute("SELECT * FROM pyml.stream_read(%s, 'rls')", (world.stream_id,))
-    for table in ("models", "files", "snapshots", "deployments", "stream_definitions",
-                  "stream_events", "stream_consumers"):
+    for table in (
+        "models",
+        "files",
+        "snapshots",
+        "deployments",
+        "stream_definitions",
+        "stream_events",
+        "stream_consumers",
+    ):
         seen = {role: _rows_of(world.sessions[role], table, world) for role in ROLES}
         assert seen[OWNER] > 0, table
         assert seen["priv_predict"] == seen["priv_member"] == seen[OWNER], (table, seen)
         assert seen["priv_none"] == seen["priv_public"] == 0, (table, seen)
     none = world.sessions["priv_none"]
-    for view in ("overview", "trained_models", "deployed_models", "streams",
-                 "project_privileges"):
+    for view in ("overview", "trained_models", "deployed_models", "streams", "project_privileges"):
         query = sql.SQL("SELECT project FROM {}").format(sql.Identifier("pyml", view))
         names = {r[0] for r in none.execute(query).fetchall()}
         assert not names & {REG, CLS, PCA}, (view, names)
         assert REG in {r[0] for r in owner.execute(query).fetchall()}, view
     # what the issue reported: the knn-style artifact bytes of another role's model
-    assert none.execute("SELECT data FROM pyml.files WHERE model_id = %s",
-                        (world.models[REG],)).fetchall() == []
+    assert (
+        none.execute(
+            "SELECT data FROM pyml.files WHERE model_id = %s", (world.models[REG],)
+        ).fetchall()
+        == []
+    )
     public = world.sessions["priv_public"]
-    assert public.execute("SELECT columns FROM pyml.snapshots WHERE created_by <> current_user"
-                          ).fetchall() == []
+    assert (
+        public.execute(
+            "SELECT columns FROM pyml.snapshots WHERE created_by <> current_user"
+        ).fetchall()
+        == []
+    )
     assert one(public, "SELECT count(*) FROM pyml.projects WHERE name = %s", (REG,)) == 1
 
 
@@ -387,8 +555,10 @@ def test_the_prediction_log_is_for_admins(world: World) -> None:
         caller = world.sessions["priv_predict"]
         for _ in range(3):
             caller.execute("SELECT pyml.predict(%s, %s::real[])", (REG, ROW))
-        logged = "SELECT count(*) FROM pyml.prediction_log l JOIN pyml.projects p" \
-                 " ON p.id = l.project_id WHERE p.name = %s"
+        logged = (
+            "SELECT count(*) FROM pyml.prediction_log l JOIN pyml.projects p"
+            " ON p.id = l.project_id WHERE p.name = %s"
+        )
         assert one(owner, logged, (REG,)) >= 3
         assert one(world.sessions["priv_admin"], logged, (REG,)) >= 3
         for role in ("priv_predict", "priv_train", "priv_none", "priv_public"):
@@ -479,23 +649,30 @@ def test_another_role_cannot_retrain_a_project(world: World) -> None:
     """app2 retrained app's project on its own table, which auto-deployed and broke app's
     predict: now it is 42501, and app's predictions go on."""
     none = world.sessions["priv_none"]
-    none.execute("CREATE TABLE IF NOT EXISTS priv_other AS SELECT age, bmi, target"
-                 " FROM priv_open")
+    none.execute("CREATE TABLE IF NOT EXISTS priv_other AS SELECT age, bmi, target FROM priv_open")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        none.execute("SELECT * FROM pyml.train(%s, relation_name => 'priv_other',"
-                     " y_column_name => 'target')", (REG,))
+        none.execute(
+            "SELECT * FROM pyml.train(%s, relation_name => 'priv_other',"
+            " y_column_name => 'target')",
+            (REG,),
+        )
     assert _predicts(world.sessions[OWNER])
 
 
 def test_automatic_deploys_keep_the_live_models_inputs(world: World) -> None:
     """A better model with other inputs is kept, not deployed, with a NOTICE."""
     owner = world.sessions[OWNER]
-    owner.execute("CREATE TABLE IF NOT EXISTS priv_fewer AS SELECT age, sex, bmi, bp, s1, s2,"
-                  " s3, s4, s5, target FROM priv_rows")
+    owner.execute(
+        "CREATE TABLE IF NOT EXISTS priv_fewer AS SELECT age, sex, bmi, bp, s1, s2,"
+        " s3, s4, s5, target FROM priv_rows"
+    )
     live = one(owner, "SELECT pyml.deployed_model(%s)", (REG,))
     row, notices = with_notices(
-        owner, "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_fewer',"
-        " y_column_name => 'target', algorithm => 'lightgbm')", (REG,))
+        owner,
+        "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_fewer',"
+        " y_column_name => 'target', algorithm => 'lightgbm')",
+        (REG,),
+    )
     assert row == (False,)
     assert any("its features differ from the live model's" in n for n in notices), notices
     assert one(owner, "SELECT pyml.deployed_model(%s)", (REG,)) == live
@@ -505,31 +682,48 @@ def test_automatic_deploys_keep_the_live_models_inputs(world: World) -> None:
 def test_a_trainer_without_deploy_keeps_its_model_with_a_notice(world: World) -> None:
     trainer = world.sessions["priv_train"]
     row, notices = with_notices(
-        trainer, "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_rows',"
-        " y_column_name => 'target', algorithm => 'lightgbm')", (REG,))
+        trainer,
+        "SELECT deployed FROM pyml.train(%s, relation_name => 'priv_rows',"
+        " y_column_name => 'target', algorithm => 'lightgbm')",
+        (REG,),
+    )
     assert row == (False,)
     assert any('does not have the "deploy" privilege' in n for n in notices), notices
-    model = one(trainer, "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
-                " ON p.id = m.project_id WHERE p.name = %s", (REG,))
-    assert one(trainer, "SELECT created_by FROM pyml.models WHERE id = %s", (model,)) \
-        == "priv_train"
+    model = one(
+        trainer,
+        "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p"
+        " ON p.id = m.project_id WHERE p.name = %s",
+        (REG,),
+    )
+    assert (
+        one(trainer, "SELECT created_by FROM pyml.models WHERE id = %s", (model,)) == "priv_train"
+    )
 
 
 def test_who_did_what_is_the_caller_not_the_extension_owner(world: World) -> None:
     owner = world.sessions[OWNER]
     deployer = world.sessions["priv_deploy"]
     (_, _, _, model_id) = deployer.execute(
-        "SELECT * FROM pyml.deploy(%s, 'most_recent')", (REG,)).fetchone()
+        "SELECT * FROM pyml.deploy(%s, 'most_recent')", (REG,)
+    ).fetchone()
     lineage = json.loads(json.dumps(one(owner, "SELECT pyml.lineage(%s)", (model_id,))))
     assert lineage["deployments"][-1]["deployed_by"] == "priv_deploy"
     assert one(owner, "SELECT owner FROM pyml.projects WHERE name = %s", (REG,)) == OWNER
-    assert one(owner, "SELECT granted_by FROM pyml.project_privileges WHERE project = %s"
-               " AND grantee = 'priv_admin'", (REG,)) == OWNER
+    assert (
+        one(
+            owner,
+            "SELECT granted_by FROM pyml.project_privileges WHERE project = %s"
+            " AND grantee = 'priv_admin'",
+            (REG,),
+        )
+        == OWNER
+    )
 
 
 def test_the_owner_keeps_its_privileges(world: World) -> None:
-    _, notices = with_notices(world.sessions["priv_admin"],
-                              "SELECT pyml.revoke(%s, %s, 'admin')", (REG, OWNER))
+    _, notices = with_notices(
+        world.sessions["priv_admin"], "SELECT pyml.revoke(%s, %s, 'admin')", (REG, OWNER)
+    )
     assert any("owns project" in n for n in notices), notices
     assert _predicts(world.sessions[OWNER])
 

@@ -25,22 +25,31 @@ DIABETES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 @pytest.fixture(scope="module")
 def diabetes(conn: psycopg.Connection) -> pyml.client.TrainResult:
     """A regression model of pyml.diabetes, trained by the helper."""
-    return pyml.client.train(conn, "py_diabetes", task="regression",
-                             relation_name="pyml.diabetes", y_column_name="target")
+    return pyml.client.train(
+        conn,
+        "py_diabetes",
+        task="regression",
+        relation_name="pyml.diabetes",
+        y_column_name="target",
+    )
 
 
 @pytest.fixture(scope="module")
 def rows(conn: psycopg.Connection) -> np.ndarray:
     """The first rows of pyml.diabetes, as float32 (their real values)."""
-    found = conn.execute(sql.SQL("SELECT {} FROM pyml.diabetes LIMIT 6").format(
-        sql.SQL(", ").join(map(sql.Identifier, DIABETES)))).fetchall()
+    found = conn.execute(
+        sql.SQL("SELECT {} FROM pyml.diabetes LIMIT 6").format(
+            sql.SQL(", ").join(map(sql.Identifier, DIABETES))
+        )
+    ).fetchall()
     return np.array(found, dtype=np.float32)
 
 
 def sql_predict(conn: psycopg.Connection, project: str, row: np.ndarray) -> float:
     """The prediction of one row called from SQL text, the reference for every path here."""
-    (value,) = conn.execute("SELECT pyml.predict(%s, %s::real[])",
-                            (project, [float(v) for v in row])).fetchone()
+    (value,) = conn.execute(
+        "SELECT pyml.predict(%s, %s::real[])", (project, [float(v) for v in row])
+    ).fetchone()
     return value
 
 
@@ -56,21 +65,24 @@ def registered(connect: Connect) -> psycopg.Connection:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("values", "type_name"), [
-    (np.array([0.1, -2.5, 3e-8], dtype=np.float32), "real[]"),
-    (np.array([[0.1, 2.0], [3.0, -4.5]], dtype=np.float32), "real[]"),
-    (np.array([0.1, np.pi]), "double precision[]"),
-    (np.arange(6.0).reshape(2, 3) / 7, "double precision[]"),
-    (np.array([1, -2], dtype=np.int16), "smallint[]"),
-    (np.array([[1, 2**31 - 1]], dtype=np.int32), "integer[]"),
-    (np.array([2**40, -1]), "bigint[]"),
-    (np.array([True, False]), "boolean[]"),
-    (np.zeros((0, 3), dtype=np.float32), "real[]"),
-])
+@pytest.mark.parametrize(
+    ("values", "type_name"),
+    [
+        (np.array([0.1, -2.5, 3e-8], dtype=np.float32), "real[]"),
+        (np.array([[0.1, 2.0], [3.0, -4.5]], dtype=np.float32), "real[]"),
+        (np.array([0.1, np.pi]), "double precision[]"),
+        (np.arange(6.0).reshape(2, 3) / 7, "double precision[]"),
+        (np.array([1, -2], dtype=np.int16), "smallint[]"),
+        (np.array([[1, 2**31 - 1]], dtype=np.int32), "integer[]"),
+        (np.array([2**40, -1]), "bigint[]"),
+        (np.array([True, False]), "boolean[]"),
+        (np.zeros((0, 3), dtype=np.float32), "real[]"),
+    ],
+)
 @pytest.mark.parametrize("placeholder", ["%s", "%t", "%b"])
 def test_numpy_arrays_arrive_with_their_type_and_values(
-        registered: psycopg.Connection, values: np.ndarray, type_name: str,
-        placeholder: str) -> None:
+    registered: psycopg.Connection, values: np.ndarray, type_name: str, placeholder: str
+) -> None:
     query = f"SELECT pg_typeof({placeholder})::text, {placeholder}"
     found, back = registered.execute(query, (values, values), binary=True).fetchone()
     assert found == type_name
@@ -97,9 +109,9 @@ def test_without_register_psycopg_refuses_them(conn: psycopg.Connection) -> None
         conn.execute("SELECT %s", ({"a": 1},))
 
 
-def test_helpers_leave_the_connection_adapters_alone(conn: psycopg.Connection,
-                                                     diabetes: pyml.client.TrainResult,
-                                                     rows: np.ndarray) -> None:
+def test_helpers_leave_the_connection_adapters_alone(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray
+) -> None:
     pyml.client.predict(conn, "py_diabetes", rows[0])
     with pytest.raises(psycopg.ProgrammingError, match="cannot adapt type 'ndarray'"):
         conn.execute("SELECT %s", (rows[0],))
@@ -111,25 +123,27 @@ def with_whole_number(row: np.ndarray) -> tuple[list[Any], np.ndarray]:
     return mixed, np.array(mixed, dtype=np.float32)
 
 
-def test_raw_psycopg_calls_with_register(registered: psycopg.Connection,
-                                         diabetes: pyml.client.TrainResult,
-                                         rows: np.ndarray) -> None:
+def test_raw_psycopg_calls_with_register(
+    registered: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray
+) -> None:
     expected = sql_predict(registered, "py_diabetes", rows[0])
     for features in (rows[0], rows[0].astype(np.float64), rows[0].tolist()):
-        (value,) = registered.execute("SELECT pyml.predict(%s, %s)",
-                                      ("py_diabetes", features)).fetchone()
+        (value,) = registered.execute(
+            "SELECT pyml.predict(%s, %s)", ("py_diabetes", features)
+        ).fetchone()
         assert value == expected
     mixed, real = with_whole_number(rows[0])
-    (value,) = registered.execute("SELECT pyml.predict(%s, %s)",
-                                  ("py_diabetes", mixed)).fetchone()
+    (value,) = registered.execute("SELECT pyml.predict(%s, %s)", ("py_diabetes", mixed)).fetchone()
     assert value == sql_predict(registered, "py_diabetes", real)
     (count,) = registered.execute(
-        "SELECT count(*) FROM pyml.predict_batch(%s, %s)", ("py_diabetes", rows)).fetchone()
+        "SELECT count(*) FROM pyml.predict_batch(%s, %s)", ("py_diabetes", rows)
+    ).fetchone()
     assert count == len(rows)
     project, deployed = registered.execute(
         "SELECT project, deployed FROM pyml.train(%s, algorithm => 'ridge',"
         " hyperparams => %s, automatic_deploy => false)",
-        ("py_diabetes", {"alpha": np.float64(0.5)})).fetchone()
+        ("py_diabetes", {"alpha": np.float64(0.5)}),
+    ).fetchone()
     assert (project, deployed) == ("py_diabetes", False)
 
 
@@ -142,27 +156,37 @@ def newest_model(conn: psycopg.Connection, project: str) -> tuple[int, dict[str,
     return conn.execute(
         "SELECT m.id, m.hyperparams FROM pyml.models m JOIN pyml.projects p"
         " ON p.id = m.project_id WHERE p.name = %s ORDER BY m.id DESC LIMIT 1",
-        (project,)).fetchone()
+        (project,),
+    ).fetchone()
 
 
-def test_train_returns_a_typed_result(conn: psycopg.Connection,
-                                      diabetes: pyml.client.TrainResult) -> None:
+def test_train_returns_a_typed_result(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult
+) -> None:
     assert diabetes.project == "py_diabetes"
-    assert (diabetes.task, diabetes.algorithm, diabetes.deployed) == (
-        "regression", "linear", True)
+    assert (diabetes.task, diabetes.algorithm, diabetes.deployed) == ("regression", "linear", True)
     assert isinstance(diabetes.model_id, int)
     assert {"r2", "mean_absolute_error", "mean_squared_error"} <= set(diabetes.metrics)
-    (metrics,) = conn.execute("SELECT metrics FROM pyml.models WHERE id = %s",
-                              (diabetes.model_id,)).fetchone()
+    (metrics,) = conn.execute(
+        "SELECT metrics FROM pyml.models WHERE id = %s", (diabetes.model_id,)
+    ).fetchone()
     assert diabetes.metrics == metrics
 
 
-def test_train_with_dict_hyperparams_and_keywords(conn: psycopg.Connection,
-                                                  diabetes: pyml.client.TrainResult) -> None:
-    result = pyml.client.train(conn, "py_diabetes", relation_name="pyml.diabetes",
-                               y_column_name="target", algorithm="lightgbm",
-                               hyperparams={"n_estimators": np.int64(7), "learning_rate": 0.2},
-                               test_size=0.3, test_sampling="last", automatic_deploy=False)
+def test_train_with_dict_hyperparams_and_keywords(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult
+) -> None:
+    result = pyml.client.train(
+        conn,
+        "py_diabetes",
+        relation_name="pyml.diabetes",
+        y_column_name="target",
+        algorithm="lightgbm",
+        hyperparams={"n_estimators": np.int64(7), "learning_rate": 0.2},
+        test_size=0.3,
+        test_sampling="last",
+        automatic_deploy=False,
+    )
     assert (result.algorithm, result.deployed) == ("lightgbm", False)
     model_id, hyperparams = newest_model(conn, "py_diabetes")
     assert result.model_id == model_id != diabetes.model_id
@@ -170,25 +194,32 @@ def test_train_with_dict_hyperparams_and_keywords(conn: psycopg.Connection,
     (test_size, sampling) = conn.execute(
         "SELECT s.test_size, s.test_sampling FROM pyml.models m"
         " JOIN pyml.snapshots s ON s.id = m.snapshot_id WHERE m.id = %s",
-        (model_id,)).fetchone()
+        (model_id,),
+    ).fetchone()
     assert (test_size, sampling) == (0.3, "last")
     # JSON text works as in SQL
-    again = pyml.client.train(conn, "py_diabetes", algorithm="ridge",
-                              hyperparams='{"alpha": 2}', automatic_deploy=False)
+    again = pyml.client.train(
+        conn, "py_diabetes", algorithm="ridge", hyperparams='{"alpha": 2}', automatic_deploy=False
+    )
     model_id, hyperparams = newest_model(conn, "py_diabetes")
     assert (again.model_id, hyperparams["alpha"]) == (model_id, 2)
 
 
 def test_train_joint_for_several_labels(conn: psycopg.Connection) -> None:
-    result = pyml.client.train(conn, "py_linnerud", task="regression",
-                               relation_name="pyml.linnerud",
-                               y_column_name=("weight", "waist", "pulse"))
+    result = pyml.client.train(
+        conn,
+        "py_linnerud",
+        task="regression",
+        relation_name="pyml.linnerud",
+        y_column_name=("weight", "waist", "pulse"),
+    )
     assert (result.task, result.deployed) == ("regression", True)
     assert result.model_id == newest_model(conn, "py_linnerud")[0]
 
 
 def test_the_model_read_is_the_one_this_transaction_trained(
-        connect: Connect, admin_url: str, diabetes: pyml.client.TrainResult) -> None:
+    connect: Connect, admin_url: str, diabetes: pyml.client.TrainResult
+) -> None:
     """A model of the same project committed by another session after ours was trained has
     a higher id; the lookup still finds ours (a newest-id lookup would not)."""
     mine = connect(autocommit=False)
@@ -197,12 +228,14 @@ def test_the_model_read_is_the_one_this_transaction_trained(
         (theirs,) = other.execute(
             "INSERT INTO pyml.models (project_id, algorithm, status)"
             " SELECT id, 'linear', 'failed' FROM pyml.projects WHERE name = 'py_diabetes'"
-            " RETURNING id").fetchone()
+            " RETURNING id"
+        ).fetchone()
         try:
             (newest, ours) = mine.execute(
                 "SELECT max(m.id), max(m.id) FILTER (WHERE m.id <> %s) FROM pyml.models m"
                 " JOIN pyml.projects p ON p.id = m.project_id WHERE p.name = 'py_diabetes'",
-                (theirs,)).fetchone()
+                (theirs,),
+            ).fetchone()
             (found, _) = mine.execute(_functions._TRAINED_MODEL, ("py_diabetes",)).fetchone()
         finally:
             mine.rollback()  # the project row stays locked by this transaction until then
@@ -211,21 +244,22 @@ def test_the_model_read_is_the_one_this_transaction_trained(
     assert found == ours
 
 
-def test_deploy_returns_a_typed_result(conn: psycopg.Connection,
-                                       diabetes: pyml.client.TrainResult) -> None:
+def test_deploy_returns_a_typed_result(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult
+) -> None:
     assert diabetes.model_id is not None
     result = pyml.client.deploy(conn, "py_diabetes", "most_recent")
     assert result.project == "py_diabetes" and result.strategy == "most_recent"
     by_id = pyml.client.deploy(conn, diabetes.model_id)
-    assert by_id == pyml.client.DeployResult("py_diabetes", "specific", "linear",
-                                             diabetes.model_id)
+    assert by_id == pyml.client.DeployResult("py_diabetes", "specific", "linear", diabetes.model_id)
     with pytest.raises(TypeError):
         pyml.client.deploy(conn, diabetes.model_id, "rollback")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, "list", "mixed"])
-def test_predict_one_row(conn: psycopg.Connection, diabetes: pyml.client.TrainResult,
-                         rows: np.ndarray, dtype: Any) -> None:
+def test_predict_one_row(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray, dtype: Any
+) -> None:
     row = rows[0]
     if dtype == np.int64:
         row = np.round(row * 100)  # whole numbers: the same values as real and as bigint
@@ -243,23 +277,30 @@ def test_predict_one_row(conn: psycopg.Connection, diabetes: pyml.client.TrainRe
     assert pyml.client.predict(conn, diabetes.model_id, features) == expected  # by model id
 
 
-def test_predictions_read_as_postgresql_prints_real(conn: psycopg.Connection,
-                                                    diabetes: pyml.client.TrainResult,
-                                                    rows: np.ndarray) -> None:
+def test_predictions_read_as_postgresql_prints_real(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray
+) -> None:
     value = pyml.client.predict(conn, "py_diabetes", rows[0])
-    text, exact = conn.execute("SELECT pyml.predict(%s, %s::real[])::text,"
-                               " pyml.predict(%s, %s::real[])",
-                               ("py_diabetes", rows[0].tolist()) * 2, binary=True).fetchone()
+    text, exact = conn.execute(
+        "SELECT pyml.predict(%s, %s::real[])::text, pyml.predict(%s, %s::real[])",
+        ("py_diabetes", rows[0].tolist()) * 2,
+        binary=True,
+    ).fetchone()
     assert repr(value) == text  # what psql shows
     assert np.float32(value) == np.float32(exact)  # the same real
 
 
 @pytest.mark.parametrize("form", ["float32", "float64", "lists", "flat"])
-def test_predict_rows(conn: psycopg.Connection, diabetes: pyml.client.TrainResult,
-                      rows: np.ndarray, form: str) -> None:
+def test_predict_rows(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray, form: str
+) -> None:
     expected = [sql_predict(conn, "py_diabetes", row) for row in rows]
-    features: Any = {"float32": rows, "float64": rows.astype(np.float64),
-                     "lists": rows.tolist(), "flat": rows.ravel()}[form]
+    features: Any = {
+        "float32": rows,
+        "float64": rows.astype(np.float64),
+        "lists": rows.tolist(),
+        "flat": rows.ravel(),
+    }[form]
     batch = pyml.client.predict_batch(conn, "py_diabetes", features)
     assert batch.dtype == np.float64
     assert batch.tolist() == expected
@@ -272,9 +313,16 @@ def animals(conn: psycopg.Connection) -> str:
     """Text labels whose first-seen order (zebra, ant, moth) is not their sorted order."""
     conn.execute(
         "CREATE TABLE animals AS SELECT (i % 3) * 10 + (i % 7) / 10.0 AS x,"
-        " (ARRAY['zebra', 'ant', 'moth'])[i % 3 + 1] AS kind FROM generate_series(0, 89) i")
-    pyml.client.train(conn, "py_animals", task="classification", relation_name="animals",
-                      y_column_name="kind", algorithm="random_forest")
+        " (ARRAY['zebra', 'ant', 'moth'])[i % 3 + 1] AS kind FROM generate_series(0, 89) i"
+    )
+    pyml.client.train(
+        conn,
+        "py_animals",
+        task="classification",
+        relation_name="animals",
+        y_column_name="kind",
+        algorithm="random_forest",
+    )
     return "py_animals"
 
 
@@ -283,9 +331,16 @@ def sizes(conn: psycopg.Connection) -> str:
     """Integer labels 10, 2, 7: sorted as numbers they are not sorted as text."""
     conn.execute(
         "CREATE TABLE sizes AS SELECT (i % 3) * 10 + (i % 7) / 10.0 AS x,"
-        " (ARRAY[10, 2, 7])[i % 3 + 1] AS size FROM generate_series(0, 89) i")
-    pyml.client.train(conn, "py_sizes", task="classification", relation_name="sizes",
-                      y_column_name="size", algorithm="random_forest")
+        " (ARRAY[10, 2, 7])[i % 3 + 1] AS size FROM generate_series(0, 89) i"
+    )
+    pyml.client.train(
+        conn,
+        "py_sizes",
+        task="classification",
+        relation_name="sizes",
+        y_column_name="size",
+        algorithm="random_forest",
+    )
     return "py_sizes"
 
 
@@ -310,17 +365,23 @@ def test_predict_proba_maps_integer_labels(conn: psycopg.Connection, sizes: str)
 
 
 def test_predict_proba_reads_the_labels_of_the_model_that_answered(
-        conn: psycopg.Connection, animals: str) -> None:
+    conn: psycopg.Connection, animals: str
+) -> None:
     """A model of the same project with other labels: the live one's labels, whichever it is;
     by id, that model's."""
     first = pyml.client.deploy(conn, animals, "most_recent").model_id
     conn.execute("CREATE TABLE animals_2 AS SELECT x, upper(kind) AS kind FROM animals")
-    other = pyml.client.train(conn, animals, relation_name="animals_2", y_column_name="kind",
-                              algorithm="random_forest", automatic_deploy=False)
+    other = pyml.client.train(
+        conn,
+        animals,
+        relation_name="animals_2",
+        y_column_name="kind",
+        algorithm="random_forest",
+        automatic_deploy=False,
+    )
     assert other.model_id is not None
     assert list(pyml.client.predict_proba(conn, animals, [0.3])) == ["ant", "moth", "zebra"]
-    assert list(pyml.client.predict_proba(conn, other.model_id, [0.3])) == [
-        "ANT", "MOTH", "ZEBRA"]
+    assert list(pyml.client.predict_proba(conn, other.model_id, [0.3])) == ["ANT", "MOTH", "ZEBRA"]
     pyml.client.deploy(conn, other.model_id)
     assert list(pyml.client.predict_proba(conn, animals, [0.3])) == ["ANT", "MOTH", "ZEBRA"]
     pyml.client.deploy(conn, first)
@@ -336,8 +397,7 @@ def test_grantees(admin_url: str, url: str, conn: psycopg.Connection, animals: s
     """Roles granted one privilege: predict reads the labels, train gets its model's id."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         for role in ("pyclient_reader", "pyclient_trainer"):
-            if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                                 (role,)).fetchone():
+            if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 try:
                     admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
                 except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
@@ -348,11 +408,13 @@ def test_grantees(admin_url: str, url: str, conn: psycopg.Connection, animals: s
     as_role = url.replace("pyml_tester@", "{}@", 1)
     with psycopg.connect(as_role.format("pyclient_reader"), autocommit=True) as reader:
         assert pyml.client.predict_proba(reader, animals, [0.3]) == pyml.client.predict_proba(
-            conn, animals, [0.3])
+            conn, animals, [0.3]
+        )
     with psycopg.connect(as_role.format("pyclient_trainer"), autocommit=True) as trainer:
         trainer.execute("SET client_min_messages = warning")
-        result = pyml.client.train(trainer, animals, relation_name="animals",
-                                   y_column_name="kind", automatic_deploy=False)
+        result = pyml.client.train(
+            trainer, animals, relation_name="animals", y_column_name="kind", automatic_deploy=False
+        )
     assert result.model_id == newest_model(conn, animals)[0]
     assert result.metrics["accuracy"] == 1.0
 
@@ -370,36 +432,47 @@ def chatty(connect: Connect) -> Iterator[psycopg.Connection]:
     yield conn
 
 
-def test_train_notices_reach_logging(chatty: psycopg.Connection,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_train_notices_reach_logging(
+    chatty: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="pyml"):
-        pyml.client.train(chatty, "py_iris", task="classification", relation_name="pyml.iris",
-                          y_column_name="target")
-        loaded = [r for r in caplog.records if r.getMessage().startswith(
-            "pyml: loaded 150 rows x 4 features from pyml.iris")]
+        pyml.client.train(
+            chatty,
+            "py_iris",
+            task="classification",
+            relation_name="pyml.iris",
+            y_column_name="target",
+        )
+        loaded = [
+            r
+            for r in caplog.records
+            if r.getMessage().startswith("pyml: loaded 150 rows x 4 features from pyml.iris")
+        ]
         assert [(r.name, r.levelno) for r in loaded] == [("pyml", logging.INFO)]
-        assert any(r.getMessage().startswith("pyml: fitting linear on ")
-                   for r in caplog.records)
+        assert any(r.getMessage().startswith("pyml: fitting linear on ") for r in caplog.records)
         # the handler was removed after the call
         caplog.clear()
         chatty.execute("DO $$BEGIN RAISE NOTICE 'after the call'; END$$")
         assert caplog.records == []
 
 
-def test_log_notices_levels_detail_and_hint(chatty: psycopg.Connection,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_log_notices_levels_detail_and_hint(
+    chatty: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger="pyml"), pyml.client.log_notices(chatty):
-        chatty.execute("DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'It is hot.',"
-                       " HINT = 'Wait.'; RAISE NOTICE 'noted'; END$$")
+        chatty.execute(
+            "DO $$BEGIN RAISE WARNING 'careful' USING DETAIL = 'It is hot.',"
+            " HINT = 'Wait.'; RAISE NOTICE 'noted'; END$$"
+        )
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.WARNING, "careful\nDETAIL:  It is hot.\nHINT:  Wait."),
         (logging.INFO, "noted"),
     ]
 
 
-def test_no_notices_when_the_session_asks_for_none(conn: psycopg.Connection,
-                                                   diabetes: pyml.client.TrainResult,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_no_notices_when_the_session_asks_for_none(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger="pyml"):
         pyml.client.train(conn, "py_diabetes", automatic_deploy=False)
     assert caplog.records == []
@@ -410,9 +483,9 @@ def test_no_notices_when_the_session_asks_for_none(conn: psycopg.Connection,
 # ---------------------------------------------------------------------------
 
 
-def test_errors_are_the_servers_psycopg_classes(conn: psycopg.Connection,
-                                                diabetes: pyml.client.TrainResult,
-                                                rows: np.ndarray) -> None:
+def test_errors_are_the_servers_psycopg_classes(
+    conn: psycopg.Connection, diabetes: pyml.client.TrainResult, rows: np.ndarray
+) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match='"nope"'):
         pyml.client.train(conn, "py_diabetes", algorithm="nope")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
@@ -424,25 +497,33 @@ def test_errors_are_the_servers_psycopg_classes(conn: psycopg.Connection,
     with pytest.raises(psycopg.errors.UndefinedObject):
         pyml.client.predict_proba(conn, "py_nothing", rows[0])
     with pytest.raises(psycopg.errors.UndefinedTable):
-        pyml.client.train(conn, "py_nothing", task="regression", relation_name="no_table",
-                          y_column_name="y")
+        pyml.client.train(
+            conn, "py_nothing", task="regression", relation_name="no_table", y_column_name="y"
+        )
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         pyml.client.deploy(conn, "py_diabetes", "sideways")
     # the session goes on
     assert pyml.client.predict(conn, "py_diabetes", rows[0]) == sql_predict(
-        conn, "py_diabetes", rows[0])
+        conn, "py_diabetes", rows[0]
+    )
 
 
 def test_nothing_deployed(conn: psycopg.Connection) -> None:
-    pyml.client.train(conn, "py_undeployed", task="classification",
-                      relation_name="pyml.iris", y_column_name="target",
-                      automatic_deploy=False)
+    pyml.client.train(
+        conn,
+        "py_undeployed",
+        task="classification",
+        relation_name="pyml.iris",
+        y_column_name="target",
+        automatic_deploy=False,
+    )
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         pyml.client.predict_proba(conn, "py_undeployed", [5.1, 3.5, 1.4, 0.2])
 
 
 def test_a_failed_training_keeps_the_callers_transaction(
-        connect: Connect, diabetes: pyml.client.TrainResult) -> None:
+    connect: Connect, diabetes: pyml.client.TrainResult
+) -> None:
     conn = connect(autocommit=False)
     conn.execute("CREATE TEMP TABLE kept (x int)")
     conn.execute("INSERT INTO kept VALUES (1)")
@@ -453,8 +534,9 @@ def test_a_failed_training_keeps_the_callers_transaction(
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
     assert result.model_id is not None
     conn.rollback()  # the model goes with the caller's transaction
-    assert conn.execute("SELECT count(*) FROM pyml.models WHERE id = %s",
-                        (result.model_id,)).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM pyml.models WHERE id = %s", (result.model_id,)
+    ).fetchone() == (0,)
     conn.rollback()
 
 
@@ -463,22 +545,27 @@ def test_a_failed_training_keeps_the_callers_transaction(
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("function", "arguments", "columns"), [
-    ("pyml.train", _signatures.TRAIN, _signatures.TRAIN_COLUMNS),
-    ("pyml.train_joint", _signatures.TRAIN_JOINT, _signatures.TRAIN_COLUMNS),
-    ("pyml.deploy", _signatures.DEPLOY, _signatures.DEPLOY_COLUMNS),
-    ("pyml.deploy", _signatures.DEPLOY_BY_ID, _signatures.DEPLOY_COLUMNS),
-])
+@pytest.mark.parametrize(
+    ("function", "arguments", "columns"),
+    [
+        ("pyml.train", _signatures.TRAIN, _signatures.TRAIN_COLUMNS),
+        ("pyml.train_joint", _signatures.TRAIN_JOINT, _signatures.TRAIN_COLUMNS),
+        ("pyml.deploy", _signatures.DEPLOY, _signatures.DEPLOY_COLUMNS),
+        ("pyml.deploy", _signatures.DEPLOY_BY_ID, _signatures.DEPLOY_COLUMNS),
+    ],
+)
 def test_signatures_match_the_installed_functions(
-        conn: psycopg.Connection, function: str, arguments: dict[str, str],
-        columns: dict[str, str]) -> None:
+    conn: psycopg.Connection, function: str, arguments: dict[str, str], columns: dict[str, str]
+) -> None:
     installed = conn.execute(
         "SELECT pg_get_function_identity_arguments(p.oid),"
         " array(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)"
         "       FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0"
         "       ORDER BY a.attnum)"
         " FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype"
-        " WHERE p.oid::regproc::text = %s", (function,)).fetchall()
+        " WHERE p.oid::regproc::text = %s",
+        (function,),
+    ).fetchall()
     wanted = ", ".join(f"{name} {sql_type}" for name, sql_type in arguments.items())
     found = {args.removesuffix(", caller_search_path text"): cols for args, cols in installed}
     assert found[wanted] == [f"{name} {sql_type}" for name, sql_type in columns.items()]
@@ -498,21 +585,33 @@ def engine(url: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture(scope="module")
 def patients(conn: psycopg.Connection) -> sa.Table:
-    conn.execute("CREATE TABLE patients AS SELECT row_number() OVER () AS id, *"
-                 " FROM (SELECT * FROM pyml.diabetes LIMIT 8) d")
-    return sa.Table("patients", sa.MetaData(), sa.Column("id", sa.BigInteger),
-                    *(sa.Column(name, sa.REAL) for name in [*DIABETES, "target"]))
+    conn.execute(
+        "CREATE TABLE patients AS SELECT row_number() OVER () AS id, *"
+        " FROM (SELECT * FROM pyml.diabetes LIMIT 8) d"
+    )
+    return sa.Table(
+        "patients",
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger),
+        *(sa.Column(name, sa.REAL) for name in [*DIABETES, "target"]),
+    )
 
 
-def test_sqlalchemy_predict_over_a_table(engine: sa.Engine, conn: psycopg.Connection,
-                                         diabetes: pyml.client.TrainResult,
-                                         patients: sa.Table) -> None:
-    expected = conn.execute("SELECT id, pyml.predict('py_diabetes', p) FROM patients p"
-                            " ORDER BY id").fetchall()
-    by_row = sa.select(patients.c.id, pyml_sa.predict("py_diabetes", patients.table_valued())
-                       ).order_by(patients.c.id)
-    by_array = sa.select(patients.c.id, pyml_sa.predict(
-        "py_diabetes", postgresql.array([patients.c[name] for name in DIABETES]))
+def test_sqlalchemy_predict_over_a_table(
+    engine: sa.Engine,
+    conn: psycopg.Connection,
+    diabetes: pyml.client.TrainResult,
+    patients: sa.Table,
+) -> None:
+    expected = conn.execute(
+        "SELECT id, pyml.predict('py_diabetes', p) FROM patients p ORDER BY id"
+    ).fetchall()
+    by_row = sa.select(
+        patients.c.id, pyml_sa.predict("py_diabetes", patients.table_valued())
+    ).order_by(patients.c.id)
+    by_array = sa.select(
+        patients.c.id,
+        pyml_sa.predict("py_diabetes", postgresql.array([patients.c[name] for name in DIABETES])),
     ).order_by(patients.c.id)
     with engine.connect() as connection:
         assert [tuple(r) for r in connection.execute(by_row)] == expected
@@ -520,9 +619,13 @@ def test_sqlalchemy_predict_over_a_table(engine: sa.Engine, conn: psycopg.Connec
         assert all(type(value) is float for _, value in expected)
 
 
-def test_sqlalchemy_predict_with_values(engine: sa.Engine, conn: psycopg.Connection,
-                                        diabetes: pyml.client.TrainResult,
-                                        rows: np.ndarray, animals: str) -> None:
+def test_sqlalchemy_predict_with_values(
+    engine: sa.Engine,
+    conn: psycopg.Connection,
+    diabetes: pyml.client.TrainResult,
+    rows: np.ndarray,
+    animals: str,
+) -> None:
     with engine.connect() as connection:
         for features in (rows[0], rows[0].astype(np.float64), rows[0].tolist()):
             value = connection.execute(sa.select(pyml_sa.predict("py_diabetes", features)))
@@ -533,22 +636,33 @@ def test_sqlalchemy_predict_with_values(engine: sa.Engine, conn: psycopg.Connect
         assert label == "zebra"
 
 
-def test_sqlalchemy_train_with_named_arguments(engine: sa.Engine,
-                                               conn: psycopg.Connection) -> None:
-    statement = sa.select(pyml_sa.train(
-        "py_sa_diabetes", task="regression", relation_name="pyml.diabetes",
-        y_column_name="target", algorithm="ridge", hyperparams={"alpha": np.float64(0.5)},
-        test_size=0.3))
+def test_sqlalchemy_train_with_named_arguments(engine: sa.Engine, conn: psycopg.Connection) -> None:
+    statement = sa.select(
+        pyml_sa.train(
+            "py_sa_diabetes",
+            task="regression",
+            relation_name="pyml.diabetes",
+            y_column_name="target",
+            algorithm="ridge",
+            hyperparams={"alpha": np.float64(0.5)},
+            test_size=0.3,
+        )
+    )
     with engine.begin() as connection:
         row = connection.execute(statement).one()
-    assert row._asdict() == {"project": "py_sa_diabetes", "task": "regression",
-                             "algorithm": "ridge", "deployed": True}
+    assert row._asdict() == {
+        "project": "py_sa_diabetes",
+        "task": "regression",
+        "algorithm": "ridge",
+        "deployed": True,
+    }
     assert type(row.deployed) is bool
     _, hyperparams = newest_model(conn, "py_sa_diabetes")
     assert hyperparams["alpha"] == 0.5
     with engine.begin() as connection:
         deployed = connection.execute(
-            sa.select(pyml_sa.deploy("py_sa_diabetes", "most_recent"))).one()
+            sa.select(pyml_sa.deploy("py_sa_diabetes", "most_recent"))
+        ).one()
     assert deployed.model_id == newest_model(conn, "py_sa_diabetes")[0]
 
 
@@ -558,16 +672,17 @@ def test_sqlalchemy_errors(engine: sa.Engine) -> None:
     assert isinstance(info.value.orig, psycopg.errors.InvalidParameterValue)
 
 
-def test_sqlalchemy_engine_with_the_adapters(url: str, diabetes: pyml.client.TrainResult,
-                                             conn: psycopg.Connection,
-                                             rows: np.ndarray) -> None:
+def test_sqlalchemy_engine_with_the_adapters(
+    url: str, diabetes: pyml.client.TrainResult, conn: psycopg.Connection, rows: np.ndarray
+) -> None:
     """The README's one line: register() on every connection the engine opens."""
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     sa.event.listen(engine, "connect", lambda dbapi_conn, _: pyml.client.register(dbapi_conn))
     try:
         with engine.connect() as connection:
-            value = connection.execute(sa.text("SELECT pyml.predict(:p, :f)"),
-                                       {"p": "py_diabetes", "f": rows[0]}).scalar_one()
+            value = connection.execute(
+                sa.text("SELECT pyml.predict(:p, :f)"), {"p": "py_diabetes", "f": rows[0]}
+            ).scalar_one()
     finally:
         engine.dispose()
     assert value == sql_predict(conn, "py_diabetes", rows[0])

@@ -118,10 +118,13 @@ def _crash_during(url: str, statements: list[tuple[str, Any]], after: float) -> 
 @pytest.fixture(scope="module")
 def setup(url: str, admin_url: str) -> Iterator[None]:
     conn = _session(url)
-    conn.execute("CREATE TABLE big AS SELECT row_number() OVER () AS id, d.*"
-                 " FROM pyml.diabetes d, generate_series(1, 700) g")  # 309,400 rows
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target')",
-                 (PROJECT,))
+    conn.execute(
+        "CREATE TABLE big AS SELECT row_number() OVER () AS id, d.*"
+        " FROM pyml.diabetes d, generate_series(1, 700) g"
+    )  # 309,400 rows
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target')", (PROJECT,)
+    )
     conn.close()
     yield
 
@@ -131,11 +134,13 @@ def _registry(url: str) -> dict[str, Any]:
     try:
         return {
             "models": conn.execute("SELECT count(*) FROM pyml.models").fetchone()[0],
-            "unfinished": conn.execute("SELECT count(*) FROM pyml.models"
-                                       " WHERE status <> 'successful'").fetchone()[0],
+            "unfinished": conn.execute(
+                "SELECT count(*) FROM pyml.models WHERE status <> 'successful'"
+            ).fetchone()[0],
             "artifactless": conn.execute(
                 "SELECT count(*) FROM pyml.models m WHERE NOT EXISTS"
-                " (SELECT FROM pyml.files f WHERE f.model_id = m.id)").fetchone()[0],
+                " (SELECT FROM pyml.files f WHERE f.model_id = m.id)"
+            ).fetchone()[0],
             "deployments": conn.execute("SELECT count(*) FROM pyml.deployments").fetchone()[0],
             "live": conn.execute("SELECT pyml.deployed_model(%s)", (PROJECT,)).fetchone()[0],
         }
@@ -160,9 +165,18 @@ def _everything_works(url: str) -> None:
 
 def test_killed_during_train(setup: None, url: str) -> None:
     before = _registry(url)
-    _crash_during(url, [("SELECT * FROM pyml.train(%s, relation_name => 'big',"
-                         " y_column_name => 'target', algorithm => 'lightgbm',"
-                         " hyperparams => '{\"n_estimators\": 2000}')", (PROJECT,))], 3.0)
+    _crash_during(
+        url,
+        [
+            (
+                "SELECT * FROM pyml.train(%s, relation_name => 'big',"
+                " y_column_name => 'target', algorithm => 'lightgbm',"
+                " hyperparams => '{\"n_estimators\": 2000}')",
+                (PROJECT,),
+            )
+        ],
+        3.0,
+    )
     after = _registry(url)
     assert after == before  # no model, no snapshot's model, no deployment
     _everything_works(url)
@@ -173,23 +187,32 @@ def test_killed_during_an_uncommitted_deploy(setup: None, url: str) -> None:
     lost, and every session's predict then failed (22023, "transaction ID is in the
     future") until that id was used again."""
     conn = _session(url)
-    conn.execute("SELECT * FROM pyml.train(%s, algorithm => 'lasso', automatic_deploy => false)",
-                 (PROJECT,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, algorithm => 'lasso', automatic_deploy => false)", (PROJECT,)
+    )
     conn.close()
     before = _registry(url)
-    _crash_during(url, [("SELECT * FROM pyml.deploy(%s, 'most_recent')", (PROJECT,)),
-                        ("SELECT pg_sleep(30)", None)], 1.0)
+    _crash_during(
+        url,
+        [
+            ("SELECT * FROM pyml.deploy(%s, 'most_recent')", (PROJECT,)),
+            ("SELECT pg_sleep(30)", None),
+        ],
+        1.0,
+    )
     assert _registry(url) == before
     _everything_works(url)
 
 
 def test_a_note_from_a_transaction_the_server_has_not_reached_is_harmless(
-        setup: None, url: str, cluster: Cluster) -> None:
+    setup: None, url: str, cluster: Cluster
+) -> None:
     """Even a note that survived (naming a transaction id past the server's next one) never
     makes a call fail: it counts as not settled until the id is reached."""
     conn = _session(url)
-    database = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()"
-                            ).fetchone()[0]
+    database = conn.execute(
+        "SELECT oid FROM pg_database WHERE datname = current_database()"
+    ).fetchone()[0]
     xid = int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
     conn.execute("SELECT pyml.predict(%s, %s::real[])", (PROJECT, ROW))  # the board exists
     board = _board.Board(str(cluster.data / _board.PATH))
@@ -203,12 +226,17 @@ def test_a_note_from_a_transaction_the_server_has_not_reached_is_harmless(
 
 
 def test_killed_during_predict_into(setup: None, url: str) -> None:
-    _crash_during(url, [("SELECT pyml.predict_into(%s, 'big', 'big_scores', 'id')",
-                         (PROJECT,))], 1.0)
+    _crash_during(
+        url, [("SELECT pyml.predict_into(%s, 'big', 'big_scores', 'id')", (PROJECT,))], 1.0
+    )
     conn = _session(url)
     assert conn.execute("SELECT to_regclass('big_scores')").fetchone()[0] is None
-    assert conn.execute("SELECT pyml.predict_into(%s, 'big', 'big_scores', 'id')",
-                        (PROJECT,)).fetchone()[0] > 0
+    assert (
+        conn.execute(
+            "SELECT pyml.predict_into(%s, 'big', 'big_scores', 'id')", (PROJECT,)
+        ).fetchone()[0]
+        > 0
+    )
     conn.close()
     _everything_works(url)
 
@@ -219,16 +247,23 @@ def test_killed_during_stream_work(setup: None, url: str) -> None:
     conn = _session(url)
     columns = ", ".join(f"{f} real" for f in FEATURES)
     conn.execute(f"CREATE TABLE queued (id bigint PRIMARY KEY, {columns})")
-    stream = conn.execute("SELECT pyml.stream(%s, 'queued', mode => 'async')",
-                          (PROJECT,)).fetchone()[0]
-    conn.execute("INSERT INTO queued SELECT g, " + ", ".join(["%s"] * 10)
-                 + " FROM generate_series(1, 60000) g", ROW)
+    stream = conn.execute(
+        "SELECT pyml.stream(%s, 'queued', mode => 'async')", (PROJECT,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO queued SELECT g, "
+        + ", ".join(["%s"] * 10)
+        + " FROM generate_series(1, 60000) g",
+        ROW,
+    )
     conn.close()
     _crash_during(url, [("CALL pyml.stream_work(%s, 500)", (stream,))], 1.5)
     conn = _session(url)
     conn.execute("CALL pyml.stream_work(%s, 5000)", (stream,))
-    keys = conn.execute("SELECT count(*), count(DISTINCT key) FROM pyml.stream_events"
-                        " WHERE stream_id = %s", (stream,)).fetchone()
+    keys = conn.execute(
+        "SELECT count(*), count(DISTINCT key) FROM pyml.stream_events WHERE stream_id = %s",
+        (stream,),
+    ).fetchone()
     assert keys == (60000, 60000)
     assert conn.execute("SELECT count(*) FROM pyml.stream_queue").fetchone()[0] == 0
     conn.execute("SELECT pyml.unstream(%s, 'queued')", (PROJECT,))
@@ -238,11 +273,16 @@ def test_killed_during_stream_work(setup: None, url: str) -> None:
 
 def test_killed_during_a_monitoring_round(setup: None, url: str) -> None:
     conn = _session(url)
-    conn.execute("CREATE TABLE drifted AS SELECT age * 3 AS age, sex, bmi + 0.1 AS bmi, bp,"
-                 " s1, s2, s3, s4, s5, s6, target * 2 AS target FROM big")
-    conn.execute("SELECT * FROM pyml.train(%s, relation_name => 'pyml.diabetes',"
-                 " y_column_name => 'target', algorithm => 'lightgbm',"
-                 " hyperparams => '{\"n_estimators\": 600}')", (PROJECT,))  # a slow retrain
+    conn.execute(
+        "CREATE TABLE drifted AS SELECT age * 3 AS age, sex, bmi + 0.1 AS bmi, bp,"
+        " s1, s2, s3, s4, s5, s6, target * 2 AS target FROM big"
+    )
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, relation_name => 'pyml.diabetes',"
+        " y_column_name => 'target', algorithm => 'lightgbm',"
+        " hyperparams => '{\"n_estimators\": 600}')",
+        (PROJECT,),
+    )  # a slow retrain
     conn.execute("SELECT * FROM pyml.deploy(%s, 'most_recent')", (PROJECT,))
     conn.execute("SELECT pyml.monitor(%s, 'drifted', '1 hour')", (PROJECT,))
     conn.close()
@@ -256,26 +296,31 @@ def test_killed_during_a_monitoring_round(setup: None, url: str) -> None:
     _everything_works(url)
 
 
-def test_a_spool_line_cut_by_a_killed_session_is_dropped(setup: None, url: str,
-                                                        admin_url: str,
-                                                        cluster: Cluster) -> None:
+def test_a_spool_line_cut_by_a_killed_session_is_dropped(
+    setup: None, url: str, admin_url: str, cluster: Cluster
+) -> None:
     """A session killed while it appended to its prediction spool leaves a cut line: the
     collector moves the complete lines and removes the file, whose writer is gone."""
     conn = _session(url)
     database, project_id, model_id = conn.execute(
         "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), p.id,"
         " pyml.deployed_model(p.name) FROM pyml.projects p WHERE p.name = %s",
-        (PROJECT,)).fetchone()
+        (PROJECT,),
+    ).fetchone()
     spool = cluster.data / "pyml" / "log"
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / f"{database}-999999-{time.time_ns() // 1000}.jsonl"
-    whole = f'[{project_id},{model_id},[1,2],3.5,{time.time()}]\n'
-    path.write_text(whole + whole + f'[{project_id},{model_id},[1,')
+    whole = f"[{project_id},{model_id},[1,2],3.5,{time.time()}]\n"
+    path.write_text(whole + whole + f"[{project_id},{model_id},[1,")
     os.chown(path, spool.stat().st_uid, spool.stat().st_gid)
     assert conn.execute("SELECT pyml.collect_predictions()").fetchone()[0] == 2
     conn.execute("SELECT pyml.collect_predictions()")  # a later round removes it
     assert not path.exists()
     conn.close()
     with psycopg.connect(admin_url) as admin:
-        assert admin.execute("SELECT count(*) FROM pyml.prediction_spool WHERE file = %s",
-                             (path.name,)).fetchone()[0] == 0
+        assert (
+            admin.execute(
+                "SELECT count(*) FROM pyml.prediction_spool WHERE file = %s", (path.name,)
+            ).fetchone()[0]
+            == 0
+        )

@@ -33,8 +33,10 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def monitored(conn: psycopg.Connection) -> str:
     """A regression project whose new rows drifted (bmi shifted): a first round retrains and
     deploys, a second finds the retrained model stable."""
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target',"
-                 " 'linear')", (PROJECT,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target', 'linear')",
+        (PROJECT,),
+    )
     conn.execute("CREATE TABLE report_shifted AS SELECT * FROM pyml.diabetes")
     conn.execute("UPDATE report_shifted SET bmi = bmi + 0.1")
     conn.execute("SELECT pyml.monitor(%s, 'report_shifted', '1 hour')", (PROJECT,))
@@ -45,23 +47,37 @@ def monitored(conn: psycopg.Connection) -> str:
 
 def _rounds(conn: psycopg.Connection, project: str) -> list[tuple[str, list[str]]]:
     """(decision, drifted features) of each round, oldest first."""
-    return [(decision, drifted or []) for decision, drifted in conn.execute(
-        "SELECT r.decision, array_agg(DISTINCT f ->> 'feature')"
-        "       FILTER (WHERE (f ->> 'drifted')::boolean)"
-        " FROM pyml.drift_reports r JOIN pyml.projects p ON p.id = r.project_id,"
-        "      jsonb_array_elements(r.features) f"
-        " WHERE p.name = %s GROUP BY r.id, r.decision ORDER BY r.id", (project,))]
+    return [
+        (decision, drifted or [])
+        for decision, drifted in conn.execute(
+            "SELECT r.decision, array_agg(DISTINCT f ->> 'feature')"
+            "       FILTER (WHERE (f ->> 'drifted')::boolean)"
+            " FROM pyml.drift_reports r JOIN pyml.projects p ON p.id = r.project_id,"
+            "      jsonb_array_elements(r.features) f"
+            " WHERE p.name = %s GROUP BY r.id, r.decision ORDER BY r.id",
+            (project,),
+        )
+    ]
 
 
 def _strategies(conn: psycopg.Connection, project: str) -> list[str]:
-    return [s for (s,) in conn.execute(
-        "SELECT d.strategy FROM pyml.deployments d JOIN pyml.projects p ON p.id = d.project_id"
-        " WHERE p.name = %s ORDER BY d.id", (project,))]
+    return [
+        s
+        for (s,) in conn.execute(
+            "SELECT d.strategy FROM pyml.deployments d JOIN pyml.projects p ON p.id = d.project_id"
+            " WHERE p.name = %s ORDER BY d.id",
+            (project,),
+        )
+    ]
 
 
 def test_html_report_shows_rounds_and_deployments(
-        conn: psycopg.Connection, url: str, monitored: str, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    conn: psycopg.Connection,
+    url: str,
+    monitored: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rounds = _rounds(conn, monitored)
     assert [decision for decision, _ in rounds] == ["deployed", "stable"]
     assert "bmi" in rounds[0][1]
@@ -83,7 +99,8 @@ def test_html_report_shows_rounds_and_deployments(
     assert "Decision</th><td>stable: no feature drifted" in text  # the latest round
     old, new = conn.execute(
         "SELECT old_score, new_score FROM pyml.drift_reports WHERE decision = 'deployed'"
-        " AND project_id = (SELECT id FROM pyml.projects WHERE name = %s)", (monitored,)
+        " AND project_id = (SELECT id FROM pyml.projects WHERE name = %s)",
+        (monitored,),
     ).fetchone()
     assert new > old
     assert f"r2 {old:.4f} → {new:.4f}" in text
@@ -108,8 +125,9 @@ def test_last_limits_the_rounds_shown(url: str, monitored: str, tmp_path: Path) 
     assert "<td>retrain</td>" in text  # every deployment is still listed
 
 
-def test_png_output_is_the_figure_only(url: str, monitored: str, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_png_output_is_the_figure_only(
+    url: str, monitored: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "drift.PNG"
     assert report.run(url, _args(monitored, "--output", str(path))) == 0
     assert capsys.readouterr().out == f"{path}\n"
@@ -119,8 +137,9 @@ def test_png_output_is_the_figure_only(url: str, monitored: str, tmp_path: Path,
     assert len(data) > 20_000  # two panels of lines, labels and legends, not a blank image
 
 
-def test_unknown_project(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_project(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert report.run(url, _args("no such project")) == 1
     out, err = capsys.readouterr()
@@ -130,11 +149,16 @@ def test_unknown_project(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_project_without_rounds_is_escaped(
-        conn: psycopg.Connection, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    conn: psycopg.Connection,
+    url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     name = "<b>x</b> & 'y'"
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target',"
-                 " 'linear')", (name,))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target', 'linear')", (name,)
+    )
     monkeypatch.chdir(tmp_path)
     assert report.run(url, _args(name)) == 0
     written = capsys.readouterr().out.strip()

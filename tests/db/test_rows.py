@@ -18,9 +18,16 @@ from pyml.server import store
 
 # What PL/Python makes of each SQL type (timestamps and intervals arrive as text).
 PYTHON: dict[str, Any] = {
-    "bigint": int, "integer": int, "text": str, "real": float, "double precision": float,
-    "boolean": bool, "bytea": bytes, "text[]": list[str],
-    "timestamp with time zone": str, "interval": str,
+    "bigint": int,
+    "integer": int,
+    "text": str,
+    "real": float,
+    "double precision": float,
+    "boolean": bool,
+    "bytea": bytes,
+    "text[]": list[str],
+    "timestamp with time zone": str,
+    "interval": str,
 }
 
 OUTER = "?"  # after a column: read through an outer join (NULL when there is no row)
@@ -28,31 +35,54 @@ OUTER = "?"  # after a column: read through an outer join (NULL when there is no
 # For each row type, the column each field reads. Fields computed by the query are left out
 # (COMPUTED below says which); a jsonb column's Python type is its constructor's choice.
 ROWS: dict[type, dict[str, str]] = {
-    store.ProjectRow: {"id": "projects.id", "name": "projects.name", "task": "projects.task",
-                       "owner": "projects.owner"},
+    store.ProjectRow: {
+        "id": "projects.id",
+        "name": "projects.name",
+        "task": "projects.task",
+        "owner": "projects.owner",
+    },
     store.SnapshotRow: {f: f"snapshots.{f}" for f in store.SnapshotRow._fields},
-    store.ModelSnapshot: {**{f: f"snapshots.{f}" for f in store.ModelSnapshot._fields},
-                          "task": "projects.task"},
-    store.ModelRow: {**{f: f"models.{f}" for f in store.ModelRow._fields},
-                     "project": "projects.name", "task": "projects.task"},
+    store.ModelSnapshot: {
+        **{f: f"snapshots.{f}" for f in store.ModelSnapshot._fields},
+        "task": "projects.task",
+    },
+    store.ModelRow: {
+        **{f: f"models.{f}" for f in store.ModelRow._fields},
+        "project": "projects.name",
+        "task": "projects.task",
+    },
     store.FileRow: {f: f"files.{f}" for f in store.FileRow._fields},
     store.DeploymentRow: {f: f"deployments.{f}" for f in store.DeploymentRow._fields},
     store.ModelSettings: {
-        **{f: f"models.{f}" for f in ("id", "project_id", "algorithm", "hyperparams",
-                                      "preprocess", "baseline")},
-        **{f: f"snapshots.{f}{OUTER}" for f in ("columns", "relation_name", "y_column_name",
-                                                "test_size", "test_sampling")},
+        **{
+            f: f"models.{f}"
+            for f in ("id", "project_id", "algorithm", "hyperparams", "preprocess", "baseline")
+        },
+        **{
+            f: f"snapshots.{f}{OUTER}"
+            for f in ("columns", "relation_name", "y_column_name", "test_size", "test_sampling")
+        },
     },
-    store.PredictionLogging: {f: f"prediction_logging.{f}"
-                              for f in store.PredictionLogging._fields},
+    store.PredictionLogging: {
+        f: f"prediction_logging.{f}" for f in store.PredictionLogging._fields
+    },
     store.LoggedCall: {f: f"prediction_log.{f}" for f in store.LoggedCall._fields},
     store.MonitorRow: {f: f"monitors.{f}" for f in store.MonitorRow._fields if f != "due"},
-    store.DueMonitor: {"id": "monitors.id", "project_id": "monitors.project_id",
-                       "project": "projects.name", "created_by": "monitors.created_by"},
+    store.DueMonitor: {
+        "id": "monitors.id",
+        "project_id": "monitors.project_id",
+        "project": "projects.name",
+        "created_by": "monitors.created_by",
+    },
     store.ReportRow: {f: f"drift_reports.{f}" for f in store.ReportRow._fields},
-    store.Stream: {"id": "stream_definitions.id", "project_id": "stream_definitions.project_id",
-                   "project": "projects.name", "key_column": "stream_definitions.key_column",
-                   "mode": "stream_definitions.mode", "channel": "stream_definitions.channel"},
+    store.Stream: {
+        "id": "stream_definitions.id",
+        "project_id": "stream_definitions.project_id",
+        "project": "projects.name",
+        "key_column": "stream_definitions.key_column",
+        "mode": "stream_definitions.mode",
+        "channel": "stream_definitions.channel",
+    },
     store.StreamEvent: {f: f"stream_events.{f}" for f in store.StreamEvent._fields},
 }
 COMPUTED: dict[type, set[str]] = {
@@ -76,8 +106,13 @@ def _columns(conn: psycopg.Connection, relation: str) -> dict[str, tuple[str, bo
 
 def test_every_row_type_is_described() -> None:
     named = {getattr(store, name) for name in store.__all__}
-    row_types = {t for t in named if isinstance(t, type) and issubclass(t, tuple)
-                 and t.__module__ in ("pyml.server.store._rows", "pyml.core.registry")}
+    row_types = {
+        t
+        for t in named
+        if isinstance(t, type)
+        and issubclass(t, tuple)
+        and t.__module__ in ("pyml.server.store._rows", "pyml.core.registry")
+    }
     assert row_types | {store.Stream} == set(ROWS) | NOT_TABLE_ROWS
 
 

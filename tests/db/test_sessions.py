@@ -33,8 +33,13 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
-def train(conn: psycopg.Connection, project: str, algorithm: str = "linear",
-          hyperparams: dict[str, Any] | None = None, automatic_deploy: bool = True) -> None:
+def train(
+    conn: psycopg.Connection,
+    project: str,
+    algorithm: str = "linear",
+    hyperparams: dict[str, Any] | None = None,
+    automatic_deploy: bool = True,
+) -> None:
     conn.execute(
         "SELECT * FROM pyml.train(%s, task => 'regression', relation_name => 'pyml.diabetes',"
         " y_column_name => 'target', algorithm => %s, hyperparams => %s::jsonb,"
@@ -44,19 +49,25 @@ def train(conn: psycopg.Connection, project: str, algorithm: str = "linear",
 
 
 def model_ids(conn: psycopg.Connection, project: str) -> list[int]:
-    return [r[0] for r in conn.execute(
-        "SELECT m.id FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s ORDER BY m.id",
-        (project,),
-    ).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT m.id FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s ORDER BY m.id",
+            (project,),
+        ).fetchall()
+    ]
 
 
 def deployments(conn: psycopg.Connection, project: str) -> list[tuple[int, str]]:
-    return [(r[0], r[1]) for r in conn.execute(
-        "SELECT d.model_id, d.strategy FROM pyml.deployments d"
-        " JOIN pyml.projects p ON p.id = d.project_id WHERE p.name = %s ORDER BY d.id",
-        (project,),
-    ).fetchall()]
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT d.model_id, d.strategy FROM pyml.deployments d"
+            " JOIN pyml.projects p ON p.id = d.project_id WHERE p.name = %s ORDER BY d.id",
+            (project,),
+        ).fetchall()
+    ]
 
 
 @pytest.fixture
@@ -64,8 +75,10 @@ def models(conn: psycopg.Connection, project: str) -> Models:
     train(conn, project)
     train(conn, project, "lightgbm", {"n_estimators": 10}, automatic_deploy=False)
     first, second = model_ids(conn, project)
-    values = [one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (i, ROW))
-              for i in (first, second)]
+    values = [
+        one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (i, ROW))
+        for i in (first, second)
+    ]
     assert values[0] != pytest.approx(values[1], rel=1e-3)  # the two models can be told apart
     assert deployments(conn, project) == [(first, "new_score")]
     return Models(project, first, second, values[0], values[1])
@@ -98,9 +111,9 @@ def predicts(session: psycopg.Connection, models: Models) -> float:
 # ---------------------------------------------------------------------------
 
 
-def test_committed_deploy_is_used_by_the_next_predict(a: psycopg.Connection,
-                                                      b: psycopg.Connection,
-                                                      models: Models) -> None:
+def test_committed_deploy_is_used_by_the_next_predict(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)  # now cached
     b.execute("SELECT * FROM pyml.deploy(%s::bigint)", (models.second,))
@@ -124,8 +137,9 @@ def test_committed_deploy_is_seen_inside_a_read_committed_transaction(
         session.rollback()
 
 
-def test_rolled_back_deploy_changes_nothing(a: psycopg.Connection, b: psycopg.Connection,
-                                            models: Models) -> None:
+def test_rolled_back_deploy_changes_nothing(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)
     b.execute("SELECT * FROM pyml.deploy(%s::bigint)", (models.second,))
     # Deploy is transactional: B itself sees its deploy before committing ...
@@ -139,9 +153,9 @@ def test_rolled_back_deploy_changes_nothing(a: psycopg.Connection, b: psycopg.Co
     assert one(a, "SELECT pyml.deployed_model(%s)", (models.project,)) == models.first
 
 
-def test_rolled_back_strategy_deploy_changes_nothing(a: psycopg.Connection,
-                                                     b: psycopg.Connection,
-                                                     models: Models) -> None:
+def test_rolled_back_strategy_deploy_changes_nothing(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
     predicts(a, models)
     b.execute("SELECT * FROM pyml.deploy(%s, 'most_recent')", (models.project,))
     b.rollback()
@@ -149,8 +163,9 @@ def test_rolled_back_strategy_deploy_changes_nothing(a: psycopg.Connection,
     assert deployments(a, models.project) == [(models.first, "new_score")]
 
 
-def test_uncommitted_deploy_is_not_seen(a: psycopg.Connection, b: psycopg.Connection,
-                                        models: Models) -> None:
+def test_uncommitted_deploy_is_not_seen(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)
     b.execute("SELECT * FROM pyml.deploy(%s::bigint)", (models.second,))
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)
@@ -160,16 +175,23 @@ def test_uncommitted_deploy_is_not_seen(a: psycopg.Connection, b: psycopg.Connec
     assert one(a, "SELECT pyml.deployed_model(%s)", (models.project,)) == models.second
 
 
-def test_set_query_follows_committed_deploys(a: psycopg.Connection, b: psycopg.Connection,
-                                             models: Models) -> None:
-    query = ("SELECT sum(pyml.predict(%s::text, d)) FROM"
-             " (SELECT * FROM pyml.diabetes ORDER BY ctid LIMIT 20) d")
+def test_set_query_follows_committed_deploys(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
+    query = (
+        "SELECT sum(pyml.predict(%s::text, d)) FROM"
+        " (SELECT * FROM pyml.diabetes ORDER BY ctid LIMIT 20) d"
+    )
     before = one(a, query, (models.project,))
     b.execute("SELECT * FROM pyml.deploy(%s::bigint)", (models.second,))
     b.commit()
     after = one(a, query, (models.project,))
-    by_id = one(a, "SELECT sum(pyml.predict(%s::bigint, d)) FROM"
-                   " (SELECT * FROM pyml.diabetes ORDER BY ctid LIMIT 20) d", (models.second,))
+    by_id = one(
+        a,
+        "SELECT sum(pyml.predict(%s::bigint, d)) FROM"
+        " (SELECT * FROM pyml.diabetes ORDER BY ctid LIMIT 20) d",
+        (models.second,),
+    )
     assert after == pytest.approx(by_id, rel=1e-6)
     assert after != pytest.approx(before, rel=1e-4)
 
@@ -179,8 +201,9 @@ def test_set_query_follows_committed_deploys(a: psycopg.Connection, b: psycopg.C
 # ---------------------------------------------------------------------------
 
 
-def test_model_row_is_never_rewritten(a: psycopg.Connection, b: psycopg.Connection,
-                                      models: Models) -> None:
+def test_model_row_is_never_rewritten(
+    a: psycopg.Connection, b: psycopg.Connection, models: Models
+) -> None:
     snapshot = "SELECT xmin::text, to_jsonb(m) FROM pyml.models m WHERE id = %s"
     before = a.execute(snapshot, (models.second,)).fetchone()
     b.execute("SELECT * FROM pyml.deploy(%s::bigint)", (models.second,))
@@ -200,8 +223,7 @@ def test_model_row_is_never_rewritten(a: psycopg.Connection, b: psycopg.Connecti
     ],
     ids=["metrics", "hyperparams", "no-op"],
 )
-def test_update_of_a_model_is_refused(a: psycopg.Connection, models: Models,
-                                      change: str) -> None:
+def test_update_of_a_model_is_refused(a: psycopg.Connection, models: Models, change: str) -> None:
     snapshot = "SELECT xmin::text, to_jsonb(m) FROM pyml.models m WHERE id = %s"
     before = a.execute(snapshot, (models.first,)).fetchone()
     with pytest.raises(psycopg.Error):
@@ -210,17 +232,21 @@ def test_update_of_a_model_is_refused(a: psycopg.Connection, models: Models,
     assert predicts(a, models) == pytest.approx(models.first_value, rel=1e-6)
 
 
-def test_update_of_a_model_is_refused_to_a_superuser(a: psycopg.Connection, admin_url: str,
-                                                     models: Models) -> None:
+def test_update_of_a_model_is_refused_to_a_superuser(
+    a: psycopg.Connection, admin_url: str, models: Models
+) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         with pytest.raises(psycopg.Error):
-            admin.execute("UPDATE pyml.models SET metrics = '{\"r2\": 1.0}' WHERE id = %s",
-                          (models.second,))
+            admin.execute(
+                "UPDATE pyml.models SET metrics = '{\"r2\": 1.0}' WHERE id = %s", (models.second,)
+            )
         with pytest.raises(psycopg.Error):
-            admin.execute("UPDATE pyml.files SET data = '\\x00' WHERE model_id = %s",
-                          (models.second,))
-    assert one(a, "SELECT (metrics->>'r2')::float8 < 1 FROM pyml.models WHERE id = %s",
-               (models.second,))
+            admin.execute(
+                "UPDATE pyml.files SET data = '\\x00' WHERE model_id = %s", (models.second,)
+            )
+    assert one(
+        a, "SELECT (metrics->>'r2')::float8 < 1 FROM pyml.models WHERE id = %s", (models.second,)
+    )
     value = one(a, "SELECT pyml.predict(%s::bigint, %s::float8[])", (models.second, ROW))
     assert value == pytest.approx(models.second_value, rel=1e-6)
 
@@ -249,8 +275,9 @@ def _train_in_two_sessions(connect: Connect, project: str) -> None:
         first.rollback()
 
 
-def test_concurrent_training_in_an_existing_project(connect: Connect, conn: psycopg.Connection,
-                                                    project: str) -> None:
+def test_concurrent_training_in_an_existing_project(
+    connect: Connect, conn: psycopg.Connection, project: str
+) -> None:
     train(conn, project, "ridge")
     _train_in_two_sessions(connect, project)
     rows = conn.execute(
@@ -258,13 +285,17 @@ def test_concurrent_training_in_an_existing_project(connect: Connect, conn: psyc
         " ON p.id = m.project_id WHERE p.name = %s ORDER BY m.id",
         (project,),
     ).fetchall()
-    assert sorted(rows) == [("lightgbm", "successful"), ("linear", "successful"),
-                            ("ridge", "successful")]
+    assert sorted(rows) == [
+        ("lightgbm", "successful"),
+        ("linear", "successful"),
+        ("ridge", "successful"),
+    ]
     assert one(conn, PREDICT, (project, ROW)) is not None
 
 
-def test_concurrent_training_of_a_new_project(connect: Connect, conn: psycopg.Connection,
-                                              project: str) -> None:
+def test_concurrent_training_of_a_new_project(
+    connect: Connect, conn: psycopg.Connection, project: str
+) -> None:
     _train_in_two_sessions(connect, project)
     assert one(conn, "SELECT count(*) FROM pyml.projects WHERE name = %s", (project,)) == 1
     rows = conn.execute(
@@ -275,8 +306,9 @@ def test_concurrent_training_of_a_new_project(connect: Connect, conn: psycopg.Co
     assert sorted(rows) == [("lightgbm", "successful"), ("linear", "successful")]
 
 
-def test_concurrent_training_at_once(connect: Connect, conn: psycopg.Connection,
-                                     project: str) -> None:
+def test_concurrent_training_at_once(
+    connect: Connect, conn: psycopg.Connection, project: str
+) -> None:
     """Two autocommit sessions start training the same project at the same moment."""
     train(conn, project, "ridge")
     sessions = [connect(), connect()]
@@ -285,8 +317,10 @@ def test_concurrent_training_at_once(connect: Connect, conn: psycopg.Connection,
         session.execute("SELECT pyml.version()")  # load the package before the race
     algorithms = ["linear", "lasso"]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(train, s, project, algo) for s, algo in zip(sessions, algorithms,
-                                                                          strict=True)]
+        futures = [
+            pool.submit(train, s, project, algo)
+            for s, algo in zip(sessions, algorithms, strict=True)
+        ]
         for future in futures:
             future.result(timeout=90)
     rows = conn.execute(
@@ -312,16 +346,23 @@ def test_a_deployment_inserted_by_hand_reaches_cached_sessions(
     before = reader.execute(query, (project, features)).fetchone()
     writer.execute(
         "SELECT * FROM pyml.train(%s, algorithm => 'lightgbm', automatic_deploy => false,"
-        " hyperparams => '{\"n_estimators\": 5}')", (project,))
+        " hyperparams => '{\"n_estimators\": 5}')",
+        (project,),
+    )
     lightgbm_id = writer.execute(
         "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s", (project,)).fetchone()[0]
-    expected = reader.execute("SELECT pyml.predict(%s::bigint, %s::float8[])",
-                              (lightgbm_id, features)).fetchone()
+        " WHERE p.name = %s",
+        (project,),
+    ).fetchone()[0]
+    expected = reader.execute(
+        "SELECT pyml.predict(%s::bigint, %s::float8[])", (lightgbm_id, features)
+    ).fetchone()
     assert expected != before
     assert reader.execute(query, (project, features)).fetchone() == before  # cached, unchanged
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(
             "INSERT INTO pyml.deployments (project_id, model_id, strategy)"
-            " SELECT project_id, id, 'specific' FROM pyml.models WHERE id = %s", (lightgbm_id,))
+            " SELECT project_id, id, 'specific' FROM pyml.models WHERE id = %s",
+            (lightgbm_id,),
+        )
     assert reader.execute(query, (project, features)).fetchone() == expected

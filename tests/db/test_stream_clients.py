@@ -47,10 +47,13 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
 
 def train(conn: psycopg.Connection, project: str, algorithm: str = "linear") -> int:
     """Train (and deploy) a regression on pyml.diabetes; the model id."""
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target',"
-                 " algorithm => %s)", (project, algorithm))
-    return int(one(conn, "SELECT model_id FROM pyml.deployed_models WHERE project = %s",
-                   (project,)))
+    conn.execute(
+        "SELECT * FROM pyml.train(%s, 'regression', 'pyml.diabetes', 'target', algorithm => %s)",
+        (project, algorithm),
+    )
+    return int(
+        one(conn, "SELECT model_id FROM pyml.deployed_models WHERE project = %s", (project,))
+    )
 
 
 FEATURE_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, FEATURES))
@@ -61,18 +64,21 @@ FEATURE_EXPRESSIONS = sql.SQL(", ").join(
 
 
 def make_table(conn: psycopg.Connection, name: str) -> str:
-    conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, {}, note text)").format(
-        sql.Identifier("public", name),
-        sql.SQL(", ").join(sql.SQL("{} real").format(sql.Identifier(f)) for f in FEATURES),
-    ))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, {}, note text)").format(
+            sql.Identifier("public", name),
+            sql.SQL(", ").join(sql.SQL("{} real").format(sql.Identifier(f)) for f in FEATURES),
+        )
+    )
     return name
 
 
 def insert(conn: psycopg.Connection, table: str, first: int, last: int) -> None:
     """Rows ``first`` to ``last`` in one statement."""
     conn.execute(
-        sql.SQL("INSERT INTO {} (id, {}) SELECT i, {} FROM generate_series(%s::int8, %s) AS i")
-        .format(sql.Identifier(table), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
+        sql.SQL(
+            "INSERT INTO {} (id, {}) SELECT i, {} FROM generate_series(%s::int8, %s) AS i"
+        ).format(sql.Identifier(table), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
         (first, last),
     )
 
@@ -83,9 +89,13 @@ def stream(conn: psycopg.Connection, project: str, table: str, mode: str = "sync
 
 def outbox(conn: psycopg.Connection, stream_id: int) -> dict[int, tuple[str, float | None]]:
     """event_id -> (key, prediction) of the stream's outbox."""
-    return {r[0]: (r[1], r[2]) for r in conn.execute(
-        "SELECT event_id, key, prediction FROM pyml.stream_events WHERE stream_id = %s",
-        (stream_id,)).fetchall()}
+    return {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT event_id, key, prediction FROM pyml.stream_events WHERE stream_id = %s",
+            (stream_id,),
+        ).fetchall()
+    }
 
 
 def lag(conn: psycopg.Connection, stream_id: int) -> int:
@@ -94,18 +104,24 @@ def lag(conn: psycopg.Connection, stream_id: int) -> int:
 
 def pending(conn: psycopg.Connection, stream_id: int, consumer: str) -> list[str]:
     """Keys a consumer has not acknowledged (read without moving it)."""
-    return [r[0] for r in conn.execute(
-        "SELECT key FROM pyml.stream_read(%s, %s, 1000000)", (stream_id, consumer)).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT key FROM pyml.stream_read(%s, %s, 1000000)", (stream_id, consumer)
+        ).fetchall()
+    ]
 
 
 def predictions_match(conn: psycopg.Connection, stream_id: int, table: str) -> int:
     """Every event of the stream against pyml.predict of its row; the number checked."""
     rows = conn.execute(
-        sql.SQL("SELECT e.key, e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[])"
-                " FROM pyml.stream_events e JOIN {} t ON t.id::text = e.key"
-                " WHERE e.stream_id = %s")
-        .format(sql.SQL(", ").join(sql.Identifier("t", f) for f in FEATURES),
-                sql.Identifier(table)),
+        sql.SQL(
+            "SELECT e.key, e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[])"
+            " FROM pyml.stream_events e JOIN {} t ON t.id::text = e.key"
+            " WHERE e.stream_id = %s"
+        ).format(
+            sql.SQL(", ").join(sql.Identifier("t", f) for f in FEATURES), sql.Identifier(table)
+        ),
         (stream_id,),
     ).fetchall()
     for key, prediction, expected in rows:
@@ -122,8 +138,14 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = DEADLINE) 
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYML, *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env or clean_env(), timeout=DEADLINE * 2)
+    return subprocess.run(
+        [PYML, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env or clean_env(),
+        timeout=DEADLINE * 2,
+    )
 
 
 def clean_env() -> dict[str, str]:
@@ -178,8 +200,14 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str) -> subprocess.Popen[str]:
         stderr = open(tmp_path / f"stderr-{len(started)}.txt", "w")
-        proc = subprocess.Popen([PYML, *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                cwd=ROOT, env=clean_env())
+        proc = subprocess.Popen(
+            [PYML, *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=ROOT,
+            env=clean_env(),
+        )
         stderr.close()
         started.append(proc)
         return proc
@@ -210,8 +238,13 @@ def model(conn: psycopg.Connection, project: str) -> int:
 
 
 def backends(conn: psycopg.Connection, application: str) -> int:
-    return int(one(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                   (application,)))
+    return int(
+        one(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application,),
+        )
+    )
 
 
 def with_application(url: str, application: str) -> str:
@@ -223,8 +256,9 @@ def with_application(url: str, application: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def test_consumer_reads_acks_and_resumes(conn: psycopg.Connection, url: str, model: int,
-                                         project: str, table: str) -> None:
+def test_consumer_reads_acks_and_resumes(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     insert(conn, table, 1, 5)
     with Consumer(url, stream_id, "alerts") as consumer:
@@ -243,8 +277,9 @@ def test_consumer_reads_acks_and_resumes(conn: psycopg.Connection, url: str, mod
         assert other.read(timeout=DEADLINE) == events
 
 
-def test_unacked_events_come_back_after_a_restart(conn: psycopg.Connection, url: str,
-                                                  model: int, project: str, table: str) -> None:
+def test_unacked_events_come_back_after_a_restart(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     insert(conn, table, 1, 3)
     with Consumer(url, stream_id, "c", batch_size=2) as consumer:
@@ -257,9 +292,9 @@ def test_unacked_events_come_back_after_a_restart(conn: psycopg.Connection, url:
         assert again.read(timeout=DEADLINE) == second
 
 
-def test_consumer_of_a_project_reads_its_only_stream(conn: psycopg.Connection, url: str,
-                                                     model: int, project: str,
-                                                     table: str) -> None:
+def test_consumer_of_a_project_reads_its_only_stream(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     insert(conn, table, 1, 2)
     with Consumer(url, project, "c") as consumer:
@@ -268,9 +303,9 @@ def test_consumer_of_a_project_reads_its_only_stream(conn: psycopg.Connection, u
     assert {e.event_id for e in events} == set(outbox(conn, stream_id))
 
 
-def test_consumer_read_without_events_returns_nothing(conn: psycopg.Connection, url: str,
-                                                      model: int, project: str,
-                                                      table: str) -> None:
+def test_consumer_read_without_events_returns_nothing(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     with Consumer(url, stream_id, "c", wait=0.2) as consumer:
         assert consumer.read(timeout=0.2) == []
@@ -283,8 +318,9 @@ def test_consumer_of_an_unknown_stream(url: str) -> None:
         Consumer(url, 10**12, "c")
 
 
-def test_closed_consumer_cannot_read(conn: psycopg.Connection, url: str, model: int,
-                                     project: str, table: str) -> None:
+def test_closed_consumer_cannot_read(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     with Consumer(url, stream_id, "c") as consumer:
         consumer.read(timeout=0)
@@ -292,8 +328,9 @@ def test_closed_consumer_cannot_read(conn: psycopg.Connection, url: str, model: 
         consumer.read(timeout=0)
 
 
-def test_iterating_waits_for_new_events(conn: psycopg.Connection, connect: Connect, url: str,
-                                        model: int, project: str, table: str) -> None:
+def test_iterating_waits_for_new_events(
+    conn: psycopg.Connection, connect: Connect, url: str, model: int, project: str, table: str
+) -> None:
     """The iterator blocks until rows arrive, across statements, and acks as it goes."""
     stream_id = stream(conn, project, table)
     received: list[Event] = []
@@ -312,9 +349,17 @@ def test_iterating_waits_for_new_events(conn: psycopg.Connection, connect: Conne
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    eventually(lambda: one(conn, "SELECT count(*) FROM pyml.stream_consumers"
-                                 " WHERE stream_id = %s", (stream_id,)) == 1,
-               "the consumer started reading")
+    eventually(
+        lambda: (
+            one(
+                conn,
+                "SELECT count(*) FROM pyml.stream_consumers WHERE stream_id = %s",
+                (stream_id,),
+            )
+            == 1
+        ),
+        "the consumer started reading",
+    )
     writer = connect()
     for first in (1, 3, 5):
         insert(writer, table, first, first + 1)
@@ -330,9 +375,9 @@ def test_iterating_waits_for_new_events(conn: psycopg.Connection, connect: Conne
 # ---------------------------------------------------------------------------
 
 
-def test_listen_prints_one_json_line_per_prediction(conn: psycopg.Connection, url: str,
-                                                    model: int, project: str,
-                                                    table: str) -> None:
+def test_listen_prints_one_json_line_per_prediction(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table)
     insert(conn, table, 1, 5)
     done = run("listen", project, "--consumer", "printer", "--url", url, "--max-events", "5")
@@ -351,17 +396,21 @@ def test_listen_prints_one_json_line_per_prediction(conn: psycopg.Connection, ur
     assert again.stdout.strip() == ""  # nothing seen twice
 
 
-def test_listen_killed_mid_read_and_restarted(conn: psycopg.Connection, connect: Connect,
-                                              url: str, model: int, project: str, table: str,
-                                              processes: Callable[..., subprocess.Popen[str]]
-                                              ) -> None:
+def test_listen_killed_mid_read_and_restarted(
+    conn: psycopg.Connection,
+    connect: Connect,
+    url: str,
+    model: int,
+    project: str,
+    table: str,
+    processes: Callable[..., subprocess.Popen[str]],
+) -> None:
     """SIGKILL while rows are still arriving; the restarted consumer gets every key it had not
     acknowledged, and nothing it had."""
     statements, rows = 300, 10
     everything = {str(i) for i in range(1, statements * rows + 1)}
     stream_id = stream(conn, project, table)
-    listener = processes("listen", project, "--consumer", "c", "--url", url,
-                         "--batch-size", "50")
+    listener = processes("listen", project, "--consumer", "c", "--url", url, "--batch-size", "50")
     assert listener.stdout is not None
     output = Output(listener.stdout)
     writer = connect()
@@ -394,8 +443,9 @@ def test_listen_killed_mid_read_and_restarted(conn: psycopg.Connection, connect:
     assert pending(conn, stream_id, "c") == []
 
 
-def test_listen_to_a_project_with_two_streams(conn: psycopg.Connection, url: str, model: int,
-                                              project: str, table: str) -> None:
+def test_listen_to_a_project_with_two_streams(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     other = make_table(conn, f"{table}_2")
     stream(conn, project, table)
     other_id = stream(conn, project, other)
@@ -406,8 +456,9 @@ def test_listen_to_a_project_with_two_streams(conn: psycopg.Connection, url: str
     assert ambiguous.stdout.strip() == ""
     assert ambiguous.stderr.strip() != ""
     env = {**clean_env(), "PYML_URL": url}  # the URL from the environment this time
-    done = run("listen", project, "--consumer", "c", "--source", other, "--max-events", "2",
-               env=env)
+    done = run(
+        "listen", project, "--consumer", "c", "--source", other, "--max-events", "2", env=env
+    )
     assert done.returncode == 0, done.stderr
     lines = lines_of(done.stdout)
     assert sorted(line["key"] for line in lines) == ["11", "12"]
@@ -419,8 +470,9 @@ def test_listen_to_a_project_with_two_streams(conn: psycopg.Connection, url: str
 # ---------------------------------------------------------------------------
 
 
-def test_worker_once_scores_the_queue(conn: psycopg.Connection, url: str, model: int,
-                                      project: str, table: str) -> None:
+def test_worker_once_scores_the_queue(
+    conn: psycopg.Connection, url: str, model: int, project: str, table: str
+) -> None:
     stream_id = stream(conn, project, table, "async")
     for first in range(1, 50, 10):
         insert(conn, table, first, first + 9)
@@ -430,13 +482,18 @@ def test_worker_once_scores_the_queue(conn: psycopg.Connection, url: str, model:
     assert done.returncode == 0, done.stderr
     assert lag(conn, stream_id) == 0
     assert sorted(k for k, _ in outbox(conn, stream_id).values()) == sorted(
-        str(i) for i in range(1, 51))
+        str(i) for i in range(1, 51)
+    )
     assert predictions_match(conn, stream_id, table) == 50
 
 
 def test_worker_stopped_then_restarted_catches_up(
-    conn: psycopg.Connection, url: str, model: int, project: str, table: str,
-    processes: Callable[..., subprocess.Popen[str]]
+    conn: psycopg.Connection,
+    url: str,
+    model: int,
+    project: str,
+    table: str,
+    processes: Callable[..., subprocess.Popen[str]],
 ) -> None:
     stream_id = stream(conn, project, table, "async")
     application = "pyml_stream_worker_test"
@@ -467,14 +524,17 @@ def test_worker_stopped_then_restarted_catches_up(
 
 
 def test_worker_killed_mid_queue_then_restarted_every_key_once(
-    conn: psycopg.Connection, url: str, model: int, project: str, table: str,
-    processes: Callable[..., subprocess.Popen[str]]
+    conn: psycopg.Connection,
+    url: str,
+    model: int,
+    project: str,
+    table: str,
+    processes: Callable[..., subprocess.Popen[str]],
 ) -> None:
     stream_id = stream(conn, project, table, "async")
     application = "pyml_stream_worker_killed"
     insert(conn, table, 1, 6000)
-    worker = processes("worker", "--url", with_application(url, application),
-                       "--batch-size", "100")
+    worker = processes("worker", "--url", with_application(url, application), "--batch-size", "100")
     eventually(lambda: len(outbox(conn, stream_id)) > 0, "the worker scored a batch")
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=DEADLINE)
@@ -490,15 +550,18 @@ def test_worker_killed_mid_queue_then_restarted_every_key_once(
     assert set(keys) == {str(i) for i in range(1, 6001)}
 
 
-def test_two_workers_at_once_score_each_row_once(conn: psycopg.Connection, url: str,
-                                                 model: int, project: str, table: str,
-                                                 processes: Callable[..., subprocess.Popen[str]]
-                                                 ) -> None:
+def test_two_workers_at_once_score_each_row_once(
+    conn: psycopg.Connection,
+    url: str,
+    model: int,
+    project: str,
+    table: str,
+    processes: Callable[..., subprocess.Popen[str]],
+) -> None:
     stream_id = stream(conn, project, table, "async")
     for first in range(1, 4001, 500):
         insert(conn, table, first, first + 499)
-    workers = [processes("worker", "--once", "--url", url, "--batch-size", "50")
-               for _ in range(2)]
+    workers = [processes("worker", "--once", "--url", url, "--batch-size", "50") for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=DEADLINE * 2) == 0
     assert lag(conn, stream_id) == 0
@@ -506,10 +569,14 @@ def test_two_workers_at_once_score_each_row_once(conn: psycopg.Connection, url: 
     assert len(keys) == 4000 and set(keys) == {str(i) for i in range(1, 4001)}
 
 
-def test_worker_prunes_acknowledged_events(conn: psycopg.Connection, url: str, model: int,
-                                           project: str, table: str,
-                                           processes: Callable[..., subprocess.Popen[str]]
-                                           ) -> None:
+def test_worker_prunes_acknowledged_events(
+    conn: psycopg.Connection,
+    url: str,
+    model: int,
+    project: str,
+    table: str,
+    processes: Callable[..., subprocess.Popen[str]],
+) -> None:
     stream_id = stream(conn, project, table)
     insert(conn, table, 1, 10)
     with Consumer(url, stream_id, "c") as consumer:

@@ -23,8 +23,18 @@ from psycopg import sql
 from pyml.client.cluster import Cluster
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-VIEW_COLUMNS = ["stream_id", "project", "source_relation", "key_column", "mode", "channel",
-                "lag", "events", "consumers", "created_at"]
+VIEW_COLUMNS = [
+    "stream_id",
+    "project",
+    "source_relation",
+    "key_column",
+    "mode",
+    "channel",
+    "lag",
+    "events",
+    "consumers",
+    "created_at",
+]
 MODES = ["sync", "async"]
 PAYLOAD_LIMIT = 8000  # bytes: PostgreSQL refuses longer NOTIFY payloads
 WAIT = 30.0  # seconds: the most any NOTIFY may take to arrive (a deadline, not a measure)
@@ -57,22 +67,38 @@ def one(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
     return row[0]
 
 
-def train(conn: psycopg.Connection, project: str, relation: str = "pyml.diabetes",
-          label: str = "target", task: str = "regression", algorithm: str = "linear",
-          hyperparams: dict[str, Any] | None = None, automatic_deploy: bool = True) -> int:
+def train(
+    conn: psycopg.Connection,
+    project: str,
+    relation: str = "pyml.diabetes",
+    label: str = "target",
+    task: str = "regression",
+    algorithm: str = "linear",
+    hyperparams: dict[str, Any] | None = None,
+    automatic_deploy: bool = True,
+) -> int:
     """Train one model; return its id."""
     conn.execute(
         "SELECT * FROM pyml.train(%s, task => %s, relation_name => %s, y_column_name => %s,"
         " algorithm => %s, hyperparams => %s::jsonb, automatic_deploy => %s)",
-        (project, task, relation, label, algorithm, json.dumps(hyperparams or {}),
-         automatic_deploy),
+        (
+            project,
+            task,
+            relation,
+            label,
+            algorithm,
+            json.dumps(hyperparams or {}),
+            automatic_deploy,
+        ),
     )
-    return int(one(
-        conn,
-        "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s",
-        (project,),
-    ))
+    return int(
+        one(
+            conn,
+            "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s",
+            (project,),
+        )
+    )
 
 
 def features(i: int) -> list[float]:
@@ -88,26 +114,41 @@ FEATURE_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, FEATURES))
 
 
 def make_table(conn: psycopg.Connection, name: str, key: str = "id bigint PRIMARY KEY") -> str:
-    conn.execute(sql.SQL("CREATE TABLE {} ({}, {}, note text)").format(
-        sql.Identifier("public", name), sql.SQL(key),
-        sql.SQL(", ").join(sql.SQL("{} real").format(sql.Identifier(f)) for f in FEATURES),
-    ))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} ({}, {}, note text)").format(
+            sql.Identifier("public", name),
+            sql.SQL(key),
+            sql.SQL(", ").join(sql.SQL("{} real").format(sql.Identifier(f)) for f in FEATURES),
+        )
+    )
     return name
 
 
 def insert(conn: psycopg.Connection, table: str, first: int, last: int) -> None:
     """Rows ``first`` to ``last`` (ids and features from the row number) in one statement."""
     conn.execute(
-        sql.SQL("INSERT INTO {} (id, {}) SELECT i, {} FROM generate_series(%s::int8, %s) AS i")
-        .format(sql.Identifier(table), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
+        sql.SQL(
+            "INSERT INTO {} (id, {}) SELECT i, {} FROM generate_series(%s::int8, %s) AS i"
+        ).format(sql.Identifier(table), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
         (first, last),
     )
 
 
-def stream(conn: psycopg.Connection, project: str, table: str, mode: str = "sync",
-           key_column: str = "id", channel: str | None = None) -> int:
-    return int(one(conn, "SELECT pyml.stream(%s, %s, key_column => %s, mode => %s,"
-                         " channel => %s)", (project, table, key_column, mode, channel)))
+def stream(
+    conn: psycopg.Connection,
+    project: str,
+    table: str,
+    mode: str = "sync",
+    key_column: str = "id",
+    channel: str | None = None,
+) -> int:
+    return int(
+        one(
+            conn,
+            "SELECT pyml.stream(%s, %s, key_column => %s, mode => %s, channel => %s)",
+            (project, table, key_column, mode, channel),
+        )
+    )
 
 
 def settle(conn: psycopg.Connection, mode: str, stream_id: int) -> None:
@@ -118,9 +159,14 @@ def settle(conn: psycopg.Connection, mode: str, stream_id: int) -> None:
 
 def events(conn: psycopg.Connection, stream_id: int) -> list[tuple[Any, ...]]:
     """(event_id, key, prediction, model_id, error) of the stream's outbox, by event id."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT event_id, key, prediction, model_id, error FROM pyml.stream_events"
-        " WHERE stream_id = %s ORDER BY event_id", (stream_id,)).fetchall()]
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT event_id, key, prediction, model_id, error FROM pyml.stream_events"
+            " WHERE stream_id = %s ORDER BY event_id",
+            (stream_id,),
+        ).fetchall()
+    ]
 
 
 def keys(conn: psycopg.Connection, stream_id: int) -> list[str]:
@@ -131,25 +177,34 @@ def view(conn: psycopg.Connection, stream_id: int) -> dict[str, Any] | None:
     cur = conn.execute("SELECT * FROM pyml.streams WHERE stream_id = %s", (stream_id,))
     row = cur.fetchone()
     assert cur.description is not None
-    return None if row is None else dict(zip([c.name for c in cur.description], row,
-                                             strict=True))
+    return None if row is None else dict(zip([c.name for c in cur.description], row, strict=True))
 
 
-def read(conn: psycopg.Connection, stream_id: int, consumer: str, max_rows: int = 1000,
-         after_event: int | None = None) -> list[tuple[Any, ...]]:
+def read(
+    conn: psycopg.Connection,
+    stream_id: int,
+    consumer: str,
+    max_rows: int = 1000,
+    after_event: int | None = None,
+) -> list[tuple[Any, ...]]:
     """(event_id, key, prediction, model_id, scored_at) in delivery order."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT event_id, key, prediction, model_id, scored_at"
-        " FROM pyml.stream_read(%s, %s, %s, %s)",
-        (stream_id, consumer, max_rows, after_event)).fetchall()]
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT event_id, key, prediction, model_id, scored_at"
+            " FROM pyml.stream_read(%s, %s, %s, %s)",
+            (stream_id, consumer, max_rows, after_event),
+        ).fetchall()
+    ]
 
 
 def ack(conn: psycopg.Connection, stream_id: int, consumer: str, event_id: int) -> None:
     conn.execute("SELECT pyml.stream_ack(%s, %s, %s)", (stream_id, consumer, event_id))
 
 
-def drain(conn: psycopg.Connection, stream_id: int, consumer: str,
-          max_rows: int = 1000) -> list[tuple[Any, ...]]:
+def drain(
+    conn: psycopg.Connection, stream_id: int, consumer: str, max_rows: int = 1000
+) -> list[tuple[Any, ...]]:
     """Read and ack until nothing is left; every event read, in delivery order."""
     seen: list[tuple[Any, ...]] = []
     while rows := read(conn, stream_id, consumer, max_rows):
@@ -159,25 +214,36 @@ def drain(conn: psycopg.Connection, stream_id: int, consumer: str,
 
 
 def row_features(conn: psycopg.Connection, table: str, row_id: int) -> list[float]:
-    return one(conn, sql.SQL("SELECT ARRAY[{}]::float8[] FROM {} WHERE id = %s").format(
-        FEATURE_COLUMNS, sql.Identifier(table)), (row_id,))
+    return one(
+        conn,
+        sql.SQL("SELECT ARRAY[{}]::float8[] FROM {} WHERE id = %s").format(
+            FEATURE_COLUMNS, sql.Identifier(table)
+        ),
+        (row_id,),
+    )
 
 
 def triggers(conn: psycopg.Connection, table: str) -> int:
-    return int(one(conn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass"
-                         " AND NOT tgisinternal", (table,)))
+    return int(
+        one(
+            conn,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+            (table,),
+        )
+    )
 
 
-def predictions_match(conn: psycopg.Connection, stream_id: int, table: str,
-                      every: int = 1) -> int:
+def predictions_match(conn: psycopg.Connection, stream_id: int, table: str, every: int = 1) -> int:
     """Check each event (of rows whose id is a multiple of ``every``) against pyml.predict with
     the model the event names and the row's features; the number of events checked."""
     rows = conn.execute(
-        sql.SQL("SELECT e.key, e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[])"
-                " FROM pyml.stream_events e JOIN {} t ON t.id::text = e.key"
-                " WHERE e.stream_id = %s AND t.id %% %s = 0 ORDER BY e.event_id")
-        .format(sql.SQL(", ").join(sql.Identifier("t", f) for f in FEATURES),
-                sql.Identifier(table)),
+        sql.SQL(
+            "SELECT e.key, e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[])"
+            " FROM pyml.stream_events e JOIN {} t ON t.id::text = e.key"
+            " WHERE e.stream_id = %s AND t.id %% %s = 0 ORDER BY e.event_id"
+        ).format(
+            sql.SQL(", ").join(sql.Identifier("t", f) for f in FEATURES), sql.Identifier(table)
+        ),
         (stream_id, every),
     ).fetchall()
     for key, prediction, expected in rows:
@@ -191,8 +257,9 @@ def listen(listener: psycopg.Connection, *channels: str) -> None:
         listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
 
-def receive(listener: psycopg.Connection, *, events: int | None = None,
-            notifications: int | None = None) -> list[Payload]:
+def receive(
+    listener: psycopg.Connection, *, events: int | None = None, notifications: int | None = None
+) -> list[Payload]:
     """NOTIFY payloads until they announce ``events`` events in all, or until
     ``notifications`` arrived; fails if that does not happen within WAIT seconds."""
     got: list[Payload] = []
@@ -251,11 +318,14 @@ def listener(url: str) -> Iterator[psycopg.Connection]:
 def two_models(conn: psycopg.Connection, project: str) -> tuple[int, int]:
     """A project with a linear model (live) and a ridge model (not deployed)."""
     first = train(conn, project)
-    second = train(conn, project, algorithm="ridge", hyperparams={"alpha": 0.5},
-                   automatic_deploy=False)
+    second = train(
+        conn, project, algorithm="ridge", hyperparams={"alpha": 0.5}, automatic_deploy=False
+    )
     row = features(1)
-    values = [one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (m, row))
-              for m in (first, second)]
+    values = [
+        one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (m, row))
+        for m in (first, second)
+    ]
     assert values[0] != pytest.approx(values[1], rel=1e-3)  # the models can be told apart
     return first, second
 
@@ -271,8 +341,9 @@ def plain_url(cluster: Cluster, admin_url: str, database: str) -> str:
                 admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
             except psycopg.errors.UniqueViolation:  # created meanwhile by a parallel run
                 pass
-        admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(
-            sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(role))
+        )
     return f"postgresql://{role}@127.0.0.1:{cluster.port}/{database}"
 
 
@@ -281,8 +352,7 @@ def plain_url(cluster: Cluster, admin_url: str, database: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def test_view_describes_the_stream(conn: psycopg.Connection, diabetes: Trained,
-                                   table: str) -> None:
+def test_view_describes_the_stream(conn: psycopg.Connection, diabetes: Trained, table: str) -> None:
     stream_id = stream(conn, diabetes.project, table)
     cur = conn.execute("SELECT * FROM pyml.streams WHERE stream_id = %s", (stream_id,))
     assert cur.description is not None
@@ -293,8 +363,11 @@ def test_view_describes_the_stream(conn: psycopg.Connection, diabetes: Trained,
     assert info is not None
     assert info["project"] == diabetes.project
     assert info["source_relation"] in (table, f"public.{table}")
-    assert (info["key_column"], info["mode"], info["channel"]) == ("id", "sync",
-                                                                    f"pyml_{project_id}")
+    assert (info["key_column"], info["mode"], info["channel"]) == (
+        "id",
+        "sync",
+        f"pyml_{project_id}",
+    )
     assert (info["lag"], info["events"], info["consumers"]) == (0, 0, 0)
     assert info["created_at"] is not None
     insert(conn, table, 1, 3)
@@ -304,15 +377,22 @@ def test_view_describes_the_stream(conn: psycopg.Connection, diabetes: Trained,
     assert (info["lag"], info["events"], info["consumers"]) == (0, 3, 1)
 
 
-def test_stream_again_updates_it_and_keeps_its_id(conn: psycopg.Connection, url: str,
-                                                  diabetes: Trained, table: str) -> None:
+def test_stream_again_updates_it_and_keeps_its_id(
+    conn: psycopg.Connection, url: str, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, f"public.{table}")
     count = triggers(conn, table)
     assert count > 0
     assert stream(conn, diabetes.project, table, "async", channel="readings_async") == stream_id
     assert triggers(conn, table) == count  # recreated, not added
-    assert one(conn, "SELECT count(*) FROM pyml.stream_definitions WHERE source_relation"
-                     " = %s::regclass", (table,)) == 1
+    assert (
+        one(
+            conn,
+            "SELECT count(*) FROM pyml.stream_definitions WHERE source_relation = %s::regclass",
+            (table,),
+        )
+        == 1
+    )
     info = view(conn, stream_id)
     assert info is not None
     assert (info["mode"], info["channel"]) == ("async", "readings_async")
@@ -324,9 +404,9 @@ def test_stream_again_updates_it_and_keeps_its_id(conn: psycopg.Connection, url:
     assert sorted(keys(conn, stream_id)) == ["1", "2"]
 
 
-def test_notifications_go_to_the_current_channel(conn: psycopg.Connection, listener:
-                                                 psycopg.Connection, diabetes: Trained,
-                                                 table: str) -> None:
+def test_notifications_go_to_the_current_channel(
+    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, channel="readings_first")
     stream(conn, diabetes.project, table, channel="readings_second")
     listen(listener, "readings_first", "readings_second")
@@ -345,14 +425,19 @@ def test_stream_on_a_schema_qualified_relation_with_a_text_key(
 ) -> None:
     name = make_table(conn, "src_text_key", key="serial text PRIMARY KEY, id bigint")
     stream_id = stream(conn, diabetes.project, f"public.{name}", key_column="serial")
-    conn.execute(sql.SQL("INSERT INTO {} (serial, id, {}) SELECT 'sensor-' || i, i, {}"
-                         " FROM generate_series(1, 3) AS i")
-                 .format(sql.Identifier(name), FEATURE_COLUMNS, FEATURE_EXPRESSIONS))
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (serial, id, {}) SELECT 'sensor-' || i, i, {}"
+            " FROM generate_series(1, 3) AS i"
+        ).format(sql.Identifier(name), FEATURE_COLUMNS, FEATURE_EXPRESSIONS)
+    )
     assert sorted(keys(conn, stream_id)) == ["sensor-1", "sensor-2", "sensor-3"]
     for (_, key, prediction, model_id, error), i in zip(
-            sorted(events(conn, stream_id), key=lambda e: e[1]), (1, 2, 3), strict=True):
-        expected = one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])",
-                       (diabetes.model_id, features(i)))
+        sorted(events(conn, stream_id), key=lambda e: e[1]), (1, 2, 3), strict=True
+    ):
+        expected = one(
+            conn, "SELECT pyml.predict(%s::bigint, %s::float8[])", (diabetes.model_id, features(i))
+        )
         assert key == f"sensor-{i}"
         assert (model_id, error) == (diabetes.model_id, None)
         assert prediction == pytest.approx(expected, rel=1e-5, abs=1e-5)
@@ -373,31 +458,56 @@ def test_stream_on_a_schema_qualified_relation_with_a_text_key(
         ("{project}", "{table}", "id", "sync", "x" * 64, psycopg.errors.InvalidParameterValue),
         ("no such project", "{table}", "id", "sync", None, psycopg.errors.UndefinedObject),
     ],
-    ids=["missing-relation", "missing-key", "bad-mode", "empty-channel", "long-channel",
-         "unknown-project"],
+    ids=[
+        "missing-relation",
+        "missing-key",
+        "bad-mode",
+        "empty-channel",
+        "long-channel",
+        "unknown-project",
+    ],
 )
-def test_stream_errors(conn: psycopg.Connection, diabetes: Trained, table: str,
-                       project_name: str, relation: str, key_column: str, mode: str,
-                       channel: str | None, error: type[psycopg.Error]) -> None:
-    args = (project_name.format(project=diabetes.project), relation.format(table=table),
-            key_column, mode, channel)
+def test_stream_errors(
+    conn: psycopg.Connection,
+    diabetes: Trained,
+    table: str,
+    project_name: str,
+    relation: str,
+    key_column: str,
+    mode: str,
+    channel: str | None,
+    error: type[psycopg.Error],
+) -> None:
+    args = (
+        project_name.format(project=diabetes.project),
+        relation.format(table=table),
+        key_column,
+        mode,
+        channel,
+    )
     with pytest.raises(error):
         conn.execute("SELECT pyml.stream(%s, %s, %s, %s, %s)", args)
     assert triggers(conn, table) == 0
-    assert one(conn, "SELECT count(*) FROM pyml.stream_definitions WHERE source_relation"
-                     " = %s::regclass", (table,)) == 0
+    assert (
+        one(
+            conn,
+            "SELECT count(*) FROM pyml.stream_definitions WHERE source_relation = %s::regclass",
+            (table,),
+        )
+        == 0
+    )
 
 
-def test_stream_needs_every_feature_column(conn: psycopg.Connection, diabetes: Trained,
-                                           table: str) -> None:
+def test_stream_needs_every_feature_column(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN bmi").format(sql.Identifier(table)))
     with pytest.raises(psycopg.errors.UndefinedColumn, match="bmi"):
         stream(conn, diabetes.project, table)
     assert triggers(conn, table) == 0
 
 
-def test_stream_needs_a_deployed_model(conn: psycopg.Connection, project: str,
-                                       table: str) -> None:
+def test_stream_needs_a_deployed_model(conn: psycopg.Connection, project: str, table: str) -> None:
     train(conn, project, automatic_deploy=False)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         stream(conn, project, table)
@@ -419,9 +529,9 @@ def test_unstream_errors(conn: psycopg.Connection, diabetes: Trained, table: str
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_inserted_row_is_scored_by_the_live_model(conn: psycopg.Connection,
-                                                        diabetes: Trained, table: str,
-                                                        mode: str) -> None:
+def test_every_inserted_row_is_scored_by_the_live_model(
+    conn: psycopg.Connection, diabetes: Trained, table: str, mode: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
     insert(conn, table, 1, 5)
     insert(conn, table, 6, 6)
@@ -437,8 +547,12 @@ def test_every_inserted_row_is_scored_by_the_live_model(conn: psycopg.Connection
 
 @pytest.mark.parametrize("mode", MODES)
 def test_rolled_back_insert_gives_no_event_and_no_notify(
-    conn: psycopg.Connection, connect: Connect, listener: psycopg.Connection,
-    diabetes: Trained, table: str, mode: str
+    conn: psycopg.Connection,
+    connect: Connect,
+    listener: psycopg.Connection,
+    diabetes: Trained,
+    table: str,
+    mode: str,
 ) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
     channel = one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
@@ -461,12 +575,13 @@ def test_rolled_back_insert_gives_no_event_and_no_notify(
     assert [e[1] for e in payload.data["events"]] == ["11"]
 
 
-def test_notify_payload_of_a_small_statement(conn: psycopg.Connection,
-                                             listener: psycopg.Connection, diabetes: Trained,
-                                             table: str) -> None:
+def test_notify_payload_of_a_small_statement(
+    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
     insert(conn, table, 1, 3)
     [payload] = receive(listener, notifications=1)
     outbox = events(conn, stream_id)
@@ -481,12 +596,13 @@ def test_notify_payload_of_a_small_statement(conn: psycopg.Connection,
         assert value == pytest.approx(prediction, rel=1e-6)
 
 
-def test_multi_row_insert_is_one_batch_and_one_notify(conn: psycopg.Connection,
-                                                      listener: psycopg.Connection,
-                                                      diabetes: Trained, table: str) -> None:
+def test_multi_row_insert_is_one_batch_and_one_notify(
+    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
     insert(conn, table, 1, 500)
     insert(conn, table, 501, 501)  # a marker: its notification comes after the first's
     payloads = receive(listener, events=501)
@@ -495,14 +611,19 @@ def test_multi_row_insert_is_one_batch_and_one_notify(conn: psycopg.Connection,
     assert predictions_match(conn, stream_id, table, every=50) == 10
 
 
-def test_copy_of_50000_rows(conn: psycopg.Connection, listener: psycopg.Connection,
-                            diabetes: Trained, table: str) -> None:
+def test_copy_of_50000_rows(
+    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
-    with conn.cursor() as cur, cur.copy(
-        sql.SQL("COPY {} (id, {}) FROM STDIN").format(sql.Identifier(table), FEATURE_COLUMNS)
-    ) as copy:
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} (id, {}) FROM STDIN").format(sql.Identifier(table), FEATURE_COLUMNS)
+        ) as copy,
+    ):
         for i in range(1, 50_001):
             copy.write_row((i, *features(i)))
     payloads = receive(listener, events=50_000)
@@ -512,7 +633,8 @@ def test_copy_of_50000_rows(conn: psycopg.Connection, listener: psycopg.Connecti
     row = conn.execute(
         "SELECT count(*), count(DISTINCT key), min(event_id), max(event_id),"
         " count(*) FILTER (WHERE model_id = %s AND error IS NULL AND prediction IS NOT NULL)"
-        " FROM pyml.stream_events WHERE stream_id = %s", (diabetes.model_id, stream_id),
+        " FROM pyml.stream_events WHERE stream_id = %s",
+        (diabetes.model_id, stream_id),
     ).fetchone()
     assert row is not None
     count, distinct, first, last, good = row
@@ -522,16 +644,19 @@ def test_copy_of_50000_rows(conn: psycopg.Connection, listener: psycopg.Connecti
     assert predictions_match(conn, stream_id, table, every=2500) == 20
 
 
-def test_payload_of_a_10000_row_statement_is_a_range(conn: psycopg.Connection,
-                                                     listener: psycopg.Connection,
-                                                     diabetes: Trained, table: str) -> None:
+def test_payload_of_a_10000_row_statement_is_a_range(
+    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
     insert(conn, table, 1, 10_000)
     [payload] = receive(listener, events=10_000)
-    first, last = conn.execute("SELECT min(event_id), max(event_id) FROM pyml.stream_events"
-                               " WHERE stream_id = %s", (stream_id,)).fetchone() or (0, 0)
+    first, last = conn.execute(
+        "SELECT min(event_id), max(event_id) FROM pyml.stream_events WHERE stream_id = %s",
+        (stream_id,),
+    ).fetchone() or (0, 0)
     assert payload.data["count"] == 10_000
     assert payload.data["events"] is None
     assert (payload.data["first"], payload.data["last"]) == (first, last)
@@ -539,21 +664,34 @@ def test_payload_of_a_10000_row_statement_is_a_range(conn: psycopg.Connection,
 
 
 @pytest.mark.parametrize("rows", [20, 150])
-@pytest.mark.parametrize("text", ['"quoted" \\ back', "é" * 70, "x" * 250, "🌡" * 40],
-                         ids=["escapes", "accents", "long", "emoji"])
+@pytest.mark.parametrize(
+    "text",
+    ['"quoted" \\ back', "é" * 70, "x" * 250, "🌡" * 40],
+    ids=["escapes", "accents", "long", "emoji"],
+)
 def test_payload_with_long_keys_stays_under_the_limit(
-    conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained,
-    request: pytest.FixtureRequest, rows: int, text: str
+    conn: psycopg.Connection,
+    listener: psycopg.Connection,
+    diabetes: Trained,
+    request: pytest.FixtureRequest,
+    rows: int,
+    text: str,
 ) -> None:
-    name = make_table(conn, f"src_keys_{request.node.callspec.id}".replace("-", "_"),
-                      key="serial text PRIMARY KEY, id bigint")
+    name = make_table(
+        conn,
+        f"src_keys_{request.node.callspec.id}".replace("-", "_"),
+        key="serial text PRIMARY KEY, id bigint",
+    )
     stream_id = stream(conn, diabetes.project, name, key_column="serial")
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
-    conn.execute(sql.SQL("INSERT INTO {} (serial, id, {}) SELECT %s || i, i, {}"
-                         " FROM generate_series(1, %s) AS i")
-                 .format(sql.Identifier(name), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
-                 (text, rows))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (serial, id, {}) SELECT %s || i, i, {} FROM generate_series(1, %s) AS i"
+        ).format(sql.Identifier(name), FEATURE_COLUMNS, FEATURE_EXPRESSIONS),
+        (text, rows),
+    )
     payloads = receive(listener, events=rows)  # each checked to be under 8000 bytes
     outbox = {e[0]: e[1] for e in events(conn, stream_id)}
     assert len(outbox) == rows
@@ -561,16 +699,24 @@ def test_payload_with_long_keys_stays_under_the_limit(
         if payload.data["events"] is not None:
             assert len(payload.data["events"]) == payload.data["count"]
             assert {e[0]: e[1] for e in payload.data["events"]} == {
-                i: k for i, k in outbox.items()
+                i: k
+                for i, k in outbox.items()
                 if payload.data["first"] <= i <= payload.data["last"]
             }
 
 
 def test_classification_streams_class_labels(conn: psycopg.Connection, project: str) -> None:
-    model = train(conn, project, "pyml.breast_cancer", "malignant", "classification",
-                  hyperparams={"max_iter": 5000})
-    conn.execute("CREATE TABLE tumours AS SELECT 0::bigint AS id, b.* FROM pyml.breast_cancer b"
-                 " WITH NO DATA")
+    model = train(
+        conn,
+        project,
+        "pyml.breast_cancer",
+        "malignant",
+        "classification",
+        hyperparams={"max_iter": 5000},
+    )
+    conn.execute(
+        "CREATE TABLE tumours AS SELECT 0::bigint AS id, b.* FROM pyml.breast_cancer b WITH NO DATA"
+    )
     conn.execute("ALTER TABLE tumours DROP COLUMN malignant")
     stream_id = stream(conn, project, "tumours")
     conn.execute(
@@ -578,22 +724,27 @@ def test_classification_streams_class_labels(conn: psycopg.Connection, project: 
         " FROM pyml.breast_cancer b LIMIT 60) s,"
         " jsonb_populate_record(NULL::tumours, to_jsonb(s.b) || jsonb_build_object('id', s.n)) r"
     )
-    columns = [r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = 'pyml.breast_cancer'::regclass"
-        " AND attnum > 0 AND NOT attisdropped AND attname <> 'malignant' ORDER BY attnum"
-    ).fetchall()]
+    columns = [
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'pyml.breast_cancer'::regclass"
+            " AND attnum > 0 AND NOT attisdropped AND attname <> 'malignant' ORDER BY attnum"
+        ).fetchall()
+    ]
     assert len(columns) == 30 and "mean radius" in columns
     rows = conn.execute(
-        sql.SQL("SELECT e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[]), e.model_id"
-                " FROM pyml.stream_events e JOIN tumours t ON t.id::text = e.key"
-                " WHERE e.stream_id = %s")
-        .format(sql.SQL(", ").join(sql.Identifier("t", c) for c in columns)),
+        sql.SQL(
+            "SELECT e.prediction, pyml.predict(e.model_id, ARRAY[{}]::float8[]), e.model_id"
+            " FROM pyml.stream_events e JOIN tumours t ON t.id::text = e.key"
+            " WHERE e.stream_id = %s"
+        ).format(sql.SQL(", ").join(sql.Identifier("t", c) for c in columns)),
         (stream_id,),
     ).fetchall()
     assert len(rows) == 60
     assert {r[0] for r in rows} == {0.0, 1.0}  # labels as numbers, both classes seen
-    assert all(prediction == expected and model_id == model
-               for prediction, expected, model_id in rows)
+    assert all(
+        prediction == expected and model_id == model for prediction, expected, model_id in rows
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -602,8 +753,9 @@ def test_classification_streams_class_labels(conn: psycopg.Connection, project: 
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_update_of_a_feature_column_is_rescored(conn: psycopg.Connection, diabetes: Trained,
-                                                table: str, mode: str) -> None:
+def test_update_of_a_feature_column_is_rescored(
+    conn: psycopg.Connection, diabetes: Trained, table: str, mode: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
     insert(conn, table, 1, 3)
     settle(conn, mode, stream_id)
@@ -616,28 +768,36 @@ def test_update_of_a_feature_column_is_rescored(conn: psycopg.Connection, diabet
     settle(conn, mode, stream_id)
     assert events(conn, stream_id) == before
     # One row's feature changes: that row, and only it, is scored again.
-    conn.execute(sql.SQL("UPDATE {} SET bmi = CASE WHEN id = 2 THEN bmi + 0.05 ELSE bmi END,"
-                         " note = 'changed'").format(ident))
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET bmi = CASE WHEN id = 2 THEN bmi + 0.05 ELSE bmi END, note = 'changed'"
+        ).format(ident)
+    )
     settle(conn, mode, stream_id)
     after = events(conn, stream_id)
     assert after[:3] == before
     [(_, key, prediction, model_id, error)] = after[3:]
     assert (key, model_id, error) == ("2", diabetes.model_id, None)
-    expected = one(conn, "SELECT pyml.predict(%s::bigint, %s::float8[])",
-                   (diabetes.model_id, row_features(conn, table, 2)))
+    expected = one(
+        conn,
+        "SELECT pyml.predict(%s::bigint, %s::float8[])",
+        (diabetes.model_id, row_features(conn, table, 2)),
+    )
     assert prediction == pytest.approx(expected, rel=1e-5, abs=1e-5)
     old = next(e[2] for e in before if e[1] == "2")
     assert prediction != pytest.approx(old, rel=1e-4)
 
 
-def test_sync_null_feature_fails_the_insert(conn: psycopg.Connection, diabetes: Trained,
-                                            table: str) -> None:
+def test_sync_null_feature_fails_the_insert(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
     with pytest.raises(psycopg.errors.NullValueNotAllowed):
         conn.execute(
-            sql.SQL("INSERT INTO {} (id, {}) VALUES (1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s),"
-                    " (2, %s, %s, NULL, %s, %s, %s, %s, %s, %s, %s)")
-            .format(sql.Identifier(table), FEATURE_COLUMNS),
+            sql.SQL(
+                "INSERT INTO {} (id, {}) VALUES (1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s),"
+                " (2, %s, %s, NULL, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(sql.Identifier(table), FEATURE_COLUMNS),
             (*features(1), *(v for j, v in enumerate(features(2)) if j != 2)),
         )
     assert one(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))) == 0
@@ -665,13 +825,15 @@ def test_async_null_feature_becomes_an_event_with_its_error(
     assert view(conn, stream_id)["lag"] == 0
 
 
-def test_async_insert_of_a_null_feature_is_not_refused(conn: psycopg.Connection,
-                                                       diabetes: Trained, table: str) -> None:
+def test_async_insert_of_a_null_feature_is_not_refused(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, "async")
     conn.execute(
-        sql.SQL("INSERT INTO {} (id, {}) VALUES (1, %s, %s, NULL, %s, %s, %s, %s, %s, %s, %s),"
-                " (2, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
-        .format(sql.Identifier(table), FEATURE_COLUMNS),
+        sql.SQL(
+            "INSERT INTO {} (id, {}) VALUES (1, %s, %s, NULL, %s, %s, %s, %s, %s, %s, %s),"
+            " (2, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(sql.Identifier(table), FEATURE_COLUMNS),
         (*(v for j, v in enumerate(features(1)) if j != 2), *features(2)),
     )
     settle(conn, "async", stream_id)
@@ -691,8 +853,9 @@ def test_async_rows_wait_in_the_queue_until_stream_work(
     conn: psycopg.Connection, listener: psycopg.Connection, diabetes: Trained, table: str
 ) -> None:
     stream_id = stream(conn, diabetes.project, table, "async")
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
     for first in range(1, 21, 4):
         insert(conn, table, first, first + 3)
     info = view(conn, stream_id)
@@ -711,8 +874,9 @@ def test_async_rows_wait_in_the_queue_until_stream_work(
     assert sorted(delivered, key=int) == [str(i) for i in range(1, 21)]
 
 
-def test_stream_work_of_one_stream_leaves_the_others(conn: psycopg.Connection,
-                                                     diabetes: Trained, table: str) -> None:
+def test_stream_work_of_one_stream_leaves_the_others(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     other = make_table(conn, f"{table}_other")
     mine = stream(conn, diabetes.project, table, "async")
     theirs = stream(conn, diabetes.project, other, "async")
@@ -744,16 +908,23 @@ def test_async_rows_are_scored_by_the_model_live_when_they_are_worked(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_redeploy_mid_stream(conn: psycopg.Connection, connect: Connect,
-                             listener: psycopg.Connection, two_models: tuple[int, int],
-                             project: str, table: str, mode: str) -> None:
+def test_redeploy_mid_stream(
+    conn: psycopg.Connection,
+    connect: Connect,
+    listener: psycopg.Connection,
+    two_models: tuple[int, int],
+    project: str,
+    table: str,
+    mode: str,
+) -> None:
     """The writer's session has the first model cached; a deploy committed by another session
     switches the model of its next statement."""
     first, second = two_models
     writer = connect()
     stream_id = stream(conn, project, table, mode)
-    listen(listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s",
-                         (stream_id,)))
+    listen(
+        listener, one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
+    )
     insert(writer, table, 1, 3)
     settle(writer, mode, stream_id)
     conn.execute("SELECT * FROM pyml.deploy(%s::bigint)", (second,))
@@ -768,8 +939,9 @@ def test_redeploy_mid_stream(conn: psycopg.Connection, connect: Connect,
         str(i): first if i <= 3 or i >= 7 else second for i in range(1, 10)
     }
     assert predictions_match(conn, stream_id, table) == 9
-    assert [r[3] for r in read(conn, stream_id, "reader")] == [first] * 3 + [second] * 3 + \
-        [first] * 3
+    assert [r[3] for r in read(conn, stream_id, "reader")] == [first] * 3 + [second] * 3 + [
+        first
+    ] * 3
     assert [p.data["model"] for p in receive(listener, events=9)] == [first, second, first]
 
 
@@ -778,8 +950,9 @@ def test_redeploy_mid_stream(conn: psycopg.Connection, connect: Connect,
 # ---------------------------------------------------------------------------
 
 
-def test_read_does_not_move_the_position_and_ack_does(conn: psycopg.Connection,
-                                                      diabetes: Trained, table: str) -> None:
+def test_read_does_not_move_the_position_and_ack_does(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
     for i in range(1, 6):
         insert(conn, table, i, i)
@@ -797,8 +970,10 @@ def test_read_does_not_move_the_position_and_ack_does(conn: psycopg.Connection,
     assert read(conn, stream_id, "a") == first_read[4:]
     ack(conn, stream_id, "a", ids[4])
     assert read(conn, stream_id, "a") == []
-    assert one(conn, "SELECT count(*) FROM pyml.stream_consumers WHERE stream_id = %s",
-               (stream_id,)) == 2
+    assert (
+        one(conn, "SELECT count(*) FROM pyml.stream_consumers WHERE stream_id = %s", (stream_id,))
+        == 2
+    )
 
 
 def test_read_after_an_event(conn: psycopg.Connection, diabetes: Trained, table: str) -> None:
@@ -820,8 +995,9 @@ def test_read_after_an_event(conn: psycopg.Connection, diabetes: Trained, table:
 
 
 @pytest.mark.parametrize("event", ["unknown", "of-another-stream"])
-def test_ack_of_an_event_not_in_the_stream(conn: psycopg.Connection, diabetes: Trained,
-                                           table: str, event: str) -> None:
+def test_ack_of_an_event_not_in_the_stream(
+    conn: psycopg.Connection, diabetes: Trained, table: str, event: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
     other = make_table(conn, f"{table}_other")
     other_id = stream(conn, diabetes.project, other)
@@ -835,8 +1011,9 @@ def test_ack_of_an_event_not_in_the_stream(conn: psycopg.Connection, diabetes: T
     assert read(conn, stream_id, "a") == before[1:]
 
 
-def test_prune_deletes_what_every_consumer_acked(conn: psycopg.Connection, diabetes: Trained,
-                                                 table: str) -> None:
+def test_prune_deletes_what_every_consumer_acked(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table)
     unread = make_table(conn, f"{table}_unread")
     unread_id = stream(conn, diabetes.project, unread)  # no consumer: keeps everything
@@ -873,8 +1050,9 @@ def test_prune_deletes_what_every_consumer_acked(conn: psycopg.Connection, diabe
 # ---------------------------------------------------------------------------
 
 
-def test_a_late_commit_is_delivered_not_skipped(conn: psycopg.Connection, connect: Connect,
-                                                diabetes: Trained, table: str) -> None:
+def test_a_late_commit_is_delivered_not_skipped(
+    conn: psycopg.Connection, connect: Connect, diabetes: Trained, table: str
+) -> None:
     """A transaction that began first (older xid) but commits last: the consumer must not read
     (and ack) past its event before it commits."""
     stream_id = stream(conn, diabetes.project, table)
@@ -920,8 +1098,10 @@ def test_concurrent_writers_and_a_reader_every_key_exactly_once(
     reader = connect()
     reading = threading.Event()  # the consumer has read events while the writers were busy
     statement = sql.SQL("INSERT INTO {} (id, {}) VALUES (%s, {})").format(
-        sql.Identifier(table), FEATURE_COLUMNS,
-        sql.SQL(", ").join(sql.Placeholder() * len(FEATURES)))
+        sql.Identifier(table),
+        FEATURE_COLUMNS,
+        sql.SQL(", ").join(sql.Placeholder() * len(FEATURES)),
+    )
 
     def write(w: int) -> None:
         session = sessions[w]
@@ -959,8 +1139,10 @@ def test_concurrent_writers_and_a_reader_every_key_exactly_once(
     for w in range(writers):  # each writer's transactions arrive in its commit order
         mine = [int(k) for k in seen if (int(k) - 1) // rows_each == w]
         assert mine == sorted(mine)
-    count, distinct = conn.execute("SELECT count(*), count(DISTINCT key) FROM pyml.stream_events"
-                                   " WHERE stream_id = %s", (stream_id,)).fetchone() or (0, 0)
+    count, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT key) FROM pyml.stream_events WHERE stream_id = %s",
+        (stream_id,),
+    ).fetchone() or (0, 0)
     assert (count, distinct) == (writers * rows_each, writers * rows_each)
     assert predictions_match(conn, stream_id, table, every=1000) == 20
 
@@ -971,9 +1153,9 @@ def test_concurrent_writers_and_a_reader_every_key_exactly_once(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_unstream_drops_triggers_events_queue_and_consumers(url: str, conn: psycopg.Connection,
-                                                            diabetes: Trained, table: str,
-                                                            mode: str) -> None:
+def test_unstream_drops_triggers_events_queue_and_consumers(
+    url: str, conn: psycopg.Connection, diabetes: Trained, table: str, mode: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
     insert(conn, table, 1, 3)
     settle(conn, mode, stream_id)
@@ -991,8 +1173,16 @@ def test_unstream_drops_triggers_events_queue_and_consumers(url: str, conn: psyc
     assert view(conn, stream_id) is None
     for relation in ("stream_events", "stream_queue", "stream_consumers", "stream_definitions"):
         column = "id" if relation == "stream_definitions" else "stream_id"
-        assert one(conn, sql.SQL("SELECT count(*) FROM pyml.{} WHERE {} = %s").format(
-            sql.Identifier(relation), sql.Identifier(column)), (stream_id,)) == 0, relation
+        assert (
+            one(
+                conn,
+                sql.SQL("SELECT count(*) FROM pyml.{} WHERE {} = %s").format(
+                    sql.Identifier(relation), sql.Identifier(column)
+                ),
+                (stream_id,),
+            )
+            == 0
+        ), relation
     total = one(conn, "SELECT count(*) FROM pyml.stream_events")
     queued = one(conn, "SELECT count(*) FROM pyml.stream_queue")
     insert(conn, table, 6, 8)
@@ -1007,23 +1197,34 @@ def test_unstream_drops_triggers_events_queue_and_consumers(url: str, conn: psyc
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_drop_table_removes_its_stream(conn: psycopg.Connection, diabetes: Trained, table: str,
-                                       mode: str) -> None:
+def test_drop_table_removes_its_stream(
+    conn: psycopg.Connection, diabetes: Trained, table: str, mode: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
     insert(conn, table, 1, 3)
     read(conn, stream_id, "reader")
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
-    assert one(conn, "SELECT count(*) FROM pyml.stream_definitions WHERE id = %s",
-               (stream_id,)) == 0
+    assert (
+        one(conn, "SELECT count(*) FROM pyml.stream_definitions WHERE id = %s", (stream_id,)) == 0
+    )
     assert view(conn, stream_id) is None
     for relation in ("stream_events", "stream_queue", "stream_consumers"):
-        assert one(conn, sql.SQL("SELECT count(*) FROM pyml.{} WHERE stream_id = %s").format(
-            sql.Identifier(relation)), (stream_id,)) == 0, relation
+        assert (
+            one(
+                conn,
+                sql.SQL("SELECT count(*) FROM pyml.{} WHERE stream_id = %s").format(
+                    sql.Identifier(relation)
+                ),
+                (stream_id,),
+            )
+            == 0
+        ), relation
     # A new table of the same name is not streamed, and can be.
     make_table(conn, table)
     insert(conn, table, 1, 1)
-    assert one(conn, "SELECT count(*) FROM pyml.stream_queue WHERE stream_id = %s",
-               (stream_id,)) == 0
+    assert (
+        one(conn, "SELECT count(*) FROM pyml.stream_queue WHERE stream_id = %s", (stream_id,)) == 0
+    )
     again = stream(conn, diabetes.project, table, mode)
     insert(conn, table, 2, 2)
     settle(conn, mode, again)
@@ -1043,15 +1244,20 @@ def test_drop_table_in_a_rolled_back_transaction_keeps_the_stream(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_writer_needs_no_privilege_on_pyml(conn: psycopg.Connection, plain_url: str,
-                                             diabetes: Trained, table: str, mode: str) -> None:
+def test_a_writer_needs_no_privilege_on_pyml(
+    conn: psycopg.Connection, plain_url: str, diabetes: Trained, table: str, mode: str
+) -> None:
     stream_id = stream(conn, diabetes.project, table, mode)
-    conn.execute(sql.SQL("GRANT INSERT, UPDATE, SELECT ON {} TO pyml_stream_plain").format(
-        sql.Identifier(table)))
+    conn.execute(
+        sql.SQL("GRANT INSERT, UPDATE, SELECT ON {} TO pyml_stream_plain").format(
+            sql.Identifier(table)
+        )
+    )
     with psycopg.connect(plain_url, autocommit=True) as plain:
         insert(plain, table, 1, 3)
-        plain.execute(sql.SQL("UPDATE {} SET bmi = bmi + 0.01 WHERE id = 1").format(
-            sql.Identifier(table)))
+        plain.execute(
+            sql.SQL("UPDATE {} SET bmi = bmi + 0.01 WHERE id = 1").format(sql.Identifier(table))
+        )
     settle(conn, mode, stream_id)
     assert sorted(keys(conn, stream_id)) == ["1", "1", "2", "3"]
 
@@ -1070,30 +1276,53 @@ def test_a_role_without_privilege_on_pyml_can_drop_its_tables(plain_url: str) ->
 # ---------------------------------------------------------------------------
 
 
-def test_rows_inserted_into_a_partition_of_a_streamed_table(conn: psycopg.Connection,
-                                                            diabetes: Trained,
-                                                            table: str) -> None:
+def test_rows_inserted_into_a_partition_of_a_streamed_table(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     """A partitioned source: rows inserted through a partition are scored too, including a
     partition created or attached after the stream; none is silently left out."""
     parent = f"{table}_p"
-    conn.execute(sql.SQL("CREATE TABLE {} (LIKE {}) PARTITION BY RANGE (id)").format(
-        sql.Identifier(parent), sql.Identifier(table)))
-    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (0) TO (100)").format(
-        sql.Identifier(f"{parent}_1"), sql.Identifier(parent)))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {}) PARTITION BY RANGE (id)").format(
+            sql.Identifier(parent), sql.Identifier(table)
+        )
+    )
+    conn.execute(
+        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (0) TO (100)").format(
+            sql.Identifier(f"{parent}_1"), sql.Identifier(parent)
+        )
+    )
     stream_id = stream(conn, diabetes.project, parent)
     insert(conn, parent, 1, 2)
     insert(conn, f"{parent}_1", 3, 4)
-    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (100) TO (200)").format(
-        sql.Identifier(f"{parent}_2"), sql.Identifier(parent)))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (100) TO (200)").format(
+            sql.Identifier(f"{parent}_2"), sql.Identifier(parent)
+        )
+    )
     insert(conn, f"{parent}_2", 101, 102)
-    conn.execute(sql.SQL("CREATE TABLE {} (LIKE {})").format(
-        sql.Identifier(f"{parent}_3"), sql.Identifier(table)))
-    conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (200) TO (300)")
-                 .format(sql.Identifier(parent), sql.Identifier(f"{parent}_3")))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {})").format(
+            sql.Identifier(f"{parent}_3"), sql.Identifier(table)
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (200) TO (300)").format(
+            sql.Identifier(parent), sql.Identifier(f"{parent}_3")
+        )
+    )
     insert(conn, f"{parent}_3", 201, 201)
     insert(conn, parent, 202, 202)
     assert sorted(keys(conn, stream_id), key=int) == [
-        "1", "2", "3", "4", "101", "102", "201", "202"]
+        "1",
+        "2",
+        "3",
+        "4",
+        "101",
+        "102",
+        "201",
+        "202",
+    ]
     conn.execute(sql.SQL("SELECT pyml.unstream(%s, %s)"), (diabetes.project, parent))
     (left,) = conn.execute(
         "SELECT count(*) FROM pg_trigger WHERE tgname LIKE %s", (f"pyml_stream_{stream_id}_%",)
@@ -1101,16 +1330,17 @@ def test_rows_inserted_into_a_partition_of_a_streamed_table(conn: psycopg.Connec
     assert left == 0
 
 
-def test_a_broken_async_stream_does_not_hold_up_the_others(conn: psycopg.Connection,
-                                                           diabetes: Trained,
-                                                           table: str) -> None:
+def test_a_broken_async_stream_does_not_hold_up_the_others(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
     """A source that lost a feature column: its rows cannot be scored; the other streams are
     still scored by the same CALL, and the broken stream's rows are not lost."""
     healthy = make_table(conn, f"{table}_ok")
     broken_id = stream(conn, diabetes.project, table, "async")
     healthy_id = stream(conn, diabetes.project, healthy, "async")
-    conn.execute(sql.SQL("ALTER TABLE {} RENAME COLUMN bmi TO bmi_renamed").format(
-        sql.Identifier(table)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME COLUMN bmi TO bmi_renamed").format(sql.Identifier(table))
+    )
     insert(conn, healthy, 1, 3)
     conn.execute(sql.SQL("INSERT INTO {} (id) VALUES (1), (2)").format(sql.Identifier(table)))
     conn.execute("CALL pyml.stream_work()")

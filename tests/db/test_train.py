@@ -96,8 +96,16 @@ CLASSIFIERS: dict[str, dict[str, Any]] = {
 }
 # Classifiers whose default estimator has predict_proba (so binary metrics include log_loss).
 WITH_PROBA = {
-    "linear", "gaussian_process", "knn", "ada_boost", "bagging", "extra_trees",
-    "gradient_boosting_trees", "hist_gradient_boosting", "random_forest", "lightgbm",
+    "linear",
+    "gaussian_process",
+    "knn",
+    "ada_boost",
+    "bagging",
+    "extra_trees",
+    "gradient_boosting_trees",
+    "hist_gradient_boosting",
+    "random_forest",
+    "lightgbm",
 }
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -144,27 +152,37 @@ def train_joint(conn: psycopg.Connection, project: str, **args: Any) -> tuple[An
 
 def last_model(conn: psycopg.Connection, project: str) -> dict[str, Any]:
     """The newest pyml.models row of ``project``."""
-    row = conn.cursor(row_factory=dict_row).execute(
-        "SELECT m.* FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s ORDER BY m.id DESC LIMIT 1",
-        (project,),
-    ).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT m.* FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s ORDER BY m.id DESC LIMIT 1",
+            (project,),
+        )
+        .fetchone()
+    )
     assert row is not None, f"no model for project {project}"
     return row
 
 
 def models(conn: psycopg.Connection, project: str) -> list[dict[str, Any]]:
-    return conn.cursor(row_factory=dict_row).execute(
-        "SELECT m.* FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s ORDER BY m.id",
-        (project,),
-    ).fetchall()
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT m.* FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
+            " WHERE p.name = %s ORDER BY m.id",
+            (project,),
+        )
+        .fetchall()
+    )
 
 
 def snapshot_row(conn: psycopg.Connection, snapshot_id: int) -> dict[str, Any]:
-    row = conn.cursor(row_factory=dict_row).execute(
-        "SELECT * FROM pyml.snapshots WHERE id = %s", (snapshot_id,)
-    ).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute("SELECT * FROM pyml.snapshots WHERE id = %s", (snapshot_id,))
+        .fetchone()
+    )
     assert row is not None
     return row
 
@@ -230,8 +248,15 @@ def offset_table(conn: psycopg.Connection, name: str, offset: float) -> str:
 @pytest.mark.parametrize("algorithm", sorted(REGRESSORS))
 def test_regression_algorithm(conn: psycopg.Connection, project: str, algorithm: str) -> None:
     hyperparams = REGRESSORS[algorithm]
-    result = train(conn, project, task="regression", relation_name="pyml.diabetes",
-                   y_column_name="target", algorithm=algorithm, hyperparams=hyperparams)
+    result = train(
+        conn,
+        project,
+        task="regression",
+        relation_name="pyml.diabetes",
+        y_column_name="target",
+        algorithm=algorithm,
+        hyperparams=hyperparams,
+    )
     assert result == (project, "regression", algorithm, True)
 
     model = last_model(conn, project)
@@ -259,8 +284,15 @@ def test_classification_algorithm(
 ) -> None:
     hyperparams = CLASSIFIERS[algorithm]
     label = "target" if dataset == "iris" else "malignant"
-    result = train(conn, project, task="classification", relation_name=f"pyml.{dataset}",
-                   y_column_name=label, algorithm=algorithm, hyperparams=hyperparams)
+    result = train(
+        conn,
+        project,
+        task="classification",
+        relation_name=f"pyml.{dataset}",
+        y_column_name=label,
+        algorithm=algorithm,
+        hyperparams=hyperparams,
+    )
     assert result == (project, "classification", algorithm, True)
 
     model = last_model(conn, project)
@@ -292,9 +324,7 @@ def test_classification_algorithm(
 
 
 @pytest.mark.parametrize("algorithm", ["xgboost", "xgboost_random_forest", "catboost"])
-def test_optional_library_algorithm(
-    conn: psycopg.Connection, project: str, algorithm: str
-) -> None:
+def test_optional_library_algorithm(conn: psycopg.Connection, project: str, algorithm: str) -> None:
     """Trains when the optional package is installed, else 0A000 with a pip hint."""
     package = "catboost" if algorithm == "catboost" else "xgboost"
     installed = importlib.util.find_spec(package) is not None  # the server runs this venv
@@ -303,8 +333,13 @@ def test_optional_library_algorithm(
         ("classification", "pyml.breast_cancer", "malignant"),
     ):
         name = f"{project}_{task}"
-        args = dict(task=task, relation_name=relation, y_column_name=label, algorithm=algorithm,
-                    hyperparams={"n_estimators": 5})
+        args = dict(
+            task=task,
+            relation_name=relation,
+            y_column_name=label,
+            algorithm=algorithm,
+            hyperparams={"n_estimators": 5},
+        )
         if installed:
             assert train(conn, name, **args) == (name, task, algorithm, True)
             model = last_model(conn, name)
@@ -327,9 +362,15 @@ def test_optional_library_algorithm(
 
 
 def test_hyperparams_store_values_used(conn: psycopg.Connection, project: str) -> None:
-    train(conn, project, task="regression", relation_name="pyml.diabetes",
-          y_column_name="target", algorithm="random_forest",
-          hyperparams={"n_estimators": 7, "max_depth": 3})
+    train(
+        conn,
+        project,
+        task="regression",
+        relation_name="pyml.diabetes",
+        y_column_name="target",
+        algorithm="random_forest",
+        hyperparams={"n_estimators": 7, "max_depth": 3},
+    )
     used = last_model(conn, project)["hyperparams"]
     assert used["n_estimators"] == 7
     assert used["max_depth"] == 3
@@ -339,9 +380,14 @@ def test_hyperparams_store_values_used(conn: psycopg.Connection, project: str) -
 
 def test_training_is_reproducible(conn: psycopg.Connection, project: str) -> None:
     """A fixed default seed: the same data and settings give the same model."""
-    args = dict(task="classification", relation_name="pyml.iris", y_column_name="target",
-                algorithm="random_forest", hyperparams={"n_estimators": 5},
-                test_sampling="random")
+    args = dict(
+        task="classification",
+        relation_name="pyml.iris",
+        y_column_name="target",
+        algorithm="random_forest",
+        hyperparams={"n_estimators": 5},
+        test_sampling="random",
+    )
     train(conn, project, **args)
     train(conn, project, **args)
     first, second = models(conn, project)
@@ -351,8 +397,15 @@ def test_training_is_reproducible(conn: psycopg.Connection, project: str) -> Non
 
 def test_unknown_hyperparameter_is_refused(conn: psycopg.Connection, project: str) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
-        train(conn, project, task="regression", relation_name="pyml.diabetes",
-              y_column_name="target", algorithm="ridge", hyperparams={"no_such_knob": 1})
+        train(
+            conn,
+            project,
+            task="regression",
+            relation_name="pyml.diabetes",
+            y_column_name="target",
+            algorithm="ridge",
+            hyperparams={"no_such_knob": 1},
+        )
     assert "no_such_knob" in info.value.diag.message_primary
 
 
@@ -362,9 +415,17 @@ def test_search_stores_results_and_refits_best(
 ) -> None:
     candidates = [1, 4, 9, 15, 30]
     search_args = {"cv": 3} if search == "grid" else {"cv": 3, "n_iter": 3}
-    result = train(conn, project, task="classification", relation_name="pyml.wine",
-                   y_column_name="target", algorithm="knn", search=search,
-                   search_params={"n_neighbors": candidates}, search_args=search_args)
+    result = train(
+        conn,
+        project,
+        task="classification",
+        relation_name="pyml.wine",
+        y_column_name="target",
+        algorithm="knn",
+        search=search,
+        search_params={"n_neighbors": candidates},
+        search_args=search_args,
+    )
     assert result == (project, "classification", "knn", True)
     model = last_model(conn, project)
     assert model["status"] == "successful"
@@ -384,8 +445,15 @@ def test_search_stores_results_and_refits_best(
 
     # Refit on all training rows: the same as training the best parameters directly.
     direct = f"{project}_direct"
-    train(conn, direct, task="classification", relation_name="pyml.wine",
-          y_column_name="target", algorithm="knn", hyperparams={"n_neighbors": chosen})
+    train(
+        conn,
+        direct,
+        task="classification",
+        relation_name="pyml.wine",
+        y_column_name="target",
+        algorithm="knn",
+        hyperparams={"n_neighbors": chosen},
+    )
     direct_metrics = last_model(conn, direct)["metrics"]
     assert without_timings(direct_metrics) == {
         k: v for k, v in without_timings(metrics).items() if k != "search_results"
@@ -403,8 +471,15 @@ def test_test_size_fraction_and_row_count(
 ) -> None:
     """10 rows or a quarter of 40 rows: exactly the 10 offset rows are tested."""
     table = offset_table(conn, f"{project}_data", 5.0)
-    train(conn, project, task="regression", relation_name=table, y_column_name="y",
-          test_size=test_size, test_sampling="last")
+    train(
+        conn,
+        project,
+        task="regression",
+        relation_name=table,
+        y_column_name="y",
+        test_size=test_size,
+        test_sampling="last",
+    )
     model = last_model(conn, project)
     assert model["metrics"]["mean_absolute_error"] == pytest.approx(5.0, abs=1e-4)
     assert model["metrics"]["mean_squared_error"] == pytest.approx(25.0, abs=1e-3)
@@ -417,18 +492,33 @@ def test_test_size_fraction_and_row_count(
 def test_test_size_other_row_count_changes_split(conn: psycopg.Connection, project: str) -> None:
     """With 8 test rows, two offset rows are trained on: the fit is no longer exact."""
     table = offset_table(conn, f"{project}_data", 5.0)
-    train(conn, project, task="regression", relation_name=table, y_column_name="y",
-          test_size=8, test_sampling="last")
+    train(
+        conn,
+        project,
+        task="regression",
+        relation_name=table,
+        y_column_name="y",
+        test_size=8,
+        test_sampling="last",
+    )
     mae = last_model(conn, project)["metrics"]["mean_absolute_error"]
     assert mae != pytest.approx(5.0, abs=1e-4)
 
 
 def test_last_sampling_tests_the_last_rows(conn: psycopg.Connection, project: str) -> None:
     table = offset_table(conn, f"{project}_data", 5.0)
-    train(conn, project, task="regression", relation_name=table, y_column_name="y",
-          test_size=10, test_sampling="last")
-    train(conn, project, relation_name=table, y_column_name="y", test_size=10,
-          test_sampling="random")
+    train(
+        conn,
+        project,
+        task="regression",
+        relation_name=table,
+        y_column_name="y",
+        test_size=10,
+        test_sampling="last",
+    )
+    train(
+        conn, project, relation_name=table, y_column_name="y", test_size=10, test_sampling="random"
+    )
     last, random = models(conn, project)
     assert last["metrics"]["r2"] == pytest.approx(1 - 25 / 33, abs=1e-4)
     assert random["metrics"]["mean_absolute_error"] != pytest.approx(5.0, abs=1e-4)
@@ -443,20 +533,35 @@ def test_stratified_sampling_keeps_label_proportions(
     (the last 100 rows would hold all 20 "b": 0.8).
     """
     table = create_table(
-        conn, f"{project}_data", "x real, label text",
+        conn,
+        f"{project}_data",
+        "x real, label text",
         "SELECT 1, CASE WHEN i > 180 THEN 'b' ELSE 'a' END"
         " FROM generate_series(1, 200) AS i ORDER BY i",
     )
-    train(conn, project, task="classification", relation_name=table, y_column_name="label",
-          test_size=0.5, test_sampling="stratified")
+    train(
+        conn,
+        project,
+        task="classification",
+        relation_name=table,
+        y_column_name="label",
+        test_size=0.5,
+        test_sampling="stratified",
+    )
     metrics = last_model(conn, project)["metrics"]
     assert metrics["accuracy"] == pytest.approx(0.9)
 
 
 @pytest.mark.parametrize("sampling", ["random", "last", "stratified"])
 def test_split_is_reproducible(conn: psycopg.Connection, project: str, sampling: str) -> None:
-    args = dict(task="classification", relation_name="pyml.wine", y_column_name="target",
-                algorithm="knn", test_sampling=sampling, test_size=0.3)
+    args = dict(
+        task="classification",
+        relation_name="pyml.wine",
+        y_column_name="target",
+        algorithm="knn",
+        test_sampling=sampling,
+        test_size=0.3,
+    )
     train(conn, project, **args)
     train(conn, project, **args)
     first, second = models(conn, project)
@@ -475,7 +580,8 @@ def test_automatic_deploy_false(conn: psycopg.Connection, project: str) -> None:
     assert live_model_id(conn, project) is None
     deployments = conn.execute(
         "SELECT count(*) FROM pyml.deployments d JOIN pyml.projects p ON p.id = d.project_id"
-        " WHERE p.name = %s", (project,)
+        " WHERE p.name = %s",
+        (project,),
     ).fetchone()
     assert deployments == (0,)
     assert train(conn, project, automatic_deploy=True, **args)[3] is True
@@ -493,8 +599,15 @@ def test_automatic_deploy_compares_metrics_as_numbers(
     expected = []
     for step, (offset, deploy) in enumerate([(10.0, True), (6.5, True), (7.0, False)]):
         table = offset_table(conn, f"{project}_{step}", offset)
-        result = train(conn, project, task="regression", relation_name=table,
-                       y_column_name="y", test_size=10, test_sampling="last")
+        result = train(
+            conn,
+            project,
+            task="regression",
+            relation_name=table,
+            y_column_name="y",
+            test_size=10,
+            test_sampling="last",
+        )
         model = last_model(conn, project)
         assert model["metrics"]["r2"] == pytest.approx(1 - offset**2 / 33, abs=1e-4)
         assert result[3] is deploy, f"step {step}: r2 {model['metrics']['r2']}"
@@ -518,8 +631,9 @@ def test_deployed_flag_matches_deployed_models(conn: psycopg.Connection, project
     flags = []
     for algorithm, hyperparams in steps:
         live_before = live_model_id(conn, project)
-        deployed = train(conn, project, task="regression", algorithm=algorithm,
-                         hyperparams=hyperparams, **args)[3]
+        deployed = train(
+            conn, project, task="regression", algorithm=algorithm, hyperparams=hyperparams, **args
+        )[3]
         model = last_model(conn, project)
         if live_before is not None:
             live_r2 = conn.execute(
@@ -539,8 +653,15 @@ def test_deployed_flag_matches_deployed_models(conn: psycopg.Connection, project
 
 
 def test_relation_name_null_reuses_last_snapshot(conn: psycopg.Connection, project: str) -> None:
-    train(conn, project, task="regression", relation_name="pyml.diabetes",
-          y_column_name="target", test_size=0.2, test_sampling="last")
+    train(
+        conn,
+        project,
+        task="regression",
+        relation_name="pyml.diabetes",
+        y_column_name="target",
+        test_size=0.2,
+        test_sampling="last",
+    )
     first = last_model(conn, project)
     result = train(conn, project, algorithm="ridge")
     assert result[:3] == (project, "regression", "ridge")
@@ -552,17 +673,24 @@ def test_relation_name_null_reuses_last_snapshot(conn: psycopg.Connection, proje
 
 
 def test_materialize_snapshot(conn: psycopg.Connection, project: str) -> None:
-    source = create_table(conn, f"{project}_data", "LIKE pyml.iris",
-                          "SELECT * FROM pyml.iris")
-    train(conn, project, task="classification", relation_name=source,
-          y_column_name="target", algorithm="knn", materialize_snapshot=True)
+    source = create_table(conn, f"{project}_data", "LIKE pyml.iris", "SELECT * FROM pyml.iris")
+    train(
+        conn,
+        project,
+        task="classification",
+        relation_name=source,
+        y_column_name="target",
+        algorithm="knn",
+        materialize_snapshot=True,
+    )
     model = last_model(conn, project)
     snapshot = snapshot_row(conn, model["snapshot_id"])
     assert snapshot["materialized"] is True
     assert snapshot["relation_name"] == f"pyml.snapshot_{snapshot['id']}"
     assert conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier("pyml", f"snapshot_{snapshot['id']}"))
+            sql.Identifier("pyml", f"snapshot_{snapshot['id']}")
+        )
     ).fetchone() == (150,)
 
     # The copy is what a later training reads, not the changed source.
@@ -575,8 +703,7 @@ def test_materialize_snapshot(conn: psycopg.Connection, project: str) -> None:
 
 
 def test_not_materialized_by_default(conn: psycopg.Connection, project: str) -> None:
-    train(conn, project, task="classification", relation_name="pyml.iris",
-          y_column_name="target")
+    train(conn, project, task="classification", relation_name="pyml.iris", y_column_name="target")
     snapshot = snapshot_row(conn, last_model(conn, project)["snapshot_id"])
     assert snapshot["materialized"] is False
     assert snapshot["relation_name"] == "pyml.iris"
@@ -593,9 +720,11 @@ def test_snapshot_function_returns_materialized_relation(conn: psycopg.Connectio
     relation, label = rows[0]
     assert label == "target"
     assert conn.execute("SELECT count(*) FROM " + relation).fetchone() == (150,)  # noqa: S608
-    snapshot = conn.cursor(row_factory=dict_row).execute(
-        "SELECT * FROM pyml.snapshots WHERE relation_name = %s", (relation,)
-    ).fetchone()
+    snapshot = (
+        conn.cursor(row_factory=dict_row)
+        .execute("SELECT * FROM pyml.snapshots WHERE relation_name = %s", (relation,))
+        .fetchone()
+    )
     assert snapshot is not None
     assert relation == f"pyml.snapshot_{snapshot['id']}"
     assert snapshot["materialized"] is True
@@ -609,8 +738,14 @@ def test_snapshot_function_returns_materialized_relation(conn: psycopg.Connectio
 
 def test_snapshot_column_statistics(conn: psycopg.Connection, project: str) -> None:
     """Statistics of the training rows only: with test_sampling 'last', the first 112."""
-    train(conn, project, task="classification", relation_name="pyml.iris",
-          y_column_name="target", test_sampling="last")
+    train(
+        conn,
+        project,
+        task="classification",
+        relation_name="pyml.iris",
+        y_column_name="target",
+        test_sampling="last",
+    )
     training = 150 - round(0.25 * 150)
     snapshot = snapshot_row(conn, last_model(conn, project)["snapshot_id"])
     assert snapshot["row_count"] == 150
@@ -625,8 +760,12 @@ def test_snapshot_column_statistics(conn: psycopg.Connection, project: str) -> N
         assert stats["role"] == "feature"
         assert stats["type"] == "real"
         values = numpy.array(
-            [r[0] for r in conn.execute(
-                sql.SQL("SELECT {}::float8 FROM pyml.iris").format(sql.Identifier(name)))],
+            [
+                r[0]
+                for r in conn.execute(
+                    sql.SQL("SELECT {}::float8 FROM pyml.iris").format(sql.Identifier(name))
+                )
+            ],
         )[:training]  # a plain table scans in its physical order, as pyml reads it
         assert stats["count"] == training
         assert stats["nulls"] == 0
@@ -645,8 +784,7 @@ def test_snapshot_column_statistics(conn: psycopg.Connection, project: str) -> N
 
 def test_data_fingerprint(conn: psycopg.Connection, project: str) -> None:
     table = create_table(conn, f"{project}_data", "LIKE pyml.iris", "SELECT * FROM pyml.iris")
-    args = dict(task="classification", relation_name=table, y_column_name="target",
-                algorithm="knn")
+    args = dict(task="classification", relation_name=table, y_column_name="target", algorithm="knn")
     train(conn, project, **args)
     train(conn, project, **args)
     conn.execute("UPDATE " + table + " SET sepal_length = sepal_length + 1 WHERE target = 0")  # noqa: S608
@@ -661,8 +799,15 @@ def test_data_fingerprint(conn: psycopg.Connection, project: str) -> None:
 
 
 def test_lineage(conn: psycopg.Connection, project: str) -> None:
-    train(conn, project, task="classification", relation_name="pyml.iris",
-          y_column_name="target", algorithm="lightgbm", hyperparams={"n_estimators": 5})
+    train(
+        conn,
+        project,
+        task="classification",
+        relation_name="pyml.iris",
+        y_column_name="target",
+        algorithm="lightgbm",
+        hyperparams={"n_estimators": 5},
+    )
     model = last_model(conn, project)
     lineage = model["lineage"]
     assert lineage["pyml"] == pyml.__version__
@@ -679,16 +824,25 @@ def test_lineage(conn: psycopg.Connection, project: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("algorithm", "hyperparams"), [
-    ("linear", {}),
-    ("lightgbm", {"n_estimators": 5, "min_child_samples": 2}),
-])
+@pytest.mark.parametrize(
+    ("algorithm", "hyperparams"),
+    [
+        ("linear", {}),
+        ("lightgbm", {"n_estimators": 5, "min_child_samples": 2}),
+    ],
+)
 def test_train_joint(
     conn: psycopg.Connection, project: str, algorithm: str, hyperparams: dict[str, Any]
 ) -> None:
-    result = train_joint(conn, project, task="regression", relation_name="pyml.linnerud",
-                         y_column_name=["weight", "waist", "pulse"], algorithm=algorithm,
-                         hyperparams=hyperparams)
+    result = train_joint(
+        conn,
+        project,
+        task="regression",
+        relation_name="pyml.linnerud",
+        y_column_name=["weight", "waist", "pulse"],
+        algorithm=algorithm,
+        hyperparams=hyperparams,
+    )
     assert result == (project, "regression", algorithm, True)
     model = last_model(conn, project)
     assert model["status"] == "successful"
@@ -712,11 +866,11 @@ def test_train_joint(
 
 
 def test_task_mismatch(conn: psycopg.Connection, project: str) -> None:
-    train(conn, project, task="regression", relation_name="pyml.diabetes",
-          y_column_name="target")
+    train(conn, project, task="regression", relation_name="pyml.diabetes", y_column_name="target")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as info:
-        train(conn, project, task="classification", relation_name="pyml.iris",
-              y_column_name="target")
+        train(
+            conn, project, task="classification", relation_name="pyml.iris", y_column_name="target"
+        )
     assert f'"{project}"' in info.value.diag.message_primary
     assert len(models(conn, project)) == 1
     task = conn.execute("SELECT task FROM pyml.projects WHERE name = %s", (project,))
@@ -732,9 +886,12 @@ def test_first_call_needs_task(conn: psycopg.Connection, project: str) -> None:
 
 
 def test_null_feature(conn: psycopg.Connection, project: str) -> None:
-    table = create_table(conn, f"{project}_data", "a real, b real, y real",
-                         "SELECT i, CASE WHEN i = 7 THEN NULL ELSE i END, i"
-                         " FROM generate_series(1, 20) AS i")
+    table = create_table(
+        conn,
+        f"{project}_data",
+        "a real, b real, y real",
+        "SELECT i, CASE WHEN i = 7 THEN NULL ELSE i END, i FROM generate_series(1, 20) AS i",
+    )
     with pytest.raises(psycopg.errors.NullValueNotAllowed) as info:
         train(conn, project, task="regression", relation_name=table, y_column_name="y")
     assert '"b"' in info.value.diag.message_primary
@@ -742,9 +899,12 @@ def test_null_feature(conn: psycopg.Connection, project: str) -> None:
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_null_label(conn: psycopg.Connection, project: str, task: str) -> None:
-    table = create_table(conn, f"{project}_data", "a real, y integer",
-                         "SELECT i, CASE WHEN i = 7 THEN NULL ELSE i % 2 END"
-                         " FROM generate_series(1, 20) AS i")
+    table = create_table(
+        conn,
+        f"{project}_data",
+        "a real, y integer",
+        "SELECT i, CASE WHEN i = 7 THEN NULL ELSE i % 2 END FROM generate_series(1, 20) AS i",
+    )
     with pytest.raises(psycopg.errors.NullValueNotAllowed):
         train(conn, project, task=task, relation_name=table, y_column_name="y")
 
@@ -760,18 +920,21 @@ def _registry_counts(conn: psycopg.Connection) -> tuple[int, ...]:
 
 
 def test_failed_training_leaves_no_rows(conn: psycopg.Connection, project: str) -> None:
-    table = create_table(conn, f"{project}_data", "a real, y real",
-                         "SELECT i, CASE WHEN i = 3 THEN NULL ELSE i END"
-                         " FROM generate_series(1, 20) AS i")
+    table = create_table(
+        conn,
+        f"{project}_data",
+        "a real, y real",
+        "SELECT i, CASE WHEN i = 3 THEN NULL ELSE i END FROM generate_series(1, 20) AS i",
+    )
     before = _registry_counts(conn)
     with pytest.raises(psycopg.errors.NullValueNotAllowed):  # a new project
         train(conn, project, task="regression", relation_name=table, y_column_name="y")
     assert _registry_counts(conn) == before
-    assert conn.execute("SELECT count(*) FROM pyml.projects WHERE name = %s",
-                        (project,)).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM pyml.projects WHERE name = %s", (project,)
+    ).fetchone() == (0,)
 
-    train(conn, project, task="regression", relation_name="pyml.diabetes",
-          y_column_name="target")
+    train(conn, project, task="regression", relation_name="pyml.diabetes", y_column_name="target")
     before = _registry_counts(conn)
     with pytest.raises(psycopg.errors.InvalidParameterValue):  # rejected while fitting
         train(conn, project, algorithm="knn", hyperparams={"n_neighbors": -1})
@@ -780,7 +943,8 @@ def test_failed_training_leaves_no_rows(conn: psycopg.Connection, project: str) 
     assert _registry_counts(conn) == before
     statuses = conn.execute(
         "SELECT status FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s", (project,)
+        " WHERE p.name = %s",
+        (project,),
     ).fetchall()
     assert statuses == [("successful",)]
 
@@ -795,8 +959,14 @@ def test_runtime_rust_gives_notice_and_trains(
     session.add_notice_handler(
         lambda d: notices.append((d.severity_nonlocalized, d.message_primary))
     )
-    result = train(session, project, task="classification", relation_name="pyml.iris",
-                   y_column_name="target", runtime="rust")
+    result = train(
+        session,
+        project,
+        task="classification",
+        relation_name="pyml.iris",
+        y_column_name="target",
+        runtime="rust",
+    )
     assert result == (project, "classification", "linear", True)
     assert any("rust" in (message or "") for _, message in notices)
     assert all(severity in ("NOTICE", "INFO") for severity, _ in notices)
@@ -807,21 +977,28 @@ def test_runtime_rust_gives_notice_and_trains(
 
 def test_text_label_classification(conn: psycopg.Connection, project: str) -> None:
     table = create_table(
-        conn, f"{project}_data",
-        "sepal_length real, sepal_width real, petal_length real, petal_width real,"
-        " species text",
+        conn,
+        f"{project}_data",
+        "sepal_length real, sepal_width real, petal_length real, petal_width real, species text",
         "SELECT sepal_length, sepal_width, petal_length, petal_width,"
         " (ARRAY['setosa', 'versicolor', 'virginica'])[target + 1] FROM pyml.iris",
     )
-    result = train(conn, project, task="classification", relation_name=table,
-                   y_column_name="species", algorithm="random_forest",
-                   hyperparams={"n_estimators": 5})
+    result = train(
+        conn,
+        project,
+        task="classification",
+        relation_name=table,
+        y_column_name="species",
+        algorithm="random_forest",
+        hyperparams={"n_estimators": 5},
+    )
     assert result == (project, "classification", "random_forest", True)
     model = last_model(conn, project)
     assert model["classes"] == ["setosa", "versicolor", "virginica"]
     types = conn.execute(
         "SELECT DISTINCT jsonb_typeof(c) FROM pyml.models, jsonb_array_elements(classes) c"
-        " WHERE id = %s", (model["id"],)
+        " WHERE id = %s",
+        (model["id"],),
     ).fetchall()
     assert types == [("string",)]
     assert_numeric_metrics(model["metrics"], CLASSIFICATION_METRICS)
@@ -835,8 +1012,13 @@ def test_text_label_classification(conn: psycopg.Connection, project: str) -> No
 def test_relation_name_quoted_identifiers(conn: psycopg.Connection, project: str) -> None:
     conn.execute('DROP TABLE IF EXISTS public."Iris Copy"')
     conn.execute('CREATE TABLE public."Iris Copy" AS SELECT * FROM pyml.iris')
-    train(conn, project, task="classification", relation_name='public."Iris Copy"',
-          y_column_name="target")
+    train(
+        conn,
+        project,
+        task="classification",
+        relation_name='public."Iris Copy"',
+        y_column_name="target",
+    )
     snapshot = snapshot_row(conn, last_model(conn, project)["snapshot_id"])
     assert snapshot["relation_name"] == 'public."Iris Copy"'
     assert snapshot["row_count"] == 150
@@ -848,8 +1030,7 @@ def test_relation_name_uses_the_callers_search_path(
     """An unqualified name is resolved like in any SQL statement of the caller."""
     session = connect()
     session.execute("SET search_path = pyml, public")
-    train(session, project, task="classification", relation_name="iris",
-          y_column_name="target")
+    train(session, project, task="classification", relation_name="iris", y_column_name="target")
     snapshot = snapshot_row(session, last_model(session, project)["snapshot_id"])
     assert snapshot["relation_name"] == "pyml.iris"
 
@@ -859,8 +1040,7 @@ def test_relation_name_temporary_table(
 ) -> None:
     session = connect()
     session.execute("CREATE TEMPORARY TABLE scratch AS SELECT * FROM pyml.iris")
-    train(session, project, task="classification", relation_name="scratch",
-          y_column_name="target")
+    train(session, project, task="classification", relation_name="scratch", y_column_name="target")
     assert last_model(session, project)["status"] == "successful"
 
 
@@ -870,7 +1050,8 @@ def test_training_reads_rows_in_table_order(conn: psycopg.Connection) -> None:
     rows = conn.execute(
         "SELECT p.proname, p.proconfig FROM pg_proc p"
         " WHERE p.pronamespace = 'pyml'::regnamespace"
-        " AND p.proname IN ('train', 'train_joint', 'snapshot')").fetchall()
+        " AND p.proname IN ('train', 'train_joint', 'snapshot')"
+    ).fetchall()
     assert len(rows) == 3
     for name, config in rows:
         assert "synchronize_seqscans=off" in config, name

@@ -26,7 +26,9 @@ def _control() -> dict[str, str]:
 def test_extension_scripts_are_in_sync_with_sql() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "sql" / "build.py"), "--check"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, f"sql/build.py --check failed:\n{proc.stdout}{proc.stderr}"
 
@@ -45,7 +47,9 @@ def _copy_of_the_build(root: Path) -> Path:
 def _build(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(root / "sql" / "build.py"), *args],
-        capture_output=True, text=True, cwd=root,
+        capture_output=True,
+        text=True,
+        cwd=root,
     )
 
 

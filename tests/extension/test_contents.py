@@ -89,8 +89,13 @@ def test_every_column_has_a_comment(admin: psycopg.Connection) -> None:
     """What psql's \\d+ shows as Description, for every table, view and result type."""
     comments: dict[str, str | None] = dict(admin.execute(COLUMNS).fetchall())
     # The query sees tables, views (security_invoker too) and composite types.
-    assert {"pyml.models.classes", "pyml._grants.grantee", "pyml.trained_models.deployed",
-            "pyml.project_privileges.privilege", "pyml.train_result.deployed"} <= set(comments)
+    assert {
+        "pyml.models.classes",
+        "pyml._grants.grantee",
+        "pyml.trained_models.deployed",
+        "pyml.project_privileges.privilege",
+        "pyml.train_result.deployed",
+    } <= set(comments)
     missing = [column for column, comment in comments.items() if not comment]
     assert missing == []
 
@@ -106,8 +111,11 @@ LANGUAGE = {"pyml._plpyml_call_handler()", "pyml._plpyml_validator(oid)"}
 
 
 def test_every_function_pins_search_path(functions) -> None:
-    unpinned = [signature for signature, _, _, config in functions
-                if SEARCH_PATH not in (config or []) and signature not in COMMITS | LANGUAGE]
+    unpinned = [
+        signature
+        for signature, _, _, config in functions
+        if SEARCH_PATH not in (config or []) and signature not in COMMITS | LANGUAGE
+    ]
     assert unpinned == []
 
 
@@ -136,7 +144,8 @@ def test_every_public_function_is_in_the_readme_reference(functions) -> None:
     assert rows, "README.md has no table rows under '## Reference'"
     names = sorted({name for _, name, _, _ in functions if not name.startswith("_")})
     undocumented = [
-        name for name in names
+        name
+        for name in names
         if not any(re.search(rf"\bpyml\.{re.escape(name)}\b", row) for row in rows)
     ]
     assert undocumented == [], "functions missing from README.md's Reference"
@@ -153,7 +162,8 @@ def test_registry_tables_are_dumped_with_their_rows(admin: psycopg.Connection) -
     assert tables <= config
     # Their identity sequences too, or restored databases would hand out used ids again.
     sequences = {
-        row[0] for row in admin.execute(
+        row[0]
+        for row in admin.execute(
             "SELECT pg_catalog.pg_get_serial_sequence(t, a.attname)"
             " FROM pg_catalog.unnest(%s::text[]) t"
             " JOIN pg_catalog.pg_attribute a ON a.attrelid = t::pg_catalog.regclass"

@@ -56,20 +56,23 @@ def trained(admin_url: str, url: str) -> str:
         ).fetchone()
         assert row == (True,)
         # Streamed tables with constraints: a partitioned one (sync) and a plain one (async).
-        conn.execute(f"CREATE TABLE readings (id bigint PRIMARY KEY, {FEATURES_DDL})"
-                     " PARTITION BY RANGE (id)")
+        conn.execute(
+            f"CREATE TABLE readings (id bigint PRIMARY KEY, {FEATURES_DDL}) PARTITION BY RANGE (id)"
+        )
         conn.execute("CREATE TABLE readings_1 PARTITION OF readings FOR VALUES FROM (0) TO (1000)")
         conn.execute(f"CREATE TABLE queued (id bigint PRIMARY KEY, {FEATURES_DDL})")
         conn.execute("SELECT pyml.stream(%s, 'readings')", (DIABETES,))
         conn.execute("SELECT pyml.stream(%s, 'queued', mode => 'async')", (DIABETES,))
-        conn.execute("CREATE TABLE readings_2 PARTITION OF readings"
-                     " FOR VALUES FROM (1000) TO (2000)")
+        conn.execute(
+            "CREATE TABLE readings_2 PARTITION OF readings FOR VALUES FROM (1000) TO (2000)"
+        )
     return admin_url
 
 
 @pytest.fixture(scope="module")
-def restored(cluster: Cluster, trained: str, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[str]:
+def restored(
+    cluster: Cluster, trained: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A new database restored from a pg_dump -Fc of the trained one; returns its URL."""
     dump = tmp_path_factory.mktemp("dump") / "pyml.dump"
     _run(str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", trained)
@@ -92,7 +95,8 @@ def _rows(url: str, table: str, order: str) -> list[object]:
             row[0]
             for row in conn.execute(
                 sql.SQL("SELECT pg_catalog.to_jsonb(t)::text FROM {} t ORDER BY {}").format(
-                    sql.Identifier("pyml", table), sql.SQL(order)  # fixed names from REGISTRY
+                    sql.Identifier("pyml", table),
+                    sql.SQL(order),  # fixed names from REGISTRY
                 )
             )
         ]
@@ -105,7 +109,7 @@ def _predictions(url: str) -> dict[str, list[tuple[object, ...]]]:
         cancer = conn.execute(
             "SELECT pyml.predict(%(p)s, b), pyml.predict_proba(%(p)s, b),"
             " pyml.predict_label(%(p)s, b)"
-            " FROM pyml.breast_cancer b ORDER BY \"mean radius\", \"mean texture\"",
+            ' FROM pyml.breast_cancer b ORDER BY "mean radius", "mean texture"',
             {"p": BREAST_CANCER},
         ).fetchall()
         diabetes = conn.execute(
@@ -162,7 +166,6 @@ def test_restored_sequences_continue(trained: str, restored: str) -> None:
     assert new == last + 1
 
 
-
 def test_streams_work_after_restore(restored: str) -> None:
     """Stream definitions and their triggers (on every partition) come back, once each."""
     with psycopg.connect(restored, autocommit=True) as conn:
@@ -173,8 +176,12 @@ def test_streams_work_after_restore(restored: str) -> None:
         assert [(r[1], r[2]) for r in streams] == [("readings", "sync"), ("queued", "async")]
         values = ", ".join(["0.01"] * len(FEATURES))
         for table, key in (("readings", 1), ("readings_2", 1500), ("queued", 7)):
-            conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, {})").format(
-                sql.Identifier(table), sql.SQL(values)), (key,))
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, {})").format(
+                    sql.Identifier(table), sql.SQL(values)
+                ),
+                (key,),
+            )
         conn.execute("CALL pyml.stream_work()")
         events = conn.execute(
             "SELECT stream_id, key FROM pyml.stream_events ORDER BY stream_id, key::int"
@@ -197,9 +204,11 @@ def _own_predictions(url: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         conn.execute("SET client_min_messages = warning")
         return conn.execute(
-            sql.SQL("SELECT pyml.predict(%s, ARRAY[x1, x2]), pyml.predict(%s, t)"
-                    " FROM {} t ORDER BY x1").format(sql.Identifier(OWN_TABLE)),
-            (OWN_PROJECT, OWN_PROJECT)).fetchall()
+            sql.SQL(
+                "SELECT pyml.predict(%s, ARRAY[x1, x2]), pyml.predict(%s, t) FROM {} t ORDER BY x1"
+            ).format(sql.Identifier(OWN_TABLE)),
+            (OWN_PROJECT, OWN_PROJECT),
+        ).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -211,16 +220,22 @@ def pyml_database(cluster: Cluster) -> Iterator[str]:
     with psycopg.connect(cluster.uri(), autocommit=True) as conn:
         conn.execute("SET client_min_messages = warning")
         try:
-            conn.execute(sql.SQL(
-                "CREATE TABLE {} AS SELECT i::real AS x1, (i % 7)::real AS x2,"
-                " (3 * i - 2 * (i % 7) + 5)::real AS y FROM generate_series(1, 200) i"
-            ).format(table))
-            conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y',"
-                         " materialize_snapshot => true)", (OWN_PROJECT, OWN_TABLE))
-            conn.execute("SELECT pyml.monitor(%s, %s, '1 day', retrain => false)",
-                         (OWN_PROJECT, OWN_TABLE))
-            conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, x1 real, x2 real)")
-                         .format(stream))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} AS SELECT i::real AS x1, (i % 7)::real AS x2,"
+                    " (3 * i - 2 * (i % 7) + 5)::real AS y FROM generate_series(1, 200) i"
+                ).format(table)
+            )
+            conn.execute(
+                "SELECT * FROM pyml.train(%s, 'regression', %s, 'y', materialize_snapshot => true)",
+                (OWN_PROJECT, OWN_TABLE),
+            )
+            conn.execute(
+                "SELECT pyml.monitor(%s, %s, '1 day', retrain => false)", (OWN_PROJECT, OWN_TABLE)
+            )
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, x1 real, x2 real)").format(stream)
+            )
             conn.execute("SELECT pyml.stream(%s, %s)", (OWN_PROJECT, OWN_STREAM))
             conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 10, 3)").format(stream))
             conn.execute("SELECT pyml.log_predictions(%s)", (OWN_PROJECT,))
@@ -229,8 +244,11 @@ def pyml_database(cluster: Cluster) -> Iterator[str]:
             yield cluster.uri()
         finally:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stream))  # and its stream
-            conn.execute("SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
-                         " WHERE name = %s", (OWN_PROJECT,))
+            conn.execute(
+                "SELECT pyml.delete_project(name, force => true) FROM pyml.projects"
+                " WHERE name = %s",
+                (OWN_PROJECT,),
+            )
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
 
 
@@ -243,7 +261,10 @@ def test_database_pyml_restores_without_a_message(
     dump = tmp_path / "pyml.dump"
     proc = subprocess.run(
         [str(PG_BIN / "pg_dump"), "-Fc", "-f", str(dump), "-d", pyml_database],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     name = f"pyml_restored_pyml_{os.getpid()}"
     identifier = sql.Identifier(name)
@@ -253,21 +274,30 @@ def test_database_pyml_restores_without_a_message(
     try:
         proc = subprocess.run(
             [str(PG_BIN / "pg_restore"), "-d", cluster.uri(name), str(dump)],
-            capture_output=True, text=True, timeout=600)
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
         original = _own_predictions(pyml_database)
         assert len(original) == 200
         assert _own_predictions(cluster.uri(name)) == original
         with psycopg.connect(cluster.uri(name)) as conn:
-            assert conn.execute(
-                "SELECT extname FROM pg_extension WHERE extname = 'pg_cron'").fetchall() == []
+            assert (
+                conn.execute(
+                    "SELECT extname FROM pg_extension WHERE extname = 'pg_cron'"
+                ).fetchall()
+                == []
+            )
             kept = conn.execute(
                 "SELECT (SELECT count(*) FROM pyml.monitors m WHERE m.project_id = p.id),"
                 " (SELECT count(*) FROM pyml.streams s WHERE s.project = p.name),"
                 " (SELECT count(*) FROM pyml.logged_predictions l WHERE l.project_id = p.id),"
                 " (SELECT to_regclass(format('pyml.snapshot_%%s', max(m.snapshot_id)))::text"
                 "  FROM pyml.models m WHERE m.project_id = p.id)"
-                " FROM pyml.projects p WHERE p.name = %s", (OWN_PROJECT,)).fetchone()
+                " FROM pyml.projects p WHERE p.name = %s",
+                (OWN_PROJECT,),
+            ).fetchone()
     finally:
         with psycopg.connect(cluster.uri("postgres"), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))

@@ -35,11 +35,42 @@ import skops.io
 
 SEED = 20_13
 BATCH = 40
-FEATURES = {"iris": [5.1, 3.5, 1.4, 0.2], "diabetes": [0.04, 0.05, 0.06, 0.02, -0.04, -0.03,
-                                                       -0.04, 0.0, 0.02, -0.02]}
-FEATURES["breast_cancer"] = [14.0, 19.0, 91.0, 650.0, 0.1, 0.1, 0.09, 0.05, 0.18, 0.06, 0.4,
-                             1.2, 2.9, 40.0, 0.007, 0.025, 0.03, 0.01, 0.02, 0.004, 16.0,
-                             25.0, 107.0, 880.0, 0.13, 0.25, 0.27, 0.11, 0.29, 0.08]
+FEATURES = {
+    "iris": [5.1, 3.5, 1.4, 0.2],
+    "diabetes": [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02],
+}
+FEATURES["breast_cancer"] = [
+    14.0,
+    19.0,
+    91.0,
+    650.0,
+    0.1,
+    0.1,
+    0.09,
+    0.05,
+    0.18,
+    0.06,
+    0.4,
+    1.2,
+    2.9,
+    40.0,
+    0.007,
+    0.025,
+    0.03,
+    0.01,
+    0.02,
+    0.004,
+    16.0,
+    25.0,
+    107.0,
+    880.0,
+    0.13,
+    0.25,
+    0.27,
+    0.11,
+    0.29,
+    0.08,
+]
 
 pytestmark = pytest.mark.slow
 
@@ -65,19 +96,31 @@ def admin(admin_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def _train(admin: psycopg.Connection, project: str, task: str, dataset: str, label: str,
-           algorithm: str, hyperparams: str) -> int:
-    admin.execute("SELECT * FROM pyml.train(%s, %s, %s, %s, %s, %s::jsonb)",
-                  (project, task, f"pyml.{dataset}", label, algorithm, hyperparams))
+def _train(
+    admin: psycopg.Connection,
+    project: str,
+    task: str,
+    dataset: str,
+    label: str,
+    algorithm: str,
+    hyperparams: str,
+) -> int:
+    admin.execute(
+        "SELECT * FROM pyml.train(%s, %s, %s, %s, %s, %s::jsonb)",
+        (project, task, f"pyml.{dataset}", label, algorithm, hyperparams),
+    )
     (model_id,) = admin.execute(
         "SELECT max(m.id) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " WHERE p.name = %s", (project,)).fetchone()
+        " WHERE p.name = %s",
+        (project,),
+    ).fetchone()
     return int(model_id)
 
 
 def _artifact(admin: psycopg.Connection, model_id: int) -> tuple[str, bytes]:
-    rows = admin.execute("SELECT format, data FROM pyml.files WHERE model_id = %s ORDER BY part",
-                         (model_id,)).fetchall()
+    rows = admin.execute(
+        "SELECT format, data FROM pyml.files WHERE model_id = %s ORDER BY part", (model_id,)
+    ).fetchall()
     assert len(rows) == 1, "a model without preprocessing has one part"
     return rows[0][0], bytes(rows[0][1])
 
@@ -88,8 +131,9 @@ def _categorical_text() -> bytes:
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.randint(0, 8, 300), rng.rand(300, 3) * 5])
     y = (X[:, 0] % 3).astype(np.int64)
-    model = lightgbm.LGBMClassifier(n_estimators=4, num_leaves=6, min_data_per_group=5,
-                                    cat_smooth=1, verbose=-1, random_state=0)
+    model = lightgbm.LGBMClassifier(
+        n_estimators=4, num_leaves=6, min_data_per_group=5, cat_smooth=1, verbose=-1, random_state=0
+    )
     text = model.fit(X, y, categorical_feature=[0]).booster_.model_to_string().encode()
     assert re.search(rb"num_cat=[1-9]", text)
     return text
@@ -98,28 +142,87 @@ def _categorical_text() -> bytes:
 @pytest.fixture(scope="module")
 def bases(admin: psycopg.Connection) -> list[Base]:
     specs = [
-        ("lightgbm regression", "Fuzz regression", "regression", "diabetes", "target",
-         "lightgbm", '{"n_estimators": 6}', True),
-        ("lightgbm binary", "Fuzz binary", "classification", "breast_cancer", "malignant",
-         "lightgbm", '{"n_estimators": 6}', True),
-        ("lightgbm multiclass", "Fuzz multiclass", "classification", "iris", "target",
-         "lightgbm", '{"n_estimators": 4}', True),
-        ("random forest", "Fuzz forest", "classification", "iris", "target",
-         "random_forest", '{"n_estimators": 3, "max_depth": 4}', True),
-        ("hist gradient boosting", "Fuzz hist", "classification", "iris", "target",
-         "hist_gradient_boosting", '{"max_iter": 3}', False),
-        ("knn kd_tree", "Fuzz knn", "classification", "iris", "target", "knn",
-         '{"algorithm": "kd_tree"}', False),
+        (
+            "lightgbm regression",
+            "Fuzz regression",
+            "regression",
+            "diabetes",
+            "target",
+            "lightgbm",
+            '{"n_estimators": 6}',
+            True,
+        ),
+        (
+            "lightgbm binary",
+            "Fuzz binary",
+            "classification",
+            "breast_cancer",
+            "malignant",
+            "lightgbm",
+            '{"n_estimators": 6}',
+            True,
+        ),
+        (
+            "lightgbm multiclass",
+            "Fuzz multiclass",
+            "classification",
+            "iris",
+            "target",
+            "lightgbm",
+            '{"n_estimators": 4}',
+            True,
+        ),
+        (
+            "random forest",
+            "Fuzz forest",
+            "classification",
+            "iris",
+            "target",
+            "random_forest",
+            '{"n_estimators": 3, "max_depth": 4}',
+            True,
+        ),
+        (
+            "hist gradient boosting",
+            "Fuzz hist",
+            "classification",
+            "iris",
+            "target",
+            "hist_gradient_boosting",
+            '{"max_iter": 3}',
+            False,
+        ),
+        (
+            "knn kd_tree",
+            "Fuzz knn",
+            "classification",
+            "iris",
+            "target",
+            "knn",
+            '{"algorithm": "kd_tree"}',
+            False,
+        ),
     ]
     result = []
     for name, project, task, dataset, label, algorithm, hyperparams, explain in specs:
         model_id = _train(admin, project, task, dataset, label, algorithm, hyperparams)
         fmt, data = _artifact(admin, model_id)
-        result.append(Base(name, model_id, project, dataset, task == "classification", fmt,
-                           data, explain))
+        result.append(
+            Base(name, model_id, project, dataset, task == "classification", fmt, data, explain)
+        )
     multiclass = next(b for b in result if b.name == "lightgbm multiclass")
-    result.append(Base("lightgbm categorical", multiclass.model_id, multiclass.project, "iris",
-                       True, "lightgbm-text", _categorical_text(), True))
+    result.append(
+        Base(
+            "lightgbm categorical",
+            multiclass.model_id,
+            multiclass.project,
+            "iris",
+            True,
+            "lightgbm-text",
+            _categorical_text(),
+            True,
+        )
+    )
     return result
 
 
@@ -140,14 +243,21 @@ def _join(head: bytes, blocks: list[bytes], tail: bytes) -> bytes:
     return head + b"\n\n" + b"".join(blocks) + tail
 
 
-def _edit_block(text: bytes, rng: random.Random, key: bytes,
-                change: Callable[[list[bytes]], list[bytes]] | None,
-                fix_sizes: bool = True) -> bytes | None:
+def _edit_block(
+    text: bytes,
+    rng: random.Random,
+    key: bytes,
+    change: Callable[[list[bytes]], list[bytes]] | None,
+    fix_sizes: bool = True,
+) -> bytes | None:
     """Field ``key`` of a random tree that has it, changed; tree_sizes kept right or not."""
     head, blocks, tail = _split(text)
     pattern = rb"(?m)^" + re.escape(key) + rb"=(.*)$"
-    candidates = [i for i, b in enumerate(blocks)
-                  if (m := re.search(pattern, b)) and (m.group(1) or change is None)]
+    candidates = [
+        i
+        for i, b in enumerate(blocks)
+        if (m := re.search(pattern, b)) and (m.group(1) or change is None)
+    ]
     if not candidates:
         return None
     i = rng.choice(candidates)
@@ -155,8 +265,7 @@ def _edit_block(text: bytes, rng: random.Random, key: bytes,
         new = re.sub(pattern + rb"\n", b"", blocks[i], count=1)
     else:
         values = re.search(pattern, blocks[i]).group(1).split(b" ")
-        new = re.sub(pattern, lambda _: key + b"=" + b" ".join(change(values)), blocks[i],
-                     count=1)
+        new = re.sub(pattern, lambda _: key + b"=" + b" ".join(change(values)), blocks[i], count=1)
     if not fix_sizes:
         return text.replace(blocks[i], new, 1)
     blocks[i] = new
@@ -164,14 +273,16 @@ def _edit_block(text: bytes, rng: random.Random, key: bytes,
 
 
 def _header(text: bytes, key: bytes, value: bytes) -> bytes:
-    return re.sub(rb"(?m)^" + re.escape(key) + rb"=.*$", lambda _: key + b"=" + value, text,
-                  count=1)
+    return re.sub(
+        rb"(?m)^" + re.escape(key) + rb"=.*$", lambda _: key + b"=" + value, text, count=1
+    )
 
 
 def _one(rng: random.Random, value: bytes) -> Callable[[list[bytes]], list[bytes]]:
     def change(values: list[bytes]) -> list[bytes]:
         i = rng.randrange(len(values))
-        return [*values[:i], value, *values[i + 1:]]
+        return [*values[:i], value, *values[i + 1 :]]
+
     return change
 
 
@@ -194,12 +305,20 @@ def _lightgbm_mutations(text: bytes, rng: random.Random) -> Iterator[Mutation]:
     trees_end = text.index(b"end of trees")
     # truncations: random, and at structural points
     for _ in range(8):
-        yield "truncated at random", text[:rng.randrange(1, len(text))]
-    for marker in (b"\nfeature_names=", b"\ntree_sizes=", b"\n\nTree=1", b"\nleaf_value=",
-                   b"\nshrinkage=", b"end of trees", b"feature_importances:", b"parameters:",
-                   b"end of parameters"):
+        yield "truncated at random", text[: rng.randrange(1, len(text))]
+    for marker in (
+        b"\nfeature_names=",
+        b"\ntree_sizes=",
+        b"\n\nTree=1",
+        b"\nleaf_value=",
+        b"\nshrinkage=",
+        b"end of trees",
+        b"feature_importances:",
+        b"parameters:",
+        b"end of parameters",
+    ):
         at = text.rindex(marker) if marker.startswith(b"\nleaf") else text.index(marker)
-        yield f"truncated at {marker.strip().decode()}", text[:at + rng.randrange(0, 12)]
+        yield f"truncated at {marker.strip().decode()}", text[: at + rng.randrange(0, 12)]
     # random bit flips and byte changes, anywhere and in the trees
     for _ in range(12):
         yield "bit flip", _flip(text, rng)
@@ -230,8 +349,15 @@ def _lightgbm_mutations(text: bytes, rng: random.Random) -> Iterator[Mutation]:
             damaged = _edit_block(text, rng, key, _one(rng, value or b""), fix_sizes=fix)
             if damaged is not None:
                 yield f"{what} = {value.decode()!r}" + ("" if fix else ", sizes stale"), damaged
-    for key in (b"left_child", b"split_feature", b"leaf_value", b"cat_boundaries", b"shrinkage",
-                b"num_cat", b"internal_count"):
+    for key in (
+        b"left_child",
+        b"split_feature",
+        b"leaf_value",
+        b"cat_boundaries",
+        b"shrinkage",
+        b"num_cat",
+        b"internal_count",
+    ):
         for fix in (True, False):
             damaged = _edit_block(text, rng, key, None, fix_sizes=fix)
             if damaged is not None:
@@ -248,21 +374,33 @@ def _lightgbm_mutations(text: bytes, rng: random.Random) -> Iterator[Mutation]:
         swapped = list(blocks)
         swapped[i], swapped[j] = swapped[j], swapped[i]
         yield "trees swapped", _join(head, swapped, tail)
-        yield "trees swapped, renumbered", _join(head, [
-            re.sub(rb"^Tree=\d+", b"Tree=%d" % k, b) for k, b in enumerate(swapped)], tail)
+        yield (
+            "trees swapped, renumbered",
+            _join(
+                head,
+                [re.sub(rb"^Tree=\d+", b"Tree=%d" % k, b) for k, b in enumerate(swapped)],
+                tail,
+            ),
+        )
         yield "a tree dropped", _join(head, blocks[:-1], tail)
         yield "a tree repeated", _join(head, [*blocks, blocks[0]], tail)
     sizes = re.search(rb"tree_sizes=(.*)", text).group(1).split(b" ")
-    for what, new in (("tree_sizes + 1", [b"%d" % (int(sizes[0]) + 1), *sizes[1:]]),
-                      ("tree_sizes - 1", [b"%d" % (int(sizes[0]) - 1), *sizes[1:]]),
-                      ("tree_sizes short", sizes[:-1]), ("tree_sizes long", [*sizes, sizes[0]]),
-                      ("tree_sizes huge", [b"%d" % 10**12, *sizes[1:]])):
+    for what, new in (
+        ("tree_sizes + 1", [b"%d" % (int(sizes[0]) + 1), *sizes[1:]]),
+        ("tree_sizes - 1", [b"%d" % (int(sizes[0]) - 1), *sizes[1:]]),
+        ("tree_sizes short", sizes[:-1]),
+        ("tree_sizes long", [*sizes, sizes[0]]),
+        ("tree_sizes huge", [b"%d" % 10**12, *sizes[1:]]),
+    ):
         yield what, _header(text, b"tree_sizes", b" ".join(new))
-    for key, values in ((b"num_class", [b"0", b"2", b"3", b"1000000"]),
-                        (b"num_tree_per_iteration", [b"0", b"2", b"3", b"-1"]),
-                        (b"max_feature_idx", [b"0", b"3", b"100", b"2147483646"]),
-                        (b"label_index", [b"-1"]), (b"version", [b"v3"]),
-                        (b"objective", [b"multiclass num_class:40", b"binary sigmoid:-1"])):
+    for key, values in (
+        (b"num_class", [b"0", b"2", b"3", b"1000000"]),
+        (b"num_tree_per_iteration", [b"0", b"2", b"3", b"-1"]),
+        (b"max_feature_idx", [b"0", b"3", b"100", b"2147483646"]),
+        (b"label_index", [b"-1"]),
+        (b"version", [b"v3"]),
+        (b"objective", [b"multiclass num_class:40", b"binary sigmoid:-1"]),
+    ):
         for value in values:
             yield f"{key.decode()} = {value.decode()}", _header(text, key, value)
     yield "linear_tree parameter", text.replace(b"[linear_tree: 0]", b"[linear_tree: 1]")
@@ -272,7 +410,7 @@ def _lightgbm_mutations(text: bytes, rng: random.Random) -> Iterator[Mutation]:
 def _skops_mutations(base: Base, rng: random.Random) -> Iterator[Mutation]:
     data = base.data
     for _ in range(6):
-        yield "truncated at random", data[:rng.randrange(1, len(data))]
+        yield "truncated at random", data[: rng.randrange(1, len(data))]
     for _ in range(10):
         yield "bit flip", _flip(data, rng)
     for _ in range(4):
@@ -295,23 +433,39 @@ def _tree_with(tree: Any, field: str, node: int, value: int) -> Any:
 def _semantic(name: str, rng: random.Random) -> Iterator[tuple[str, Callable[[Any], None]]]:
     """Edits of the arrays compiled code indexes with, applied to a loaded model."""
     if name == "random forest":
-        for field, value in (("left_child", 10**6), ("left_child", -7), ("right_child", 0),
-                             ("feature", 4), ("feature", -3), ("left_child", 1)):
+        for field, value in (
+            ("left_child", 10**6),
+            ("left_child", -7),
+            ("right_child", 0),
+            ("feature", 4),
+            ("feature", -3),
+            ("left_child", 1),
+        ):
+
             def damage(model: Any, field: str = field, value: int = value) -> None:
                 member = model.estimators_[rng.randrange(len(model.estimators_))]
                 inner = np.flatnonzero(member.tree_.children_left != -1)
                 member.tree_ = _tree_with(member.tree_, field, int(rng.choice(inner)), value)
+
             yield f"tree {field} = {value}", damage
     elif name == "hist gradient boosting":
-        for field, value in (("left", 10**6), ("right", 0), ("feature_idx", 9),
-                             ("is_categorical", 1), ("left", 1)):
+        for field, value in (
+            ("left", 10**6),
+            ("right", 0),
+            ("feature_idx", 9),
+            ("is_categorical", 1),
+            ("left", 1),
+        ):
+
             def damage(model: Any, field: str = field, value: int = value) -> None:
                 (predictor,) = model._predictors[0][:1]
                 nodes = predictor.nodes
                 inner = np.flatnonzero(nodes["is_leaf"] == 0)
                 nodes[field][int(rng.choice(inner))] = value
+
             yield f"predictor {field} = {value}", damage
     elif name == "knn kd_tree":
+
         def idx(model: Any) -> None:
             tree = model._tree
             state = list(tree.__getstate__())
@@ -333,6 +487,7 @@ def _semantic(name: str, rng: random.Random) -> Iterator[tuple[str, Callable[[An
             new = cls.__new__(cls)
             new.__setstate__(tuple(state))
             model._tree = new
+
         yield "idx_array out of range", idx
         yield "node ranges out of range", bounds
 
@@ -379,8 +534,9 @@ def _calls(base: Base, model_id: int) -> list[tuple[str, tuple[Any, ...]]]:
     if base.classification:
         calls.append(("SELECT pyml.predict_proba(%s, %s::real[])", (base.project, features)))
     if base.explain:
-        calls.append(("SELECT contribution FROM pyml.explain(%s, %s::real[])",
-                      (model_id, features)))
+        calls.append(
+            ("SELECT contribution FROM pyml.explain(%s, %s::real[])", (model_id, features))
+        )
     return calls
 
 
@@ -389,8 +545,9 @@ def _numbers(rows: list[tuple[Any, ...]]) -> bool:
     return bool(values) and all(isinstance(v, float) for v in values)
 
 
-def _try(session: psycopg.Connection, what: str, query: str, params: tuple[Any, ...]
-         ) -> list[tuple[Any, ...]] | None:
+def _try(
+    session: psycopg.Connection, what: str, query: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]] | None:
     """The rows, or None when refused with XX001; anything else fails the test."""
     try:
         return session.execute(query, params).fetchall()
@@ -416,11 +573,14 @@ def session(admin_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def test_damaged_artifacts_never_crash_a_backend(admin: psycopg.Connection,
-                                                sentinel: psycopg.Connection,
-                                                session: psycopg.Connection,
-                                                bases: list[Base], record_property,
-                                                capsys) -> None:
+def test_damaged_artifacts_never_crash_a_backend(
+    admin: psycopg.Connection,
+    sentinel: psycopg.Connection,
+    session: psycopg.Connection,
+    bases: list[Base],
+    record_property,
+    capsys,
+) -> None:
     rng = random.Random(SEED)
     assert sentinel.execute("SELECT 1").fetchone() == (1,)
     # the control: the real models give numbers
@@ -431,17 +591,26 @@ def test_damaged_artifacts_never_crash_a_backend(admin: psycopg.Connection,
     cases = [(base, what, data) for base in bases for what, data in _mutations(base, rng)]
     rng.shuffle(cases)
     for start in range(0, len(cases), BATCH):
-        batch = cases[start:start + BATCH]
+        batch = cases[start : start + BATCH]
         planted: list[tuple[Base, str, int]] = []
         for base in {id(b): b for b, _, _ in batch}.values():
             mine = [(what, data) for b, what, data in batch if b is base]
-            planted += zip([base] * len(mine), [w for w, _ in mine],
-                           _plant(admin, base, [d for _, d in mine]), strict=True)
+            planted += zip(
+                [base] * len(mine),
+                [w for w, _ in mine],
+                _plant(admin, base, [d for _, d in mine]),
+                strict=True,
+            )
         for base, what, model_id in planted:
             label = f"{base.name}, {what} (model {model_id})"
             deployed = _try(session, label, "SELECT model_id FROM pyml.deploy(%s)", (model_id,))
-            results = [] if deployed is None else [
-                _try(session, label, query, params) for query, params in _calls(base, model_id)]
+            results = (
+                []
+                if deployed is None
+                else [
+                    _try(session, label, query, params) for query, params in _calls(base, model_id)
+                ]
+            )
             for rows in results:
                 assert rows is None or _numbers(rows), f"{label}: {rows!r}"
             was_refused = deployed is None or None in results
@@ -455,8 +624,10 @@ def test_damaged_artifacts_never_crash_a_backend(admin: psycopg.Connection,
     record_property("refused", refused)
     record_property("accepted", accepted)
     with capsys.disabled():
-        print(f"\nfuzz: {len(cases)} damaged artifacts (seed {SEED}): {refused} refused "
-              f"(XX001), {accepted} gave numbers")
+        print(
+            f"\nfuzz: {len(cases)} damaged artifacts (seed {SEED}): {refused} refused "
+            f"(XX001), {accepted} gave numbers"
+        )
         for name, (r, a) in sorted(tally.items()):
             print(f"  {name}: {r} refused, {a} accepted")
     assert len(cases) >= 300

@@ -188,7 +188,10 @@ def new_database(cluster: Cluster) -> Iterator[Callable[[], str]]:
     def _new() -> str:
         name = f"pyml_migrations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         janitor = DatabaseJanitor(
-            user=SUPERUSER, host="127.0.0.1", port=cluster.port, dbname=name,
+            user=SUPERUSER,
+            host="127.0.0.1",
+            port=cluster.port,
+            dbname=name,
             template_dbname="template0",
         )
         janitor.init()
@@ -304,11 +307,14 @@ def run_alembic(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PYML_")}
     return subprocess.run(
         [sys.executable, "-m", "alembic", "-c", str(MIGRATIONS / "alembic.ini"), *args],
-        capture_output=True, text=True, env={**clean, **env}, timeout=120)
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=120,
+    )
 
 
-def test_the_database_url_variable_is_the_pyml_commands(new_database: Callable[[], str]
-                                                        ) -> None:
+def test_the_database_url_variable_is_the_pyml_commands(new_database: Callable[[], str]) -> None:
     """$PYML_URL, as for the pyml command; the former $PYML_DATABASE_URL still works, and
     the warning it gets is printed where a user running alembic looks."""
     url = new_database()
@@ -316,8 +322,9 @@ def test_the_database_url_variable_is_the_pyml_commands(new_database: Callable[[
 
     old = run_alembic("upgrade", "head", PYML_DATABASE_URL=url)
     assert old.returncode == 0, old.stderr
-    assert ("WARNI [alembic.env] $PYML_DATABASE_URL is deprecated: set $PYML_URL instead"
-            in old.stderr)
+    assert (
+        "WARNI [alembic.env] $PYML_DATABASE_URL is deprecated: set $PYML_URL instead" in old.stderr
+    )
     assert alembic_version(url) == [head]
 
     new = run_alembic("current", PYML_URL=url)
@@ -328,8 +335,9 @@ def test_the_database_url_variable_is_the_pyml_commands(new_database: Callable[[
     both = run_alembic("current", PYML_URL=url, PYML_DATABASE_URL=nowhere)
     assert both.returncode == 0, both.stderr
     assert head in both.stdout
-    assert ("$PYML_DATABASE_URL is deprecated and ignored: the URL comes from $PYML_URL"
-            in both.stderr)
+    assert (
+        "$PYML_DATABASE_URL is deprecated and ignored: the URL comes from $PYML_URL" in both.stderr
+    )
 
     neither = run_alembic("current")
     assert neither.returncode != 0
@@ -371,8 +379,7 @@ FOREIGN_OBJECTS = (
     " jobid bigint REFERENCES cron.job, status text)",
     "CREATE SCHEMA other",
     "CREATE TABLE other.t (id int PRIMARY KEY, note text)",
-    "CREATE TABLE public.orders (id bigint PRIMARY KEY, amount real,"
-    " t_id int REFERENCES other.t)",
+    "CREATE TABLE public.orders (id bigint PRIMARY KEY, amount real, t_id int REFERENCES other.t)",
     "CREATE INDEX ix_orders_amount ON public.orders (amount)",
     "CREATE VIEW public.big_orders AS SELECT * FROM public.orders WHERE amount > 100",
     "SELECT * FROM pyml.load_dataset('iris')",  # a table in schema pyml, no member of pyml
@@ -422,10 +429,19 @@ def test_autogenerate_compares_the_tables_of_target_metadata(
     beside foreign tables in both), autogenerate compares exactly those."""
     url = new_database()
     metadata = MetaData()
-    Table("accounts", metadata, Column("id", BigInteger, primary_key=True),
-          Column("name", Text, nullable=False))
-    Table("daily", metadata, Column("day", Date, primary_key=True),
-          Column("total", Float), schema="reports")
+    Table(
+        "accounts",
+        metadata,
+        Column("id", BigInteger, primary_key=True),
+        Column("name", Text, nullable=False),
+    )
+    Table(
+        "daily",
+        metadata,
+        Column("day", Date, primary_key=True),
+        Column("total", Float),
+        schema="reports",
+    )
     config = alembic_config(url)
     config.attributes["target_metadata"] = metadata
     command.upgrade(config, "head")

@@ -77,8 +77,9 @@ def marker() -> Iterator[Path]:
         path.rmdir()
 
 
-def plant(admin: psycopg.Connection, like: int, fmt: str, data: bytes,
-          sha256: str | None = None) -> int:
+def plant(
+    admin: psycopg.Connection, like: int, fmt: str, data: bytes, sha256: str | None = None
+) -> int:
     """A copy of model ``like`` whose only artifact is ``data``; returns its id."""
     (model_id,) = admin.execute(
         "INSERT INTO pyml.models (project_id, snapshot_id, algorithm, hyperparams, status,"
@@ -149,8 +150,9 @@ def test_payload_would_run_in_the_server(admin: psycopg.Connection, marker: Path
 
 
 @pytest.mark.parametrize("fmt", ["skops", "pickle"])
-def test_planted_pickle_is_refused(admin: psycopg.Connection, models: dict[str, int],
-                                   marker: Path, fmt: str) -> None:
+def test_planted_pickle_is_refused(
+    admin: psycopg.Connection, models: dict[str, int], marker: Path, fmt: str
+) -> None:
     data = pickle.dumps(_Planted(str(marker)))
     model_id = plant(admin, models["linear"], fmt, data)
     error = assert_refused(admin, model_id)
@@ -161,13 +163,16 @@ def test_planted_pickle_is_refused(admin: psycopg.Connection, models: dict[str, 
     assert not marker.exists(), "the planted pickle was executed"
 
 
-def test_skops_type_outside_the_allow_list_is_refused(admin: psycopg.Connection,
-                                                      models: dict[str, int]) -> None:
+def test_skops_type_outside_the_allow_list_is_refused(
+    admin: psycopg.Connection, models: dict[str, int]
+) -> None:
     X = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
-    pipeline = Pipeline([
-        ("run", FunctionTransformer(func=os.system)),
-        ("model", LogisticRegression()),
-    ])
+    pipeline = Pipeline(
+        [
+            ("run", FunctionTransformer(func=os.system)),
+            ("model", LogisticRegression()),
+        ]
+    )
     pipeline.named_steps["model"].fit(X, [0, 2, 1])
     data = skops.io.dumps(pipeline)
     refused = f"{os.system.__module__}.{os.system.__name__}"
@@ -179,8 +184,9 @@ def test_skops_type_outside_the_allow_list_is_refused(admin: psycopg.Connection,
 
 
 @pytest.mark.parametrize("algorithm", ["linear", "lightgbm"])
-def test_tampered_artifact_is_refused(admin: psycopg.Connection, models: dict[str, int],
-                                      algorithm: str) -> None:
+def test_tampered_artifact_is_refused(
+    admin: psycopg.Connection, models: dict[str, int], algorithm: str
+) -> None:
     fmt, sha256, data = admin.execute(
         "SELECT format, sha256, data FROM pyml.files WHERE model_id = %s AND part = 0",
         (models[algorithm],),

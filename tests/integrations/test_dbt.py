@@ -38,8 +38,9 @@ pytestmark = pytest.mark.slow
 def dbt_executable() -> Path:
     """dbt from .venv-dbt, built by ``make dbt-setup`` (which ``make test`` runs first; here it
     is a no-op then, and builds or updates the venv when pytest runs alone)."""
-    made = subprocess.run(["make", "-s", "-C", str(ROOT), "dbt-setup"], capture_output=True,
-                          text=True)
+    made = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "dbt-setup"], capture_output=True, text=True
+    )
     if made.returncode != 0:
         reason = f"make dbt-setup failed:\n{made.stdout[-2000:]}\n{made.stderr[-2000:]}"
         if os.environ.get("CI"):
@@ -68,8 +69,14 @@ class Project:
         self.path, self.executable, self.env = path, executable, env
 
     def dbt(self, *args: str) -> Run:
-        done = subprocess.run([str(self.executable), *args], cwd=self.path, env=self.env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [str(self.executable), *args],
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         results: dict[str, dict[str, Any]] = {}
         run_results = self.path / "target" / "run_results.json"
         if args[0] != "deps" and run_results.exists():
@@ -98,22 +105,33 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(dbt_executable: Path, url: str, admin_url: str,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+def project(
+    dbt_executable: Path, url: str, admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         database = admin.info.dbname
-        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO pyml_tester").format(
-            sql.Identifier(database)))
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO pyml_tester").format(sql.Identifier(database))
+        )
     path = tmp_path_factory.mktemp("dbt") / "project"
-    shutil.copytree(EXAMPLE, path, ignore=shutil.ignore_patterns(
-        "target", "dbt_packages", "logs", "package-lock.yml"))
+    shutil.copytree(
+        EXAMPLE,
+        path,
+        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"),
+    )
     (path / "packages.yml").write_text(f"packages:\n  - local: {PACKAGE}\n")
     info = conninfo_to_dict(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
     env.update(
-        PGHOST=str(info["host"]), PGPORT=str(info["port"]), PGUSER=str(info["user"]),
-        PGDATABASE=str(info["dbname"]), PYML_DBT_SCHEMA=SCHEMA, DBT_PROFILES_DIR=str(path),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1", DBT_USE_COLORS="false",
+        PGHOST=str(info["host"]),
+        PGPORT=str(info["port"]),
+        PGUSER=str(info["user"]),
+        PGDATABASE=str(info["dbname"]),
+        PYML_DBT_SCHEMA=SCHEMA,
+        DBT_PROFILES_DIR=str(path),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+        DBT_USE_COLORS="false",
     )
     project = Project(path, dbt_executable, env)
     deps = project.dbt("deps")
@@ -124,7 +142,8 @@ def project(dbt_executable: Path, url: str, admin_url: str,
 def model_counts(conn: psycopg.Connection) -> dict[str, int]:
     rows = conn.execute(
         "SELECT p.name, count(*) FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
-        " GROUP BY p.name").fetchall()
+        " GROUP BY p.name"
+    ).fetchall()
     return {name: count for name, count in rows}
 
 
@@ -143,7 +162,8 @@ def live(conn: psycopg.Connection, project: str) -> int:
 
 
 def test_builds_train_only_when_the_data_or_the_config_changed(
-        project: Project, conn: psycopg.Connection) -> None:
+    project: Project, conn: psycopg.Connection
+) -> None:
     # 1. The first build trains both models, scores with them and passes every test.
     first = project.build()
     assert first.returncode == 0, first.output
@@ -154,7 +174,8 @@ def test_builds_train_only_when_the_data_or_the_config_changed(
     price_model = live(conn, PRICE)
     n, nulls, mean = conn.execute(
         "SELECT count(*), count(*) - count(predicted_price), avg(predicted_price)"
-        " FROM pyml_example.house_scores").fetchone() or (0, 0, 0)
+        " FROM pyml_example.house_scores"
+    ).fetchone() or (0, 0, 0)
     assert (n, nulls) == (600, 0) and 100_000 < mean < 300_000
     before = scored(conn)
     assert len(before) == 600 and {m for m, _ in before.values()} == {price_model}
@@ -163,7 +184,9 @@ def test_builds_train_only_when_the_data_or_the_config_changed(
     ).fetchall()
     fingerprint = conn.execute(
         "SELECT s.data_fingerprint FROM pyml.models m JOIN pyml.snapshots s"
-        " ON s.id = m.snapshot_id WHERE m.id = %s", (price_model,)).fetchone()
+        " ON s.id = m.snapshot_id WHERE m.id = %s",
+        (price_model,),
+    ).fetchone()
     assert fingerprint is not None
     assert record == [(price_model, PRICE, fingerprint[0], True)]
 
@@ -179,8 +202,10 @@ def test_builds_train_only_when_the_data_or_the_config_changed(
     # 3. A new configuration retrains that model only; new rows alone are scored.
     project.edit("models/training/house_segment_model.sql", "'num_leaves': 7", "'num_leaves': 15")
     houses = project.read_seed("new_houses")
-    project.write_seed("new_houses", [*houses, *({**row, "id": str(5000 + i)}
-                                                  for i, row in enumerate(houses[:20]))])
+    project.write_seed(
+        "new_houses",
+        [*houses, *({**row, "id": str(5000 + i)} for i, row in enumerate(houses[:20]))],
+    )
     third = project.build()
     assert third.returncode == 0, third.output
     assert model_counts(conn) == {PRICE: 1, SEGMENT: 2}
@@ -193,8 +218,9 @@ def test_builds_train_only_when_the_data_or_the_config_changed(
     # not read the changed column, so its fingerprint (and model) stay. A deployed retraining
     # has every row scored again, by the new model.
     rows = project.read_seed("houses")
-    project.write_seed("houses", [{**row, "price": str(int(row["price"]) * 11 // 10)}
-                                  for row in rows])
+    project.write_seed(
+        "houses", [{**row, "price": str(int(row["price"]) * 11 // 10)} for row in rows]
+    )
     fourth = project.build()
     assert fourth.returncode == 0, fourth.output
     assert model_counts(conn) == {PRICE: 2, SEGMENT: 2}
@@ -228,11 +254,11 @@ MORE_DRIFT_TESTS = """      - pyml.no_drift:
 """
 
 
-def test_the_drift_test_fails_on_drifted_rows(project: Project, conn: psycopg.Connection
-                                              ) -> None:
+def test_the_drift_test_fails_on_drifted_rows(project: Project, conn: psycopg.Connection) -> None:
     houses = project.read_seed("new_houses")
-    project.write_seed("new_houses", [{**row, "size": str(round(float(row["size"]) * 1.6, 1))}
-                                      for row in houses])
+    project.write_seed(
+        "new_houses", [{**row, "size": str(round(float(row["size"]) * 1.6, 1))} for row in houses]
+    )
     project.edit("models/schema.yml", DRIFT_TEST, DRIFT_TEST + MORE_DRIFT_TESTS)
     run = project.build("--select", "+house_price_model", "new_houses")
     assert run.returncode == 1, run.output
@@ -240,7 +266,10 @@ def test_the_drift_test_fails_on_drifted_rows(project: Project, conn: psycopg.Co
     assert drift["status"] == "fail" and drift["failures"] > 0
     assert run.status("drift_of_age_only") == "pass", run.output
     assert run.status("drift_over_loose_thresholds") == "pass", run.output
-    drifted = {feature for (feature,) in conn.execute(
-        "SELECT feature FROM pyml.drift(%s, 'pyml_example.new_houses') WHERE drifted",
-        (PRICE,))}
+    drifted = {
+        feature
+        for (feature,) in conn.execute(
+            "SELECT feature FROM pyml.drift(%s, 'pyml_example.new_houses') WHERE drifted", (PRICE,)
+        )
+    }
     assert "size" in drifted and "age" not in drifted

@@ -43,12 +43,27 @@ def regress_database(cluster: Cluster) -> Iterator[str]:
 
 
 def test_every_area_has_its_golden_file() -> None:
-    public_areas = {"classification", "deploy", "digits", "errors", "explain", "joint",
-                    "monitoring", "preprocessing", "regression", "streaming",
-                    # PostgresML's classic-ML examples, one workflow each
-                    "pgml_binary_classification", "pgml_clustering", "pgml_decomposition",
-                    "pgml_image_classification", "pgml_joint_regression",
-                    "pgml_multi_classification", "pgml_preprocessing", "pgml_regression"}
+    public_areas = {
+        "classification",
+        "deploy",
+        "digits",
+        "errors",
+        "explain",
+        "joint",
+        "monitoring",
+        "preprocessing",
+        "regression",
+        "streaming",
+        # PostgresML's classic-ML examples, one workflow each
+        "pgml_binary_classification",
+        "pgml_clustering",
+        "pgml_decomposition",
+        "pgml_image_classification",
+        "pgml_joint_regression",
+        "pgml_multi_classification",
+        "pgml_preprocessing",
+        "pgml_regression",
+    }
     assert public_areas <= set(AREAS)
     assert sorted(path.stem for path in (HERE / "expected").glob("*.out")) == AREAS
 

@@ -14,22 +14,50 @@ SKLEARN = [
     for name, estimators in algorithms._REGISTRY.items()
     for task, estimator in zip(("regression", "classification"), estimators, strict=True)
     if name not in ("xgboost", "xgboost_random_forest", "catboost") and estimator is not None
-] + [
-    (name, task) for name, (task, _) in algorithms._UNSUPERVISED.items()
-]
+] + [(name, task) for name, (task, _) in algorithms._UNSUPERVISED.items()]
 
 
 def test_every_pgml_algorithm_is_registered() -> None:
     expected = {
-        "linear", "ridge", "lasso", "elastic_net", "least_angle", "lasso_least_angle",
-        "orthogonal_matching_pursuit", "bayesian_ridge", "automatic_relevance_determination",
-        "stochastic_gradient_descent", "perceptron", "passive_aggressive", "ransac", "theil_sen",
-        "huber", "quantile", "kernel_ridge", "gaussian_process", "svm", "nu_svm", "linear_svm",
-        "knn", "ada_boost", "bagging", "extra_trees", "gradient_boosting_trees",
-        "hist_gradient_boosting", "random_forest", "lightgbm", "xgboost",
-        "xgboost_random_forest", "catboost",
+        "linear",
+        "ridge",
+        "lasso",
+        "elastic_net",
+        "least_angle",
+        "lasso_least_angle",
+        "orthogonal_matching_pursuit",
+        "bayesian_ridge",
+        "automatic_relevance_determination",
+        "stochastic_gradient_descent",
+        "perceptron",
+        "passive_aggressive",
+        "ransac",
+        "theil_sen",
+        "huber",
+        "quantile",
+        "kernel_ridge",
+        "gaussian_process",
+        "svm",
+        "nu_svm",
+        "linear_svm",
+        "knn",
+        "ada_boost",
+        "bagging",
+        "extra_trees",
+        "gradient_boosting_trees",
+        "hist_gradient_boosting",
+        "random_forest",
+        "lightgbm",
+        "xgboost",
+        "xgboost_random_forest",
+        "catboost",
         # unsupervised
-        "kmeans", "mini_batch_kmeans", "birch", "affinity_propagation", "mean_shift", "pca",
+        "kmeans",
+        "mini_batch_kmeans",
+        "birch",
+        "affinity_propagation",
+        "mean_shift",
+        "pca",
     }
     assert set(algorithms.ALGORITHMS) == expected
 
@@ -87,8 +115,12 @@ def test_missing_optional_package_is_0a000(monkeypatch: pytest.MonkeyPatch) -> N
 def test_every_task_has_a_default_algorithm() -> None:
     """``algorithm => NULL`` is the task's default, as in PostgresML."""
     assert set(algorithms.DEFAULTS) == set(algorithms.TASKS)
-    assert algorithms.DEFAULTS == {"regression": "linear", "classification": "linear",
-                                   "clustering": "kmeans", "decomposition": "pca"}
+    assert algorithms.DEFAULTS == {
+        "regression": "linear",
+        "classification": "linear",
+        "clustering": "kmeans",
+        "decomposition": "pca",
+    }
     for task, name in algorithms.DEFAULTS.items():
         algorithm = algorithms.resolve(None, task)
         assert (algorithm.name, algorithm.task) == (name, task)
@@ -98,9 +130,15 @@ def test_every_task_has_a_default_algorithm() -> None:
 class _CatBoostLike:
     """CatBoost's way: parameters in the constructor, ``get_params()`` lists only those set."""
 
-    def __init__(self, iterations: int | None = None, n_estimators: int | None = None,
-                 random_seed: int | None = None, random_state: int | None = None,
-                 verbose: bool | None = None, allow_writing_files: bool | None = None) -> None:
+    def __init__(
+        self,
+        iterations: int | None = None,
+        n_estimators: int | None = None,
+        random_seed: int | None = None,
+        random_state: int | None = None,
+        verbose: bool | None = None,
+        allow_writing_files: bool | None = None,
+    ) -> None:
         self._set = {k: v for k, v in locals().items() if k != "self" and v is not None}
 
     def get_params(self) -> dict[str, object]:

@@ -33,8 +33,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _rows(parts: list[artifacts.Part]) -> list[dict[str, Any]]:
-    return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data}
-            for p in parts]
+    return [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data} for p in parts]
 
 
 def _row(data: bytes, fmt: str = "skops", part: int = 0) -> dict[str, Any]:
@@ -140,10 +139,12 @@ def test_checksum_mismatch_is_refused(data) -> None:
 def test_checksum_is_checked_for_every_part(data) -> None:
     X, y, _ = data
     Y = np.column_stack([y, -y])
-    rows = _rows(artifacts.dump(
-        "lightgbm",
-        MultiOutputRegressor(lightgbm.LGBMRegressor(n_estimators=2, verbose=-1)).fit(X, Y),
-    ))
+    rows = _rows(
+        artifacts.dump(
+            "lightgbm",
+            MultiOutputRegressor(lightgbm.LGBMRegressor(n_estimators=2, verbose=-1)).fit(X, Y),
+        )
+    )
     rows[1]["sha256"] = rows[0]["sha256"]
     with pytest.raises(DataCorrupted, match="part 1 fails its checksum"):
         artifacts.load(rows)
@@ -185,10 +186,12 @@ def test_planted_pickle_is_never_unpickled(tmp_path: Path) -> None:
 
 
 def test_skops_file_with_a_type_outside_the_allow_list_is_refused() -> None:
-    pipeline = Pipeline([
-        ("run", FunctionTransformer(func=os.system)),
-        ("model", LinearRegression()),
-    ])
+    pipeline = Pipeline(
+        [
+            ("run", FunctionTransformer(func=os.system)),
+            ("model", LinearRegression()),
+        ]
+    )
     data = skops.io.dumps(pipeline)
     refused = f"{os.system.__module__}.{os.system.__name__}"
     assert skops.io.get_untrusted_types(data=data) == [refused]
@@ -212,9 +215,16 @@ def test_few_rows_are_predicted_single_threaded(data) -> None:
     forest = RandomForestRegressor(n_estimators=5, n_jobs=2, random_state=0).fit(X, y)
     parts = artifacts.dump("sklearn", forest)
     fmt, loaded, _ = artifacts.load(_rows(parts))
-    model = Model(id=1, project="p", task="regression", algorithm="random_forest",
-                  feature_names=[f"f{i}" for i in range(X.shape[1])], classes=None,
-                  format=fmt, parts=loaded)
+    model = Model(
+        id=1,
+        project="p",
+        task="regression",
+        algorithm="random_forest",
+        feature_names=[f"f{i}" for i in range(X.shape[1])],
+        classes=None,
+        format=fmt,
+        parts=loaded,
+    )
     np.testing.assert_allclose(model.values(X[:1]), forest.predict(X[:1]))
     assert loaded[0].n_jobs == 1
     big = np.repeat(X, 1000 // len(X) + 1, axis=0)

@@ -14,7 +14,9 @@ def test_pin_and_read_notes(tmp_path: Path) -> None:
     current, notes = board.notes_since(0)
     assert current == 2
     assert [(n.database, n.kind, n.id, n.model_id, n.xid) for n in notes] == [
-        (5, _board.DEPLOYED, 10, 3, 700), (6, _board.DELETED, 11, 4, 701)]
+        (5, _board.DEPLOYED, 10, 3, 700),
+        (6, _board.DELETED, 11, 4, 701),
+    ]
     assert board.notes_since(1)[1] == notes[1:]
 
 

@@ -69,30 +69,41 @@ ARRAYS = [
 
 
 @pytest.mark.parametrize("format", [PyFormat.BINARY, PyFormat.AUTO])
-@pytest.mark.parametrize(("values", "type_name"), ARRAYS,
-                         ids=lambda v: getattr(v, "dtype", v) and str(v))
-def test_arrays_dump_as_psycopg_dumps_their_scalars(values: np.ndarray, type_name: str,
-                                                    format: PyFormat) -> None:
+@pytest.mark.parametrize(
+    ("values", "type_name"), ARRAYS, ids=lambda v: getattr(v, "dtype", v) and str(v)
+)
+def test_arrays_dump_as_psycopg_dumps_their_scalars(
+    values: np.ndarray, type_name: str, format: PyFormat
+) -> None:
     oid, data = dump(registered(), values, format)
     assert oid == array_oid(type_name)
     assert (oid, data) == dump(plain(), scalars(values), PyFormat.BINARY)
 
 
-@pytest.mark.parametrize(("values", "text"), [
-    (np.array([[1, 2], [3, 4]], dtype=np.int16), b"{{1,2},{3,4}}"),
-    (np.array([True, False]), b"{t,f}"),
-    (np.array([0.5, np.nan, -np.inf]), b"{0.5,nan,-inf}"),
-    (np.array([0.1], dtype=np.float32), b"{0.10000000149011612}"),  # the float4's exact value
-    (np.zeros((0, 3), dtype=np.float32), b"{}"),
-])
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        (np.array([[1, 2], [3, 4]], dtype=np.int16), b"{{1,2},{3,4}}"),
+        (np.array([True, False]), b"{t,f}"),
+        (np.array([0.5, np.nan, -np.inf]), b"{0.5,nan,-inf}"),
+        (np.array([0.1], dtype=np.float32), b"{0.10000000149011612}"),  # the float4's exact value
+        (np.zeros((0, 3), dtype=np.float32), b"{}"),
+    ],
+)
 def test_arrays_in_text(values: np.ndarray, text: bytes) -> None:
     assert dump(registered(), values, PyFormat.TEXT)[1] == text
 
 
-@pytest.mark.parametrize(("dtype", "type_name"), [
-    (np.float16, "float4"), (np.int8, "int2"), (np.uint8, "int2"), (np.uint16, "int4"),
-    (np.uint32, "int8"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "type_name"),
+    [
+        (np.float16, "float4"),
+        (np.int8, "int2"),
+        (np.uint8, "int2"),
+        (np.uint16, "int4"),
+        (np.uint32, "int8"),
+    ],
+)
 def test_narrow_and_unsigned_types_widen(dtype: type, type_name: str) -> None:
     values: Any = np.array([[1, 2], [3, 127]], dtype=dtype)
     oid, data = dump(registered(), values, PyFormat.BINARY)
@@ -108,32 +119,40 @@ def postgres_dtype(type_name: str) -> type:
 def test_empty_arrays_have_no_dimensions() -> None:
     oid, data = dump(registered(), np.zeros((0, 4)), PyFormat.BINARY)
     assert oid == array_oid("float8")
-    assert data == b"\x00\x00\x00\x00" b"\x00\x00\x00\x00" b"\x00\x00\x02\xbd"  # 0, 0, oid 701
+    assert data == b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\xbd"  # 0, 0, oid 701
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    (np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False]), [1.0, None, 3.0]),
-    (np.array(["a", "b"]), ["a", "b"]),
-    (np.array([2**64 - 1], dtype=np.uint64), [2**64 - 1]),
-    (np.array(2.5), 2.5),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False]), [1.0, None, 3.0]),
+        (np.array(["a", "b"]), ["a", "b"]),
+        (np.array([2**64 - 1], dtype=np.uint64), [2**64 - 1]),
+        (np.array(2.5), 2.5),
+    ],
+)
 def test_other_arrays_dump_as_their_python_values(values: np.ndarray, expected: Any) -> None:
     assert dump(registered(), values, PyFormat.BINARY) == dump(
-        registered(), expected, PyFormat.BINARY)
+        registered(), expected, PyFormat.BINARY
+    )
 
 
 @pytest.mark.parametrize("format", [PyFormat.BINARY, PyFormat.TEXT])
-@pytest.mark.parametrize(("mixed", "uniform", "type_name"), [
-    ([1, 2.5, 3], [1.0, 2.5, 3.0], "float8"),
-    ([[1, 2.5], [3, None]], [[1.0, 2.5], [3.0, None]], "float8"),
-    ([np.float32(0.5), 2, np.int64(3)], [0.5, 2.0, 3.0], "float8"),
-    ([True, 2.5], [1.0, 2.5], "float8"),
-    ([np.int64(2**40), 1], [2**40, 1], "int8"),
-    ([np.int8(1), 300], [1, 300], "int2"),
-    ([np.int8(1), 2**70], [1, 2**70], "numeric"),
-])
-def test_lists_mixing_numbers(mixed: list[Any], uniform: list[Any], type_name: str,
-                              format: PyFormat) -> None:
+@pytest.mark.parametrize(
+    ("mixed", "uniform", "type_name"),
+    [
+        ([1, 2.5, 3], [1.0, 2.5, 3.0], "float8"),
+        ([[1, 2.5], [3, None]], [[1.0, 2.5], [3.0, None]], "float8"),
+        ([np.float32(0.5), 2, np.int64(3)], [0.5, 2.0, 3.0], "float8"),
+        ([True, 2.5], [1.0, 2.5], "float8"),
+        ([np.int64(2**40), 1], [2**40, 1], "int8"),
+        ([np.int8(1), 300], [1, 300], "int2"),
+        ([np.int8(1), 2**70], [1, 2**70], "numeric"),
+    ],
+)
+def test_lists_mixing_numbers(
+    mixed: list[Any], uniform: list[Any], type_name: str, format: PyFormat
+) -> None:
     oid, data = dump(registered(), mixed, format)
     assert oid == array_oid(type_name)
     assert (oid, data) == dump(plain(), uniform, format)
@@ -163,8 +182,7 @@ def test_json_refuses_what_json_cannot_spell() -> None:
         json_dumps({"alpha": float("nan")})
     with pytest.raises(TypeError, match="object"):
         json_dumps({"when": object()})
-    assert json.loads(json_dumps({"a": [np.float64(0.25), np.bool_(True)]})) == {
-        "a": [0.25, True]}
+    assert json.loads(json_dumps({"a": [np.float64(0.25), np.bool_(True)]})) == {"a": [0.25, True]}
 
 
 def test_register_changes_only_the_context_given() -> None:
@@ -178,12 +196,24 @@ def test_register_changes_only_the_context_given() -> None:
 
 
 def test_train_arguments_in_signature_order() -> None:
-    found = _signatures.arguments(_signatures.TRAIN_JOINT, {
-        "test_size": 0.5, "project_name": "p", "hyperparams": {"a": np.int64(1)},
-        "y_column_name": ("x", "y"), "search": None, "preprocess": '{"c": {}}'})
-    assert found == [("project_name", "p", "text"), ("y_column_name", ["x", "y"], "text[]"),
-                     ("hyperparams", '{"a": 1}', "jsonb"), ("test_size", 0.5, "real"),
-                     ("preprocess", '{"c": {}}', "jsonb")]
+    found = _signatures.arguments(
+        _signatures.TRAIN_JOINT,
+        {
+            "test_size": 0.5,
+            "project_name": "p",
+            "hyperparams": {"a": np.int64(1)},
+            "y_column_name": ("x", "y"),
+            "search": None,
+            "preprocess": '{"c": {}}',
+        },
+    )
+    assert found == [
+        ("project_name", "p", "text"),
+        ("y_column_name", ["x", "y"], "text[]"),
+        ("hyperparams", '{"a": 1}', "jsonb"),
+        ("test_size", 0.5, "real"),
+        ("preprocess", '{"c": {}}', "jsonb"),
+    ]
     with pytest.raises(TypeError, match="unexpected arguments: bogus"):
         _signatures.arguments(_signatures.TRAIN, {"project_name": "p", "bogus": 1})
     assert _signatures.train_function("y")[0] == "train"
@@ -192,10 +222,13 @@ def test_train_arguments_in_signature_order() -> None:
 
 def test_the_command_does_not_import_numpy_or_psycopg() -> None:
     """The helpers are imported on first use: ``pyml up`` starts without numpy or psycopg."""
-    code = ("import sys, pyml.client, pyml.client.cli; "
-            "print(sorted({'numpy', 'psycopg'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, pyml.client, pyml.client.cli; "
+        "print(sorted({'numpy', 'psycopg'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -30,8 +30,9 @@ def test_psi_of_identical_counts_is_zero_and_grows_with_the_shift() -> None:
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.2, 1.0])
-def test_ks_against_the_training_percentiles_matches_scipy(rng: np.random.Generator,
-                                                           shift: float) -> None:
+def test_ks_against_the_training_percentiles_matches_scipy(
+    rng: np.random.Generator, shift: float
+) -> None:
     train = rng.normal(size=50_000)
     new = rng.normal(loc=shift, size=3_000)
     summary = drift.describe_numeric(train)
@@ -86,7 +87,7 @@ def test_spool_lines_are_read_whole_and_collectable_once_closed(tmp_path: Path) 
     assert '{"city":"Lyon"},"yes"' in lines[1]
     # A line being written (no newline yet) is left for later.
     with open(path, "ab") as f:
-        f.write(b'[1,7,[2.0],')
+        f.write(b"[1,7,[2.0],")
     assert _spool.read_lines(path, end) == ([], end)
     assert not _spool.abandoned(path)  # the session still has it open
     spool.close()

@@ -17,9 +17,16 @@ def _svm() -> tuple[Model, np.ndarray]:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(0, 0.1, 200)
-    model = Model(id=1, project="p", task="regression", algorithm="svm",
-                  feature_names=["a", "b", "c"], classes=None, format="skops",
-                  parts=[SVR().fit(X, y)])
+    model = Model(
+        id=1,
+        project="p",
+        task="regression",
+        algorithm="svm",
+        feature_names=["a", "b", "c"],
+        classes=None,
+        format="skops",
+        parts=[SVR().fit(X, y)],
+    )
     return model, X
 
 

@@ -47,11 +47,15 @@ def no_child_left() -> Iterator[None]:
     assert children() == before
 
 
-def run(work: Callable[[Callable[[str], None]], tuple[dict[str, Any], Sequence[bytes]]],
-        check: Callable[[], None] = lambda: None, limit: Limit | None = LIMIT,
-        notices: list[str] | None = None) -> tuple[dict[str, Any], list[bytes]]:
-    return _isolate.run(work, check=check, notice=(notices if notices is not None else []).append,
-                        limit=limit)
+def run(
+    work: Callable[[Callable[[str], None]], tuple[dict[str, Any], Sequence[bytes]]],
+    check: Callable[[], None] = lambda: None,
+    limit: Limit | None = LIMIT,
+    notices: list[str] | None = None,
+) -> tuple[dict[str, Any], list[bytes]]:
+    return _isolate.run(
+        work, check=check, notice=(notices if notices is not None else []).append, limit=limit
+    )
 
 
 def test_returns_json_and_bytes() -> None:
@@ -84,7 +88,11 @@ def test_pyml_error_comes_back_as_itself() -> None:
         run(work)
     error = caught.value
     assert (error.message, error.detail, error.hint, error.sqlstate) == (
-        'bad "x"', "The detail.", "The hint.", "22023")
+        'bad "x"',
+        "The detail.",
+        "The hint.",
+        "22023",
+    )
 
 
 def test_unknown_error_is_internal_with_traceback() -> None:
@@ -106,7 +114,8 @@ def test_memory_error_is_53200() -> None:
         run(work, limit=Limit(150 * MB))
     assert caught.value.sqlstate == "53200"
     assert caught.value.message == (
-        'training used more memory than "pyml.train_memory_limit" allows (150 MB)')
+        'training used more memory than "pyml.train_memory_limit" allows (150 MB)'
+    )
 
 
 def test_bad_alloc_from_a_library_is_53200() -> None:
@@ -239,9 +248,12 @@ def test_child_detaches_from_the_parent(tmp_path: Any) -> None:
     fd = kept.fileno()
     previous = signal.signal(signal.SIGUSR1, lambda *_: None)
     try:
+
         def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
-            return {"fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
-                    "usr1": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL}, []
+            return {
+                "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+                "usr1": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+            }, []
 
         value, _ = run(work)
     finally:
@@ -316,7 +328,8 @@ def test_openmp_after_the_parent_used_it() -> None:
     here = lightgbm.LGBMRegressor(n_estimators=20, verbose=-1).fit(X, y)
     assert text == here.booster_.model_to_string().encode()  # the same model as in-process
     assert np.frombuffer(predicted).tolist() == (
-        HistGradientBoostingRegressor(max_iter=20).fit(X, y).predict(X[:3]).tolist())
+        HistGradientBoostingRegressor(max_iter=20).fit(X, y).predict(X[:3]).tolist()
+    )
 
 
 def _deadline(started: float, seconds: float) -> None:
@@ -342,11 +355,18 @@ def test_memory_limit_setting() -> None:
     assert memory_limit(2 * gb, 150 * MB) == Limit(150 * MB)
     raised = memory_limit(2 * gb, 4 * gb)
     assert raised.bytes == 2 * gb
-    assert raised.notice == ('pyml: setting "pyml.train_memory_limit" of this session (4 GB) '
-                             "is above the server's limit; using 2 GB")
+    assert raised.notice == (
+        'pyml: setting "pyml.train_memory_limit" of this session (4 GB) '
+        "is above the server's limit; using 2 GB"
+    )
     assert memory_limit(None, 8 * gb, physical=16 * gb).bytes == 4 * gb
 
 
 def test_size_text() -> None:
     assert [size_text(n) for n in (512, 2048, 150 * MB, 1536 * MB, 1 << 40)] == [
-        "512 bytes", "2 kB", "150 MB", "1.5 GB", "1 TB"]
+        "512 bytes",
+        "2 kB",
+        "150 MB",
+        "1.5 GB",
+        "1 TB",
+    ]

@@ -102,15 +102,27 @@ def test_the_stubs_reach_only_the_boundary() -> None:
     ("module", "source", "expected"),
     [
         ("pyml.server.batch", "import psycopg", "pyml.server.batch (server) imports psycopg"),
-        ("pyml.core.model", "def f():\n    from pyml.server import store",
-         "pyml.core.model (core) imports the server module pyml.server.store"),
-        ("pyml.client.cli", "from pyml.server._db import Db",
-         "pyml.client.cli (client) imports the server module pyml.server._db"),
-        ("pyml.server.training", "from pyml.core._lgbm import Booster",
-         "pyml.server.training imports pyml.core._lgbm, private to pyml.core"),
+        (
+            "pyml.core.model",
+            "def f():\n    from pyml.server import store",
+            "pyml.core.model (core) imports the server module pyml.server.store",
+        ),
+        (
+            "pyml.client.cli",
+            "from pyml.server._db import Db",
+            "pyml.client.cli (client) imports the server module pyml.server._db",
+        ),
+        (
+            "pyml.server.training",
+            "from pyml.core._lgbm import Booster",
+            "pyml.server.training imports pyml.core._lgbm, private to pyml.core",
+        ),
         ("pyml.server.store", "from .._db import Db", None),
-        ("pyml.core.artifacts", "import plpy",
-         "pyml.core.artifacts imports plpy (the boundary is handed it)"),
+        (
+            "pyml.core.artifacts",
+            "import plpy",
+            "pyml.core.artifacts imports plpy (the boundary is handed it)",
+        ),
     ],
 )
 def test_the_rules_catch_what_they_forbid(module: str, source: str, expected: str | None) -> None:

@@ -40,8 +40,13 @@ def test_defaults_text_is_native_category_numbers_are_plain():
 
 
 def test_rules_round_trip_through_json():
-    rules = _rules({"grade": {"encode": {"ordinal": ["low", "mid", "high"]}, "impute": "mode"},
-                    "zip": {"encode": "one_hot"}, "size": {"impute": "min", "scale": "robust"}})
+    rules = _rules(
+        {
+            "grade": {"encode": {"ordinal": ["low", "mid", "high"]}, "impute": "mode"},
+            "zip": {"encode": "one_hot"},
+            "size": {"impute": "min", "scale": "robust"},
+        }
+    )
     for rule in rules:
         assert Rule.from_json(rule.as_json()) == rule
     assert rules[5].category  # an integer column encoded as categories
@@ -81,8 +86,10 @@ def test_other_types_need_an_encoding():
 
 
 def test_input_rules_expand_array_columns():
-    rules = {"a": Rule(False, None, None, "mean", "preserve"),
-             "b": Rule(True, "native", None, None, "preserve")}
+    rules = {
+        "a": Rule(False, None, None, "mean", "preserve"),
+        "b": Rule(True, "native", None, None, "preserve"),
+    }
     expanded = _preprocess.input_rules(rules, ["a", "b"], ["a[1]", "a[2]", "b"])
     assert expanded == [rules["a"], rules["a"], rules["b"]]
 
@@ -105,13 +112,24 @@ def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 SPECS = [
     {},
     {"city": {"encode": "target"}, "size": {"impute": "median", "scale": "standard"}},
-    {"city": {"encode": "one_hot", "scale": "max_abs"}, "size": {"impute": "mean",
-     "scale": "min_max"}, "grade": {"encode": {"ordinal": ["low", "mid", "high"]},
-                                    "impute": "mode"}, "zip": {"encode": "one_hot"}},
-    {"city": {"impute": "mode", "scale": "robust"}, "size": {"impute": "max"},
-     "rooms": {"scale": "standard"}, "grade": {"encode": "target"}},
-    {"size": {"impute": "zero"}, "rooms": {"impute": "min", "scale": "robust"},
-     "grade": {"encode": "one_hot"}, "flag": {"scale": "min_max"}},
+    {
+        "city": {"encode": "one_hot", "scale": "max_abs"},
+        "size": {"impute": "mean", "scale": "min_max"},
+        "grade": {"encode": {"ordinal": ["low", "mid", "high"]}, "impute": "mode"},
+        "zip": {"encode": "one_hot"},
+    },
+    {
+        "city": {"impute": "mode", "scale": "robust"},
+        "size": {"impute": "max"},
+        "rooms": {"scale": "standard"},
+        "grade": {"encode": "target"},
+    },
+    {
+        "size": {"impute": "zero"},
+        "rooms": {"impute": "min", "scale": "robust"},
+        "grade": {"encode": "one_hot"},
+        "flag": {"scale": "min_max"},
+    },
 ]
 
 
@@ -125,8 +143,9 @@ def test_row_transform_equals_scikit_learn(spec, task):
         y = np.digitize(y, [-0.5, 0.5, 1.5])
     spec = {**spec, "size": {"impute": "mean", **spec.get("size", {})}}
     rules = _rules(spec, "regression" if task == "regression" else "classification")
-    transformer = _preprocess.build(rules, X, "regression" if task == "regression" else
-                                    "classification")
+    transformer = _preprocess.build(
+        rules, X, "regression" if task == "regression" else "classification"
+    )
     transformer.fit(X, y)
     row = rowtransform.compile_row(transformer)
     assert row is not None
@@ -146,8 +165,9 @@ def test_native_categories_in_first_seen_order_null_its_own():
     X = np.array([["b"], [None], ["a"], ["b"]], dtype=object)
     rules = [Rule(True, "native", None, None, "preserve")]
     transformer = _preprocess.build(rules, X, "regression").fit(X, np.zeros(4))
-    codes = _preprocess.transform(transformer, np.array([["b"], [None], ["a"], ["zz"]],
-                                                        dtype=object))
+    codes = _preprocess.transform(
+        transformer, np.array([["b"], [None], ["a"], ["zz"]], dtype=object)
+    )
     assert codes.ravel().tolist() == [0.0, 1.0, 2.0, _preprocess.UNKNOWN]
 
 
@@ -160,8 +180,10 @@ def test_statistics_come_from_the_rows_given():
 
 def test_check_inputs_names_the_feature():
     X = np.array([["a", 1.0], ["b", np.nan]], dtype=object)
-    rules = [Rule(True, "native", None, None, "preserve"),
-             Rule(False, None, None, "error", "preserve")]
+    rules = [
+        Rule(True, "native", None, None, "preserve"),
+        Rule(False, None, None, "error", "preserve"),
+    ]
     with pytest.raises(NullValueNotAllowed, match='"size"'):
         _preprocess.check_inputs(X, rules, ["city", "size"])
     _preprocess.check_inputs(X[:1], rules, ["city", "size"])
@@ -169,9 +191,11 @@ def test_check_inputs_names_the_feature():
 
 def test_check_inputs_refuses_infinity_where_nulls_are_imputed():
     X = np.array([["a", 1.0, np.nan], [None, np.inf, 2.0], ["c", -np.inf, 3.0]], dtype=object)
-    rules = [Rule(True, "native", None, None, "preserve"),
-             Rule(False, None, None, "mean", "preserve"),
-             Rule(False, None, None, "median", "standard")]
+    rules = [
+        Rule(True, "native", None, None, "preserve"),
+        Rule(False, None, None, "mean", "preserve"),
+        Rule(False, None, None, "median", "standard"),
+    ]
     names = ["city", "size", "rooms"]
     with pytest.raises(InvalidParameterValue, match='"size" contains infinite values') as caught:
         _preprocess.check_inputs(X, rules, names)
@@ -196,19 +220,26 @@ def test_fitted_transformer_is_a_safe_artifact(spec, task):
     parts = artifacts.dump("sklearn", model, transformer)
     assert [p.format for p in parts] == ["skops", "skops-preprocessor"]
     assert not set(skops.io.get_untrusted_types(data=parts[1].data)) - set(
-        artifacts.SKOPS_ALLOWED_TYPES)
-    loaded = artifacts.load([{"part": p.part, "format": p.format, "sha256": p.sha256,
-                               "data": p.data} for p in parts])
+        artifacts.SKOPS_ALLOWED_TYPES
+    )
+    loaded = artifacts.load(
+        [{"part": p.part, "format": p.format, "sha256": p.sha256, "data": p.data} for p in parts]
+    )
     assert loaded.format == "skops" and len(loaded.parts) == 1
-    np.testing.assert_array_equal(_preprocess.transform(loaded.preprocessor, X),
-                                  _preprocess.transform(transformer, X))
+    np.testing.assert_array_equal(
+        _preprocess.transform(loaded.preprocessor, X), _preprocess.transform(transformer, X)
+    )
 
 
 def test_fitted_statistics_name_what_was_learnt():
     X, y = _data()
-    rules = _rules({"city": {"encode": "one_hot", "scale": "standard"},
-                    "size": {"impute": "median", "scale": "robust"},
-                    "grade": {"encode": "target"}})
+    rules = _rules(
+        {
+            "city": {"encode": "one_hot", "scale": "standard"},
+            "size": {"impute": "median", "scale": "robust"},
+            "grade": {"encode": "target"},
+        }
+    )
     transformer = _preprocess.build(rules, X, "regression").fit(X, y)
     stats = _preprocess.fitted_statistics(transformer, [c.name for c in COLUMNS])
     size = X[:, 1].astype(float)

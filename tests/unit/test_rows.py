@@ -16,22 +16,51 @@ from pyml.core.registry import FileRow
 from pyml.errors import DataCorrupted
 from pyml.server.store import _rows
 
-MODEL = {"id": 1, "project_id": 2, "project": "p", "task": "classification",
-         "algorithm": "linear", "status": "successful", "metrics": '{"f1": 0.5}',
-         "num_features": 2, "feature_names": ["a", "b"], "classes": '["no", "yes"]',
-         "snapshot_id": None, "preprocess": '{"a": {"impute": "mean"}}'}
-SNAPSHOT = {"id": 3, "relation_name": "public.t", "y_column_name": ["y"], "test_size": 0.25,
-            "test_sampling": "last", "preprocess": "{}"}
-SETTINGS = {"id": 1, "project_id": 2, "algorithm": "linear", "hyperparams": "{}",
-            "preprocess": "{}", "baseline": None, "columns": None, "relation_name": None,
-            "y_column_name": None, "test_size": None, "test_sampling": None}
+MODEL = {
+    "id": 1,
+    "project_id": 2,
+    "project": "p",
+    "task": "classification",
+    "algorithm": "linear",
+    "status": "successful",
+    "metrics": '{"f1": 0.5}',
+    "num_features": 2,
+    "feature_names": ["a", "b"],
+    "classes": '["no", "yes"]',
+    "snapshot_id": None,
+    "preprocess": '{"a": {"impute": "mean"}}',
+}
+SNAPSHOT = {
+    "id": 3,
+    "relation_name": "public.t",
+    "y_column_name": ["y"],
+    "test_size": 0.25,
+    "test_sampling": "last",
+    "preprocess": "{}",
+}
+SETTINGS = {
+    "id": 1,
+    "project_id": 2,
+    "algorithm": "linear",
+    "hyperparams": "{}",
+    "preprocess": "{}",
+    "baseline": None,
+    "columns": None,
+    "relation_name": None,
+    "y_column_name": None,
+    "test_size": None,
+    "test_sampling": None,
+}
 LOGGED = {"features": "[1.5, 2]", "prediction": '"yes"'}
 
 
 def test_jsonb_columns_arrive_parsed() -> None:
     model = _rows.parse_model(MODEL)
     assert (model.metrics, model.classes, model.preprocess) == (
-        {"f1": 0.5}, ["no", "yes"], {"a": {"impute": "mean"}})
+        {"f1": 0.5},
+        ["no", "yes"],
+        {"a": {"impute": "mean"}},
+    )
     assert _rows.parse_model({**MODEL, "metrics": None, "classes": None}).metrics == {}
     assert _rows.parse_snapshot(SNAPSHOT).preprocess == {}
     assert _rows.parse_settings(SETTINGS).hyperparams == {}
@@ -40,13 +69,18 @@ def test_jsonb_columns_arrive_parsed() -> None:
 
 @pytest.mark.parametrize(
     ("parse", "row"),
-    [(_rows.parse_model, MODEL), (_rows.parse_snapshot, SNAPSHOT),
-     (_rows.parse_settings, SETTINGS), (_rows.parse_logged_call, LOGGED),
-     (_rows.ProjectRow, {"id": 1, "name": "p", "task": "regression", "owner": "alice"})],
+    [
+        (_rows.parse_model, MODEL),
+        (_rows.parse_snapshot, SNAPSHOT),
+        (_rows.parse_settings, SETTINGS),
+        (_rows.parse_logged_call, LOGGED),
+        (_rows.ProjectRow, {"id": 1, "name": "p", "task": "regression", "owner": "alice"}),
+    ],
     ids=["model", "snapshot", "settings", "logged call", "project"],
 )
-def test_a_missing_or_extra_column_is_refused(parse: Callable[..., Any],
-                                              row: dict[str, Any]) -> None:
+def test_a_missing_or_extra_column_is_refused(
+    parse: Callable[..., Any], row: dict[str, Any]
+) -> None:
     build = (lambda r: parse(**r)) if isinstance(parse, type) else parse
     build(row)
     with pytest.raises(TypeError):

@@ -68,9 +68,12 @@ def test_test_size_leaving_no_rows() -> None:
 
 
 def test_one_of_message() -> None:
-    with pytest.raises(InvalidParameterValue, match='"task" must be one of regression, '
-                                                    'classification, clustering, decomposition;'
-                                                    ' got "ranking"'):
+    with pytest.raises(
+        InvalidParameterValue,
+        match='"task" must be one of regression, '
+        "classification, clustering, decomposition;"
+        ' got "ranking"',
+    ):
         params.one_of("task", "ranking", params.TASKS)
 
 
@@ -116,5 +119,9 @@ def test_describe_categorical() -> None:
 
 
 def test_jsonable() -> None:
-    assert jsonable({"a": np.float32(0.5), "b": [np.int64(2)], "c": float("nan"), "d": object}) \
-        == {"a": 0.5, "b": [2], "c": None, "d": repr(object)}
+    assert jsonable({"a": np.float32(0.5), "b": [np.int64(2)], "c": float("nan"), "d": object}) == {
+        "a": 0.5,
+        "b": [2],
+        "c": None,
+        "d": repr(object),
+    }

@@ -34,16 +34,28 @@ DEFAULT_LAST = 50
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``report`` subcommand to an ``argparse`` subparsers object."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        "report", help="write a report of a project's monitoring history (HTML or PNG)",
+        "report",
+        help="write a report of a project's monitoring history (HTML or PNG)",
         description="Write a report of a project's monitoring history: drift per feature "
-        "over the rounds, decisions and deployments (one HTML file, or the figure as PNG).")
+        "over the rounds, decisions and deployments (one HTML file, or the figure as PNG).",
+    )
     parser.add_argument("project", help="the project to report on")
     parser.add_argument("--url", help=URL_HELP)
-    parser.add_argument("--output", "-o", metavar="PATH", type=Path,
-                        help="where to write (default: <project>-report.html); "
-                        "a path ending in .png gets the figure only")
-    parser.add_argument("--last", type=_positive_int, default=DEFAULT_LAST, metavar="N",
-                        help=f"monitoring rounds shown (default: {DEFAULT_LAST})")
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="PATH",
+        type=Path,
+        help="where to write (default: <project>-report.html); "
+        "a path ending in .png gets the figure only",
+    )
+    parser.add_argument(
+        "--last",
+        type=_positive_int,
+        default=DEFAULT_LAST,
+        metavar="N",
+        help=f"monitoring rounds shown (default: {DEFAULT_LAST})",
+    )
     return parser
 
 
@@ -60,8 +72,7 @@ def _positive_int(text: str) -> int:
 def run(url: str, args: argparse.Namespace) -> int:
     """Write the report of ``args.project``; print its path. Returns the exit status."""
     if importlib.util.find_spec("matplotlib") is None:
-        print("pyml: error: pyml report needs matplotlib (pip install matplotlib)",
-              file=sys.stderr)
+        print("pyml: error: pyml report needs matplotlib (pip install matplotlib)", file=sys.stderr)
         return 1
     try:
         history = read_history(url, args.project, args.last)

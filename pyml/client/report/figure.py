@@ -15,8 +15,16 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 TOP_FEATURES = 8  # features named in the legend (by highest PSI); the others are drawn in grey
-FEATURE_COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink",
-                   "tab:olive", "tab:cyan"]
+FEATURE_COLOURS = [
+    "tab:orange",
+    "tab:blue",
+    "tab:green",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+]
 
 # How each deployment strategy is drawn on the timeline: (marker, colour).
 STRATEGY_STYLE = {
@@ -27,7 +35,6 @@ STRATEGY_STYLE = {
     "specific": ("D", "tab:brown"),
     "retrain": ("*", "tab:red"),
 }
-
 
 
 def figure_png(history: History) -> bytes:
@@ -55,8 +62,11 @@ def _window(history: History) -> tuple[datetime.datetime, datetime.datetime]:
     if not history.rounds or len(history.rounds) == history.total_rounds:
         times += [d.created_at for d in history.deployments]
     else:
-        times += [d.created_at for d in history.deployments
-                  if d.created_at >= history.rounds[0].created_at]
+        times += [
+            d.created_at
+            for d in history.deployments
+            if d.created_at >= history.rounds[0].created_at
+        ]
     if not times:
         now = datetime.datetime.now(datetime.UTC)
         return now - datetime.timedelta(hours=1), now
@@ -65,17 +75,22 @@ def _window(history: History) -> tuple[datetime.datetime, datetime.datetime]:
     return start - margin, end + margin
 
 
-def _deployments_in(deployments: Sequence[Deployment], start: datetime.datetime
-                    ) -> list[Deployment]:
+def _deployments_in(
+    deployments: Sequence[Deployment], start: datetime.datetime
+) -> list[Deployment]:
     """The deployments after ``start``, after the one live at ``start`` (if any)."""
     before = [d for d in deployments if d.created_at < start]
     return before[-1:] + [d for d in deployments if d.created_at >= start]
 
 
-def _plot_drift(ax: Axes, rounds: Sequence[Round], start: datetime.datetime,
-                end: datetime.datetime) -> None:
-    ax.set_title("Population stability index (PSI) per feature, by monitoring round",
-                 loc="left", fontsize="medium")
+def _plot_drift(
+    ax: Axes, rounds: Sequence[Round], start: datetime.datetime, end: datetime.datetime
+) -> None:
+    ax.set_title(
+        "Population stability index (PSI) per feature, by monitoring round",
+        loc="left",
+        fontsize="medium",
+    )
     if not rounds:
         _empty(ax, "No monitoring round has run yet.")
         return
@@ -83,21 +98,48 @@ def _plot_drift(ax: Axes, rounds: Sequence[Round], start: datetime.datetime,
     series = _psi_series(rounds)
     named = _named_features(series)
     for feature in filter(is_prediction, series):
-        ax.plot(_dates(times), series[feature], color="black", linewidth=2.6, marker="D", zorder=4,
-                label=_plain(f"{feature} (the model's predictions)"))
+        ax.plot(
+            _dates(times),
+            series[feature],
+            color="black",
+            linewidth=2.6,
+            marker="D",
+            zorder=4,
+            label=_plain(f"{feature} (the model's predictions)"),
+        )
     for feature, colour in zip(named, FEATURE_COLOURS, strict=False):
-        ax.plot(_dates(times), series[feature], color=colour, linewidth=1.4, marker="o",
-                markersize=4, zorder=3, label=_plain(feature))
+        ax.plot(
+            _dates(times),
+            series[feature],
+            color=colour,
+            linewidth=1.4,
+            marker="o",
+            markersize=4,
+            zorder=3,
+            label=_plain(feature),
+        )
     others = [f for f in series if f not in named and not is_prediction(f)]
     for feature in others:
-        ax.plot(_dates(times), series[feature], color="0.75", linewidth=0.9, marker=".",
-                zorder=2)
+        ax.plot(_dates(times), series[feature], color="0.75", linewidth=0.9, marker=".", zorder=2)
     if others:
-        ax.plot([], [], color="0.75", linewidth=0.9, marker=".",
-                label=f"{len(others)} other feature{'s' if len(others) > 1 else ''}")
+        ax.plot(
+            [],
+            [],
+            color="0.75",
+            linewidth=0.9,
+            marker=".",
+            label=f"{len(others)} other feature{'s' if len(others) > 1 else ''}",
+        )
     thresholds = [r.psi_threshold for r in rounds]
-    ax.plot(_dates([start, *times[1:], end]), [thresholds[0], *thresholds], linestyle="--",
-            color="tab:red", drawstyle="steps-post", linewidth=1.2, label="PSI threshold")
+    ax.plot(
+        _dates([start, *times[1:], end]),
+        [thresholds[0], *thresholds],
+        linestyle="--",
+        color="tab:red",
+        drawstyle="steps-post",
+        linewidth=1.2,
+        label="PSI threshold",
+    )
     _psi_scale(ax, [v for vs in series.values() for v in vs], min(thresholds))
     ax.set_ylabel("PSI")
     ax.grid(True, alpha=0.3)
@@ -131,16 +173,19 @@ def _psi_series(rounds: Sequence[Round]) -> dict[str, list[float]]:
 def _named_features(series: dict[str, list[float]]) -> list[str]:
     """The features named in the legend, highest first: those with the highest PSI in any
     round shown."""
+
     def highest(values: list[float]) -> float:
         return max((v for v in values if math.isfinite(v)), default=-math.inf)
 
-    ranked = sorted((f for f in series if not is_prediction(f)),
-                    key=lambda f: highest(series[f]), reverse=True)
+    ranked = sorted(
+        (f for f in series if not is_prediction(f)), key=lambda f: highest(series[f]), reverse=True
+    )
     return ranked[:TOP_FEATURES]
 
 
-def _plot_deployments(ax: Axes, deployments: Sequence[Deployment], start: datetime.datetime,
-                      end: datetime.datetime) -> None:
+def _plot_deployments(
+    ax: Axes, deployments: Sequence[Deployment], start: datetime.datetime, end: datetime.datetime
+) -> None:
     """The live model over time (a step line) with one marker per deployment."""
     ax.set_title("Deployments: the live model over time", loc="left", fontsize="medium")
     if not deployments:
@@ -148,18 +193,31 @@ def _plot_deployments(ax: Axes, deployments: Sequence[Deployment], start: dateti
         return
     times = [max(d.created_at, start) for d in deployments]
     ids = [d.model_id for d in deployments]
-    ax.plot(_dates([*times, end]), [*ids, ids[-1]], drawstyle="steps-post", color="0.4",
-            linewidth=1.5)
+    ax.plot(
+        _dates([*times, end]), [*ids, ids[-1]], drawstyle="steps-post", color="0.4", linewidth=1.5
+    )
     for strategy, (marker, colour) in STRATEGY_STYLE.items():
         shown = [d for d in deployments if d.strategy == strategy and d.created_at >= start]
         if shown:
             retrain = strategy == "retrain"
-            ax.scatter(_dates([d.created_at for d in shown]), [d.model_id for d in shown],
-                       marker=marker, color=colour, s=160 if retrain else 60, zorder=3,
-                       edgecolors="black" if retrain else "none", label=strategy)
+            ax.scatter(
+                _dates([d.created_at for d in shown]),
+                [d.model_id for d in shown],
+                marker=marker,
+                color=colour,
+                s=160 if retrain else 60,
+                zorder=3,
+                edgecolors="black" if retrain else "none",
+                label=strategy,
+            )
     for when, model_id in zip(times, ids, strict=True):
-        ax.annotate(f"#{model_id}", (when, model_id), textcoords="offset points",
-                    xytext=(6, 6), fontsize="small")
+        ax.annotate(
+            f"#{model_id}",
+            (when, model_id),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize="small",
+        )
     distinct = sorted(set(ids))
     ax.set_yticks(distinct if len(distinct) <= 12 else distinct[:: len(distinct) // 12 + 1])
     low, high = distinct[0], distinct[-1]
@@ -168,8 +226,14 @@ def _plot_deployments(ax: Axes, deployments: Sequence[Deployment], start: dateti
     ax.set_ylabel("model id")
     ax.grid(True, axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
-                  frameon=False, title="strategy", title_fontsize="small")
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize="small",
+            frameon=False,
+            title="strategy",
+            title_fontsize="small",
+        )
 
 
 def _dates(values: list[datetime.datetime]) -> ArrayLike:
@@ -190,8 +254,7 @@ def _format_time_axis(ax: Axes, start: datetime.datetime, end: datetime.datetime
 
 
 def _empty(ax: Axes, message: str) -> None:
-    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center",
-            color="0.4")
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.set_yticks([])
 
 

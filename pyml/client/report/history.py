@@ -101,22 +101,35 @@ def read_history(url: str, project_name: str, last: int) -> History | None:
     with psycopg.connect(url, application_name="pyml report") as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        project = conn.cursor(row_factory=class_row(Project)).execute(
-            "SELECT id, name, task FROM pyml.projects WHERE name = %s", (project_name,)
-        ).fetchone()
+        project = (
+            conn.cursor(row_factory=class_row(Project))
+            .execute("SELECT id, name, task FROM pyml.projects WHERE name = %s", (project_name,))
+            .fetchone()
+        )
         if project is None:
             return None
-        monitor = conn.cursor(row_factory=class_row(Monitor)).execute(
-            "SELECT relation_name, every::text AS every, psi_threshold, retrain, last_round_at"
-            " FROM pyml.monitors WHERE project_id = %s", (project.id,)
-        ).fetchone()
-        rounds = conn.cursor(row_factory=class_row(Round)).execute(
-            _ROUNDS, (project.id, last)).fetchall()
+        monitor = (
+            conn.cursor(row_factory=class_row(Monitor))
+            .execute(
+                "SELECT relation_name, every::text AS every, psi_threshold, retrain, last_round_at"
+                " FROM pyml.monitors WHERE project_id = %s",
+                (project.id,),
+            )
+            .fetchone()
+        )
+        rounds = (
+            conn.cursor(row_factory=class_row(Round))
+            .execute(_ROUNDS, (project.id, last))
+            .fetchall()
+        )
         (total,) = conn.execute(
             "SELECT count(*) FROM pyml.drift_reports WHERE project_id = %s", (project.id,)
         ).fetchone() or (0,)
-        deployments = conn.cursor(row_factory=class_row(Deployment)).execute(
-            _DEPLOYMENTS, (key_metric().get(project.task, ""), project.id)).fetchall()
+        deployments = (
+            conn.cursor(row_factory=class_row(Deployment))
+            .execute(_DEPLOYMENTS, (key_metric().get(project.task, ""), project.id))
+            .fetchall()
+        )
     return History(project, monitor, rounds[::-1], int(total), deployments)
 
 

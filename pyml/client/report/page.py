@@ -72,7 +72,8 @@ def _header(history: History) -> str:
         items.append(
             f"monitored: relation {_e(monitor.relation_name)} every {_e(monitor.every)}, "
             f"PSI threshold {_e(_fmt(monitor.psi_threshold))}, "
-            f"retrain {'on' if monitor.retrain else 'off'}")
+            f"retrain {'on' if monitor.retrain else 'off'}"
+        )
     generated = datetime.datetime.now(datetime.UTC).isoformat(sep=" ", timespec="seconds")
     items.append(f"generated {_e(generated)}")
     return " · ".join(items)
@@ -81,9 +82,11 @@ def _header(history: History) -> str:
 def _latest(history: History) -> str:
     if not history.rounds:
         call = f"pyml.check({_sql_literal(history.project.name)})"
-        return (f'<p class="note">No monitoring round has run yet: run one with '
-                f"<code>{_e(call)}</code>, or schedule rounds with <code>pyml.monitor</code>."
-                "</p>")
+        return (
+            f'<p class="note">No monitoring round has run yet: run one with '
+            f"<code>{_e(call)}</code>, or schedule rounds with <code>pyml.monitor</code>."
+            "</p>"
+        )
     report = history.rounds[-1]
     summary = [
         ("Time", _time(report.created_at)),
@@ -94,8 +97,12 @@ def _latest(history: History) -> str:
         ("Decision", f"{report.decision}: {DECISIONS.get(report.decision, '')}"),
     ]
     if report.metric:
-        summary.append(("Score on the fresh holdout", _scores(report)
-                        + (f" ({report.holdout_rows} rows)" if report.holdout_rows else "")))
+        summary.append(
+            (
+                "Score on the fresh holdout",
+                _scores(report) + (f" ({report.holdout_rows} rows)" if report.holdout_rows else ""),
+            )
+        )
     if report.new_model_id is not None:
         summary.append(("Retrained model", f"#{report.new_model_id}"))
     if report.detail:
@@ -110,11 +117,17 @@ def _features_table(report: Round) -> str:
     features: dict[str, dict[str, dict[str, Any]]] = {}
     for item in report.features:
         features.setdefault(str(item.get("feature")), {})[str(item.get("metric"))] = item
-    order = sorted(features, key=lambda f: (
-        not any(m.get("drifted") for m in features[f].values()),
-        -_sortable(features[f].get("psi", {}).get("value"))))
-    head = ("<tr><th>Feature</th><th>PSI</th><th>KS / JS</th><th>Threshold (PSI, KS / JS)"
-            "</th><th>Drifted</th></tr>")
+    order = sorted(
+        features,
+        key=lambda f: (
+            not any(m.get("drifted") for m in features[f].values()),
+            -_sortable(features[f].get("psi", {}).get("value")),
+        ),
+    )
+    head = (
+        "<tr><th>Feature</th><th>PSI</th><th>KS / JS</th><th>Threshold (PSI, KS / JS)"
+        "</th><th>Drifted</th></tr>"
+    )
     rows = []
     for name in order:
         metrics = features[name]
@@ -127,29 +140,39 @@ def _features_table(report: Round) -> str:
             f'<td class="num">{_e(_fmt(psi.get("value")))}</td>'
             f'<td class="num">{_e(_metric_value(other))}</td>'
             f'<td class="num">{_e(_fmt(psi.get("threshold")))}, '
-            f'{_e(_fmt(other.get("threshold")))}</td>'
-            f'<td>{"yes" if drifted else "no"}</td></tr>')
+            f"{_e(_fmt(other.get('threshold')))}</td>"
+            f"<td>{'yes' if drifted else 'no'}</td></tr>"
+        )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _figure(history: History, png: bytes) -> str:
     encoded = base64.b64encode(png).decode("ascii")
     alt = f"PSI per feature and deployments of project {history.project.name}"
-    caption = ("Top: the PSI of each feature in each round (the model's predictions in black, "
-               "the threshold dashed). Bottom: the live model over time, one marker per "
-               "deployment by strategy (retrain: red star).")
-    return (f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(alt)}">'
-            f"<figcaption class=\"note\">{_e(caption)}</figcaption></figure>")
+    caption = (
+        "Top: the PSI of each feature in each round (the model's predictions in black, "
+        "the threshold dashed). Bottom: the live model over time, one marker per "
+        "deployment by strategy (retrain: red star)."
+    )
+    return (
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(alt)}">'
+        f'<figcaption class="note">{_e(caption)}</figcaption></figure>'
+    )
 
 
 def _rounds_table(history: History) -> str:
     if not history.rounds:
         return '<p class="note">No monitoring round has run yet.</p>'
     shown = len(history.rounds)
-    note = (f"All {shown} rounds" if shown == history.total_rounds
-            else f"The last {shown} of {history.total_rounds} rounds") + ", newest first."
-    head = ("<tr><th>Time</th><th>Model checked</th><th>Rows</th><th>Drifted features</th>"
-            "<th>Decision</th><th>Metric: old → new score</th><th>New model</th></tr>")
+    note = (
+        f"All {shown} rounds"
+        if shown == history.total_rounds
+        else f"The last {shown} of {history.total_rounds} rounds"
+    ) + ", newest first."
+    head = (
+        "<tr><th>Time</th><th>Model checked</th><th>Rows</th><th>Drifted features</th>"
+        "<th>Decision</th><th>Metric: old → new score</th><th>New model</th></tr>"
+    )
     rows = []
     for report in reversed(history.rounds):
         new = f"#{report.new_model_id}" if report.new_model_id is not None else "–"
@@ -161,7 +184,8 @@ def _rounds_table(history: History) -> str:
             f'<td class="num">{report.row_count}</td>'
             f"<td>{_e(', '.join(_drifted(report)) or '–')}</td>"
             f'<td><span class="decision d-{_e(report.decision)}">{decision}</span></td>'
-            f"<td>{_e(_scores(report) if report.metric else '–')}</td><td>{new}</td></tr>")
+            f"<td>{_e(_scores(report) if report.metric else '–')}</td><td>{new}</td></tr>"
+        )
     return f'<p class="note">{_e(note)}</p><table>{head}{"".join(rows)}</table>'
 
 
@@ -169,16 +193,20 @@ def _deployments_table(history: History) -> str:
     if not history.deployments:
         return '<p class="note">No model has been deployed.</p>'
     metric = key_metric().get(history.project.task, "score")
-    head = (f"<tr><th>Time</th><th>Model</th><th>Algorithm</th><th>Strategy</th>"
-            f"<th>{_e(metric)} (test rows)</th><th>By</th></tr>")
+    head = (
+        f"<tr><th>Time</th><th>Model</th><th>Algorithm</th><th>Strategy</th>"
+        f"<th>{_e(metric)} (test rows)</th><th>By</th></tr>"
+    )
     rows = [
         f"<tr><td>{_e(_time(d.created_at))}</td><td>#{d.model_id}</td>"
         f"<td>{_e(d.algorithm)}</td><td>{_e(d.strategy)}</td>"
         f'<td class="num">{_e(_fmt(d.score))}</td><td>{_e(d.created_by)}</td></tr>'
         for d in reversed(history.deployments)
     ]
-    return ('<p class="note">Newest first; the first row is the live model.</p>'
-            f"<table>{head}{''.join(rows)}</table>")
+    return (
+        '<p class="note">Newest first; the first row is the live model.</p>'
+        f"<table>{head}{''.join(rows)}</table>"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -33,5 +33,13 @@ from pyml.core._validate._lightgbm import lightgbm_text
 from pyml.core._validate._sklearn import sklearn_object
 from pyml.core._validate._xgboost import XGBOOST, xgboost_json
 
-__all__ = ["LIGHTGBM", "MAX_DEPTH", "MAX_LEAVES", "SKOPS", "XGBOOST", "lightgbm_text",
-           "sklearn_object", "xgboost_json"]
+__all__ = [
+    "LIGHTGBM",
+    "MAX_DEPTH",
+    "MAX_LEAVES",
+    "SKOPS",
+    "XGBOOST",
+    "lightgbm_text",
+    "sklearn_object",
+    "xgboost_json",
+]

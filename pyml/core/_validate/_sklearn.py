@@ -79,14 +79,17 @@ class _SklearnObjects:
                 owned.update(_check_hist_gradient_boosting(path, obj))
         for path, obj in self.objects:
             if _NATIVE.get(_type_name(obj)) == "predictor" and id(obj) not in owned:
-                raise Invalid(f"{path} is a histogram gradient boosting predictor outside its "
-                               "estimator.")
+                raise Invalid(
+                    f"{path} is a histogram gradient boosting predictor outside its estimator."
+                )
             tree = getattr(obj, "tree_", None)
             if tree is not None and _NATIVE.get(_type_name(tree)) == "tree":
                 expected = getattr(obj, "n_features_in_", tree.n_features)
                 if tree.n_features != expected:
-                    raise Invalid(f"{path}.tree_ has {tree.n_features} features, but its "
-                                   f"estimator has {expected}.")
+                    raise Invalid(
+                        f"{path}.tree_ has {tree.n_features} features, but its "
+                        f"estimator has {expected}."
+                    )
             _check_arrays(path, obj)
 
 
@@ -123,20 +126,25 @@ def _check_tree(path: str, tree: Any) -> None:
         bad = np.flatnonzero(~leaf & ((child <= nodes) | (child >= count)))
         if bad.size:
             i = bad[0]
-            raise Invalid(f"{path}: {name}[{i}] = {child[i]} is out of range (the tree has "
-                           f"{count} nodes, and children come after their parent).")
+            raise Invalid(
+                f"{path}: {name}[{i}] = {child[i]} is out of range (the tree has "
+                f"{count} nodes, and children come after their parent)."
+            )
     parents = np.bincount(np.concatenate((left[~leaf], right[~leaf])), minlength=count)
     parents[0] += 1
     bad = np.flatnonzero(parents != 1)
     if bad.size:
-        raise Invalid(f"{path}: node {bad[0]} is the child of {parents[bad[0]] - (bad[0] == 0)} "
-                       "nodes.")
+        raise Invalid(
+            f"{path}: node {bad[0]} is the child of {parents[bad[0]] - (bad[0] == 0)} nodes."
+        )
     feature = np.asarray(tree.feature, dtype=np.int64)
     bad = np.flatnonzero(~leaf & ((feature < 0) | (feature >= tree.n_features)))
     if bad.size:
         i = bad[0]
-        raise Invalid(f"{path}: feature[{i}] = {feature[i]} is out of range (the tree has "
-                       f"{tree.n_features} features).")
+        raise Invalid(
+            f"{path}: feature[{i}] = {feature[i]} is out of range (the tree has "
+            f"{tree.n_features} features)."
+        )
     # the depth, level by level (a tree, now: each node has one parent, numbered before it)
     depth, level = -1, np.zeros(1, dtype=np.int64)
     while level.size:
@@ -156,8 +164,10 @@ def _check_hist_gradient_boosting(path: str, estimator: Any) -> list[int]:
     n_features = getattr(estimator, "n_features_in_", None)
     categorical = np.asarray(getattr(estimator._bin_mapper, "is_categorical_", ()))
     if not isinstance(n_features, int) or categorical.shape != (n_features,):
-        raise Invalid(f"{path} has n_features_in_ = {n_features!r} and categorical flags of "
-                       f"shape {categorical.shape}.")
+        raise Invalid(
+            f"{path} has n_features_in_ = {n_features!r} and categorical flags of "
+            f"shape {categorical.shape}."
+        )
     checked = []
     predictors = estimator._predictors
     if not isinstance(predictors, list) or not all(isinstance(p, list) for p in predictors):
@@ -168,22 +178,32 @@ def _check_hist_gradient_boosting(path: str, estimator: Any) -> list[int]:
             if not isinstance(predictor, TreePredictor):
                 raise Invalid(f"{where} is a {_type_name(predictor)}, not a TreePredictor.")
             nodes = predictor.nodes
-            if (not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE
-                    or nodes.ndim != 1 or nodes.size == 0):
+            if (
+                not isinstance(nodes, np.ndarray)
+                or nodes.dtype != PREDICTOR_RECORD_DTYPE
+                or nodes.ndim != 1
+                or nodes.size == 0
+            ):
                 raise Invalid(f"{where}.nodes is not a non-empty array of predictor nodes.")
             for name in ("raw_left_cat_bitsets", "binned_left_cat_bitsets"):
                 bitsets = getattr(predictor, name)
-                if (not isinstance(bitsets, np.ndarray) or bitsets.ndim != 2
-                        or bitsets.shape[1] != 8 or bitsets.dtype != np.uint32):
+                if (
+                    not isinstance(bitsets, np.ndarray)
+                    or bitsets.ndim != 2
+                    or bitsets.shape[1] != 8
+                    or bitsets.dtype != np.uint32
+                ):
                     raise Invalid(f"{where}.{name} is not an array of 8 x 32-bit bitsets.")
-            _check_predictor_nodes(where, nodes, n_features, categorical,
-                                   predictor.raw_left_cat_bitsets.shape[0])
+            _check_predictor_nodes(
+                where, nodes, n_features, categorical, predictor.raw_left_cat_bitsets.shape[0]
+            )
             checked.append(id(predictor))
     return checked
 
 
-def _check_predictor_nodes(where: str, nodes: np.ndarray, n_features: int,
-                           categorical: np.ndarray, bitsets: int) -> None:
+def _check_predictor_nodes(
+    where: str, nodes: np.ndarray, n_features: int, categorical: np.ndarray, bitsets: int
+) -> None:
     count = nodes.size
     index = np.arange(count)
     inner = nodes["is_leaf"] == 0
@@ -192,29 +212,41 @@ def _check_predictor_nodes(where: str, nodes: np.ndarray, n_features: int,
         bad = np.flatnonzero(inner & ((child <= index) | (child >= count)))
         if bad.size:
             i = bad[0]
-            raise Invalid(f"{where}: nodes[{i}].{name} = {child[i]} is out of range (the "
-                           f"predictor has {count} nodes, and children come after their "
-                           "parent).")
+            raise Invalid(
+                f"{where}: nodes[{i}].{name} = {child[i]} is out of range (the "
+                f"predictor has {count} nodes, and children come after their "
+                "parent)."
+            )
     children = np.concatenate((nodes["left"][inner], nodes["right"][inner])).astype(np.int64)
     parents = np.bincount(children, minlength=count)
     parents[0] += 1
     bad = np.flatnonzero(parents != 1)
     if bad.size:
-        raise Invalid(f"{where}: node {bad[0]} is the child of "
-                       f"{parents[bad[0]] - (bad[0] == 0)} nodes.")
+        raise Invalid(
+            f"{where}: node {bad[0]} is the child of {parents[bad[0]] - (bad[0] == 0)} nodes."
+        )
     feature = nodes["feature_idx"].astype(np.int64)
     bad = np.flatnonzero(inner & ((feature < 0) | (feature >= n_features)))
     if bad.size:
         i = bad[0]
-        raise Invalid(f"{where}: nodes[{i}].feature_idx = {feature[i]} is out of range (the "
-                       f"estimator has {n_features} features).")
+        raise Invalid(
+            f"{where}: nodes[{i}].feature_idx = {feature[i]} is out of range (the "
+            f"estimator has {n_features} features)."
+        )
     split = inner & (nodes["is_categorical"] != 0)
-    bad = np.flatnonzero(split & ((nodes["bitset_idx"].astype(np.int64) >= bitsets)
-                                  | (categorical[np.where(inner, feature, 0)] == 0)))
+    bad = np.flatnonzero(
+        split
+        & (
+            (nodes["bitset_idx"].astype(np.int64) >= bitsets)
+            | (categorical[np.where(inner, feature, 0)] == 0)
+        )
+    )
     if bad.size:
         i = bad[0]
-        raise Invalid(f"{where}: nodes[{i}] is a categorical split on a feature that is not "
-                       f"categorical, or with bitset_idx out of range ({bitsets} bitsets).")
+        raise Invalid(
+            f"{where}: nodes[{i}] is a categorical split on a feature that is not "
+            f"categorical, or with bitset_idx out of range ({bitsets} bitsets)."
+        )
 
 
 def _check_binary_tree(path: str, tree: Any, kd: bool) -> None:
@@ -230,8 +262,10 @@ def _check_binary_tree(path: str, tree: Any, kd: bool) -> None:
     if count == 0 or count != 2**levels - 1 or count != state[6]:
         raise Invalid(f"{path} has {count} nodes for {levels} levels.")
     if bounds.shape != (2 if kd else 1, count, features):
-        raise Invalid(f"{path}: node_bounds has shape {bounds.shape}, not "
-                       f"{(2 if kd else 1, count, features)}.")
+        raise Invalid(
+            f"{path}: node_bounds has shape {bounds.shape}, not "
+            f"{(2 if kd else 1, count, features)}."
+        )
     start = node_data["idx_start"].astype(np.int64)
     end = node_data["idx_end"].astype(np.int64)
     bad = np.flatnonzero((start < 0) | (start > end) | (end > samples))
@@ -253,33 +287,48 @@ def _check_arrays(path: str, obj: Any) -> None:
     """Arrays of gradient boosting, SVMs and k-means that compiled code reads with sizes
     taken elsewhere."""
     module = type(obj).__module__
-    if module == "sklearn.ensemble._gb" and isinstance(getattr(obj, "estimators_", None),
-                                                      np.ndarray):
+    if module == "sklearn.ensemble._gb" and isinstance(
+        getattr(obj, "estimators_", None), np.ndarray
+    ):
         # predict_stages writes tree k of each stage into column k of the initial predictions
         stages = obj.estimators_
         width = getattr(obj, "n_trees_per_iteration_", None)
         init = getattr(obj, "init_", "zero")
-        if stages.ndim != 2 or stages.shape[1] != width or (
-                width != 1 and init != "zero" and np.size(getattr(init, "classes_", ())) != width):
-            raise Invalid(f"{path}: estimators_ has shape {stages.shape} for "
-                           f"{width} trees per iteration.")
-    if module.startswith("sklearn.svm") and hasattr(obj, "_n_support") and hasattr(
-            obj, "support_vectors_"):
+        if (
+            stages.ndim != 2
+            or stages.shape[1] != width
+            or (width != 1 and init != "zero" and np.size(getattr(init, "classes_", ())) != width)
+        ):
+            raise Invalid(
+                f"{path}: estimators_ has shape {stages.shape} for {width} trees per iteration."
+            )
+    if (
+        module.startswith("sklearn.svm")
+        and hasattr(obj, "_n_support")
+        and hasattr(obj, "support_vectors_")
+    ):
         classes = np.asarray(obj._n_support).size
         vectors = np.asarray(obj.support_).size
         pairs = classes * (classes - 1) // 2
         dual = np.shape(obj._dual_coef_)
-        if (dual != (classes - 1, vectors) or np.shape(obj._intercept_) != (pairs,)
-                or np.shape(obj.support_vectors_)[:1] not in ((vectors,), (0,))
-                or np.size(getattr(obj, "_probA", ())) not in (0, pairs)
-                or np.size(getattr(obj, "_probB", ())) not in (0, pairs)):
-            raise Invalid(f"{path}: the support vector arrays do not match: {classes} classes, "
-                           f"{vectors} support vectors, dual coefficients of shape {dual}.")
+        if (
+            dual != (classes - 1, vectors)
+            or np.shape(obj._intercept_) != (pairs,)
+            or np.shape(obj.support_vectors_)[:1] not in ((vectors,), (0,))
+            or np.size(getattr(obj, "_probA", ())) not in (0, pairs)
+            or np.size(getattr(obj, "_probB", ())) not in (0, pairs)
+        ):
+            raise Invalid(
+                f"{path}: the support vector arrays do not match: {classes} classes, "
+                f"{vectors} support vectors, dual coefficients of shape {dual}."
+            )
         support = np.asarray(obj.support_)
         if support.size and not 0 <= support.min() <= support.max() < obj.shape_fit_[0]:
             raise Invalid(f"{path}: support_ indexes samples out of range.")
     elif hasattr(obj, "cluster_centers_") and module.startswith("sklearn.cluster._kmeans"):
         centers = np.shape(obj.cluster_centers_)
         if len(centers) != 2 or centers[1] != getattr(obj, "n_features_in_", None):
-            raise Invalid(f"{path}: cluster_centers_ has shape {centers}, for "
-                           f"{getattr(obj, 'n_features_in_', None)} features.")
+            raise Invalid(
+                f"{path}: cluster_centers_ has shape {centers}, for "
+                f"{getattr(obj, 'n_features_in_', None)} features."
+            )

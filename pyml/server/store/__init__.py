@@ -108,38 +108,100 @@ from pyml.server.store._streams import (
 
 __all__ = [
     # rows (see pyml.server.store._rows and pyml.core.registry)
-    "Context", "DeploymentRow", "DueMonitor", "FileRow", "LoggedCall", "ModelInput", "ModelRow",
-    "ModelSettings", "ModelSnapshot", "MonitorRow", "PredictionLogging", "ProjectRow",
-    "ReportRow", "SnapshotRow", "StatementChunk", "StreamEvent",
+    "Context",
+    "DeploymentRow",
+    "DueMonitor",
+    "FileRow",
+    "LoggedCall",
+    "ModelInput",
+    "ModelRow",
+    "ModelSettings",
+    "ModelSnapshot",
+    "MonitorRow",
+    "PredictionLogging",
+    "ProjectRow",
+    "ReportRow",
+    "SnapshotRow",
+    "StatementChunk",
+    "StreamEvent",
     # relations
-    "Column", "PredictionTable", "Relation", "as_text", "caller_search_path",
-    "create_dataset_table", "decode_float8_array", "finish_predictions", "float4_attributes",
-    "materialize", "prediction_table", "pyml_table",
-    "read_chunks", "read_columns", "relation_by_oid", "resolve_relation", "write_predictions",
+    "Column",
+    "PredictionTable",
+    "Relation",
+    "as_text",
+    "caller_search_path",
+    "create_dataset_table",
+    "decode_float8_array",
+    "finish_predictions",
+    "float4_attributes",
+    "materialize",
+    "prediction_table",
+    "pyml_table",
+    "read_chunks",
+    "read_columns",
+    "relation_by_oid",
+    "resolve_relation",
+    "write_predictions",
     # monitoring
-    "collect_lines", "cron_database", "cron_schedule", "current_role_setting", "delete_monitor",
-    "drop_spool_position", "due_monitors", "finish_round", "get_monitor", "insert_report",
-    "logged_window", "may_act_as", "model_settings", "notify", "positive_interval",
-    "prediction_logging", "save_monitor", "set_prediction_logging", "set_role",
-    "spool_positions", "try_lock_round",
+    "collect_lines",
+    "cron_database",
+    "cron_schedule",
+    "current_role_setting",
+    "delete_monitor",
+    "drop_spool_position",
+    "due_monitors",
+    "finish_round",
+    "get_monitor",
+    "insert_report",
+    "logged_window",
+    "may_act_as",
+    "model_settings",
+    "notify",
+    "positive_interval",
+    "prediction_logging",
+    "save_monitor",
+    "set_prediction_logging",
+    "set_role",
+    "spool_positions",
+    "try_lock_round",
     # streams
-    "Stream", "ack", "create_triggers", "delete_stream", "drop_triggers", "enqueue",
-    "find_stream", "get_stream", "is_async_trigger", "is_sync_trigger", "list_streams",
-    "project_has_streams", "prune", "publish", "read_events", "relation_privilege",
-    "save_stream", "statement_chunk", "statement_query", "take_queued", "transition_rows",
+    "Stream",
+    "ack",
+    "create_triggers",
+    "delete_stream",
+    "drop_triggers",
+    "enqueue",
+    "find_stream",
+    "get_stream",
+    "is_async_trigger",
+    "is_sync_trigger",
+    "list_streams",
+    "project_has_streams",
+    "prune",
+    "publish",
+    "read_events",
+    "relation_privilege",
+    "save_stream",
+    "statement_chunk",
+    "statement_query",
+    "take_queued",
+    "transition_rows",
     # settings
-    "SizeSetting", "train_memory_limit",
+    "SizeSetting",
+    "train_memory_limit",
 ]
 
 
 def context(db: Db) -> Context:
     """Who and where: for lineage."""
-    return Context(**db.query(
-        "SELECT CURRENT_USER::text AS database_user,"
-        " pg_catalog.current_database()::text AS database,"
-        " pg_catalog.current_setting('server_version') AS server_version,"
-        " pg_catalog.clock_timestamp() AS at"
-    )[0])
+    return Context(
+        **db.query(
+            "SELECT CURRENT_USER::text AS database_user,"
+            " pg_catalog.current_database()::text AS database,"
+            " pg_catalog.current_setting('server_version') AS server_version,"
+            " pg_catalog.clock_timestamp() AS at"
+        )[0]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -186,7 +248,8 @@ def lock_project(db: Db, project_id: int) -> None:
     what goes live (automatic deploys, deploy, monitoring rounds) takes it first, so
     two such decisions on one project never interleave, and locks come in one order."""
     db.registry.write(
-        "SELECT FROM pyml.projects WHERE id = $1 FOR NO KEY UPDATE", [project_id], ["int8"])
+        "SELECT FROM pyml.projects WHERE id = $1 FOR NO KEY UPDATE", [project_id], ["int8"]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -196,14 +259,22 @@ def lock_project(db: Db, project_id: int) -> None:
 
 def has_privilege(db: Db, project_id: int, privilege: str) -> bool:
     """Whether the current role holds ``privilege`` on the project (asked as the caller)."""
-    return bool(db.query("SELECT pyml._has_privilege($1, $2) AS ok", [project_id, privilege],
-                         ["int8", "text"])[0]["ok"])
+    return bool(
+        db.query(
+            "SELECT pyml._has_privilege($1, $2) AS ok", [project_id, privilege], ["int8", "text"]
+        )[0]["ok"]
+    )
 
 
 def role_name(db: Db, role: str) -> str:
     """The name of a role given as ``regrole`` text (quoted when it must be)."""
-    return str(db.query("SELECT rolname::text AS name FROM pg_catalog.pg_roles"
-                        " WHERE oid = $1::regrole", [role], ["text"])[0]["name"])
+    return str(
+        db.query(
+            "SELECT rolname::text AS name FROM pg_catalog.pg_roles WHERE oid = $1::regrole",
+            [role],
+            ["text"],
+        )[0]["name"]
+    )
 
 
 def save_grant(db: Db, project_id: int, grantee: str, privilege: str, by: str) -> None:
@@ -216,11 +287,14 @@ def save_grant(db: Db, project_id: int, grantee: str, privilege: str, by: str) -
 
 
 def delete_grant(db: Db, project_id: int, grantee: str, privilege: str) -> bool:
-    return db.registry.execute(
-        "DELETE FROM pyml._grants WHERE project_id = $1 AND grantee = $2 AND privilege = $3",
-        [project_id, grantee, privilege],
-        ["int8", "text", "text"],
-    ) > 0
+    return (
+        db.registry.execute(
+            "DELETE FROM pyml._grants WHERE project_id = $1 AND grantee = $2 AND privilege = $3",
+            [project_id, grantee, privilege],
+            ["int8", "text", "text"],
+        )
+        > 0
+    )
 
 
 def insert_snapshot(db: Db, **fields: Any) -> int:
@@ -273,16 +347,53 @@ def last_snapshot(db: Db, project_id: int) -> SnapshotRow | None:
 # ---------------------------------------------------------------------------
 
 _MODEL_COLUMNS = (
-    "project_id", "snapshot_id", "algorithm", "hyperparams", "search", "search_params",
-    "search_args", "status", "metrics", "num_features", "feature_names", "classes",
-    "preprocess", "runtime", "lineage", "baseline", "created_by",
+    "project_id",
+    "snapshot_id",
+    "algorithm",
+    "hyperparams",
+    "search",
+    "search_params",
+    "search_args",
+    "status",
+    "metrics",
+    "num_features",
+    "feature_names",
+    "classes",
+    "preprocess",
+    "runtime",
+    "lineage",
+    "baseline",
+    "created_by",
 )
 _MODEL_TYPES = (
-    "int8", "int8", "text", "text", "text", "text", "text", "text", "text", "int4", "text[]",
-    "text", "text", "text", "text", "text", "text",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text[]",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
 )
-_JSONB = {"hyperparams", "search_params", "search_args", "metrics", "classes", "preprocess",
-          "lineage", "baseline"}
+_JSONB = {
+    "hyperparams",
+    "search_params",
+    "search_args",
+    "metrics",
+    "classes",
+    "preprocess",
+    "lineage",
+    "baseline",
+}
 
 
 def insert_model(db: Db, parts: Sequence[Any], **fields: Any) -> int:
@@ -385,7 +496,8 @@ def delete_model(db: Db, model_id: int) -> None:
 
 def delete_project(db: Db, project_id: int) -> None:
     snapshots = db.registry.query(
-        "SELECT DISTINCT snapshot_id FROM pyml.models WHERE project_id = $1", [project_id],
+        "SELECT DISTINCT snapshot_id FROM pyml.models WHERE project_id = $1",
+        [project_id],
         ["int8"],
     )
     db.registry.execute("DELETE FROM pyml.projects WHERE id = $1", [project_id], ["int8"])
@@ -445,12 +557,14 @@ def live_metrics(db: Db, project_id: int) -> dict[str, Any] | None:
 
 
 def insert_deployment(db: Db, project_id: int, model_id: int, strategy: str) -> DeploymentRow:
-    return DeploymentRow(**db.registry.write(
-        "INSERT INTO pyml.deployments (project_id, model_id, strategy, created_by)"
-        " VALUES ($1, $2, $3, $4) RETURNING id, model_id, strategy, created_at",
-        [project_id, model_id, strategy, db.caller().name],
-        ["int8", "int8", "text", "text"],
-    )[0])
+    return DeploymentRow(
+        **db.registry.write(
+            "INSERT INTO pyml.deployments (project_id, model_id, strategy, created_by)"
+            " VALUES ($1, $2, $3, $4) RETURNING id, model_id, strategy, created_at",
+            [project_id, model_id, strategy, db.caller().name],
+            ["int8", "int8", "text", "text"],
+        )[0]
+    )
 
 
 def best_model(db: Db, project_id: int, metric: str, algorithm: str | None) -> int | None:
@@ -550,10 +664,12 @@ def model_lineage(db: Db, model_id: int) -> str:
 
 
 def database_oid(db: Db) -> int:
-    return int(db.query(
-        "SELECT oid::int8 AS oid FROM pg_catalog.pg_database"
-        " WHERE datname = pg_catalog.current_database()"
-    )[0]["oid"])
+    return int(
+        db.query(
+            "SELECT oid::int8 AS oid FROM pg_catalog.pg_database"
+            " WHERE datname = pg_catalog.current_database()"
+        )[0]["oid"]
+    )
 
 
 def current_xid(db: Db) -> int:

@@ -46,8 +46,9 @@ def spool_positions(db: Db, lock: bool = False) -> dict[str, int]:
     """How far each spool file was collected (committed). With ``lock``, first wait for any
     other collector of this database to finish (one collector at a time)."""
     if lock:
-        db.query("SELECT pg_catalog.pg_advisory_xact_lock("
-                 "pg_catalog.hashtext('pyml.prediction_spool'))")
+        db.query(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pyml.prediction_spool'))"
+        )
     rows = db.registry.query("SELECT file, collected FROM pyml.prediction_spool")
     return {r["file"]: int(r["collected"]) for r in rows}
 
@@ -106,19 +107,22 @@ def get_monitor(db: Db, project_id: int) -> MonitorRow | None:
     return MonitorRow(**rows[0]) if rows else None
 
 
-def save_monitor(db: Db, project_id: int, relation_name: str, every: str, psi_threshold: float,
-                 retrain: bool) -> int:
-    return int(db.registry.write(
-        "INSERT INTO pyml.monitors (project_id, relation_name, every, psi_threshold, retrain,"
-        " created_by) VALUES ($1, $2, $3::interval, $4, $5, $6)"
-        " ON CONFLICT (project_id) DO UPDATE SET relation_name = EXCLUDED.relation_name,"
-        " every = EXCLUDED.every, psi_threshold = EXCLUDED.psi_threshold,"
-        " retrain = EXCLUDED.retrain, created_at = pg_catalog.clock_timestamp(),"
-        " created_by = EXCLUDED.created_by"
-        " RETURNING id",
-        [project_id, relation_name, every, psi_threshold, retrain, db.caller().name],
-        ["int8", "text", "text", "float4", "bool", "text"],
-    )[0]["id"])
+def save_monitor(
+    db: Db, project_id: int, relation_name: str, every: str, psi_threshold: float, retrain: bool
+) -> int:
+    return int(
+        db.registry.write(
+            "INSERT INTO pyml.monitors (project_id, relation_name, every, psi_threshold, retrain,"
+            " created_by) VALUES ($1, $2, $3::interval, $4, $5, $6)"
+            " ON CONFLICT (project_id) DO UPDATE SET relation_name = EXCLUDED.relation_name,"
+            " every = EXCLUDED.every, psi_threshold = EXCLUDED.psi_threshold,"
+            " retrain = EXCLUDED.retrain, created_at = pg_catalog.clock_timestamp(),"
+            " created_by = EXCLUDED.created_by"
+            " RETURNING id",
+            [project_id, relation_name, every, psi_threshold, retrain, db.caller().name],
+            ["int8", "text", "text", "float4", "bool", "text"],
+        )[0]["id"]
+    )
 
 
 def due_monitors(db: Db) -> list[DueMonitor]:
@@ -136,9 +140,14 @@ def due_monitors(db: Db) -> list[DueMonitor]:
 
 def may_act_as(db: Db, role: str) -> bool:
     """Whether the current role may SET ROLE to ``role`` (asked as the caller)."""
-    return bool(db.query(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = $1"
-        " AND pg_catalog.pg_has_role(r.oid, 'MEMBER')) AS ok", [role], ["text"])[0]["ok"])
+    return bool(
+        db.query(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = $1"
+            " AND pg_catalog.pg_has_role(r.oid, 'MEMBER')) AS ok",
+            [role],
+            ["text"],
+        )[0]["ok"]
+    )
 
 
 def set_role(db: Db, role: str) -> None:
@@ -153,9 +162,13 @@ def current_role_setting(db: Db) -> str:
 
 def try_lock_round(db: Db, project_id: int) -> bool:
     """Lock the project's row for a round unless another round holds it (SKIP LOCKED)."""
-    return bool(db.registry.write(
-        "SELECT id FROM pyml.projects WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
-        [project_id], ["int8"]))
+    return bool(
+        db.registry.write(
+            "SELECT id FROM pyml.projects WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+            [project_id],
+            ["int8"],
+        )
+    )
 
 
 def finish_round(db: Db, project_id: int) -> None:
@@ -167,20 +180,55 @@ def finish_round(db: Db, project_id: int) -> None:
 
 
 def insert_report(db: Db, **fields: Any) -> ReportRow:
-    names = ["project_id", "model_id", "relation_name", "row_count", "psi_threshold",
-             "features", "drifted", "retrained", "deployed", "new_model_id", "decision",
-             "metric", "old_score", "new_score", "holdout_rows", "detail", "created_by"]
-    types = ["int8", "int8", "text", "int8", "float4", "jsonb", "bool", "bool", "bool", "int8",
-             "text", "text", "float8", "float8", "int8", "text", "text"]
+    names = [
+        "project_id",
+        "model_id",
+        "relation_name",
+        "row_count",
+        "psi_threshold",
+        "features",
+        "drifted",
+        "retrained",
+        "deployed",
+        "new_model_id",
+        "decision",
+        "metric",
+        "old_score",
+        "new_score",
+        "holdout_rows",
+        "detail",
+        "created_by",
+    ]
+    types = [
+        "int8",
+        "int8",
+        "text",
+        "int8",
+        "float4",
+        "jsonb",
+        "bool",
+        "bool",
+        "bool",
+        "int8",
+        "text",
+        "text",
+        "float8",
+        "float8",
+        "int8",
+        "text",
+        "text",
+    ]
     fields = {**fields, "created_by": db.caller().name}
     values = [json.dumps(fields[n]) if n == "features" else fields.get(n) for n in names]
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    return ReportRow(**db.registry.write(
-        f"INSERT INTO pyml.drift_reports ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608
-        " RETURNING id, created_at",
-        values,
-        types,
-    )[0])
+    return ReportRow(
+        **db.registry.write(
+            f"INSERT INTO pyml.drift_reports ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608
+            " RETURNING id, created_at",
+            values,
+            types,
+        )[0]
+    )
 
 
 def notify(db: Db, channel: str, payload: str) -> None:
@@ -193,19 +241,25 @@ def cron_schedule(db: Db, job: str, schedule: str, command: str) -> int | None:
     present = db.query(
         "SELECT 1 FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
         " ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron'"
-        " AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')")
+        " AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+    )
     if not present:
         return None
-    return int(db.query(
-        "SELECT cron.schedule($1, $2, $3) AS job", [job, schedule, command],
-        ["text", "text", "text"])[0]["job"])
+    return int(
+        db.query(
+            "SELECT cron.schedule($1, $2, $3) AS job",
+            [job, schedule, command],
+            ["text", "text", "text"],
+        )[0]["job"]
+    )
 
 
 def cron_database(db: Db) -> str | None:
     """The database pg_cron runs its jobs from, when pg_cron is loaded (a setting only
     superusers may read: asked as the extension owner)."""
-    value = db.registry.query(
-        "SELECT pg_catalog.current_setting('cron.database_name', true) AS d")[0]["d"]
+    value = db.registry.query("SELECT pg_catalog.current_setting('cron.database_name', true) AS d")[
+        0
+    ]["d"]
     return str(value) if value else None
 
 
@@ -235,5 +289,9 @@ def positive_interval(db: Db, every: str) -> bool:
 
 
 def delete_monitor(db: Db, project_id: int) -> bool:
-    return db.registry.execute("DELETE FROM pyml.monitors WHERE project_id = $1", [project_id],
-                      ["int8"]) > 0
+    return (
+        db.registry.execute(
+            "DELETE FROM pyml.monitors WHERE project_id = $1", [project_id], ["int8"]
+        )
+        > 0
+    )

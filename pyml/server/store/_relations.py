@@ -164,7 +164,10 @@ def read_columns(
 
 
 def read_chunks(
-    db: Db, relation: Relation, numeric: Sequence[Column], native: Sequence[Column] = (),
+    db: Db,
+    relation: Relation,
+    numeric: Sequence[Column],
+    native: Sequence[Column] = (),
     rows_per_chunk: int = 100_000,
 ) -> Iterator[tuple[int, list[np.ndarray], list[list[Any]]]]:
     """Like :func:`read_columns`, a bounded number of rows at a time.
@@ -191,14 +194,12 @@ def read_chunks(
         " AND ctid < pg_catalog.format('(%s,0)', $2::int8)::tid"
     )
     for start in range(0, int(info["blocks"]), step):
-        chunk = _read(db, query, [start, start + step], ["int8", "int8"], relation, numeric,
-                      native)
+        chunk = _read(db, query, [start, start + step], ["int8", "int8"], relation, numeric, native)
         if chunk[0]:
             yield chunk
 
 
-def _columns_query(relation: Relation, numeric: Sequence[Column],
-                   native: Sequence[Column]) -> str:
+def _columns_query(relation: Relation, numeric: Sequence[Column], native: Sequence[Column]) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
         select.append(f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}")
@@ -207,9 +208,15 @@ def _columns_query(relation: Relation, numeric: Sequence[Column],
     return f"SELECT {', '.join(select)} FROM {relation.qualified}"  # noqa: S608
 
 
-def _read(db: Db, query: str, params: list[Any], types: list[str], relation: Relation,
-          numeric: Sequence[Column], native: Sequence[Column]
-          ) -> tuple[int, list[np.ndarray], list[list[Any]]]:
+def _read(
+    db: Db,
+    query: str,
+    params: list[Any],
+    types: list[str],
+    relation: Relation,
+    numeric: Sequence[Column],
+    native: Sequence[Column],
+) -> tuple[int, list[np.ndarray], list[list[Any]]]:
     try:
         row = db.query(query, params, types)[0]
     except Exception as exc:
@@ -289,8 +296,9 @@ def materialize(db: Db, relation: Relation, snapshot_id: int) -> str:
 
 def _quoted_role(db: Db) -> str:
     """The caller's role name, quoted by PostgreSQL."""
-    return str(db.query("SELECT pg_catalog.quote_ident($1) AS q", [db.caller().name],
-                        ["text"])[0]["q"])
+    return str(
+        db.query("SELECT pg_catalog.quote_ident($1) AS q", [db.caller().name], ["text"])[0]["q"]
+    )
 
 
 def float4_attributes(db: Db, type_oid: int) -> list[str]:
@@ -316,8 +324,9 @@ class PredictionTable(NamedTuple):
     created: bool  # by this call: empty, plain inserts, PRIMARY KEY (key) once filled
 
 
-def prediction_table(db: Db, target: str, source: Relation, key: Column,
-                     search_path: str | None = None) -> PredictionTable:
+def prediction_table(
+    db: Db, target: str, source: Relation, key: Column, search_path: str | None = None
+) -> PredictionTable:
     """The table the predictions of ``source`` go to, by ``key``: ``target``, created like
     CREATE TABLE would (in the caller's path) with columns (<key>, prediction, model_id,
     scored_at) when it does not exist (:func:`finish_predictions` adds its primary key).
@@ -367,15 +376,17 @@ def _unique_key(db: Db, oid: int, column: str, not_null: bool = False) -> bool:
     """Whether relation ``oid`` has a unique index on ``column`` alone that INSERT ... ON
     CONFLICT (column) can use (valid, immediate, not partial); with ``not_null``, whether the
     column is also NOT NULL (then no two rows share a key, and none lacks one)."""
-    return bool(db.query(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i"
-        " JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-        " WHERE i.indrelid = $1::oid AND a.attname = $2 AND (a.attnotnull OR NOT $3)"
-        " AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1"
-        " AND i.indpred IS NULL AND i.indexprs IS NULL) AS found",
-        [oid, column, not_null],
-        ["int8", "text", "bool"],
-    )[0]["found"])
+    return bool(
+        db.query(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i"
+            " JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = $1::oid AND a.attname = $2 AND (a.attnotnull OR NOT $3)"
+            " AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1"
+            " AND i.indpred IS NULL AND i.indexprs IS NULL) AS found",
+            [oid, column, not_null],
+            ["int8", "text", "bool"],
+        )[0]["found"]
+    )
 
 
 def _require_key_index(db: Db, target: Relation, key: Column) -> None:
@@ -413,16 +424,19 @@ def check_keys(db: Db, source: Relation, key: Column) -> None:
         keys = "1 key appears" if count == 1 else f"{count} keys appear"
         raise CardinalityViolation(
             f'relation "{source.qualified}" has more than one row with '
-            f'{key.name} = {found["example"]}',
-            detail=f"{keys} in more than one row. Predictions are written by key: one row "
-            "per key.",
-            hint="Pass a key_column whose values are unique, or score a view with one row "
-            "per key.",
+            f"{key.name} = {found['example']}",
+            detail=f"{keys} in more than one row. Predictions are written by key: one row per key.",
+            hint="Pass a key_column whose values are unique, or score a view with one row per key.",
         )
 
 
-def write_predictions(db: Db, table: PredictionTable, keys: Sequence[Any],
-                      predictions: Sequence[float], model_id: int | None) -> int:
+def write_predictions(
+    db: Db,
+    table: PredictionTable,
+    keys: Sequence[Any],
+    predictions: Sequence[float],
+    model_id: int | None,
+) -> int:
     """Write predictions to ``table`` (from :func:`prediction_table`): the row of a key
     already there is replaced (prediction, model_id, scored_at); return the row count."""
     key = table.key
@@ -432,11 +446,12 @@ def write_predictions(db: Db, table: PredictionTable, keys: Sequence[Any],
         f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
     )
     if not table.created:
-        sql += (f" ON CONFLICT ({key.ident}) DO UPDATE SET prediction = EXCLUDED.prediction,"
-                " model_id = EXCLUDED.model_id, scored_at = EXCLUDED.scored_at")
+        sql += (
+            f" ON CONFLICT ({key.ident}) DO UPDATE SET prediction = EXCLUDED.prediction,"
+            " model_id = EXCLUDED.model_id, scored_at = EXCLUDED.scored_at"
+        )
     with _key_errors(db, table):
-        return db.execute(sql, [keys, predictions, model_id],
-                          [f"{key.type}[]", "float4[]", "int8"])
+        return db.execute(sql, [keys, predictions, model_id], [f"{key.type}[]", "float4[]", "int8"])
 
 
 def finish_predictions(db: Db, table: PredictionTable) -> None:
@@ -473,8 +488,9 @@ def pyml_table(db: Db, name: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
-                         rows: Sequence[Sequence[Any]]) -> str:
+def create_dataset_table(
+    db: Db, name: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+) -> str:
     """(Re)create ``pyml.<name>`` with ``columns`` and insert ``rows``; return its name.
 
     The table is created by pyml (schema pyml is its own) and handed to the caller, who
@@ -488,12 +504,16 @@ def create_dataset_table(db: Db, name: str, columns: Sequence[tuple[str, str]],
         for col, _ in columns
     ]
     # Types come from pyml.datasets (a fixed list), never from the caller.
-    definition = ", ".join(f"{ident} {sqltype}" for ident, (_, sqltype) in zip(idents, columns,
-                                                                               strict=True))
+    definition = ", ".join(
+        f"{ident} {sqltype}" for ident, (_, sqltype) in zip(idents, columns, strict=True)
+    )
     found = db.query(
         "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') AS mine, r.rolname::text AS owner"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner"
-        " WHERE c.oid = pg_catalog.to_regclass($1)", [table], ["text"])
+        " WHERE c.oid = pg_catalog.to_regclass($1)",
+        [table],
+        ["text"],
+    )
     if found and not found[0]["mine"]:
         raise InsufficientPrivilege(
             f"permission denied for table {table}",

@@ -75,12 +75,14 @@ class ModelInput(NamedTuple):
 
 
 def parse_model(row: Row) -> ModelRow:
-    return ModelRow(**{
-        **row,
-        "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
-        "classes": json.loads(row["classes"]) if row["classes"] else None,
-        "preprocess": json.loads(row["preprocess"]),
-    })
+    return ModelRow(
+        **{
+            **row,
+            "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
+            "classes": json.loads(row["classes"]) if row["classes"] else None,
+            "preprocess": json.loads(row["preprocess"]),
+        }
+    )
 
 
 class DeploymentRow(NamedTuple):
@@ -111,10 +113,15 @@ class ModelSettings(NamedTuple):
 
 
 def parse_settings(row: Row) -> ModelSettings:
-    return ModelSettings(**{**row, **{
-        name: json.loads(row[name]) if row[name] else None
-        for name in ("hyperparams", "preprocess", "baseline", "columns")
-    }})
+    return ModelSettings(
+        **{
+            **row,
+            **{
+                name: json.loads(row[name]) if row[name] else None
+                for name in ("hyperparams", "preprocess", "baseline", "columns")
+            },
+        }
+    )
 
 
 class PredictionLogging(NamedTuple):

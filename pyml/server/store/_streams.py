@@ -44,8 +44,11 @@ def get_stream(db: Db, stream_id: int) -> Stream:
 
 
 def find_stream(db: Db, project_id: int, relation_oid: int) -> Stream | None:
-    rows = db.registry.query(_STREAM + " WHERE s.project_id = $1 AND s.source_relation = $2::oid",
-                    [project_id, relation_oid], ["int8", "int8"])
+    rows = db.registry.query(
+        _STREAM + " WHERE s.project_id = $1 AND s.source_relation = $2::oid",
+        [project_id, relation_oid],
+        ["int8", "int8"],
+    )
     return Stream(**rows[0]) if rows else None
 
 
@@ -69,30 +72,35 @@ def project_has_streams(db: Db, project_id: int) -> list[str]:
     return [r["source"] for r in rows]
 
 
-def save_stream(db: Db, project_id: int, relation_oid: int, key_column: str, mode: str,
-                channel: str | None) -> int:
+def save_stream(
+    db: Db, project_id: int, relation_oid: int, key_column: str, mode: str, channel: str | None
+) -> int:
     """Create the stream, or update the one on (project, relation); return its id."""
-    return int(db.registry.write(
-        "INSERT INTO pyml.stream_definitions (project_id, source_relation, key_column, mode,"
-        " channel, created_by) VALUES ($1, $2::oid, $3, $4, coalesce($5, 'pyml_' || $1), $6)"
-        " ON CONFLICT (project_id, source_relation) DO UPDATE SET key_column = EXCLUDED.key_column,"
-        " mode = EXCLUDED.mode, channel = EXCLUDED.channel RETURNING id",
-        [project_id, relation_oid, key_column, mode, channel, db.caller().name],
-        ["int8", "int8", "text", "text", "text", "text"],
-    )[0]["id"])
+    return int(
+        db.registry.write(
+            "INSERT INTO pyml.stream_definitions (project_id, source_relation, key_column, mode,"
+            " channel, created_by) VALUES ($1, $2::oid, $3, $4, coalesce($5, 'pyml_' || $1), $6)"
+            " ON CONFLICT (project_id, source_relation) DO UPDATE"
+            " SET key_column = EXCLUDED.key_column,"
+            " mode = EXCLUDED.mode, channel = EXCLUDED.channel RETURNING id",
+            [project_id, relation_oid, key_column, mode, channel, db.caller().name],
+            ["int8", "int8", "text", "text", "text", "text"],
+        )[0]["id"]
+    )
 
 
 def delete_stream(db: Db, stream: Stream) -> dict[str, int]:
     """Drop the stream's triggers and rows; return how many rows of each kind went."""
     drop_triggers(db, stream)
     counts = {
-        "events": db.registry.execute("DELETE FROM pyml.stream_events WHERE stream_id = $1",
-                                      [stream.id], ["int8"]),
-        "queued": db.registry.execute("DELETE FROM pyml.stream_queue WHERE stream_id = $1",
-                                      [stream.id], ["int8"]),
+        "events": db.registry.execute(
+            "DELETE FROM pyml.stream_events WHERE stream_id = $1", [stream.id], ["int8"]
+        ),
+        "queued": db.registry.execute(
+            "DELETE FROM pyml.stream_queue WHERE stream_id = $1", [stream.id], ["int8"]
+        ),
     }
-    db.registry.execute("DELETE FROM pyml.stream_definitions WHERE id = $1", [stream.id],
-                        ["int8"])
+    db.registry.execute("DELETE FROM pyml.stream_definitions WHERE id = $1", [stream.id], ["int8"])
     return counts
 
 
@@ -115,8 +123,13 @@ def drop_triggers(db: Db, stream: Stream) -> None:
 
 def relation_privilege(db: Db, relation_oid: int, privilege: str) -> bool:
     """Whether the current role has ``privilege`` on a relation (asked as the caller)."""
-    return bool(db.query("SELECT pg_catalog.has_table_privilege($1::oid, $2) AS ok",
-                         [relation_oid, privilege], ["int8", "text"])[0]["ok"])
+    return bool(
+        db.query(
+            "SELECT pg_catalog.has_table_privilege($1::oid, $2) AS ok",
+            [relation_oid, privilege],
+            ["int8", "text"],
+        )[0]["ok"]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -126,8 +139,11 @@ def relation_privilege(db: Db, relation_oid: int, privilege: str) -> bool:
 
 def _features(features: Sequence[Column], alias: str) -> str:
     parts = [_as_float8(c._replace(ident=f"{alias}.{c.ident}")) for c in features]
-    return "pg_catalog.array_send(pg_catalog.array_agg(ARRAY[]::float8[] || " + " || ".join(
-        parts) + "))"
+    return (
+        "pg_catalog.array_send(pg_catalog.array_agg(ARRAY[]::float8[] || "
+        + " || ".join(parts)
+        + "))"
+    )
 
 
 def statement_query(key: Column, features: Sequence[Column], update: bool, rows: int) -> str:
@@ -144,8 +160,11 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
         )
     chunk = f"LIMIT {int(rows)} OFFSET $1"
     # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
-    taken = (f"(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new {chunk}) AS c)"  # noqa: S608
-             if update else "pg_catalog.count(*)")
+    taken = (
+        f"(SELECT pg_catalog.count(*) FROM (SELECT FROM pyml_new {chunk}) AS c)"  # noqa: S608
+        if update
+        else "pg_catalog.count(*)"
+    )
     return (
         f"SELECT {taken} AS taken, pg_catalog.count(*) AS n,"  # noqa: S608
         f" pg_catalog.array_agg(n.{key.ident}::text) AS keys, {_features(features, 'n')} AS x"
@@ -153,8 +172,9 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
     )
 
 
-def enqueue(db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
-            ) -> None:
+def enqueue(
+    db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
+) -> None:
     """Queue rows (their text) for pyml.stream_work and wake the worker (NOTIFY pyml_work)."""
     db.registry.write(
         "WITH q AS (INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)"
@@ -195,19 +215,26 @@ _PUBLISH = (
 )
 
 
-def publish(db: Db, stream: Stream, keys: Sequence[str | None], predictions: Sequence[Any],
-            errors: Sequence[str | None], model_id: int | None, inline: bool) -> None:
+def publish(
+    db: Db,
+    stream: Stream,
+    keys: Sequence[str | None],
+    predictions: Sequence[Any],
+    errors: Sequence[str | None],
+    model_id: int | None,
+    inline: bool,
+) -> None:
     """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
     db.registry.write(
         _PUBLISH,
-        [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel,
-         inline],
+        [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel, inline],
         ["int8", "text[]", "float4[]", "int8", "text[]", "text", "bool"],
     )
 
 
-def read_events(db: Db, stream_id: int, consumer: str, max_rows: int,
-                after_event: int | None) -> list[StreamEvent]:
+def read_events(
+    db: Db, stream_id: int, consumer: str, max_rows: int, after_event: int | None
+) -> list[StreamEvent]:
     """Events after the consumer's ack (or after ``after_event``), in delivery order.
     A consumer read for the first time is created (so pruning waits for it)."""
     position = _position(db, stream_id, consumer, after_event)
@@ -229,13 +256,14 @@ def _event_position(db: Db, stream_id: int, event_id: int) -> tuple[str, int]:
         ["int8", "int8"],
     )
     if not rows:
-        raise InvalidParameterValue(f"event {event_id} is not in stream {stream_id}",
-                                    hint="Pass an event_id returned by pyml.stream_read.")
+        raise InvalidParameterValue(
+            f"event {event_id} is not in stream {stream_id}",
+            hint="Pass an event_id returned by pyml.stream_read.",
+        )
     return rows[0]["xid"], event_id
 
 
-def _position(db: Db, stream_id: int, consumer: str, after_event: int | None
-              ) -> tuple[str, int]:
+def _position(db: Db, stream_id: int, consumer: str, after_event: int | None) -> tuple[str, int]:
     rows = db.registry.query(
         "SELECT acked_xid::text AS xid, acked_event FROM pyml.stream_consumers"
         " WHERE stream_id = $1 AND consumer = $2",
@@ -291,15 +319,17 @@ def is_sync_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
     if len(args) != 4 or not args[0].isdigit():
         return False
     stream_id, project, key_column, channel = args
-    return bool(db.registry.query(
-        "SELECT FROM pyml.stream_definitions s JOIN pyml.projects p ON p.id = s.project_id"
-        " WHERE s.id = $1 AND s.mode = 'sync'"
-        " AND (s.source_relation = $2::oid"
-        "      OR $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation)))"
-        " AND p.name = $3 AND s.key_column = $4 AND s.channel = $5",
-        [int(stream_id), relation_oid, project, key_column, channel],
-        ["int8", "int8", "text", "text", "text"],
-    ))
+    return bool(
+        db.registry.query(
+            "SELECT FROM pyml.stream_definitions s JOIN pyml.projects p ON p.id = s.project_id"
+            " WHERE s.id = $1 AND s.mode = 'sync'"
+            " AND (s.source_relation = $2::oid"
+            "      OR $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation)))"
+            " AND p.name = $3 AND s.key_column = $4 AND s.channel = $5",
+            [int(stream_id), relation_oid, project, key_column, channel],
+            ["int8", "int8", "text", "text", "text"],
+        )
+    )
 
 
 def is_async_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
@@ -307,27 +337,34 @@ def is_async_trigger(db: Db, args: Sequence[str], relation_oid: int) -> bool:
     if len(args) != 2 or not args[0].isdigit():
         return False
     stream_id, key_column = args
-    return bool(db.registry.query(
-        "SELECT FROM pyml.stream_definitions s"
-        " WHERE s.id = $1 AND s.mode = 'async' AND s.key_column = $3"
-        " AND (s.source_relation = $2::oid"
-        "      OR $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation)))",
-        [int(stream_id), relation_oid, key_column],
-        ["int8", "int8", "text"],
-    ))
+    return bool(
+        db.registry.query(
+            "SELECT FROM pyml.stream_definitions s"
+            " WHERE s.id = $1 AND s.mode = 'async' AND s.key_column = $3"
+            " AND (s.source_relation = $2::oid"
+            "      OR $2::oid::regclass IN (SELECT pyml._stream_relations(s.source_relation)))",
+            [int(stream_id), relation_oid, key_column],
+            ["int8", "int8", "text"],
+        )
+    )
 
 
-def transition_rows(db: Db, update: bool, limit: int | None = None
-                    ) -> tuple[list[str], list[str] | None]:
+def transition_rows(
+    db: Db, update: bool, limit: int | None = None
+) -> tuple[list[str], list[str] | None]:
     """The rows of the firing statement (its transition tables), as row text: the new rows
     and, for an UPDATE, the old ones; at most ``limit`` of each. Read as the caller."""
     cap = "" if limit is None else f" LIMIT {int(limit)}"
-    new = db.query("SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-                   f" FROM (SELECT r FROM pyml_new r{cap}) AS t")[0]["rows"]
+    new = db.query(
+        "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
+        f" FROM (SELECT r FROM pyml_new r{cap}) AS t"
+    )[0]["rows"]
     old = None
     if update:
-        old = db.query("SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-                       f" FROM (SELECT r FROM pyml_old r{cap}) AS t")[0]["rows"]
+        old = db.query(
+            "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
+            f" FROM (SELECT r FROM pyml_old r{cap}) AS t"
+        )[0]["rows"]
     return list(new or []), (list(old or []) if update else None)
 
 
