@@ -201,6 +201,8 @@ def _shap(
     probability), relative to its mean over a sample of held-out rows."""
     import numpy as np
 
+    if background is None or model.task not in ("regression", "classification"):
+        raise FeatureNotSupported(f"explaining a {model.task} model is not supported")
     try:
         import shap
     except ImportError:
@@ -210,8 +212,6 @@ def _shap(
             hint="pip install shap (in the server's virtual environment) for a model-agnostic "
             "explanation.",
         ) from None
-    if background is None or model.task not in ("regression", "classification"):
-        raise FeatureNotSupported(f"explaining a {model.task} model is not supported")
     rows = model.prepare(background())
 
     def output(X: np.ndarray) -> np.ndarray:
@@ -253,7 +253,14 @@ def importances(model: Model) -> list[float] | None:
 
 def permutation(model: Model, X: np.ndarray, y: np.ndarray) -> list[float]:
     """Mean decrease of the test score (r2 or accuracy) when an input is shuffled (inputs
-    as given to the model, so a text column is shuffled as one)."""
+    as given to the model, so a text column is shuffled as one). A clustering or
+    decomposition model has no labels to score against: 0A000."""
+    if model.task not in ("regression", "classification"):
+        raise FeatureNotSupported(
+            f"feature importance of a {model.task} model is not supported",
+            detail=f'Algorithm "{model.algorithm}" has no importances of its own, and '
+            "permutation importance needs labels to score against.",
+        )
     from sklearn import metrics
     from sklearn.inspection import permutation_importance
 

@@ -231,3 +231,21 @@ def test_feature_importance_needs_a_live_model(conn: psycopg.Connection) -> None
     train(conn, "explain undeployed", "linear")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         importances(conn, "explain undeployed")
+
+
+def test_clustering_models_have_no_feature_importance(conn: psycopg.Connection) -> None:
+    """Permutation importance needs labels: refused (0A000), not a column of zeros."""
+    conn.execute(
+        "SELECT * FROM pyml.train('explain kmeans', 'clustering', 'pyml.diabetes',"
+        " algorithm => 'kmeans')"
+    )
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
+        importances(conn, "explain kmeans")
+    assert info.value.diag.message_primary == (
+        "feature importance of a clustering model is not supported"
+    )
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as info:  # with or without shap
+        conn.execute(
+            "SELECT * FROM pyml.explain('explain kmeans', ARRAY[1,2,3,4,5,6,7,8,9,10,11]::real[])"
+        )
+    assert info.value.diag.message_primary == "explaining a clustering model is not supported"
