@@ -54,3 +54,15 @@ def non_empty(name: str, value: str | None) -> str:
     if not str(value).strip():
         raise InvalidParameterValue(f'"{name}" must not be empty')
     return value
+
+
+def shown(value: Any) -> str:
+    """An argument as a message shows it: NULL, a ``real`` by its own shortest digits (not
+    the float8 it arrives as), text in double quotes."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        import numpy as np
+
+        return str(np.float32(value)) if float(np.float32(value)) == value else f"{value:g}"
+    return f'"{value}"'

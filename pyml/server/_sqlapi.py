@@ -694,9 +694,7 @@ def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
 @_sql
 def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float) -> None:
     if sample_rate is None or not 0.0 <= sample_rate <= 1.0:
-        import numpy as np
-
-        shown = "NULL" if sample_rate is None else str(np.float32(sample_rate))
+        shown = params.shown(sample_rate)
         raise InvalidParameterValue(f'"sample_rate" must be between 0 and 1, got {shown}')
     db = _db(plpy, GD)
     project = store.require_project(db, params.non_empty("project_name", project_name))

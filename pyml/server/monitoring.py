@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pyml.core import metrics
+from pyml.core import metrics, params
 from pyml.core import preprocess as _preprocess
 from pyml.core import statistics as stats
 from pyml.core.metrics import KEY_METRIC
@@ -516,10 +516,12 @@ def schedule(
     privileges.require(db, project, "admin")
     relation = store.resolve_relation(db, relation_name, search_path)
     if every is None or not store.positive_interval(db, every):
-        raise InvalidParameterValue(f'"every" must be a positive interval, got {_shown(every)}')
+        raise InvalidParameterValue(
+            f'"every" must be a positive interval, got {params.shown(every)}'
+        )
     if psi_threshold is None or not psi_threshold > 0:
         raise InvalidParameterValue(
-            f'"psi_threshold" must be positive, got {_shown(psi_threshold)}'
+            f'"psi_threshold" must be positive, got {params.shown(psi_threshold)}'
         )
     monitor_id = store.save_monitor(
         db, project.id, relation.qualified, every, psi_threshold, bool(retrain)
@@ -537,12 +539,3 @@ def schedule(
                 'schedules one for database "pyml"); else run `pyml monitor`'
             )
     return monitor_id
-
-
-def _shown(value: Any) -> str:
-    """A SQL argument as PostgreSQL would print it: NULL, a real's shortest digits, 'text'."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        return str(np.float32(value)) if float(np.float32(value)) == value else f"{value:g}"
-    return f'"{value}"'
