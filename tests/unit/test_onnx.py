@@ -28,7 +28,7 @@ SMALL = {  # hyperparameters that keep the test fast
 # (algorithm, task) that do not convert, and a word of the reason
 NOT_CONVERTED = {
     ("kernel_ridge", "regression"): "KernelRidge",
-    ("gaussian_process", "classification"): "",
+    ("gaussian_process", "classification"): "",  # com.microsoft operators, or multiclass
     ("linear_svm", "classification"): "zipmap",
     ("hist_gradient_boosting", "regression"): "TreeEnsemble",
     ("hist_gradient_boosting", "classification"): "TreeEnsemble",
@@ -125,22 +125,36 @@ def test_classifier_outputs_are_plain_tensors() -> None:
 
 
 def test_trees_compare_thresholds_as_scikit_learn_does() -> None:
-    """An input exactly on a float32-rounded threshold: the graph splits as the original."""
+    """Scaled inputs landing on and next to every split threshold: preprocessing in float32
+    moves some across (the known pitfall), the cast pattern (double preprocessing, float32
+    just before the tree, as scikit-learn does) splits as the original, and convert keeps it."""
     from sklearn.tree import DecisionTreeRegressor
 
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(200, 4))
+    X = rng.normal(50, 7, size=(300, 2))
     y = X[:, 0] * 10
-    tree = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X, y)
-    thresholds = tree.tree_.threshold[tree.tree_.feature >= 0]
-    probe = np.repeat(X[:1], len(thresholds) * 3, axis=0)
-    for k, t in enumerate(thresholds):  # on, just under and just over each threshold
-        f = tree.tree_.feature[tree.tree_.feature >= 0][k]
-        probe[3 * k : 3 * k + 3, f] = [t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf)]
-    converted = onnxpart.convert(tree, None, NAMES, [False] * 4, "regression")
+    columns = [Column(n, "double precision", "N", False) for n in ("a", "b")]
+    spec = {"a": {"scale": "standard"}, "b": {"scale": "standard"}}
+    rules = _preprocess.resolve(spec, columns, ["y"], "regression")
+    pre = _preprocess.build([rules["a"], rules["b"]], X, "regression").fit(X, y)
+    tree = DecisionTreeRegressor(max_depth=8, random_state=0)
+    tree.fit(_preprocess.transform(pre, X), y)
+    scaler = pre.transformers_[0][1].steps[0][1]
+    inner = tree.tree_.feature >= 0
+    rows = []
+    for f, t in zip(tree.tree_.feature[inner], tree.tree_.threshold[inner], strict=True):
+        at = t * scaler.scale_[f] + scaler.mean_[f]
+        for step in range(-3, 4):
+            row = X[0].copy()
+            row[f] = at + step * 1e-12 * abs(at)
+            rows.append(row)
+    probe = np.array(rows)
+    want = onnxpart.expected(tree, pre, probe, "regression")
+    as_float = onnxpart._convert(tree, pre, ["a", "b"], [False, False], "regression", "float")
+    assert not onnxpart.agrees(onnxpart.check(as_float, probe, want, "regression"), want)
+    converted = onnxpart.convert(tree, pre, ["a", "b"], [False, False], "regression", probe)
     assert converted.data is not None and converted.inputs in ("double", "cast")
-    diff = onnxpart.check(converted.data, probe, tree.predict(probe), "regression")
-    assert onnxpart.agrees(diff, tree.predict(probe)), diff
+    assert converted.diff is not None and onnxpart.agrees(converted.diff, want)
 
 
 # ---------------------------------------------------------------------------
