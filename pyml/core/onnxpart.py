@@ -353,7 +353,17 @@ def session(data: bytes, threads: int = 1) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: warnings go to the server's stderr
-    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime refuses the graph (its own checks)
+        raise _refused("onnxruntime cannot load it", exc) from None
+
+
+def _refused(what: str, exc: Exception) -> DataCorrupted:
+    return DataCorrupted(
+        f'model artifact is not a valid "{FORMAT}" file',
+        detail=f"{what}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}.",
+    )
 
 
 def feeds(sess: Any, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -479,7 +489,11 @@ class Runtime:
             if self._many is None:
                 self._many = session(self.data, threads=0)
             sess = self._many
-        return list(sess.run(None, self.feeds(X)))
+        feeds = self.feeds(X)
+        try:
+            return list(sess.run(None, feeds))
+        except Exception as exc:  # inputs are checked: a graph that cannot run them is damaged
+            raise _refused("onnxruntime cannot run it", exc) from None
 
     def feeds(self, X: np.ndarray) -> dict[str, np.ndarray]:
         import numpy as np
@@ -502,4 +516,8 @@ class Runtime:
         import numpy as np
 
         X = np.array(row, dtype=self.dtype).reshape(1, -1)
-        return list(self.run_one(None, {n: X[:, j : j + 1] for j, n in enumerate(self.names)}))
+        feeds = {n: X[:, j : j + 1] for j, n in enumerate(self.names)}
+        try:
+            return list(self.run_one(None, feeds))
+        except Exception as exc:
+            raise _refused("onnxruntime cannot run it", exc) from None
