@@ -1,6 +1,7 @@
 """The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``),
 serve streams (``worker`` scores async streams, ``listen`` prints predictions) and monitor
-(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history)."""
+(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history), and
+serve models over HTTP (``serve``: the Open Inference Protocol, see :mod:`pyml.client.serve`)."""
 
 from __future__ import annotations
 
@@ -159,6 +160,43 @@ def _monitor(cluster: Cluster, args: argparse.Namespace) -> int:
         return 1
 
 
+def _serve(cluster: Cluster, args: argparse.Namespace) -> int:
+    """The model service, until SIGTERM or Ctrl-C."""
+    import logging
+
+    from pyml.client import serve
+
+    logging.basicConfig(level=logging.INFO, format="pyml serve: %(levelname)s %(message)s")
+    token = None
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            print(f"pyml: error: cannot read the token file: {exc}", file=sys.stderr)
+            return 1
+        if not token:
+            print(f"pyml: error: the token file {args.token_file} is empty", file=sys.stderr)
+            return 1
+    print(
+        f"pyml: serving on http://{args.host}:{args.port} ({args.workers} worker"
+        f"{'s' if args.workers > 1 else ''})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return serve.run(
+        args.host,
+        args.port,
+        args.workers,
+        url=_url(args, cluster),
+        projects=args.project or None,
+        token=token,
+        max_body=int(args.max_body_mb * 1024 * 1024),
+        access_log=not args.no_access_log,
+        log_predictions=not args.no_prediction_log,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +243,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often to look for due rounds",
     )
     monitor.add_argument("--once", action="store_true", help="run the due rounds, then exit")
+    serve = commands.add_parser(
+        "serve", help="serve the live models over HTTP (Open Inference Protocol, KServe V2)"
+    )
+    serve.add_argument("--url", help=url_help)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    serve.add_argument(
+        "--project",
+        action="append",
+        help="serve only this project, loaded at start (repeatable; default: every project "
+        "the role may predict, loaded on first use)",
+    )
+    serve.add_argument(
+        "--token-file", help="require 'Authorization: Bearer TOKEN', TOKEN read from this file"
+    )
+    serve.add_argument(
+        "--max-body-mb", type=float, default=8.0, help="largest request body, in MiB"
+    )
+    serve.add_argument("--no-access-log", action="store_true", help="no JSON line per request")
+    serve.add_argument(
+        "--no-prediction-log",
+        action="store_true",
+        help="do not write sampled calls to the prediction log (pyml.log_predictions)",
+    )
     from pyml.client import report
 
     report.add_parser(commands)
@@ -226,6 +289,7 @@ HANDLERS = {
     "worker": _worker,
     "monitor": _monitor,
     "report": _report,
+    "serve": _serve,
 }
 
 

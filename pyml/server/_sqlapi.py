@@ -726,6 +726,14 @@ def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rat
 
 
 @_sql
+def log_served(plpy: Any, GD: dict[str, Any], model_id: int, calls: str) -> int:
+    """``pyml.log_served``: calls answered by ``pyml serve``, into the prediction log."""
+    from pyml.server import monitoring
+
+    return monitoring.log_served(_db(plpy, GD), model_id, calls)
+
+
+@_sql
 def collect_predictions(plpy: Any, GD: dict[str, Any]) -> int:
     from pyml.server import monitoring
 

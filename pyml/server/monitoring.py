@@ -491,6 +491,45 @@ def pending(db: Db, database: int, may_read: Callable[[int], bool]) -> list[str]
     return lines
 
 
+MAX_SERVED = 100_000  # calls in one pyml.log_served
+
+
+def log_served(db: Db, model_id: int, calls: str) -> int:
+    """``pyml.log_served``: calls of model ``model_id`` answered outside the database (``pyml
+    serve``), logged like SQL's (when the project's logging is on). ``calls``: a JSON array
+    of ``[features, prediction, epoch seconds]``, features an object by column name or an
+    array. Needs ``predict`` on the model's project, the privilege its callers need."""
+    model = store.get_model(db, model_id)
+    privileges.require(db, privileges.ProjectName(model.project_id, model.project), "predict")
+    try:
+        given = json.loads(calls)
+    except ValueError:
+        given = None
+    if not isinstance(given, list):
+        raise InvalidParameterValue('"calls" must be a JSON array of [features, prediction, time]')
+    if len(given) > MAX_SERVED:
+        raise InvalidParameterValue(
+            f'"calls" must hold at most {MAX_SERVED} calls, got {len(given)}',
+            hint="Send the calls in several batches.",
+        )
+    for i, call in enumerate(given):
+        if (
+            not isinstance(call, list)
+            or len(call) != 3
+            or not isinstance(call[0], dict | list)
+            or isinstance(call[2], bool)
+            or not isinstance(call[2], int | float)
+            or not math.isfinite(call[2])
+        ):
+            raise InvalidParameterValue(
+                f'call {i + 1} of "calls" must be [features, prediction, epoch seconds]',
+                detail="Features are an object by column name or an array.",
+            )
+    if not given:
+        return 0
+    return store.insert_served(db, model.project_id, model_id, calls)
+
+
 # ---------------------------------------------------------------------------
 # Scheduling
 # ---------------------------------------------------------------------------

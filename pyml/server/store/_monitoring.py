@@ -42,6 +42,23 @@ def set_prediction_logging(db: Db, project_id: int, rate: float) -> None:
     )
 
 
+def insert_served(db: Db, project_id: int, model_id: int, calls: str) -> int:
+    """Log calls answered outside the database (``pyml serve``): ``calls`` is a JSON array
+    of ``[features, prediction, epoch seconds]``, already checked. Nothing is logged when
+    the project's logging is off. Returns the rows written."""
+    return db.registry.execute(
+        "INSERT INTO pyml.logged_predictions"
+        " (project_id, model_id, features, prediction, logged_at)"
+        " SELECT $1, $2, c -> 0, COALESCE(c -> 1, 'null'::jsonb),"
+        "        pg_catalog.to_timestamp((c ->> 2)::float8)"
+        " FROM pg_catalog.jsonb_array_elements($3::jsonb) AS c"
+        " WHERE EXISTS (SELECT FROM pyml.prediction_logging l"
+        "               WHERE l.project_id = $1 AND l.sample_rate > 0)",
+        [project_id, model_id, calls],
+        ["int8", "int8", "text"],
+    )
+
+
 def spool_positions(db: Db, lock: bool = False) -> dict[str, int]:
     """How far each spool file was collected (committed). With ``lock``, first wait for any
     other collector of this database to finish (one collector at a time)."""
