@@ -111,8 +111,9 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        """Started, the database reached, and every named project loaded."""
-        if not self.loaded_once or not self.connected:
+        """Started, and every named project loaded (a database away does not make the
+        service unready: it keeps serving the models it has)."""
+        if not self.loaded_once:
             return False
         return all(isinstance(self.live.get(n), Served) for n in self.projects or [])
 
