@@ -39,7 +39,20 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
         return training(r)
     if only in ("preprocessing", "logging", "drift"):  # figures and ratios only: no goal
         return []
-    return serving(r) + streaming(r) + training(r)
+    if only == "serve":
+        return service(r)
+    return serving(r) + service(r) + streaming(r) + training(r)
+
+
+def service(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """pyml serve against the FastAPI microservice (bench/model_service.py)."""
+    from bench import model_service
+
+    goals = _Goals()
+    if "serve" in r or r.get("only") is None:
+        for name, target, kind, compute in model_service.goals(r):
+            goals.add(name, target, kind, compute)
+    return goals
 
 
 def training(r: dict[str, Any]) -> list[dict[str, Any]]:

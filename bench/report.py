@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import drift_speed, logging_cost, training
+from bench import drift_speed, logging_cost, model_service, training
 
 
 def _ms(x: float | None) -> str:
@@ -113,6 +113,7 @@ def markdown(r: dict[str, Any]) -> str:
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
     out += _preprocessing(r) + logging_cost.markdown(r) + drift_speed.markdown(r)
     out += training.markdown(r)
+    out += model_service.markdown(r)
     out += _streaming(r)
     out += [
         "## Correctness",

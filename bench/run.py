@@ -7,7 +7,8 @@ bench/results.json. Only pyml's public SQL API is used (but for the preprocessin
 parts, which load the exported model with ``pyml.core.artifacts.load`` in this process; the drift
 part also runs ``pyml.drift``'s statistics functions here).
 
-``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``) runs
+``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``,
+``serve``) runs
 one part (with the tables and the models it needs) and writes its results to
 /tmp/pyml-bench-PART unless ``--output`` says elsewhere (never to bench/).
 
@@ -47,6 +48,7 @@ from bench import (
     logging_cost,
     machine,
     memory,
+    model_service,
     models,
     online,
     preprocessing,
@@ -57,7 +59,7 @@ from bench import (
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
 
 # parts that --only can run on their own
-ONLY = ("streaming", "preprocessing", "logging", "drift", "training")
+ONLY = ("streaming", "preprocessing", "logging", "drift", "training", "serve")
 
 
 class Sections:
@@ -109,8 +111,12 @@ def bench(
         "database": database,
     }
     # the generic tables and models each part needs (the preprocessing part makes its own)
-    tables = {None: (("t10", 10), ("t50", 50)), "streaming": (("t10", 10),)}.get(only, ())
-    specs = {None: MODELS, "streaming": (LGBM,)}.get(only, ())
+    tables = {
+        None: (("t10", 10), ("t50", 50)),
+        "streaming": (("t10", 10),),
+        "serve": (("t10", 10),),
+    }.get(only, ())
+    specs = {None: MODELS, "streaming": (LGBM,), "serve": (LGBM,)}.get(only, ())
     with section("server", required=True):
         server = db.start_server(database)
     with section("data", required=True):
@@ -188,6 +194,12 @@ def bench(
             )
             http["model"] = LGBM.key
             r["http"] = http
+    if only in (None, "serve"):
+        with section("model service: pyml serve, FastAPI, SQL"):
+            served = model_service.run(server, settings, lgbm, features[LGBM.features])
+            checks += served.pop("checks")
+            r["serve"] = served
+    if only is None:
         for t in trained:
             k = t.spec.features
             with section(f"batch: {t.spec.key}"):
