@@ -157,6 +157,7 @@ def main() -> int:
         )
         _streaming(conn, uri)
         _monitoring(conn)
+    _serve(uri, features)
     print(f"\nDone. Explore with: psql '{uri}'")
     return 0
 
@@ -261,6 +262,75 @@ def _monitoring(conn: psycopg.Connection) -> None:
         " AS old_score, round(new_score::numeric, 4) AS new_score, holdout_rows"
         " FROM pyml.drift_reports ORDER BY id",
     )
+
+
+def _serve(uri: str, features: list[float]) -> None:
+    """The live model over HTTP: ``pyml serve`` (Open Inference Protocol), one request."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "pyml.client.cli", "serve", "--url", uri, "--port", str(port)]
+    argv += ["--project", PROJECT, "--no-access-log"]
+    print(f"\n== 14. Model as a service: pyml serve --port {port} --project '{PROJECT}'")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"pyml serve exited: {proc.stderr.read() if proc.stderr else ''}"
+                )
+            try:
+                with urllib.request.urlopen(base + "/v2/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("pyml serve did not start within 60 s")
+            time.sleep(0.2)
+        path = f"/v2/models/{quote(PROJECT)}/infer"
+        body = {
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [1, len(features)],
+                    "datatype": "FP64",
+                    "data": features,
+                }
+            ]
+        }
+        head = ", ".join(f"{v:g}" for v in features[:3])
+        print(
+            f'   curl {base}{path} -d \'{{"inputs": [{{"name": "features", "shape": '
+            f'[1, {len(features)}], "datatype": "FP64", "data": [{head}, ...]}}]}}\''
+        )
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        outputs = {o["name"]: o["data"] for o in answer["outputs"]}
+        print(
+            f"   -> model {answer['model_version']}: predict = {outputs['predict'][0]:g}, "
+            f"predict_proba = [{outputs['predict_proba'][0]:.4f}, "
+            f"{outputs['predict_proba'][1]:.4f}] (the answer of SQL, over HTTP)"
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -503,3 +503,27 @@ def test_served_calls_are_logged_and_seen_by_drift(
     assert set(features) == set(rows[0]) and isinstance(prediction, float)
     drift = conn.execute("SELECT feature, metric FROM pyml.drift('serve_logged')").fetchall()
     assert ("age", "psi") in drift and ("__prediction__", "psi") in drift
+
+
+def test_log_served_checks_its_arguments_and_privileges(
+    conn: psycopg.Connection, admin_url: str, models: dict[str, int]
+) -> None:
+    call = json.dumps([[{"age": 0.01}, 151.0, time.time()]])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be a JSON array"):
+        conn.execute("SELECT pyml.log_served(%s, '{}'::jsonb)", [models["reg"]])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="call 1 of"):
+        conn.execute("SELECT pyml.log_served(%s, '[[1, 2]]'::jsonb)", [models["reg"]])
+    with pytest.raises(psycopg.errors.UndefinedObject):
+        conn.execute("SELECT pyml.log_served(999999, %s::jsonb)", [call])
+    # serve_reg's calls are not logged: nothing is written
+    assert (
+        conn.execute("SELECT pyml.log_served(%s, %s::jsonb)", [models["reg"], call]).fetchone()[0]
+        == 0
+    )
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("SET client_min_messages = warning")
+        _train(admin, "serve_private", "regression", "pyml.diabetes", "target", "lightgbm")
+        theirs = _live(admin, "serve_private")
+        admin.execute("SELECT pyml.log_predictions('serve_private', 1.0)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="serve_private"):
+        conn.execute("SELECT pyml.log_served(%s, %s::jsonb)", [theirs, call])
