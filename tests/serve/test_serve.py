@@ -527,3 +527,32 @@ def test_log_served_checks_its_arguments_and_privileges(
         admin.execute("SELECT pyml.log_predictions('serve_private', 1.0)")
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="serve_private"):
         conn.execute("SELECT pyml.log_served(%s, %s::jsonb)", [theirs, call])
+
+
+def test_an_array_column_is_one_tensor(running: Any, conn: psycopg.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE vectors AS SELECT ARRAY[random(), random(), random()] AS v,"
+        " random() AS w, 0.0::float8 AS y FROM generate_series(1, 200)"
+    )
+    conn.execute("UPDATE vectors SET y = v[1] * 3 + v[2] - v[3] * 2 + w")
+    _train(conn, "serve_vectors", "regression", "vectors", "y", "linear")
+    meta = running.get("/v2/models/serve_vectors").json()
+    assert [i["name"] for i in meta["inputs"]] == ["v[1]", "v[2]", "v[3]", "w"]
+    rows = conn.execute("SELECT v, w, pyml.predict('serve_vectors', t) FROM vectors t LIMIT 20")
+    rows = rows.fetchall()
+    body = {
+        "inputs": [
+            {
+                "name": "v",
+                "shape": [len(rows), 3],
+                "datatype": "FP64",
+                "data": [r[0] for r in rows],
+            },
+            {"name": "w", "shape": [len(rows)], "datatype": "FP64", "data": [r[1] for r in rows]},
+        ]
+    }
+    answer = running.post("/v2/models/serve_vectors/infer", json=body).json()
+    np.testing.assert_array_equal(
+        np.asarray(answer["outputs"][0]["data"], np.float32),
+        np.asarray([r[2] for r in rows], np.float32),
+    )
