@@ -322,7 +322,7 @@ def test_deploy_switches_within_a_second_under_load(
         "SELECT * FROM pyml.train('serve_switch', 'regression', 'pyml.diabetes', 'target',"
         " algorithm => 'lightgbm')"
     )
-    models = dict(
+    models: dict[str, int] = dict(
         conn.execute(
             "SELECT algorithm, max(id) FROM pyml.trained_models WHERE project = 'serve_switch'"
             " GROUP BY algorithm"
@@ -538,8 +538,9 @@ def test_an_array_column_is_one_tensor(running: Any, conn: psycopg.Connection) -
     _train(conn, "serve_vectors", "regression", "vectors", "y", "linear")
     meta = running.get("/v2/models/serve_vectors").json()
     assert [i["name"] for i in meta["inputs"]] == ["v[1]", "v[2]", "v[3]", "w"]
-    rows = conn.execute("SELECT v, w, pyml.predict('serve_vectors', t) FROM vectors t LIMIT 20")
-    rows = rows.fetchall()
+    rows = conn.execute(
+        "SELECT v, w, pyml.predict('serve_vectors', t) FROM vectors t LIMIT 20"
+    ).fetchall()
     body = {
         "inputs": [
             {
