@@ -10,9 +10,10 @@ checks the import rules):
     ``pyml.server.store`` is the only module that issues SQL.
 ``pyml.client``
     Runs in a user's process and talks to the database through psycopg: the ``pyml`` command
-    (``up``, ``down``, ``status``, ``listen``, ``report``), the local cluster, the stream
-    consumer, the demo, the typed helpers and psycopg adapters (``pyml.client.train``,
-    ``predict``, ``register``, ...) and SQLAlchemy expressions (``pyml.client.sqlalchemy``).
+    (``up``, ``down``, ``status``, ``listen``, ``report``, ``serve``), the local cluster, the
+    stream consumer, the demo, the typed helpers and psycopg adapters (``pyml.client.train``,
+    ``predict``, ``register``, ...), SQLAlchemy expressions (``pyml.client.sqlalchemy``) and
+    the model service (``pyml.client.serve``: HTTP, the Open Inference Protocol).
 ``pyml.core``
     Pure code both sides use, with no database: model formats and their checks, loaded models
     and prediction, preprocessing and the one-row transform, drift statistics, metrics,
