@@ -173,13 +173,15 @@ class Model:
         }
         if stored.onnx is not None and stored.format == "skops":
             kept = list(files)
-            return cls(
+            served = cls(
                 **fields,
                 format=stored.format,
                 parts=None,
                 loader=lambda: artifacts.load(kept),
                 preprocessed=stored.preprocessed,
             )
+            served.runtime  # noqa: B018 - onnxruntime loads it now: a damaged graph is refused here
+            return served
         fmt, parts, preprocessor = artifacts.load(files)
         return cls(**fields, format=fmt, parts=parts, preprocessor=preprocessor)
 
