@@ -67,9 +67,10 @@ async function readModel(card) {
   const bytes = new Uint8Array(await (await fetchFile("model.onnx")).arrayBuffer());
   const digest = await sha256(bytes);
   if (digest !== card.sha256) {
+    const expected = typeof card.bytes === "number" ? ` (${card.bytes} bytes)` : "";
     throw new Error(
       `model.onnx does not match model.json: its sha256 is ${digest} (${bytes.length} bytes), ` +
-        `the card says ${card.sha256} (${card.bytes} bytes). Export both files again, together.`,
+        `the card says ${card.sha256}${expected}. Export both files again, together.`,
     );
   }
   return bytes;
