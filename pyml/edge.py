@@ -286,6 +286,7 @@ class _Input(NamedTuple):
     kind: str  # "double", "float", "string" or "int64"
     base: str | None  # an array column's element "x[3]": "x" ...
     position: int  # ... and 2 (from 0)
+    dtype: Any  # numpy's
 
 
 class _Loaded(NamedTuple):
@@ -318,6 +319,9 @@ class Predictor:
         self.path = Path(path)
         self._threads = threads
         self._lock = threading.Lock()
+        self._card_file = str(
+            self.path / CARD if self.path.is_dir() else self.path.with_suffix(".json")
+        )
         self._refused: tuple[int, ...] | None = None
         self.last_error: Exception | None = None
         """Why the latest changed copy was refused (None once a copy loads)."""
@@ -332,12 +336,9 @@ class Predictor:
 
     # -- loading -------------------------------------------------------------
 
-    def _card_path(self) -> Path:
-        return self.path / CARD if self.path.is_dir() else self.path.with_suffix(".json")
-
     def _key(self) -> tuple[int, ...] | None:
         try:
-            st = os.stat(self._card_path())  # follows the links of the pull layout
+            st = os.stat(self._card_file)  # follows the links of the pull layout
         except OSError:
             return None
         return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
@@ -369,7 +370,8 @@ class Predictor:
                 )
             element = _ELEMENT.fullmatch(node.name)
             base, index = (element[1], int(element[2]) - 1) if element else (None, 0)
-            inputs.append(_Input(node.name, kind, base, index))
+            dtype = {"double": np.float64, "float": np.float32, "int64": np.int64}.get(kind, object)
+            inputs.append(_Input(node.name, kind, base, index, dtype))
         if len(inputs) != len(card["inputs"]) or len(inputs) != len(session.get_inputs()):
             raise DataCorrupted(
                 f"model {card['model_id']} does not match its card",
@@ -504,6 +506,9 @@ class Predictor:
     def _run(
         self, loaded: _Loaded, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
     ) -> dict[str, np.ndarray]:
+        if not isinstance(rows, Mapping) and len(rows) == 1:  # one row: the short way
+            outputs = loaded.session.run(None, _feeds(loaded, rows[0]))
+            return dict(zip(loaded.outputs, outputs, strict=True))
         if isinstance(rows, Mapping):
             columns = [_column_of(rows, spec, loaded) for spec in loaded.inputs]
         else:
@@ -519,6 +524,32 @@ class Predictor:
         if n == 0:
             return {name: np.empty((0,)) for name in loaded.outputs}
         return dict(zip(loaded.outputs, loaded.session.run(None, feeds), strict=True))
+
+
+def _feeds(loaded: _Loaded, row: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The graph's inputs for one row."""
+    feeds = {}
+    for spec in loaded.inputs:
+        value = row[spec.name] if spec.name in row else _value(row, spec, loaded)
+        if spec.kind == "string":
+            feeds[spec.name] = np.array([[text(value)]], dtype=object)
+        elif spec.kind == "int64":
+            feeds[spec.name] = _array(spec, [value]).reshape(1, 1)
+        else:
+            feeds[spec.name] = np.array([[_number(spec, value)]], dtype=spec.dtype)
+    return feeds
+
+
+def _number(spec: _Input, value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataException(f'feature "{spec.name}" must be a number, got {value!r}') from None
+    if math.isinf(number):
+        raise InvalidParameterValue(f'feature "{spec.name}" must not be infinite')
+    return number
 
 
 def _missing(name: str, loaded: _Loaded) -> MissingColumn:
