@@ -147,10 +147,11 @@ class Agent:
 
     def __init__(self, url: str, project: str, directory: Path, *args: str) -> None:
         self.log = directory.parent / "agent.log"
+        self._stderr = self.log.open("w")
         self.process = subprocess.Popen(
             [*PYML, "pull", project, "--dir", str(directory), "--url", url, *args],
             stdout=subprocess.DEVNULL,
-            stderr=self.log.open("w"),
+            stderr=self._stderr,
         )
 
     def text(self) -> str:
@@ -179,6 +180,7 @@ def agents() -> Iterator[list[Agent]]:
         if agent.process.poll() is None:
             agent.process.kill()
             agent.process.wait()
+        agent._stderr.close()
 
 
 def test_a_running_agent_follows_a_redeploy(
@@ -251,3 +253,52 @@ def test_a_running_agent_across_a_stopped_server(
     assert log.index("database unreachable") < log.index(f"model {second} of project"), log
     assert os.readlink(directory / "current").startswith(f"models/{second}-")
     assert json.loads((directory / "model.json").read_text())["model_id"] == second
+
+
+def _tiny_pair() -> tuple[dict[str, Any], bytes]:
+    """A linear model's graph and card, made here (no database)."""
+    import hashlib
+
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from pyml.core import onnxpart
+
+    X = np.arange(20.0).reshape(10, 2)
+    model = LinearRegression().fit(X, X @ [1.0, 2.0])
+    data = onnxpart.convert(model, None, ["a", "b"], [False, False], "regression").data
+    assert data is not None
+    card = {
+        "model_id": 7,
+        "project": "tiny",
+        "task": "regression",
+        "format": "onnx",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "inputs": [{"name": "a", "type": "double"}, {"name": "b", "type": "double"}],
+        "outputs": [{"name": "variable", "type": "double"}],
+        "classes": None,
+    }
+    return card, data
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_agent_without_its_database_keeps_the_copy_and_stops_cleanly(
+    tmp_path: Path, agents: list[Agent], stop: signal.Signals
+) -> None:
+    card, data = _tiny_pair()
+    directory = tmp_path / "device"
+    edge.install(directory, card, data)
+    kept = _snapshot(directory)
+    agent = Agent("postgresql://nobody@127.0.0.1:1/none", "tiny", directory, "--interval", "2")
+    agents.append(agent)
+    agent.wait(lambda: agent.text().count("retrying in") >= 3, "three attempts")
+    agent.process.send_signal(stop)
+    assert agent.process.wait(timeout=30) == 0
+    lines = agent.text().splitlines()
+    assert "database unreachable (connection failed: " in lines[0], lines
+    assert f"keeping model 7 in {directory}; retrying in 1 s" in lines[0], lines
+    assert lines[1].endswith("retrying in 2 s") and lines[2].endswith("retrying in 2 s")
+    assert lines[-1].endswith("pyml pull: stopped")
+    assert _snapshot(directory) == kept
+    assert edge.Predictor(directory).predict({"a": 1.0, "b": 2.0}) == pytest.approx(5.0)
