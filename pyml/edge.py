@@ -49,6 +49,7 @@ import numpy as np
 from pyml.errors import (
     DataCorrupted,
     DataException,
+    FeatureNotSupported,
     InvalidParameterValue,
     ObjectNotInPrerequisiteState,
     UndefinedColumn,
@@ -470,6 +471,11 @@ class Predictor:
         order of the card's ``classes``."""
         loaded = self._current()
         self._classification(loaded, "classes")
+        if loaded.card.get("probabilities") is False:  # scores, not probabilities
+            raise FeatureNotSupported(
+                f'algorithm "{loaded.card.get("algorithm")}" does not give class probabilities',
+                hint="Use predict() or predict_label().",
+            )
         outputs = self._run(loaded, [row])
         proba = outputs.get("probabilities", list(outputs.values())[-1])
         return [float(p) for p in np.asarray(proba, dtype=np.float64)[0]]

@@ -193,8 +193,11 @@ def test_exported_pair_predicts_as_sql_in_a_fresh_process(
     if not text_classes:
         want = _sql(conn, "predict", project)
         assert got["many"] == got["one"]
-        if label == "price":  # pyml.predict returns real
-            np.testing.assert_allclose(np.float32(got["one"]), want, rtol=1e-6)
+        if label == "price":
+            # pyml.predict returns real; a linear graph sums in float32 (ai.onnx.ml): within
+            # float32 rounding of the largest value (the card's tolerance is 100 times that)
+            scale = float(np.max(np.abs(want)))
+            np.testing.assert_allclose(np.float32(got["one"]), want, rtol=1e-6, atol=1e-6 * scale)
         else:
             assert got["one"] == want and set(want) == {0.0, 1.0}
     if label != "price":

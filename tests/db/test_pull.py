@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -209,12 +210,21 @@ def test_a_running_agent_follows_a_redeploy(
     assert all(" pyml pull: " in line for line in log.splitlines()), log
 
 
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A temporary directory outside pytest's: a pytest run of another checkout on the same
+    machine deletes old ``pytest-of-<user>/pytest-N`` directories, a running server's too."""
+    with tempfile.TemporaryDirectory(prefix="pyml-pull-") as name:
+        yield Path(name)
+
+
 @pytest.mark.slow
 def test_a_running_agent_across_a_stopped_server(
-    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agents: list[Agent]
+    cluster: Cluster, private_tmp: Path, monkeypatch: pytest.MonkeyPatch, agents: list[Agent]
 ) -> None:
     """A throwaway server: the agent keeps the last good copy while it is down (the runtime
     keeps predicting from it), and installs the model deployed after it came back."""
+    tmp_path = private_tmp
     monkeypatch.setenv("PYML_HOME", str(tmp_path / "state"))
     own = Cluster.for_checkout()
     assert own.state != cluster.state
