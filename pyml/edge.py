@@ -244,6 +244,7 @@ def install(directory: str | os.PathLike[str], card: Mapping[str, Any], data: by
             return False
         if not whole:
             staging = Path(tempfile.mkdtemp(prefix=".new-", dir=versions))
+            os.chmod(staging, 0o755)  # readable by the device's other users, as the files
             write_atomic(staging / MODEL, data)
             write_atomic(staging / CARD, card_bytes(card))
             shutil.rmtree(versions / name, ignore_errors=True)

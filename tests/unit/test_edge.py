@@ -21,6 +21,7 @@ from pyml.core import preprocess as _preprocess
 from pyml.core.preprocess import Column
 from pyml.errors import (
     DataCorrupted,
+    FeatureNotSupported,
     InvalidParameterValue,
     ObjectNotInPrerequisiteState,
     UndefinedColumn,
@@ -140,6 +141,13 @@ def test_classes_text_labels_and_probabilities(classifier: Made, tmp_path: Path)
     np.testing.assert_allclose(got, classifier.proba, atol=1e-6)
     with pytest.raises(InvalidParameterValue, match="text class labels"):
         predictor.predict(rows[0])
+    # A classifier whose second output holds scores (no predict_proba): the card says so.
+    card = {**classifier.card, "probabilities": False, "algorithm": "linear_svm"}
+    edge.write_pair(tmp_path / "scores.onnx", card, classifier.data)
+    scores = edge.Predictor(tmp_path / "scores.onnx")
+    assert scores.predict_label(rows[0]) == predictor.predict_label(rows[0])
+    with pytest.raises(FeatureNotSupported, match='"linear_svm" does not give class prob'):
+        scores.predict_proba(rows[0])
 
 
 def test_boolean_classes_as_numbers_and_text(boolean: Made, tmp_path: Path) -> None:
@@ -207,6 +215,11 @@ def test_install_swaps_and_the_predictor_follows(
     assert predictor.model_id == 7
     assert os.readlink(directory / "current").startswith("models/7-")
     assert os.readlink(directory / "model.json") == "current/model.json"
+    version = directory / os.readlink(directory / "current")
+    assert [oct(p.stat().st_mode & 0o777) for p in (version, version / "model.onnx")] == [
+        "0o755",
+        "0o644",
+    ]
     assert json.loads((directory / "model.json").read_text()) == regression.card
     assert edge.install(directory, classifier.card, classifier.data) is True
     assert predictor.model_id == 8  # reloaded on the next call
