@@ -173,13 +173,15 @@ class Model:
         }
         if stored.onnx is not None and stored.format == "skops":
             kept = list(files)
-            return cls(
+            served = cls(
                 **fields,
                 format=stored.format,
                 parts=None,
                 loader=lambda: artifacts.load(kept),
                 preprocessed=stored.preprocessed,
             )
+            served.runtime  # noqa: B018 - onnxruntime loads it now: a damaged graph is refused here
+            return served
         fmt, parts, preprocessor = artifacts.load(files)
         return cls(**fields, format=fmt, parts=parts, preprocessor=preprocessor)
 
@@ -331,7 +333,10 @@ class Model:
 
             if not self.runtime.probabilities:
                 raise self._no_probabilities()
-            return np.asarray(self._onnx(X)[1], dtype=np.float64)
+            p = np.clip(np.asarray(self._onnx(X)[1], dtype=np.float64), 0.0, 1.0)
+            total = p.sum(axis=1, keepdims=True)  # float32 sums: 1 within 1e-7, made exact
+            result: np.ndarray = p / np.where(total > 0, total, 1.0)
+            return result
         return self._proba_t(self.prepare(X))
 
     def _no_probabilities(self) -> FeatureNotSupported:

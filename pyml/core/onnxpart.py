@@ -1,7 +1,5 @@
 """The ONNX part of a model: the fitted model with its preprocessing as one graph (issue 16).
 
-First step of issue 16, item 1: pure code, no database yet.
-
 - :func:`convert` turns a fitted estimator and pyml's fitted ``ColumnTransformer`` (see
   :mod:`pyml.core.preprocess`) into ONE ONNX graph, with skl2onnx (scikit-learn) or
   onnxmltools' LightGBM converter (registered into skl2onnx). Inputs are named after the
@@ -9,11 +7,12 @@ First step of issue 16, item 1: pure code, no database yet.
   numbers as ``double`` (``float`` in the last-resort precision), text as ``string``. A NULL
   number is NaN; a NULL text is the empty string (the graph's text imputers look for ``""``,
   so a real ``""`` category reads as NULL in ONNX). Classifiers are exported with ``zipmap:
-  False`` (outputs ``label`` and ``probabilities``, readable from JavaScript).
-- Precision (:data:`PRECISIONS`, tried in order): ``double`` throughout; ``cast``: double
-  inputs and preprocessing, then skl2onnx's ``CastTransformer`` to float32 just before the
-  model, which is what scikit-learn's trees do themselves (so no threshold flips on
-  borderline inputs); ``float`` throughout. Number imputers become :class:`NanFill`
+  False`` (outputs ``label`` and ``probabilities``, readable from JavaScript); the graph's
+  metadata (:data:`PROBABILITIES`) says whether the second output is probabilities.
+- Precision (:data:`PRECISIONS`): ``double`` throughout; ``cast``: double inputs and
+  preprocessing, then skl2onnx's ``CastTransformer`` to float32 just before the model, which
+  is what scikit-learn's trees do themselves (so no threshold flips on borderline inputs:
+  tried first for them); ``float`` throughout. Number imputers become :class:`NanFill`
   (``Where(IsNaN(x), fill, x)``) since onnxruntime has no double ``Imputer``. LightGBM is
   converted with ``split=100`` (trees summed in groups, not one long float sum).
 - :func:`check` runs the graph with onnxruntime (one thread) on test rows against the
@@ -24,20 +23,16 @@ First step of issue 16, item 1: pure code, no database yet.
   ~1e-13; a real disagreement (a flipped split) moves a prediction by far more. Labels and
   clusters must agree exactly, except on a tie for the top probability. Given test
   ``rows``, :func:`convert` keeps the first precision that agrees.
-- :func:`validate` runs before onnxruntime loads any bytes: a size bound
-  (:data:`MAX_BYTES`), operator domains ``ai.onnx`` and ``ai.onnx.ml`` only (imports and
-  nodes, subgraphs included), no functions, no external data, then ``onnx.checker``
-  (structural: its shape inference refuses double tree ensembles onnxruntime runs).
+- :func:`validate` (training) adds ``onnx.checker`` to the check serving runs before
+  onnxruntime parses any bytes (:func:`pyml.core._validate.onnx_model`, no onnx import).
+- :class:`Runtime` serves a part: one onnxruntime session of one thread, another of every
+  core for 1,000 rows or more; onnxruntime's refusals are XX001.
 - Not converted (a reason instead): AffinityPropagation, MeanShift, KernelRidge (no
-  converter), Birch is stored as a 1-NN classifier over its subcluster centres (see
-  :func:`pyml.core.algorithms.storable`) and converts as such; HistGradientBoosting (its
-  converter fails with skl2onnx 1.20 / scikit-learn 1.9), GaussianProcessClassifier,
-  LinearSVC (skl2onnx refuses the ``zipmap`` option inside a pipeline), multi-output models,
-  CatBoost / XGBoost (their own converters: not wired in yet).
-
-Next steps: store the part at training (``pyml/server/fitting.py`` + ``artifacts.py``: part
-``onnx``, the largest difference in the metrics), serve through onnxruntime in
-``pyml/core/model.py``, ``pyml.export`` / ``model_card``, ``pyml pull``, the web example.
+  converter), HistGradientBoosting (its converter fails with skl2onnx 1.20 / scikit-learn
+  1.9), GaussianProcessClassifier (``com.microsoft`` operators), LinearSVC (skl2onnx refuses
+  the ``zipmap`` option inside a pipeline), multi-output models, CatBoost / XGBoost (their
+  converters are not wired in). Birch is stored as a 1-NN classifier over its subcluster
+  centres (see :func:`pyml.core.algorithms.storable`) and converts as such.
 """
 
 from __future__ import annotations
@@ -353,7 +348,17 @@ def session(data: bytes, threads: int = 1) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: warnings go to the server's stderr
-    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime refuses the graph (its own checks)
+        raise _refused("onnxruntime cannot load it", exc) from None
+
+
+def _refused(what: str, exc: Exception) -> DataCorrupted:
+    return DataCorrupted(
+        f'model artifact is not a valid "{FORMAT}" file',
+        detail=f"{what}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}.",
+    )
 
 
 def feeds(sess: Any, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -479,7 +484,11 @@ class Runtime:
             if self._many is None:
                 self._many = session(self.data, threads=0)
             sess = self._many
-        return list(sess.run(None, self.feeds(X)))
+        feeds = self.feeds(X)
+        try:
+            return list(sess.run(None, feeds))
+        except Exception as exc:  # inputs are checked: a graph that cannot run them is damaged
+            raise _refused("onnxruntime cannot run it", exc) from None
 
     def feeds(self, X: np.ndarray) -> dict[str, np.ndarray]:
         import numpy as np
@@ -502,4 +511,8 @@ class Runtime:
         import numpy as np
 
         X = np.array(row, dtype=self.dtype).reshape(1, -1)
-        return list(self.run_one(None, {n: X[:, j : j + 1] for j, n in enumerate(self.names)}))
+        feeds = {n: X[:, j : j + 1] for j, n in enumerate(self.names)}
+        try:
+            return list(self.run_one(None, feeds))
+        except Exception as exc:
+            raise _refused("onnxruntime cannot run it", exc) from None

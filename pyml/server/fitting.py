@@ -6,6 +6,7 @@ before and evaluates and stores the model after.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -79,6 +80,9 @@ def fit_work(
 
     def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
         started = time.perf_counter()
+        # The converters take about a second to import: on another thread, while fitting.
+        importing = threading.Thread(target=_import_converters, daemon=True)
+        importing.start()
         preprocessor = None
         if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
             preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
@@ -95,7 +99,7 @@ def fit_work(
         seconds = time.perf_counter() - started
         storable = algorithms.storable(fitted)
         parts = artifacts.dump(algorithm.library, storable, preprocessor)
-        progress(f"pyml: converting {algorithm.name} to ONNX")
+        importing.join()
         onnx = onnx_part(storable, preprocessor, data, test_idx, train_idx, task)
         if onnx.data is not None:
             parts.append(artifacts.Part(len(parts), artifacts.ONNX, onnx.data))
@@ -112,6 +116,11 @@ def fit_work(
 
 
 CHECK_ROWS = 10_000  # at most this many test rows check the ONNX part
+
+
+def _import_converters() -> None:
+    import onnxruntime  # noqa: F401
+    import skl2onnx  # noqa: F401
 
 
 class OnnxPart(NamedTuple):
