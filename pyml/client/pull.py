@@ -37,7 +37,6 @@ from pyml.client.export import URL_HELP, describe, fetch
 from pyml.errors import PymlError
 
 DEFAULT_INTERVAL = 60.0
-CONNECT_TIMEOUT = 10
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -152,7 +151,7 @@ class Agent:
     def once(self) -> int:
         """One sync: 0 when ``directory`` holds the live model, else 1 (reason logged)."""
         try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as c:
+            with _connect(self.url) as c:
                 if not self.sync(c):
                     self._current()
         except (psycopg.Error, PymlError, OSError) as exc:
@@ -168,9 +167,7 @@ class Agent:
         try:
             while True:
                 try:
-                    with psycopg.connect(
-                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                    ) as conn:
+                    with _connect(self.url) as conn:
                         conn.execute("LISTEN pyml_deploy")  # before the sync: none missed
                         if reachable is not True:
                             self.log(
@@ -196,6 +193,21 @@ class Agent:
         except KeyboardInterrupt:
             self.log("stopped")
             return 0
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    """Give up connecting after 10 s; notice a peer gone silent (an edge network that drops
+    packets rather than connections) within about a minute, idle or mid-query."""
+    return psycopg.connect(
+        url,
+        autocommit=True,
+        connect_timeout=10,
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+        tcp_user_timeout=60_000,
+    )
 
 
 def _line(exc: BaseException) -> str:
