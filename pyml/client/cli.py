@@ -1,7 +1,9 @@
 """The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``),
-serve streams (``worker`` scores async streams, ``listen`` prints predictions) and monitor
-(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history), and
-serve models over HTTP (``serve``: the Open Inference Protocol, see :mod:`pyml.client.serve`)."""
+serve streams (``worker`` scores async streams, ``listen`` prints predictions), monitor
+(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history), take
+models out of the database (``export`` writes one as ONNX with its card, ``pull`` keeps an edge
+device's copy of a project's live model current) and serve them over HTTP (``serve``: the Open
+Inference Protocol, see :mod:`pyml.client.serve`)."""
 
 from __future__ import annotations
 
@@ -268,9 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write sampled calls to the prediction log (pyml.log_predictions)",
     )
-    from pyml.client import report
+    from pyml.client import export, pull, report
 
     report.add_parser(commands)
+    export.add_parser(commands)
+    pull.add_parser(commands)
     return parser
 
 
@@ -278,6 +282,20 @@ def _report(cluster: Cluster, args: argparse.Namespace) -> int:
     from pyml.client import report
 
     return report.run(_url(args, cluster), args)
+
+
+def _export(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml.client import export
+
+    return export.run(_url(args, cluster), args)
+
+
+def _pull(cluster: Cluster, args: argparse.Namespace) -> int:
+    """Keep a directory holding a project's live model (stops cleanly on SIGTERM/SIGINT)."""
+    from pyml.client import pull
+
+    _stop_on_sigterm()
+    return pull.run(_url(args, cluster), args)
 
 
 HANDLERS = {
@@ -289,6 +307,8 @@ HANDLERS = {
     "worker": _worker,
     "monitor": _monitor,
     "report": _report,
+    "export": _export,
+    "pull": _pull,
     "serve": _serve,
 }
 
