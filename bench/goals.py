@@ -37,9 +37,23 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
         return streaming(r)
     if only == "training":
         return training(r)
+    if only == "onnx":
+        return onnx(r)
     if only in ("preprocessing", "logging", "drift"):  # figures and ratios only: no goal
         return []
-    return serving(r) + streaming(r) + training(r)
+    return serving(r) + streaming(r) + training(r) + onnx(r)
+
+
+def onnx(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's serving goals (``bench/onnx_serving.py``)."""
+    from bench import onnx_serving
+
+    goals = _Goals()
+    if "onnx" not in r:  # the part did not run
+        return goals
+    for name, target, kind, compute in onnx_serving.goals(r):
+        goals.add(name, target, kind, compute)
+    return goals
 
 
 def training(r: dict[str, Any]) -> list[dict[str, Any]]:
