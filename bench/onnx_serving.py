@@ -449,6 +449,7 @@ def _blocks(num: np.ndarray, den: np.ndarray) -> dict[str, Any]:
     ]
     return {
         "ratio": float(num.mean() / den.mean()),
+        "p50_ratio": float(np.median(num) / np.median(den)),
         "blocks": ratios,
         "block_min": min(ratios),
         "block_max": max(ratios),
@@ -514,7 +515,10 @@ def online(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
         warmup=settings.warmup_seconds,
         cold_allowance=4.0,
     )
-    pg["rf_vs_noop"] = {"ratio": pg["rf"]["mean_ms"] / pg["noop10"]["mean_ms"]}
+    pg["rf_vs_noop"] = {
+        "ratio": pg["rf"]["mean_ms"] / pg["noop10"]["mean_ms"],
+        "p50_ratio": pg["rf"]["p50_ms"] / pg["noop10"]["p50_ms"],
+    }
     out["pgbench"] = pg
     return out
 
@@ -656,14 +660,27 @@ def batch(server: Server, settings: Settings, p: Prepared) -> dict[str, Any]:
 
 
 def _before(settings: Settings) -> dict[str, Any] | None:
-    """predict_into of results-onnx-before.json, if measured in the same mode."""
+    """predict_into of results-onnx-before.json (one results.json, or ``{"runs": [...]}`` of
+    several: their median), if measured in the same mode."""
     if not BEFORE.exists():
         return None
-    r = json.loads(BEFORE.read_text())
-    into = ((r.get("onnx") or {}).get("batch") or {}).get("predict_into")
-    if into is None or r.get("mode") != ("quick" if settings.quick else "full"):
+    saved = json.loads(BEFORE.read_text())
+    mode = "quick" if settings.quick else "full"
+    rates, code = [], ""
+    for r in saved.get("runs", [saved]):
+        into = ((r.get("onnx") or {}).get("batch") or {}).get("predict_into")
+        if into is None or r.get("mode") != mode:
+            continue
+        rates.append(into["rows_per_s"])
+        code = r["onnx"]["data and models"].get("served_code", r["machine"]["git"])
+    if not rates:
         return None
-    return {"rows_per_s": into["rows_per_s"], "git": r["machine"]["git"], "file": BEFORE.name}
+    return {
+        "rows_per_s": float(np.median(rates)),
+        "runs": rates,
+        "git": code.split()[0] if code else "?",
+        "file": BEFORE.name,
+    }
 
 
 def _sum(what: str, got: float, expected: np.ndarray, tolerance: float = 1e-5) -> dict[str, Any]:
@@ -892,7 +909,9 @@ def goals(r: dict[str, Any]) -> list[tuple[str, float, str, Callable[[], tuple[f
             rf, noop = c["rf"]["mean_ms"], c["noop10"]["mean_ms"]
             blocks = c["rf_vs_noop"].get("blocks")
             spread = f"; blocks {min(blocks):.2f}–{max(blocks):.2f}" if blocks else ""
-            return rf / noop, f"{rf:.3f} ms vs {noop:.3f} ms{spread}"
+            p50 = c["rf_vs_noop"].get("p50_ratio")
+            median = f"; p50 ratio {p50:.2f}" if p50 is not None else ""
+            return rf / noop, f"{rf:.3f} ms vs {noop:.3f} ms{spread}{median}"
 
         return compute
 
@@ -947,7 +966,8 @@ def goals(r: dict[str, Any]) -> list[tuple[str, float, str, Callable[[], tuple[f
             ratio = o["preprocessing"]["ratios"][pair]
             return ratio["ratio"], (
                 f"{lat[pair + '/row']['mean_ms']:.3f} ms vs {lat[pair + '/array']['mean_ms']:.3f}"
-                f" ms; blocks {ratio['block_min']:.2f}–{ratio['block_max']:.2f}"
+                f" ms; blocks {ratio['block_min']:.2f}–{ratio['block_max']:.2f}; p50 ratio"
+                f" {ratio.get('p50_ratio', float('nan')):.2f}"
             )
 
         out.append((f"{pair}: ROW call <= 1.5 x numeric ARRAY call (mean)", 1.5, "max", row))
@@ -1038,7 +1058,9 @@ def markdown(r: dict[str, Any]) -> list[str]:
         out += [
             f"rf / no-op floor (mean): psycopg {b['ratio']:.2f} (blocks"
             f" {', '.join(f'{x:.2f}' for x in b['blocks'])}), pgbench"
-            f" {pg['rf_vs_noop']['ratio']:.2f}.",
+            f" {pg['rf_vs_noop']['ratio']:.2f}; p50 ratios: psycopg"
+            f" {b.get('p50_ratio', float('nan')):.2f}, pgbench"
+            f" {pg['rf_vs_noop'].get('p50_ratio', float('nan')):.2f}.",
             "",
         ]
     cold = o.get("cold start")
@@ -1110,9 +1132,14 @@ def markdown(r: dict[str, Any]) -> list[str]:
             [[k, _f(v["mean_ms"]), _f(v["p50_ms"]), _f(v["p99_ms"])] for k, v in lat.items()],
         )
         out += _table(
-            ["ratio (means)", "whole run", "blocks"],
+            ["ratio (means)", "whole run", "blocks", "p50 ratio"],
             [
-                [k, f"{v['ratio']:.2f}", ", ".join(f"{x:.2f}" for x in v["blocks"])]
+                [
+                    k,
+                    f"{v['ratio']:.2f}",
+                    ", ".join(f"{x:.2f}" for x in v["blocks"]),
+                    f"{v.get('p50_ratio', float('nan')):.2f}",
+                ]
                 for k, v in pre["ratios"].items()
             ],
         )
