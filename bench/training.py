@@ -226,7 +226,9 @@ def _step(
 
     def step(isolated: bool) -> None:
         estimator = algorithm.make(req.hyperparams)
-        work = fitting.fit_work(algorithm, estimator, rows, y, train_idx, "regression", req)
+        work = fitting.fit_work(
+            algorithm, estimator, rows, y, train_idx, test_idx, "regression", req
+        )
         blobs: Sequence[bytes]
         if isolated:
             value, blobs = _isolate.run(

@@ -109,7 +109,7 @@ COMMENT ON COLUMN pyml.models.search_args IS
 COMMENT ON COLUMN pyml.models.status IS
     '''in_progress'', ''successful'' or ''failed''; only successful models are stored';
 COMMENT ON COLUMN pyml.models.metrics IS
-    'Scores on the test rows (r2, f1, ... by task); fit_time and score_time in seconds';
+    'Scores on the test rows (r2, f1, ... by task); fit_time and score_time in seconds; onnx_max_diff: the ONNX part''s largest difference from the original on them';
 COMMENT ON COLUMN pyml.models.num_features IS
     'How many inputs the model takes (an array column counts one per element)';
 COMMENT ON COLUMN pyml.models.feature_names IS
@@ -121,7 +121,7 @@ COMMENT ON COLUMN pyml.models.preprocess IS
 COMMENT ON COLUMN pyml.models.runtime IS
     'Always ''python'' (''rust'' is accepted for PostgresML compatibility)';
 COMMENT ON COLUMN pyml.models.lineage IS
-    'pyml, Python and library versions, database, role, server, host, snapshot, timings (seconds)';
+    'pyml, Python and library versions, database, role, server, host, snapshot, timings (seconds), ONNX conversion (onnx: precision, max_diff, rows checked; or why none)';
 COMMENT ON COLUMN pyml.models.baseline IS
     'Its predictions on the test rows (deciles, histogram or class counts), for drift checks';
 COMMENT ON COLUMN pyml.models.created_at IS 'When the model was stored (end of training)';
@@ -139,9 +139,9 @@ CREATE TABLE pyml.files (
 
 COMMENT ON COLUMN pyml.files.model_id IS 'The model (pyml.models.id)';
 COMMENT ON COLUMN pyml.files.part IS
-    'Part number from 0: the estimator (one per target if native), then the preprocessing';
+    'Part number from 0: the estimator (one per target if native), the preprocessing, then ONNX';
 COMMENT ON COLUMN pyml.files.format IS
-    '''lightgbm-text'', ''xgboost-json'', ''catboost-cbm'', ''skops'' or ''skops-preprocessor''';
+    '''lightgbm-text'', ''xgboost-json'', ''catboost-cbm'', ''skops'', ''skops-preprocessor'' or ''onnx'' (model and preprocessing as one ONNX graph)';
 COMMENT ON COLUMN pyml.files.sha256 IS 'sha256 (hex) of data, checked before loading';
 COMMENT ON COLUMN pyml.files.data IS 'The artifact bytes (never a pickle)';
 
@@ -176,7 +176,7 @@ COMMENT ON TABLE pyml.snapshots IS
 COMMENT ON TABLE pyml.models IS
     'Trained models: algorithm, hyperparameters used, metrics, features, classes, lineage';
 COMMENT ON TABLE pyml.files IS
-    'Model artifacts (LightGBM text or skops), checksummed; never pickles';
+    'Model artifacts (LightGBM text, skops, ONNX), checksummed; never pickles';
 COMMENT ON TABLE pyml.deployments IS
     'Append-only deployment history; the live model of a project is its latest deployment';
 
@@ -894,6 +894,23 @@ $$;
 COMMENT ON FUNCTION pyml.lineage(bigint) IS
     'Where a model comes from and where it went: project, snapshot (relation, rows, fingerprint, statistics), algorithm, hyperparameters, preprocessing, metrics, artifacts, versions, who trained it, and every deployment of it (by whom, when, until when)';
 
+CREATE FUNCTION pyml._deploy_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d pyml.deployments;
+BEGIN
+    IF TG_OP = 'DELETE' THEN d := OLD; ELSE d := NEW; END IF;
+    PERFORM pg_notify('pyml_deploy', json_build_object(
+        'op', TG_OP, 'project_id', d.project_id, 'model_id', d.model_id,
+        'deployment_id', d.id)::text);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pyml._deploy_notify() IS
+    'Internal: NOTIFY pyml_deploy (JSON: op, project_id, model_id, deployment_id) when a deployment is added or removed, at commit; pyml pull and pyml serve wait on it';
+
 -- source: sql/api/explain.sql
 -- ============================================================================
 -- Explanation (which features matter, why a model predicted what it did) and
@@ -982,6 +999,79 @@ return GD["pyml"].decompose(plpy, GD, project_name, vector)
 $$;
 COMMENT ON FUNCTION pyml.decompose(text, real[]) IS
     'The components of a vector by the live model of a decomposition project (pca)';
+
+-- source: sql/api/export.sql
+-- ============================================================================
+-- Export: a model as one ONNX graph (model and preprocessing) and its card, for
+-- a consumer outside the database: an edge device (pyml pull), a web page, a
+-- model service. Models leave the database and still give the same answers.
+-- ============================================================================
+
+CREATE FUNCTION pyml.export(
+    project_name text,                            -- the project: its live model is exported
+    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+) RETURNS bytea
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].export(plpy, GD, project_name, format)
+$$;
+COMMENT ON FUNCTION pyml.export(text, text) IS
+    'The live model of a project with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+
+CREATE FUNCTION pyml.export(
+    model_id bigint,                              -- the model
+    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+) RETURNS bytea
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].export(plpy, GD, model_id, format)
+$$;
+COMMENT ON FUNCTION pyml.export(bigint, text) IS
+    'A model with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+
+CREATE FUNCTION pyml.model_card(
+    model_id bigint                               -- the model
+) RETURNS jsonb
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].model_card(plpy, GD, model_id)
+$$;
+COMMENT ON FUNCTION pyml.model_card(bigint) IS
+    'What a consumer of pyml.export needs: model id, project, task, input names and types, outputs, classes, sha256 of the exported bytes, parity with the original, pyml version';
+
+CREATE FUNCTION pyml.model_card(
+    project_name text                             -- the project: its live model's card
+) RETURNS jsonb
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].model_card(plpy, GD, project_name)
+$$;
+COMMENT ON FUNCTION pyml.model_card(text) IS
+    'The card of the live model of a project (see pyml.model_card(bigint))';
 
 -- source: sql/api/manage.sql
 -- ============================================================================
@@ -3823,6 +3913,11 @@ CREATE TRIGGER deployments_immutable BEFORE UPDATE ON pyml.deployments
 CREATE TRIGGER deployments_announce AFTER INSERT OR DELETE ON pyml.deployments
     FOR EACH ROW EXECUTE FUNCTION pyml._announce();
 
+-- ... and so does every process outside the database that follows deployments (pyml pull,
+-- pyml serve): NOTIFY pyml_deploy, delivered at commit.
+CREATE TRIGGER deployments_notify AFTER INSERT OR DELETE ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._deploy_notify();
+
 -- source: sql/wiring/004_streams.sql
 -- ============================================================================
 -- Streams follow the DDL of their relations (event triggers; their functions
@@ -3952,5 +4047,5 @@ GRANT SELECT ON pyml.projects, pyml._grants, pyml.snapshots, pyml.models, pyml.f
 GRANT SELECT ON pyml.overview, pyml.trained_models, pyml.deployed_models, pyml.streams,
     pyml.prediction_log, pyml.project_privileges TO PUBLIC;
 -- Trigger and event-trigger functions are called by PostgreSQL, not by roles.
-REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(),
+REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(), pyml._deploy_notify(),
     pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;

@@ -23,6 +23,9 @@ FORMATS = ("lightgbm-text", "xgboost-json", "catboost-cbm", "skops")
 # The fitted preprocessing (a scikit-learn ColumnTransformer, see pyml.core.preprocess), stored
 # as skops after the model's parts.
 PREPROCESSOR = "skops-preprocessor"
+# The model with its preprocessing as one ONNX graph (pyml.core.onnxpart), stored last when
+# the model converts; served through onnxruntime where that is faster, and exported.
+ONNX = "onnx"
 
 # Types a scikit-learn artifact may contain beyond what skops trusts by default
 # (built-ins, numpy, scipy and scikit-learn estimators). Anything else is refused.
@@ -81,6 +84,38 @@ class Loaded(NamedTuple):
     preprocessor: Any  # a fitted ColumnTransformer, or None
 
 
+class Stored(NamedTuple):
+    """What the rows of a model's files say before anything is loaded."""
+
+    format: str  # the model's format (FORMATS)
+    preprocessed: bool  # whether there is a preprocessing part
+    onnx: bytes | None  # the ONNX part, checksum verified and checked (pyml.core._validate)
+
+
+def stored(rows: Iterable[FileRow | Mapping[str, Any]]) -> Stored:
+    """The format of a model's files, whether it has preprocessing, and its ONNX part
+    (verified and checked, so that onnxruntime may parse it), without loading the rest."""
+    files = [_file(r) for r in rows]
+    model = {f.format for f in files if f.format not in (PREPROCESSOR, ONNX)}
+    fmt = model.pop() if len(model) == 1 else ""  # anything else: load() says what is wrong
+    return Stored(fmt, any(f.format == PREPROCESSOR for f in files), onnx_part(files))
+
+
+def onnx_part(rows: Iterable[FileRow | Mapping[str, Any]]) -> bytes | None:
+    """The ONNX part's bytes, checksum verified and checked before onnxruntime parses
+    them; None when the model has none."""
+    found = [f for f in (_file(r) for r in rows) if f.format == ONNX]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise DataCorrupted("model artifact has more than one ONNX part")
+    (data,) = _verified(found)
+    from pyml.core import _validate
+
+    _validate.onnx_model(data)
+    return data
+
+
 def dump(kind: str, estimator: Any, preprocessor: Any = None) -> list[Part]:
     """Serialize a fitted estimator of ``kind`` (and its preprocessing) into parts.
 
@@ -125,7 +160,7 @@ def load(rows: Iterable[FileRow | Mapping[str, Any]]) -> Loaded:
     """
     files = sorted((_file(r) for r in rows), key=lambda f: f.part)
     extra = [f for f in files if f.format == PREPROCESSOR]
-    files = [f for f in files if f.format != PREPROCESSOR]
+    files = [f for f in files if f.format not in (PREPROCESSOR, ONNX)]
     if not files:
         raise DataCorrupted("model has no artifact")
     if len(extra) > 1:
@@ -147,7 +182,7 @@ def _file(row: FileRow | Mapping[str, Any]) -> FileRow:
     return FileRow(row["part"], row["format"], row["sha256"], row["data"])
 
 
-def _load(fmt: str, files: list[FileRow]) -> list[Any]:
+def _verified(files: list[FileRow]) -> list[bytes]:
     blobs = []
     for file in files:
         data = bytes(file.data)
@@ -157,6 +192,11 @@ def _load(fmt: str, files: list[FileRow]) -> list[Any]:
                 detail="The stored sha256 does not match the stored bytes.",
             )
         blobs.append(data)
+    return blobs
+
+
+def _load(fmt: str, files: list[FileRow]) -> list[Any]:
+    blobs = _verified(files)
     try:
         return [_LOADERS[fmt](blob) for blob in blobs]
     except DataCorrupted:

@@ -9,7 +9,7 @@ gives the same numbers.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyml.core import artifacts
@@ -24,11 +24,17 @@ from pyml.errors import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from pyml.core.onnxpart import Runtime
     from pyml.core.registry import FileRow, ModelRow
 
 
 class Model:
     """A model ready to predict.
+
+    A scikit-learn model with an ONNX part (:mod:`pyml.core.onnxpart`) predicts through
+    onnxruntime, and its estimator and preprocessing (skops) are loaded only when something
+    needs them (explanations, feature importance): serving never imports scikit-learn.
+    LightGBM keeps its C API, faster than its ONNX graph.
 
     (A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, and
     this module is on the path of a session's first prediction.)
@@ -44,12 +50,18 @@ class Model:
         feature_names: list[str],
         classes: list[Any] | None,
         format: str,
-        parts: list[Any],
+        parts: list[Any] | None,
         columns: list[str] | None = None,
         preprocess: dict[str, Any] | None = None,
         preprocessor: Any = None,
         project_id: int | None = None,
+        onnx: bytes | None = None,
+        loader: Callable[[], artifacts.Loaded] | None = None,
+        preprocessed: bool = False,
     ):
+        """``parts`` and ``preprocessor`` as loaded, or None and a ``loader`` that loads
+        them when needed (``preprocessed``: whether there is a preprocessor to load).
+        ``onnx``: the ONNX part, checked (:func:`pyml.core.artifacts.onnx_part`)."""
         self.id = id
         self.project = project
         self.project_id = project_id
@@ -58,29 +70,78 @@ class Model:
         self.feature_names = feature_names
         self.classes = classes
         self.format = format
-        self.parts = parts
+        self._parts = parts
+        self._loader = loader
         self.columns = columns or []  # training relation columns, in order
         self._online: Any = None
-        self._n_jobs = getattr(parts[0], "n_jobs", None) if format == "skops" else None
+        self._n_jobs: Any = None
+        # The ONNX part, and onnxruntime serving it (scikit-learn models only).
+        self.onnx = onnx
+        self.serves_onnx = onnx is not None and format == "skops"
+        self._runtime: Runtime | None = None
         # Preprocessing (pyml.core.preprocess): the rule of each input, whether any input is a
         # category (text), and for each column the estimator sees, the input it comes from.
         self.preprocess = preprocess or {}  # pyml.models.preprocess: the rule of each column
-        self.preprocessor = preprocessor
+        self._preprocessor = preprocessor
+        self.has_preprocessing = preprocessor is not None or preprocessed
         self.rules: list[Any] | None = None
         self.categorical = False
-        self.sources: list[int] = []
+        self._sources: list[int] | None = None
         self._row: Any = None
-        if preprocessor is not None:
+        if self.has_preprocessing:
             from pyml.core import preprocess as _preprocess
-            from pyml.core import rowtransform
 
             rules = {
                 name: _preprocess.Rule.from_json(rule) for name, rule in (preprocess or {}).items()
             }
             self.rules = _preprocess.input_rules(rules, self.columns, feature_names)
             self.categorical = any(rule.category for rule in self.rules)
-            self.sources = _preprocess.sources(preprocessor, len(feature_names))
-            self._row = rowtransform.compile_row(preprocessor)
+
+    # -- what is loaded when needed ----------------------------------------------------
+
+    @property
+    def parts(self) -> list[Any]:
+        """The loaded model parts (a scikit-learn estimator, a booster per target, ...)."""
+        if self._parts is None:
+            self._load()
+        assert self._parts is not None
+        return self._parts
+
+    @property
+    def preprocessor(self) -> Any:
+        """The fitted preprocessing (a ``ColumnTransformer``), or None."""
+        if self.has_preprocessing and self._preprocessor is None:
+            self._load()
+        return self._preprocessor
+
+    def _load(self) -> None:
+        if self._loader is None:
+            raise AssertionError("model parts neither given nor loadable")
+        loaded = self._loader()
+        self._parts, self._preprocessor = loaded.parts, loaded.preprocessor
+        self._loader = None
+
+    @property
+    def sources(self) -> list[int]:
+        """For each column the estimator sees, the input it comes from."""
+        if self._sources is None:
+            from pyml.core import preprocess as _preprocess
+
+            preprocessor = self.preprocessor
+            self._sources = (
+                [] if preprocessor is None else _preprocess.sources(preprocessor, self.num_features)
+            )
+        return self._sources
+
+    @property
+    def runtime(self) -> Runtime:
+        """onnxruntime serving the ONNX part (:attr:`serves_onnx` models)."""
+        if self._runtime is None:
+            from pyml.core.onnxpart import Runtime
+
+            assert self.onnx is not None
+            self._runtime = Runtime(self.onnx)
+        return self._runtime
 
     @property
     def stored_id(self) -> int:
@@ -95,22 +156,34 @@ class Model:
     @classmethod
     def from_rows(cls, model: ModelRow, files: Sequence[FileRow], columns: list[str]) -> Model:
         """Load the model of a ``pyml.models`` row from its files; ``columns``: the relation
-        columns it was trained on, in order."""
+        columns it was trained on, in order. A scikit-learn model with an ONNX part loads
+        its estimator only when something needs it (see the class)."""
+        stored = artifacts.stored(files)
+        fields: dict[str, Any] = {
+            "preprocess": model.preprocess,
+            "columns": columns,
+            "id": model.id,
+            "project": model.project,
+            "project_id": model.project_id,
+            "task": model.task,
+            "algorithm": model.algorithm,
+            "feature_names": list(model.feature_names or []),
+            "classes": model.classes,
+            "onnx": stored.onnx,
+        }
+        if stored.onnx is not None and stored.format == "skops":
+            kept = list(files)
+            served = cls(
+                **fields,
+                format=stored.format,
+                parts=None,
+                loader=lambda: artifacts.load(kept),
+                preprocessed=stored.preprocessed,
+            )
+            served.runtime  # noqa: B018 - onnxruntime loads it now: a damaged graph is refused here
+            return served
         fmt, parts, preprocessor = artifacts.load(files)
-        return cls(
-            preprocess=model.preprocess,
-            preprocessor=preprocessor,
-            columns=columns,
-            id=model.id,
-            project=model.project,
-            project_id=model.project_id,
-            task=model.task,
-            algorithm=model.algorithm,
-            feature_names=list(model.feature_names or []),
-            classes=model.classes,
-            format=fmt,
-            parts=parts,
-        )
+        return cls(**fields, format=fmt, parts=parts, preprocessor=preprocessor)
 
     @property
     def num_features(self) -> int:
@@ -123,25 +196,44 @@ class Model:
 
     def prepare(self, X: np.ndarray) -> np.ndarray:
         """What the estimator sees: ``X`` itself, or ``X`` preprocessed (a float matrix)."""
-        if self.preprocessor is None:
+        if not self.has_preprocessing:
             return X
         import numpy as np
 
         from pyml.core import preprocess as _preprocess
 
-        rules = self.rules or []
-        if len(X) == 1 and self._row is not None:
-            row = X[0].tolist()
-            for j, rule in enumerate(rules):
-                value = row[j]
-                if value is None or value != value:  # NULL, NaN
-                    if rule.strict:
-                        _preprocess.check_inputs(X, rules, self.feature_names)
-                elif not rule.category and value - value:  # Infinity, -Infinity
-                    _preprocess.check_inputs(X, rules, self.feature_names)
-            return np.asarray([self._row(row)], dtype=np.float64)
-        _preprocess.check_inputs(X, rules, self.feature_names)
+        self._check(X)
+        if len(X) == 1:
+            if self._row is None:
+                from pyml.core import rowtransform
+
+                self._row = rowtransform.compile_row(self.preprocessor)
+            return np.asarray([self._row(X[0].tolist())], dtype=np.float64)
         return _preprocess.transform(self.preprocessor, X)
+
+    def _check(self, X: np.ndarray) -> None:
+        """22004 for a NULL the preprocessing does not fill, 22023 for an infinite number
+        (models with preprocessing)."""
+        from pyml.core import preprocess as _preprocess
+
+        rules = self.rules or []
+        if len(X) != 1:
+            _preprocess.check_inputs(X, rules, self.feature_names)
+            return
+        row = X[0].tolist()
+        for j, rule in enumerate(rules):
+            value = row[j]
+            if value is None or value != value:  # NULL, NaN
+                if rule.strict:
+                    _preprocess.check_inputs(X, rules, self.feature_names)
+            elif not rule.category and value - value:  # Infinity, -Infinity
+                _preprocess.check_inputs(X, rules, self.feature_names)
+
+    def _onnx(self, X: np.ndarray) -> list[np.ndarray]:
+        """The ONNX part's outputs for inputs ``X`` (checked as :meth:`prepare` does)."""
+        if self.has_preprocessing:
+            self._check(X)
+        return self.runtime.run(X)
 
     def strict_inputs(self) -> np.ndarray:
         """For each input, whether NULL is refused (no imputation, not a category)."""
@@ -212,12 +304,19 @@ class Model:
         pool (an estimator trained with n_jobs) costs milliseconds, predicting them does not.
         """
         estimator = self.parts[0]
-        if self._n_jobs not in (None, 1):
+        if self._n_jobs is None:
+            self._n_jobs = getattr(estimator, "n_jobs", None) or 1
+        if self._n_jobs != 1:
             estimator.n_jobs = 1 if len(X) < 1000 else self._n_jobs
         return estimator
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """Regression values: ``(n,)``, or ``(n, targets)`` for joint models."""
+        if self.serves_onnx:
+            import numpy as np
+
+            values = np.asarray(self._onnx(X)[0], dtype=np.float64)
+            return values.reshape(len(X)) if values.size == len(X) else values  # joint: (n, k)
         return self._values_t(self.prepare(X))
 
     def _values_t(self, X: np.ndarray) -> np.ndarray:
@@ -229,7 +328,23 @@ class Model:
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, classes)`` in :attr:`classes` order."""
+        if self.serves_onnx:
+            import numpy as np
+
+            if not self.runtime.probabilities:
+                raise self._no_probabilities()
+            p = np.clip(np.asarray(self._onnx(X)[1], dtype=np.float64), 0.0, 1.0)
+            total = p.sum(axis=1, keepdims=True)  # float32 sums: 1 within 1e-7, made exact
+            result: np.ndarray = p / np.where(total > 0, total, 1.0)
+            return result
         return self._proba_t(self.prepare(X))
+
+    def _no_probabilities(self) -> FeatureNotSupported:
+        return FeatureNotSupported(
+            f'algorithm "{self.algorithm}" does not give class probabilities',
+            hint="Use pyml.predict or pyml.predict_label, or train with an algorithm "
+            "that has predict_proba (linear, random_forest, lightgbm, ...).",
+        )
 
     def _proba_t(self, X: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -237,11 +352,7 @@ class Model:
         if self.format == "skops":
             estimator = self._sklearn(X)
             if not hasattr(estimator, "predict_proba"):
-                raise FeatureNotSupported(
-                    f'algorithm "{self.algorithm}" does not give class probabilities',
-                    hint="Use pyml.predict or pyml.predict_label, or train with an algorithm "
-                    "that has predict_proba (linear, random_forest, lightgbm, ...).",
-                )
+                raise self._no_probabilities()
             return np.asarray(estimator.predict_proba(X), dtype=np.float64)
         p = self._native(X)
         if p.ndim == 1:  # binary: probability of the second class
@@ -250,6 +361,10 @@ class Model:
 
     def class_index(self, X: np.ndarray) -> np.ndarray:
         """Index into :attr:`classes` of the predicted class of each row."""
+        if self.serves_onnx:
+            import numpy as np
+
+            return np.asarray(self._onnx(X)[0]).reshape(len(X)).astype(np.int64)
         return self._class_index_t(self.prepare(X))
 
     def _class_index_t(self, X: np.ndarray) -> np.ndarray:
@@ -264,6 +379,8 @@ class Model:
         """Scores of the positive class for ROC AUC, when there is no ``predict_proba``."""
         import numpy as np
 
+        if self.serves_onnx and self.runtime.probabilities:
+            return self.proba(X)[:, 1]
         X = self.prepare(X)
         if self.format == "skops" and not hasattr(self.parts[0], "predict_proba"):
             decision = getattr(self.parts[0], "decision_function", None)
@@ -288,7 +405,9 @@ class Model:
         def general(features: list[Any]) -> float:
             return float(self.predict(self.input_from_array(features))[0])
 
-        if self.format != "lightgbm-text" or len(self.parts) != 1 or self.preprocessor:
+        if self.serves_onnx and not self.has_preprocessing:
+            return self._onnx_online(general)
+        if self.format != "lightgbm-text" or len(self.parts) != 1 or self.has_preprocessing:
             return general
         row = self.parts[0].row_predictor()
         if self.task != "classification":
@@ -330,11 +449,48 @@ class Model:
 
         return label
 
+    def _onnx_online(self, general: Callable[[list[Any]], float]) -> Any:
+        """One row of numbers through onnxruntime, no more Python than needed."""
+        n = self.num_features
+        one = self.runtime.one
+        if self.task == "classification":
+            classes = self.classes or []
+            if not classes or isinstance(classes[0], str):
+                return general
+            labels = [float(c) for c in classes]
+        elif self.task not in ("regression", "clustering"):
+            return general
+        shape = self.runtime.session.get_outputs()[0].shape
+        if len(shape) == 2 and shape[1] != 1:  # a joint model: a row of values
+            return general
+
+        def predict(features: list[Any]) -> float:
+            if len(features) != n or None in features:
+                return general(features)
+            try:
+                total = sum(features)
+                total -= total  # 0 when every value is finite; NaN for NaN or +-Infinity
+            except (TypeError, ArithmeticError):  # nested arrays, numeric Infinity, ...
+                return general(features)
+            if total:  # NaN or +-Infinity: refused the general way
+                return general(features)
+            try:
+                first = one(features)[0]
+            except (TypeError, ValueError):  # text in an array, ...
+                return general(features)
+            if self.task == "classification":
+                return labels[int(first[0])]
+            return float(first.flat[0])
+
+        return predict
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``pyml.predict``: regression values, or class labels as numbers (true = 1)."""
         import numpy as np
 
         if self.task == "clustering":
+            if self.serves_onnx:
+                return np.asarray(self._onnx(X)[0], dtype=np.float64).reshape(len(X))
             X = self.prepare(X)
             return np.asarray(self._sklearn(X).predict(X), dtype=np.float64)
         if self.task == "decomposition":
@@ -363,13 +519,15 @@ class Model:
                 f'project "{self.project}" is a {self.task} project, not a decomposition one',
                 hint="pyml.decompose needs a model trained with task => 'decomposition'.",
             )
+        if self.serves_onnx:
+            return np.asarray(self._onnx(X)[0], dtype=np.float64).reshape(len(X), -1)
         return np.asarray(self.parts[0].transform(self.prepare(X)), dtype=np.float64)
 
     # -- inputs from SQL values ---------------------------------------------------
 
     def input_from_array(self, features: Sequence[Any]) -> np.ndarray:
         """One row ``(1, k)`` of inputs from a (possibly multi-dimensional) SQL array."""
-        if self.preprocessor is None:
+        if not self.has_preprocessing:
             return features_from_array(features, self.num_features, self.columns)
         self._numbers_only()
         row = _to_float(features, nulls=True, names=self.columns).reshape(1, -1)
@@ -378,7 +536,7 @@ class Model:
 
     def input_from_batch(self, features: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Rows ``(n, k)`` of inputs from ``n * k`` values flattened into one array."""
-        if self.preprocessor is None:
+        if not self.has_preprocessing:
             return features_from_batch(features, self.num_features, self.columns)
         self._numbers_only()
         flat = _to_float(features, nulls=True, names=self.columns, width=self.num_features)

@@ -1,7 +1,5 @@
 """The ONNX part of a model: the fitted model with its preprocessing as one graph (issue 16).
 
-First step of issue 16, item 1: pure code, no database yet.
-
 - :func:`convert` turns a fitted estimator and pyml's fitted ``ColumnTransformer`` (see
   :mod:`pyml.core.preprocess`) into ONE ONNX graph, with skl2onnx (scikit-learn) or
   onnxmltools' LightGBM converter (registered into skl2onnx). Inputs are named after the
@@ -9,11 +7,12 @@ First step of issue 16, item 1: pure code, no database yet.
   numbers as ``double`` (``float`` in the last-resort precision), text as ``string``. A NULL
   number is NaN; a NULL text is the empty string (the graph's text imputers look for ``""``,
   so a real ``""`` category reads as NULL in ONNX). Classifiers are exported with ``zipmap:
-  False`` (outputs ``label`` and ``probabilities``, readable from JavaScript).
-- Precision (:data:`PRECISIONS`, tried in order): ``double`` throughout; ``cast``: double
-  inputs and preprocessing, then skl2onnx's ``CastTransformer`` to float32 just before the
-  model, which is what scikit-learn's trees do themselves (so no threshold flips on
-  borderline inputs); ``float`` throughout. Number imputers become :class:`NanFill`
+  False`` (outputs ``label`` and ``probabilities``, readable from JavaScript); the graph's
+  metadata (:data:`PROBABILITIES`) says whether the second output is probabilities.
+- Precision (:data:`PRECISIONS`): ``double`` throughout; ``cast``: double inputs and
+  preprocessing, then skl2onnx's ``CastTransformer`` to float32 just before the model, which
+  is what scikit-learn's trees do themselves (so no threshold flips on borderline inputs:
+  tried first for them); ``float`` throughout. Number imputers become :class:`NanFill`
   (``Where(IsNaN(x), fill, x)``) since onnxruntime has no double ``Imputer``. LightGBM is
   converted with ``split=100`` (trees summed in groups, not one long float sum).
 - :func:`check` runs the graph with onnxruntime (one thread) on test rows against the
@@ -24,20 +23,16 @@ First step of issue 16, item 1: pure code, no database yet.
   ~1e-13; a real disagreement (a flipped split) moves a prediction by far more. Labels and
   clusters must agree exactly, except on a tie for the top probability. Given test
   ``rows``, :func:`convert` keeps the first precision that agrees.
-- :func:`validate` runs before onnxruntime loads any bytes: a size bound
-  (:data:`MAX_BYTES`), operator domains ``ai.onnx`` and ``ai.onnx.ml`` only (imports and
-  nodes, subgraphs included), no functions, no external data, then ``onnx.checker``
-  (structural: its shape inference refuses double tree ensembles onnxruntime runs).
+- :func:`validate` (training) adds ``onnx.checker`` to the check serving runs before
+  onnxruntime parses any bytes (:func:`pyml.core._validate.onnx_model`, no onnx import).
+- :class:`Runtime` serves a part: one onnxruntime session of one thread, another of every
+  core for 1,000 rows or more; onnxruntime's refusals are XX001.
 - Not converted (a reason instead): AffinityPropagation, MeanShift, KernelRidge (no
-  converter), Birch is stored as a 1-NN classifier over its subcluster centres (see
-  :func:`pyml.core.algorithms.storable`) and converts as such; HistGradientBoosting (its
-  converter fails with skl2onnx 1.20 / scikit-learn 1.9), GaussianProcessClassifier,
-  LinearSVC (skl2onnx refuses the ``zipmap`` option inside a pipeline), multi-output models,
-  CatBoost / XGBoost (their own converters: not wired in yet).
-
-Next steps: store the part at training (``pyml/server/fitting.py`` + ``artifacts.py``: part
-``onnx``, the largest difference in the metrics), serve through onnxruntime in
-``pyml/core/model.py``, ``pyml.export`` / ``model_card``, ``pyml pull``, the web example.
+  converter), HistGradientBoosting (its converter fails with skl2onnx 1.20 / scikit-learn
+  1.9), GaussianProcessClassifier (``com.microsoft`` operators), LinearSVC (skl2onnx refuses
+  the ``zipmap`` option inside a pipeline), multi-output models, CatBoost / XGBoost (their
+  converters are not wired in). Birch is stored as a 1-NN classifier over its subcluster
+  centres (see :func:`pyml.core.algorithms.storable`) and converts as such.
 """
 
 from __future__ import annotations
@@ -54,7 +49,6 @@ if TYPE_CHECKING:
 FORMAT = "onnx"
 TOLERANCE = 1e-4
 MAX_BYTES = 512 * 1024 * 1024  # a bound on what onnxruntime is asked to parse
-DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 OPSET = {"": 18, "ai.onnx.ml": 3}
 
 # estimator class -> why skl2onnx / onnxmltools cannot express it
@@ -73,6 +67,9 @@ NOT_CONVERTIBLE = {
 # scikit-learn's trees cast their input to float32 too, after the preprocessing, so splits
 # are compared on the same float32 values); float throughout (the last resort).
 PRECISIONS = ("double", "cast", "float")
+# The graph's metadata key saying whether a classifier's second output holds probabilities
+# ("true"), or scores of an estimator without predict_proba ("false").
+PROBABILITIES = "pyml.probabilities"
 
 
 class Converted(NamedTuple):
@@ -108,7 +105,10 @@ def convert(
     import warnings
 
     reasons = []
-    for precision in PRECISIONS:
+    # scikit-learn's trees compare float32 inputs: cast first, so no split flips on inputs
+    # between a float32 and its float64 neighbours that test rows happen not to hold
+    order = ("cast", "double", "float") if _sklearn_trees(estimator) else PRECISIONS
+    for precision in order:
         try:
             with warnings.catch_warnings():  # converters warn of deprecated attributes they read
                 warnings.simplefilter("ignore")
@@ -130,6 +130,18 @@ def convert(
             return Converted(data, None, precision, diff)
         reasons.append(f"{precision}: differs from the original by {diff:.3g}")
     return Converted(None, "; ".join(reasons))
+
+
+def _sklearn_trees(estimator: Any) -> bool:
+    """Whether scikit-learn decision trees decide (a tree, a forest, boosted trees)."""
+    import numpy as np
+
+    if hasattr(estimator, "tree_"):
+        return True
+    members = getattr(estimator, "estimators_", None)
+    if members is None:
+        return False
+    return any(hasattr(m, "tree_") for m in np.asarray(members, dtype=object).ravel())
 
 
 def _convert(
@@ -178,6 +190,8 @@ def _convert(
             if i + 1 == len(variants):
                 raise
             continue
+        meta = onx.metadata_props.add()  # whether the probabilities output is one
+        meta.key, meta.value = PROBABILITIES, str(hasattr(estimator, "predict_proba")).lower()
         return bytes(onx.SerializeToString())
     raise AssertionError("unreachable")
 
@@ -302,60 +316,49 @@ def _register_lightgbm() -> None:
 
 
 def validate(data: bytes, max_bytes: int = MAX_BYTES) -> None:
-    """Refuse (XX001) bytes onnxruntime should not load: too large, not a valid ONNX model,
-    operators outside ``ai.onnx`` / ``ai.onnx.ml``, functions or external data."""
+    """Refuse (XX001) bytes onnxruntime should not load: the checks serving runs
+    (:func:`pyml.core._validate.onnx_model`: size, well-formed protobuf, domains, operators,
+    no functions, no external data), then ``onnx.checker`` (structural; too slow to import
+    on the serving path, so at training and export only)."""
     import onnx
 
-    def refuse(detail: str) -> DataCorrupted:
-        return DataCorrupted(f'model artifact is not a valid "{FORMAT}" file', detail=detail)
+    from pyml.core import _validate
 
-    if len(data) > max_bytes:
-        raise refuse(f"It has {len(data)} bytes; the bound is {max_bytes}.")
-    try:
-        model = onnx.load_from_string(data)
-    except Exception as exc:
-        raise refuse(f"It does not parse: {str(exc).splitlines()[0][:200]}.") from None
-    for opset in model.opset_import:
-        if opset.domain not in DOMAINS:
-            raise refuse(f'It imports operator domain "{opset.domain}".')
-    if len(model.functions):
-        raise refuse("It defines functions.")
-    for graph in _graphs(model.graph):
-        for node in graph.node:
-            if node.domain not in DOMAINS:
-                raise refuse(f'Node "{node.name}" has operator domain "{node.domain}".')
-        for tensor in graph.initializer:
-            if tensor.data_location == onnx.TensorProto.EXTERNAL:
-                raise refuse(f'Tensor "{tensor.name}" refers to external data.')
+    _validate.onnx_model(data, max_bytes)
     try:
         # structural check only: ONNX's shape inference declares tree ensembles' outputs
         # float and refuses the double graphs onnxruntime runs
-        onnx.checker.check_model(model, full_check=False)
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=False)
     except Exception as exc:
-        raise refuse(f"onnx.checker: {str(exc).splitlines()[0][:200]}.") from None
+        raise DataCorrupted(
+            f'model artifact is not a valid "{FORMAT}" file',
+            detail=f"onnx.checker: {str(exc).splitlines()[0][:200]}.",
+        ) from None
 
 
-def _graphs(graph: Any) -> list[Any]:
-    """The graph and every subgraph in its nodes' attributes."""
-    found = [graph]
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                found += _graphs(attr.g)
-            for sub in attr.graphs:
-                found += _graphs(sub)
-    return found
-
-
-def session(data: bytes) -> Any:
-    """An onnxruntime session of validated bytes, one thread."""
+def session(data: bytes, threads: int = 1) -> Any:
+    """An onnxruntime session of bytes checked first (:func:`pyml.core._validate.onnx_model`),
+    on ``threads`` threads (0: one per core)."""
     import onnxruntime
 
-    validate(data)
+    from pyml.core import _validate
+
+    _validate.onnx_model(data)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    options.log_severity_level = 3  # errors only: warnings go to the server's stderr
+    try:
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime refuses the graph (its own checks)
+        raise _refused("onnxruntime cannot load it", exc) from None
+
+
+def _refused(what: str, exc: Exception) -> DataCorrupted:
+    return DataCorrupted(
+        f'model artifact is not a valid "{FORMAT}" file',
+        detail=f"{what}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}.",
+    )
 
 
 def feeds(sess: Any, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -445,3 +448,71 @@ def check(
     if not len(want):
         return 0.0
     return float(np.max(np.abs(got - want.astype(np.float64))))
+
+
+# ---------------------------------------------------------------------------
+# Serving
+# ---------------------------------------------------------------------------
+
+
+class Runtime:
+    """An ONNX part served by onnxruntime: one thread for a few rows (starting a thread pool
+    costs more than predicting them), one per core from :data:`MANY_ROWS` rows on."""
+
+    MANY_ROWS = 1000
+
+    def __init__(self, data: bytes):
+        import numpy as np
+
+        self.data = data
+        self._one = self.session = session(data, threads=1)
+        self._many: Any = None
+        inputs = self._one.get_inputs()
+        self.names = [node.name for node in inputs]
+        self.text = [node.type == "tensor(string)" for node in inputs]
+        self.dtype = np.float32 if any(n.type == "tensor(float)" for n in inputs) else np.float64
+        self.outputs = [node.name for node in self._one.get_outputs()]
+        meta = self._one.get_modelmeta().custom_metadata_map
+        self.probabilities = meta.get(PROBABILITIES, "true") == "true"
+        self.run_one = self._one.run
+
+    def run(self, X: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for the rows of ``X``: float (NaN for NULL), or object with
+        text (None for NULL) when some inputs are text."""
+        sess = self._one
+        if len(X) >= self.MANY_ROWS:
+            if self._many is None:
+                self._many = session(self.data, threads=0)
+            sess = self._many
+        feeds = self.feeds(X)
+        try:
+            return list(sess.run(None, feeds))
+        except Exception as exc:  # inputs are checked: a graph that cannot run them is damaged
+            raise _refused("onnxruntime cannot run it", exc) from None
+
+    def feeds(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        if X.dtype != object:
+            X = X.astype(self.dtype, copy=False)
+            return {name: X[:, j : j + 1] for j, name in enumerate(self.names)}
+        result = {}
+        for j, name in enumerate(self.names):
+            column = X[:, j]
+            if self.text[j]:
+                values = np.array(["" if v is None else v for v in column.tolist()], dtype=object)
+            else:
+                values = np.array(column.tolist(), dtype=np.float64).astype(self.dtype, copy=False)
+            result[name] = values.reshape(-1, 1)
+        return result
+
+    def one(self, row: list[float]) -> list[np.ndarray]:
+        """The outputs for one row of numbers (a flat list, already checked)."""
+        import numpy as np
+
+        X = np.array(row, dtype=self.dtype).reshape(1, -1)
+        feeds = {n: X[:, j : j + 1] for j, n in enumerate(self.names)}
+        try:
+            return list(self.run_one(None, feeds))
+        except Exception as exc:
+            raise _refused("onnxruntime cannot run it", exc) from None

@@ -564,6 +564,29 @@ def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str) -> list
 
 
 # ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+@_sql
+def export(plpy: Any, GD: dict[str, Any], project_or_id: str | int, format: str) -> bytes:
+    """``pyml.export``: the ONNX part of the live model of a project, or of a model."""
+    from pyml.server import exporting
+
+    model = _model(plpy, GD, project_or_id)
+    return exporting.export(_db(plpy, GD), model, format)
+
+
+@_sql
+def model_card(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> str:
+    """``pyml.model_card``: what a consumer of the export needs, as JSON."""
+    from pyml.server import exporting
+
+    model = _model(plpy, GD, project_or_id)
+    return json.dumps(exporting.card(_db(plpy, GD), model))
+
+
+# ---------------------------------------------------------------------------
 # Deployment
 # ---------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def predict_into(
         for n, values, (keys, *text) in store.read_chunks(
             db, relation, numbers, [key, *texts], rows_per_chunk
         ):
-            if model.preprocessor is None:
+            if not model.has_preprocessing:
                 X = feature_matrix(n, values, model.feature_names, key.name, keys)
             else:
                 read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=True))

@@ -6,6 +6,7 @@ before and evaluates and stores the model after.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ class Fitted(NamedTuple):
     preprocess: dict[str, Any]  # pyml.models.preprocess
     search_results: list[dict[str, Any]] | None  # the search's candidates (JSON)
     seconds: float  # the fit alone, in the child
+    onnx: dict[str, Any]  # the ONNX part's conversion and check, or why there is none
 
 
 def fit_isolated(
@@ -36,6 +38,7 @@ def fit_isolated(
     data: TrainingData,
     y: np.ndarray,
     train_idx: np.ndarray,
+    test_idx: np.ndarray,
     task: str,
     req: TrainRequest,
 ) -> Fitted:
@@ -46,14 +49,19 @@ def fit_isolated(
     limit = _isolate.memory_limit(setting.server, setting.session)
     if limit.notice:
         db.notice(limit.notice)
-    work = fit_work(algorithm, estimator, data, y, train_idx, task, req)
+    work = fit_work(algorithm, estimator, data, y, train_idx, test_idx, task, req)
     value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
     parts = [
         artifacts.Part(part, fmt, blob)
         for (part, fmt), blob in zip(value["parts"], blobs, strict=True)
     ]
     return Fitted(
-        parts, value["hyperparams"], value["preprocess"], value["search_results"], value["seconds"]
+        parts,
+        value["hyperparams"],
+        value["preprocess"],
+        value["search_results"],
+        value["seconds"],
+        value["onnx"],
     )
 
 
@@ -63,6 +71,7 @@ def fit_work(
     data: TrainingData,
     y: np.ndarray,
     train_idx: np.ndarray,
+    test_idx: np.ndarray,
     task: str,
     req: TrainRequest,
 ) -> _isolate.Work:
@@ -71,6 +80,9 @@ def fit_work(
 
     def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
         started = time.perf_counter()
+        # The converters take about a second to import: on another thread, while fitting.
+        importing = threading.Thread(target=_import_converters, daemon=True)
+        importing.start()
         preprocessor = None
         if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
             preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
@@ -85,16 +97,72 @@ def fit_work(
             preprocessor=preprocessor,
         )
         seconds = time.perf_counter() - started
-        parts = artifacts.dump(algorithm.library, algorithms.storable(fitted), preprocessor)
+        storable = algorithms.storable(fitted)
+        parts = artifacts.dump(algorithm.library, storable, preprocessor)
+        importing.join()
+        onnx = onnx_part(storable, preprocessor, data, test_idx, train_idx, task)
+        if onnx.data is not None:
+            parts.append(artifacts.Part(len(parts), artifacts.ONNX, onnx.data))
         return {
             "parts": [[p.part, p.format] for p in parts],
             "seconds": seconds,
+            "onnx": onnx.record(),
             "hyperparams": jsonable(used_params(fitted)),
             "preprocess": jsonable(preprocess_used(data, preprocessor)),
             "search_results": jsonable(results) if results is not None else None,
         }, [p.data for p in parts]
 
     return work
+
+
+CHECK_ROWS = 10_000  # at most this many test rows check the ONNX part
+
+
+def _import_converters() -> None:
+    import onnxruntime  # noqa: F401
+    import skl2onnx  # noqa: F401
+
+
+class OnnxPart(NamedTuple):
+    data: bytes | None
+    record: Callable[[], dict[str, Any]]
+
+
+def onnx_part(
+    estimator: Any,
+    preprocessor: Any,
+    data: TrainingData,
+    test_idx: np.ndarray,
+    train_idx: np.ndarray,
+    task: str,
+) -> OnnxPart:
+    """The model with its preprocessing as one ONNX graph (:mod:`pyml.core.onnxpart`),
+    checked on the test rows (the training rows when there are none), and what to record
+    of it (lineage ``onnx``): the precision chosen, the largest difference, the rows checked,
+    the tolerance, the seconds taken; or the reason there is no ONNX part."""
+    from pyml.core import onnxpart
+
+    started = time.perf_counter()
+    rows = data.X[(test_idx if len(test_idx) else train_idx)[:CHECK_ROWS]]
+    text = [rule.category for rule in data.input_rules()] if data.rules else []
+    text = text or [False] * len(data.names)
+    converted = onnxpart.convert(estimator, preprocessor, data.names, text, task, rows)
+    seconds = time.perf_counter() - started
+
+    def record() -> dict[str, Any]:
+        if converted.data is None:
+            return {"converted": False, "reason": converted.reason, "seconds": seconds}
+        return {
+            "converted": True,
+            "precision": converted.inputs,
+            "max_diff": converted.diff,
+            "rows": len(rows),
+            "checked_on": "test rows" if len(test_idx) else "training rows",
+            "tolerance": onnxpart.TOLERANCE,
+            "seconds": seconds,
+        }
+
+    return OnnxPart(converted.data, record)
 
 
 def used_params(estimator: Any) -> dict[str, Any]:

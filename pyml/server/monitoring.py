@@ -155,7 +155,7 @@ def _relation(
         values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
         for name in features
     ]
-    X = _preprocess.inputs(n, blocks) if model.preprocessor is not None else np.hstack(blocks)
+    X = _preprocess.inputs(n, blocks) if model.has_preprocessing else np.hstack(blocks)
     refused = model.refused_rows(X)  # a NULL the model does not impute, an infinite number
     return values, _predictions(model, X[~refused]), n
 

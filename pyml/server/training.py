@@ -158,17 +158,20 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
 
     from pyml.server.fitting import fit_isolated
 
-    fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, task, req)
+    fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, test_idx, task, req)
     fit_time, parts, preprocess, search_results = (
         fit.seconds,
         fit.parts,
         fit.preprocess,
         fit.search_results,
     )
+    if not fit.onnx["converted"]:
+        db.notice(f"pyml: no ONNX part: {fit.onnx['reason']}")
 
     score_started = time.perf_counter()
     loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
     model = Model(
+        onnx=artifacts.onnx_part(_rows(parts)),
         id=None,
         project=project.name,
         task=task,
@@ -184,6 +187,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
     metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
     score_time = time.perf_counter() - score_started
     metrics.update(fit_time=fit_time, score_time=score_time)
+    if fit.onnx["converted"]:
+        metrics["onnx_max_diff"] = fit.onnx["max_diff"]
     if search_results is not None:
         metrics["search_results"] = search_results
     db.notice(f"pyml: {algorithm.name} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
@@ -206,7 +211,10 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         classes=jsonable(classes),
         preprocess=preprocess,
         runtime=req.runtime,
-        lineage=_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
+        lineage={
+            **_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
+            "onnx": jsonable(fit.onnx),
+        },
         baseline=prediction_baseline(model, data.X[test_idx]),
     )
     store.touch_project(db, project.id)
@@ -589,7 +597,17 @@ def _lineage(
     from pyml import __version__
 
     libraries = {}
-    for dist in ("numpy", "scipy", "scikit-learn", "skops", algorithm.library):
+    for dist in (
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "skops",
+        algorithm.library,
+        "onnx",
+        "onnxruntime",
+        "skl2onnx",
+        "onnxmltools",
+    ):
         name = "scikit-learn" if dist == "sklearn" else dist
         try:
             libraries[name] = metadata.version(name)

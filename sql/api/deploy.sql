@@ -75,3 +75,20 @@ return GD["pyml"].lineage(plpy, GD, model_id)
 $$;
 COMMENT ON FUNCTION pyml.lineage(bigint) IS
     'Where a model comes from and where it went: project, snapshot (relation, rows, fingerprint, statistics), algorithm, hyperparameters, preprocessing, metrics, artifacts, versions, who trained it, and every deployment of it (by whom, when, until when)';
+
+CREATE FUNCTION pyml._deploy_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d pyml.deployments;
+BEGIN
+    IF TG_OP = 'DELETE' THEN d := OLD; ELSE d := NEW; END IF;
+    PERFORM pg_notify('pyml_deploy', json_build_object(
+        'op', TG_OP, 'project_id', d.project_id, 'model_id', d.model_id,
+        'deployment_id', d.id)::text);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pyml._deploy_notify() IS
+    'Internal: NOTIFY pyml_deploy (JSON: op, project_id, model_id, deployment_id) when a deployment is added or removed, at commit; pyml pull and pyml serve wait on it';

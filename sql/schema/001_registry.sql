@@ -102,7 +102,7 @@ COMMENT ON COLUMN pyml.models.search_args IS
 COMMENT ON COLUMN pyml.models.status IS
     '''in_progress'', ''successful'' or ''failed''; only successful models are stored';
 COMMENT ON COLUMN pyml.models.metrics IS
-    'Scores on the test rows (r2, f1, ... by task); fit_time and score_time in seconds';
+    'Scores on the test rows (r2, f1, ... by task); fit_time and score_time in seconds; onnx_max_diff: the ONNX part''s largest difference from the original on them';
 COMMENT ON COLUMN pyml.models.num_features IS
     'How many inputs the model takes (an array column counts one per element)';
 COMMENT ON COLUMN pyml.models.feature_names IS
@@ -114,7 +114,7 @@ COMMENT ON COLUMN pyml.models.preprocess IS
 COMMENT ON COLUMN pyml.models.runtime IS
     'Always ''python'' (''rust'' is accepted for PostgresML compatibility)';
 COMMENT ON COLUMN pyml.models.lineage IS
-    'pyml, Python and library versions, database, role, server, host, snapshot, timings (seconds)';
+    'pyml, Python and library versions, database, role, server, host, snapshot, timings (seconds), ONNX conversion (onnx: precision, max_diff, rows checked; or why none)';
 COMMENT ON COLUMN pyml.models.baseline IS
     'Its predictions on the test rows (deciles, histogram or class counts), for drift checks';
 COMMENT ON COLUMN pyml.models.created_at IS 'When the model was stored (end of training)';
@@ -132,9 +132,9 @@ CREATE TABLE pyml.files (
 
 COMMENT ON COLUMN pyml.files.model_id IS 'The model (pyml.models.id)';
 COMMENT ON COLUMN pyml.files.part IS
-    'Part number from 0: the estimator (one per target if native), then the preprocessing';
+    'Part number from 0: the estimator (one per target if native), the preprocessing, then ONNX';
 COMMENT ON COLUMN pyml.files.format IS
-    '''lightgbm-text'', ''xgboost-json'', ''catboost-cbm'', ''skops'' or ''skops-preprocessor''';
+    '''lightgbm-text'', ''xgboost-json'', ''catboost-cbm'', ''skops'', ''skops-preprocessor'' or ''onnx'' (model and preprocessing as one ONNX graph)';
 COMMENT ON COLUMN pyml.files.sha256 IS 'sha256 (hex) of data, checked before loading';
 COMMENT ON COLUMN pyml.files.data IS 'The artifact bytes (never a pickle)';
 
@@ -169,7 +169,7 @@ COMMENT ON TABLE pyml.snapshots IS
 COMMENT ON TABLE pyml.models IS
     'Trained models: algorithm, hyperparameters used, metrics, features, classes, lineage';
 COMMENT ON TABLE pyml.files IS
-    'Model artifacts (LightGBM text or skops), checksummed; never pickles';
+    'Model artifacts (LightGBM text, skops, ONNX), checksummed; never pickles';
 COMMENT ON TABLE pyml.deployments IS
     'Append-only deployment history; the live model of a project is its latest deployment';
 

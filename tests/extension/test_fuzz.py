@@ -8,7 +8,9 @@ sha256 so that the checksum passes: truncations (at random and at structural poi
 random bit flips and byte changes, edits of the numbers LightGBM indexes with (split
 features, children, category lists, tree sizes, class and feature counts), deleted and
 duplicated lines, swapped trees; for skops files, truncations, bit flips and edits of the
-tree arrays re-saved with skops.
+tree arrays re-saved with skops; for the ONNX parts of the forest and the k-NN model (served
+by onnxruntime), truncations, bit flips and edits of the tree ensemble's node, feature and
+class ids, arrays one short and initializers with a wrong shape, re-saved with onnx.
 
 Each planted model is deployed by id and asked for predictions (predict by id, and
 predict_proba, predict_batch and explain through the project, where they apply): every call
@@ -87,6 +89,7 @@ class Base:
     fmt: str
     data: bytes
     explain: bool
+    companion: tuple[str, bytes] | None = None  # planted as part 0 beside a damaged ONNX part
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +120,14 @@ def _train(
     return int(model_id)
 
 
-def _artifact(admin: psycopg.Connection, model_id: int) -> tuple[str, bytes]:
+def _artifact(admin: psycopg.Connection, model_id: int, onnx: bool = False) -> tuple[str, bytes]:
+    """The model's part (of a model without preprocessing), or its ONNX part."""
     rows = admin.execute(
-        "SELECT format, data FROM pyml.files WHERE model_id = %s ORDER BY part", (model_id,)
+        "SELECT format, data FROM pyml.files WHERE model_id = %s AND (format = 'onnx') = %s"
+        " ORDER BY part",
+        (model_id, onnx),
     ).fetchall()
-    assert len(rows) == 1, "a model without preprocessing has one part"
+    assert len(rows) == 1, "a model without preprocessing has one part, and one ONNX part"
     return rows[0][0], bytes(rows[0][1])
 
 
@@ -209,6 +215,22 @@ def bases(admin: psycopg.Connection) -> list[Base]:
         fmt, data = _artifact(admin, model_id)
         result.append(
             Base(name, model_id, project, dataset, task == "classification", fmt, data, explain)
+        )
+    for name in ("random forest", "knn kd_tree"):  # their ONNX parts (served by onnxruntime)
+        base = next(b for b in result if b.name == name)
+        fmt, data = _artifact(admin, base.model_id, onnx=True)
+        result.append(
+            Base(
+                f"{name} onnx",
+                base.model_id,
+                base.project,
+                base.dataset,
+                base.classification,
+                fmt,
+                data,
+                False,
+                companion=(base.fmt, base.data),
+            )
         )
     multiclass = next(b for b in result if b.name == "lightgbm multiclass")
     result.append(
@@ -492,8 +514,67 @@ def _semantic(name: str, rng: random.Random) -> Iterator[tuple[str, Callable[[An
         yield "node ranges out of range", bounds
 
 
+def _onnx_mutations(base: Base, rng: random.Random) -> Iterator[Mutation]:
+    """Damage at random, and edits of what onnxruntime's kernels index with (tree node ids,
+    feature ids, class ids; tensor shapes), re-serialized as valid protobuf."""
+    import onnx
+
+    data = base.data
+    for _ in range(8):
+        yield "truncated at random", data[: rng.randrange(1, len(data))]
+    for _ in range(16):
+        yield "bit flip", _flip(data, rng)
+    for _ in range(8):
+        yield "byte changed", _byte(data, rng)
+    edits = {
+        "nodes_truenodeids": [10**6, -1],
+        "nodes_falsenodeids": [10**6, -5],
+        "nodes_featureids": [999, -1],
+        "class_ids": [77, -2],
+        "target_ids": [77, -2],
+        "nodes_nodeids": [10**6],
+        "class_treeids": [10**6],
+        "nodes_treeids": [-3],
+    }
+    model = onnx.load_from_string(data)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            for value in edits.get(attribute.name, []):
+                if not attribute.ints:
+                    continue
+                copy = onnx.load_from_string(data)
+                target = next(
+                    a
+                    for n in copy.graph.node
+                    if n.name == node.name
+                    for a in n.attribute
+                    if a.name == attribute.name
+                )
+                target.ints[rng.randrange(len(target.ints))] = value
+                yield f"{node.op_type}.{attribute.name} = {value}", copy.SerializeToString()
+            if attribute.name in ("nodes_truenodeids", "nodes_values") and len(attribute.ints) > 1:
+                copy = onnx.load_from_string(data)
+                target = next(
+                    a
+                    for n in copy.graph.node
+                    if n.name == node.name
+                    for a in n.attribute
+                    if a.name == attribute.name
+                )
+                del target.ints[-1]  # one array shorter than the others
+                yield f"{node.op_type}.{attribute.name} one short", copy.SerializeToString()
+    for tensor in model.graph.initializer:
+        copy = onnx.load_from_string(data)
+        target = next(t for t in copy.graph.initializer if t.name == tensor.name)
+        if target.dims:
+            target.dims[0] += 3  # more elements than the data holds
+            yield f"initializer {tensor.name} with a wrong shape", copy.SerializeToString()
+
+
 def _mutations(base: Base, rng: random.Random) -> list[Mutation]:
-    if base.fmt == "lightgbm-text":
+    if base.fmt == "onnx":
+        cases = list(_onnx_mutations(base, rng))
+    elif base.fmt == "lightgbm-text":
         cases = list(_lightgbm_mutations(base.data, rng))
     else:
         cases = list(_skops_mutations(base, rng))
@@ -504,7 +585,8 @@ def _mutations(base: Base, rng: random.Random) -> list[Mutation]:
 
 
 def _plant(admin: psycopg.Connection, base: Base, blobs: list[bytes]) -> list[int]:
-    """Copies of ``base``'s model row, each with one of ``blobs`` as its only artifact."""
+    """Copies of ``base``'s model row, each with one of ``blobs`` as its only artifact (or
+    beside its companion part: a damaged ONNX part beside the model's good one)."""
     ids = []
     with admin.transaction():
         for blob in blobs:
@@ -516,11 +598,15 @@ def _plant(admin: psycopg.Connection, base: Base, blobs: list[bytes]) -> list[in
                 " FROM pyml.models WHERE id = %s RETURNING id",
                 (base.model_id,),
             ).fetchone()
-            admin.execute(
-                "INSERT INTO pyml.files (model_id, part, format, sha256, data)"
-                " VALUES (%s, 0, %s, %s, %s)",
-                (model_id, base.fmt, hashlib.sha256(blob).hexdigest(), blob),
-            )
+            parts = [(base.fmt, blob)]
+            if base.companion is not None:
+                parts.insert(0, base.companion)
+            for part, (fmt, data) in enumerate(parts):
+                admin.execute(
+                    "INSERT INTO pyml.files (model_id, part, format, sha256, data)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (model_id, part, fmt, hashlib.sha256(data).hexdigest(), data),
+                )
             ids.append(int(model_id))
     return ids
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from pyml.core import algorithms, onnxpart
+from pyml.core import _validate, algorithms, onnxpart
 from pyml.core import preprocess as _preprocess
 from pyml.core.preprocess import Column
 from pyml.errors import DataCorrupted
@@ -306,3 +306,80 @@ def test_not_convertible_says_why() -> None:
     X, _ = _data("regression")
     result = onnxpart.convert(MeanShift().fit(X), None, NAMES, [False] * 4, "clustering")
     assert result.data is None and result.reason and "MeanShift" in result.reason
+
+
+# ---------------------------------------------------------------------------
+# The serving path's check (no onnx import): pyml.core._validate.onnx_model
+# ---------------------------------------------------------------------------
+
+
+def _refused(data: bytes) -> str:
+    with pytest.raises(DataCorrupted) as info:
+        _validate.onnx_model(data)
+    assert info.value.sqlstate == "XX001"
+    return info.value.detail or ""
+
+
+def test_wire_check_accepts_every_converted_graph_and_refuses_what_onnx_refuses() -> None:
+    data = _good()
+    _validate.onnx_model(data)
+    for cut in (1, 7, len(data) // 3, len(data) - 1):  # a file cut short anywhere
+        assert "parse" in _refused(data[:cut]) or "graph" in _refused(data[:cut])
+    assert "parse" in _refused(b"\xff" * 64)
+    assert "no graph" in _refused(b"")
+
+
+def test_wire_check_refuses_operators_pyml_does_not_run() -> None:
+    model = onnx.load_from_string(_good())
+    model.graph.node.append(helper.make_node("Upsample", ["variable"], ["out"]))
+    assert '"Upsample"' in _refused(model.SerializeToString())
+
+
+def test_wire_check_refuses_functions_and_training_information() -> None:
+    model = onnx.load_from_string(_good())
+    model.functions.append(
+        helper.make_function("local", "F", ["x"], ["y"], [], [helper.make_opsetid("", 18)])
+    )
+    assert "functions" in _refused(model.SerializeToString())
+    model = onnx.load_from_string(_good())
+    model.training_info.add()
+    assert "training" in _refused(model.SerializeToString())
+
+
+def test_wire_check_walks_subgraphs() -> None:
+    """A Scan body (as KNN's converter makes) holding a foreign operator is refused."""
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X, y = _data("regression")
+    good = onnxpart.convert(KNeighborsRegressor().fit(X, y), None, NAMES, [False] * 4, "regression")
+    assert good.data is not None
+    model = onnx.load_from_string(good.data)
+    scans = [n for n in model.graph.node if n.op_type == "Scan"]
+    assert scans, "KNN's graph has no Scan any more: pick another subgraph case"
+    body = next(a.g for a in scans[0].attribute if a.name == "body")
+    body.node.append(helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft"))
+    assert "com.microsoft" in _refused(model.SerializeToString())
+
+
+def test_wire_check_refuses_sparse_external_data() -> None:
+    model = onnx.load_from_string(_good())
+    values = helper.make_tensor("v", onnx.TensorProto.FLOAT, [1], [1.0])
+    values.data_location = onnx.TensorProto.EXTERNAL
+    indices = helper.make_tensor("i", onnx.TensorProto.INT64, [1], [0])
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [4]))
+    assert "external" in _refused(model.SerializeToString())
+
+
+def test_wire_check_survives_random_damage() -> None:
+    """Bytes flipped anywhere: refused with XX001, or well-formed enough to pass (then
+    onnxruntime's own parser refuses or runs them); never another exception."""
+    data = bytearray(_good())
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        damaged = bytearray(data)
+        for i in rng.integers(0, len(data), 3):
+            damaged[i] = int(rng.integers(0, 256))
+        try:
+            _validate.onnx_model(bytes(damaged))
+        except DataCorrupted:
+            continue

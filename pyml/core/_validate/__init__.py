@@ -21,6 +21,8 @@ with :class:`~pyml.errors.DataCorrupted` (XX001) and a detail naming the place:
   its left (the predictor assumes it), parents consistent, split features in range,
   categorical splits consistent, tree_info within the output groups. Also strict: what
   XGBoost writes, less what pyml never makes (multi-target trees, string categories).
+- :func:`onnx_model` reads an ONNX model's protobuf without importing onnx: operator domains
+  and operators allowed, no functions, no external data, subgraphs included.
 - :func:`sklearn_object` walks a loaded scikit-learn object graph (pipelines, ensembles,
   multi-output wrappers, column transformers: any attribute, list, tuple, dict or object
   array) and checks the native structures in it.
@@ -30,6 +32,7 @@ Checks run once per model load, not per prediction.
 
 from pyml.core._validate._common import LIGHTGBM, MAX_DEPTH, MAX_LEAVES, SKOPS
 from pyml.core._validate._lightgbm import lightgbm_text
+from pyml.core._validate._onnx import onnx_model
 from pyml.core._validate._sklearn import sklearn_object
 from pyml.core._validate._xgboost import XGBOOST, xgboost_json
 
@@ -40,6 +43,7 @@ __all__ = [
     "SKOPS",
     "XGBOOST",
     "lightgbm_text",
+    "onnx_model",
     "sklearn_object",
     "xgboost_json",
 ]

@@ -438,6 +438,20 @@ def get_model(db: Db, model_id: int) -> ModelRow:
     return parse_model(rows[0])
 
 
+def model_export_facts(db: Db, model_id: int) -> tuple[str, dict[str, Any]]:
+    """When a model was stored (ISO 8601 text) and its ONNX conversion (lineage ``onnx``:
+    the check's figures, or why there is no ONNX part; {} for a model older than that)."""
+    rows = db.registry.query(
+        "SELECT pg_catalog.to_json(created_at) #>> '{}' AS created_at,"
+        " (lineage -> 'onnx')::text AS onnx FROM pyml.models WHERE id = $1",
+        [model_id],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedObject(f"model {model_id} does not exist")
+    return rows[0]["created_at"], json.loads(rows[0]["onnx"] or "{}")
+
+
 def model_snapshot(db: Db, model_id: int) -> ModelSnapshot:
     """The snapshot a model was trained on, with the project's task."""
     rows = db.registry.query(

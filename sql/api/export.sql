@@ -1,0 +1,71 @@
+-- ============================================================================
+-- Export: a model as one ONNX graph (model and preprocessing) and its card, for
+-- a consumer outside the database: an edge device (pyml pull), a web page, a
+-- model service. Models leave the database and still give the same answers.
+-- ============================================================================
+
+CREATE FUNCTION pyml.export(
+    project_name text,                            -- the project: its live model is exported
+    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+) RETURNS bytea
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].export(plpy, GD, project_name, format)
+$$;
+COMMENT ON FUNCTION pyml.export(text, text) IS
+    'The live model of a project with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+
+CREATE FUNCTION pyml.export(
+    model_id bigint,                              -- the model
+    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+) RETURNS bytea
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].export(plpy, GD, model_id, format)
+$$;
+COMMENT ON FUNCTION pyml.export(bigint, text) IS
+    'A model with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+
+CREATE FUNCTION pyml.model_card(
+    model_id bigint                               -- the model
+) RETURNS jsonb
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].model_card(plpy, GD, model_id)
+$$;
+COMMENT ON FUNCTION pyml.model_card(bigint) IS
+    'What a consumer of pyml.export needs: model id, project, task, input names and types, outputs, classes, sha256 of the exported bytes, parity with the original, pyml version';
+
+CREATE FUNCTION pyml.model_card(
+    project_name text                             -- the project: its live model's card
+) RETURNS jsonb
+LANGUAGE plpyml
+STABLE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].model_card(plpy, GD, project_name)
+$$;
+COMMENT ON FUNCTION pyml.model_card(text) IS
+    'The card of the live model of a project (see pyml.model_card(bigint))';
