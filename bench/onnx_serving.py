@@ -1211,3 +1211,142 @@ def markdown(r: dict[str, Any]) -> list[str]:
             rows,
         )
     return out
+
+
+# -- before and after: several runs side by side ---------------------------------------------
+
+
+def key_figures(r: dict[str, Any]) -> dict[str, tuple[float, str, float | None]]:
+    """name -> (value, kind, goal target) of one run: kind 'max' (value <= target is met),
+    'min' (>=) or '' (a figure without a goal)."""
+    o = r.get("onnx") or {}
+    out: dict[str, tuple[float, str, float | None]] = {}
+    on = o.get("online")
+    if on:
+        ps, pg = on["psycopg"], on["pgbench"]
+        out["rf online mean / no-op floor (psycopg)"] = (
+            ps["rf"]["mean_ms"] / ps["noop10"]["mean_ms"],
+            "max",
+            1.3,
+        )
+        out["rf online p50 / no-op floor p50 (psycopg)"] = (
+            ps["rf"]["p50_ms"] / ps["noop10"]["p50_ms"],
+            "",
+            None,
+        )
+        out["rf online mean / no-op floor (pgbench)"] = (
+            pg["rf"]["mean_ms"] / pg["noop10"]["mean_ms"],
+            "max",
+            1.3,
+        )
+        out["rf online p50 / no-op floor p50 (pgbench)"] = (
+            pg["rf"]["p50_ms"] / pg["noop10"]["p50_ms"],
+            "",
+            None,
+        )
+        out["rf online mean ms (psycopg)"] = (ps["rf"]["mean_ms"], "", None)
+        out["no-op floor mean ms (psycopg)"] = (ps["noop10"]["mean_ms"], "", None)
+    cold = (o.get("cold start") or {}).get("models") or {}
+    for key, c in cold.items():
+        goal = key != "noop10" and c.get("onnx_graph", True)
+        out[f"first call ms: {key}"] = (
+            c["first_call_ms_median"],
+            "max" if goal else "",
+            150.0 if goal else None,
+        )
+    b = o.get("batch")
+    if b:
+        out["rf set query / raw predict(X) (rows/s)"] = (
+            b["set_query"]["rows_per_s"] / b["raw"]["rows_per_s"],
+            "min",
+            0.2,
+        )
+        out["rf set query rows/s"] = (b["set_query"]["rows_per_s"], "", None)
+        out["rf raw predict(X) rows/s"] = (b["raw"]["rows_per_s"], "", None)
+        out["rf predict_into rows/s"] = (b["predict_into"]["rows_per_s"], "", None)
+    pre = o.get("preprocessing")
+    if pre:
+        for pair in ("pre_rf", "pre_lgbm"):
+            ratio = pre["ratios"][pair]
+            out[f"{pair} ROW / numeric ARRAY (mean)"] = (ratio["ratio"], "max", 1.5)
+            if "p50_ratio" in ratio:
+                p50 = ratio["p50_ratio"]
+            else:
+                lat = pre["latency"]
+                p50 = lat[f"{pair}/row"]["p50_ms"] / lat[f"{pair}/array"]["p50_ms"]
+            out[f"{pair} ROW / numeric ARRAY (p50)"] = (p50, "", None)
+    mem = o.get("memory")
+    if mem:
+        for name, v in mem["backends"].items():
+            goal = name == "rf"
+            out[f"PSS MB: {name}"] = (v["pss"], "max" if goal else "", 60.0 if goal else None)
+    return out
+
+
+def compare_runs(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table: each figure's median (min–max) over the runs before and after."""
+    figures_b = [key_figures(r) for r in before]
+    figures_a = [key_figures(r) for r in after]
+    names = list(dict.fromkeys(n for f in figures_a + figures_b for n in f))
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "–"
+        med = float(np.median(values))
+        spread = f" ({_g(min(values))}–{_g(max(values))})" if len(values) > 1 else ""
+        return _g(med) + spread
+
+    rows = []
+    for name in names:
+        vb = [f[name][0] for f in figures_b if name in f]
+        va = [f[name][0] for f in figures_a if name in f]
+        kind, target = next(f[name][1:] for f in figures_a + figures_b if name in f)
+        goal, met = "", ""
+        if kind and target is not None:
+            goal = ("<= " if kind == "max" else ">= ") + f"{target:g}"
+            if va:
+                med = float(np.median(va))
+                ok = med <= target if kind == "max" else med >= target
+                met = "**met**" if ok else "not met"
+        rows.append([name, cell(vb), cell(va), goal, met])
+    return _table(
+        [
+            "figure",
+            f"before: median (min–max), {len(before)} runs",
+            f"after: median (min–max), {len(after)} runs",
+            "goal",
+            "after",
+        ],
+        rows,
+    )
+
+
+def _g(x: float) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 0.01:
+        return f"{x:.2f}"
+    return f"{x:.2g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.onnx_serving --before FILE --after RESULTS_JSON...``: the table."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m bench.onnx_serving", description=main.__doc__)
+    parser.add_argument("--before", type=Path, default=BEFORE)
+    parser.add_argument("--after", type=Path, nargs="+", required=True)
+    args = parser.parse_args(argv)
+    saved = json.loads(args.before.read_text())
+    after = [json.loads(p.read_text()) for p in args.after]
+    print("\n".join(compare_runs(saved.get("runs", [saved]), after)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
