@@ -1333,15 +1333,119 @@ def _g(x: float) -> str:
     return f"{x:.2g}"
 
 
+def head_to_head(before_uri: str, after_uri: str, rounds: int) -> dict[str, Any]:
+    """Two servers whose database was prepared by this section (``--only onnx``), one on the
+    code before ONNX serving and one after: the same measurements alternating between them
+    round by round (the order flipped each round), so load from elsewhere hits both alike.
+    Per round: ``predict_into`` of the forest (new session, model loaded first), the first
+    call of new sessions for a few models, and 300 rounds of the forest and the no-op floor
+    on one connection (means)."""
+    X = np.random.default_rng(9).random((300, 10))
+    arrays = [(r.tolist(),) for r in X]
+    cold_keys = ("rf", "linear", "lightgbm", "pre_rf", "pre_lgbm")
+    servers = {"before": before_uri, "after": after_uri}
+    found: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
+
+    def add(name: str, what: str, value: float) -> None:
+        found[name].setdefault(what, []).append(value)
+
+    with connect(before_uri) as conn:
+        house = conn.execute(
+            "SELECT city, district, size, rooms, garden, grade FROM houses WHERE id = 1"
+        ).fetchone()
+    for r in range(rounds):
+        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+        for name in order:
+            uri = servers[name]
+            with connect(uri) as conn:
+                conn.execute("DROP TABLE IF EXISTS onnx_h2h")
+                conn.execute(ARRAY_QUERY, (RF.project, arrays[0][0]))
+                t0 = time.perf_counter()
+                conn.execute("SELECT pyml.predict_into(%s, 't10', 'onnx_h2h', 'id')", (RF.project,))
+                add(name, "predict_into s", time.perf_counter() - t0)
+            for key in cold_keys:
+                if key == "rf":
+                    query, params = ARRAY_QUERY, (RF.project, arrays[0][0])
+                elif BY_KEY[key].call == "row":
+                    query, params = ROW_QUERY, (BY_KEY[key].project, *house)
+                else:
+                    query, params = ARRAY_QUERY, (BY_KEY[key].project, arrays[0][0])
+                with connect(uri) as conn:
+                    t0 = time.perf_counter()
+                    conn.execute(query, params).fetchone()
+                    add(name, f"first call ms: {key}", (time.perf_counter() - t0) * 1000)
+            with connect(uri) as conn:
+                cur = conn.cursor()
+                seconds, _ = _interleaved(
+                    {
+                        "rf": _sql(cur, ARRAY_QUERY, [(RF.project, *a) for a in arrays]),
+                        "noop": _sql(cur, NOOP_QUERY, arrays),
+                    },
+                    len(arrays),
+                    warmup=20,
+                    seed=r,
+                )
+            add(name, "rf online mean ms", float(seconds["rf"].mean() * 1000))
+            add(name, "no-op floor mean ms", float(seconds["noop"].mean() * 1000))
+            add(name, "rf / no-op (mean)", float(seconds["rf"].mean() / seconds["noop"].mean()))
+            add(
+                name,
+                "rf / no-op (p50)",
+                float(np.median(seconds["rf"]) / np.median(seconds["noop"])),
+            )
+    return {"rounds": rounds, "servers": servers, "values": found}
+
+
+def head_to_head_markdown(h: dict[str, Any]) -> list[str]:
+    b, a = h["values"]["before"], h["values"]["after"]
+    rows = []
+    for what in b:
+        mb, ma = float(np.median(b[what])), float(np.median(a[what]))
+        wins = sum(x < y for x, y in zip(a[what], b[what], strict=True))
+        rows.append(
+            [
+                what,
+                f"{_g(mb)} ({_g(min(b[what]))}–{_g(max(b[what]))})",
+                f"{_g(ma)} ({_g(min(a[what]))}–{_g(max(a[what]))})",
+                f"{ma / mb:.3g}",
+                f"{wins} of {len(a[what])}",
+            ]
+        )
+    return _table(
+        [
+            "figure",
+            f"before: median (min–max) of {h['rounds']} rounds",
+            "after",
+            "after / before",
+            "rounds where after < before",
+        ],
+        rows,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.onnx_serving --before FILE --after RESULTS_JSON...``: the table."""
+    """``python -m bench.onnx_serving --after RESULTS_JSON...``: each figure's median over the
+    runs of results-onnx-before.json and the given ones. ``--head-to-head BEFORE_URI AFTER_URI``:
+    the two servers measured alternately (:func:`head_to_head`)."""
     import argparse
     from pathlib import Path
 
     parser = argparse.ArgumentParser(prog="python -m bench.onnx_serving", description=main.__doc__)
     parser.add_argument("--before", type=Path, default=BEFORE)
-    parser.add_argument("--after", type=Path, nargs="+", required=True)
+    parser.add_argument("--after", type=Path, nargs="+")
+    parser.add_argument("--head-to-head", nargs=2, metavar=("BEFORE_URI", "AFTER_URI"))
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--output", type=Path, help="the head-to-head figures (JSON)")
     args = parser.parse_args(argv)
+    if args.head_to_head:
+        before_uri, after_uri = args.head_to_head
+        h = head_to_head(before_uri, after_uri, args.rounds)
+        if args.output:
+            args.output.write_text(json.dumps(h, indent=1) + "\n")
+        print("\n".join(head_to_head_markdown(h)))
+        return 0
+    if not args.after:
+        parser.error("--after or --head-to-head")
     saved = json.loads(args.before.read_text())
     after = [json.loads(p.read_text()) for p in args.after]
     print("\n".join(compare_runs(saved.get("runs", [saved]), after)))
