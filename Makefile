@@ -27,7 +27,7 @@ REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \
                 --load-extension=plpython3u --load-extension=pyml
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-.PHONY: setup dbt-setup build check-build demo test test-python installcheck server lint bench
+.PHONY: setup dbt-setup web-setup build check-build demo test test-python installcheck server lint bench
 
 # -- set-up: system packages (as root), the virtual environment, the extension files --------
 setup: $(VENV)/.setup-done
@@ -51,6 +51,22 @@ $(DBT_VENV)/.setup-done: examples/dbt/requirements.txt | $(VENV)/.setup-done
 	$(DBT_VENV)/bin/pip install -q -r examples/dbt/requirements.txt
 	touch $@
 
+# The browser example (examples/web) and its test (tests/integrations/test_web.py): Debian's
+# Chromium and its WebDriver (apt, only when missing), onnxruntime-web at the version the lock file
+# pins (npm ci), its wasm runtime copied into examples/web/vendor/ where the page loads it from.
+WEB_DIR       := examples/web
+ORT_FILES     := ort.wasm.min.js ort-wasm-simd-threaded.wasm ort-wasm-simd-threaded.mjs
+web-setup: $(WEB_DIR)/vendor/.setup-done
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver \
+	  || { echo "installing chromium chromium-driver (apt)"; \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	         chromium chromium-driver >/dev/null; }
+$(WEB_DIR)/vendor/.setup-done: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(WEB_DIR)/vendor && mkdir $(WEB_DIR)/vendor
+	cp $(addprefix $(WEB_DIR)/node_modules/onnxruntime-web/dist/,$(ORT_FILES)) $(WEB_DIR)/vendor/
+	touch $@
+
 build:
 	$(SERVER_PYTHON) sql/build.py
 
@@ -65,7 +81,7 @@ demo: server
 	$(PY) -m pyml.client.demo
 
 # The whole suite: unit, database, extension and pg_regress golden files (run by pytest).
-test: server dbt-setup
+test: server dbt-setup web-setup
 	$(PY) -m pytest
 
 # The checks of .pre-commit-config.yaml, on the same paths: ruff's rules, ruff's formatting, mypy

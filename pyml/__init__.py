@@ -17,6 +17,10 @@ checks the import rules):
     Pure code both sides use, with no database: model formats and their checks, loaded models
     and prediction, preprocessing and the one-row transform, drift statistics, metrics,
     algorithms, argument checks.
+``pyml.edge``
+    The device runtime (``Predictor``): predicts with an exported model's ONNX graph and card,
+    outside the database; imports only the standard library, numpy, onnxruntime and
+    ``pyml.errors``.
 ``pyml.errors``
     The exceptions, each carrying the SQLSTATE it is reported with.
 

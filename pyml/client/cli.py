@@ -1,6 +1,8 @@
 """The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``),
-serve streams (``worker`` scores async streams, ``listen`` prints predictions) and monitor
-(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history)."""
+serve streams (``worker`` scores async streams, ``listen`` prints predictions), monitor
+(``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history) and take
+models out of the database (``export`` writes one as ONNX with its card, ``pull`` keeps an edge
+device's copy of a project's live model current)."""
 
 from __future__ import annotations
 
@@ -205,9 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often to look for due rounds",
     )
     monitor.add_argument("--once", action="store_true", help="run the due rounds, then exit")
-    from pyml.client import report
+    from pyml.client import export, pull, report
 
     report.add_parser(commands)
+    export.add_parser(commands)
+    pull.add_parser(commands)
     return parser
 
 
@@ -215,6 +219,20 @@ def _report(cluster: Cluster, args: argparse.Namespace) -> int:
     from pyml.client import report
 
     return report.run(_url(args, cluster), args)
+
+
+def _export(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml.client import export
+
+    return export.run(_url(args, cluster), args)
+
+
+def _pull(cluster: Cluster, args: argparse.Namespace) -> int:
+    """Keep a directory holding a project's live model (stops cleanly on SIGTERM/SIGINT)."""
+    from pyml.client import pull
+
+    _stop_on_sigterm()
+    return pull.run(_url(args, cluster), args)
 
 
 HANDLERS = {
@@ -226,6 +244,8 @@ HANDLERS = {
     "worker": _worker,
     "monitor": _monitor,
     "report": _report,
+    "export": _export,
+    "pull": _pull,
 }
 
 

@@ -155,10 +155,52 @@ def main() -> int:
             "SELECT deployment_id, project, algorithm, model_id, strategy, deployed_by"
             " FROM pyml.overview ORDER BY deployment_id",
         )
+        _export(conn)
         _streaming(conn, uri)
         _monitoring(conn)
     print(f"\nDone. Explore with: psql '{uri}'")
     return 0
+
+
+def _export(conn: psycopg.Connection) -> None:
+    """The live model leaves the database (ONNX and its card) and predicts outside it."""
+    import tempfile
+    from pathlib import Path
+
+    from pyml import edge
+    from pyml.client import export
+
+    show(
+        conn,
+        "10. Export: the live model as ONNX, and its card",
+        "SELECT c ->> 'model_id' AS model_id, c ->> 'algorithm' AS algorithm,"
+        " jsonb_array_length(c -> 'inputs') AS inputs, c -> 'outputs' ->> 0 AS first_output,"
+        " c -> 'parity' ->> 'max_diff' AS max_diff_on_test_rows, c ->> 'bytes' AS bytes"
+        " FROM pyml.model_card(%s) c",
+        (PROJECT,),
+    )
+    card, data = export.fetch(conn, PROJECT)  # what `pyml export` writes
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        edge.write_pair(path, card, data)
+        model = edge.Predictor(path)  # numpy and onnxruntime only: no database
+        rows = conn.execute("SELECT * FROM pyml.breast_cancer ORDER BY id LIMIT 100")
+        names = [c.name for c in rows.description or []]
+        table = [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+        outside = [model.predict(row) for row in table]
+        inside = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pyml.predict(%s, b) FROM pyml.breast_cancer b ORDER BY id LIMIT 100",
+                (PROJECT,),
+            )
+        ]
+    same = sum(a == b for a, b in zip(outside, inside, strict=True))
+    print(
+        f"   {path.name} ({len(data):,} bytes) run by pyml.edge.Predictor in this process, "
+        f"no database: {same} of {len(inside)} rows predict as pyml.predict does in SQL"
+    )
+    print(f"   Try: pyml export '{PROJECT}' -o model.onnx; pyml pull '{PROJECT}' --dir DIR")
 
 
 def _streaming(conn: psycopg.Connection, uri: str) -> None:
@@ -168,7 +210,7 @@ def _streaming(conn: psycopg.Connection, uri: str) -> None:
     conn.execute("ALTER TABLE arrivals DROP COLUMN malignant, ALTER COLUMN id SET DEFAULT NULL")
     show(
         conn,
-        "10. Streaming: score rows as they arrive (sync: inside the inserting transaction)",
+        "11. Streaming: score rows as they arrive (sync: inside the inserting transaction)",
         "SELECT pyml.stream(%s, 'arrivals', 'id') AS stream_id",
         (PROJECT,),
     )
@@ -208,7 +250,7 @@ def _streaming(conn: psycopg.Connection, uri: str) -> None:
     conn.execute("CREATE TABLE arrivals (LIKE arrivals_sync)")
     show(
         conn,
-        "11. Async: the trigger only queues; a worker scores in batches",
+        "12. Async: the trigger only queues; a worker scores in batches",
         "SELECT pyml.stream(%s, 'arrivals', 'id', mode => 'async') AS stream_id",
         (PROJECT,),
     )
@@ -238,13 +280,13 @@ def _monitoring(conn: psycopg.Connection) -> None:
     )
     show(
         conn,
-        "12. Drift: new patients against the training rows (statistics kept at training)",
+        "13. Drift: new patients against the training rows (statistics kept at training)",
         "SELECT * FROM pyml.drift(%s, 'new_patients') ORDER BY value DESC LIMIT 6",
         (PROJECT,),
     )
     show(
         conn,
-        "13. A monitoring round: on drift, retrain like the live model, deploy if better",
+        "14. A monitoring round: on drift, retrain like the live model, deploy if better",
         "SELECT pyml.monitor(%s, 'new_patients', every => '1 hour')",
         (PROJECT,),
     )

@@ -51,7 +51,9 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if scores is not None:
             result["roc_auc"] = m.roc_auc_score(y, scores)
         try:
-            result["log_loss"] = m.log_loss(y, model.proba(X), labels=labels)
+            proba = model.proba(X)  # float32 sums (onnxruntime) are 1 within 1e-7: made 1
+            proba = proba / np.where((total := proba.sum(axis=1, keepdims=True)) > 0, total, 1)
+            result["log_loss"] = m.log_loss(y, proba, labels=labels)
         except FeatureNotSupported:
             pass
     return result

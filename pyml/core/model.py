@@ -315,8 +315,8 @@ class Model:
         if self.serves_onnx:
             import numpy as np
 
-            values = np.asarray(self._onnx(X)[0], dtype=np.float64)
-            return values.reshape(len(X)) if values.size == len(X) else values  # joint: (n, k)
+            values = np.asarray(self._onnx(X)[0], dtype=np.float64).reshape(len(X), -1)
+            return values[:, 0] if values.shape[1] == 1 else values  # joint models: (n, k)
         return self._values_t(self.prepare(X))
 
     def _values_t(self, X: np.ndarray) -> np.ndarray:
@@ -333,10 +333,10 @@ class Model:
 
             if not self.runtime.probabilities:
                 raise self._no_probabilities()
-            p = np.clip(np.asarray(self._onnx(X)[1], dtype=np.float64), 0.0, 1.0)
-            total = p.sum(axis=1, keepdims=True)  # float32 sums: 1 within 1e-7, made exact
-            result: np.ndarray = p / np.where(total > 0, total, 1.0)
-            return result
+            # float32 tree sums may pass 1 by an ulp; the values are kept as they are, so a
+            # float32 0.2 still reads 0.2 as real
+            p: np.ndarray = np.clip(self._onnx(X)[1], 0, 1).astype(np.float64)
+            return p
         return self._proba_t(self.prepare(X))
 
     def _no_probabilities(self) -> FeatureNotSupported:
@@ -460,8 +460,7 @@ class Model:
             labels = [float(c) for c in classes]
         elif self.task not in ("regression", "clustering"):
             return general
-        shape = self.runtime.session.get_outputs()[0].shape
-        if len(shape) == 2 and shape[1] != 1:  # a joint model: a row of values
+        if self.runtime.one([0.0] * n)[0].size != 1:  # a joint model: a row of values
             return general
 
         def predict(features: list[Any]) -> float:

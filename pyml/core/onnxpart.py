@@ -190,10 +190,37 @@ def _convert(
             if i + 1 == len(variants):
                 raise
             continue
+        _keep_names(onx, names)
         meta = onx.metadata_props.add()  # whether the probabilities output is one
         meta.key, meta.value = PROBABILITIES, str(hasattr(estimator, "predict_proba")).lower()
         return bytes(onx.SerializeToString())
     raise AssertionError("unreachable")
+
+
+def _keep_names(onx: Any, names: Sequence[str]) -> None:
+    """Name the graph's inputs after the model's inputs exactly: skl2onnx makes them
+    identifiers (``mean radius`` -> ``mean_radius``, ``x[1]`` -> ``x_1_``), which could
+    collide and which a consumer could not guess."""
+    renamed = {
+        node.name: name
+        for node, name in zip(onx.graph.input, names, strict=True)
+        if node.name != name
+    }
+    if not renamed:
+        return
+    used = {v for node in onx.graph.node for v in (*node.input, *node.output)}
+    used |= {t.name for t in onx.graph.initializer} | {o.name for o in onx.graph.output}
+    clash = sorted(set(renamed.values()) & (used - set(renamed)))
+    if clash:
+        raise ValueError(f'input name "{clash[0]}" is taken inside the graph')
+    for node in onx.graph.input:
+        node.name = renamed.get(node.name, node.name)
+    for node in onx.graph.node:
+        for i, value in enumerate(node.input):
+            if value in renamed:
+                node.input[i] = renamed[value]
+    for output in onx.graph.output:  # an input passed straight through (never, but safe)
+        output.name = renamed.get(output.name, output.name)
 
 
 def _concat(n: int) -> Any:

@@ -136,12 +136,14 @@ def test_restored_models_are_the_trained_ones(restored: str) -> None:
             " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
             " JOIN pyml.files f ON f.model_id = m.id"
             " JOIN pyml.deployed_models d ON d.project = p.name"
-            " WHERE p.name IN (%s, %s) ORDER BY p.name",
+            " WHERE p.name IN (%s, %s) ORDER BY p.name, f.part",
             (BREAST_CANCER, DIABETES),
         ).fetchall()
     assert rows == [
         (BREAST_CANCER, "lightgbm", "successful", "lightgbm-text", True, True),
+        (BREAST_CANCER, "lightgbm", "successful", "onnx", True, True),
         (DIABETES, "linear", "successful", "skops", True, True),
+        (DIABETES, "linear", "successful", "onnx", True, True),
     ]
 
 

@@ -6,12 +6,15 @@
 - ``plpy`` is never imported: the boundary (``pyml.server._sqlapi``) is handed it by the stubs.
 - A module whose name starts with ``_`` is private to its subpackage: imported only from inside
   it (tests may import anything).
+- ``pyml.edge``: the device runtime: the standard library, numpy, onnxruntime and
+  ``pyml.errors``, nothing else (a device installs only those).
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pyml"
 AREAS = ("server", "client", "core")
+EDGE = "pyml.edge"
+EDGE_IMPORTS = frozenset({"numpy", "onnxruntime"})  # besides the standard library
 
 
 def module_name(path: Path) -> str:
@@ -60,6 +65,14 @@ def problems(module: str, imported: set[str]) -> list[str]:
     found = []
     for name in sorted(imported):
         root = name.split(".")[0]
+        if module == EDGE:
+            if not (
+                root in sys.stdlib_module_names
+                or root in EDGE_IMPORTS
+                or name in ("pyml", "pyml.errors")
+            ):
+                found.append(f"{module} (the device runtime) imports {name}")
+            continue
         target = area(name) if root == "pyml" else None
         if root == "plpy":
             found.append(f"{module} imports plpy (the boundary is handed it)")
@@ -86,9 +99,9 @@ def test_module_follows_the_map(path: Path) -> None:
 
 
 def test_every_module_has_a_place() -> None:
-    """Only the package's shared roots sit beside the three areas."""
+    """Only the package's shared roots and the device runtime sit beside the three areas."""
     top = {p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
-    assert top == {"__init__.py", "errors.py", *AREAS}
+    assert top == {"__init__.py", "errors.py", "edge.py", *AREAS}
 
 
 def test_the_stubs_reach_only_the_boundary() -> None:
@@ -118,6 +131,14 @@ def test_the_stubs_reach_only_the_boundary() -> None:
             "pyml.server.training imports pyml.core._lgbm, private to pyml.core",
         ),
         ("pyml.server.store", "from .._db import Db", None),
+        ("pyml.edge", "import psycopg", "pyml.edge (the device runtime) imports psycopg"),
+        (
+            "pyml.edge",
+            "def f():\n    from pyml.core import onnxpart",
+            "pyml.edge (the device runtime) imports pyml.core.onnxpart",
+        ),
+        ("pyml.edge", "import sklearn.base", "pyml.edge (the device runtime) imports sklearn.base"),
+        ("pyml.edge", "import os, numpy, onnxruntime\nfrom pyml.errors import DataCorrupted", None),
         (
             "pyml.core.artifacts",
             "import plpy",

@@ -383,3 +383,18 @@ def test_wire_check_survives_random_damage() -> None:
             _validate.onnx_model(bytes(damaged))
         except DataCorrupted:
             continue
+
+
+def test_inputs_keep_the_training_names_exactly() -> None:
+    """skl2onnx makes input names identifiers; pyml's graphs keep the columns' own names."""
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _data("regression")
+    names = ["mean radius", "x[1]", "x_1_", "Größe"]  # "x[1]" would have become "x_1_"
+    converted = onnxpart.convert(
+        LinearRegression().fit(X, y), None, names, [False] * 4, "regression", X[:10]
+    )
+    assert converted.data is not None, converted.reason
+    graph = onnx.load_from_string(converted.data).graph
+    assert [i.name for i in graph.input] == names
+    assert onnxpart.agrees(converted.diff or 0.0, y)
