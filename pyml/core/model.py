@@ -243,6 +243,8 @@ class Model:
         """The ONNX part's outputs for inputs ``X`` (checked as :meth:`prepare` does)."""
         if self.has_preprocessing:
             self._check(X)
+            if len(X) == 1:
+                return self.runtime.one_mixed(X[0].tolist())
         return self.runtime.run(X)
 
     def strict_inputs(self) -> np.ndarray:

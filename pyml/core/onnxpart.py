@@ -540,6 +540,7 @@ class Runtime:
         meta = self._one.get_modelmeta().custom_metadata_map
         self.probabilities = meta.get(PROBABILITIES, "true") == "true"
         self._binding: Any = None
+        self._mixed: dict[str, np.ndarray] | None = None
         self._cells: list[np.ndarray] = []
         self._values: list[Any] = []
 
@@ -587,6 +588,28 @@ class Runtime:
         except Exception as exc:
             raise _refused("onnxruntime cannot run it", exc) from None
         return list(self._binding.copy_outputs_to_cpu())
+
+    def one_mixed(self, row: list[Any]) -> list[np.ndarray]:
+        """The outputs for one row of inputs as pyml reads them (text, or None, for text
+        inputs; numbers, NaN or None for the others), into ``[1, 1]`` arrays kept from call
+        to call: the ROW path of models with preprocessing."""
+        import numpy as np
+
+        if self._mixed is None:
+            self._mixed = {
+                name: np.empty((1, 1), dtype=object if text else self.dtype)
+                for name, text in zip(self.names, self.text, strict=True)
+            }
+        cells = self._mixed
+        for name, text, value in zip(self.names, self.text, row, strict=True):
+            if text:
+                cells[name][0, 0] = "" if value is None else value
+            else:
+                cells[name][0, 0] = np.nan if value is None else value
+        try:
+            return list(self._one.run(None, cells))
+        except Exception as exc:
+            raise _refused("onnxruntime cannot run it", exc) from None
 
     def _bind(self) -> None:
         import numpy as np
