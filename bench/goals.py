@@ -37,11 +37,13 @@ def evaluate(r: dict[str, Any], only: str | None = None) -> list[dict[str, Any]]
         return streaming(r)
     if only == "training":
         return training(r)
+    if only == "onnx":
+        return onnx(r)
     if only in ("preprocessing", "logging", "drift"):  # figures and ratios only: no goal
         return []
     if only == "serve":
         return service(r)
-    return serving(r) + service(r) + streaming(r) + training(r)
+    return serving(r) + service(r) + streaming(r) + training(r) + onnx(r)
 
 
 def service(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,6 +54,18 @@ def service(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "serve" in r or r.get("only") is None:
         for name, target, kind, compute in model_service.goals(r):
             goals.add(name, target, kind, compute)
+    return goals
+
+
+def onnx(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's serving goals (``bench/onnx_serving.py``)."""
+    from bench import onnx_serving
+
+    goals = _Goals()
+    if "onnx" not in r:  # the part did not run
+        return goals
+    for name, target, kind, compute in onnx_serving.goals(r):
+        goals.add(name, target, kind, compute)
     return goals
 
 

@@ -111,7 +111,7 @@ def training_rows(rows: int) -> int:
 def export(conn: psycopg.Connection, model_id: int) -> tuple[str, Any]:
     parts = conn.execute(
         "SELECT format, data FROM pyml.files WHERE model_id = %s AND format <> 'onnx'"
-        " ORDER BY part",  # the model's own part, not its ONNX form (issue 16)
+        " ORDER BY part",  # the ONNX part (issue 16) is a copy: the original is exported
         (model_id,),
     ).fetchall()
     if len(parts) != 1:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import drift_speed, logging_cost, model_service, training
+from bench import drift_speed, logging_cost, model_service, onnx_serving, training
 
 
 def _ms(x: float | None) -> str:
@@ -75,6 +75,14 @@ def markdown(r: dict[str, Any]) -> str:
             " the isolation; see *Training in a child process* below and"
             " `bench/training.py`."
         )
+    if r.get("onnx"):
+        measured.append(
+            "- ONNX serving (issue 16): the random forest online against the no-op floor,"
+            " first calls of new sessions per algorithm, set query and predict_into, ROW"
+            " calls of preprocessing models against numeric ARRAY calls, backend PSS, and the"
+            " ONNX graph against the original in this process; see *ONNX serving* below and"
+            " `bench/onnx_serving.py`."
+        )
     if r.get("drift"):
         sizes = " and ".join(f"{n:,}" for n in r["drift"].get("new_rows", []))
         measured.append(
@@ -112,7 +120,7 @@ def markdown(r: dict[str, Any]) -> str:
         )
     out += _online(r) + _throughput(r) + _cold(r) + _batch(r) + _training(r) + _memory(r)
     out += _preprocessing(r) + logging_cost.markdown(r) + drift_speed.markdown(r)
-    out += training.markdown(r)
+    out += training.markdown(r) + onnx_serving.markdown(r)
     out += model_service.markdown(r)
     out += _streaming(r)
     out += [
@@ -314,8 +322,8 @@ def _load_seconds(notices: list[str]) -> str:
 
 
 def _training(r: dict[str, Any]) -> list[str]:
-    if not r["models"]:
-        return []
+    if not r["models"] or any(m["raw_fit_seconds"] is None for m in r["models"].values()):
+        return []  # no raw fit (--only onnx): nothing to compare pyml.train with
     rows = [
         [
             k,

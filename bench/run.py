@@ -8,7 +8,7 @@ parts, which load the exported model with ``pyml.core.artifacts.load`` in this p
 part also runs ``pyml.drift``'s statistics functions here).
 
 ``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``,
-``serve``) runs
+``onnx``, ``serve``) runs
 one part (with the tables and the models it needs) and writes its results to
 /tmp/pyml-bench-PART unless ``--output`` says elsewhere (never to bench/).
 
@@ -51,15 +51,16 @@ from bench import (
     model_service,
     models,
     online,
+    onnx_serving,
     preprocessing,
     report,
     streaming,
     training,
 )
-from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS
+from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS, RF
 
 # parts that --only can run on their own
-ONLY = ("streaming", "preprocessing", "logging", "drift", "training", "serve")
+ONLY = ("streaming", "preprocessing", "logging", "drift", "training", "onnx", "serve")
 
 
 class Sections:
@@ -114,9 +115,10 @@ def bench(
     tables = {
         None: (("t10", 10), ("t50", 50)),
         "streaming": (("t10", 10),),
+        "onnx": (("t10", 10),),
         "serve": (("t10", 10),),
     }.get(only, ())
-    specs = {None: MODELS, "streaming": (LGBM,), "serve": (LGBM,)}.get(only, ())
+    specs = {None: MODELS, "streaming": (LGBM,), "onnx": (RF,), "serve": (LGBM,)}.get(only, ())
     with section("server", required=True):
         server = db.start_server(database)
     with section("data", required=True):
@@ -138,6 +140,9 @@ def bench(
     with section("training", required=True), db.connect(server.uri) as conn:
         for spec in specs:
             t = models.train(conn, spec, settings.rows)
+            if only == "onnx":  # the forest is served, not timed against a raw fit
+                trained.append(t)
+                continue
             models.raw_fit(t, X[spec.features], y[spec.features], sample)
             repeats = settings.train_repeats if only is None else 1
             for _ in range(repeats - 1):  # best of n: load spikes hit OpenMP
@@ -196,9 +201,9 @@ def bench(
             r["http"] = http
     if only in (None, "serve"):
         with section("model service: pyml serve, FastAPI, SQL"):
-            served = model_service.run(server, settings, lgbm, features[LGBM.features])
-            checks += served.pop("checks")
-            r["serve"] = served
+            service = model_service.run(server, settings, lgbm, features[LGBM.features])
+            checks += service.pop("checks")
+            r["serve"] = service
     if only is None:
         for t in trained:
             k = t.spec.features
@@ -267,6 +272,21 @@ def bench(
                 checks += result.pop("checks")
                 r["training"][name] = result
         del fitting  # the tables' rows, in memory
+    if only in (None, "onnx"):
+        r["onnx"] = {}
+        served = None
+        with section("onnx: data and models"):
+            rf = next(t for t in trained if t.spec is RF)
+            served, figures = onnx_serving.prepare(server, settings, rf, X[RF.features])
+            r["onnx"]["data and models"] = figures
+        for name, measure in onnx_serving.SECTIONS.items():
+            with section(f"onnx: {name}"):
+                if served is None:
+                    raise config.BenchError("no data or models (see the section before)")
+                result = measure(server, settings, served)
+                checks += result.pop("checks")
+                r["onnx"][name] = result
+        del served
     # Before streaming: its 100 idle listeners load the machine themselves (see phase_load).
     r["load"]["after"] = db.loadavg()
     if only in (None, "streaming"):

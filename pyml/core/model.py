@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from pyml.core.registry import FileRow, ModelRow
 
 
+# Algorithms whose ONNX graph onnxruntime runs slower than the original (bench/RESULTS.md,
+# ONNX serving): k-NN's graph compares every training row (8x slower for one row, 4x for
+# 10,000), where scikit-learn searches a tree.
+ONNX_SLOWER = frozenset({"knn"})
+
+
 class Model:
     """A model ready to predict.
 
@@ -77,7 +83,7 @@ class Model:
         self._n_jobs: Any = None
         # The ONNX part, and onnxruntime serving it (scikit-learn models only).
         self.onnx = onnx
-        self.serves_onnx = onnx is not None and format == "skops"
+        self.serves_onnx = onnx is not None and format == "skops" and algorithm not in ONNX_SLOWER
         self._runtime: Runtime | None = None
         # Preprocessing (pyml.core.preprocess): the rule of each input, whether any input is a
         # category (text), and for each column the estimator sees, the input it comes from.
@@ -171,7 +177,11 @@ class Model:
             "classes": model.classes,
             "onnx": stored.onnx,
         }
-        if stored.onnx is not None and stored.format == "skops":
+        if (
+            stored.onnx is not None
+            and stored.format == "skops"
+            and model.algorithm not in ONNX_SLOWER
+        ):
             kept = list(files)
             served = cls(
                 **fields,
@@ -233,6 +243,8 @@ class Model:
         """The ONNX part's outputs for inputs ``X`` (checked as :meth:`prepare` does)."""
         if self.has_preprocessing:
             self._check(X)
+            if len(X) == 1:
+                return self.runtime.one_mixed(X[0].tolist())
         return self.runtime.run(X)
 
     def strict_inputs(self) -> np.ndarray:

@@ -191,10 +191,45 @@ def _convert(
                 raise
             continue
         _keep_names(onx, names)
+        if task == "classification" and _label_is_argmax(estimator):
+            _label_from_probabilities(onx)
         meta = onx.metadata_props.add()  # whether the probabilities output is one
         meta.key, meta.value = PROBABILITIES, str(hasattr(estimator, "predict_proba")).lower()
         return bytes(onx.SerializeToString())
     raise AssertionError("unreachable")
+
+
+def _label_is_argmax(estimator: Any) -> bool:
+    """Whether scikit-learn's ``predict`` is the first most probable class (not for SVC,
+    whose labels come from the decision function, not from its Platt probabilities)."""
+    return hasattr(estimator, "predict_proba") and type(estimator).__name__ not in (
+        "SVC",
+        "NuSVC",
+    )
+
+
+def _label_from_probabilities(onx: Any) -> None:
+    """Make output ``label`` the index of the FIRST highest probability, as numpy's argmax
+    (and scikit-learn's ``predict``) picks it: the converters' tree ensembles pick the last
+    class of a tie (0.5 / 0.5 from an even number of trees)."""
+    from onnx import helper
+
+    outputs = [o.name for o in onx.graph.output]
+    if outputs[:2] != ["label", "probabilities"]:
+        return
+    for node in onx.graph.node:
+        node.output[:] = ["label_converted" if o == "label" else o for o in node.output]
+    onx.graph.node.append(
+        helper.make_node(
+            "ArgMax",
+            ["probabilities"],
+            ["label"],
+            name="pyml_label",
+            axis=1,
+            keepdims=0,
+            select_last_index=0,
+        )
+    )
 
 
 def _keep_names(onx: Any, names: Sequence[str]) -> None:
@@ -374,6 +409,9 @@ def session(data: bytes, threads: int = 1) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # no spinning: between batches, idle threads would compete with the backend for the
+    # cores (predict_into reads the next chunk while one is scored)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: warnings go to the server's stderr
     try:
         return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
@@ -501,7 +539,10 @@ class Runtime:
         self.outputs = [node.name for node in self._one.get_outputs()]
         meta = self._one.get_modelmeta().custom_metadata_map
         self.probabilities = meta.get(PROBABILITIES, "true") == "true"
-        self.run_one = self._one.run
+        self._binding: Any = None
+        self._mixed: dict[str, np.ndarray] | None = None
+        self._cells: list[np.ndarray] = []
+        self._values: list[Any] = []
 
     def run(self, X: np.ndarray) -> list[np.ndarray]:
         """The graph's outputs for the rows of ``X``: float (NaN for NULL), or object with
@@ -534,12 +575,51 @@ class Runtime:
         return result
 
     def one(self, row: list[float]) -> list[np.ndarray]:
-        """The outputs for one row of numbers (a flat list, already checked)."""
-        import numpy as np
-
-        X = np.array(row, dtype=self.dtype).reshape(1, -1)
-        feeds = {n: X[:, j : j + 1] for j, n in enumerate(self.names)}
+        """The outputs for one row of numbers (a flat list, already checked; a value that
+        is not a number is TypeError or ValueError). The inputs are bound once (onnxruntime's
+        IO binding over ``[1, 1]`` arrays this writes into): 15 us a call instead of 25 for
+        a 20-tree forest."""
+        if self._binding is None:
+            self._bind()
+        for cell, value in zip(self._cells, row, strict=True):
+            cell[0, 0] = value
         try:
-            return list(self.run_one(None, feeds))
+            self._one.run_with_iobinding(self._binding)
         except Exception as exc:
             raise _refused("onnxruntime cannot run it", exc) from None
+        return list(self._binding.copy_outputs_to_cpu())
+
+    def one_mixed(self, row: list[Any]) -> list[np.ndarray]:
+        """The outputs for one row of inputs as pyml reads them (text, or None, for text
+        inputs; numbers, NaN or None for the others), into ``[1, 1]`` arrays kept from call
+        to call: the ROW path of models with preprocessing."""
+        import numpy as np
+
+        if self._mixed is None:
+            self._mixed = {
+                name: np.empty((1, 1), dtype=object if text else self.dtype)
+                for name, text in zip(self.names, self.text, strict=True)
+            }
+        cells = self._mixed
+        for name, text, value in zip(self.names, self.text, row, strict=True):
+            if text:
+                cells[name][0, 0] = "" if value is None else value
+            else:
+                cells[name][0, 0] = np.nan if value is None else value
+        try:
+            return list(self._one.run(None, cells))
+        except Exception as exc:
+            raise _refused("onnxruntime cannot run it", exc) from None
+
+    def _bind(self) -> None:
+        import numpy as np
+        import onnxruntime
+
+        binding = self._one.io_binding()
+        self._cells = [np.zeros((1, 1), dtype=self.dtype) for _ in self.names]
+        self._values = [onnxruntime.OrtValue.ortvalue_from_numpy(c) for c in self._cells]
+        for name, value in zip(self.names, self._values, strict=True):
+            binding.bind_ortvalue_input(name, value)  # shares the array's memory
+        for name in self.outputs:
+            binding.bind_output(name)
+        self._binding = binding
