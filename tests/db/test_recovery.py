@@ -253,18 +253,18 @@ def test_killed_during_stream_work(setup: None, url: str) -> None:
     conn.execute(
         "INSERT INTO queued SELECT g, "
         + ", ".join(["%s"] * 10)
-        + " FROM generate_series(1, 60000) g",
-        ROW,
+        + " FROM generate_series(1, 240000) g",  # long enough to be killed mid-way, even
+        ROW,  # with the model served through onnxruntime (4x what it took before)
     )
     conn.close()
-    _crash_during(url, [("CALL pyml.stream_work(%s, 500)", (stream,))], 1.5)
+    _crash_during(url, [("CALL pyml.stream_work(%s, 200)", (stream,))], 1.5)
     conn = _session(url)
     conn.execute("CALL pyml.stream_work(%s, 5000)", (stream,))
     keys = conn.execute(
         "SELECT count(*), count(DISTINCT key) FROM pyml.stream_events WHERE stream_id = %s",
         (stream,),
     ).fetchone()
-    assert keys == (60000, 60000)
+    assert keys == (240000, 240000)
     assert conn.execute("SELECT count(*) FROM pyml.stream_queue").fetchone()[0] == 0
     conn.execute("SELECT pyml.unstream(%s, 'queued')", (PROJECT,))
     conn.close()
