@@ -835,8 +835,8 @@ def _against(p: Prepared, s: Stored, one: int) -> dict[str, Any]:
     assert s.onnx is not None
     entry: dict[str, Any] = {}
     X = _inputs(p, s, ROWS_10K)
-    sess = onnxpart.session(s.onnx)
-    feeds_all = onnxpart.feeds(sess, X)
+    runtime = onnxpart.Runtime(s.onnx)
+    sess, feeds_all = runtime.session, runtime.feeds(X)
     singles = [(X[i : i + 1], {k: v[i : i + 1] for k, v in feeds_all.items()}) for i in range(one)]
     original = _original(s)
     paths: dict[str, Callable[[int], Any]] = {

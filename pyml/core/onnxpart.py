@@ -426,29 +426,9 @@ def _refused(what: str, exc: Exception) -> DataCorrupted:
     )
 
 
-def feeds(sess: Any, X: np.ndarray) -> dict[str, np.ndarray]:
-    """The graph's inputs from an input matrix as pyml reads it (float, or object with text
-    and None): one ``[N, 1]`` column per input, NULL text as ``""``, NULL numbers as NaN."""
-    import numpy as np
-
-    result: dict[str, np.ndarray] = {}
-    for j, node in enumerate(sess.get_inputs()):
-        column = X[:, j]
-        if node.type == "tensor(string)":
-            values = np.array(["" if v is None else str(v) for v in column], dtype=object)
-        else:
-            dtype = np.float64 if node.type == "tensor(double)" else np.float32
-            values = np.array(
-                [np.nan if v is None else v for v in column], dtype=np.float64
-            ).astype(dtype)
-        result[node.name] = values.reshape(-1, 1)
-    return result
-
-
 def run(data: bytes, X: np.ndarray) -> list[np.ndarray]:
-    """The graph's outputs for the rows of ``X``."""
-    sess = session(data)
-    return list(sess.run(None, feeds(sess, X)))
+    """The graph's outputs for the rows of ``X`` (as :class:`Runtime` runs them)."""
+    return Runtime(data).run(X)
 
 
 def expected(estimator: Any, preprocessor: Any, X: np.ndarray, task: str) -> np.ndarray:
@@ -559,6 +539,9 @@ class Runtime:
             raise _refused("onnxruntime cannot run it", exc) from None
 
     def feeds(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's inputs from an input matrix as pyml reads it (float, or object with
+        text and None): one ``[N, 1]`` column per input, NULL text as ``""``, NULL numbers
+        as NaN."""
         import numpy as np
 
         if X.dtype != object:
@@ -568,7 +551,9 @@ class Runtime:
         for j, name in enumerate(self.names):
             column = X[:, j]
             if self.text[j]:
-                values = np.array(["" if v is None else v for v in column.tolist()], dtype=object)
+                values = np.array(
+                    ["" if v is None else str(v) for v in column.tolist()], dtype=object
+                )
             else:
                 values = np.array(column.tolist(), dtype=np.float64).astype(self.dtype, copy=False)
             result[name] = values.reshape(-1, 1)
