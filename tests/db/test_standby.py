@@ -1,5 +1,6 @@
 """A real hot standby of the test cluster: its sessions follow deployments replayed there,
-every read-only call works, every call that writes says 25006 and names the primary.
+every read-only call works, every call that writes says 25006 and names the primary;
+``pyml pull`` and ``pyml serve`` pointed at the standby follow deployments too.
 
 The standby is a ``pg_basebackup -R`` of the running test cluster on its own port
 (:class:`pyml.client.cluster.Standby`), made once for this module and removed after it.
@@ -9,13 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
+from pyml import edge
 from pyml.client.cluster import Cluster, Standby
 from pyml.server._board import REPLAY_SECONDS
 
@@ -292,3 +300,80 @@ def test_a_read_only_transaction_on_the_primary_is_refused_before_any_work(
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction) as caught:
             conn.execute("SELECT * FROM pyml.deploy(%s)", (project,))
     assert caught.value.diag.message_primary == "cannot run pyml.deploy in a read-only transaction"
+
+
+PYML = [sys.executable, "-m", "pyml.client.cli"]
+
+
+def _wait(check: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not check():
+        assert process.poll() is None, f"{what}: the process exited"
+        assert time.monotonic() < deadline, f"{what}: not within 60 s"
+        time.sleep(0.1)
+
+
+def _installed(directory: Path) -> int | None:
+    card = edge.installed(directory)
+    return None if card is None else int(card["model_id"])
+
+
+def test_pyml_pull_from_a_standby_follows_replayed_deployments(
+    conn: psycopg.Connection,
+    on_standby: Callable[[], psycopg.Connection],
+    standby_url: str,
+    two_models: tuple[str, int, int],
+    tmp_path: Path,
+) -> None:
+    """A standby cannot LISTEN: the agent polls it every second instead of giving up."""
+    project, first, second = two_models
+    deploy(conn, first)
+    directory = tmp_path / "device"
+    log = tmp_path / "pull.log"
+    with open(log, "wb") as out:
+        agent = subprocess.Popen(
+            [*PYML, "pull", project, "--dir", str(directory), "--url", standby_url],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    try:
+        _wait(lambda: _installed(directory) == first, "the live model installed", agent)
+        deploy(conn, second)
+        _wait(lambda: _installed(directory) == second, "the redeployed model installed", agent)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+    assert "a hot standby: a poll every 1 s" in log.read_text()
+
+
+def test_pyml_serve_from_a_standby_follows_replayed_deployments(
+    conn: psycopg.Connection, standby_url: str, two_models: tuple[str, int, int]
+) -> None:
+    project, first, second = two_models
+    deploy(conn, first)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service = subprocess.Popen(
+        [*PYML, "serve", "--url", standby_url, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v2/models/{project}"
+
+    def live() -> int | None:
+        try:
+            response = httpx.get(base, timeout=5)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return int(response.json()["parameters"]["model_id"])
+
+    try:
+        _wait(lambda: live() == first, "the live model served", service)
+        deploy(conn, second)
+        _wait(lambda: live() == second, "the redeployed model served", service)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=30)
