@@ -8,9 +8,10 @@ plus a second model (15 leaves) that the deploy-follow part switches to and back
 
 Each *point* is one or two pgbench processes (``-M prepared``, C clients, ``-j min(C, 2)``)
 calling ``SELECT pyml.predict('bench_scaling', ARRAY[f1..f10])`` with random features in a
-loop (``predict``), or ``pyml.predict_batch`` of one 100-row array (``batch100``: 100
-predictions a call). Once every client is connected and past its cold first calls, a window
-of ``--seconds`` is measured; in it:
+loop (``predict``), or ``pyml.predict_batch`` of one 64-row array (``batch64``: 64
+predictions a call; up to 64 rows LightGBM predicts on the calling thread). Once every
+client is connected and past its cold first calls, a window of ``--seconds`` is measured; in
+it:
 
 - predictions = transactions completed in the window (pgbench's per-transaction log) x rows
   per call; latency p50/p99 from the same log;
@@ -60,7 +61,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +81,7 @@ from bench.pgbench import random_features_script
 DATABASE = "pyml_bench_scaling"
 PROJECT = "bench_scaling"
 FEATURES = 10
-BATCH_ROWS = 100
+BATCH_ROWS = 64  # LightGBM predicts up to 64 rows on the calling thread (README, Performance)
 HZ = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 0.010  # seconds between LSN samples
 PSS_CALLS = 200
@@ -251,6 +253,16 @@ def _pgbench_backends(conn: psycopg.Connection) -> list[int]:
     ]
 
 
+def _communicate(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """A pgbench's output; killed (and BenchError) when it outlives its -T by far."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise BenchError(f"pgbench hung (killed after {timeout:.0f} s):\n{out}{err}") from None
+
+
 def run_point(
     loads: Sequence[Load],
     script: str,
@@ -312,7 +324,7 @@ def run_point(
         finally:
             for m in monitors:
                 m.close()
-        outputs = [p.communicate() for p in procs]
+        outputs = [_communicate(p, total + 60) for p in procs]
         for p, (out, err) in zip(procs, outputs, strict=True):
             if p.returncode != 0:
                 raise BenchError(f"pgbench failed:\n{out}{err}")
@@ -504,7 +516,7 @@ def background_pgbench(target: Target, script: str, clients: int, seconds: float
     try:
         yield
     finally:
-        out, err = proc.communicate()
+        out, err = _communicate(proc, seconds + 60)
         shutil.rmtree(tmp, ignore_errors=True)
         if proc.returncode != 0:
             raise BenchError(f"background pgbench failed:\n{out}{err}")
@@ -672,6 +684,7 @@ def pgbouncer(primary: Target, pool_size: int) -> Iterator[tuple[Target, int]]:
         "pool_mode = transaction\n"
         f"default_pool_size = {pool_size}\nmin_pool_size = {pool_size}\n"
         "max_client_conn = 500\n"
+        "log_connections = 0\nlog_disconnections = 0\n"
         "ignore_startup_parameters = extra_float_digits\n"
         f"logfile = {directory}/pgbouncer.log\npidfile = {directory}/pgbouncer.pid\n"
     )
@@ -681,7 +694,9 @@ def pgbouncer(primary: Target, pool_size: int) -> Iterator[tuple[Target, int]]:
     argv = [exe, str(directory / "pgbouncer.ini")]
     if os.geteuid() == 0:
         argv = ["runuser", "-u", user, "--", *argv]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # -q: nothing on stderr (a pipe nobody reads would fill up and stall it), log in the file
+    argv.insert(len(argv) - 1, "-q")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         target = Target("pgbouncer", port, primary.data)
         deadline = time.monotonic() + 10
@@ -733,6 +748,8 @@ def run_pooled(
                 for r in mon.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                    # direct: pgbench's own; pooled: PgBouncer's (their names vary)
+                    + (" AND application_name = 'pgbench'" if bouncer is None else "")
                 ).fetchall()
             ]
 
@@ -748,7 +765,7 @@ def run_pooled(
             b0, cl0, pb0, m0, t0 = sample()
             time.sleep(seconds)
             b1, cl1, pb1, m1, t1 = sample()
-        out, err = proc.communicate()
+        out, err = _communicate(proc, settle + seconds + 60)
         if proc.returncode != 0:
             raise BenchError(f"pgbench via {via.name} failed:\n{out}{err}")
         arr = np.vstack(
@@ -788,7 +805,7 @@ def _settle(clients: int) -> float:
     return 1.0 + 0.4 * clients / 2
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     server = db.start_server(DATABASE)
     started = time.time()
     r: dict[str, Any] = {
@@ -801,7 +818,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "batch_rows": BATCH_ROWS,
             "clients": args.clients,
         },
+        "errors": {},
     }
+
+    @contextmanager
+    def part(name: str) -> Iterator[None]:
+        """A part that fails is recorded (the others still run); results saved after each."""
+        print(f"[scaling] {name} ...", flush=True)
+        try:
+            yield
+        except Exception as exc:
+            r["errors"][name] = f"{type(exc).__name__}: {exc}"
+            print(f"[scaling] {name}: FAILED\n{traceback.format_exc()}", file=sys.stderr)
+        finally:
+            save(r)
+
     print("[scaling] database, table, models ...", flush=True)
     ids = prepare(server, args.rows)
     r["models"] = ids
@@ -814,7 +845,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for c in args.clients:
             points[f"predict/c{c}"] = ([Load(target, c)], predict_script(), 1)
         for c in args.clients:
-            points[f"batch100/c{c}"] = ([Load(target, c)], batch_script(), BATCH_ROWS)
+            points[f"batch{BATCH_ROWS}/c{c}"] = ([Load(target, c)], batch_script(), BATCH_ROWS)
 
     single(primary)
     with standby(primary) if args.standby else _nothing() as replica:
@@ -836,31 +867,34 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for name in order:
                 loads, script, rows = points[name]
                 clients = sum(load.clients for load in loads)
-                print(f"[scaling] round {round_no + 1}/{args.rounds}: {name} ...", flush=True)
-                runs[name].append(
-                    run_point(
-                        loads,
-                        script,
-                        rows,
-                        args.seconds,
-                        _settle(max(load.clients for load in loads)) if clients else 1.0,
+                with part(f"round {round_no + 1}/{args.rounds}: {name}"):
+                    runs[name].append(
+                        run_point(
+                            loads,
+                            script,
+                            rows,
+                            args.seconds,
+                            _settle(max(load.clients for load in loads)) if clients else 1.0,
+                        )
                     )
-                )
-        r["points"] = {name: summarize(found) for name, found in runs.items()}
-        r["runs"] = runs
-        print("[scaling] backend memory ...", flush=True)
-        r["memory"] = backend_memory(primary)
+                r["points"] = {name: summarize(found) for name, found in runs.items() if found}
+                r["runs"] = runs
+        with part("backend memory"):
+            r["memory"] = backend_memory(primary)
         if replica is not None:
-            print("[scaling] replay lag ...", flush=True)
-            r["replay_lag"] = [
-                replay_lag(primary, replica, args.lag_seconds, readers) for readers in (0, 8)
-            ]
-            print("[scaling] deploys followed on the standby ...", flush=True)
-            r["deploy_follow"] = deploy_follow(primary, replica, ids, args.deploys, 5.0)
-    if args.pgbouncer:
-        print("[scaling] pgbouncer ...", flush=True)
-        pooled: dict[str, list[dict[str, Any]]] = {}
-        with pgbouncer(primary, args.pool_size) as (bouncer, pid):
+            with part("replay lag"):
+                r["replay_lag"] = [
+                    replay_lag(primary, replica, args.lag_seconds, readers) for readers in (0, 8)
+                ]
+            with part("deploys followed on the standby"):
+                r["deploy_follow"] = deploy_follow(primary, replica, ids, args.deploys, 5.0)
+    pooled: dict[str, list[dict[str, Any]]] = {}
+    with (
+        part("pgbouncer") if args.pgbouncer else _nothing(),
+        pgbouncer(primary, args.pool_size) if args.pgbouncer else _nothing() as bouncing,
+    ):
+        if bouncing is not None:
+            bouncer, pid = bouncing
             for _ in range(args.rounds):
                 for via, clients in ((None, 16), (bouncer, 16), (bouncer, 64)):
                     key = f"{'pgbouncer' if via else 'direct'}/c{clients}"
@@ -874,6 +908,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             _settle(args.pool_size if via else clients),
                         )
                     )
+    if pooled:
         r["pgbouncer"] = {
             "pool_size": args.pool_size,
             "runs": pooled,
@@ -896,7 +931,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
+def _nothing() -> Iterator[Any]:
     yield None
 
 
@@ -1034,10 +1069,14 @@ def main() -> None:
     args.clients = [int(c) for c in args.clients.split(",")]
     if args.quick:
         args.rounds, args.seconds, args.lag_seconds, args.deploys = 1, 2.0, 4.0, 3
-    r = measure(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
+
+    def save(r: dict[str, Any]) -> None:
+        (out / "results.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
+
+    r = measure(args, save)
+    save(r)
     text = markdown(r)
     (out / "RESULTS-scaling.md").write_text(text)
     print(text)
