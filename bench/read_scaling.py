@@ -740,6 +740,7 @@ def run_pooled(
             f"--log-prefix={tmp}/log",
             via.database,
         ]
+        launched = time.time() - 0.5
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with psycopg.connect(primary.uri, autocommit=True) as mon:
             time.sleep(settle + 1)
@@ -748,8 +749,9 @@ def run_pooled(
                 for r in mon.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-                    # direct: pgbench's own; pooled: PgBouncer's (their names vary)
-                    + (" AND application_name = 'pgbench'" if bouncer is None else "")
+                    # direct: pgbench's own (PgBouncer's idle pool is older); pooled: the pool
+                    + (" AND backend_start >= to_timestamp(%s)" if bouncer is None else ""),
+                    (launched,) if bouncer is None else None,
                 ).fetchall()
             ]
 
