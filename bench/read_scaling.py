@@ -610,19 +610,25 @@ def deploy_follow(
             current = new
         p.execute("SELECT pyml.deploy(%s::bigint)", (ids["a"],))
 
+    return follow_summary(replay_ms, named_ms, served_ms, stale, timeout)
+
+
+def follow_summary(
+    replay_ms: list[float],
+    named_ms: list[float | None],
+    served_ms: list[float | None],
+    stale: int,
+    timeout: float,
+) -> dict[str, Any]:
     def stats(values: list[float]) -> dict[str, float] | None:
         if not values:
             return None
-        return {
-            "median": statistics.median(values),
-            "min": min(values),
-            "max": max(values),
-        }
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
     followed = [v for v in served_ms if v is not None]
     named_in_time = [v for v in named_ms if v is not None]
     return {
-        "deploys": deploys,
+        "deploys": len(replay_ms),
         "timeout_s": timeout,
         "replayed_ms": stats(replay_ms),
         "named_ms": stats(named_in_time),
@@ -911,24 +917,72 @@ def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
                         )
                     )
     if pooled:
-        r["pgbouncer"] = {
-            "pool_size": args.pool_size,
-            "runs": pooled,
-            "points": {
-                k: {
-                    f: statistics.median(x[f] for x in v)
-                    for f in v[0]
-                    if isinstance(v[0][f], (int, float)) and f != "clients"
-                }
-                | {
-                    "min_predictions_per_s": min(x["predictions_per_s"] for x in v),
-                    "max_predictions_per_s": max(x["predictions_per_s"] for x in v),
-                }
-                for k, v in pooled.items()
-            },
-        }
+        r["pgbouncer"] = pooled_summary(args.pool_size, pooled)
     r["uptime_after"] = _uptime()
     r["total_seconds"] = time.time() - started
+    return r
+
+
+def pooled_summary(pool_size: int, pooled: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        "pool_size": pool_size,
+        "runs": pooled,
+        "points": {
+            k: {
+                f: statistics.median(x[f] for x in v)
+                for f in v[0]
+                if isinstance(v[0][f], (int, float)) and f != "clients"
+            }
+            | {
+                "min_predictions_per_s": min(x["predictions_per_s"] for x in v),
+                "max_predictions_per_s": max(x["predictions_per_s"] for x in v),
+            }
+            for k, v in pooled.items()
+        },
+    }
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs as one: every point's rounds pooled, lag and deploy samples together."""
+    r: dict[str, Any] = {
+        "command": "; ".join(dict.fromkeys(x["command"] for x in results))
+        + f" ({len(results)} runs)",
+        "machine": results[0]["machine"]
+        | {
+            "date": ", ".join(x["machine"]["date"] for x in results),
+            "git": ", ".join(dict.fromkeys(x["machine"]["git"] for x in results)),
+        },
+        "uptime_before": " / ".join(x["uptime_before"] for x in results),
+        "uptime_after": " / ".join(x.get("uptime_after", "-") for x in results),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for x in results:
+        for name, found in x.get("runs", {}).items():
+            runs.setdefault(name, []).extend(found)
+    r["runs"] = runs
+    r["points"] = {name: summarize(found) for name, found in runs.items() if found}
+    memory = [x["memory"] for x in results if "memory" in x]
+    r["memory"] = memory[-1] | {
+        stage: {k: statistics.median(m[stage][k] for m in memory) for k in memory[-1][stage]}
+        for stage in ("fresh", "pyml", "model")
+    }
+    r["replay_lag"] = [lag for x in results for lag in x.get("replay_lag", [])]
+    follows = [x["deploy_follow"] for x in results if "deploy_follow" in x]
+    if follows:
+        every = {k: [v for f in follows for v in f["all"][k]] for k in follows[0]["all"]}
+        r["deploy_follow"] = follow_summary(
+            every["replayed"],
+            every["named"],
+            every["served"],
+            sum(f["served_stale_before_deploy"] for f in follows),
+            follows[0]["timeout_s"],
+        )
+    pooled: dict[str, list[dict[str, Any]]] = {}
+    for x in results:
+        for k, v in x.get("pgbouncer", {}).get("runs", {}).items():
+            pooled.setdefault(k, []).extend(v)
+    if pooled:
+        r["pgbouncer"] = pooled_summary(results[-1]["pgbouncer"]["pool_size"], pooled)
     return r
 
 
@@ -1067,7 +1121,13 @@ def main() -> None:
     parser.add_argument("--pgbouncer", action="store_true")
     parser.add_argument("--pool-size", type=int, default=4)
     parser.add_argument("--output", default="/tmp/pyml-bench-scaling")
+    parser.add_argument(
+        "--tabulate", nargs="+", metavar="JSON", help="print the summary of earlier runs, pooled"
+    )
     args = parser.parse_args()
+    if args.tabulate:
+        print(markdown(combine([json.loads(Path(f).read_text()) for f in args.tabulate])))
+        return
     args.clients = [int(c) for c in args.clients.split(",")]
     if args.quick:
         args.rounds, args.seconds, args.lag_seconds, args.deploys = 1, 2.0, 4.0, 3
