@@ -571,10 +571,13 @@ def deploy_follow(
     ):
         current = db.scalar(p, "SELECT pyml.deployed_model(%s)", (PROJECT,))
         stale = 0
+        gaps = np.random.default_rng(11)
         s_served.execute(query, (PROJECT, row), prepare=True).fetchone()  # model cached
         for i in range(deploys):
             new = ids["b"] if current == ids["a"] else ids["a"]
-            time.sleep(0.3)
+            # a random gap: deploys at a fixed period would keep one phase against the
+            # standby session's 0.5 s revalidation and always measure the same delay
+            time.sleep(0.3 + float(gaps.random()))
             # A session that missed the previous deploy still serves the model before it,
             # which is the new one once more: its "following" would be a false positive.
             before = s_served.execute(query, (PROJECT, row), prepare=True).fetchone()
