@@ -812,8 +812,10 @@ def run_pooled(
 
 def _settle(clients: int) -> float:
     """Seconds after every client connected before the window opens: each backend's first
-    call loads PL/Python, pyml and the model (~0.3 s CPU), clients / 2 cores at a time."""
-    return 1.0 + 0.4 * clients / 2
+    call loads PL/Python, pyml and the model (~0.3 s CPU), about clients / 2 cores at a time;
+    on a machine loaded by others it took longer (the runs of bench/results-scaling.json used
+    1 + 0.2 s a client: 4 of 81 rounds had a cold call inside the window)."""
+    return 2.0 + 0.3 * clients
 
 
 def measure(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -1129,7 +1131,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.tabulate:
-        print(markdown(combine([json.loads(Path(f).read_text()) for f in args.tabulate])))
+        found: list[dict[str, Any]] = []
+        for f in args.tabulate:  # a run's results.json, or a list of runs (results-scaling.json)
+            loaded = json.loads(Path(f).read_text())
+            found += loaded if isinstance(loaded, list) else [loaded]
+        print(markdown(combine(found)))
         return
     args.clients = [int(c) for c in args.clients.split(",")]
     if args.quick:
