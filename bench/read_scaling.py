@@ -758,8 +758,13 @@ def run_pooled(
                 for r in mon.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-                    # direct: pgbench's own (PgBouncer's idle pool is older); pooled: the pool
-                    + (" AND backend_start >= to_timestamp(%s)" if bouncer is None else ""),
+                    # direct: pgbench's own, not PgBouncer's idle pool (its minimum is filled
+                    # in the background, unnamed); pooled: the pool
+                    + (
+                        " AND backend_start >= to_timestamp(%s) AND application_name = 'pgbench'"
+                        if bouncer is None
+                        else ""
+                    ),
                     (launched,) if bouncer is None else None,
                 ).fetchall()
             ]
