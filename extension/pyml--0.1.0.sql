@@ -3079,7 +3079,7 @@ COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3103,7 +3103,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3118,7 +3118,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3133,7 +3133,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3148,7 +3148,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3163,7 +3163,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3178,7 +3178,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3193,7 +3193,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3201,7 +3201,7 @@ COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3225,7 +3225,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3240,7 +3240,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3255,7 +3255,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3270,7 +3270,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3285,7 +3285,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3300,7 +3300,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3315,7 +3315,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
