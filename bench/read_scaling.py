@@ -22,9 +22,10 @@ it:
 - the machine's busy CPU (``/proc/stat``): what is left after server and client is other
   people's load on this shared machine.
 
-Points: one server at 1, 4 and 16 clients; primary + hot standby on this machine with the
-clients split between them (2+2, 8+8). Every round runs every point (order rotated from round
-to round, so drifting load from elsewhere hits them alike); medians and min-max over rounds.
+Points: one server at 1, 4 and 16 clients; the standby alone at 4; primary + hot standby on
+this machine with the clients split between them (2+2, 8+8). Every round runs every point
+(order rotated from round to round, so drifting load from elsewhere hits them alike); medians
+and min-max over rounds.
 
 Then, with a standby: replay lag while the primary takes single-row INSERTs (2 clients; the
 standby idle, then serving 8 clients): ``pg_current_wal_lsn()`` on the primary and
@@ -38,7 +39,11 @@ Memory: PSS/RSS (``/proc/PID/smaps_rollup``) of a backend fresh, after PL/Python
 are loaded, and after 200 predictions (model cached), on the primary.
 
 ``--pgbouncer``: PgBouncer (transaction pooling, pool of 4 server connections) in front of
-the primary, at 16 and 64 clients, against 16 direct clients.
+the primary, at 16 and 64 clients, against 16 direct clients (all ``-M extended``: PgBouncer
+before 1.21 cannot keep prepared statements in transaction mode).
+
+``--tabulate JSON...``: the summary of earlier runs (their results.json, or the list of runs in
+bench/results-scaling.json), every point's rounds pooled; nothing is run.
 
 The standby: ``pyml.client.cluster.Standby`` (``pg_basebackup -R`` of the running cluster
 into ``.pyml/standby/bench-scaling``, own port, run as the cluster's user), removed at the
