@@ -70,6 +70,10 @@ VERSION = 1
 FILE_FORMATS = (*artifacts.FORMATS, artifacts.PREPROCESSOR, artifacts.ONNX)
 ROLES = ("feature", "label")
 
+HINT = (
+    "A bundle is what pyml.export(..., format => 'pyml') returns (pyml export --format pyml "
+    "writes it to a file)."
+)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ELEMENT = re.compile(r"(.*)\[[0-9]+\]")  # an array column's element: column[i]
 
@@ -226,17 +230,17 @@ def loads(data: bytes | bytearray | memoryview) -> dict[str, Any]:
         raise InvalidParameterValue(
             "bundle is not a JSON document",
             detail=f"{str(exc).capitalize()}.",
-            hint="Pass the bytes pyml.export(..., format => 'pyml') returned.",
+            hint=HINT,
         ) from None
     if not isinstance(bundle, dict):
         raise InvalidParameterValue(
             f"bundle must be a JSON object, got {_json_type(bundle)}",
-            hint="Pass the bytes pyml.export(..., format => 'pyml') returned.",
+            hint=HINT,
         )
     if bundle.get("format") != FORMAT:
         raise InvalidParameterValue(
             f'bundle has format {json.dumps(bundle.get("format"))}, not "{FORMAT}"',
-            hint="Pass the bytes pyml.export(..., format => 'pyml') returned.",
+            hint=HINT,
         )
     if bundle.get("version") != VERSION or not _is_int(bundle.get("version")):
         raise InvalidParameterValue(
