@@ -254,6 +254,7 @@ def loads(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     _check_snapshot(bundle["snapshot"])
     _check_model(bundle["model"], bundle["project"]["task"], bundle["snapshot"])
     bundle["files"] = _files(bundle["files"])
+    _check_files(bundle)
     return bundle
 
 
@@ -283,13 +284,40 @@ def model(bundle: Mapping[str, Any]) -> Model:
     """The bundle's model, every file loaded and checked as a stored model's are (the
     ONNX graph too, by onnxruntime): XX001 for one that cannot be loaded. A bundle from
     :func:`loads`."""
-    from pyml.core.model import Model
-
     rows = file_rows(bundle)
     onnx = artifacts.onnx_part(rows)
     fmt, parts, preprocessor = artifacts.load(rows)
     spec = bundle["model"]
-    loaded = Model(
+    try:
+        loaded = _model(bundle, spec, fmt, parts, preprocessor, onnx)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # the rules' content
+        raise InvalidParameterValue(
+            'bundle key "model.preprocess" does not fit its features',
+            detail=f"{type(exc).__name__}: {exc}.",
+        ) from None
+    if loaded.serves_onnx:
+        try:
+            loaded.runtime  # noqa: B018 - onnxruntime parses the graph now
+        except DataCorrupted:
+            raise
+        except Exception as exc:
+            raise DataCorrupted(
+                'model artifact is not a valid "onnx" file', detail=f"{exc}."
+            ) from exc
+    return loaded
+
+
+def _model(
+    bundle: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    fmt: str,
+    parts: list[Any],
+    preprocessor: Any,
+    onnx: bytes | None,
+) -> Model:
+    from pyml.core.model import Model
+
+    return Model(
         id=None,
         project=bundle["project"]["name"],
         task=bundle["project"]["task"],
@@ -303,14 +331,6 @@ def model(bundle: Mapping[str, Any]) -> Model:
         preprocessor=preprocessor,
         onnx=onnx,
     )
-    if loaded.serves_onnx:
-        try:
-            loaded.runtime  # noqa: B018 - onnxruntime parses the graph now
-        except Exception as exc:
-            raise DataCorrupted(
-                'model artifact is not a valid "onnx" file', detail=f"{exc}."
-            ) from exc
-    return loaded
 
 
 # ---------------------------------------------------------------------------
@@ -401,22 +421,28 @@ def _check_snapshot(snapshot: Mapping[str, Any]) -> None:
 
 
 def _check_model(spec: Mapping[str, Any], task: str, snapshot: Mapping[str, Any]) -> None:
-    from pyml.core.algorithms import ALGORITHMS
+    from pyml.core import algorithms
 
-    if spec["algorithm"] not in ALGORITHMS:
-        raise InvalidParameterValue(f'bundle has unknown algorithm "{spec["algorithm"]}"')
+    try:
+        algorithms.resolve(spec["algorithm"], task)
+    except InvalidParameterValue as exc:
+        raise InvalidParameterValue(
+            f"bundle's {exc.message}", detail=exc.detail, hint=exc.hint
+        ) from None
     names = spec["feature_names"]
     if len(names) != spec["num_features"]:
         raise InvalidParameterValue(
             'bundle keys "model.feature_names" and "model.num_features" disagree',
             detail=f"It names {len(names)} features but says there are {spec['num_features']}.",
         )
-    columns = {c["name"] for c in snapshot["columns"] if c["role"] == "feature"}
-    strange = [n for n in names if n not in columns and _column_of(n) not in columns]
-    if strange:
+    columns = [c["name"] for c in snapshot["columns"] if c["role"] == "feature"]
+    if not _inputs_follow(names, columns):
         raise InvalidParameterValue(
-            f'bundle\'s feature "{strange[0]}" is not a feature column of its snapshot',
-            detail="Feature columns: " + ", ".join(sorted(columns)) + ".",
+            'bundle keys "model.feature_names" and "snapshot.columns" disagree',
+            detail="The inputs must be the feature columns in order (an array column's "
+            "elements as column[1], column[2], ...); the feature columns are "
+            + ", ".join(f'"{c}"' for c in columns)
+            + ".",
         )
     classes = spec["classes"]
     if task == "classification":
@@ -431,9 +457,54 @@ def _check_model(spec: Mapping[str, Any], task: str, snapshot: Mapping[str, Any]
         raise InvalidParameterValue(f'bundle key "model.classes" must be null for task "{task}"')
 
 
+def _inputs_follow(names: list[str], columns: list[str]) -> bool:
+    """Whether ``names`` are ``columns`` in order, each once or as its elements
+    ``column[i]`` (as :func:`pyml.core.preprocess.input_rules` reads them)."""
+    position = 0
+    for column in columns:
+        taken = 0
+        while position < len(names) and (
+            names[position] == column or _column_of(names[position]) == column
+        ):
+            position += 1
+            taken += 1
+        if taken == 0:
+            return False
+    return position == len(names)
+
+
 def _column_of(name: str) -> str | None:
     element = _ELEMENT.fullmatch(name)
     return element.group(1) if element else None
+
+
+# The format of a model's part, by the library of its algorithm (scikit-learn: skops).
+_NATIVE = {"lightgbm": "lightgbm-text", "xgboost": "xgboost-json", "catboost": "catboost-cbm"}
+
+
+def _check_files(bundle: Mapping[str, Any]) -> None:
+    """22023 when the files do not fit the model: a part in another format than its
+    algorithm's, a preprocessing part without a rule for each feature column."""
+    from pyml.core import algorithms
+
+    spec = bundle["model"]
+    library = algorithms.resolve(spec["algorithm"], bundle["project"]["task"]).library
+    expected = _NATIVE.get(library, "skops")
+    special = (artifacts.PREPROCESSOR, artifacts.ONNX)
+    found = sorted({f["format"] for f in bundle["files"] if f["format"] not in special})
+    if found and found != [expected]:
+        raise InvalidParameterValue(
+            f'bundle\'s algorithm "{spec["algorithm"]}" is stored as "{expected}", but its '
+            f'model files are "{", ".join(found)}"'
+        )
+    if any(f["format"] == artifacts.PREPROCESSOR for f in bundle["files"]):
+        rules = spec["preprocess"] or {}
+        missing = [c for c in feature_columns(bundle) if not isinstance(rules.get(c), dict)]
+        if missing:
+            raise InvalidParameterValue(
+                f'bundle key "model.preprocess" has no rule for feature "{missing[0]}"',
+                detail="A model with a preprocessing file has a rule for every feature column.",
+            )
 
 
 def _files(files: list[Any]) -> list[dict[str, Any]]:

@@ -326,23 +326,69 @@ class _Planted:
 
 @pytest.mark.parametrize("fmt", ["skops", "lightgbm-text", "skops-preprocessor", "onnx"])
 def test_planted_pickle_never_runs(
-    lgbm: tuple[dict[str, Any], Any], tmp_path: Path, fmt: str
+    lgbm: tuple[dict[str, Any], Any],
+    logistic: tuple[dict[str, Any], Any],
+    tmp_path: Path,
+    fmt: str,
 ) -> None:
     """A pickle in a file, its sha256 right, under any allowed format: refused (XX001) when
     the model is loaded, and its code never runs."""
     marker = tmp_path / "planted"
     payload = pickle.dumps(_Planted(str(marker)))
-    planted = copy.deepcopy(lgbm[0])
-    planted["files"] = [
-        {**planted["files"][0], "format": "lightgbm-text" if fmt != "lightgbm-text" else fmt},
-        {"part": 1, "format": fmt, "sha256": hashlib.sha256(payload).hexdigest(), "data": payload},
-    ]
-    if fmt == "lightgbm-text":
-        planted["files"] = planted["files"][1:]
+    file = {"format": fmt, "sha256": hashlib.sha256(payload).hexdigest(), "data": payload}
+    planted = copy.deepcopy(logistic[0] if fmt.startswith("skops") else lgbm[0])
+    if fmt in ("skops", "lightgbm-text"):  # instead of the model's file
+        planted["files"] = [{"part": 0, **file}]
+    else:  # beside it
+        planted["files"].append({"part": 1, **file})
+    if fmt == "skops-preprocessor":
+        planted["model"]["preprocess"] = {name: {"impute": "mean"} for name in ("a", "b", "c")}
     loaded = bundle.loads(bundle.dumps(planted))  # its key set and checksums are right
     with pytest.raises(DataCorrupted):
         bundle.model(loaded)
     assert not marker.exists()
+
+
+def test_files_must_fit_the_model(
+    lgbm: tuple[dict[str, Any], Any], logistic: tuple[dict[str, Any], Any]
+) -> None:
+    """A model file in another format than its algorithm's, or a preprocessing file without
+    rules: 22023."""
+    mixed = copy.deepcopy(lgbm[0])
+    mixed["model"]["algorithm"] = "linear"
+    with pytest.raises(InvalidParameterValue, match='stored as "skops"'):
+        bundle.dumps(mixed)
+    both = copy.deepcopy(lgbm[0])
+    both["files"].append({**logistic[0]["files"][0], "part": 1})
+    with pytest.raises(InvalidParameterValue, match="lightgbm-text, skops"):
+        bundle.dumps(both)
+    ruleless = copy.deepcopy(logistic[0])
+    ruleless["files"].append({**ruleless["files"][0], "part": 1, "format": "skops-preprocessor"})
+    with pytest.raises(InvalidParameterValue, match='no rule for feature "a"'):
+        bundle.dumps(ruleless)
+    ordinal = copy.deepcopy(ruleless)
+    ordinal["model"]["preprocess"] = {name: {"encode": {"x": 1}} for name in ("a", "b", "c")}
+    with pytest.raises(InvalidParameterValue, match="does not fit its features"):
+        bundle.model(bundle.loads(bundle.dumps(ordinal)))
+
+
+def test_algorithm_must_fit_the_task(logistic: tuple[dict[str, Any], Any]) -> None:
+    for task, algorithm in (("classification", "lasso"), ("clustering", "linear")):
+
+        def change(document: dict[str, Any], task: str = task, algorithm: str = algorithm) -> None:
+            document["project"]["task"] = task
+            document["model"]["algorithm"] = algorithm
+            if task == "clustering":
+                document["model"]["classes"] = None
+
+        with pytest.raises(InvalidParameterValue, match="does not support task"):
+            bundle.loads(_edit(logistic[0], change))
+
+
+def test_inputs_must_follow_the_columns(lgbm: tuple[dict[str, Any], Any]) -> None:
+    for names in (["b", "a", "c"], ["a", "b", "b"], ["a", "a[1]", "c"]):
+        with pytest.raises(InvalidParameterValue, match="disagree"):
+            bundle.loads(_edit(lgbm[0], _set("model.feature_names", names)))
 
 
 def test_damaged_lightgbm_file_is_xx001(lgbm: tuple[dict[str, Any], Any]) -> None:
