@@ -403,6 +403,13 @@ class _Planted:
         return (os.system, ("touch /tmp/pyml-bundle-planted",))
 
 
+def _as_lightgbm(document: dict[str, Any]) -> None:
+    """A LightGBM model whose file is a pickle (the ONNX part dropped)."""
+    document["model"]["algorithm"] = "lightgbm"
+    document["files"] = document["files"][:1]
+    _file(document, "lightgbm-text", pickle.dumps(_Planted()))
+
+
 MALFORMED: dict[str, Callable[[bytes], bytes]] = {
     "not json": lambda data: b"PK\x03\x04 a zip file",
     "not an object": lambda data: b"[]",
@@ -412,6 +419,9 @@ MALFORMED: dict[str, Callable[[bytes], bytes]] = {
     "mistyped key": lambda data: _rewrite(data, lambda d: d["snapshot"].update(row_count="9")),
     "features disagree": lambda data: _rewrite(data, lambda d: d["model"].update(num_features=3)),
     "unknown task": lambda data: _rewrite(data, lambda d: d["project"].update(task="ranking")),
+    "file of another library": lambda data: _rewrite(
+        data, lambda d: d["model"].update(algorithm="lightgbm")
+    ),
     "bad base64": lambda data: _rewrite(data, lambda d: d["files"][0].update(data="%%%")),
 }
 DAMAGED: dict[str, Callable[[bytes], bytes]] = {
@@ -424,9 +434,7 @@ DAMAGED: dict[str, Callable[[bytes], bytes]] = {
     "planted pickle": lambda data: _rewrite(
         data, lambda d: _file(d, "skops", pickle.dumps(_Planted()))
     ),
-    "planted pickle as lightgbm": lambda data: _rewrite(
-        data, lambda d: _file(d, "lightgbm-text", pickle.dumps(_Planted()))
-    ),
+    "planted pickle as lightgbm": lambda data: _rewrite(data, _as_lightgbm),
     "truncated skops file": lambda data: _rewrite(
         data,
         lambda d: _file(
