@@ -51,6 +51,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -121,6 +122,7 @@ def _one_of(choices: Iterable[str]) -> Callable[[Any], bool]:
 
 
 _TEXT = "non-empty text"
+_INT4, _INT8 = 2**31 - 1, 2**63 - 1  # the columns' largest values
 _KEYS: dict[str, dict[str, Check]] = {
     "": {
         "format": (True, f'"{FORMAT}"', lambda v: v == FORMAT),
@@ -150,7 +152,7 @@ _KEYS: dict[str, dict[str, Check]] = {
         "test_size": (True, "a number", _is_number),
         "test_sampling": (True, "one of " + ", ".join(TEST_SAMPLINGS), _one_of(TEST_SAMPLINGS)),
         "columns": (True, "a non-empty array", lambda v: isinstance(v, list) and len(v) > 0),
-        "row_count": (True, "an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "row_count": (True, "an integer >= 0", lambda v: _is_int(v) and 0 <= v <= _INT8),
         "data_fingerprint": (True, "text", lambda v: isinstance(v, str)),
         "preprocess": (False, "an object", _or_null(_is_object)),
     },
@@ -158,7 +160,7 @@ _KEYS: dict[str, dict[str, Check]] = {
         "algorithm": (True, _TEXT, _is_text),
         "hyperparams": (True, "an object", _is_object),
         "metrics": (True, "an object", _is_object),
-        "num_features": (True, "an integer > 0", lambda v: _is_int(v) and v > 0),
+        "num_features": (True, "an integer > 0", lambda v: _is_int(v) and 0 < v <= _INT4),
         "feature_names": (True, "an array of names", _is_texts),
         "classes": (True, "an array or null", _or_null(lambda v: isinstance(v, list))),
         "preprocess": (True, "an object or null", _or_null(_is_object)),
@@ -175,7 +177,7 @@ _KEYS: dict[str, dict[str, Check]] = {
         "role": (True, "one of " + ", ".join(ROLES), _one_of(ROLES)),
     },
     "file": {
-        "part": (True, "an integer >= 0", lambda v: _is_int(v) and v >= 0),
+        "part": (True, "an integer >= 0", lambda v: _is_int(v) and 0 <= v <= _INT4),
         "format": (True, "text", lambda v: isinstance(v, str)),
         "sha256": (True, "64 lowercase hexadecimal digits", lambda v: isinstance(v, str)),
         "data": (True, "base64 text", lambda v: isinstance(v, str)),
@@ -224,8 +226,20 @@ def loads(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     and sha256 (its content is checked when it is loaded, by :func:`model`). Files come
     back with ``data`` as bytes."""
     try:
+        return _loads(data)
+    except RecursionError:
+        raise InvalidParameterValue("bundle is nested too deeply", hint=HINT) from None
+
+
+def _loads(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+    try:
         text = bytes(data).decode("utf-8")
-        bundle = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        bundle = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidParameterValue(
             "bundle is not a JSON document",
@@ -249,6 +263,10 @@ def loads(data: bytes | bytearray | memoryview) -> dict[str, Any]:
             hint="Export it with the same pyml version as this database's.",
         )
     _keys(bundle, "", "bundle")
+    _storable_text({k: v for k, v in bundle.items() if k != "files"}, "bundle")
+    for file in bundle["files"]:
+        if isinstance(file, dict):
+            _storable_text({k: v for k, v in file.items() if k != "data"}, "bundle key files")
     for section in ("source", "project", "snapshot", "model"):
         _keys(bundle[section], section, f'bundle key "{section}"')
     _check_snapshot(bundle["snapshot"])
@@ -347,6 +365,39 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _storable_text(value: Any, where: str) -> None:
+    """22023 for text PostgreSQL cannot store (in text or jsonb): a NUL character, or a
+    lone surrogate (which JSON's \\u escapes can write and UTF-8 cannot)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _storable_text(key, where)
+            _storable_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_text(item, where)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            bad = True
+        else:
+            bad = "\x00" in value
+        if bad:
+            raise InvalidParameterValue(
+                f"{where} holds text PostgreSQL cannot store",
+                detail="It has a NUL character (\\u0000) or a lone surrogate (\\ud800 to \\udfff).",
+            )
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a float (1e999) is
+    refused rather than read as infinity, which jsonb cannot hold."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -413,10 +464,11 @@ def _check_snapshot(snapshot: Mapping[str, Any]) -> None:
             f"{json.dumps(snapshot['y_column_name'])} in the other.",
         )
     size = snapshot["test_size"]
-    if not (0 < size < 1 or (size > 1 and float(size).is_integer())):
+    rows = snapshot["row_count"]
+    if not (0 < size < 1 or (1 < size < rows and float(size).is_integer())):
         raise InvalidParameterValue(
             'bundle key "snapshot.test_size" must be in the range (0, 1) or a whole number '
-            f"of rows > 1, got {size:g}"
+            f"of rows > 1 and below the row count ({rows}), got {size:g}"
         )
 
 

@@ -198,6 +198,8 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
         b'{"format": "pyml-model", "version": "1"}',
         b'{"format": "pyml-model", "version": true}',
         b'{"format": "pyml-model", "version": 1}',
+        b'{"format": "pyml-model", "version": 1, "x": 1e999}',
+        b'{"format": "pyml-model", "version": 1, "x": NaN}',
     ],
 )
 def test_not_a_bundle_is_22023(data: bytes) -> None:
@@ -225,6 +227,11 @@ def test_not_a_bundle_is_22023(data: bytes) -> None:
         _set("snapshot.test_size", 1.5),
         _set("snapshot.test_sampling", "sometimes"),
         _set("snapshot.row_count", -1),
+        _set("snapshot.row_count", 2**63),
+        _set("snapshot.test_size", 200),
+        _set("snapshot.test_size", 1e300),
+        _set("model.num_features", 2**31),
+        _set("files.0.part", 2**31),
         _set("snapshot.columns", []),
         _set("snapshot.columns.0.role", "weight"),
         _set("snapshot.columns.1.name", "a"),
@@ -249,6 +256,31 @@ def test_malformed_bundle_is_22023(
 ) -> None:
     with pytest.raises(InvalidParameterValue):
         bundle.loads(_edit(lgbm[0], change))
+
+
+def test_what_postgresql_cannot_store_is_22023(lgbm: tuple[dict[str, Any], Any]) -> None:
+    """Numbers beyond a float (read as infinity by Python; jsonb refuses it), NUL characters
+    and lone surrogates (text and jsonb refuse them)."""
+    data = bundle.dumps(lgbm[0])
+    assert b'"r2":0.9' in data
+    for bad in (b'"r2":1e999', b'"r2":-1e400', b'"r2":"\\u0000"', b'"r2":"\\udc00"'):
+        with pytest.raises(InvalidParameterValue):
+            bundle.loads(data.replace(b'"r2":0.9', bad))
+    with pytest.raises(InvalidParameterValue):
+        bundle.loads(data.replace(b'"r2":0.9', b'"r\\u0000":0.9'))
+    with pytest.raises(InvalidParameterValue):
+        bundle.loads(data.replace(b'"name":"houses"', b'"name":"hou\\u0000ses"'))
+    assert bundle.loads(data.replace(b'"name":"houses"', b'"name":"h\\u00e9\\ud83d\\ude00"'))
+
+
+def test_deep_nesting_is_22023(lgbm: tuple[dict[str, Any], Any]) -> None:
+    """Deeper than Python's recursion limit: 22023, not a RecursionError."""
+    data = bundle.dumps(lgbm[0])
+    nested = b'"r2":' + b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidParameterValue, match="nested too deeply"):
+        bundle.loads(data.replace(b'"r2":0.9', nested))
+    nested = b'"r2":' + b"[" * 100 + b"]" * 100
+    assert bundle.loads(data.replace(b'"r2":0.9', nested))["model"]["metrics"]["r2"]
 
 
 def test_classification_needs_classes(logistic: tuple[dict[str, Any], Any]) -> None:
