@@ -603,6 +603,7 @@ def export(plpy: Any, GD: dict[str, Any], project_or_id: str | int, format: str)
 
 
 @_sql
+@_writes("pyml.import_model")
 def import_model(
     plpy: Any, GD: dict[str, Any], bundle: bytes | None, project_name: str | None, deploy: bool
 ) -> int:

@@ -481,6 +481,22 @@ def test_null_arguments_and_export_format(
     assert _model_of(edge, "bundle null deploy") == copy
 
 
+def test_read_only_transactions_export_but_do_not_import(
+    edge_url: str, conn: psycopg.Connection, regression_bundle: bytes
+) -> None:
+    """As on a hot standby: exporting reads, importing writes (25006, before any work)."""
+    with psycopg.connect(edge_url) as session:
+        session.execute("SET TRANSACTION READ ONLY")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction) as info:
+            _import(session, regression_bundle, "bundle read only")
+        assert info.value.diag.message_primary == (
+            "cannot run pyml.import_model in a read-only transaction"
+        )
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        assert bundle.loads(_export(conn, "bundle ridge"))["project"]["name"] == "bundle ridge"
+
+
 # ---------------------------------------------------------------------------
 # The commands
 # ---------------------------------------------------------------------------
