@@ -313,6 +313,7 @@ def model(bundle: Mapping[str, Any]) -> Model:
             'bundle key "model.preprocess" does not fit its features',
             detail=f"{type(exc).__name__}: {exc}.",
         ) from None
+    _fits(loaded, parts, preprocessor is not None)
     if loaded.serves_onnx:
         try:
             loaded.runtime  # noqa: B018 - onnxruntime parses the graph now
@@ -323,6 +324,33 @@ def model(bundle: Mapping[str, Any]) -> Model:
                 'model artifact is not a valid "onnx" file', detail=f"{exc}."
             ) from exc
     return loaded
+
+
+def _fits(model: Model, parts: list[Any], preprocessed: bool) -> None:
+    """22023 when the loaded model file takes another number of inputs than the bundle says
+    (without preprocessing: with it, the estimator sees the transformed columns) or gives
+    another number of classes."""
+    classes = len(model.classes or [])
+    for part in parts:
+        width = getattr(part, "num_features", None)  # a LightGBM booster
+        outputs = getattr(part, "num_classes", None)
+        if width is None:
+            width = getattr(part, "n_features_in_", None)  # a scikit-learn estimator
+            found = getattr(part, "classes_", None)
+            outputs = len(found) if model.task == "classification" and found is not None else None
+        elif model.task == "classification":
+            outputs = 2 if outputs == 1 else outputs  # a binary booster has one output
+        else:
+            outputs = None
+        if not preprocessed and isinstance(width, int) and width != model.num_features:
+            raise InvalidParameterValue(
+                f"bundle's model file takes {width} features, but the bundle names "
+                f"{model.num_features}"
+            )
+        if outputs is not None and outputs != classes:
+            raise InvalidParameterValue(
+                f"bundle's model file gives {outputs} classes, but the bundle names {classes}"
+            )
 
 
 def _model(

@@ -286,6 +286,62 @@ def test_sklearn_model_with_preprocessing_round_trip(
     assert len(labels) == len(houses) and set(labels) == {"true", "false"}
 
 
+IRIS = "ARRAY[sepal_length, sepal_width, petal_length, petal_width]::real[]"
+ALL = "ARRAY[sepal_length, sepal_width, petal_length, petal_width, target]::real[]"
+KINDS = {
+    # name: (training call, the prediction compared, on the rows of)
+    "kmeans": (
+        "SELECT * FROM pyml.train(%s, 'clustering', 'pyml.iris', NULL, 'kmeans',"
+        " '{\"n_clusters\": 3}')",
+        f"pyml.predict(%s, {ALL})",
+        "pyml.iris",
+    ),
+    "pca": (
+        "SELECT * FROM pyml.train(%s, 'decomposition', 'pyml.iris', NULL, 'pca',"
+        " '{\"n_components\": 2}')",
+        f"pyml.decompose(%s, {ALL})",
+        "pyml.iris",
+    ),
+    "lightgbm multiclass": (
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target', 'lightgbm',"
+        " '{\"n_estimators\": 5}')",
+        f"pyml.predict_proba(%s, {IRIS})",
+        "pyml.iris",
+    ),
+    "knn": (
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target', 'knn')",
+        f"pyml.predict_proba(%s, {IRIS})",
+        "pyml.iris",
+    ),
+    "hist_gradient_boosting": (
+        "SELECT * FROM pyml.train(%s, 'classification', 'pyml.iris', 'target',"
+        " 'hist_gradient_boosting', '{\"max_iter\": 5}')",
+        f"pyml.predict_proba(%s, {IRIS})",
+        "pyml.iris",
+    ),
+    "joint": (
+        "SELECT * FROM pyml.train_joint(%s, 'regression', 'pyml.linnerud',"
+        " ARRAY['weight', 'waist', 'pulse'], 'linear')",
+        "pyml.predict_joint(%s, ARRAY[chins, situps, jumps]::real[])",
+        "pyml.linnerud",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_model_round_trips(
+    conn: psycopg.Connection, edge: psycopg.Connection, kind: str
+) -> None:
+    train, prediction, rows = KINDS[kind]
+    project = f"bundle {kind}"
+    conn.execute(train, (project,))
+    original = _model_of(conn, project)
+    copy = _import(edge, _export(conn, project))
+    assert _catalog(edge, copy) == _catalog(conn, original)
+    query = f"SELECT array_agg({prediction} ORDER BY ctid) FROM {rows}"
+    assert edge.execute(query, (project,)).fetchone() == conn.execute(query, (project,)).fetchone()
+
+
 def test_copy_of_a_copy_keeps_where_it_came_from(
     conn: psycopg.Connection, edge: psycopg.Connection
 ) -> None:

@@ -404,6 +404,23 @@ def test_files_must_fit_the_model(
         bundle.model(bundle.loads(bundle.dumps(ordinal)))
 
 
+def test_the_bundle_must_describe_its_model_file(
+    lgbm: tuple[dict[str, Any], Any], logistic: tuple[dict[str, Any], Any]
+) -> None:
+    """Files that load but take another number of inputs, or give another number of
+    classes, than the bundle says: 22023."""
+
+    def fewer(document: dict[str, Any]) -> None:
+        document["snapshot"]["columns"].pop(2)
+        document["model"].update(num_features=2, feature_names=["a", "b"])
+
+    for original in (lgbm[0], logistic[0]):
+        with pytest.raises(InvalidParameterValue, match="takes 3 features"):
+            bundle.model(bundle.loads(_edit(original, fewer)))
+    with pytest.raises(InvalidParameterValue, match="gives 2 classes"):
+        bundle.model(bundle.loads(_edit(logistic[0], _set("model.classes", [0, 1, 2]))))
+
+
 def test_algorithm_must_fit_the_task(logistic: tuple[dict[str, Any], Any]) -> None:
     for task, algorithm in (("classification", "lasso"), ("clustering", "linear")):
 
