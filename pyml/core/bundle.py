@@ -12,12 +12,13 @@ The object (every key required unless marked optional; no other key is accepted)
     format    "pyml-model"
     version   1
     source    {pyml_version, exported_at (ISO 8601),
-               optional: server, database (text), model_id (integer),
-               trained_by ("pyml.train", "dask", ...), cluster (any object)}
+               optional: server ("host:port" of the server that exported it),
+               database (text), model_id (integer, there), trained_by ("pyml.train",
+               "dask", ...), cluster (any object: where it was trained)}
     project   {name, task}
     snapshot  {relation_name, y_column_name ([text], [] for none), test_size, test_sampling,
                columns (as pyml.snapshots.columns: per column, in order, name, type, role
-               "feature" or "label", statistics of the training rows), row_count,
+               "feature" or "label", and any statistics of the training rows), row_count,
                data_fingerprint,
                optional: preprocess (the preprocessing asked for, as pyml.snapshots.preprocess)}
     model     {algorithm, hyperparams, metrics, num_features, feature_names,
@@ -29,20 +30,34 @@ The object (every key required unless marked optional; no other key is accepted)
 
 What serving needs beyond the contract's keys is already in them: the relation columns a
 model was trained on, in order, and their SQL types are ``snapshot.columns`` (role
-``feature``); rows passed by name are matched against those names. The optional model keys
-(``search``, ``search_params``, ``search_args``, ``baseline``: the distribution of its
-predictions on the test rows, which drift checks compare with) keep the copy's catalog rows
-equal to the original's; a bundle without them imports with none.
+``feature``); rows passed by name are matched against those names, and ``feature_names``
+must be those columns in order (an array column's elements as ``column[1]``, ...). The
+optional model keys (``search``, ``search_params``, ``search_args``, ``baseline``: the
+distribution of its predictions on the test rows, which drift checks compare with) keep the
+copy's catalog rows equal to the original's; a bundle without them imports with none.
+
+Files: the model's part(s) in its algorithm's format (``lightgbm-text`` for LightGBM, one
+per target; ``xgboost-json``, ``catboost-cbm``; ``skops`` for scikit-learn), then
+optionally its preprocessing (``skops-preprocessor``, with a rule in ``model.preprocess``
+for each feature column) and its ONNX graph (``onnx``), as :func:`pyml.core.artifacts.dump`
+and training make them; :func:`files_of` turns parts into a bundle's files.
 
 In memory (what :func:`dumps` takes and :func:`loads` returns), ``files[i]["data"]`` is the
-file's bytes; in the document it is their base64.
+file's bytes; in the document it is their base64. The document is canonical: keys sorted, no
+spaces, UTF-8.
 
-Errors: anything malformed (not UTF-8 JSON, another format or version, a missing, unknown
-or mistyped key, ``feature_names`` and ``num_features`` that disagree, an unknown task,
-algorithm or sampling, classes that do not fit the task, bad base64, two files with one part
-number) is 22023 (:class:`~pyml.errors.InvalidParameterValue`); a file whose sha256 does not
-match its data, or whose format is not an allowed artifact format, is XX001
-(:class:`~pyml.errors.DataCorrupted`), as for a stored model.
+Errors: anything malformed is 22023 (:class:`~pyml.errors.InvalidParameterValue`): not UTF-8
+JSON (or nested deeper than Python reads, or a number beyond a float), another format or
+version, a missing, unknown or mistyped key, text PostgreSQL cannot store (NUL, a lone
+surrogate), integers beyond their columns, ``feature_names`` that disagree with
+``num_features`` or with the feature columns, an unknown task, algorithm or sampling, an
+algorithm that does not do the task, classes that do not fit the task, bad base64, two files
+with one part number, model files in another format than the algorithm's, a preprocessing
+file without rules. A file whose sha256 does not match its data, or whose format is not an
+allowed artifact format, is XX001 (:class:`~pyml.errors.DataCorrupted`), as for a stored
+model; so is, in :func:`model`, a file that fails to load or its structural checks. A model
+file that loads but takes another number of inputs, or gives another number of classes, than
+the bundle says is 22023 (:func:`model`).
 """
 
 from __future__ import annotations
