@@ -815,6 +815,26 @@ $$;
 COMMENT ON FUNCTION pyml._registry_write() IS
     'Internal: runs a registry write queued by pyml in this session, as the extension owner';
 
+-- ============================================================================
+-- Arrays from raw bytes (src/arrays.c): batch writes pass a numpy array's bytes as
+-- one bytea rather than a Python list, which PL/Python converts one element at a
+-- time (a Python object and a call of the type's input function each).
+-- ============================================================================
+
+CREATE FUNCTION pyml._float4s(bytea) RETURNS real[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_float4s';
+COMMENT ON FUNCTION pyml._float4s(bytea) IS
+    'The real[] of the bytes of n native float4 values (internal: batch writes)';
+
+CREATE FUNCTION pyml._int8s(bytea) RETURNS bigint[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_int8s';
+COMMENT ON FUNCTION pyml._int8s(bytea) IS
+    'The bigint[] of the bytes of n native int8 values (internal: batch writes)';
+
 -- source: sql/api/deploy.sql
 -- ============================================================================
 -- Deployment: append-only history; the live model is the latest deployment
@@ -3078,7 +3098,7 @@ COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3102,7 +3122,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3117,7 +3137,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3132,7 +3152,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3147,7 +3167,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3162,7 +3182,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3177,7 +3197,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3192,7 +3212,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3200,7 +3220,7 @@ COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3224,7 +3244,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3239,7 +3259,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3254,7 +3274,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3269,7 +3289,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3284,7 +3304,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3299,7 +3319,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3314,7 +3334,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
