@@ -3494,9 +3494,9 @@ BEGIN
         EXECUTE pg_catalog.format('SELECT max(id) FROM pyml.%I WHERE id >= $1', t)
             INTO found USING LEAST(first_id, pyml._first_own_id(t));
         IF found IS NOT NULL THEN
-            RAISE EXCEPTION 'pyml.% already holds rows of this database (id %)', t, found
+            RAISE EXCEPTION 'pyml.% already holds rows of this database', t
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      DETAIL = pg_catalog.format('Rows below %s would pass for the publisher''s: replicated changes could overwrite them.', first_id),
+                      DETAIL = pg_catalog.format('Its row %s was written here; ids below %s are taken for the publisher''s rows, and a replicated change could overwrite a row of this database among them.', found, first_id),
                       HINT = 'Call pyml.own_ids before this database creates its first project (see docs/replication.md).';
         END IF;
     END LOOP;
