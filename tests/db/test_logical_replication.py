@@ -60,6 +60,13 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
         time.sleep(0.1)
 
 
+def log_since(path: Path, offset: int) -> str:
+    """The server log written after ``offset`` bytes."""
+    with open(path, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
 def train(conn: psycopg.Connection, project: str, algorithm: str, deploy: bool = True) -> int:
     conn.execute(
         "SELECT * FROM pyml.train(%s, task => 'regression', relation_name => 'pyml.diabetes',"
@@ -530,7 +537,7 @@ def test_a_name_collision_stops_replication_without_overwriting(
         wait_for(
             "the apply worker's error",
             lambda: (
-                message in cluster.log.read_text(errors="replace")[log_start:]
+                message in log_since(cluster.log, log_start)
                 and one(
                     sub_admin,
                     "SELECT apply_error_count FROM pg_stat_subscription_stats WHERE subname = %s",
