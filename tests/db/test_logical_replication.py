@@ -458,6 +458,46 @@ def test_pull_and_serve_hear_applied_deployments(
     wait_live(reader, "published", model_id)
 
 
+def test_deleting_a_project_on_the_publisher(
+    trainer: psycopg.Connection, sub_admin: psycopg.Connection, reader: psycopg.Connection
+) -> None:
+    model_id = train(trainer, "short_lived", "linear")
+    wait_live(sub_admin, "short_lived", model_id)
+    project_id = one(sub_admin, "SELECT id FROM pyml.projects WHERE name = 'short_lived'")
+    # The subscriber's own rows about the replicated project: a grant, prediction logging.
+    sub_admin.execute("SELECT pyml.grant('short_lived', %s, 'predict')", (ROLE,))
+    sub_admin.execute("SELECT pyml.log_predictions('short_lived', 1.0)")
+    trainer.execute("SELECT pyml.delete_project('short_lived', force => true)")
+    wait_for(
+        "the project's deletion",
+        lambda: one(
+            sub_admin, "SELECT count(*) = 0 FROM pyml.projects WHERE id = %s", (project_id,)
+        ),
+    )
+    # Nothing is left that pointed at it: the publisher's rows went row by row, the
+    # subscriber's own with them (the foreign keys' cascades do not run during apply).
+    for table in ("models", "deployments", "_grants", "prediction_logging"):
+        assert (
+            one(
+                sub_admin,
+                sql.SQL("SELECT count(*) FROM pyml.{} WHERE project_id = %s").format(
+                    sql.Identifier(table)
+                ),
+                (project_id,),
+            )
+            == 0
+        )
+    assert one(sub_admin, "SELECT count(*) FROM pyml.files WHERE model_id = %s", (model_id,)) == 0
+    assert (
+        one(
+            sub_admin,
+            "SELECT count(*) FROM pyml.snapshots s"
+            " WHERE NOT EXISTS (SELECT FROM pyml.models m WHERE m.snapshot_id = s.id)",
+        )
+        == 0
+    )
+
+
 # ---------------------------------------------------------------------------
 # The subscriber's own projects
 # ---------------------------------------------------------------------------
