@@ -815,6 +815,26 @@ $$;
 COMMENT ON FUNCTION pyml._registry_write() IS
     'Internal: runs a registry write queued by pyml in this session, as the extension owner';
 
+-- ============================================================================
+-- Arrays from raw bytes (src/arrays.c): batch writes pass a numpy array's bytes as
+-- one bytea rather than a Python list, which PL/Python converts one element at a
+-- time (a Python object and a call of the type's input function each).
+-- ============================================================================
+
+CREATE FUNCTION pyml._float4s(bytea) RETURNS real[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_float4s';
+COMMENT ON FUNCTION pyml._float4s(bytea) IS
+    'The real[] of the bytes of n native float4 values (internal: batch writes)';
+
+CREATE FUNCTION pyml._int8s(bytea) RETURNS bigint[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_int8s';
+COMMENT ON FUNCTION pyml._int8s(bytea) IS
+    'The bigint[] of the bytes of n native int8 values (internal: batch writes)';
+
 -- source: sql/api/deploy.sql
 -- ============================================================================
 -- Deployment: append-only history; the live model is the latest deployment
@@ -3059,7 +3079,7 @@ COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3083,7 +3103,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3098,7 +3118,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3113,7 +3133,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3128,7 +3148,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3143,7 +3163,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3158,7 +3178,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3173,7 +3193,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3181,7 +3201,7 @@ COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3205,7 +3225,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3220,7 +3240,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3235,7 +3255,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3250,7 +3270,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3265,7 +3285,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3280,7 +3300,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3295,7 +3315,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';

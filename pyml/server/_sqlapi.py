@@ -496,8 +496,9 @@ def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 @_sql
 def predict_batch(
     plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
-) -> list[float]:
-    """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values."""
+) -> bytes:
+    """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values; the
+    n predictions go back as the bytes of n float4 (see pyml._float4s)."""
     from pyml.server import batch
 
     return batch.predict_batch(_model(plpy, GD, project), features)
