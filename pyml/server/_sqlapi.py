@@ -494,9 +494,7 @@ def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 
 
 @_sql
-def predict_batch(
-    plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
-) -> bytes:
+def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: bytes) -> bytes:
     """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values; the
     n predictions go back as the bytes of n float4 (see pyml._float4s)."""
     from pyml.server import batch
