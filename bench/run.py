@@ -8,7 +8,7 @@ parts, which load the exported model with ``pyml.core.artifacts.load`` in this p
 part also runs ``pyml.drift``'s statistics functions here).
 
 ``--only streaming`` (or ``--only preprocessing``, ``logging``, ``drift``, ``training``,
-``onnx``, ``serve``) runs
+``onnx``, ``serve``, ``batch``) runs
 one part (with the tables and the models it needs) and writes its results to
 /tmp/pyml-bench-PART unless ``--output`` says elsewhere (never to bench/).
 
@@ -60,7 +60,7 @@ from bench import (
 from bench.config import BENCH_DIR, DATABASE, LGBM, MODELS, RF
 
 # parts that --only can run on their own
-ONLY = ("streaming", "preprocessing", "logging", "drift", "training", "onnx", "serve")
+ONLY = ("streaming", "preprocessing", "logging", "drift", "training", "onnx", "serve", "batch")
 
 
 class Sections:
@@ -117,8 +117,15 @@ def bench(
         "streaming": (("t10", 10),),
         "onnx": (("t10", 10),),
         "serve": (("t10", 10),),
+        "batch": (("t10", 10),),
     }.get(only, ())
-    specs = {None: MODELS, "streaming": (LGBM,), "onnx": (RF,), "serve": (LGBM,)}.get(only, ())
+    specs = {
+        None: MODELS,
+        "streaming": (LGBM,),
+        "onnx": (RF,),
+        "serve": (LGBM,),
+        "batch": (LGBM,),
+    }.get(only, ())
     with section("server", required=True):
         server = db.start_server(database)
     with section("data", required=True):
@@ -204,13 +211,14 @@ def bench(
             service = model_service.run(server, settings, lgbm, features[LGBM.features])
             checks += service.pop("checks")
             r["serve"] = service
-    if only is None:
+    if only in (None, "batch"):
         for t in trained:
             k = t.spec.features
             with section(f"batch: {t.spec.key}"):
                 b = batch.run(server.uri, settings, t, ids[k], X[k], set_rows(settings, t.spec))
                 checks += b.pop("checks")
                 r["batch"][t.spec.key] = b
+    if only is None:
         with section("memory"):
             mem = memory.run(server, settings, lgbm, features[10][0].tolist())
             checks.append(mem.pop("check"))

@@ -835,6 +835,41 @@ AS 'MODULE_PATHNAME', 'pyml_int8s';
 COMMENT ON FUNCTION pyml._int8s(bytea) IS
     'The bigint[] of the bytes of n native int8 values (internal: batch writes)';
 
+-- ... and columns as raw bytes: the values of a float8 (NULL as NaN) or int8 column as the
+-- bytes of n native values, which numpy reads without parsing (batch reads). The transition
+-- functions, called once per row, carry no SET clause: it would wrap each call in a GUC save
+-- and restore (4x the cost of the scan), and C code resolves no names.
+CREATE FUNCTION pyml._float8s_add(internal, float8) RETURNS internal
+LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pyml_float8s_add';
+COMMENT ON FUNCTION pyml._float8s_add(internal, float8) IS
+    'Transition function of pyml._float8s_agg (internal)';
+
+CREATE FUNCTION pyml._int8s_add(internal, int8) RETURNS internal
+LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pyml_int8s_add';
+COMMENT ON FUNCTION pyml._int8s_add(internal, int8) IS
+    'Transition function of pyml._int8s_agg (internal)';
+
+CREATE FUNCTION pyml._bytes_final(internal) RETURNS bytea
+LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_bytes_final';
+COMMENT ON FUNCTION pyml._bytes_final(internal) IS
+    'Final function of pyml._float8s_agg and pyml._int8s_agg (internal)';
+
+CREATE AGGREGATE pyml._float8s_agg(float8) (
+    SFUNC = pyml._float8s_add, STYPE = internal, FINALFUNC = pyml._bytes_final
+);
+COMMENT ON AGGREGATE pyml._float8s_agg(float8) IS
+    'The values as the bytes of n native float8, NULL as NaN (internal: batch reads)';
+
+CREATE AGGREGATE pyml._int8s_agg(int8) (
+    SFUNC = pyml._int8s_add, STYPE = internal, FINALFUNC = pyml._bytes_final
+);
+COMMENT ON AGGREGATE pyml._int8s_agg(int8) IS
+    'The values as the bytes of n native int8 (internal: batch reads)';
+
 -- source: sql/api/deploy.sql
 -- ============================================================================
 -- Deployment: append-only history; the live model is the latest deployment

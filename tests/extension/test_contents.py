@@ -108,6 +108,14 @@ COMMITS = {"pyml.stream_work(bigint,integer)"}
 # The handler and validator of language plpyml (src/pyml.c) resolve no names; a SET clause on
 # the handler would wrap every call of every pyml function in a GUC save and restore.
 LANGUAGE = {"pyml._plpyml_call_handler()", "pyml._plpyml_validator(oid)"}
+# The same for the transition functions of pyml._float8s_agg and _int8s_agg (src/arrays.c),
+# called once per row read; an aggregate itself cannot have a SET clause.
+LANGUAGE |= {
+    "pyml._float8s_add(internal,double precision)",
+    "pyml._int8s_add(internal,bigint)",
+    "pyml._float8s_agg(double precision)",
+    "pyml._int8s_agg(bigint)",
+}
 
 
 def test_every_function_pins_search_path(functions) -> None:

@@ -170,9 +170,11 @@ def read_chunks(
     native: Sequence[Column] = (),
     rows_per_chunk: int = 100_000,
 ) -> Iterator[tuple[int, list[np.ndarray], list[list[Any]]]]:
-    """Like :func:`read_columns`, a bounded number of rows at a time, and an integer
-    ``native`` column without NULLs comes back as an int64 array (moved in the binary
-    array format, like the numeric ones) rather than a list.
+    """Like :func:`read_columns`, a bounded number of rows at a time; each numeric column
+    that is not an array moves as the raw bytes of its float8 values (``pyml._float8s_agg``,
+    src/arrays.c), and an integer ``native`` column (the key) as the raw bytes of int8
+    values, an int64 array rather than a list (a NULL in it is 22004, said by
+    :func:`check_keys`).
 
     Tables are read in ranges of physical blocks (TID range scans, each block once);
     anything else (a view) in one piece.
@@ -191,7 +193,7 @@ def read_chunks(
         yield read_columns(db, relation, numeric, native)
         return
     step = max(1, int(rows_per_chunk / max(float(info["rows_per_block"]), 1.0)))
-    query = _columns_query(relation, numeric, native, binary_integers=True) + (
+    query = _columns_query(relation, numeric, native, raw=True) + (
         " WHERE ctid >= pg_catalog.format('(%s,0)', $1::int8)::tid"
         " AND ctid < pg_catalog.format('(%s,0)', $2::int8)::tid"
     )
@@ -210,16 +212,19 @@ def _columns_query(
     relation: Relation,
     numeric: Sequence[Column],
     native: Sequence[Column],
-    binary_integers: bool = False,
+    raw: bool = False,
 ) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
-        select.append(f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}")
-    for i, column in enumerate(native):
-        if binary_integers and column.type in INTEGER_TYPES:
+        if raw and not column.is_array:  # raw float8 bytes, NULL as NaN
+            select.append(f"pyml._float8s_agg({_as_float8(column)}) AS f{i}")
+        else:
             select.append(
-                f"pg_catalog.array_send(pg_catalog.array_agg({column.ident}::int8)) AS l{i}"
+                f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}"
             )
+    for i, column in enumerate(native):
+        if raw and column.type in INTEGER_TYPES:  # raw int8 bytes; NULL: 22004
+            select.append(f"pyml._int8s_agg({column.ident}::int8) AS l{i}")
         else:
             select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
     return f"SELECT {', '.join(select)} FROM {relation.qualified}"  # noqa: S608
@@ -233,11 +238,16 @@ def _read(
     relation: Relation,
     numeric: Sequence[Column],
     native: Sequence[Column],
-    binary_integers: bool = False,
+    raw: bool = False,
 ) -> tuple[int, list[np.ndarray], list[Any]]:
+    import numpy as np
+
     try:
         row = db.query(query, params, types)[0]
     except Exception as exc:
+        null_key = any(raw and c.type in INTEGER_TYPES for c in native)
+        if _sqlstate(exc) == "22004" and null_key and "_int8s_agg" in str(exc):
+            check_keys(db, relation, native[0])  # says which key is NULL, and where
         if _sqlstate(exc) in ("2202E", "22004", "22000"):
             raise DataException(
                 f'cannot read the array columns of "{relation.qualified}"',
@@ -245,11 +255,16 @@ def _read(
             ) from exc
         raise
     n = int(row["n"])
-    values = [decode_float8_array(row[f"f{i}"], n) for i in range(len(numeric))]
+    values = [
+        np.frombuffer(row[f"f{i}"] or b"", dtype=np.float64).copy()
+        if raw and not column.is_array
+        else decode_float8_array(row[f"f{i}"], n)
+        for i, column in enumerate(numeric)
+    ]
     labels: list[Any] = []
     for i, column in enumerate(native):
-        if binary_integers and column.type in INTEGER_TYPES:
-            labels.append(decode_int8_array(row[f"l{i}"], n))
+        if raw and column.type in INTEGER_TYPES:
+            labels.append(np.frombuffer(row[f"l{i}"] or b"", dtype=np.int64).copy())
         else:
             labels.append(list(row[f"l{i}"] or []))
     return n, values, labels
@@ -266,34 +281,6 @@ def _as_float8(column: Column) -> str:
 
 
 _HEAD = struct.Struct(">ii")  # array_send: ndim, has_null (then element type, dimensions)
-
-
-def decode_int8_array(data: bytes | None, n: int) -> np.ndarray | list[int | None]:
-    """Decode ``array_send`` output of a one-dimensional int8 array: an int64 array, or a
-    list (NULLs as None) when it has NULLs."""
-    import numpy as np
-
-    if data is None or n == 0:
-        return np.empty((0,), dtype=np.int64)
-    buf = memoryview(bytes(data))
-    ndim, has_null = _HEAD.unpack_from(buf, 0)
-    if ndim == 0:
-        return np.empty((0,), dtype=np.int64)
-    (count,) = struct.unpack_from(">i", buf, 12)
-    offset = 12 + 8 * int(ndim)
-    if not has_null:
-        items = np.frombuffer(buf, np.dtype([("len", ">i4"), ("value", ">i8")]), count, offset)
-        return items["value"].astype(np.int64)
-    values: list[int | None] = []
-    for _ in range(count):
-        (length,) = struct.unpack_from(">i", buf, offset)
-        offset += 4
-        if length < 0:
-            values.append(None)
-        else:
-            values.append(struct.unpack_from(">q", buf, offset)[0])
-            offset += 8
-    return values
 
 
 def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
