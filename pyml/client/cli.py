@@ -270,11 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write sampled calls to the prediction log (pyml.log_predictions)",
     )
-    from pyml.client import export, pull, report
+    from pyml.client import distributed, export, pull, report
 
     report.add_parser(commands)
     export.add_parser(commands)
     pull.add_parser(commands)
+    distributed.add_parser(commands)
     return parser
 
 
@@ -298,6 +299,12 @@ def _pull(cluster: Cluster, args: argparse.Namespace) -> int:
     return pull.run(_url(args, cluster), args)
 
 
+def _train_distributed(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml.client import distributed
+
+    return distributed.run(_url(args, cluster), args)
+
+
 HANDLERS = {
     "up": _up,
     "down": _down,
@@ -310,6 +317,7 @@ HANDLERS = {
     "export": _export,
     "pull": _pull,
     "serve": _serve,
+    "train-distributed": _train_distributed,
 }
 
 
