@@ -14,11 +14,14 @@ import hashlib
 import json
 import struct
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from pyml.core import statistics as stats
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 
 class Failure(NamedTuple):
@@ -49,12 +52,14 @@ class Prepared(NamedTuple):
     label_train: Any  # the training rows' labels as read (statistics of the label column)
 
 
-def read(url: str, snapshot: str, query: str, params: list[Any], regression: bool) -> Any:
+def read(
+    url: str, snapshot: str, query: sql.Composed, params: list[Any], regression: bool
+) -> Any:
     """Connect, adopt the exported snapshot and read one key range with ``query`` (its
     identifiers quoted by the client, its values bound here): one row of ``n``, one
     ``array_send`` per numeric column, the label (``array_agg``, native) last."""
     import psycopg
-    from psycopg import sql
+    from psycopg import sql  # noqa: F811 - at run time too
 
     try:
         with psycopg.connect(url, connect_timeout=30) as conn:
@@ -63,7 +68,7 @@ def read(url: str, snapshot: str, query: str, params: list[Any], regression: boo
                 # The snapshot id came from pg_export_snapshot(), quoted as a literal: SET
                 # TRANSACTION SNAPSHOT takes no bound parameter.
                 conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                row = conn.execute(query, params, binary=False).fetchone()
+                row = conn.execute(query, params).fetchone()
     except psycopg.Error as exc:
         return _failure(exc)
     assert row is not None
