@@ -52,9 +52,7 @@ class Prepared(NamedTuple):
     label_train: Any  # the training rows' labels as read (statistics of the label column)
 
 
-def read(
-    url: str, snapshot: str, query: sql.Composed, params: list[Any], regression: bool
-) -> Any:
+def read(url: str, snapshot: str, query: sql.Composed, params: list[Any], regression: bool) -> Any:
     """Connect, adopt the exported snapshot and read one key range with ``query`` (its
     identifiers quoted by the client, its values bound here): one row of ``n``, one
     ``array_send`` per numeric column, the label (``array_agg``, native) last."""
