@@ -24,10 +24,11 @@ from pyml.errors import NullValueNotAllowed, UndefinedTable
 from pyml.server import training
 
 ROWS = 30_000
-# |metric(train-distributed) - metric(pyml.train)| on the same test rows: measured 0.00002 (r2)
-# and 0.004 (f1); the tolerances leave room for LightGBM's data-parallel histograms.
-R2_TOLERANCE = 0.01
-F1_TOLERANCE = 0.03
+# |metric(train-distributed) - metric(pyml.train)| on the same test rows: measured 6e-5 (r2) and
+# 5e-4 (f1) on these tables; the tolerances leave room for LightGBM's data-parallel learner,
+# which does not grow exactly the serial learner's trees.
+R2_TOLERANCE = 0.005
+F1_TOLERANCE = 0.01
 HYPERPARAMS = {"n_estimators": 40, "num_leaves": 15}
 
 
