@@ -104,6 +104,12 @@ class ActiveSqlTransaction(PymlError):
     sqlstate = "25001"
 
 
+class ReadOnlySqlTransaction(PymlError):
+    """A call that writes, on a hot standby or in a read-only transaction."""
+
+    sqlstate = "25006"
+
+
 class DataCorrupted(PymlError):
     """A model artifact fails its checksum or is not an allowed format."""
 

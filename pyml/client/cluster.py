@@ -335,6 +335,108 @@ class Cluster:
                 )
 
 
+@dataclass(frozen=True)
+class Standby:
+    """A hot standby of a local :class:`Cluster`, for tests and benchmarks of read scaling:
+    a ``pg_basebackup -R`` of the running primary in ``<state>/standby/<name>``, on a port
+    of its own, streaming from the primary (and following it until stopped)."""
+
+    primary: Cluster
+    name: str = "standby"
+
+    @property
+    def data(self) -> Path:
+        return self.primary.state / "standby" / self.name
+
+    @property
+    def log(self) -> Path:
+        return self.data.parent / f"{self.name}.log"
+
+    @property
+    def port(self) -> int:
+        conf = self.data / "postgresql.auto.conf"
+        port = None
+        if conf.exists():  # the last "port" line wins (the primary's is copied first)
+            for key, value in map(_setting, conf.read_text().splitlines()):
+                if key == "port":
+                    port = int(value.strip("'"))
+        if port is None:
+            raise ClusterError(f"standby {self.name!r} was never started")
+        return port
+
+    def uri(self, dbname: str = DATABASE) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> str:
+        """Make the standby (first time: a base backup of the running primary) and start it;
+        return its URI once it accepts read-only connections."""
+        if not self.primary.is_running():
+            raise ClusterError("the primary is not running (pyml up)")
+        user = self.primary.user
+        if not (self.data / "PG_VERSION").exists():
+            self._base_backup(user)
+        if not self._running():
+            self._pg_ctl("start", "-w", "-t", "120", "-l", str(self.log))
+        return self.uri()
+
+    def stop(self) -> None:
+        if self._running():
+            self._pg_ctl("stop", "-w", "-m", "fast")
+
+    def remove(self) -> None:
+        """Stop the standby and delete its directory."""
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.log.unlink(missing_ok=True)
+
+    def _base_backup(self, user: str) -> None:
+        entry = pwd.getpwnam(user)
+        self.data.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(self.data.parent, entry.pw_uid, entry.pw_gid)
+        shutil.rmtree(self.data, ignore_errors=True)
+        proc = subprocess.run(
+            self.primary._as_user(
+                [
+                    str(PG_BIN / "pg_basebackup"),
+                    *("-h", "127.0.0.1", "-p", str(self.primary.port), "-U", SUPERUSER),
+                    *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast"),
+                ]
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(f"pg_basebackup failed:\n{proc.stdout}{proc.stderr}")
+        socket_dir = self.data / "run"
+        socket_dir.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+        port = _free_port(self.primary.port + 1)
+        with open(self.data / "postgresql.auto.conf", "a") as conf:
+            conf.write(f"port = {port}\n")
+            conf.write(
+                "unix_socket_directories = "
+                + (f"'{socket_dir}'\n" if len(str(socket_dir)) < 90 else "''\n")
+            )
+        self.log.touch()
+        if os.geteuid() == 0:
+            os.chown(self.log, entry.pw_uid, entry.pw_gid)
+
+    def _running(self) -> bool:
+        if not (self.data / "PG_VERSION").exists():
+            return False
+        return self._pg_ctl("status", check=False).returncode == 0
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = self.primary._as_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args])
+        proc = subprocess.run(argv, text=True, capture_output=True)
+        if check and proc.returncode != 0:
+            tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise ClusterError(f"pg_ctl {args[0]} failed:\n{proc.stdout}{proc.stderr}\n{tail}")
+        return proc
+
+
 def install_extension_files(source: Path) -> None:
     """Copy the control file and scripts into the server's extension directory."""
     sharedir = subprocess.run(

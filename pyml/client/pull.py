@@ -8,7 +8,8 @@ Keeps ``DIR`` holding the live model of ``PROJECT`` for :class:`pyml.edge.Predic
   :func:`pyml.edge.install` (a new directory per model, ``current`` swapped by a rename);
 - it waits for deployments on ``LISTEN pyml_deploy`` (any payload: a card is one small
   query) and syncs at least every ``--interval`` seconds too (a missed notification, a
-  connection pooler that drops them);
+  connection pooler that drops them); a hot standby cannot LISTEN: there it syncs every
+  second instead;
 - when the database cannot be reached it keeps the copy it has (never deletes it) and
   reconnects after 1, 2, 4... seconds, at most ``--interval``;
 - a sync that fails for another reason (no live model, a model without an ONNX part, no
@@ -37,6 +38,7 @@ from pyml.client.export import URL_HELP, describe, fetch
 from pyml.errors import PymlError
 
 DEFAULT_INTERVAL = 60.0
+STANDBY_POLL = 1.0  # on a hot standby, which cannot LISTEN: seconds between syncs
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -168,18 +170,25 @@ class Agent:
             while True:
                 try:
                     with _connect(self.url) as conn:
-                        conn.execute("LISTEN pyml_deploy")  # before the sync: none missed
+                        # A hot standby cannot LISTEN (and replays deployments without
+                        # notifications): there the poll is all, every second at most.
+                        interval = self.interval
+                        if _standby(conn):
+                            interval = min(interval, STANDBY_POLL)
+                            how = f"a hot standby: a poll every {interval:g} s"
+                        else:
+                            conn.execute("LISTEN pyml_deploy")  # before the sync: none missed
+                            how = f"deployments, and a poll every {interval:g} s"
                         if reachable is not True:
                             self.log(
                                 f'following project "{self.project}" in database '
-                                f'"{conn.info.dbname}" (deployments, and a poll every '
-                                f"{self.interval:g} s)"
+                                f'"{conn.info.dbname}" ({how})'
                             )
                         reachable, delay = True, 1.0
                         if self._try_sync(conn) is False:
                             self._current()
                         while True:
-                            for _ in conn.notifies(timeout=self.interval, stop_after=1):
+                            for _ in conn.notifies(timeout=interval, stop_after=1):
                                 pass
                             self._try_sync(conn)
                 except psycopg.Error as exc:
@@ -193,6 +202,11 @@ class Agent:
         except KeyboardInterrupt:
             self.log("stopped")
             return 0
+
+
+def _standby(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:

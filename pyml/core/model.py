@@ -784,3 +784,6 @@ class ModelCache:
 
     def discard(self, model_id: int) -> None:
         self._models.pop(model_id, None)
+
+    def ids(self) -> list[int]:
+        return list(self._models)

@@ -40,7 +40,7 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
     stats: dict[str, Any] = {"count": int(flat.size), "nulls": int(flat.size - present.size)}
     if present.size == 0:
         return stats
-    counts, histogram_edges = np.histogram(present, bins=HISTOGRAM_BINS)
+    counts, histogram_edges = _histogram(present)
     sample = present[:: -(-present.size // QUANTILE_SAMPLE)]
     quantiles = [float(q) for q in np.quantile(sample, QUANTILES)]
     quantiles[0], quantiles[-1] = float(present.min()), float(present.max())
@@ -61,6 +61,19 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
         percentiles=percentiles.tolist(),
     )
     return stats
+
+
+def _histogram(present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HISTOGRAM_BINS equal bins from min to max; fewer when the range holds fewer distinct
+    float64 edges (values near 2**62 three apart), one bin [v, v] when all values are one."""
+    try:
+        return np.histogram(present, bins=HISTOGRAM_BINS)
+    except ValueError:  # numpy: "Too many bins for data range"
+        lo, hi = float(present.min()), float(present.max())
+        edges = np.unique(np.linspace(lo, hi, HISTOGRAM_BINS + 1))
+        if edges.size < 2:
+            return np.array([present.size]), np.array([lo, hi])
+        return np.histogram(present, bins=edges)
 
 
 def describe_categorical(values: Sequence[Any]) -> dict[str, Any]:

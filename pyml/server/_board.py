@@ -29,12 +29,16 @@ import fcntl
 import mmap
 import os
 import struct
+import time
 from typing import NamedTuple
 
 DEPLOYED = 1  # id: the new deployment's id
 DELETED = 2  # model_id: a deleted model (its deployments went with it)
 LOGGING = 3  # id: a project whose prediction logging changed (pyml.log_predictions)
 PRIVILEGES = 4  # id: a project whose grants (or owner) changed
+
+# A standby's sessions look the live models up again this often (see Replayed).
+REPLAY_SECONDS = 0.5
 
 # Under the data directory (the backends' working directory). PostgreSQL removes the files
 # of this directory whose names start with "pgsql_tmp" at start-up and after a crash.
@@ -125,3 +129,27 @@ class Freshness:
         mine = [n for n in notes if n.database == self.database]
         self.pending.extend(mine)
         return mine
+
+
+class Replayed:
+    """A hot standby session's view, in place of :class:`Freshness`.
+
+    On a standby the registry changes by WAL replay, and triggers do not fire during
+    replay: nobody pins notes. Cached live models are then trusted for
+    ``REPLAY_SECONDS``, and looked up again after that (one query per project): a
+    deployment replayed on the standby is served within that time. The primary's
+    sessions never pay for this.
+    """
+
+    def __init__(self, seconds: float = REPLAY_SECONDS):
+        self.seconds = seconds
+        self.until = 0.0
+        self.pending: list[Note] = []  # always empty: nothing to settle
+
+    def clean(self) -> bool:
+        return time.monotonic() < self.until
+
+    def take_new_notes(self) -> list[Note]:
+        """Start a new period of trust; every cached live model must be looked up again."""
+        self.until = time.monotonic() + self.seconds
+        return []

@@ -20,7 +20,7 @@ from pyml.errors import (
     InvalidParameterValue,
     PymlError,
 )
-from pyml.server import privileges, store
+from pyml.server import privileges, standby, store
 from pyml.server._db import PlpyDb
 from pyml.server.session import KEY as SESSION
 from pyml.server.session import Session
@@ -42,9 +42,30 @@ def _sql(func: F) -> F:
             return func(plpy, GD, *args)
         except PymlError as exc:
             error = exc
+        except plpy.SPIError as exc:
+            if getattr(exc, "sqlstate", None) != "25006":
+                raise
+            # A write that no _writes() check foresaw, on a standby or in a read-only
+            # transaction: said like the others rather than as PostgreSQL's own error.
+            error = standby.refusal(_db(plpy, GD), f"pyml.{func.__name__.lstrip('_')}")
         _report(plpy, error)  # outside the except block: no Python traceback chained to it
 
     return wrapper  # type: ignore[return-value]
+
+
+def _writes(function: str) -> Callable[[F], F]:
+    """For a function that writes (under ``@_sql``): on a hot standby or in a read-only
+    transaction it fails at once (25006), before reading or fitting anything."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(plpy: Any, GD: dict[str, Any], *args: Any) -> Any:
+            standby.require_writable(_db(plpy, GD), function)
+            return func(plpy, GD, *args)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _report(plpy: Any, error: PymlError) -> None:
@@ -147,6 +168,7 @@ def _train_request(
 
 
 @_sql
+@_writes("pyml.train")
 def train(
     plpy: Any,
     GD: dict[str, Any],
@@ -204,6 +226,7 @@ def train(
 
 
 @_sql
+@_writes("pyml.snapshot")
 def snapshot(
     plpy: Any,
     GD: dict[str, Any],
@@ -481,6 +504,7 @@ def predict_batch(
 
 
 @_sql
+@_writes("pyml.predict_into")
 def predict_into(
     plpy: Any,
     GD: dict[str, Any],
@@ -592,6 +616,7 @@ def model_card(plpy: Any, GD: dict[str, Any], project_or_id: str | int) -> str:
 
 
 @_sql
+@_writes("pyml.deploy")
 def deploy(
     plpy: Any, GD: dict[str, Any], project_name: str, strategy: str, algorithm: str | None
 ) -> list[tuple[str, str, str, int]]:
@@ -602,6 +627,7 @@ def deploy(
 
 
 @_sql
+@_writes("pyml.deploy")
 def deploy_model(plpy: Any, GD: dict[str, Any], model_id: int) -> list[tuple[str, str, str, int]]:
     from pyml.server import deployment
 
@@ -665,6 +691,7 @@ def drift(
 
 
 @_sql
+@_writes("pyml.check")
 def check(plpy: Any, GD: dict[str, Any], project_name: str) -> list[tuple[Any, ...]]:
     from pyml.server import monitoring
 
@@ -675,6 +702,7 @@ def check(plpy: Any, GD: dict[str, Any], project_name: str) -> list[tuple[Any, .
 
 
 @_sql
+@_writes("pyml.monitor")
 def monitor(
     plpy: Any,
     GD: dict[str, Any],
@@ -699,6 +727,7 @@ def monitor(
 
 
 @_sql
+@_writes("pyml.unmonitor")
 def unmonitor(plpy: Any, GD: dict[str, Any], project_name: str) -> bool:
     db = _db(plpy, GD)
     project = store.require_project(db, project_name)
@@ -707,6 +736,7 @@ def unmonitor(plpy: Any, GD: dict[str, Any], project_name: str) -> bool:
 
 
 @_sql
+@_writes("pyml.run_monitors")
 def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
     from pyml.server import monitoring
 
@@ -715,6 +745,7 @@ def run_monitors(plpy: Any, GD: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 @_sql
+@_writes("pyml.log_predictions")
 def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rate: float) -> None:
     if sample_rate is None or not 0.0 <= sample_rate <= 1.0:
         shown = params.shown(sample_rate)
@@ -726,6 +757,7 @@ def log_predictions(plpy: Any, GD: dict[str, Any], project_name: str, sample_rat
 
 
 @_sql
+@_writes("pyml.log_served")
 def log_served(plpy: Any, GD: dict[str, Any], model_id: int, calls: str) -> int:
     """``pyml.log_served``: calls answered by ``pyml serve``, into the prediction log."""
     from pyml.server import monitoring
@@ -734,6 +766,7 @@ def log_served(plpy: Any, GD: dict[str, Any], model_id: int, calls: str) -> int:
 
 
 @_sql
+@_writes("pyml.collect_predictions")
 def collect_predictions(plpy: Any, GD: dict[str, Any]) -> int:
     from pyml.server import monitoring
 
@@ -760,6 +793,7 @@ def spooled_predictions(plpy: Any, GD: dict[str, Any]) -> list[str]:
 
 
 @_sql
+@_writes("pyml.load_dataset")
 def load_dataset(
     plpy: Any,
     GD: dict[str, Any],
@@ -776,16 +810,19 @@ def load_dataset(
 
 
 @_sql
+@_writes("pyml.grant")
 def grant(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str, privilege: str) -> None:
     privileges.grant(_db(plpy, GD), project_name, grantee, privilege)
 
 
 @_sql
+@_writes("pyml.revoke")
 def revoke(plpy: Any, GD: dict[str, Any], project_name: str, grantee: str, privilege: str) -> None:
     privileges.revoke(_db(plpy, GD), project_name, grantee, privilege)
 
 
 @_sql
+@_writes("pyml.delete_model")
 def delete_model(plpy: Any, GD: dict[str, Any], model_id: int, force: bool) -> None:
     from pyml.server import deployment
 
@@ -796,6 +833,7 @@ def delete_model(plpy: Any, GD: dict[str, Any], model_id: int, force: bool) -> N
 
 
 @_sql
+@_writes("pyml.delete_project")
 def delete_project(plpy: Any, GD: dict[str, Any], project_name: str, force: bool) -> None:
     from pyml.server import deployment
 
@@ -829,6 +867,7 @@ def announce(plpy: Any, GD: dict[str, Any], TD: dict[str, Any]) -> None:
 
 
 @_sql
+@_writes("pyml.stream")
 def stream(
     plpy: Any,
     GD: dict[str, Any],
@@ -853,6 +892,7 @@ def stream(
 
 
 @_sql
+@_writes("pyml.unstream")
 def unstream(
     plpy: Any,
     GD: dict[str, Any],
@@ -896,6 +936,7 @@ def stream_read(
 
 
 @_sql
+@_writes("pyml.stream_ack")
 def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, event_id: int) -> None:
     from pyml.server import streaming
 
@@ -903,6 +944,7 @@ def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, eve
 
 
 @_sql
+@_writes("pyml.stream_prune")
 def stream_prune(plpy: Any, GD: dict[str, Any], stream_id: int | None) -> int:
     from pyml.server import streaming
 
@@ -910,6 +952,7 @@ def stream_prune(plpy: Any, GD: dict[str, Any], stream_id: int | None) -> int:
 
 
 @_sql
+@_writes("pyml.stream_work")
 def stream_work(
     plpy: Any, GD: dict[str, Any], stream_id: int | None, batch_size: int | None
 ) -> None:

@@ -101,8 +101,7 @@ def _write(
     model_id: int | None,
 ) -> int:
     keys, future = scored
-    predictions = future.result().astype("float32").tolist()
-    return store.write_predictions(db, table, keys, predictions, model_id)
+    return store.write_predictions(db, table, keys, future.result(), model_id)
 
 
 def predict_batch(model: Model, features: bytes) -> list[float]:

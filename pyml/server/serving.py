@@ -12,7 +12,7 @@ from typing import Any
 from pyml.core.model import Model, ModelCache
 from pyml.errors import ObjectNotInPrerequisiteState
 from pyml.server import privileges, store
-from pyml.server._board import DELETED, Board, Freshness
+from pyml.server._board import DELETED, Board, Freshness, Replayed
 from pyml.server._db import Db, user_id_function
 from pyml.server._spool import Logger, Spool
 
@@ -40,11 +40,20 @@ class Serving:
         except OSError:  # no writable data directory: look the live model up every call
             board = None
         self.database = store.database_oid(db)
-        self.fresh = Freshness(board, self.database) if board else None
+        # On a hot standby nobody pins notes (triggers do not fire during WAL replay): the
+        # session looks its live models up again every REPLAY_SECONDS instead. A standby
+        # promoted later keeps doing so for the sessions that began before.
+        self.standby = store.in_recovery(db)
+        self.fresh: Freshness | Replayed | None
+        if self.standby:
+            self.fresh = Replayed()
+        else:
+            self.fresh = Freshness(board, self.database) if board else None
         self._rights_until = 0.0
         # project name -> its prediction logger (None: not logged); rebuilt like self.live
         self.loggers: dict[str, Logger | None] = {}
         self._spool: Spool | None = None
+        self.unlogged: set[str] = set()  # logged projects served unlogged (on a standby)
 
     def clean(self) -> bool:
         """True when nothing cached may have changed since the last call (the fast path)."""
@@ -69,6 +78,13 @@ class Serving:
                 if note.kind == DELETED:
                     self.forget(note.model_id)
             fresh.pending = store.unsettled(db, fresh.pending)
+            if self.standby:  # models deleted by replay: no note says which
+                cached = self.models.ids()
+                if cached:
+                    kept = store.existing_models(db, cached)
+                    for model_id in cached:
+                        if model_id not in kept:
+                            self.forget(model_id)
         return False
 
     def authorize(
@@ -106,10 +122,11 @@ class Serving:
     def model(self, db: Db, model_id: int, privilege: str | None = None) -> Model:
         """A model by id; with ``privilege``, for a caller who must hold it on the model's
         project (checked before the artifact is loaded)."""
-        model = self.models.get(model_id)
         row = None
         if privilege is not None:
-            self._refresh(db)
+            self._refresh(db)  # first: it forgets the models deleted since the last call
+        model = self.models.get(model_id)
+        if privilege is not None:
             if model is None:
                 row = store.get_model(db, model_id)
                 project = privileges.ProjectName(row.project_id, row.project)
@@ -134,7 +151,15 @@ class Serving:
             return self.loggers[model.project]
         setting = store.prediction_logging(db, model.project)
         logger = None
-        if setting is not None:
+        if setting is not None and self.standby:
+            # The spool is collected into the primary's tables, which a standby cannot
+            # write: its calls are served, not logged (said once per session and project).
+            if model.project not in self.unlogged:
+                self.unlogged.add(model.project)
+                db.notice(
+                    f'pyml: calls of project "{model.project}" are not logged on a hot standby'
+                )
+        elif setting is not None:
             if self._spool is None:
                 self._spool = Spool(self.database)
             logger = Logger(self._spool, setting.project_id, setting.sample_rate)

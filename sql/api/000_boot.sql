@@ -143,3 +143,23 @@ return GD["pyml"].registry(plpy, GD)
 $$;
 COMMENT ON FUNCTION pyml._registry_write() IS
     'Internal: runs a registry write queued by pyml in this session, as the extension owner';
+
+-- ============================================================================
+-- Arrays from raw bytes (src/arrays.c): batch writes pass a numpy array's bytes as
+-- one bytea rather than a Python list, which PL/Python converts one element at a
+-- time (a Python object and a call of the type's input function each).
+-- ============================================================================
+
+CREATE FUNCTION pyml._float4s(bytea) RETURNS real[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_float4s';
+COMMENT ON FUNCTION pyml._float4s(bytea) IS
+    'The real[] of the bytes of n native float4 values (internal: batch writes)';
+
+CREATE FUNCTION pyml._int8s(bytea) RETURNS bigint[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_int8s';
+COMMENT ON FUNCTION pyml._int8s(bytea) IS
+    'The bigint[] of the bytes of n native int8 values (internal: batch writes)';

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -1061,3 +1062,58 @@ def test_predict_into_from_a_view(conn: psycopg.Connection, project: str) -> Non
     ).fetchone()
     assert count == (1000,)
     assert conn.execute("SELECT count(*) FROM public.view_scores").fetchone() == (1000,)
+
+
+@pytest.mark.parametrize(
+    ("key_type", "first"), [("smallint", -30000), ("integer", 7), ("bigint", 2**62 + 1)]
+)
+def test_predict_into_keeps_integer_keys_exact(
+    conn: psycopg.Connection, project: str, key_type: str, first: int
+) -> None:
+    """Integer keys go to and fro as raw int64 bytes (pyml._int8s): every key comes back
+    exact, also past 2**53, in the key's own type; an existing row is replaced by key."""
+    table, scores = f"keys_{key_type}", f"keys_{key_type}_scores"
+    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
+            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 999) i"
+        ).format(**names),
+        (first,),
+    )
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{s} (k {type} PRIMARY KEY, prediction real,"
+            " model_id bigint, scored_at timestamptz)"
+        ).format(**names)
+    )
+    conn.execute(sql.SQL("INSERT INTO {s} VALUES (%s, -1, NULL, now())").format(**names), (first,))
+    conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'k')", (project, table, scores))
+    wrong = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {t} t LEFT JOIN {s} s USING (k)"
+            " WHERE s.k IS NULL OR abs(s.prediction - pyml.predict(%s, ARRAY[t.k, t.a])) > 1e-4"
+        ).format(**names),
+        (project,),
+    ).fetchone()
+    assert wrong == (0,)
+    summary = conn.execute(sql.SQL("SELECT count(*), min(k) FROM {s}").format(**names))
+    assert summary.fetchone() == (1000, first)
+    assert conn.execute(
+        "SELECT format_type(atttypid, NULL) FROM pg_attribute"
+        " WHERE attrelid = %s::regclass AND attname = 'k'",
+        (scores,),
+    ).fetchone() == (key_type,)
+
+
+def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:
+    values = np.array([1.5, -2.25, np.inf, 3e38], dtype=np.float32)
+    keys = np.array([-(2**63), 0, 2**62 + 1], dtype=np.int64)
+    got = conn.execute(
+        "SELECT pyml._float4s(%s)::text, pyml._int8s(%s)::text, pyml._float4s(''::bytea)",
+        (values.tobytes(), keys.tobytes()),
+    ).fetchone()
+    assert got == ("{1.5,-2.25,Infinity,3e+38}", "{-9223372036854775808,0,4611686018427387905}", [])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot make a real array"):
+        conn.execute("SELECT pyml._float4s('\\x010203'::bytea)")

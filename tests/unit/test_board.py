@@ -1,5 +1,6 @@
 """The notice board shared by backends (pyml.server._board), without a server."""
 
+import time
 from pathlib import Path
 
 from pyml.server import _board
@@ -50,3 +51,14 @@ def test_freshness_takes_only_its_database(tmp_path: Path) -> None:
     board.pin(2, _board.DEPLOYED, 3, 3, 3)
     fresh.take_new_notes()
     assert [n.id for n in fresh.pending] == [3] and not fresh.clean()
+
+
+def test_a_standby_session_trusts_its_cache_for_a_short_time_only() -> None:
+    replayed = _board.Replayed(seconds=0.2)
+    assert not replayed.clean()  # never looked: must ask once
+    assert replayed.take_new_notes() == [] and replayed.pending == []
+    assert replayed.clean()
+    time.sleep(0.25)
+    assert not replayed.clean()  # replay may have changed anything since: ask again
+    replayed.take_new_notes()
+    assert replayed.clean()

@@ -106,3 +106,14 @@ def test_spool_skips_what_json_cannot_hold(tmp_path: Path) -> None:
         never(5, [1.0], 2.0)
     assert list(_spool.files(2, str(tmp_path))) == []
     assert os.listdir(tmp_path) == [os.path.basename(path)]
+
+
+@pytest.mark.parametrize("start", [2.0**62, -(2.0**62)])
+def test_statistics_of_huge_values_in_a_narrow_range(start: float) -> None:
+    """numpy cannot make 10 finite bins between 2**62 and 2**62 + 2997: fewer bins then."""
+    values = start + np.arange(0, 3000, 3, dtype=np.float64)
+    stats = drift.describe_numeric(values)
+    assert sum(stats["histogram"]["counts"]) == values.size
+    assert stats["min"] == values.min() and stats["max"] == values.max()
+    single = drift.describe_numeric(np.full(5, start))
+    assert single["histogram"]["counts"] == [5]

@@ -13,7 +13,8 @@
   keep the model object they started with. When the database goes away the thread
   reconnects with backoff (0.1 s doubling to 5 s) and meanwhile the loaded models keep
   serving; once back, every served project's live model is read again (notifications sent
-  while it was away are lost).
+  while it was away are lost). On a hot standby, which cannot LISTEN, the served projects
+  are read again every :data:`STANDBY_POLL` seconds instead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pyml.errors import PymlError
 log = logging.getLogger("pyml.serve")
 
 RECHECK = 5.0  # seconds between checks of the role's rights (and missed deployments)
+STANDBY_POLL = 0.5  # on a hot standby: seconds between reads of the served projects
 PINNED = 16  # pinned models (versions/{id}) kept loaded besides the live ones
 
 PROJECT = (
@@ -261,15 +263,21 @@ class Registry:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute("LISTEN pyml_deploy")
+                    # A hot standby cannot LISTEN, and replays deployments without
+                    # notifications: there the served projects are read again every
+                    # STANDBY_POLL seconds instead (one query each).
+                    row = conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone()
+                    recheck = STANDBY_POLL if row and row[0] else RECHECK
+                    if recheck == RECHECK:
+                        conn.execute("LISTEN pyml_deploy")
                     self.connected = True
                     delay = 0.1
                     self._refresh_all()  # what was missed while away
                     last = time.monotonic()
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=0.5):
+                        for notify in conn.notifies(timeout=min(0.5, recheck)):
                             self._notified(notify.payload)
-                        if time.monotonic() - last >= RECHECK:
+                        if time.monotonic() - last >= recheck:
                             self._refresh_all()
                             last = time.monotonic()
             except (psycopg.OperationalError, Unavailable) as exc:

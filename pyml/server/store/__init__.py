@@ -688,6 +688,38 @@ def database_oid(db: Db) -> int:
     )
 
 
+def in_recovery(db: Db) -> bool:
+    """Whether this server is a hot standby (still replaying WAL)."""
+    return bool(db.query("SELECT pg_catalog.pg_is_in_recovery() AS r")[0]["r"])
+
+
+def read_only(db: Db) -> tuple[bool, bool]:
+    """(a hot standby, a read-only transaction): why this transaction cannot write."""
+    row = db.query(
+        "SELECT pg_catalog.pg_is_in_recovery() AS standby,"
+        " pg_catalog.current_setting('transaction_read_only')::bool AS read_only"
+    )[0]
+    return bool(row["standby"]), bool(row["read_only"])
+
+
+def primary_server(db: Db) -> tuple[str, int] | None:
+    """The host and port a standby streams from, when known (pg_stat_wal_receiver shows
+    them to the extension owner only; nothing else of the connection string is read)."""
+    rows = db.registry.query(
+        "SELECT sender_host, sender_port FROM pg_catalog.pg_stat_wal_receiver"
+        " WHERE sender_host IS NOT NULL"
+    )
+    return (str(rows[0]["sender_host"]), int(rows[0]["sender_port"])) if rows else None
+
+
+def existing_models(db: Db, model_ids: Sequence[int]) -> set[int]:
+    """Which of ``model_ids`` still exist."""
+    rows = db.registry.query(
+        "SELECT id FROM pyml.models WHERE id = ANY($1)", [list(model_ids)], ["int8[]"]
+    )
+    return {int(r["id"]) for r in rows}
+
+
 def current_xid(db: Db) -> int:
     return int(db.query("SELECT pg_catalog.pg_current_xact_id()::text::int8 AS xid")[0]["xid"])
 

@@ -170,7 +170,9 @@ def read_chunks(
     native: Sequence[Column] = (),
     rows_per_chunk: int = 100_000,
 ) -> Iterator[tuple[int, list[np.ndarray], list[list[Any]]]]:
-    """Like :func:`read_columns`, a bounded number of rows at a time.
+    """Like :func:`read_columns`, a bounded number of rows at a time, and an integer
+    ``native`` column without NULLs comes back as an int64 array (moved in the binary
+    array format, like the numeric ones) rather than a list.
 
     Tables are read in ranges of physical blocks (TID range scans, each block once);
     anything else (a view) in one piece.
@@ -189,22 +191,37 @@ def read_chunks(
         yield read_columns(db, relation, numeric, native)
         return
     step = max(1, int(rows_per_chunk / max(float(info["rows_per_block"]), 1.0)))
-    query = _columns_query(relation, numeric, native) + (
+    query = _columns_query(relation, numeric, native, binary_integers=True) + (
         " WHERE ctid >= pg_catalog.format('(%s,0)', $1::int8)::tid"
         " AND ctid < pg_catalog.format('(%s,0)', $2::int8)::tid"
     )
     for start in range(0, int(info["blocks"]), step):
-        chunk = _read(db, query, [start, start + step], ["int8", "int8"], relation, numeric, native)
+        chunk = _read(
+            db, query, [start, start + step], ["int8", "int8"], relation, numeric, native, True
+        )
         if chunk[0]:
             yield chunk
 
 
-def _columns_query(relation: Relation, numeric: Sequence[Column], native: Sequence[Column]) -> str:
+INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def _columns_query(
+    relation: Relation,
+    numeric: Sequence[Column],
+    native: Sequence[Column],
+    binary_integers: bool = False,
+) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
         select.append(f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}")
     for i, column in enumerate(native):
-        select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
+        if binary_integers and column.type in INTEGER_TYPES:
+            select.append(
+                f"pg_catalog.array_send(pg_catalog.array_agg({column.ident}::int8)) AS l{i}"
+            )
+        else:
+            select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
     return f"SELECT {', '.join(select)} FROM {relation.qualified}"  # noqa: S608
 
 
@@ -216,7 +233,8 @@ def _read(
     relation: Relation,
     numeric: Sequence[Column],
     native: Sequence[Column],
-) -> tuple[int, list[np.ndarray], list[list[Any]]]:
+    binary_integers: bool = False,
+) -> tuple[int, list[np.ndarray], list[Any]]:
     try:
         row = db.query(query, params, types)[0]
     except Exception as exc:
@@ -228,7 +246,12 @@ def _read(
         raise
     n = int(row["n"])
     values = [decode_float8_array(row[f"f{i}"], n) for i in range(len(numeric))]
-    labels = [list(row[f"l{i}"] or []) for i in range(len(native))]
+    labels: list[Any] = []
+    for i, column in enumerate(native):
+        if binary_integers and column.type in INTEGER_TYPES:
+            labels.append(decode_int8_array(row[f"l{i}"], n))
+        else:
+            labels.append(list(row[f"l{i}"] or []))
     return n, values, labels
 
 
@@ -243,6 +266,34 @@ def _as_float8(column: Column) -> str:
 
 
 _HEAD = struct.Struct(">ii")  # array_send: ndim, has_null (then element type, dimensions)
+
+
+def decode_int8_array(data: bytes | None, n: int) -> np.ndarray | list[int | None]:
+    """Decode ``array_send`` output of a one-dimensional int8 array: an int64 array, or a
+    list (NULLs as None) when it has NULLs."""
+    import numpy as np
+
+    if data is None or n == 0:
+        return np.empty((0,), dtype=np.int64)
+    buf = memoryview(bytes(data))
+    ndim, has_null = _HEAD.unpack_from(buf, 0)
+    if ndim == 0:
+        return np.empty((0,), dtype=np.int64)
+    (count,) = struct.unpack_from(">i", buf, 12)
+    offset = 12 + 8 * int(ndim)
+    if not has_null:
+        items = np.frombuffer(buf, np.dtype([("len", ">i4"), ("value", ">i8")]), count, offset)
+        return items["value"].astype(np.int64)
+    values: list[int | None] = []
+    for _ in range(count):
+        (length,) = struct.unpack_from(">i", buf, offset)
+        offset += 4
+        if length < 0:
+            values.append(None)
+        else:
+            values.append(struct.unpack_from(">q", buf, offset)[0])
+            offset += 8
+    return values
 
 
 def decode_float8_array(data: bytes | None, n: int) -> np.ndarray:
@@ -433,17 +484,27 @@ def check_keys(db: Db, source: Relation, key: Column) -> None:
 def write_predictions(
     db: Db,
     table: PredictionTable,
-    keys: Sequence[Any],
-    predictions: Sequence[float],
+    keys: Sequence[Any] | np.ndarray,
+    predictions: Sequence[float] | np.ndarray,
     model_id: int | None,
 ) -> int:
     """Write predictions to ``table`` (from :func:`prediction_table`): the row of a key
     already there is replaced (prediction, model_id, scored_at); return the row count."""
+    import numpy as np
+
     key = table.key
+    # Arrays go over as raw bytes when they can (pyml._float4s, pyml._int8s: src/arrays.c):
+    # PL/Python would convert a list one element at a time, which costs more than scoring.
+    values = np.ascontiguousarray(predictions, dtype=np.float32).tobytes()
+    if isinstance(keys, np.ndarray) and key.type in INTEGER_TYPES:
+        keys_sql, key_type = f"pyml._int8s($1)::{key.type}[]", "bytea"
+        key_values: Any = np.ascontiguousarray(keys, dtype=np.int64).tobytes()
+    else:
+        keys_sql, key_type, key_values = f"$1::{key.type}[]", f"{key.type}[]", list(keys)
     sql = (
         f"INSERT INTO {table.name} ({key.ident}, prediction, model_id, scored_at)"  # noqa: S608
         f" SELECT k, p, $3, pg_catalog.now()"
-        f" FROM unnest($1::{key.type}[], $2::float4[]) AS u(k, p)"
+        f" FROM unnest({keys_sql}, pyml._float4s($2)) AS u(k, p)"
     )
     if not table.created:
         sql += (
@@ -451,7 +512,7 @@ def write_predictions(
             " model_id = EXCLUDED.model_id, scored_at = EXCLUDED.scored_at"
         )
     with _key_errors(db, table):
-        return db.execute(sql, [keys, predictions, model_id], [f"{key.type}[]", "float4[]", "int8"])
+        return db.execute(sql, [key_values, values, model_id], [key_type, "bytea", "int8"])
 
 
 def finish_predictions(db: Db, table: PredictionTable) -> None:
