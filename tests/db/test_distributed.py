@@ -289,3 +289,39 @@ def test_split_is_pyml_trains(sampling: str) -> None:
         ours = _combine.split(1000, size, sampling, y)
         theirs = training.split(1000, size, sampling, y)
         assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+class _InProcess:
+    """Runs what would go to the workers here, at once (the combination is what is tested)."""
+
+    def submit(self, function, *args, **kwargs):
+        return function(*args)
+
+    def gather(self, results):
+        return list(results)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # more than QUANTILE_SAMPLE values: the strided sample crosses partitions
+        np.sin(np.arange(250_001) * 0.37) * 1e3,
+        np.where(np.arange(1000) % 7 == 0, np.nan, np.arange(1000.0)),  # NULLs
+        np.full(50, 2.0**62) + np.arange(50) % 3 * 1024,  # too narrow for ten bins
+        np.full(40, 2.0**62),  # one value that +-0.5 does not move
+        np.full(30, np.nan),  # no value
+    ],
+)
+def test_statistics_of_partitions_are_describe_numerics(values: np.ndarray) -> None:
+    """Statistics combined from uneven partitions equal describe_numeric over all values
+    (mean and std to rounding)."""
+    from pyml.core import statistics
+
+    cuts = [0, len(values) // 7, len(values) // 7 + 1, len(values) // 2, len(values)]
+    prepared = [
+        _work.Prepared(values[a:b].reshape(-1, 1), np.zeros(b - a), np.empty((0, 1)), [], [])
+        for a, b in zip(cuts, cuts[1:], strict=False)
+    ]
+    (combined,) = _combine.numeric(_InProcess(), prepared, [0])
+    expected = json.loads(json.dumps(statistics.describe_numeric(values)))
+    _same_statistics([{"name": "x", **combined}], [{"name": "x", **expected}])

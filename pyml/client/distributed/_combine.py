@@ -86,7 +86,7 @@ def numeric(client: Any, prepared: list[Any], numeric: list[int]) -> list[dict[s
         step = -(-present // stats.QUANTILE_SAMPLE)
         asks.append(
             {
-                "edges": np.histogram_bin_edges(np.array([low, high]), bins=stats.HISTOGRAM_BINS),
+                "edges": histogram_edges(low, high),
                 "mean": math.fsum(p["sum"] for p in parts) / present,
                 "step": step,
                 "low": low,
@@ -142,6 +142,18 @@ def numeric(client: Any, prepared: list[Any], numeric: list[int]) -> list[dict[s
         if "bins" in result:
             result["bins"]["counts"] = [int(c) for c in sum(t[j] for t in third)]
     return described
+
+
+def histogram_edges(low: float, high: float) -> np.ndarray:
+    """The edges of the histogram :func:`pyml.core.statistics.describe_numeric` makes of
+    values from ``low`` to ``high``: numpy's ten equal bins, or (a range too narrow for them,
+    near 2**62) its distinct edges, or the one bin [v, v] (``_work.spread`` counts every value
+    in a bin whose edges are equal)."""
+    try:
+        return np.histogram_bin_edges(np.array([low, high]), bins=stats.HISTOGRAM_BINS)
+    except ValueError:  # numpy: "Too many bins for data range"
+        edges = np.unique(np.linspace(low, high, stats.HISTOGRAM_BINS + 1))
+        return edges if edges.size >= 2 else np.array([low, high])
 
 
 def _starts(presents: list[int], step: int) -> list[int]:

@@ -227,7 +227,11 @@ def spread(prepared: Prepared, numeric: list[int], asks: list[dict[str, Any]]) -
         if not present.size or ask["edges"] is None:
             result.append({"counts": None, "squares": 0.0, "sample": present[:0]})
             continue
-        counts, _ = np.histogram(present, bins=np.asarray(ask["edges"], dtype=np.float64))
+        edges = np.asarray(ask["edges"], dtype=np.float64)
+        if edges.size == 2 and edges[0] == edges[1]:  # one value: one bin (describe_numeric's)
+            counts = np.array([present.size])
+        else:
+            counts, _ = np.histogram(present, bins=edges)
         result.append(
             {
                 "counts": counts,
