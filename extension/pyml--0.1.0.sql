@@ -1022,14 +1022,16 @@ COMMENT ON FUNCTION pyml.decompose(text, real[]) IS
 
 -- source: sql/api/export.sql
 -- ============================================================================
--- Export: a model as one ONNX graph (model and preprocessing) and its card, for
--- a consumer outside the database: an edge device (pyml pull), a web page, a
--- model service. Models leave the database and still give the same answers.
+-- Export and import: a model as one ONNX graph (model and preprocessing) and its
+-- card, for a consumer outside the database: an edge device (pyml pull), a web
+-- page, a model service; or as a bundle (format 'pyml': the whole model, its
+-- files, catalog rows and snapshot statistics) that pyml.import_model registers
+-- in another database. Models leave the database and still give the same answers.
 -- ============================================================================
 
 CREATE FUNCTION pyml.export(
     project_name text,                            -- the project: its live model is exported
-    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+    format text DEFAULT 'onnx'                    -- 'onnx', or 'pyml' (a bundle)
 ) RETURNS bytea
 LANGUAGE plpyml
 STABLE
@@ -1042,11 +1044,11 @@ if "pyml" not in GD:
 return GD["pyml"].export(plpy, GD, project_name, format)
 $$;
 COMMENT ON FUNCTION pyml.export(text, text) IS
-    'The live model of a project with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+    'The live model of a project with its preprocessing as one ONNX graph (inputs named after the training columns; 0A000 when it has none, saying why), or with format ''pyml'' as a bundle for pyml.import_model';
 
 CREATE FUNCTION pyml.export(
     model_id bigint,                              -- the model
-    format text DEFAULT 'onnx'                    -- 'onnx' (the only format)
+    format text DEFAULT 'onnx'                    -- 'onnx', or 'pyml' (a bundle)
 ) RETURNS bytea
 LANGUAGE plpyml
 STABLE
@@ -1059,7 +1061,24 @@ if "pyml" not in GD:
 return GD["pyml"].export(plpy, GD, model_id, format)
 $$;
 COMMENT ON FUNCTION pyml.export(bigint, text) IS
-    'A model with its preprocessing as one ONNX graph (inputs named after the training columns); 0A000 when it has none, saying why';
+    'A model with its preprocessing as one ONNX graph (inputs named after the training columns; 0A000 when it has none, saying why), or with format ''pyml'' as a bundle for pyml.import_model';
+
+CREATE FUNCTION pyml.import_model(
+    bundle bytea,                                 -- what pyml.export(..., format => 'pyml') gave
+    project_name text DEFAULT NULL,               -- the project (NULL: the bundle's)
+    deploy boolean DEFAULT true                   -- deploy it (strategy 'specific')
+) RETURNS bigint
+LANGUAGE plpyml
+VOLATILE
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pyml" not in GD:
+    plpy.execute("SELECT pyml._boot()")
+return GD["pyml"].import_model(plpy, GD, bundle, project_name, deploy)
+$$;
+COMMENT ON FUNCTION pyml.import_model(bytea, text, boolean) IS
+    'Registers the model of a bundle (pyml.export format ''pyml'') as a new model, checked and loaded first (22023 malformed, XX001 a file that fails its checks); creates the project (owned by the caller) or needs train on it, and deploy to deploy it; returns the new model id';
 
 CREATE FUNCTION pyml.model_card(
     model_id bigint                               -- the model
@@ -3079,7 +3098,7 @@ COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3103,7 +3122,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3118,7 +3137,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3133,7 +3152,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3148,7 +3167,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3163,7 +3182,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3178,7 +3197,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3193,7 +3212,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -3201,7 +3220,7 @@ COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -3225,7 +3244,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3240,7 +3259,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3255,7 +3274,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3270,7 +3289,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3285,7 +3304,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3300,7 +3319,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3315,7 +3334,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -3476,6 +3495,163 @@ return GD["pyml"].announce(plpy, GD, TD)
 $$;
 COMMENT ON FUNCTION pyml._announce() IS
     'Trigger: tells the sessions of this server that a deployment was added or removed, or that a project''s prediction logging changed';
+
+-- source: sql/api/replication.sql
+-- ============================================================================
+-- Logical replication of the registry (docs/replication.md): a subscriber keeps
+-- its own projects, models, snapshots and deployments in an id range of its own
+-- (pyml.own_ids), and replicated rows never enter it (pyml._replicated_row_check).
+-- PL/pgSQL: no Python is needed, and the checks run in the apply worker too.
+-- ============================================================================
+
+-- The subscriber's step before subscribing: its own new rows get ids from first_id on;
+-- ids below are the publisher's.
+CREATE FUNCTION pyml.own_ids(
+    first_id bigint DEFAULT 1000000000000000      -- the first id of this database's own rows
+) RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+STRICT
+PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    found bigint;
+BEGIN
+    IF first_id < 2 THEN
+        RAISE EXCEPTION 'first_id must be greater than 1, got % instead', first_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege('pyml.projects', 'UPDATE') THEN
+        RAISE EXCEPTION 'only a superuser can move the ids of pyml''s registry'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Every row at or above the current first own id (1: every row) is this database's own,
+    -- and so is every row at or above first_id once moved: there may be none of either.
+    FOREACH t IN ARRAY ARRAY['projects', 'snapshots', 'models', 'deployments'] LOOP
+        EXECUTE pg_catalog.format('SELECT max(id) FROM pyml.%I WHERE id >= $1', t)
+            INTO found USING LEAST(first_id, pyml._first_own_id(t));
+        IF found IS NOT NULL THEN
+            RAISE EXCEPTION 'pyml.% already holds rows of this database', t
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = pg_catalog.format('Its row %s was written here; ids below %s are taken for the publisher''s rows, and a replicated change could overwrite a row of this database among them.', found, first_id),
+                      HINT = 'Call pyml.own_ids before this database creates its first project (see docs/replication.md).';
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['projects', 'snapshots', 'models', 'deployments'] LOOP
+        EXECUTE pg_catalog.format('ALTER SEQUENCE pyml.%I MINVALUE %s START WITH %s RESTART WITH %s',
+                                  t || '_id_seq', first_id, first_id, first_id);
+    END LOOP;
+    RETURN first_id;
+END
+$$;
+COMMENT ON FUNCTION pyml.own_ids(bigint) IS
+    'Moves this database''s own new projects, snapshots, models and deployments to ids from first_id on (a subscriber of the registry: ids below are the publisher''s); returns first_id';
+
+-- The first id of this database's own rows of a registry table (its sequence's minimum:
+-- 1 until pyml.own_ids moved it).
+CREATE FUNCTION pyml._first_own_id(table_name text) RETURNS bigint
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.seqmin FROM pg_catalog.pg_sequence s
+     WHERE s.seqrelid = pg_catalog.format('pyml.%I',
+               CASE $1 WHEN 'files' THEN 'models' ELSE $1 END || '_id_seq')::pg_catalog.regclass
+$$;
+COMMENT ON FUNCTION pyml._first_own_id(text) IS
+    'Internal: the first id of this database''s own rows of a registry table (1 unless pyml.own_ids moved it)';
+
+-- Trigger, ENABLE REPLICA: fires only when a subscription applies a change (initial copy
+-- included). A replicated row may not enter this database's own id range, nor take the
+-- name of one of its projects; a deleted project takes this database's own rows about it
+-- along (the cascades of the foreign keys do not run during apply).
+CREATE FUNCTION pyml._replicated_row_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    ids bigint[];
+    first bigint := pyml._first_own_id(TG_TABLE_NAME);
+    local_id bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+    IF first = 1 THEN
+        RAISE EXCEPTION 'cannot apply replicated rows of "pyml.%": this database has no id range of its own',
+                TG_TABLE_NAME
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Its own rows and the publisher''s would share ids, and a replicated change could overwrite one of its own.',
+                  HINT = 'Run SELECT pyml.own_ids() on the subscriber (see docs/replication.md).';
+    END IF;
+    -- (Fields of a record are resolved when an expression is planned: one per table.)
+    IF TG_TABLE_NAME = 'files' THEN
+        ids := ARRAY[r.model_id];
+    ELSIF TG_TABLE_NAME = 'models' THEN
+        ids := ARRAY[r.id, r.project_id, r.snapshot_id];
+    ELSIF TG_TABLE_NAME = 'deployments' THEN
+        ids := ARRAY[r.id, r.project_id, r.model_id];
+    ELSE
+        ids := ARRAY[r.id];
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.unnest(ids) i WHERE i >= first) THEN
+        RAISE EXCEPTION 'a replicated row of "pyml.%" has an id of this database''s own range', TG_TABLE_NAME
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('Ids from %s on belong to this database''s own rows; the row has %s.',
+                                             first, pg_catalog.array_to_string(ids, ', ')),
+                  HINT = 'The publisher''s ids reached this database''s own range: give new subscribers a higher first_id (pyml.own_ids).';
+    END IF;
+    IF TG_TABLE_NAME = 'projects' AND TG_OP = 'INSERT' THEN
+        SELECT p.id INTO local_id FROM pyml.projects p WHERE p.name = r.name;
+        IF FOUND THEN
+            RAISE EXCEPTION 'project "%" of the publisher has the name of a project of this database', r.name
+                USING ERRCODE = 'unique_violation',
+                      DETAIL = pg_catalog.format('The publisher''s project has id %s, this database''s id %s.',
+                                                 r.id, local_id),
+                      HINT = 'Rename one of them: delete and train again under another name, on either side.';
+        END IF;
+    END IF;
+    IF TG_TABLE_NAME = 'projects' AND TG_OP = 'DELETE' THEN
+        IF EXISTS (SELECT FROM pyml.stream_definitions s WHERE s.project_id = r.id) THEN
+            RAISE EXCEPTION 'cannot delete the replicated project "%": streams of this database use it', r.name
+                USING ERRCODE = 'foreign_key_violation',
+                      HINT = 'Stop them with pyml.unstream on the subscriber.';
+        END IF;
+        DELETE FROM pyml._grants g WHERE g.project_id = r.id;
+        DELETE FROM pyml.prediction_logging l WHERE l.project_id = r.id;
+        DELETE FROM pyml.logged_predictions l WHERE l.project_id = r.id;
+        DELETE FROM pyml.monitors m WHERE m.project_id = r.id;
+        DELETE FROM pyml.drift_reports d WHERE d.project_id = r.id;
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION pyml._replicated_row_check() IS
+    'Trigger, during logical replication only: keeps replicated rows out of this database''s own id range and names, and deletes its own rows about a deleted project';
+
+-- Trigger (fires on local writes only): a replicated project is trained and deployed on its
+-- publisher; a local model or deployment in it would diverge from the publisher's history.
+CREATE FUNCTION pyml._own_row_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first bigint := pyml._first_own_id('projects');
+BEGIN
+    IF first > 1 AND NEW.project_id < first THEN
+        RAISE EXCEPTION 'project "%" is replicated from another database',
+                (SELECT p.name FROM pyml.projects p WHERE p.id = NEW.project_id)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Its models and deployments come from its publisher.',
+                  HINT = 'Train and deploy it on the publisher.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION pyml._own_row_check() IS
+    'Trigger: refuses a local model or deployment in a project replicated from another database';
 
 -- source: sql/api/serve.sql
 -- ============================================================================
@@ -4071,6 +4247,51 @@ CREATE POLICY stream_consumers_i_may_read ON pyml.stream_consumers FOR SELECT
     USING (stream_id IN (SELECT s.id FROM pyml.stream_definitions s
                           WHERE pg_catalog.has_table_privilege(s.source_relation, 'SELECT')));
 
+-- source: sql/wiring/007_replication.sql
+-- ============================================================================
+-- Logical replication of the registry (docs/replication.md). A subscription
+-- applies changes with session_replication_role = replica: triggers left at
+-- their default (ENABLE, "origin") do not fire then. Those that must:
+-- ============================================================================
+
+-- A deployment applied by a subscription is announced like a local one: the
+-- subscriber's serving sessions (pyml._board) and its pyml pull / pyml serve
+-- (NOTIFY pyml_deploy) follow the publisher's deployments.
+ALTER TABLE pyml.deployments ENABLE ALWAYS TRIGGER deployments_announce;
+ALTER TABLE pyml.deployments ENABLE ALWAYS TRIGGER deployments_notify;
+
+-- Replicated rows stay out of the subscriber's own ids and names (pyml.own_ids); only
+-- during apply (initial copy included).
+CREATE TRIGGER projects_replicated BEFORE INSERT OR UPDATE OR DELETE ON pyml.projects
+    FOR EACH ROW EXECUTE FUNCTION pyml._replicated_row_check();
+CREATE TRIGGER snapshots_replicated BEFORE INSERT OR UPDATE OR DELETE ON pyml.snapshots
+    FOR EACH ROW EXECUTE FUNCTION pyml._replicated_row_check();
+CREATE TRIGGER models_replicated BEFORE INSERT OR UPDATE OR DELETE ON pyml.models
+    FOR EACH ROW EXECUTE FUNCTION pyml._replicated_row_check();
+CREATE TRIGGER files_replicated BEFORE INSERT OR UPDATE OR DELETE ON pyml.files
+    FOR EACH ROW EXECUTE FUNCTION pyml._replicated_row_check();
+CREATE TRIGGER deployments_replicated BEFORE INSERT OR UPDATE OR DELETE ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._replicated_row_check();
+ALTER TABLE pyml.projects ENABLE REPLICA TRIGGER projects_replicated;
+ALTER TABLE pyml.snapshots ENABLE REPLICA TRIGGER snapshots_replicated;
+ALTER TABLE pyml.models ENABLE REPLICA TRIGGER models_replicated;
+ALTER TABLE pyml.files ENABLE REPLICA TRIGGER files_replicated;
+ALTER TABLE pyml.deployments ENABLE REPLICA TRIGGER deployments_replicated;
+
+-- ... and the subscriber trains and deploys only its own projects (local writes only).
+CREATE TRIGGER models_own_project BEFORE INSERT ON pyml.models
+    FOR EACH ROW EXECUTE FUNCTION pyml._own_row_check();
+CREATE TRIGGER deployments_own_project BEFORE INSERT ON pyml.deployments
+    FOR EACH ROW EXECUTE FUNCTION pyml._own_row_check();
+
+-- Left at their default, on purpose (they do not fire during apply):
+-- * models_immutable, files_immutable, deployments_immutable: the publisher enforced them
+--   when it wrote the change; the subscriber mirrors it (a model's one update, in_progress
+--   to successful, arrives as an UPDATE).
+-- * grants_announce, projects_owner_announce, prediction_logging_announce: pyml._grants,
+--   projects.owner and pyml.prediction_logging are not replicated.
+-- * stream triggers on users' relations: a stream scores its own database's writes.
+
 -- source: sql/grants.sql
 -- ============================================================================
 -- Privileges. Every role may use pyml (schema USAGE, EXECUTE on its functions,
@@ -4092,4 +4313,5 @@ GRANT SELECT ON pyml.overview, pyml.trained_models, pyml.deployed_models, pyml.s
     pyml.prediction_log, pyml.project_privileges TO PUBLIC;
 -- Trigger and event-trigger functions are called by PostgreSQL, not by roles.
 REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(), pyml._deploy_notify(),
-    pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;
+    pyml._stream_source_dropped(), pyml._stream_partition_added(),
+    pyml._replicated_row_check(), pyml._own_row_check() FROM PUBLIC;

@@ -18,4 +18,5 @@ GRANT SELECT ON pyml.overview, pyml.trained_models, pyml.deployed_models, pyml.s
     pyml.prediction_log, pyml.project_privileges TO PUBLIC;
 -- Trigger and event-trigger functions are called by PostgreSQL, not by roles.
 REVOKE EXECUTE ON FUNCTION pyml._refuse_update(), pyml._announce(), pyml._deploy_notify(),
-    pyml._stream_source_dropped(), pyml._stream_partition_added() FROM PUBLIC;
+    pyml._stream_source_dropped(), pyml._stream_partition_added(),
+    pyml._replicated_row_check(), pyml._own_row_check() FROM PUBLIC;

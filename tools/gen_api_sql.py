@@ -234,7 +234,8 @@ def predict_functions(
 
 def batch_functions() -> str:
     """predict_batch: SQL wrappers hand the array over as one bytea (array_send), so that
-    PL/Python does not convert n x k values one by one, and unnest the real[] result."""
+    PL/Python does not convert n x k values one by one, and get the predictions back the
+    same way (the bytes of n float4, made an array by pyml._float4s) before unnest."""
     out = []
     for key in KEYS:
         out.append(
@@ -244,7 +245,7 @@ def batch_functions() -> str:
                     Arg(key.decl, "the project or model"),
                     Arg("features bytea", "array_send of the float8[] features"),
                 ],
-                "real[]",
+                "bytea",
                 f"predict_batch(plpy, GD, {key.name}, features)",
                 "STABLE",
                 signature=f"{key.sql_type}, bytea",
@@ -265,8 +266,8 @@ def batch_functions() -> str:
                         Arg(f"features {array}", "n rows x k features, flattened"),
                     ],
                     "SETOF real",
-                    f"SELECT pg_catalog.unnest(pyml._predict_batch({key.name}, "
-                    f"pg_catalog.array_send({cast})))",
+                    f"SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch({key.name}, "
+                    f"pg_catalog.array_send({cast}))))",
                     signature=f"{key.sql_type}, {array}",
                     comment="Predicts n rows given as one flattened array of n x k features, "
                     + key.batch_what,

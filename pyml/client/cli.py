@@ -1,9 +1,11 @@
 """The ``pyml`` command: manage the embedded local server (``up``, ``down``, ``status``, ``uri``),
 serve streams (``worker`` scores async streams, ``listen`` prints predictions), monitor
 (``monitor`` runs due rounds without pg_cron, ``report`` writes a project's history), take
-models out of the database (``export`` writes one as ONNX with its card, ``pull`` keeps an edge
-device's copy of a project's live model current) and serve them over HTTP (``serve``: the Open
-Inference Protocol, see :mod:`pyml.client.serve`)."""
+models out of the database (``export`` writes one as ONNX with its card, or as a bundle that
+``import`` registers in another database; ``pull`` keeps an edge device's copy of a project's
+live model current) and serve them over HTTP (``serve``: the Open
+Inference Protocol, see :mod:`pyml.client.serve`), and train on a Dask cluster
+(``train-distributed``: :mod:`pyml.client.distributed`)."""
 
 from __future__ import annotations
 
@@ -270,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write sampled calls to the prediction log (pyml.log_predictions)",
     )
-    from pyml.client import distributed, export, pull, report
+    from pyml.client import distributed, export, importing, pull, report
 
     report.add_parser(commands)
     export.add_parser(commands)
+    importing.add_parser(commands)
     pull.add_parser(commands)
     distributed.add_parser(commands)
     return parser
@@ -289,6 +292,12 @@ def _export(cluster: Cluster, args: argparse.Namespace) -> int:
     from pyml.client import export
 
     return export.run(_url(args, cluster), args)
+
+
+def _import(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml.client import importing
+
+    return importing.run(_url(args, cluster), args)
 
 
 def _pull(cluster: Cluster, args: argparse.Namespace) -> int:
@@ -315,6 +324,7 @@ HANDLERS = {
     "monitor": _monitor,
     "report": _report,
     "export": _export,
+    "import": _import,
     "pull": _pull,
     "serve": _serve,
     "train-distributed": _train_distributed,

@@ -126,8 +126,9 @@ class Cluster:
         if not self.is_initialized():
             self._init(user)
         self._grant_traverse(user)
-        # A cluster made before pg_cron, or by an earlier pyml up that kept pg_cron in pyml.
-        if self._enable_cron() and self.is_running():
+        # A cluster made before pg_cron, or by an earlier pyml up that kept pg_cron in pyml;
+        # or before wal_level = logical (both are evaluated: each may rewrite the settings).
+        if (self._enable_cron() | self._enable_logical()) and self.is_running():
             self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", str(self.log))
         if not self.is_running():
             self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log))
@@ -218,6 +219,18 @@ class Cluster:
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
         self._enable_cron()
+        self._enable_logical()
+
+    def _enable_logical(self) -> bool:
+        """``wal_level = logical``: the local cluster can publish the registry (logical
+        replication, docs/replication.md). True when the setting was added (the server must
+        restart); a wal_level already written (by this or by the user) is left alone."""
+        conf = self.data / "postgresql.auto.conf"
+        lines = conf.read_text().splitlines()
+        if any(_setting(line)[0] == "wal_level" for line in lines):
+            return False
+        conf.write_text("\n".join([*lines, "wal_level = logical"]) + "\n")
+        return True
 
     def _enable_cron(self) -> bool:
         """Preload pg_cron (when installed) with its jobs in database postgres; True when

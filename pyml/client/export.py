@@ -1,4 +1,6 @@
-"""``pyml export PROJECT|--model ID -o FILE``: a model's ONNX graph and its card, as files.
+"""``pyml export PROJECT|--model ID -o FILE``: a model's ONNX graph and its card, as files;
+with ``--format pyml``, the model's bundle (:mod:`pyml.core.bundle`) as one file, for
+``pyml import`` into another database.
 
 Reads the card first (``pyml.model_card``: of the project's live model, or of the model
 given), then the graph of the model the card names (``pyml.export(model_id)``), so the two
@@ -6,7 +8,8 @@ are of one model even when a deployment commits in between. The graph's size and
 are checked against the card and the graph validated (:func:`pyml.core.onnxpart.validate`)
 before anything is written; then ``FILE`` (the graph) and ``FILE`` with suffix ``.json``
 (the card), each through a temporary file in the same directory and a rename
-(:func:`pyml.edge.write_pair`). :func:`fetch` is shared with ``pyml pull``.
+(:func:`pyml.edge.write_pair`). :func:`fetch` is shared with ``pyml pull``. A bundle is
+checked (:func:`pyml.core.bundle.loads`) before it is written, the same way.
 """
 
 from __future__ import annotations
@@ -28,16 +31,25 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``export`` subcommand to an ``argparse`` subparsers object."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "export",
-        help="write a model's ONNX graph and its card (FILE and FILE with suffix .json)",
+        help="write a model's ONNX graph and its card (FILE and FILE with suffix .json), "
+        "or its bundle (--format pyml)",
         description="Write a model (the live model of PROJECT, or --model ID) as one ONNX "
         "graph with its preprocessing, and its card beside it (-o model.onnx writes "
-        "model.onnx and model.json). pyml.edge.Predictor reads the pair.",
+        "model.onnx and model.json). pyml.edge.Predictor reads the pair. With --format pyml, "
+        "write the whole model as one bundle file instead, which pyml import registers in "
+        "another database.",
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("project", nargs="?", help="the project whose live model to export")
     which.add_argument("--model", type=int, metavar="ID", help="the model to export")
     parser.add_argument(
         "--output", "-o", type=Path, required=True, metavar="FILE", help="where to write the graph"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("onnx", "pyml"),
+        default="onnx",
+        help="onnx: the graph and its card (default); pyml: a bundle for pyml import",
     )
     parser.add_argument("--url", help=URL_HELP)
     return parser
@@ -62,6 +74,21 @@ def fetch(
     return card, data
 
 
+def fetch_bundle(
+    conn: psycopg.Connection[Any], project: str | None = None, model_id: int | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The bundle of ``project``'s live model (or of model ``model_id``), checked
+    (:func:`pyml.core.bundle.loads`): the document and its bytes."""
+    from pyml.core import bundle
+
+    if model_id is not None:
+        row = conn.execute("SELECT pyml.export(%s::bigint, 'pyml')", (model_id,)).fetchone()
+    else:
+        row = conn.execute("SELECT pyml.export(%s::text, 'pyml')", (project,)).fetchone()
+    data = bytes(row[0]) if row and row[0] is not None else b""
+    return bundle.loads(data), data
+
+
 def describe(exc: BaseException) -> str:
     """An error as lines for stderr: the message, then DETAIL and HINT when there are."""
     if isinstance(exc, psycopg.Error):
@@ -81,6 +108,8 @@ def describe(exc: BaseException) -> str:
 def run(url: str, args: argparse.Namespace) -> int:
     """``pyml export``: 0 when both files are written, else 1 with the reason on stderr."""
     output: Path = args.output
+    if getattr(args, "format", "onnx") == "pyml":
+        return _run_bundle(url, args)
     if output.suffix == ".json":
         print(
             f'pyml: error: output file "{output}" must not end in ".json" (the card is '
@@ -98,6 +127,28 @@ def run(url: str, args: argparse.Namespace) -> int:
     print(
         f'pyml: model {card["model_id"]} of project "{card.get("project")}" written to '
         f"{output} ({len(data)} bytes, sha256 {card['sha256'][:12]}), its card to {card_path}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_bundle(url: str, args: argparse.Namespace) -> int:
+    """``pyml export --format pyml``: the bundle, checked, written through a temporary file
+    and a rename."""
+    import hashlib
+
+    output: Path = args.output
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            document, data = fetch_bundle(conn, args.project, args.model)
+        edge.write_atomic(output, data)
+    except (psycopg.Error, PymlError, OSError) as exc:
+        print(f"pyml: error: {describe(exc)}", file=sys.stderr)
+        return 1
+    print(
+        f"pyml: model {document['source'].get('model_id')} of project "
+        f'"{document["project"]["name"]}" written to {output} as a bundle ({len(data)} bytes, '
+        f"sha256 {hashlib.sha256(data).hexdigest()[:12]})",
         file=sys.stderr,
     )
     return 0

@@ -494,10 +494,9 @@ def predict_joint(plpy: Any, GD: dict[str, Any], project: str | int, features: A
 
 
 @_sql
-def predict_batch(
-    plpy: Any, GD: dict[str, Any], project: str | int, features: bytes
-) -> list[float]:
-    """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values."""
+def predict_batch(plpy: Any, GD: dict[str, Any], project: str | int, features: bytes) -> bytes:
+    """``pyml.predict_batch``: ``features`` is ``array_send(float8[])`` of n x k values; the
+    n predictions go back as the bytes of n float4 (see pyml._float4s)."""
     from pyml.server import batch
 
     return batch.predict_batch(_model(plpy, GD, project), features)
@@ -594,11 +593,31 @@ def feature_importance(plpy: Any, GD: dict[str, Any], project_name: str) -> list
 
 @_sql
 def export(plpy: Any, GD: dict[str, Any], project_or_id: str | int, format: str) -> bytes:
-    """``pyml.export``: the ONNX part of the live model of a project, or of a model."""
+    """``pyml.export``: the ONNX part of the live model of a project, or of a model; or
+    (format ``pyml``) its bundle."""
     from pyml.server import exporting
 
     model = _model(plpy, GD, project_or_id)
     return exporting.export(_db(plpy, GD), model, format)
+
+
+@_sql
+@_writes("pyml.import_model")
+def import_model(
+    plpy: Any, GD: dict[str, Any], bundle: bytes | None, project_name: str | None, deploy: bool
+) -> int:
+    """``pyml.import_model``: a bundle of ``pyml.export(..., format => 'pyml')`` as a new
+    model (into ``project_name``, else the bundle's project), deployed unless ``deploy`` is
+    false; its id."""
+    from pyml.errors import NullValueNotAllowed
+    from pyml.server import importing
+
+    if bundle is None:
+        raise NullValueNotAllowed('"bundle" must not be NULL')
+    name = None if project_name is None else params.non_empty("project_name", project_name)
+    return importing.import_model(
+        _db(plpy, GD), bytes(bundle), name, True if deploy is None else bool(deploy)
+    )
 
 
 @_sql

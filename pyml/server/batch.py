@@ -104,9 +104,11 @@ def _write(
     return store.write_predictions(db, table, keys, future.result(), model_id)
 
 
-def predict_batch(model: Model, features: bytes) -> list[float]:
-    """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened."""
+def predict_batch(model: Model, features: bytes) -> bytes:
+    """``pyml.predict_batch``: rows of ``array_send(float8[])``, n x k flattened; the
+    predictions as the bytes of n native float4 (made an array by ``pyml._float4s``)."""
+    import numpy as np
+
     flat = store.decode_float8_array(features, -1).ravel()
     X = model.input_from_batch(flat)
-    result: list[float] = model.predict(X).astype("float32").tolist()
-    return result
+    return np.ascontiguousarray(model.predict(X), dtype=np.float32).tobytes()

@@ -1767,7 +1767,7 @@ COMMENT ON FUNCTION pyml.predict_joint(bigint, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     project_name text,                            -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -1791,7 +1791,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1806,7 +1806,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1821,7 +1821,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1836,7 +1836,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1851,7 +1851,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1866,7 +1866,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1881,7 +1881,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(project_name, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, live model of a project';
@@ -1889,7 +1889,7 @@ COMMENT ON FUNCTION pyml.predict_batch(text, boolean[]) IS
 CREATE FUNCTION pyml._predict_batch(
     model_id bigint,                              -- the project or model
     features bytea                                -- array_send of the float8[] features
-) RETURNS real[]
+) RETURNS bytea
 LANGUAGE plpyml
 STABLE
 STRICT
@@ -1913,7 +1913,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, real[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -1928,7 +1928,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, double precision[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -1943,7 +1943,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, smallint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -1958,7 +1958,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, integer[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -1973,7 +1973,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, bigint[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -1988,7 +1988,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, numeric[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';
@@ -2003,7 +2003,7 @@ STRICT
 PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.unnest(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[])))
+    SELECT pg_catalog.unnest(pyml._float4s(pyml._predict_batch(model_id, pg_catalog.array_send(features::int4[]::float8[]))))
 $$;
 COMMENT ON FUNCTION pyml.predict_batch(bigint, boolean[]) IS
     'Predicts n rows given as one flattened array of n x k features, given model';

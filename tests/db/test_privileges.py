@@ -226,6 +226,16 @@ def _throwaway_project(world: World, role: str) -> str:
     return name
 
 
+def _bundle(world: World, role: str) -> bytes:
+    """The bundle of REG's model (exported by the owner)."""
+    (data,) = (
+        world.sessions[OWNER]
+        .execute("SELECT pyml.export(%s::bigint, format => 'pyml')", (world.models[REG],))
+        .fetchone()
+    )
+    return bytes(data)
+
+
 CALLS = [
     Call("predict", "predict", _sql("SELECT pyml.predict(%s, %s::real[])", (REG, ROW))),
     Call(
@@ -314,6 +324,18 @@ CALLS = [
             "SELECT * FROM pyml.train(%s, algorithm => 'ridge', automatic_deploy => false)", (REG,)
         ),
     ),
+    Call(
+        "export bundle",
+        "predict",
+        _sql("SELECT length(pyml.export(%s::bigint, 'pyml'))", lambda w, r: (w.models[REG],)),
+    ),
+    Call(
+        "import_model",
+        "train",
+        _sql(
+            "SELECT pyml.import_model(%s, %s, deploy => false)", lambda w, r: (_bundle(w, r), REG)
+        ),
+    ),
     Call("deploy", "deploy", _sql("SELECT * FROM pyml.deploy(%s, 'best_score')", (REG,))),
     Call(
         "deploy by id",
@@ -375,6 +397,14 @@ CALLS = [
         _sql(
             "SELECT * FROM pyml.train(%s, 'regression', 'priv_open', 'target')",
             lambda w, r: (f"priv own {r}",),
+        ),
+    ),
+    Call(
+        "import_model into a new project",
+        None,
+        _sql(
+            "SELECT pyml.import_model(%s, %s)",
+            lambda w, r: (_bundle(w, r), f"priv imported {r}"),
         ),
     ),
     Call(

@@ -226,8 +226,14 @@ def test_a_note_from_a_transaction_the_server_has_not_reached_is_harmless(
 
 
 def test_killed_during_predict_into(setup: None, url: str) -> None:
+    conn = _session(url)
+    conn.execute(  # 2.5M rows: predict_into of big alone (309,400) ends within the second
+        "CREATE TABLE bigger AS SELECT row_number() OVER () AS id, b.age, b.sex, b.bmi, b.bp,"
+        " b.s1, b.s2, b.s3, b.s4, b.s5, b.s6, b.target FROM big b, generate_series(1, 8) g"
+    )
+    conn.close()
     _crash_during(
-        url, [("SELECT pyml.predict_into(%s, 'big', 'big_scores', 'id')", (PROJECT,))], 1.0
+        url, [("SELECT pyml.predict_into(%s, 'bigger', 'big_scores', 'id')", (PROJECT,))], 1.0
     )
     conn = _session(url)
     assert conn.execute("SELECT to_regclass('big_scores')").fetchone()[0] is None

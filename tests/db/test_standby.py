@@ -197,6 +197,7 @@ READS = [
     ("SELECT count(*) FROM pyml.drift(%(p)s, 'pyml.breast_cancer')", int),
     ("SELECT pyml.lineage(pyml.deployed_model(%(p)s))::text", str),
     ("SELECT length(pyml.export(%(p)s))", int),
+    ("SELECT length(pyml.export(%(p)s, 'pyml')) > 0", bool),
     ("SELECT pyml.model_card(pyml.deployed_model(%(p)s))::text", str),
     ("SELECT pyml.deployed_model(%(p)s)", int),
     ("SELECT count(*) FROM pyml.overview", int),
@@ -245,6 +246,7 @@ WRITES = [
     ("pyml.delete_project", "SELECT pyml.delete_project(%(p)s)"),
     ("pyml.monitor", "SELECT pyml.monitor(%(p)s, 'pyml.diabetes')"),
     ("pyml.load_dataset", "SELECT * FROM pyml.load_dataset('wine')"),
+    ("pyml.import_model", "SELECT pyml.import_model(pyml.export(%(p)s, 'pyml'))"),
 ]
 
 

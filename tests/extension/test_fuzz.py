@@ -18,11 +18,22 @@ either gives numbers or fails with XX001 (DataCorrupted), whether the refusal co
 deploy or at the first prediction. A sentinel session opened before the first plant must
 still answer after every batch: a crashed backend makes the postmaster end every session.
 The seed is fixed; the counts of refused and accepted cases are printed.
+
+The same damage also arrives through the front door, by any role: a sample of the damaged
+artifacts is put in model bundles (``pyml.export(..., format => 'pyml')`` of the real model,
+its file replaced, its sha256 right) and given to ``pyml.import_model``, and bytes of a real
+bundle's JSON outside its files are flipped and cut. Every import either registers a model
+that gives numbers (or XX001 at its first prediction) or is refused with XX001 or 22023
+(a malformed bundle); no backend crashes.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
+import dataclasses
 import hashlib
+import json
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -718,3 +729,109 @@ def test_damaged_artifacts_never_crash_a_backend(
             print(f"  {name}: {r} refused, {a} accepted")
     assert len(cases) >= 300
     assert refused >= 200 and accepted >= 10  # the damage mostly hits, and some of it is benign
+
+
+# -- the same damage through pyml.import_model -----------------------------------------------
+
+BUNDLE_SAMPLE = 6  # every 6th damaged artifact also arrives in a bundle
+JSON_CASES = 40
+
+
+def _bundle_with(template: dict[str, Any], base: Base, blob: bytes) -> bytes:
+    """``template`` (a real model's bundle, as JSON) with ``blob`` as its model's file (beside
+    its companion, for a damaged ONNX part)."""
+    document = copy.deepcopy(template)
+    parts = [(base.fmt, blob)]
+    if base.companion is not None:
+        parts.insert(0, base.companion)
+    document["files"] = [
+        {
+            "part": part,
+            "format": fmt,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "data": base64.b64encode(data).decode(),
+        }
+        for part, (fmt, data) in enumerate(parts)
+    ]
+    return json.dumps(document).encode()
+
+
+def _import(session: psycopg.Connection, what: str, data: bytes, project: str) -> int | None | str:
+    """The imported model's id; None when refused with XX001, "22023" when refused as
+    malformed; anything else fails the test."""
+    try:
+        row = session.execute("SELECT pyml.import_model(%s, %s)", (data, project)).fetchone()
+    except psycopg.errors.DataCorrupted:
+        return None
+    except psycopg.errors.InvalidParameterValue:
+        return "22023"
+    except psycopg.Error as error:
+        pytest.fail(f"{what}: import failed with {error.diag.sqlstate}: {error}")
+    assert row is not None
+    return int(row[0])
+
+
+def _json_damage(data: bytes, rng: random.Random) -> Iterator[Mutation]:
+    """Bit flips, byte changes and cuts of a bundle's JSON outside its files (canonical
+    JSON: "files" comes first, the rest after it)."""
+    start = data.index(b'],"format"') + 1
+    for i in range(JSON_CASES):
+        if i % 4 == 3:
+            cut = rng.randrange(start, len(data))
+            yield f"cut at byte {cut}", data[:cut]
+        elif i % 2:
+            yield "bit flip", _flip(data, rng, start)
+        else:
+            position = rng.randrange(start, len(data))
+            value = bytes([rng.choice(b'0123456789"{}[],:.-eEtfnul \\x')])
+            yield f"byte {position}", data[:position] + value + data[position + 1 :]
+
+
+def test_damaged_bundles_never_crash_a_backend(
+    admin: psycopg.Connection,
+    sentinel: psycopg.Connection,
+    session: psycopg.Connection,
+    bases: list[Base],
+    capsys,
+) -> None:
+    rng = random.Random(SEED + 1)
+    assert sentinel.execute("SELECT 1").fetchone() == (1,)
+    templates: dict[int, bytes] = {}
+    for base in bases:
+        if base.model_id not in templates:
+            (data,) = session.execute(
+                "SELECT pyml.export(%s::bigint, format => 'pyml')", (base.model_id,)
+            ).fetchone()
+            templates[base.model_id] = bytes(data)
+    cases = [
+        (f"{base.name}, {what}", base, _bundle_with(json.loads(templates[base.model_id]), base, d))
+        for base in bases
+        for what, d in _mutations(base, rng)
+    ][::BUNDLE_SAMPLE]
+    regression = next(b for b in bases if b.name == "lightgbm regression")
+    cases += [
+        (f"bundle JSON, {what}", dataclasses.replace(regression, explain=False), d)
+        for what, d in _json_damage(templates[regression.model_id], rng)
+    ]
+    tally = {"imported": 0, "XX001": 0, "22023": 0}
+    for n, (what, base, data) in enumerate(cases):
+        project = f"Fuzz bundle {n}"
+        imported = _import(session, what, data, project)
+        if isinstance(imported, int):
+            tally["imported"] += 1
+            mine = dataclasses.replace(base, project=project)
+            for query, params in _calls(mine, imported):
+                rows = _try(session, what, query, params)
+                assert rows is None or _numbers(rows), f"{what}: {rows!r}"
+        else:
+            tally["XX001" if imported is None else "22023"] += 1
+        if n % BATCH == BATCH - 1:
+            assert sentinel.execute("SELECT 1").fetchone() == (1,), "a backend crashed"
+    assert sentinel.execute("SELECT 1").fetchone() == (1,), "a backend crashed"
+    with capsys.disabled():
+        print(
+            f"\nfuzz: {len(cases)} damaged bundles (seed {SEED + 1}): "
+            + ", ".join(f"{count} {outcome}" for outcome, count in tally.items())
+        )
+    assert len(cases) >= 80
+    assert tally["XX001"] >= 30 and tally["22023"] >= 10 and tally["imported"] >= 5

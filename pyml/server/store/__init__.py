@@ -679,6 +679,42 @@ def model_lineage(db: Db, model_id: int) -> str:
     return str(rows[0]["lineage"])
 
 
+def model_bundle(db: Db, model_id: int) -> str:
+    """What a bundle (:mod:`pyml.core.bundle`) says of a model besides its files, as one
+    jsonb document (text): its project, its snapshot (null once deleted), its catalog row,
+    and where and when it is exported (``source``: database, port, time)."""
+    rows = db.registry.query(
+        "SELECT pg_catalog.jsonb_build_object("
+        " 'source', pg_catalog.jsonb_build_object("
+        "   'exported_at', pg_catalog.to_jsonb(pg_catalog.clock_timestamp()),"
+        "   'database', pg_catalog.current_database(),"
+        "   'port', pg_catalog.current_setting('port'), 'model_id', m.id),"
+        " 'project', pg_catalog.jsonb_build_object('name', p.name, 'task', p.task),"
+        " 'snapshot', (SELECT pg_catalog.jsonb_build_object("
+        "   'relation_name', s.relation_name,"
+        "   'y_column_name', pg_catalog.to_jsonb(coalesce(s.y_column_name, '{}'::text[])),"
+        "   'test_size', s.test_size, 'test_sampling', s.test_sampling, 'columns', s.columns,"
+        "   'row_count', s.row_count, 'data_fingerprint', s.data_fingerprint,"
+        "   'preprocess', s.preprocess)"
+        "   FROM pyml.snapshots s WHERE s.id = m.snapshot_id),"
+        " 'model', pg_catalog.jsonb_build_object("
+        "   'algorithm', m.algorithm, 'hyperparams', m.hyperparams,"
+        "   'metrics', coalesce(m.metrics, '{}'::jsonb), 'num_features', m.num_features,"
+        "   'feature_names', pg_catalog.to_jsonb(m.feature_names), 'classes', m.classes,"
+        "   'preprocess', m.preprocess, 'runtime', m.runtime, 'lineage', m.lineage,"
+        "   'search', m.search, 'search_params', m.search_params,"
+        "   'search_args', m.search_args, 'baseline', m.baseline),"
+        " 'status', m.status"
+        ")::text AS bundle"
+        " FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id WHERE m.id = $1",
+        [model_id],
+        ["int8"],
+    )
+    if not rows:
+        raise UndefinedObject(f"model {model_id} does not exist")
+    return str(rows[0]["bundle"])
+
+
 def database_oid(db: Db) -> int:
     return int(
         db.query(
