@@ -319,7 +319,9 @@ def test_statistics_of_partitions_are_describe_numerics(values: np.ndarray) -> N
 
     cuts = [0, len(values) // 7, len(values) // 7 + 1, len(values) // 2, len(values)]
     prepared = [
-        _work.Prepared(values[a:b].reshape(-1, 1), np.zeros(b - a), np.empty((0, 1)), [], [])
+        _work.Prepared(
+            values[a:b].reshape(-1, 1), np.zeros(b - a), np.empty((0, 1)), np.empty(0), []
+        )
         for a, b in zip(cuts, cuts[1:], strict=False)
     ]
     (combined,) = _combine.numeric(_InProcess(), prepared, [0])
