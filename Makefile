@@ -40,7 +40,7 @@ $(VENV)/.setup-done: pyproject.toml
 	         $(PLPYTHON_PKG) $(CRON_PKG) $(DEV_PKG) gcc python3-venv acl >/dev/null; }
 	$(SERVER_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,serve]'
+	$(VENV)/bin/pip install -q -e '.[dev,serve,dask]'
 	touch $@
 
 # dbt-core and dbt-postgres for the example dbt project and its test (tests/integrations).

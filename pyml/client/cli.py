@@ -4,7 +4,8 @@ serve streams (``worker`` scores async streams, ``listen`` prints predictions), 
 models out of the database (``export`` writes one as ONNX with its card, or as a bundle that
 ``import`` registers in another database; ``pull`` keeps an edge device's copy of a project's
 live model current) and serve them over HTTP (``serve``: the Open
-Inference Protocol, see :mod:`pyml.client.serve`)."""
+Inference Protocol, see :mod:`pyml.client.serve`), and train on a Dask cluster
+(``train-distributed``: :mod:`pyml.client.distributed`)."""
 
 from __future__ import annotations
 
@@ -271,12 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write sampled calls to the prediction log (pyml.log_predictions)",
     )
-    from pyml.client import export, importing, pull, report
+    from pyml.client import distributed, export, importing, pull, report
 
     report.add_parser(commands)
     export.add_parser(commands)
     importing.add_parser(commands)
     pull.add_parser(commands)
+    distributed.add_parser(commands)
     return parser
 
 
@@ -306,6 +308,12 @@ def _pull(cluster: Cluster, args: argparse.Namespace) -> int:
     return pull.run(_url(args, cluster), args)
 
 
+def _train_distributed(cluster: Cluster, args: argparse.Namespace) -> int:
+    from pyml.client import distributed
+
+    return distributed.run(_url(args, cluster), args)
+
+
 HANDLERS = {
     "up": _up,
     "down": _down,
@@ -319,6 +327,7 @@ HANDLERS = {
     "import": _import,
     "pull": _pull,
     "serve": _serve,
+    "train-distributed": _train_distributed,
 }
 
 
