@@ -8,7 +8,10 @@ bytes). The store's other rows, which only the server reads, are in
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, NamedTuple
+
+import numpy as np
 
 
 class ModelRow(NamedTuple):
@@ -36,3 +39,21 @@ class FileRow(NamedTuple):
     format: str
     sha256: str  # of data, as stored: checked before loading
     data: bytes
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-compatible data for the catalog: numpy scalars unwrapped, Decimal
+    as float, non-finite floats as null, anything else as text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)

@@ -15,9 +15,10 @@ import numpy as np
 
 from pyml.core import algorithms, artifacts
 from pyml.core import preprocess as _preprocess
+from pyml.core.registry import jsonable
 from pyml.server import _isolate, search, store
 from pyml.server._db import Db
-from pyml.server.training import TrainingData, TrainRequest, jsonable
+from pyml.server.training import TrainingData, TrainRequest
 
 
 class Fitted(NamedTuple):

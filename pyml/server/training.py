@@ -22,6 +22,8 @@ from pyml.core import preprocess as _preprocess
 from pyml.core import statistics as stats
 from pyml.core.metrics import KEY_METRIC, evaluate
 from pyml.core.model import Model
+from pyml.core.registry import jsonable
+from pyml.core.split import split
 from pyml.errors import (
     DataException,
     InvalidParameterValue,
@@ -492,32 +494,6 @@ def encode_labels(labels: Any, task: str) -> tuple[list[Any] | None, np.ndarray]
     return classes, np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
 
 
-def split(
-    n: int, test_size: float, sampling: str, stratify: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test row indices; reproducible (fixed seed)."""
-    from sklearn.model_selection import train_test_split
-
-    n_test = int(round(test_size * n)) if test_size < 1 else int(test_size)
-    if n_test < 1 or n_test >= n:
-        raise InvalidParameterValue(
-            f'"test_size" of {test_size:g} leaves no {"test" if n_test < 1 else "training"} rows',
-            detail=f"The data has {n} rows.",
-        )
-    rows = np.arange(n)
-    if sampling == "last":
-        return rows[: n - n_test], rows[n - n_test :]
-    if sampling == "stratified" and stratify is not None:
-        _, counts = np.unique(stratify, return_counts=True)
-        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
-            train, test = train_test_split(
-                rows, test_size=n_test, random_state=SEED, stratify=stratify
-            )
-            return np.sort(train), np.sort(test)
-    train, test = train_test_split(rows, test_size=n_test, random_state=SEED, shuffle=True)
-    return np.sort(train), np.sort(test)
-
-
 def prediction_baseline(model: Model, X: np.ndarray) -> dict[str, Any] | None:
     """The distribution of the model's predictions on the test rows ``X``: what drift
     checks compare live predictions with. Numbers (regression) as deciles and a
@@ -631,20 +607,3 @@ def _lineage(
             "total": time.perf_counter() - started,
         },
     }
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-compatible data (numpy scalars unwrapped, objects as text)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)

@@ -21,7 +21,6 @@ import pytest
 from pyml.client import cli, distributed
 from pyml.client.distributed import _combine, _run, _work
 from pyml.errors import NullValueNotAllowed, UndefinedTable
-from pyml.server import training
 
 ROWS = 30_000
 # |metric(train-distributed) - metric(pyml.train)| on the same test rows: measured 6e-5 (r2) and
@@ -279,16 +278,6 @@ def test_workers_read_the_exported_snapshot(connect: Any, url: str, houses: str)
     finally:
         writer.execute("DELETE FROM dask_houses WHERE id > %s", (ROWS,))
         exporter.rollback()
-
-
-@pytest.mark.parametrize("sampling", ["random", "last", "stratified"])
-def test_split_is_pyml_trains(sampling: str) -> None:
-    """The client's split (it may not import pyml.server) is pyml.server.training.split."""
-    y = np.arange(1000) % 3
-    for size in (0.25, 0.1, 37.0):
-        ours = _combine.split(1000, size, sampling, y)
-        theirs = training.split(1000, size, sampling, y)
-        assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
 
 
 class _InProcess:

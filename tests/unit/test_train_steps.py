@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from pyml.core import params, statistics
+from pyml.core.registry import jsonable
+from pyml.core.split import split
 from pyml.errors import DataException, InvalidParameterValue, NullValueNotAllowed
 from pyml.server import store
-from pyml.server.training import encode_labels, jsonable, split
+from pyml.server.training import encode_labels
 
 
 def test_labels_become_sorted_class_indices() -> None:

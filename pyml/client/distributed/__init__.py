@@ -34,8 +34,9 @@ from typing import Any
 
 import psycopg
 
-from pyml.client.distributed._run import Run, jsonable, key_of, module, one, relation_of, task_of
+from pyml.client.distributed._run import Run, key_of, module, one, relation_of, task_of
 from pyml.core import algorithms, params
+from pyml.core.registry import jsonable
 from pyml.errors import FeatureNotSupported, InvalidParameterValue, PymlError
 
 __all__ = ["DistributedResult", "add_parser", "run", "train"]

@@ -8,7 +8,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import metadata
 from typing import Any, NamedTuple
 
@@ -20,6 +19,8 @@ from pyml import errors
 from pyml.client.distributed import _combine, _work
 from pyml.core import artifacts
 from pyml.core import preprocess as _preprocess
+from pyml.core.registry import jsonable
+from pyml.core.split import split
 from pyml.errors import (
     DataException,
     FeatureNotSupported,
@@ -334,7 +335,7 @@ class Run:
             stratify = np.concatenate(
                 client.gather([client.submit(_work.codes, p, self.classes) for p in self.pieces])
             )
-        train_rows, test_rows = _combine.split(self.rows, test_size, sampling, stratify)
+        train_rows, test_rows = split(self.rows, test_size, sampling, stratify)
         test = np.zeros(self.rows, dtype=bool)
         test[test_rows] = True
         offsets = np.cumsum([0, *self.sizes])
@@ -625,21 +626,3 @@ def _versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-compatible data (numpy scalars unwrapped, non-finite floats as
-    null, anything else as text): pyml.train's ``jsonable``."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
