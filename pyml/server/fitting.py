@@ -30,6 +30,7 @@ class Fitted(NamedTuple):
     search_results: list[dict[str, Any]] | None  # the search's candidates (JSON)
     seconds: float  # the fit alone, in the child
     onnx: dict[str, Any]  # the ONNX part's conversion and check, or why there is none
+    timings: dict[str, float]  # the child's phases (start, fit, serialize, onnx, send)
 
 
 def fit_isolated(
@@ -51,7 +52,15 @@ def fit_isolated(
     if limit.notice:
         db.notice(limit.notice)
     work = fit_work(algorithm, estimator, data, y, train_idx, test_idx, task, req)
+    forked = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in the child
     value, blobs = _isolate.run(work, check=db.check, notice=db.notice, limit=limit)
+    received = time.perf_counter()
+    clock = value.pop("clock")
+    timings = {
+        "start": clock["started"] - forked,  # fork, until the child's work begins
+        **clock["phases"],
+        "send": received - clock["finished"],  # the result through the pipe
+    }
     parts = [
         artifacts.Part(part, fmt, blob)
         for (part, fmt), blob in zip(value["parts"], blobs, strict=True)
@@ -63,6 +72,7 @@ def fit_isolated(
         value["search_results"],
         value["seconds"],
         value["onnx"],
+        timings,
     )
 
 
@@ -100,11 +110,24 @@ def fit_work(
         seconds = time.perf_counter() - started
         storable = algorithms.storable(fitted)
         parts = artifacts.dump(algorithm.library, storable, preprocessor)
+        serialized = time.perf_counter()
         importing.join()
+        imported = time.perf_counter()
         onnx = onnx_part(storable, preprocessor, data, test_idx, train_idx, task)
         if onnx.data is not None:
             parts.append(artifacts.Part(len(parts), artifacts.ONNX, onnx.data))
+        finished = time.perf_counter()
         return {
+            "clock": {
+                "started": started,
+                "finished": finished,
+                "phases": {
+                    "fit": seconds,
+                    "serialize": serialized - started - seconds,
+                    "import": imported - serialized,  # the converters' rest, after the fit
+                    "onnx": finished - imported,
+                },
+            },
             "parts": [[p.part, p.format] for p in parts],
             "seconds": seconds,
             "onnx": onnx.record(),

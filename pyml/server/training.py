@@ -10,6 +10,8 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
@@ -35,6 +37,29 @@ from pyml.server import privileges, search, store
 from pyml.server._db import Db
 
 SEED = algorithms.DEFAULT_SEED
+
+
+class Phases:
+    """Seconds spent in each named phase of a training, in the order phases first ran (a
+    phase entered twice adds up); lineage ``timings`` records them."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
 
 
 @dataclass
@@ -137,30 +162,37 @@ class TrainingData(NamedTuple):
 
 
 def train(db: Db, req: TrainRequest) -> TrainResult:
-    started = time.perf_counter()
-    project = _project(db, req)
+    phases = Phases()
+    started = phases.started
+    with phases("project"):
+        project = _project(db, req)
     task = project.task
-    algorithm = algorithms.resolve(req.algorithm, task)
-    estimator = algorithm.make(req.hyperparams)  # checks hyperparameters before reading data
-    search.check(algorithm, req)
+    with phases("validate"):
+        algorithm = algorithms.resolve(req.algorithm, task)
+        estimator = algorithm.make(req.hyperparams)  # checks hyperparameters before reading
+        search.check(algorithm, req)
 
-    snapshot = _snapshot(db, req, project, task)
+    snapshot = _snapshot(db, req, project, task, phases)
     data = snapshot.data
     load_time = time.perf_counter() - started
     db.notice(
         f"pyml: loaded {len(data.X)} rows x {data.X.shape[1]} features from "
         f"{snapshot.relation} in {load_time:.2f}s"
     )
-    classes, y, train_idx, test_idx = snapshot.rows or split_rows(
-        data, task, snapshot.test_size, snapshot.test_sampling
-    )
+    with phases("split"):
+        classes, y, train_idx, test_idx = snapshot.rows or split_rows(
+            data, task, snapshot.test_size, snapshot.test_sampling
+        )
     db.notice(
         f"pyml: fitting {algorithm.name} on {len(train_idx)} rows, testing on {len(test_idx)}"
     )
 
     from pyml.server.fitting import fit_isolated
 
-    fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, test_idx, task, req)
+    with phases("child"):
+        fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, test_idx, task, req)
+    for name, seconds in fit.timings.items():
+        phases.add(f"child_{name}", seconds)
     fit_time, parts, preprocess, search_results = (
         fit.seconds,
         fit.parts,
@@ -171,22 +203,24 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         db.notice(f"pyml: no ONNX part: {fit.onnx['reason']}")
 
     score_started = time.perf_counter()
-    loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
-    model = Model(
-        onnx=artifacts.onnx_part(_rows(parts)),
-        id=None,
-        project=project.name,
-        task=task,
-        algorithm=algorithm.name,
-        feature_names=data.names,
-        classes=classes,
-        format=loaded.format,
-        parts=loaded.parts,
-        columns=data.columns,
-        preprocess=preprocess,
-        preprocessor=loaded.preprocessor,
-    )
-    metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
+    with phases("artifacts"):
+        loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
+        model = Model(
+            onnx=artifacts.onnx_part(_rows(parts)),
+            id=None,
+            project=project.name,
+            task=task,
+            algorithm=algorithm.name,
+            feature_names=data.names,
+            classes=classes,
+            format=loaded.format,
+            parts=loaded.parts,
+            columns=data.columns,
+            preprocess=preprocess,
+            preprocessor=loaded.preprocessor,
+        )
+    with phases("evaluate"):
+        metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
     score_time = time.perf_counter() - score_started
     metrics.update(fit_time=fit_time, score_time=score_time)
     if fit.onnx["converted"]:
@@ -195,7 +229,18 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         metrics["search_results"] = search_results
     db.notice(f"pyml: {algorithm.name} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
 
-    where = store.context(db)
+    with phases("baseline"):
+        baseline = prediction_baseline(model, data.X[test_idx])
+    with phases("lineage"):
+        where = store.context(db)
+        lineage = _lineage(algorithm, where, snapshot)
+    lineage["timings"] = {
+        "load": load_time,
+        "fit": fit_time,
+        "score": score_time,
+        **phases.seconds,
+        "total": phases.total(),
+    }
     model_id = store.insert_model(
         db,
         parts,
@@ -213,11 +258,8 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         classes=jsonable(classes),
         preprocess=preprocess,
         runtime=req.runtime,
-        lineage={
-            **_lineage(algorithm, where, snapshot, load_time, fit_time, score_time, started),
-            "onnx": jsonable(fit.onnx),
-        },
-        baseline=prediction_baseline(model, data.X[test_idx]),
+        lineage={**lineage, "onnx": jsonable(fit.onnx)},
+        baseline=baseline,
     )
     store.touch_project(db, project.id)
     deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
@@ -269,7 +311,9 @@ def _project(db: Db, req: TrainRequest) -> store.ProjectRow:
     return project
 
 
-def _snapshot(db: Db, req: TrainRequest, project: store.ProjectRow, task: str) -> Snapshot:
+def _snapshot(
+    db: Db, req: TrainRequest, project: store.ProjectRow, task: str, phases: Phases | None = None
+) -> Snapshot:
     """Read the training data: the given relation, or the project's last snapshot."""
     if req.relation_name is None:
         previous = store.last_snapshot(db, project.id)
@@ -282,7 +326,7 @@ def _snapshot(db: Db, req: TrainRequest, project: store.ProjectRow, task: str) -
         y_columns = list(previous.y_column_name or [])
         # The snapshot's preprocessing, unless this call gives its own.
         spec = req.preprocess or previous.preprocess or {}
-        data = read_training_data(db, relation, y_columns, task, spec)
+        data = read_training_data(db, relation, y_columns, task, spec, phases)
         return Snapshot(
             previous.id,
             relation.qualified,
@@ -303,6 +347,7 @@ def _snapshot(db: Db, req: TrainRequest, project: store.ProjectRow, task: str) -
         req.materialize_snapshot,
         req.search_path,
         req.preprocess,
+        phases,
     )
 
 
@@ -316,28 +361,34 @@ def take_snapshot(
     materialize: bool,
     search_path: str | None = None,
     preprocess: dict[str, Any] | None = None,
+    phases: Phases | None = None,
 ) -> Snapshot:
     """Read ``relation_name`` and record a snapshot: statistics, fingerprint and the
     preprocessing asked for (checked against the columns)."""
+    phases = phases or Phases()
     relation = store.resolve_relation(db, relation_name, search_path)
-    data = read_training_data(db, relation, y_columns, task, preprocess or {})
-    rows = split_rows(data, task, test_size, test_sampling)
-    snapshot_id = store.insert_snapshot(
-        db,
-        relation_name=relation.qualified,
-        y_column_name=y_columns,
-        test_size=test_size,
-        test_sampling=test_sampling,
-        columns=data.statistics(rows.train),
-        row_count=len(data.X),
-        data_fingerprint=data.fingerprint,
-        materialized=False,
-        preprocess=preprocess or {},
-    )
-    qualified = relation.qualified
-    if materialize:
-        qualified = store.materialize(db, relation, snapshot_id)
-        store.set_snapshot_relation(db, snapshot_id, qualified)
+    data = read_training_data(db, relation, y_columns, task, preprocess or {}, phases)
+    with phases("split"):
+        rows = split_rows(data, task, test_size, test_sampling)
+    with phases("statistics"):
+        columns = data.statistics(rows.train)
+    with phases("snapshot"):
+        snapshot_id = store.insert_snapshot(
+            db,
+            relation_name=relation.qualified,
+            y_column_name=y_columns,
+            test_size=test_size,
+            test_sampling=test_sampling,
+            columns=columns,
+            row_count=len(data.X),
+            data_fingerprint=data.fingerprint,
+            materialized=False,
+            preprocess=preprocess or {},
+        )
+        qualified = relation.qualified
+        if materialize:
+            qualified = store.materialize(db, relation, snapshot_id)
+            store.set_snapshot_relation(db, snapshot_id, qualified)
     return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data, rows)
 
 
@@ -347,6 +398,7 @@ def read_training_data(
     y_columns: list[str],
     task: str | None,
     preprocess: dict[str, Any] | None = None,
+    phases: Phases | None = None,
 ) -> TrainingData:
     """Inputs, labels, names, column statistics and fingerprint of ``relation``.
 
@@ -380,9 +432,11 @@ def read_training_data(
     categories = [c for c in features if rules[c.name].category]
     native = labels if task == "classification" else []
     numeric = numbers + ([] if native else labels)
-    n, values, lists = store.read_columns(
-        db, relation, numeric, [*native, *(store.as_text(c) for c in categories)]
-    )
+    phases = phases or Phases()
+    with phases("read"):
+        n, values, lists = store.read_columns(
+            db, relation, numeric, [*native, *(store.as_text(c) for c in categories)]
+        )
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
     read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=False))
@@ -392,49 +446,56 @@ def read_training_data(
     names: list[str] = []
     described: list[tuple[dict[str, Any], Any, dict[str, Any]]] = []
     digest = hashlib.sha256()
-    for column in features:
-        value = read[column.name]
-        given = (preprocess or {}).get(column.name)
-        head = {"name": column.name, "type": column.type, "role": "feature"}
-        described.append((head, value, {"preprocess": given} if given else {}))
-        if isinstance(value, list):  # a category column, as text
-            digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
-            names.append(column.name)
-            blocks.append(value)
-            continue
-        digest.update(column.name.encode() + b"\0" + value.tobytes())
-        if value.ndim == 2:
-            names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
-        else:
-            names.append(column.name)
-        blocks.append(value.reshape(n, -1))
-    if native:
-        y: Any = lists[0]
-        label_values: list[Any] = [y]
-        digest.update(json.dumps(jsonable(y)).encode())
-        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"}, y, {}))
-    elif labels:
-        targets = label_values = values[len(numbers) :]
-        for column, array in zip(labels, targets, strict=True):
-            digest.update(column.name.encode() + b"\0" + array.tobytes())
+    y: Any
+    label_values: list[Any]
+    with phases("fingerprint"):  # and the columns as blocks of the inputs
+        for column in features:
+            value = read[column.name]
+            given = (preprocess or {}).get(column.name)
+            head = {"name": column.name, "type": column.type, "role": "feature"}
+            described.append((head, value, {"preprocess": given} if given else {}))
+            if isinstance(value, list):  # a category column, as text
+                digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
+                names.append(column.name)
+                blocks.append(value)
+                continue
+            digest.update(column.name.encode() + b"\0" + value.tobytes())
+            if value.ndim == 2:
+                names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
+            else:
+                names.append(column.name)
+            blocks.append(value.reshape(n, -1))
+        if native:
+            y = lists[0]
+            label_values = [y]
+            digest.update(json.dumps(jsonable(y)).encode())
             described.append(
-                ({"name": column.name, "type": column.type, "role": "label"}, array, {})
+                ({"name": labels[0].name, "type": labels[0].type, "role": "label"}, y, {})
             )
-        y = targets[0] if len(targets) == 1 else np.column_stack(targets)
-    else:  # clustering, decomposition
-        y, label_values = None, []
-    X = _preprocess.inputs(n, blocks)
+        elif labels:
+            targets = label_values = values[len(numbers) :]
+            for column, array in zip(labels, targets, strict=True):
+                digest.update(column.name.encode() + b"\0" + array.tobytes())
+                described.append(
+                    ({"name": column.name, "type": column.type, "role": "label"}, array, {})
+                )
+            y = targets[0] if len(targets) == 1 else np.column_stack(targets)
+        else:  # clustering, decomposition
+            y, label_values = None, []
+    with phases("convert"):
+        X = _preprocess.inputs(n, blocks)
     data = TrainingData(
         X, y, names, digest.hexdigest(), [c.name for c in features], rules, described
     )
-    _preprocess.check_inputs(X, data.input_rules(), names)
-    for column, values in zip(labels, label_values, strict=True):
-        check_label(
-            column.name,
-            values,
-            supervised=task is not None and task not in algorithms.UNSUPERVISED_TASKS,
-            nan_is_null=column.category == "N",
-        )
+    with phases("check"):
+        _preprocess.check_inputs(X, data.input_rules(), names)
+        for column, values in zip(labels, label_values, strict=True):
+            check_label(
+                column.name,
+                values,
+                supervised=task is not None and task not in algorithms.UNSUPERVISED_TASKS,
+                nan_is_null=column.category == "N",
+            )
     return data
 
 
@@ -562,13 +623,7 @@ def _rows(parts: list[artifacts.Part]) -> list[store.FileRow]:
 
 
 def _lineage(
-    algorithm: algorithms.Algorithm,
-    where: store.Context,
-    snapshot: Snapshot,
-    load_time: float,
-    fit_time: float,
-    score_time: float,
-    started: float,
+    algorithm: algorithms.Algorithm, where: store.Context, snapshot: Snapshot
 ) -> dict[str, Any]:
     from pyml import __version__
 
@@ -600,10 +655,4 @@ def _lineage(
         "trained_at": where.at,
         "snapshot_id": snapshot.id,
         "relation": snapshot.relation,
-        "timings": {
-            "load": load_time,
-            "fit": fit_time,
-            "score": score_time,
-            "total": time.perf_counter() - started,
-        },
     }
