@@ -15,6 +15,11 @@ group, so a cancel or a shutdown reaches the child too), dies with its parent
 
 Framing on the pipe: a 4-byte big-endian length, a JSON header of that length, then the raw
 blobs whose sizes the header lists under ``"blobs"``.
+
+A work may hand over part of its result before it ends (:func:`share`): the fitted model,
+while the child goes on converting it to ONNX. :func:`start` gives the backend a
+:class:`Child` to take the shared part first (:meth:`Child.first`) and the rest later
+(:meth:`Child.rest`), doing its own work in between; :func:`run` waits for both.
 """
 
 from __future__ import annotations
@@ -110,7 +115,8 @@ def run(
     work: Work, *, check: Callable[[], None], notice: Callable[[str], None], limit: Limit | None
 ) -> tuple[dict[str, Any], list[bytes]]:
     """Run ``work(progress)`` in a child process; return what it returns (a JSON-able dict
-    and byte strings).
+    and byte strings), with what it shared before (:func:`share`): the dicts merged (the
+    result's keys win), the shared byte strings first.
 
     ``progress(message)`` in the child becomes ``notice(message)`` here. ``check()`` is
     called every :data:`TICK` seconds and when the child dies; whatever it raises ends the
@@ -119,6 +125,61 @@ def run(
     :class:`~pyml.errors.OutOfMemory`; anything else is an internal error (XX000) with the
     child's traceback in DETAIL.
     """
+    with start(work, check=check, notice=notice, limit=limit) as child:
+        first, first_blobs = child.first()
+        rest, rest_blobs = child.rest()
+    return {**first, **rest}, [*first_blobs, *rest_blobs]
+
+
+def share(value: dict[str, Any], blobs: Sequence[bytes] = ()) -> bool:
+    """In the child of :func:`start`: hand ``value`` and ``blobs`` to the backend now, before
+    the work ends (:meth:`Child.first`), and return True. Anywhere else (a work called
+    directly) send nothing and return False: the work returns everything itself."""
+    if _shared_fd is None:
+        return False
+    _send(_shared_fd, {"kind": "shared", "value": value}, blobs)
+    return True
+
+
+_shared_fd: int | None = None  # in a child: the pipe share() writes to
+
+
+class Child:
+    """A work running in a child process (see :func:`start`). Leaving the ``with`` block
+    ends the child however it is left (killed if it has not finished) and reaps it."""
+
+    def __init__(self, waiter: _Waiter, check: Callable[[], None], limit: Limit | None):
+        self._waiter, self._check, self._limit = waiter, check, limit
+        self._first_taken = False
+
+    def first(self) -> tuple[dict[str, Any], list[bytes]]:
+        """What the work shared (:func:`share`); its result when it shared nothing (then
+        :meth:`rest` is empty)."""
+        self._first_taken = True
+        shared = self._waiter.wait(self._check, self._limit, shared=True)
+        return shared if shared is not None else self._waiter.result()
+
+    def rest(self) -> tuple[dict[str, Any], list[bytes]]:
+        """The work's result, after what it shared: empty when it shared nothing."""
+        if not self._first_taken:
+            raise AssertionError("Child.rest() before Child.first()")
+        if self._waiter.shared is None:
+            return {}, []
+        self._waiter.wait(self._check, self._limit)
+        return self._waiter.result()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._waiter.close()
+
+
+def start(
+    work: Work, *, check: Callable[[], None], notice: Callable[[str], None], limit: Limit | None
+) -> Child:
+    """Start ``work(progress)`` in a child process (as :func:`run` does); use the result in
+    a ``with`` block: ``with start(...) as child: child.first() ... child.rest()``."""
     pause_openmp()
     read_fd, write_fd = os.pipe()  # frames
     crash_read, crash_write = os.pipe()  # where a crash of the child's native code happened
@@ -142,13 +203,7 @@ def run(
             os._exit(code)
     os.close(write_fd)
     os.close(crash_write)
-    waiter = _Waiter(pid, read_fd, crash_read, notice, base)
-    try:
-        return waiter.wait(check, limit)
-    finally:
-        os.close(read_fd)
-        waiter.reap()
-        os.close(crash_read)
+    return Child(_Waiter(pid, read_fd, crash_read, notice, base), check, limit)
 
 
 # ---------------------------------------------------------------------------
@@ -164,15 +219,19 @@ class _Waiter:
         self.base = base  # the backend's VmData and VmRSS at the fork (bytes)
         self.peak = 0  # the child's largest VmData growth seen
         self.frames = _Frames()
+        self.shared: tuple[dict[str, Any], list[bytes]] | None = None  # see share()
         self.outcome: dict[str, Any] | None = None
         self.blobs: list[bytes] = []
         self.status: tuple[int, Any] | None = None  # (wait status, rusage) once reaped
+        self.closed = False
 
     def wait(
-        self, check: Callable[[], None], limit: Limit | None
-    ) -> tuple[dict[str, Any], list[bytes]]:
+        self, check: Callable[[], None], limit: Limit | None, shared: bool = False
+    ) -> tuple[dict[str, Any], list[bytes]] | None:
+        """Wait for the work's outcome (with ``shared``: or for what it shared first, which
+        is returned); raise its failure."""
         checked = time.monotonic()
-        while self.outcome is None:
+        while self.outcome is None and not (shared and self.shared is not None):
             ready, _, _ = select.select([self.fd], [], [], TICK)
             if ready:
                 chunk = os.read(self.fd, _PIPE_SIZE)
@@ -184,17 +243,37 @@ class _Waiter:
             if time.monotonic() - checked >= TICK:
                 check()
                 checked = time.monotonic()
+        if shared and self.shared is not None:
+            return self.shared
         if self.outcome is not None and self.outcome["kind"] == "result":
-            return self.outcome["value"], self.blobs
+            return None
         self.reap(kill=False)
         check()  # a cancel also kills the child (SIGINT to the process group): say 57014
         raise self._failure(limit)
 
+    def result(self) -> tuple[dict[str, Any], list[bytes]]:
+        assert self.outcome is not None and self.outcome["kind"] == "result"
+        return self.outcome["value"], self.blobs
+
     def _frame(self, header: dict[str, Any], blobs: list[bytes]) -> None:
         if header["kind"] == "progress":
             self.notice(header["message"])
+        elif header["kind"] == "shared" and self.shared is None:
+            self.shared = header["value"], blobs
         else:
             self.outcome, self.blobs = header, blobs
+
+    def close(self) -> None:
+        """End the child (it has nothing left to do, or is not wanted any more), reap it,
+        close the pipes."""
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.fd)
+        try:
+            self.reap()
+        finally:
+            os.close(self.crash_fd)
 
     def _sample(self) -> None:
         data = _status(self.pid).get("VmData")
@@ -381,9 +460,12 @@ def _child(work: Work, write_fd: int, crash_fd: int, limit: Limit | None) -> int
     """Run ``work`` and send its outcome; the exit code."""
     import faulthandler
 
+    global _shared_fd
+
     faulthandler.enable(file=crash_fd, all_threads=True)
     if limit is not None:
         _limit_memory(limit.bytes)
+    _shared_fd = write_fd
     try:
         with _threads_only():
             value, blobs = work(

@@ -187,53 +187,70 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         f"pyml: fitting {algorithm.name} on {len(train_idx)} rows, testing on {len(test_idx)}"
     )
 
-    from pyml.server.fitting import fit_isolated
+    from pyml.server import fitting
 
-    with phases("child"):
-        fit = fit_isolated(db, algorithm, estimator, data, y, train_idx, test_idx, task, req)
-    for name, seconds in fit.timings.items():
-        phases.add(f"child_{name}", seconds)
-    fit_time, parts, preprocess, search_results = (
-        fit.seconds,
-        fit.parts,
-        fit.preprocess,
-        fit.search_results,
-    )
-    if not fit.onnx["converted"]:
-        db.notice(f"pyml: no ONNX part: {fit.onnx['reason']}")
-
-    score_started = time.perf_counter()
-    with phases("artifacts"):
-        loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
-        model = Model(
-            onnx=artifacts.onnx_part(_rows(parts)),
-            id=None,
-            project=project.name,
-            task=task,
-            algorithm=algorithm.name,
-            feature_names=data.names,
-            classes=classes,
-            format=loaded.format,
-            parts=loaded.parts,
-            columns=data.columns,
-            preprocess=preprocess,
-            preprocessor=loaded.preprocessor,
+    with phases("imports"):  # once a session: every child inherits them
+        fitting.import_converters(algorithm.library)
+    forking = time.perf_counter()
+    with fitting.start(db, algorithm, estimator, data, y, train_idx, test_idx, task, req) as child:
+        fit = child.model()
+        phases.add("child", time.perf_counter() - forking)  # fork, fit, the model back
+        for name, seconds in fit.timings.items():
+            phases.add(f"child_{name}", seconds)
+        fit_time, parts, preprocess, search_results = (
+            fit.seconds,
+            fit.parts,
+            fit.preprocess,
+            fit.search_results,
         )
-    with phases("evaluate"):
-        metrics: dict[str, Any] = evaluate(model, data.X[test_idx], y[test_idx])
-    score_time = time.perf_counter() - score_started
+        X_test = data.X[test_idx]
+        score_started = time.perf_counter()
+        with phases("artifacts"):
+            loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
+        onnx = None
+        if loaded.format == "skops":  # predicts through its ONNX part: wait for it
+            with phases("onnx_wait"):
+                onnx = child.onnx()
+        with phases("artifacts"):
+            model = _Scored(
+                onnx=artifacts.onnx_part(_rows(_with(parts, onnx))),
+                id=None,
+                project=project.name,
+                task=task,
+                algorithm=algorithm.name,
+                feature_names=data.names,
+                classes=classes,
+                format=loaded.format,
+                parts=loaded.parts,
+                columns=data.columns,
+                preprocess=preprocess,
+                preprocessor=loaded.preprocessor,
+            )
+        with phases("evaluate"):
+            metrics: dict[str, Any] = evaluate(model, X_test, y[test_idx])
+        score_time = time.perf_counter() - score_started
+        with phases("baseline"):  # the predictions evaluate() made (see _Scored)
+            baseline = prediction_baseline(model, X_test)
+        with phases("lineage"):
+            where = store.context(db)
+            lineage = _lineage(algorithm, where, snapshot)
+        if onnx is None:  # converted while this process evaluated
+            with phases("onnx_wait"):
+                onnx = child.onnx()
+            with phases("artifacts"):
+                artifacts.onnx_part(_rows(_with(parts, onnx)))  # what serving will check
+        for name, seconds in onnx.timings.items():
+            phases.add(f"child_{name}", seconds)
+    parts = _with(parts, onnx)
+    if not onnx.record["converted"]:
+        db.notice(f"pyml: no ONNX part: {onnx.record['reason']}")
     metrics.update(fit_time=fit_time, score_time=score_time)
-    if fit.onnx["converted"]:
-        metrics["onnx_max_diff"] = fit.onnx["max_diff"]
+    if onnx.record["converted"]:
+        metrics["onnx_max_diff"] = onnx.record["max_diff"]
     if search_results is not None:
         metrics["search_results"] = search_results
     db.notice(f"pyml: {algorithm.name} trained in {fit_time:.2f}s, {_metric_text(metrics, task)}")
 
-    with phases("baseline"):
-        baseline = prediction_baseline(model, data.X[test_idx])
-    with phases("lineage"):
-        where = store.context(db)
-        lineage = _lineage(algorithm, where, snapshot)
     lineage["timings"] = {
         "load": load_time,
         "fit": fit_time,
@@ -258,7 +275,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         classes=jsonable(classes),
         preprocess=preprocess,
         runtime=req.runtime,
-        lineage={**lineage, "onnx": jsonable(fit.onnx)},
+        lineage={**lineage, "onnx": jsonable(onnx.record)},
         baseline=baseline,
     )
     store.touch_project(db, project.id)
@@ -270,8 +287,43 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         deployed,
         model_id,
         metrics,
-        (data.X[test_idx], y[test_idx], classes, data.names),
+        (X_test, y[test_idx], classes, data.names),
     )
+
+
+def _with(parts: list[artifacts.Part], onnx: Any) -> list[artifacts.Part]:
+    """The model's parts and its ONNX part (:class:`pyml.server.fitting.Converted`), if any."""
+    return parts if onnx is None or onnx.part is None else [*parts, onnx.part]
+
+
+class _Scored(Model):
+    """The model just fitted, predicting its test rows once: :func:`evaluate` and
+    :func:`prediction_baseline` ask for the same predictions of the same rows (the same
+    array object), and get the same arrays back."""
+
+    _memo: dict[str, tuple[np.ndarray, Any]]
+
+    def _once(self, name: str, X: np.ndarray, compute: Any) -> Any:
+        memo = self.__dict__.setdefault("_memo", {})
+        found = memo.get(name)
+        if found is None or found[0] is not X:
+            found = memo[name] = (X, compute(X))
+        return found[1]
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        return self._once("values", X, super().values)  # type: ignore[no-any-return]
+
+    def class_index(self, X: np.ndarray) -> np.ndarray:
+        return self._once("class_index", X, super().class_index)  # type: ignore[no-any-return]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._once("predict", X, super().predict)  # type: ignore[no-any-return]
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        return self._once("proba", X, super().proba)  # type: ignore[no-any-return]
+
+    def _proba_t(self, X: np.ndarray) -> np.ndarray:
+        return self._once("_proba_t", X, super()._proba_t)  # type: ignore[no-any-return]
 
 
 def test_rows(db: Db, model: Model) -> tuple[np.ndarray, np.ndarray]:
