@@ -655,6 +655,33 @@ def test_predict_into_creates_the_table(
     assert row == (442, 442, 1001, 1442, 442, 442, 442)
 
 
+def test_predict_into_says_where_its_time_went(
+    connect: Any, diabetes: Trained, project: str
+) -> None:
+    """At client_min_messages = debug2, one message gives the rows written and the seconds of
+    each phase (read, convert, predict, write...): what bench/phases.py reads."""
+    source = sql.Identifier("public", f"{project}_timed_src")
+    with connect() as timed:
+        timed.execute(
+            sql.SQL(
+                "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d"
+            ).format(source)
+        )
+        said: list[str] = []
+        timed.add_notice_handler(lambda d: said.append(d.message_primary or ""))
+        timed.execute("SET client_min_messages = debug2")
+        timed.execute(
+            "SELECT pyml.predict_into(%s, %s, %s, 'id')",
+            (diabetes.project, f"public.{project}_timed_src", f"public.{project}_timed_out"),
+        )
+    lines = [m for m in said if m.startswith("pyml: predict_into wrote")]
+    assert len(lines) == 1, said
+    assert lines[0].startswith("pyml: predict_into wrote 442 rows: resolve ")
+    phases = dict(re.findall(r"([a-z][a-z ()]*?) (\d+\.\d{3}) s", lines[0].split(": ", 2)[2]))
+    assert {"read", "convert", "predict (worker)", "write", "total"} <= set(phases)
+    assert float(phases["total"]) >= float(phases["read"])
+
+
 def test_predict_into_replaces_the_rows_of_its_keys(
     conn: psycopg.Connection, diabetes: Trained, project: str
 ) -> None:

@@ -157,10 +157,12 @@ def read_columns(
     """Read whole columns in one scan.
 
     Numeric columns come back as float64 arrays (NULL as NaN; array columns as
-    ``(n, width)``), moved in PostgreSQL's binary array format rather than one
+    ``(n, width)``), moved as the raw bytes of their float8 values (``pyml._float8s_agg``,
+    src/arrays.c), or array columns in PostgreSQL's binary array format, rather than one
     Python object per value. ``native`` columns (labels) come back as lists.
     """
-    return _read(db, _columns_query(relation, numeric, native), [], [], relation, numeric, native)
+    query = _columns_query(relation, numeric, native, raw=True, raw_keys=False)
+    return _read(db, query, [], [], relation, numeric, native, raw=True, raw_keys=False)
 
 
 def read_chunks(
@@ -199,7 +201,7 @@ def read_chunks(
     )
     for start in range(0, int(info["blocks"]), step):
         chunk = _read(
-            db, query, [start, start + step], ["int8", "int8"], relation, numeric, native, True
+            db, query, [start, start + step], ["int8", "int8"], relation, numeric, native, raw=True
         )
         if chunk[0]:
             yield chunk
@@ -213,6 +215,7 @@ def _columns_query(
     numeric: Sequence[Column],
     native: Sequence[Column],
     raw: bool = False,
+    raw_keys: bool = True,
 ) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
@@ -223,7 +226,7 @@ def _columns_query(
                 f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}"
             )
     for i, column in enumerate(native):
-        if raw and column.type in INTEGER_TYPES:  # raw int8 bytes; NULL: 22004
+        if raw and raw_keys and column.type in INTEGER_TYPES:  # raw int8 bytes; NULL: 22004
             select.append(f"pyml._int8s_agg({column.ident}::int8) AS l{i}")
         else:
             select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
@@ -239,13 +242,14 @@ def _read(
     numeric: Sequence[Column],
     native: Sequence[Column],
     raw: bool = False,
+    raw_keys: bool = True,
 ) -> tuple[int, list[np.ndarray], list[Any]]:
     import numpy as np
 
     try:
         row = db.query(query, params, types)[0]
     except Exception as exc:
-        null_key = any(raw and c.type in INTEGER_TYPES for c in native)
+        null_key = any(raw and raw_keys and c.type in INTEGER_TYPES for c in native)
         if _sqlstate(exc) == "22004" and null_key and "_int8s_agg" in str(exc):
             check_keys(db, relation, native[0])  # says which key is NULL, and where
         if _sqlstate(exc) in ("2202E", "22004", "22000"):
@@ -263,7 +267,7 @@ def _read(
     ]
     labels: list[Any] = []
     for i, column in enumerate(native):
-        if raw and column.type in INTEGER_TYPES:
+        if raw and raw_keys and column.type in INTEGER_TYPES:
             labels.append(np.frombuffer(row[f"l{i}"] or b"", dtype=np.int64).copy())
         else:
             labels.append(list(row[f"l{i}"] or []))
