@@ -36,22 +36,27 @@ _EMPTY_SHARE = 1e-4  # a bin empty on one side counts as this share (PSI stays f
 def describe_numeric(values: np.ndarray) -> dict[str, Any]:
     """Count, nulls (NaN), mean, std, min, max, deciles and a histogram of ``values``."""
     flat = np.asarray(values, dtype=np.float64).ravel()
-    present = flat[~np.isnan(flat)]
+    missing = np.isnan(flat)
+    present = flat[~missing] if missing.any() else flat  # (no copy of a column without NULL)
     stats: dict[str, Any] = {"count": int(flat.size), "nulls": int(flat.size - present.size)}
     if present.size == 0:
         return stats
-    counts, histogram_edges = _histogram(present)
+    lo, hi = present.min(), present.max()
+    counts, histogram_edges = _histogram(present, lo, hi)
     sample = present[:: -(-present.size // QUANTILE_SAMPLE)]
-    quantiles = [float(q) for q in np.quantile(sample, QUANTILES)]
-    quantiles[0], quantiles[-1] = float(present.min()), float(present.max())
-    percentiles = np.quantile(sample, np.linspace(0.0, 1.0, PERCENTILES))
+    # one partition of the sample for both (each quantile depends only on the sample's order
+    # statistics, not on the others asked for with it)
+    both = np.quantile(sample, np.concatenate([QUANTILES, np.linspace(0.0, 1.0, PERCENTILES)]))
+    quantiles = [float(q) for q in both[: len(QUANTILES)]]
+    quantiles[0], quantiles[-1] = float(lo), float(hi)
+    percentiles = both[len(QUANTILES) :]
     percentiles[0], percentiles[-1] = quantiles[0], quantiles[-1]
     edges = np.unique(quantiles[1:-1])  # the decile bins: (-inf, e1], (e1, e2], ..., (ek, inf)
     stats.update(
         mean=float(present.mean()),
         std=float(present.std()),
-        min=float(present.min()),
-        max=float(present.max()),
+        min=float(lo),
+        max=float(hi),
         quantiles=quantiles,
         histogram={
             "edges": [float(e) for e in histogram_edges],
@@ -63,13 +68,14 @@ def describe_numeric(values: np.ndarray) -> dict[str, Any]:
     return stats
 
 
-def _histogram(present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """HISTOGRAM_BINS equal bins from min to max; fewer when the range holds fewer distinct
-    float64 edges (values near 2**62 three apart), one bin [v, v] when all values are one."""
+def _histogram(present: np.ndarray, lo: Any, hi: Any) -> tuple[np.ndarray, np.ndarray]:
+    """HISTOGRAM_BINS equal bins from min to max (``lo``, ``hi``: what numpy would find);
+    fewer when the range holds fewer distinct float64 edges (values near 2**62 three apart),
+    one bin [v, v] when all values are one."""
     try:
-        return np.histogram(present, bins=HISTOGRAM_BINS)
+        return np.histogram(present, bins=HISTOGRAM_BINS, range=(lo, hi))
     except ValueError:  # numpy: "Too many bins for data range"
-        lo, hi = float(present.min()), float(present.max())
+        lo, hi = float(lo), float(hi)
         edges = np.unique(np.linspace(lo, hi, HISTOGRAM_BINS + 1))
         if edges.size < 2:
             return np.array([present.size]), np.array([lo, hi])
@@ -99,7 +105,11 @@ def _label_text(value: Any) -> str:
 
 
 def _bin_counts(edges: np.ndarray, present: np.ndarray) -> np.ndarray:
-    return np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
+    """How many of ``present`` fall in each bin (-inf, e1], (e1, e2], ..., (ek, inf) of the
+    sorted distinct ``edges``: what ``bincount(searchsorted(edges, present, "left"))`` gives,
+    from one comparison per edge (a few edges: ten times faster than a search per value)."""
+    at_most = [np.count_nonzero(present <= edge) for edge in edges]
+    return np.diff(np.array([0, *at_most, present.size], dtype=np.int64))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

@@ -10,8 +10,6 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
@@ -26,6 +24,7 @@ from pyml.core.metrics import KEY_METRIC, evaluate
 from pyml.core.model import Model
 from pyml.core.registry import jsonable
 from pyml.core.split import split
+from pyml.core.timing import Phases
 from pyml.errors import (
     DataException,
     InvalidParameterValue,
@@ -37,29 +36,6 @@ from pyml.server import privileges, search, store
 from pyml.server._db import Db
 
 SEED = algorithms.DEFAULT_SEED
-
-
-class Phases:
-    """Seconds spent in each named phase of a training, in the order phases first ran (a
-    phase entered twice adds up); lineage ``timings`` records them."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - t0)
-
-    def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-
-    def total(self) -> float:
-        return time.perf_counter() - self.started
 
 
 @dataclass
@@ -107,6 +83,34 @@ class Snapshot:
     test_sampling: str
     data: TrainingData
     rows: Split | None = None  # the split, when already made (a new snapshot's statistics)
+    # A new snapshot not recorded yet (id 0): what record() writes, the relation read and
+    # the preprocessing asked for
+    unrecorded: tuple[store.Relation, dict[str, Any]] | None = None
+
+    def record(self, db: Db, phases: Phases | None = None) -> None:
+        """Write a new snapshot's row: its statistics (of the training rows), fingerprint
+        and preprocessing. ``pyml.train`` does it while the model is converted to ONNX."""
+        if self.unrecorded is None:
+            return
+        relation, preprocess = self.unrecorded
+        phases = phases or Phases()
+        assert self.rows is not None
+        with phases("statistics"):
+            columns = self.data.statistics(self.rows.train)
+        with phases("snapshot"):
+            self.id = store.insert_snapshot(
+                db,
+                relation_name=relation.qualified,
+                y_column_name=self.y_columns,
+                test_size=self.test_size,
+                test_sampling=self.test_sampling,
+                columns=columns,
+                row_count=len(self.data.X),
+                data_fingerprint=self.data.fingerprint,
+                materialized=False,
+                preprocess=preprocess,
+            )
+        self.unrecorded = None
 
 
 class Split(NamedTuple):
@@ -204,14 +208,14 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
             fit.search_results,
         )
         X_test = data.X[test_idx]
+        snapshot.record(db, phases)  # a new snapshot's row, while the child converts
+        onnx = None
+        if parts[0].format == "skops":  # predicts through its ONNX part: wait for it
+            with phases("onnx_wait"):
+                onnx = child.onnx()
         score_started = time.perf_counter()
         with phases("artifacts"):
             loaded = artifacts.load(_rows(parts))  # what serving will load: check it now
-        onnx = None
-        if loaded.format == "skops":  # predicts through its ONNX part: wait for it
-            with phases("onnx_wait"):
-                onnx = child.onnx()
-        with phases("artifacts"):
             model = _Scored(
                 onnx=artifacts.onnx_part(_rows(_with(parts, onnx))),
                 id=None,
@@ -258,28 +262,30 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
         **phases.seconds,
         "total": phases.total(),
     }
-    model_id = store.insert_model(
-        db,
-        parts,
-        project_id=project.id,
-        snapshot_id=snapshot.id,
-        algorithm=algorithm.name,
-        hyperparams=fit.hyperparams,
-        search=req.search,
-        search_params=jsonable(req.search_params),
-        search_args=jsonable(req.search_args),
-        status="successful",
-        metrics=jsonable(metrics),
-        num_features=len(data.names),
-        feature_names=data.names,
-        classes=jsonable(classes),
-        preprocess=preprocess,
-        runtime=req.runtime,
-        lineage={**lineage, "onnx": jsonable(onnx.record)},
-        baseline=baseline,
-    )
-    store.touch_project(db, project.id)
-    deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
+    with phases("registry"):  # after the lineage is written: in the DEBUG2 message only
+        model_id = store.insert_model(
+            db,
+            parts,
+            project_id=project.id,
+            snapshot_id=snapshot.id,
+            algorithm=algorithm.name,
+            hyperparams=fit.hyperparams,
+            search=req.search,
+            search_params=jsonable(req.search_params),
+            search_args=jsonable(req.search_args),
+            status="successful",
+            metrics=jsonable(metrics),
+            num_features=len(data.names),
+            feature_names=data.names,
+            classes=jsonable(classes),
+            preprocess=preprocess,
+            runtime=req.runtime,
+            lineage={**lineage, "onnx": jsonable(onnx.record)},
+            baseline=baseline,
+        )
+        store.touch_project(db, project.id)
+        deployed = req.automatic_deploy and _deploy_if_better(db, project, model_id, metrics)
+    db.debug(f"pyml.train: model {model_id}: {phases.text()}")
     return TrainResult(
         project.name,
         task,
@@ -400,6 +406,7 @@ def _snapshot(
         req.search_path,
         req.preprocess,
         phases,
+        record=False,  # pyml.train records it while the child converts the model to ONNX
     )
 
 
@@ -414,34 +421,34 @@ def take_snapshot(
     search_path: str | None = None,
     preprocess: dict[str, Any] | None = None,
     phases: Phases | None = None,
+    record: bool = True,
 ) -> Snapshot:
     """Read ``relation_name`` and record a snapshot: statistics, fingerprint and the
-    preprocessing asked for (checked against the columns)."""
+    preprocessing asked for (checked against the columns). Without ``record`` (and without
+    ``materialize``, which copies the relation under the snapshot's id) the row is left to
+    :meth:`Snapshot.record`."""
     phases = phases or Phases()
     relation = store.resolve_relation(db, relation_name, search_path)
     data = read_training_data(db, relation, y_columns, task, preprocess or {}, phases)
     with phases("split"):
         rows = split_rows(data, task, test_size, test_sampling)
-    with phases("statistics"):
-        columns = data.statistics(rows.train)
-    with phases("snapshot"):
-        snapshot_id = store.insert_snapshot(
-            db,
-            relation_name=relation.qualified,
-            y_column_name=y_columns,
-            test_size=test_size,
-            test_sampling=test_sampling,
-            columns=columns,
-            row_count=len(data.X),
-            data_fingerprint=data.fingerprint,
-            materialized=False,
-            preprocess=preprocess or {},
-        )
-        qualified = relation.qualified
-        if materialize:
-            qualified = store.materialize(db, relation, snapshot_id)
-            store.set_snapshot_relation(db, snapshot_id, qualified)
-    return Snapshot(snapshot_id, qualified, y_columns, test_size, test_sampling, data, rows)
+    snapshot = Snapshot(
+        0,
+        relation.qualified,
+        y_columns,
+        test_size,
+        test_sampling,
+        data,
+        rows,
+        (relation, preprocess or {}),
+    )
+    if record or materialize:
+        snapshot.record(db, phases)
+    if materialize:
+        with phases("snapshot"):
+            snapshot.relation = store.materialize(db, relation, snapshot.id)
+            store.set_snapshot_relation(db, snapshot.id, snapshot.relation)
+    return snapshot
 
 
 def read_training_data(
@@ -511,7 +518,8 @@ def read_training_data(
                 names.append(column.name)
                 blocks.append(value)
                 continue
-            digest.update(column.name.encode() + b"\0" + value.tobytes())
+            digest.update(column.name.encode() + b"\0")
+            digest.update(np.ascontiguousarray(value).data)  # the bytes of tobytes(), uncopied
             if value.ndim == 2:
                 names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
             else:
@@ -527,7 +535,8 @@ def read_training_data(
         elif labels:
             targets = label_values = values[len(numbers) :]
             for column, array in zip(labels, targets, strict=True):
-                digest.update(column.name.encode() + b"\0" + array.tobytes())
+                digest.update(column.name.encode() + b"\0")
+                digest.update(np.ascontiguousarray(array).data)
                 described.append(
                     ({"name": column.name, "type": column.type, "role": "label"}, array, {})
                 )
@@ -540,7 +549,13 @@ def read_training_data(
         X, y, names, digest.hexdigest(), [c.name for c in features], rules, described
     )
     with phases("check"):
-        _preprocess.check_inputs(X, data.input_rules(), names)
+        # Finite numbers everywhere (the usual case) leave nothing to refuse: one pass over
+        # each column as read, rather than over the strided columns of X
+        if not all(
+            isinstance(b, np.ndarray) and b.dtype.kind == "f" and np.isfinite(b).all()
+            for b in blocks
+        ):
+            _preprocess.check_inputs(X, data.input_rules(), names)
         for column, values in zip(labels, label_values, strict=True):
             check_label(
                 column.name,
