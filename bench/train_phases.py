@@ -22,6 +22,7 @@ The goals: the fixed cost around the fit (wall time minus the fit in the child) 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -196,6 +197,9 @@ def measure(server: Server, rows: int, runs: int, hyperparams: dict[str, Any]) -
         "cold": best(cold),
         "raw_fit": raw,
         "same_model_max_diff": diff,
+        # the stored LightGBM text: the same bytes from any version of pyml.train (same data,
+        # same seed); compare runs of two versions
+        "model_sha256": hashlib.sha256(bytes(text)).hexdigest(),
     }
 
 
@@ -244,7 +248,8 @@ def goals(results: list[dict[str, Any]]) -> str:
             )
         lines.append(
             f"- {r['rows']:,} rows: stored model vs raw fit, largest prediction difference"
-            f" {r['same_model_max_diff']:.3g}"
+            f" {r['same_model_max_diff']:.3g}; stored LightGBM text sha256"
+            f" {r['model_sha256'][:16]}"
         )
     return "\n".join(lines)
 

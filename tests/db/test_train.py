@@ -817,6 +817,35 @@ def test_lineage(conn: psycopg.Connection, project: str) -> None:
     text = json.dumps(lineage)
     for version in (sklearn.__version__, numpy.__version__, lightgbm.__version__):
         assert f'"{version}"' in text, version
+    # where the time went: the four totals, and each phase (seconds, none negative)
+    timings = lineage["timings"]
+    assert {"load", "fit", "score", "total"} <= set(timings)
+    assert {
+        "read",
+        "fingerprint",
+        "statistics",
+        "snapshot",
+        "child",
+        "child_fit",
+        "child_onnx",
+        "artifacts",
+        "evaluate",
+        "baseline",
+    } <= set(timings)
+    assert all(isinstance(v, float) and v >= 0 for v in timings.values())
+    assert timings["child_fit"] == timings["fit"] == model["metrics"]["fit_time"]
+    assert timings["child"] + timings["read"] <= timings["total"]
+
+
+def test_train_says_its_phases_at_debug2(conn: psycopg.Connection, project: str) -> None:
+    """The DEBUG2 line has the registry writes too (after the lineage is written)."""
+    messages: list[str] = []
+    conn.add_notice_handler(lambda d: messages.append(d.message_primary or ""))
+    conn.execute("SET client_min_messages = debug2")
+    train(conn, project, task="regression", relation_name="pyml.diabetes", y_column_name="target")
+    conn.execute("RESET client_min_messages")
+    (line,) = [m for m in messages if m.startswith("pyml.train: model ")]
+    assert "read " in line and "registry " in line and line.endswith(" s")
 
 
 # ---------------------------------------------------------------------------

@@ -117,3 +117,38 @@ def test_statistics_of_huge_values_in_a_narrow_range(start: float) -> None:
     assert stats["min"] == values.min() and stats["max"] == values.max()
     single = drift.describe_numeric(np.full(5, start))
     assert single["histogram"]["counts"] == [5]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(1000, dtype=np.float64) % 7,  # values on the edges
+        np.random.default_rng(5).normal(size=20_000),
+        np.array([3.0]),
+        np.array([-0.0, 0.0, 1.0, -1.0, 2.0]),
+    ],
+)
+def test_bin_counts_are_those_of_a_search_per_value(values: np.ndarray) -> None:
+    edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+    searched = np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)
+    assert drift._bin_counts(edges, values).tolist() == searched.tolist()
+    assert drift._bin_counts(np.array([]), values).tolist() == [values.size]
+
+
+def test_describe_numeric_as_numpy_computes_each_statistic(rng: np.random.Generator) -> None:
+    """The shortcuts (no copy without NULL, min and max once, one quantile partition for the
+    deciles and the percentiles) give what each numpy function gives on its own."""
+    values = np.where(rng.random(300_000) < 0.05, np.nan, rng.normal(size=300_000))
+    present = values[~np.isnan(values)]
+    sample = present[:: -(-present.size // drift.QUANTILE_SAMPLE)]
+    stats = drift.describe_numeric(values)
+    assert stats["nulls"] == int(np.isnan(values).sum()) and stats["count"] == values.size
+    assert (stats["min"], stats["max"]) == (float(present.min()), float(present.max()))
+    assert (stats["mean"], stats["std"]) == (float(present.mean()), float(present.std()))
+    deciles = np.quantile(sample, drift.QUANTILES)
+    assert stats["quantiles"][1:-1] == deciles[1:-1].tolist()
+    percentiles = np.quantile(sample, np.linspace(0.0, 1.0, drift.PERCENTILES))
+    assert stats["percentiles"][1:-1] == percentiles[1:-1].tolist()
+    counts, edges = np.histogram(present, bins=drift.HISTOGRAM_BINS)
+    assert stats["histogram"] == {"edges": edges.tolist(), "counts": counts.tolist()}
+    assert sum(stats["bins"]["counts"]) == present.size

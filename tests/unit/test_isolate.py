@@ -370,3 +370,93 @@ def test_size_text() -> None:
         "1.5 GB",
         "1 TB",
     ]
+
+
+# -- a result in two steps: share() then the rest ------------------------------------------
+
+
+def test_shared_part_comes_first_then_the_rest(tmp_path: Any) -> None:
+    """The backend has what the work shared while the work goes on (here: until the backend
+    says, through a file, that it got the first part)."""
+    got = tmp_path / "got"
+
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        assert _isolate.share({"model": 1}, [b"model bytes"])
+        deadline = time.monotonic() + 10
+        while not got.exists():  # the rest waits until the backend has the first part
+            if time.monotonic() > deadline:
+                return {"waited": False}, []
+            time.sleep(0.01)
+        return {"onnx": 2}, [b"onnx bytes"]
+
+    with _isolate.start(work, check=lambda: None, notice=lambda _: None, limit=LIMIT) as child:
+        assert child.first() == ({"model": 1}, [b"model bytes"])
+        got.touch()
+        assert child.rest() == ({"onnx": 2}, [b"onnx bytes"])
+
+
+def test_run_merges_the_shared_part_and_the_result() -> None:
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        _isolate.share({"a": 1, "b": 1}, [b"1"])
+        return {"b": 2, "c": 3}, [b"2", b"3"]
+
+    assert run(work) == ({"a": 1, "b": 2, "c": 3}, [b"1", b"2", b"3"])
+
+
+def test_share_outside_a_child_sends_nothing() -> None:
+    assert _isolate.share({"a": 1}) is False  # a work called directly returns everything
+
+
+def test_without_share_first_is_the_result() -> None:
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        return {"all": True}, [b"x"]
+
+    with _isolate.start(work, check=lambda: None, notice=lambda _: None, limit=LIMIT) as child:
+        assert child.first() == ({"all": True}, [b"x"])
+        assert child.rest() == ({}, [])
+
+
+def test_leaving_after_the_shared_part_kills_the_child() -> None:
+    """An error (or a cancel) in the backend between the two parts ends the child."""
+    pid = 0
+
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        _isolate.share({"pid": os.getpid()})
+        while True:  # an endless conversion
+            pass
+
+    with pytest.raises(Cancelled):
+        with _isolate.start(work, check=lambda: None, notice=lambda _: None, limit=LIMIT) as c:
+            pid = c.first()[0]["pid"]
+            raise Cancelled
+    assert pid and not os.path.exists(f"/proc/{pid}")  # killed and reaped
+
+
+def test_failure_after_the_shared_part_is_raised_by_rest() -> None:
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        _isolate.share({"model": 1})
+        raise InvalidParameterValue("conversion went wrong")
+
+    with _isolate.start(work, check=lambda: None, notice=lambda _: None, limit=LIMIT) as child:
+        child.first()
+        with pytest.raises(InvalidParameterValue, match="conversion went wrong"):
+            child.rest()
+
+
+def test_cancel_while_waiting_for_the_rest() -> None:
+    def work(progress: Callable[[str], None]) -> tuple[dict[str, Any], list[bytes]]:
+        _isolate.share({})
+        while True:
+            pass
+
+    started = time.monotonic()
+
+    def check() -> None:
+        if time.monotonic() - started > 0.5:
+            raise Cancelled
+
+    with _isolate.start(work, check=check, notice=lambda _: None, limit=LIMIT) as child:
+        child.first()
+        with pytest.raises(Cancelled):
+            child.rest()
+    assert time.monotonic() - started < 2
