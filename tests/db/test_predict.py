@@ -1134,6 +1134,89 @@ def test_predict_into_keeps_integer_keys_exact(
     ).fetchone() == (key_type,)
 
 
+@pytest.mark.parametrize(
+    ("key_type", "first"), [("smallint", -30000), ("integer", 7), ("bigint", 2**62 + 1)]
+)
+def test_predict_into_a_new_table_in_bulk(
+    conn: psycopg.Connection, project: str, key_type: str, first: int
+) -> None:
+    """A table predict_into creates is filled in bulk (pyml._insert_predictions, as COPY
+    does): every key exact in its own type, every prediction the
+    online one, scored_at the statement's now(), then its PRIMARY KEY."""
+    table, scores = f"bulk_{key_type}", f"bulk_{key_type}_scores"
+    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
+            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 2999) i"
+        ).format(**names),
+        (first,),
+    )
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    with conn.transaction():
+        conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'k')", (project, table, scores))
+        now = conn.execute("SELECT now()").fetchone()
+    wrong = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {t} t LEFT JOIN {s} s USING (k) WHERE s.k IS NULL"
+            " OR abs(s.prediction - pyml.predict(%s, ARRAY[t.k, t.a])) > 1e-4 OR s.scored_at <> %s"
+            " OR s.model_id <> pyml.deployed_model(%s)"
+        ).format(**names),
+        (project, now[0] if now else None, project),
+    ).fetchone()
+    assert wrong == (0,)
+    assert conn.execute(sql.SQL("SELECT count(*), min(k) FROM {s}").format(**names)).fetchone() == (
+        3000,
+        first,
+    )
+    assert conn.execute(
+        "SELECT indisprimary FROM pg_index WHERE indrelid = %s::regclass", (scores,)
+    ).fetchall() == [(True,)]
+
+
+def test_bulk_insert_fills_only_a_new_plain_table(conn: psycopg.Connection, connect: Any) -> None:
+    """pyml._insert_predictions writes as the caller (INSERT privilege, 42501), only into a
+    table of predict_into's shape with nothing an INSERT would run (else NULL, nothing
+    written), keys in range of the key's type (22003), as many predictions as keys (22023)."""
+    keys = np.array([1, 2, 3], dtype=np.int64).tobytes()
+    values = np.array([0.5, 1.5, 2.5], dtype=np.float32).tobytes()
+    conn.execute(
+        "CREATE TABLE public.bulk_plain (k int, prediction real, model_id bigint,"
+        " scored_at timestamptz NOT NULL DEFAULT now())"
+    )
+    insert = "SELECT pyml._insert_predictions(%s::regclass, %s, %s, %s)"
+    with conn.transaction():
+        assert conn.execute(insert, ("public.bulk_plain", keys, values, 7)).fetchone() == (3,)
+        assert conn.execute(
+            "SELECT array_agg(k ORDER BY k), array_agg(prediction ORDER BY k),"
+            " bool_and(model_id = 7 AND scored_at = now()) FROM public.bulk_plain"
+        ).fetchone() == ([1, 2, 3], [0.5, 1.5, 2.5], True)
+    with pytest.raises(
+        psycopg.errors.NumericValueOutOfRange, match="out of range for type integer"
+    ):
+        conn.execute(insert, ("public.bulk_plain", np.array([2**40]).tobytes(), values[:4], 7))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot insert"):
+        conn.execute(insert, ("public.bulk_plain", keys, values[:8], 7))
+    for other in (
+        "CREATE INDEX ON public.bulk_plain (k)",
+        "CREATE TRIGGER t BEFORE INSERT ON public.bulk_plain FOR EACH ROW"
+        " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+        "ALTER TABLE public.bulk_plain ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE public.bulk_plain ADD CHECK (prediction > 0)",
+        "ALTER TABLE public.bulk_plain ADD COLUMN extra int",
+    ):
+        with conn.transaction():
+            conn.execute(other)
+            assert conn.execute(insert, ("public.bulk_plain", keys, values, 7)).fetchone() == (
+                None,
+            ), other
+            assert conn.execute("SELECT count(*) FROM public.bulk_plain").fetchone() == (3,)
+            raise psycopg.Rollback()  # undo `other`
+    conn.execute("REVOKE INSERT ON public.bulk_plain FROM CURRENT_USER")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="bulk_plain"):
+        conn.execute(insert, ("public.bulk_plain", keys, values, 7))
+
+
 def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:
     values = np.array([1.5, -2.25, np.inf, 3e38], dtype=np.float32)
     keys = np.array([-(2**63), 0, 2**62 + 1], dtype=np.int64)

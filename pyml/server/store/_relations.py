@@ -361,6 +361,7 @@ class PredictionTable(NamedTuple):
     scored_at), unique on its key."""
 
     name: str  # schema-qualified and quoted
+    oid: int
     key: Column  # the key column of the source (its name and type)
     source: Relation  # what is scored (to explain duplicate or NULL keys)
     created: bool  # by this call: empty, plain inserts, PRIMARY KEY (key) once filled
@@ -380,7 +381,7 @@ def prediction_table(
     """
     with caller_search_path(db, search_path):
         oid, name, created = _prediction_table(db, target, key)
-    table = PredictionTable(name, key, source, created)
+    table = PredictionTable(name, oid, key, source, created)
     if not created:
         _require_key_index(db, _describe(db, oid, name), key)
         if not _unique_key(db, source.oid, key.name, not_null=True):
@@ -487,7 +488,16 @@ def write_predictions(
     # Arrays go over as raw bytes when they can (pyml._float4s, pyml._int8s: src/arrays.c):
     # PL/Python would convert a list one element at a time, which costs more than scoring.
     values = np.ascontiguousarray(predictions, dtype=np.float32).tobytes()
-    if isinstance(keys, np.ndarray) and key.type in INTEGER_TYPES:
+    raw_keys = isinstance(keys, np.ndarray) and key.type in INTEGER_TYPES
+    if raw_keys and table.created:  # in bulk, as COPY would (src/insert.c), when it may
+        written = db.query(
+            "SELECT pyml._insert_predictions($1::oid::regclass, $2, $3, $4) AS n",
+            [table.oid, np.ascontiguousarray(keys, dtype=np.int64).tobytes(), values, model_id],
+            ["int8", "bytea", "bytea", "int8"],
+        )[0]["n"]
+        if written is not None:
+            return int(written)
+    if raw_keys:
         keys_sql, key_type = f"pyml._int8s($1)::{key.type}[]", "bytea"
         key_values: Any = np.ascontiguousarray(keys, dtype=np.int64).tobytes()
     else:
