@@ -10,7 +10,8 @@
  * It runs as the caller (SECURITY INVOKER), checks the caller's INSERT privilege, and
  * fills only a plain table of exactly the columns predict_into creates (an integer key,
  * prediction real, model_id bigint, scored_at timestamptz) with no trigger, index, CHECK
- * constraint, rule or row security: nothing that an INSERT would run and this would skip.
+ * constraint, rule, row security, identity column or partition constraint, nor a NOT NULL
+ * it would break: nothing that an INSERT would run or check and this would skip.
  * Otherwise it returns NULL and inserts nothing, and pyml uses INSERT.
  */
 #include "postgres.h"
@@ -34,21 +35,24 @@ PG_FUNCTION_INFO_V1(pyml_insert_predictions);
 
 /* The table is one predict_into created: nothing an INSERT runs that this would skip. */
 static bool
-fillable(Relation rel)
+fillable(Relation rel, bool model_null)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Form_pg_class form = rel->rd_rel;
 	Oid			types[4] = {InvalidOid, FLOAT4OID, INT8OID, TIMESTAMPTZOID};
 	int			i;
 
-	if (form->relkind != RELKIND_RELATION || form->relhastriggers || form->relhasindex ||
-		form->relhasrules || form->relrowsecurity || form->relchecks != 0 || desc->natts != 4)
+	if (form->relkind != RELKIND_RELATION || form->relispartition || form->relhastriggers ||
+		form->relhasindex || form->relhasrules || form->relrowsecurity || form->relchecks != 0 ||
+		desc->natts != 4)
 		return false;
 	for (i = 0; i < 4; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped || att->attgenerated)
+		if (att->attisdropped || att->attgenerated || att->attidentity)
+			return false;
+		if (i == 2 && model_null && att->attnotnull)	/* INSERT says why */
 			return false;
 		if (i == 0 ? (att->atttypid != INT2OID && att->atttypid != INT4OID &&
 					  att->atttypid != INT8OID)
@@ -121,7 +125,7 @@ pyml_insert_predictions(PG_FUNCTION_ARGS)
 	acl = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
-	if (!fillable(rel))
+	if (!fillable(rel, model_null))
 	{
 		table_close(rel, RowExclusiveLock);
 		PG_RETURN_NULL();

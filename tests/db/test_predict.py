@@ -1197,20 +1197,42 @@ def test_bulk_insert_fills_only_a_new_plain_table(conn: psycopg.Connection, conn
         conn.execute(insert, ("public.bulk_plain", np.array([2**40]).tobytes(), values[:4], 7))
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot insert"):
         conn.execute(insert, ("public.bulk_plain", keys, values[:8], 7))
-    for other in (
-        "CREATE INDEX ON public.bulk_plain (k)",
-        "CREATE TRIGGER t BEFORE INSERT ON public.bulk_plain FOR EACH ROW"
-        " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
-        "ALTER TABLE public.bulk_plain ENABLE ROW LEVEL SECURITY",
-        "ALTER TABLE public.bulk_plain ADD CHECK (prediction > 0)",
-        "ALTER TABLE public.bulk_plain ADD COLUMN extra int",
+    plain = "public.bulk_plain"
+    for other, target, model_id in (
+        ("CREATE INDEX ON public.bulk_plain (k)", plain, 7),
+        (
+            "CREATE TRIGGER t BEFORE INSERT ON public.bulk_plain FOR EACH ROW"
+            " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ENABLE ROW LEVEL SECURITY", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD CHECK (prediction > 0)", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD COLUMN extra int", plain, 7),
+        (
+            "ALTER TABLE public.bulk_plain ALTER k SET NOT NULL,"
+            " ALTER k ADD GENERATED ALWAYS AS IDENTITY",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ALTER model_id SET NOT NULL", plain, None),
+        (
+            "CREATE TABLE public.bulk_parts (LIKE public.bulk_plain) PARTITION BY RANGE (k);"
+            " CREATE TABLE public.bulk_part PARTITION OF public.bulk_parts"
+            " FOR VALUES FROM (0) TO (9)",
+            "public.bulk_part",
+            7,
+        ),
     ):
         with conn.transaction():
             conn.execute(other)
-            assert conn.execute(insert, ("public.bulk_plain", keys, values, 7)).fetchone() == (
-                None,
-            ), other
-            assert conn.execute("SELECT count(*) FROM public.bulk_plain").fetchone() == (3,)
+            assert conn.execute(insert, (target, keys, values, model_id)).fetchone() == (None,), (
+                other
+            )
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*target.split(".")))
+            )
+            assert count.fetchone() in ((0,), (3,))
             raise psycopg.Rollback()  # undo `other`
     conn.execute("REVOKE INSERT ON public.bulk_plain FROM CURRENT_USER")
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="bulk_plain"):
