@@ -63,7 +63,7 @@ def build(conn: psycopg.Connection, table: str, rows: int) -> None:
 def prepare(server: Server, sizes: list[int]) -> Trained:
     data.recreate_database(server)
     with connect(server.uri) as conn:
-        for rows in sizes:
+        for rows in [100, *sizes]:
             build(conn, f"p{rows}", rows)
         first = f"p{sizes[0]}"
         conn.execute(
@@ -84,11 +84,25 @@ def prepare(server: Server, sizes: list[int]) -> Trained:
 _HYPERPARAMS = {"n_estimators": 100, "num_leaves": 31}
 
 
-def _phases(notices: list[str]) -> dict[str, float]:
+def _phases(notices: list[str], said: str = "pyml: predict_into wrote") -> dict[str, float]:
     for text in notices:
-        if text.startswith("pyml: predict_into wrote"):
+        if text.startswith(said):
             return {name: float(s) for name, s in _PHASE.findall(text.split(": ", 2)[2])}
-    raise BenchError(f"predict_into said nothing of its phases: {notices!r}")
+    raise BenchError(f"the server said nothing of its phases ({said}): {notices!r}")
+
+
+def drift(uri: str, table: str) -> dict[str, Any]:
+    """``pyml.drift`` of the table against the model's training rows, with its phases."""
+    notices: list[str] = []
+    with connect(uri) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        conn.execute("SET client_min_messages = debug2")
+        conn.execute("SELECT count(*) FROM pyml.drift(%s, 'p100')", (PROJECT,))  # warm
+        notices.clear()
+        t0 = time.perf_counter()
+        conn.execute("SELECT count(*) FROM pyml.drift(%s, %s)", (PROJECT, table)).fetchone()
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "phases": _phases(notices, "pyml: drift compared")}
 
 
 def predict_into(uri: str, table: str, target: str) -> dict[str, Any]:
@@ -133,12 +147,19 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
     with connect(server.uri) as conn:
         ids, X = data.read_features(conn, table, K, sort=True, feature_type="float8")
     expected = predict_raw(model, X)
-    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "client": [], "into": [], "batch": []}
+    runs: dict[str, list[dict[str, Any]]] = {
+        "raw": [],
+        "client": [],
+        "into": [],
+        "batch": [],
+        "drift": [],
+    }
     paths: dict[str, Callable[[], dict[str, Any]]] = {
         "raw": lambda: _raw(model, X),
         "client": lambda: client_job(server.uri, model, table, f"c{rows}", "float8"),
         "into": lambda: predict_into(server.uri, table, f"s{rows}"),
         "batch": lambda: predict_batch(server.uri, table, rows),
+        "drift": lambda: drift(server.uri, table),
     }
     load = [loadavg()]
     for turn in range(repeats):
@@ -191,7 +212,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     }
     for r in results:
         best = r["best"]
-        for name, label in labels.items():
+        for name, label in labels.items():  # drift: its own table below
             s = best[name]["seconds"]
             lines.append(
                 f"| {r['rows']:,} | {label} | {s:.3f} | {best['client']['seconds'] / s:.2f}"
@@ -222,6 +243,20 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
             + " |"
             * len(names)
         )
+    lines += [
+        "",
+        "`pyml.drift` of the same tables against the model's training rows (seconds):",
+        "",
+    ]
+    names = []
+    for r in results:
+        names += [n for n in r["best"]["drift"]["phases"] if n not in names]
+    lines.append("| rows | wall | " + " | ".join(names) + " |")
+    lines.append("|---|---|" + "---|" * len(names))
+    for r in results:
+        d = r["best"]["drift"]
+        cells = " | ".join(f"{d['phases'][n]:.3f}" if n in d["phases"] else "" for n in names)
+        lines.append(f"| {r['rows']:,} | {d['seconds']:.3f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1134,6 +1134,111 @@ def test_predict_into_keeps_integer_keys_exact(
     ).fetchone() == (key_type,)
 
 
+@pytest.mark.parametrize(
+    ("key_type", "first"), [("smallint", -30000), ("integer", 7), ("bigint", 2**62 + 1)]
+)
+def test_predict_into_a_new_table_in_bulk(
+    conn: psycopg.Connection, project: str, key_type: str, first: int
+) -> None:
+    """A table predict_into creates is filled in bulk (pyml._insert_predictions, as COPY
+    does): every key exact in its own type, every prediction the
+    online one, scored_at the statement's now(), then its PRIMARY KEY."""
+    table, scores = f"bulk_{key_type}", f"bulk_{key_type}_scores"
+    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
+            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 2999) i"
+        ).format(**names),
+        (first,),
+    )
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    with conn.transaction():
+        conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'k')", (project, table, scores))
+        now = conn.execute("SELECT now()").fetchone()
+    wrong = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {t} t LEFT JOIN {s} s USING (k) WHERE s.k IS NULL"
+            " OR abs(s.prediction - pyml.predict(%s, ARRAY[t.k, t.a])) > 1e-4 OR s.scored_at <> %s"
+            " OR s.model_id <> pyml.deployed_model(%s)"
+        ).format(**names),
+        (project, now[0] if now else None, project),
+    ).fetchone()
+    assert wrong == (0,)
+    assert conn.execute(sql.SQL("SELECT count(*), min(k) FROM {s}").format(**names)).fetchone() == (
+        3000,
+        first,
+    )
+    assert conn.execute(
+        "SELECT indisprimary FROM pg_index WHERE indrelid = %s::regclass", (scores,)
+    ).fetchall() == [(True,)]
+
+
+def test_bulk_insert_fills_only_a_new_plain_table(conn: psycopg.Connection, connect: Any) -> None:
+    """pyml._insert_predictions writes as the caller (INSERT privilege, 42501), only into a
+    table of predict_into's shape with nothing an INSERT would run (else NULL, nothing
+    written), keys in range of the key's type (22003), as many predictions as keys (22023)."""
+    keys = np.array([1, 2, 3], dtype=np.int64).tobytes()
+    values = np.array([0.5, 1.5, 2.5], dtype=np.float32).tobytes()
+    conn.execute(
+        "CREATE TABLE public.bulk_plain (k int, prediction real, model_id bigint,"
+        " scored_at timestamptz NOT NULL DEFAULT now())"
+    )
+    insert = "SELECT pyml._insert_predictions(%s::regclass, %s, %s, %s)"
+    with conn.transaction():
+        assert conn.execute(insert, ("public.bulk_plain", keys, values, 7)).fetchone() == (3,)
+        assert conn.execute(
+            "SELECT array_agg(k ORDER BY k), array_agg(prediction ORDER BY k),"
+            " bool_and(model_id = 7 AND scored_at = now()) FROM public.bulk_plain"
+        ).fetchone() == ([1, 2, 3], [0.5, 1.5, 2.5], True)
+    with pytest.raises(
+        psycopg.errors.NumericValueOutOfRange, match="out of range for type integer"
+    ):
+        conn.execute(insert, ("public.bulk_plain", np.array([2**40]).tobytes(), values[:4], 7))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot insert"):
+        conn.execute(insert, ("public.bulk_plain", keys, values[:8], 7))
+    plain = "public.bulk_plain"
+    for other, target, model_id in (
+        ("CREATE INDEX ON public.bulk_plain (k)", plain, 7),
+        (
+            "CREATE TRIGGER t BEFORE INSERT ON public.bulk_plain FOR EACH ROW"
+            " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ENABLE ROW LEVEL SECURITY", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD CHECK (prediction > 0)", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD COLUMN extra int", plain, 7),
+        (
+            "ALTER TABLE public.bulk_plain ALTER k SET NOT NULL,"
+            " ALTER k ADD GENERATED ALWAYS AS IDENTITY",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ALTER model_id SET NOT NULL", plain, None),
+        (
+            "CREATE TABLE public.bulk_parts (LIKE public.bulk_plain) PARTITION BY RANGE (k);"
+            " CREATE TABLE public.bulk_part PARTITION OF public.bulk_parts"
+            " FOR VALUES FROM (0) TO (9)",
+            "public.bulk_part",
+            7,
+        ),
+    ):
+        with conn.transaction():
+            conn.execute(other)
+            assert conn.execute(insert, (target, keys, values, model_id)).fetchone() == (None,), (
+                other
+            )
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*target.split(".")))
+            )
+            assert count.fetchone() in ((0,), (3,))
+            raise psycopg.Rollback()  # undo `other`
+    conn.execute("REVOKE INSERT ON public.bulk_plain FROM CURRENT_USER")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="bulk_plain"):
+        conn.execute(insert, ("public.bulk_plain", keys, values, 7))
+
+
 def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:
     values = np.array([1.5, -2.25, np.inf, 3e38], dtype=np.float32)
     keys = np.array([-(2**63), 0, 2**62 + 1], dtype=np.int64)
@@ -1144,3 +1249,90 @@ def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:
     assert got == ("{1.5,-2.25,Infinity,3e+38}", "{-9223372036854775808,0,4611686018427387905}", [])
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot make a real array"):
         conn.execute("SELECT pyml._float4s('\\x010203'::bytea)")
+
+
+def _read(conn: psycopg.Connection, table: str, columns: list[str], key: str | None) -> Any:
+    return conn.execute(
+        "SELECT pyml._read_columns(%s::regclass, %s, %s, NULL, NULL)", (table, columns, key)
+    ).fetchone()[0]
+
+
+def test_read_columns_reads_exactly_what_the_caller_may(conn: psycopg.Connection) -> None:
+    """pyml._read_columns (src/scan.c) gives the values a cast to float8 gives (NULL as NaN)
+    and the keys as int8, in the table's order; NULL (pyml then reads through SQL) for a
+    view, row security or a type it does not convert; 42501 for a column the caller may not
+    SELECT; 22004 for a NULL key."""
+    conn.execute(
+        "CREATE TABLE public.scan_t (k int, a real, b smallint, c boolean, d float8, n numeric)"
+    )
+    conn.execute(
+        "INSERT INTO public.scan_t SELECT i, i / 3.0, -i, i % 2 = 0,"
+        " CASE WHEN i % 5 = 0 THEN NULL ELSE 1e300 / i END, i FROM generate_series(1, 2000) i"
+    )
+    raw = _read(conn, "public.scan_t", ["a", "b", "c", "d"], "k")
+    n = 2000
+    got = np.frombuffer(raw, dtype=np.float64, count=4 * n).reshape(4, n)
+    keys = np.frombuffer(raw, dtype=np.int64, offset=32 * n)
+    expected = conn.execute(
+        "SELECT array_agg(coalesce(a::float8, 'NaN')), array_agg(b::float8),"
+        " array_agg(c::int::float8), array_agg(coalesce(d, 'NaN')), array_agg(k::int8)"
+        " FROM public.scan_t"
+    ).fetchone()
+    for j in range(4):
+        np.testing.assert_array_equal(got[j], np.array(expected[j], dtype=np.float64))
+    np.testing.assert_array_equal(keys, np.arange(1, n + 1))
+    assert conn.execute(
+        "SELECT length(pyml._read_columns('public.scan_t', ARRAY['a'], NULL, 0, 1)),"
+        " length(pyml._read_columns('public.scan_t', ARRAY['a'], NULL, 3, 3))"
+    ).fetchone() == (
+        8 * conn.execute("SELECT count(*) FROM public.scan_t WHERE ctid < '(1,0)'").fetchone()[0],
+        0,
+    )
+
+    assert _read(conn, "public.scan_t", ["a", "n"], None) is None  # numeric: SQL's cast
+    conn.execute("CREATE VIEW public.scan_v AS SELECT * FROM public.scan_t")
+    assert _read(conn, "public.scan_v", ["a"], None) is None
+    with conn.transaction():
+        conn.execute("ALTER TABLE public.scan_t ENABLE ROW LEVEL SECURITY")
+        conn.execute("ALTER TABLE public.scan_t FORCE ROW LEVEL SECURITY")
+        conn.execute("CREATE POLICY few ON public.scan_t USING (k <= 10)")
+        assert _read(conn, "public.scan_t", ["a"], None) is None
+        raise psycopg.Rollback()
+    with conn.transaction():
+        conn.execute("REVOKE SELECT ON public.scan_t FROM CURRENT_USER")
+        conn.execute("GRANT SELECT (k, a) ON public.scan_t TO CURRENT_USER")
+        assert len(_read(conn, "public.scan_t", ["a"], "k")) == 16 * n
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="scan_t"):
+            _read(conn, "public.scan_t", ["a", "b"], "k")
+        raise psycopg.Rollback()
+    conn.execute("UPDATE public.scan_t SET k = NULL WHERE k = 7")
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):
+        _read(conn, "public.scan_t", ["a"], "k")
+
+
+def test_predict_into_scores_only_the_rows_row_security_shows(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
+    """Under row security, predict_into reads through SQL, where the policies apply: the
+    rows the caller cannot see are not scored."""
+    names = {
+        "t": sql.Identifier("public", f"{project}_rls"),
+        "s": sql.Identifier(f"{project}_rls_out"),
+    }
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {t} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d"
+        ).format(**names)
+    )
+    conn.execute(sql.SQL("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY").format(**names))
+    conn.execute(sql.SQL("ALTER TABLE {t} FORCE ROW LEVEL SECURITY").format(**names))
+    conn.execute(sql.SQL("CREATE POLICY thirds ON {t} USING (id % 3 = 0)").format(**names))
+    count = one(
+        conn,
+        "SELECT pyml.predict_into(%s, %s, %s, 'id')",
+        (diabetes.project, f"public.{project}_rls", f"public.{project}_rls_out"),
+    )
+    assert count == 442 // 3
+    assert conn.execute(
+        sql.SQL("SELECT count(*) FILTER (WHERE id % 3 <> 0) FROM public.{s}").format(**names)
+    ).fetchone() == (0,)
