@@ -139,6 +139,58 @@ $$;
 COMMENT ON FUNCTION pyml._stream_enqueue() IS
     'Trigger of async streams: queues inserted and updated rows for pyml.stream_work';
 
+-- The outbox is written through a gate of its own (src/streams.c), not through the
+-- registry gate: pyml's Python code arms it for one call of pyml._stream_publish, which
+-- takes the arm first thing. Called by anyone else, it refuses (42501). So a sync
+-- stream's trigger writes its events with one SPI statement rather than a nested
+-- PL/Python call of pyml._registry_write().
+CREATE FUNCTION pyml._stream_armed() RETURNS boolean
+LANGUAGE C
+VOLATILE
+PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pyml_stream_armed';
+COMMENT ON FUNCTION pyml._stream_armed() IS
+    'Internal: whether pyml armed the outbox gate for this call (it is closed in any case)';
+
+CREATE FUNCTION pyml._stream_publish(
+    stream bigint,                                -- the stream
+    keys text[],                                  -- the rows' keys (text)
+    predictions real[],                           -- their predictions (NULL where an error)
+    errors text[],                                -- their errors (NULL where scored)
+    model bigint,                                 -- the model that scored them
+    channel text,                                 -- the stream's NOTIFY channel
+    inline boolean                                -- the events travel in the payload
+) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sent boolean;  -- pg_notify returns void, which no variable can hold
+BEGIN
+    IF NOT pyml._stream_armed() THEN
+        RAISE EXCEPTION 'pyml._stream_publish() is internal to pyml'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pyml''s public functions.';
+    END IF;
+    WITH e AS (
+        INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id, error)
+        SELECT stream, u.k, u.p, model, u.e
+          FROM unnest(keys, predictions, errors) AS u(k, p, e)  -- multi-argument: the syntax form
+        RETURNING event_id, key, prediction)
+    SELECT pg_catalog.pg_notify(channel, pg_catalog.json_build_object(
+               'stream', stream, 'model', model, 'first', pg_catalog.min(e.event_id),
+               'last', pg_catalog.max(e.event_id), 'count', pg_catalog.count(*),
+               'events', CASE WHEN inline THEN pg_catalog.json_agg(
+                   pg_catalog.json_build_array(e.event_id, e.key, e.prediction)
+                   ORDER BY e.event_id) END)::text) IS NULL
+      INTO sent FROM e;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_publish(bigint, text[], real[], text[], bigint, text, boolean) IS
+    'Internal: writes events to the outbox of a stream and NOTIFYs its channel (only when pyml armed it)';
+
 -- ----------------------------------------------------------------------------
 -- Internals of streams: the delivery horizon, the installation of a stream's
 -- triggers on its relation and partitions, and the functions of the event

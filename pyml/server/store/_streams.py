@@ -2,13 +2,14 @@
 
 Names in the generated statements come from the catalog, quoted by PostgreSQL
 (``quote_ident``, ``quote_literal``, ``format``); values are bound parameters.
-Definitions, queue and outbox are registry tables (``db.registry``); a statement's
-rows are read by the trigger, as the role whose statement fired it.
+Definitions and queue are registry tables (``db.registry``); the outbox is written through
+a gate of its own (:func:`outbox_gate`, src/streams.c); a statement's rows are read by the
+trigger, as the role whose statement fired it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from pyml.errors import InvalidParameterValue, UndefinedObject
@@ -203,20 +204,30 @@ def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | Non
 # The outbox
 # ---------------------------------------------------------------------------
 
-_PUBLISH = (
-    "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id, error)"
-    " SELECT $1, u.k, u.p, $4, u.e FROM unnest($2::text[], $3::float4[], $5::text[]) AS u(k, p, e)"
-    " RETURNING event_id, key, prediction)"
-    " SELECT pg_catalog.pg_notify($6, pg_catalog.json_build_object("
-    "'stream', $1, 'model', $4, 'first', pg_catalog.min(e.event_id),"
-    " 'last', pg_catalog.max(e.event_id), 'count', pg_catalog.count(*), 'events', CASE WHEN $7"
-    " THEN pg_catalog.json_agg(pg_catalog.json_build_array(e.event_id, e.key, e.prediction)"
-    " ORDER BY e.event_id) END)::text) FROM e"
-)
+_PUBLISH = "SELECT pyml._stream_publish($1, $2, $3, $4, $5, $6, $7)"
+_PUBLISH_TYPES = ("int8", "text[]", "float4[]", "text[]", "int8", "text", "bool")
+
+
+def outbox_gate(db: Db) -> Callable[[bool], None]:
+    """``pyml_stream_arm`` of src/streams.c (through ctypes): opens (True) or closes (False)
+    the gate of ``pyml._stream_publish`` for its next call in this backend. Looked up once
+    per session; a backend that has not loaded pyml's library yet loads it (any call of one
+    of its functions does)."""
+    import ctypes
+
+    try:
+        arm = ctypes.CDLL(None).pyml_stream_arm
+    except AttributeError:
+        db.query("SELECT pyml._stream_armed()")  # loads pyml.so; the gate stays closed
+        arm = ctypes.CDLL(None).pyml_stream_arm
+    arm.restype = None
+    arm.argtypes = [ctypes.c_bool]
+    return arm
 
 
 def publish(
     db: Db,
+    gate: Callable[[bool], None],
     stream: Stream,
     keys: Sequence[str | None],
     predictions: Sequence[Any],
@@ -224,12 +235,15 @@ def publish(
     model_id: int | None,
     inline: bool,
 ) -> None:
-    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
-    db.registry.write(
-        _PUBLISH,
-        [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel, inline],
-        ["int8", "text[]", "float4[]", "int8", "text[]", "text", "bool"],
-    )
+    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit), with
+    the extension owner's rights: through ``pyml._stream_publish``, opened by ``gate``
+    (:func:`outbox_gate`) for this one call."""
+    params = [stream.id, keys, predictions, errors, model_id, stream.channel, inline]
+    gate(True)
+    try:
+        db.query(_PUBLISH, params, _PUBLISH_TYPES)
+    finally:
+        gate(False)
 
 
 def read_events(
