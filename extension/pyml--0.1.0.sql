@@ -3906,6 +3906,43 @@ $$;
 COMMENT ON FUNCTION pyml._stream_publish(bigint, text[], real[], text[], bigint, text, boolean) IS
     'Internal: writes events to the outbox of a stream and NOTIFYs its channel (only when pyml armed it)';
 
+-- The same for one scored row (a single-row INSERT, the most frequent statement): no arrays,
+-- no aggregate. The payload is the same text pyml._stream_publish would send.
+CREATE FUNCTION pyml._stream_publish_one(
+    stream bigint,                                -- the stream
+    row_key text,                                 -- the row's key (text)
+    row_prediction real,                          -- its prediction
+    model bigint,                                 -- the model that scored it
+    channel text,                                 -- the stream's NOTIFY channel
+    inline boolean                                -- the event travels in the payload
+) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sent boolean;  -- pg_notify returns void, which no variable can hold
+BEGIN
+    IF NOT pyml._stream_armed() THEN
+        RAISE EXCEPTION 'pyml._stream_publish_one() is internal to pyml'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pyml''s public functions.';
+    END IF;
+    WITH e AS (
+        INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id)
+        VALUES (stream, row_key, row_prediction, model)
+        RETURNING event_id, key, prediction)
+    SELECT pg_catalog.pg_notify(channel, pg_catalog.json_build_object(
+               'stream', stream, 'model', model, 'first', e.event_id, 'last', e.event_id,
+               'count', 1, 'events', CASE WHEN inline THEN pg_catalog.json_build_array(
+                   pg_catalog.json_build_array(e.event_id, e.key, e.prediction)) END)::text) IS NULL
+      INTO sent FROM e;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_publish_one(bigint, text, real, bigint, text, boolean) IS
+    'Internal: writes one event to the outbox of a stream and NOTIFYs its channel (only when pyml armed it)';
+
 -- ----------------------------------------------------------------------------
 -- Internals of streams: the delivery horizon, the installation of a stream's
 -- triggers on its relation and partitions, and the functions of the event

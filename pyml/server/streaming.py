@@ -175,13 +175,74 @@ def predict_rows(
                 row, feature_at, stream.key_column, row[key_at], model.imputed_columns()
             )
         values.append(numbers)
-    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
-        predictions = [model.online_predictor()(values[0])]
-    else:
-        import numpy as np
+    return Scored(keys, _predict_small(model, values), model.id, _inline(keys))
 
-        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype("float32").tolist()
-    return Scored(keys, predictions, model.id, _inline(keys))
+
+def _predict_small(model: Model, values: list[list[float]]) -> list[float]:
+    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
+        return [model.online_predictor()(values[0])]
+    import numpy as np
+
+    predictions = model.predict(np.asarray(values, dtype=np.float64)).astype("float32")
+    return predictions.tolist()  # type: ignore[no-any-return]
+
+
+_UNSET = object()
+
+
+def insert_rows(session: Session, stream: store.Stream, relation_oid: int) -> Scored | None:
+    """The sync trigger, for a small INSERT whose features are plain numbers (most of them):
+    its keys and features read in one query of typed values (no row text to parse), scored.
+    None when the statement must be read the general way (:func:`predict_rows` or batches),
+    which then says or refuses what it must as it always did: more than SMALL rows, a NULL,
+    NaN or Infinity among the features, features of other types, no live model, a table
+    altered since the query was prepared."""
+    db = session.db
+    try:
+        model = session.serving.live_model(db, stream.project)
+    except PymlError:
+        return None
+    plans = session.streams.plans
+    key = ("insert", relation_oid, model.id, stream.key_column)
+    query = plans.get(key, _UNSET)
+    if query is _UNSET:
+        query = plans[key] = _insert_query(db, relation_oid, model, stream.key_column)
+    if query is None:
+        return None
+    try:
+        rows = db.query(query)
+    except Exception as exc:  # a query error (plpy.SPIError), rolled back
+        if not str(getattr(exc, "sqlstate", None) or "").startswith("42"):
+            raise  # not the query's own: a cancel, a lack of memory, ...
+        del plans[key]  # a column went or changed its type: prepared again next time
+        return None
+    if len(rows) > SMALL:
+        return None
+    values = []
+    for row in rows:
+        numbers = row["x"]
+        if None in numbers:
+            return None
+        total = sum(numbers)
+        if total - total:  # NaN or +-Infinity somewhere (0.0 when every value is finite)
+            return None
+        values.append(numbers)
+    if not values:
+        return Scored([], [], model.id, False)
+    keys = [row["k"] for row in rows]
+    return Scored(keys, _predict_small(model, values), model.id, _inline(keys))
+
+
+def _insert_query(db: Db, relation_oid: int, model: Model, key_column: str) -> str | None:
+    """The query of :func:`insert_rows` for a relation and a model, or None when a feature is
+    not a plain number (or a column is missing: the general way says so)."""
+    columns = {c.name: c for c in store.relation_by_oid(db, relation_oid).columns}
+    if key_column not in columns or any(name not in columns for name in model.columns):
+        return None
+    features = [columns[name] for name in model.columns]
+    if not all(store.is_plain_number(c) for c in features):
+        return None
+    return store.small_insert_query(columns[key_column], features, SMALL + 1)
 
 
 class _Reader:
@@ -254,6 +315,10 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     """
     db, plans = session.db, session.streams.plans
     stream = _trigger_stream(args)
+    if not update:
+        typed = insert_rows(session, stream, relation_oid)
+        if typed is not None:
+            return _publish(session, stream, typed)
     new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
     if len(new_rows) <= SMALL:
         if not new_rows:

@@ -173,6 +173,29 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
     )
 
 
+PLAIN_NUMBERS = frozenset(("real", "double precision", "smallint", "integer", "bigint"))
+
+
+def is_plain_number(column: Column) -> bool:
+    """A scalar of a built-in numeric type: its ``::float8`` is what its text gives."""
+    return column.type in PLAIN_NUMBERS or (
+        column.type.startswith("numeric") and column.category == "N"
+    )
+
+
+def small_insert_query(key: Column, features: Sequence[Column], rows: int) -> str:
+    """Read up to ``rows`` rows of an INSERT's transition table: the key as its type's output
+    (what the row's text holds; NULL stays NULL) and the features (plain numbers, see
+    :func:`is_plain_number`) as one float8 array per row, NULL as NULL."""
+    values = ", ".join(f"n.{c.ident}::pg_catalog.float8" for c in features)
+    # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
+    return (
+        f"SELECT CASE WHEN n.{key.ident} IS NOT NULL"  # noqa: S608
+        f" THEN pg_catalog.format('%s', n.{key.ident}) END AS k,"
+        f" ARRAY[{values}] AS x FROM pyml_new n LIMIT {int(rows)}"
+    )
+
+
 def enqueue(
     db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
 ) -> None:
@@ -206,6 +229,8 @@ def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | Non
 
 _PUBLISH = "SELECT pyml._stream_publish($1, $2, $3, $4, $5, $6, $7)"
 _PUBLISH_TYPES = ("int8", "text[]", "float4[]", "text[]", "int8", "text", "bool")
+_PUBLISH_ONE = "SELECT pyml._stream_publish_one($1, $2, $3, $4, $5, $6)"
+_PUBLISH_ONE_TYPES = ("int8", "text", "float4", "int8", "text", "bool")
 
 
 def outbox_gate(db: Db) -> Callable[[bool], None]:
@@ -238,10 +263,15 @@ def publish(
     """Write the events to the outbox and NOTIFY the stream's channel (sent at commit), with
     the extension owner's rights: through ``pyml._stream_publish``, opened by ``gate``
     (:func:`outbox_gate`) for this one call."""
-    params = [stream.id, keys, predictions, errors, model_id, stream.channel, inline]
+    if len(keys) == 1 and errors[0] is None:  # a single-row INSERT: scalars, no arrays
+        sql, types = _PUBLISH_ONE, list(_PUBLISH_ONE_TYPES)
+        params = [stream.id, keys[0], predictions[0], model_id, stream.channel, inline]
+    else:
+        sql, types = _PUBLISH, list(_PUBLISH_TYPES)
+        params = [stream.id, keys, predictions, errors, model_id, stream.channel, inline]
     gate(True)
     try:
-        db.query(_PUBLISH, params, _PUBLISH_TYPES)
+        db.query(sql, params, types)
     finally:
         gate(False)
 
@@ -369,15 +399,16 @@ def transition_rows(
     """The rows of the firing statement (its transition tables), as row text: the new rows
     and, for an UPDATE, the old ones; at most ``limit`` of each. Read as the caller."""
     cap = "" if limit is None else f" LIMIT {int(limit)}"
+    # (r.*) is the whole row even when the relation has a column named r
     new = db.query(
-        "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-        f" FROM (SELECT r FROM pyml_new r{cap}) AS t"
+        "SELECT pg_catalog.array_agg(t.x) AS rows"  # noqa: S608
+        f" FROM (SELECT (r.*)::pg_catalog.text AS x FROM pyml_new r{cap}) AS t"
     )[0]["rows"]
     old = None
     if update:
         old = db.query(
-            "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-            f" FROM (SELECT r FROM pyml_old r{cap}) AS t"
+            "SELECT pg_catalog.array_agg(t.x) AS rows"  # noqa: S608
+            f" FROM (SELECT (r.*)::pg_catalog.text AS x FROM pyml_old r{cap}) AS t"
         )[0]["rows"]
     return list(new or []), (list(old or []) if update else None)
 
