@@ -57,7 +57,9 @@ def raw(model: Trained, X: np.ndarray) -> tuple[np.ndarray, float]:
     return predictions, best
 
 
-def client_job(uri: str, model: Trained, table: str, target: str) -> dict[str, Any]:
+def client_job(
+    uri: str, model: Trained, table: str, target: str, feature_type: str = "float4"
+) -> dict[str, Any]:
     k = model.spec.features
     with connect(uri) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {target}")
@@ -66,7 +68,7 @@ def client_job(uri: str, model: Trained, table: str, target: str) -> dict[str, A
             " scored_at timestamptz NOT NULL DEFAULT now())"
         )
         t0 = time.perf_counter()
-        ids, X = data.read_features(conn, table, k, sort=False)
+        ids, X = data.read_features(conn, table, k, sort=False, feature_type=feature_type)
         t1 = time.perf_counter()
         predictions = predict_raw(model, X).astype(np.float32)
         t2 = time.perf_counter()

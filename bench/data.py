@@ -72,12 +72,18 @@ def build_table(
 
 
 def read_features(
-    conn: psycopg.Connection, table: str, k: int, where: str = "", sort: bool = True
+    conn: psycopg.Connection,
+    table: str,
+    k: int,
+    where: str = "",
+    sort: bool = True,
+    feature_type: str = "float4",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, X)``, X as float64 ``(n, k)``, by binary COPY; sorted by id unless told not."""
+    """``(ids, X)``, X as float64 ``(n, k)``, by binary COPY; sorted by id unless told not.
+    The features are columns of ``feature_type`` (``float4``: real, or ``float8``)."""
     names = ", ".join(f"f{i}" for i in range(1, k + 1))
     columns = pgcopy.copy_out(
-        conn, f"SELECT id, {names} FROM {table} {where}", ["int8"] + ["float4"] * k
+        conn, f"SELECT id, {names} FROM {table} {where}", ["int8"] + [feature_type] * k
     )
     ids, X = columns[0], np.column_stack(columns[1:]).astype(np.float64)
     if sort and len(ids) > 1 and (np.diff(ids) < 0).any():

@@ -50,6 +50,11 @@ class Db(Protocol):
         """Report a problem the caller's statement goes on despite."""
         ...
 
+    def debug(self, message: str) -> None:
+        """Say how a job went (DEBUG2, PL/Python's debug level: seen with
+        ``client_min_messages = debug2``)."""
+        ...
+
     def atomic(self) -> AbstractContextManager[Any]:
         """A block whose statements all take effect, or none (a subtransaction)."""
         ...
@@ -137,6 +142,9 @@ class PlpyDb:
 
     def warning(self, message: str) -> None:
         self.plpy.warning(message)
+
+    def debug(self, message: str) -> None:
+        self.plpy.debug(message)
 
     def atomic(self) -> AbstractContextManager[Any]:
         return self.plpy.subtransaction()  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyml.core import preprocess
 from pyml.core.model import Model
+from pyml.core.timing import Phases
 from pyml.errors import InvalidParameterValue, NullValueNotAllowed
 from pyml.server import store
 from pyml.server._db import Db
@@ -34,33 +35,54 @@ def predict_into(
     chunk is scored on a worker thread (the model's C code releases the GIL) while the
     previous chunk is written and the next one read.
     """
-    relation = store.resolve_relation(db, source_relation, search_path)
-    key = relation.column(key_column)
-    features = [relation.column(name) for name in store.feature_columns(db, model.id)]
-    categories = model.category_columns()
-    numbers = [c for c in features if c.name not in categories]
-    texts = [store.as_text(c) for c in features if c.name in categories]
-    table = store.prediction_table(db, target_table, relation, key, search_path)
+    phases = Phases()
+    with phases("resolve"):
+        relation = store.resolve_relation(db, source_relation, search_path)
+        key = relation.column(key_column)
+        features = [relation.column(name) for name in store.feature_columns(db, model.id)]
+        categories = model.category_columns()
+        numbers = [c for c in features if c.name not in categories]
+        texts = [store.as_text(c) for c in features if c.name in categories]
+        table = store.prediction_table(db, target_table, relation, key, search_path)
+
+    def predict(X: np.ndarray) -> np.ndarray:  # on the worker thread
+        with phases("predict (worker)"):
+            return model.predict(X)
+
+    def write(scored: tuple[Any, Future[Any]]) -> int:
+        keys, future = scored
+        with phases("wait for predict"):
+            predictions = future.result()
+        with phases("write"):
+            return store.write_predictions(db, table, keys, predictions, model.id)
+
     written = 0
-    scoring: tuple[list[Any], Future[Any]] | None = None
+    scoring: tuple[Any, Future[Any]] | None = None
+    chunks = store.read_chunks(db, relation, numbers, [key, *texts], rows_per_chunk)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyml-score") as pool:
-        for n, values, (keys, *text) in store.read_chunks(
-            db, relation, numbers, [key, *texts], rows_per_chunk
-        ):
-            if not model.has_preprocessing:
-                X = feature_matrix(n, values, model.feature_names, key.name, keys)
-            else:
-                read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=True))
-                read.update(zip([c.name for c in texts], text, strict=True))
-                X = preprocess.inputs(n, [read[c.name] for c in features])
-                model.check_inputs(X, _where(key.name, keys))
-            following = (keys, pool.submit(model.predict, X))
+        while True:
+            with phases("read"):
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            n, values, (keys, *text) = chunk
+            with phases("convert"):
+                if not model.has_preprocessing:
+                    X = feature_matrix(n, values, model.feature_names, key.name, keys)
+                else:
+                    read: dict[str, Any] = dict(zip([c.name for c in numbers], values, strict=True))
+                    read.update(zip([c.name for c in texts], text, strict=True))
+                    X = preprocess.inputs(n, [read[c.name] for c in features])
+                    model.check_inputs(X, _where(key.name, keys))
+            following = (keys, pool.submit(predict, X))
             if scoring is not None:
-                written += _write(db, table, scoring, model.id)
+                written += write(scoring)
             scoring = following
         if scoring is not None:
-            written += _write(db, table, scoring, model.id)
-    store.finish_predictions(db, table)
+            written += write(scoring)
+    with phases("finish"):
+        store.finish_predictions(db, table)
+    db.debug(f"pyml: predict_into wrote {written} rows: {phases.text()}")
     return written
 
 
@@ -92,16 +114,6 @@ def feature_matrix(
 
 def _where(key_name: str, keys: list[Any]) -> Any:
     return lambda row: f"The row with {key_name} = {keys[row]}."
-
-
-def _write(
-    db: Db,
-    table: store.PredictionTable,
-    scored: tuple[list[Any], Future[Any]],
-    model_id: int | None,
-) -> int:
-    keys, future = scored
-    return store.write_predictions(db, table, keys, future.result(), model_id)
 
 
 def predict_batch(model: Model, features: bytes) -> bytes:

@@ -25,6 +25,7 @@ from pyml.core import statistics as stats
 from pyml.core.metrics import KEY_METRIC
 from pyml.core.model import Model, label_text
 from pyml.core.statistics import PREDICTION
+from pyml.core.timing import Phases
 from pyml.errors import (
     DataException,
     InvalidParameterValue,
@@ -98,7 +99,9 @@ def drift(
     """Per feature PSI and KS (numbers) or PSI and Jensen-Shannon (categories), and the
     same for the predictions; with the number of rows compared. ``settings``: the model's
     ``store.model_settings``, when the caller has them already."""
-    settings = settings or store.model_settings(db, model.stored_id)
+    phases = Phases()
+    with phases("settings"):
+        settings = settings or store.model_settings(db, model.stored_id)
     columns = settings.columns
     if not columns:
         raise ObjectNotInPrerequisiteState(
@@ -106,21 +109,25 @@ def drift(
         )
     features = {c["name"]: c for c in columns if c.get("role") == "feature"}
     if relation_name is None:
-        values, predictions, n = _logged(db, model, features, window)
+        with phases("read log"):
+            values, predictions, n = _logged(db, model, features, window)
     else:
-        values, predictions, n = _relation(db, model, features, relation_name, search_path)
+        values, predictions, n = _relation(db, model, features, relation_name, search_path, phases)
     source = f'relation "{relation_name}"' if relation_name else f"the last {window} of calls"
     db.notice(f"pyml: comparing {n} rows of {source} with the training rows of model {model.id}")
     rows: list[Drift] = []
-    for name, trained in features.items():
-        rows += _compare(name, trained, values[name], psi_threshold)
-    baseline = settings.baseline
-    if baseline is not None and predictions is not None:
-        if "targets" in baseline:
-            for j, target in enumerate(baseline["targets"]):
-                rows += _compare(f"{PREDICTION}[{j + 1}]", target, predictions[:, j], psi_threshold)
-        else:
-            rows += _compare(PREDICTION, baseline, predictions, psi_threshold)
+    with phases("compare"):
+        for name, trained in features.items():
+            rows += _compare(name, trained, values[name], psi_threshold)
+        baseline = settings.baseline
+        if baseline is not None and predictions is not None:
+            if "targets" in baseline:
+                for j, target in enumerate(baseline["targets"]):
+                    column = predictions[:, j]
+                    rows += _compare(f"{PREDICTION}[{j + 1}]", target, column, psi_threshold)
+            else:
+                rows += _compare(PREDICTION, baseline, predictions, psi_threshold)
+    db.debug(f"pyml: drift compared {n} rows: {phases.text()}")
     return rows, n
 
 
@@ -137,27 +144,37 @@ def _row(name: str, metric: str, value: float, threshold: float) -> Drift:
 
 
 def _relation(
-    db: Db, model: Model, features: dict[str, Any], relation_name: str, search_path: str | None
+    db: Db,
+    model: Model,
+    features: dict[str, Any],
+    relation_name: str,
+    search_path: str | None,
+    phases: Phases,
 ) -> tuple[dict[str, Any], Any, int]:
     """The features of every row of the relation (one scan), and the model's predictions
     for the rows it can score (rows with a NULL it cannot take, or an infinite number, are
     left out: the statistics of the features keep them)."""
-    relation = store.resolve_relation(db, relation_name, search_path)
-    columns = [relation.column(name) for name in features]
-    texts = [c for c in columns if "categories" in features[c.name]]
-    numbers = [c for c in columns if "categories" not in features[c.name]]
-    n, arrays, lists = store.read_columns(db, relation, numbers, [store.as_text(c) for c in texts])
+    with phases("read"):
+        relation = store.resolve_relation(db, relation_name, search_path)
+        columns = [relation.column(name) for name in features]
+        texts = [c for c in columns if "categories" in features[c.name]]
+        numbers = [c for c in columns if "categories" not in features[c.name]]
+        n, arrays, lists = store.read_columns(
+            db, relation, numbers, [store.as_text(c) for c in texts]
+        )
     if n == 0:
         raise DataException(f'relation "{relation.qualified}" has no rows')
-    values: dict[str, Any] = dict(zip([c.name for c in numbers], arrays, strict=True))
-    values.update(zip([c.name for c in texts], lists, strict=True))
-    blocks = [
-        values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
-        for name in features
-    ]
-    X = _preprocess.inputs(n, blocks) if model.has_preprocessing else np.hstack(blocks)
-    refused = model.refused_rows(X)  # a NULL the model does not impute, an infinite number
-    return values, _predictions(model, X[~refused]), n
+    with phases("convert"):
+        values: dict[str, Any] = dict(zip([c.name for c in numbers], arrays, strict=True))
+        values.update(zip([c.name for c in texts], lists, strict=True))
+        blocks = [
+            values[name] if isinstance(values[name], list) else values[name].reshape(n, -1)
+            for name in features
+        ]
+        X = _preprocess.inputs(n, blocks) if model.has_preprocessing else np.hstack(blocks)
+        refused = model.refused_rows(X)  # a NULL the model does not impute, an infinite number
+    with phases("predict"):
+        return values, _predictions(model, X[~refused]), n
 
 
 def _predictions(model: Model, X: np.ndarray) -> Any:

@@ -164,6 +164,16 @@ AS 'MODULE_PATHNAME', 'pyml_int8s';
 COMMENT ON FUNCTION pyml._int8s(bytea) IS
     'The bigint[] of the bytes of n native int8 values (internal: batch writes)';
 
+-- Predictions into a table pyml.predict_into has just created, in bulk as COPY does
+-- (src/insert.c): as the caller, who needs INSERT on it; NULL, and nothing written, when the
+-- table has anything an INSERT would run (a trigger, an index, a rule, row security).
+CREATE FUNCTION pyml._insert_predictions(regclass, bytea, bytea, bigint) RETURNS bigint
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_insert_predictions';
+COMMENT ON FUNCTION pyml._insert_predictions(regclass, bytea, bytea, bigint) IS
+    'Writes n (int8 key, float4 prediction) rows into a new predict_into table (internal)';
+
 -- ... and columns as raw bytes: the values of a float8 (NULL as NaN) or int8 column as the
 -- bytes of n native values, which numpy reads without parsing (batch reads). The transition
 -- functions, called once per row, carry no SET clause: it would wrap each call in a GUC save

@@ -655,6 +655,33 @@ def test_predict_into_creates_the_table(
     assert row == (442, 442, 1001, 1442, 442, 442, 442)
 
 
+def test_predict_into_says_where_its_time_went(
+    connect: Any, diabetes: Trained, project: str
+) -> None:
+    """At client_min_messages = debug2, one message gives the rows written and the seconds of
+    each phase (read, convert, predict, write...): what bench/phases.py reads."""
+    source = sql.Identifier("public", f"{project}_timed_src")
+    with connect() as timed:
+        timed.execute(
+            sql.SQL(
+                "CREATE TABLE {} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d"
+            ).format(source)
+        )
+        said: list[str] = []
+        timed.add_notice_handler(lambda d: said.append(d.message_primary or ""))
+        timed.execute("SET client_min_messages = debug2")
+        timed.execute(
+            "SELECT pyml.predict_into(%s, %s, %s, 'id')",
+            (diabetes.project, f"public.{project}_timed_src", f"public.{project}_timed_out"),
+        )
+    lines = [m for m in said if m.startswith("pyml: predict_into wrote")]
+    assert len(lines) == 1, said
+    assert lines[0].startswith("pyml: predict_into wrote 442 rows: resolve ")
+    phases = dict(re.findall(r"([a-z][a-z ()]*?) (\d+\.\d{3}) s", lines[0].split(": ", 2)[2]))
+    assert {"read", "convert", "predict (worker)", "write", "total"} <= set(phases)
+    assert float(phases["total"]) >= float(phases["read"])
+
+
 def test_predict_into_replaces_the_rows_of_its_keys(
     conn: psycopg.Connection, diabetes: Trained, project: str
 ) -> None:
@@ -1105,6 +1132,111 @@ def test_predict_into_keeps_integer_keys_exact(
         " WHERE attrelid = %s::regclass AND attname = 'k'",
         (scores,),
     ).fetchone() == (key_type,)
+
+
+@pytest.mark.parametrize(
+    ("key_type", "first"), [("smallint", -30000), ("integer", 7), ("bigint", 2**62 + 1)]
+)
+def test_predict_into_a_new_table_in_bulk(
+    conn: psycopg.Connection, project: str, key_type: str, first: int
+) -> None:
+    """A table predict_into creates is filled in bulk (pyml._insert_predictions, as COPY
+    does): every key exact in its own type, every prediction the
+    online one, scored_at the statement's now(), then its PRIMARY KEY."""
+    table, scores = f"bulk_{key_type}", f"bulk_{key_type}_scores"
+    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
+            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 2999) i"
+        ).format(**names),
+        (first,),
+    )
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    with conn.transaction():
+        conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'k')", (project, table, scores))
+        now = conn.execute("SELECT now()").fetchone()
+    wrong = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {t} t LEFT JOIN {s} s USING (k) WHERE s.k IS NULL"
+            " OR abs(s.prediction - pyml.predict(%s, ARRAY[t.k, t.a])) > 1e-4 OR s.scored_at <> %s"
+            " OR s.model_id <> pyml.deployed_model(%s)"
+        ).format(**names),
+        (project, now[0] if now else None, project),
+    ).fetchone()
+    assert wrong == (0,)
+    assert conn.execute(sql.SQL("SELECT count(*), min(k) FROM {s}").format(**names)).fetchone() == (
+        3000,
+        first,
+    )
+    assert conn.execute(
+        "SELECT indisprimary FROM pg_index WHERE indrelid = %s::regclass", (scores,)
+    ).fetchall() == [(True,)]
+
+
+def test_bulk_insert_fills_only_a_new_plain_table(conn: psycopg.Connection, connect: Any) -> None:
+    """pyml._insert_predictions writes as the caller (INSERT privilege, 42501), only into a
+    table of predict_into's shape with nothing an INSERT would run (else NULL, nothing
+    written), keys in range of the key's type (22003), as many predictions as keys (22023)."""
+    keys = np.array([1, 2, 3], dtype=np.int64).tobytes()
+    values = np.array([0.5, 1.5, 2.5], dtype=np.float32).tobytes()
+    conn.execute(
+        "CREATE TABLE public.bulk_plain (k int, prediction real, model_id bigint,"
+        " scored_at timestamptz NOT NULL DEFAULT now())"
+    )
+    insert = "SELECT pyml._insert_predictions(%s::regclass, %s, %s, %s)"
+    with conn.transaction():
+        assert conn.execute(insert, ("public.bulk_plain", keys, values, 7)).fetchone() == (3,)
+        assert conn.execute(
+            "SELECT array_agg(k ORDER BY k), array_agg(prediction ORDER BY k),"
+            " bool_and(model_id = 7 AND scored_at = now()) FROM public.bulk_plain"
+        ).fetchone() == ([1, 2, 3], [0.5, 1.5, 2.5], True)
+    with pytest.raises(
+        psycopg.errors.NumericValueOutOfRange, match="out of range for type integer"
+    ):
+        conn.execute(insert, ("public.bulk_plain", np.array([2**40]).tobytes(), values[:4], 7))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot insert"):
+        conn.execute(insert, ("public.bulk_plain", keys, values[:8], 7))
+    plain = "public.bulk_plain"
+    for other, target, model_id in (
+        ("CREATE INDEX ON public.bulk_plain (k)", plain, 7),
+        (
+            "CREATE TRIGGER t BEFORE INSERT ON public.bulk_plain FOR EACH ROW"
+            " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ENABLE ROW LEVEL SECURITY", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD CHECK (prediction > 0)", plain, 7),
+        ("ALTER TABLE public.bulk_plain ADD COLUMN extra int", plain, 7),
+        (
+            "ALTER TABLE public.bulk_plain ALTER k SET NOT NULL,"
+            " ALTER k ADD GENERATED ALWAYS AS IDENTITY",
+            plain,
+            7,
+        ),
+        ("ALTER TABLE public.bulk_plain ALTER model_id SET NOT NULL", plain, None),
+        (
+            "CREATE TABLE public.bulk_parts (LIKE public.bulk_plain) PARTITION BY RANGE (k);"
+            " CREATE TABLE public.bulk_part PARTITION OF public.bulk_parts"
+            " FOR VALUES FROM (0) TO (9)",
+            "public.bulk_part",
+            7,
+        ),
+    ):
+        with conn.transaction():
+            conn.execute(other)
+            assert conn.execute(insert, (target, keys, values, model_id)).fetchone() == (None,), (
+                other
+            )
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*target.split(".")))
+            )
+            assert count.fetchone() in ((0,), (3,))
+            raise psycopg.Rollback()  # undo `other`
+    conn.execute("REVOKE INSERT ON public.bulk_plain FROM CURRENT_USER")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="bulk_plain"):
+        conn.execute(insert, ("public.bulk_plain", keys, values, 7))
 
 
 def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:

@@ -157,10 +157,12 @@ def read_columns(
     """Read whole columns in one scan.
 
     Numeric columns come back as float64 arrays (NULL as NaN; array columns as
-    ``(n, width)``), moved in PostgreSQL's binary array format rather than one
+    ``(n, width)``), moved as the raw bytes of their float8 values (``pyml._float8s_agg``,
+    src/arrays.c), or array columns in PostgreSQL's binary array format, rather than one
     Python object per value. ``native`` columns (labels) come back as lists.
     """
-    return _read(db, _columns_query(relation, numeric, native), [], [], relation, numeric, native)
+    query = _columns_query(relation, numeric, native, raw=True, raw_keys=False)
+    return _read(db, query, [], [], relation, numeric, native, raw=True, raw_keys=False)
 
 
 def read_chunks(
@@ -199,7 +201,7 @@ def read_chunks(
     )
     for start in range(0, int(info["blocks"]), step):
         chunk = _read(
-            db, query, [start, start + step], ["int8", "int8"], relation, numeric, native, True
+            db, query, [start, start + step], ["int8", "int8"], relation, numeric, native, raw=True
         )
         if chunk[0]:
             yield chunk
@@ -213,6 +215,7 @@ def _columns_query(
     numeric: Sequence[Column],
     native: Sequence[Column],
     raw: bool = False,
+    raw_keys: bool = True,
 ) -> str:
     select = ["pg_catalog.count(*) AS n"]
     for i, column in enumerate(numeric):
@@ -223,7 +226,7 @@ def _columns_query(
                 f"pg_catalog.array_send(pg_catalog.array_agg({_as_float8(column)})) AS f{i}"
             )
     for i, column in enumerate(native):
-        if raw and column.type in INTEGER_TYPES:  # raw int8 bytes; NULL: 22004
+        if raw and raw_keys and column.type in INTEGER_TYPES:  # raw int8 bytes; NULL: 22004
             select.append(f"pyml._int8s_agg({column.ident}::int8) AS l{i}")
         else:
             select.append(f"pg_catalog.array_agg({column.ident}) AS l{i}")
@@ -239,13 +242,14 @@ def _read(
     numeric: Sequence[Column],
     native: Sequence[Column],
     raw: bool = False,
+    raw_keys: bool = True,
 ) -> tuple[int, list[np.ndarray], list[Any]]:
     import numpy as np
 
     try:
         row = db.query(query, params, types)[0]
     except Exception as exc:
-        null_key = any(raw and c.type in INTEGER_TYPES for c in native)
+        null_key = any(raw and raw_keys and c.type in INTEGER_TYPES for c in native)
         if _sqlstate(exc) == "22004" and null_key and "_int8s_agg" in str(exc):
             check_keys(db, relation, native[0])  # says which key is NULL, and where
         if _sqlstate(exc) in ("2202E", "22004", "22000"):
@@ -263,7 +267,7 @@ def _read(
     ]
     labels: list[Any] = []
     for i, column in enumerate(native):
-        if raw and column.type in INTEGER_TYPES:
+        if raw and raw_keys and column.type in INTEGER_TYPES:
             labels.append(np.frombuffer(row[f"l{i}"] or b"", dtype=np.int64).copy())
         else:
             labels.append(list(row[f"l{i}"] or []))
@@ -357,6 +361,7 @@ class PredictionTable(NamedTuple):
     scored_at), unique on its key."""
 
     name: str  # schema-qualified and quoted
+    oid: int
     key: Column  # the key column of the source (its name and type)
     source: Relation  # what is scored (to explain duplicate or NULL keys)
     created: bool  # by this call: empty, plain inserts, PRIMARY KEY (key) once filled
@@ -376,7 +381,7 @@ def prediction_table(
     """
     with caller_search_path(db, search_path):
         oid, name, created = _prediction_table(db, target, key)
-    table = PredictionTable(name, key, source, created)
+    table = PredictionTable(name, oid, key, source, created)
     if not created:
         _require_key_index(db, _describe(db, oid, name), key)
         if not _unique_key(db, source.oid, key.name, not_null=True):
@@ -483,7 +488,16 @@ def write_predictions(
     # Arrays go over as raw bytes when they can (pyml._float4s, pyml._int8s: src/arrays.c):
     # PL/Python would convert a list one element at a time, which costs more than scoring.
     values = np.ascontiguousarray(predictions, dtype=np.float32).tobytes()
-    if isinstance(keys, np.ndarray) and key.type in INTEGER_TYPES:
+    raw_keys = isinstance(keys, np.ndarray) and key.type in INTEGER_TYPES
+    if raw_keys and table.created:  # in bulk, as COPY would (src/insert.c), when it may
+        written = db.query(
+            "SELECT pyml._insert_predictions($1::oid::regclass, $2, $3, $4) AS n",
+            [table.oid, np.ascontiguousarray(keys, dtype=np.int64).tobytes(), values, model_id],
+            ["int8", "bytea", "bytea", "int8"],
+        )[0]["n"]
+        if written is not None:
+            return int(written)
+    if raw_keys:
         keys_sql, key_type = f"pyml._int8s($1)::{key.type}[]", "bytea"
         key_values: Any = np.ascontiguousarray(keys, dtype=np.int64).tobytes()
     else:
