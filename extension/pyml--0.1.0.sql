@@ -3864,11 +3864,12 @@ $$;
 COMMENT ON FUNCTION pyml._stream_enqueue() IS
     'Trigger of async streams: queues inserted and updated rows for pyml.stream_work';
 
--- The outbox is written through a gate of its own (src/streams.c), not through the
--- registry gate: pyml's Python code arms it for one call of pyml._stream_publish, which
--- takes the arm first thing. Called by anyone else, it refuses (42501). So a sync
--- stream's trigger writes its events with one SPI statement rather than a nested
--- PL/Python call of pyml._registry_write().
+-- The outbox and the queue are written through a gate of their own (src/streams.c), not
+-- through the registry gate: pyml's Python code arms it for one call of
+-- pyml._stream_publish (or _publish_one, _queue_rows), which takes the arm first thing.
+-- Called by anyone else, they refuse (42501). So a stream's trigger writes its events or
+-- queued rows with one SPI statement rather than a nested PL/Python call of
+-- pyml._registry_write().
 CREATE FUNCTION pyml._stream_armed() RETURNS boolean
 LANGUAGE C
 VOLATILE
@@ -3915,6 +3916,38 @@ END
 $$;
 COMMENT ON FUNCTION pyml._stream_publish(bigint, text[], real[], text[], bigint, text, boolean) IS
     'Internal: writes events to the outbox of a stream and NOTIFYs its channel (only when pyml armed it)';
+
+-- The queue of async streams, behind the same gate: the rows of a statement (their text; for
+-- an UPDATE the old row of the same key), and a NOTIFY that wakes the worker.
+CREATE FUNCTION pyml._stream_queue_rows(
+    stream bigint,                                -- the async stream
+    new_rows text[],                              -- the statement's rows (row text)
+    old_rows text[]                               -- for an UPDATE, each one's old row (or NULL)
+) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sent boolean;  -- pg_notify returns void, which no variable can hold
+BEGIN
+    IF NOT pyml._stream_armed() THEN
+        RAISE EXCEPTION 'pyml._stream_queue_rows() is internal to pyml'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Use pyml''s public functions.';
+    END IF;
+    WITH q AS (
+        INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)
+        SELECT stream, u.n, u.o
+          FROM unnest(new_rows, old_rows) AS u(n, o)  -- multi-argument: the syntax form
+        RETURNING 1)
+    SELECT pg_catalog.pg_notify('pyml_work', stream::pg_catalog.text) IS NULL
+      INTO sent FROM (SELECT FROM q LIMIT 1) AS x;
+END
+$$;
+COMMENT ON FUNCTION pyml._stream_queue_rows(bigint, text[], text[]) IS
+    'Internal: queues rows of an async stream and wakes the worker (only when pyml armed it)';
 
 -- The same for one scored row (a single-row INSERT, the most frequent statement): no arrays,
 -- no aggregate. The payload is the same text pyml._stream_publish would send.

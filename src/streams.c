@@ -1,15 +1,16 @@
 /*
- * streams.c: the gate of the outbox of streams.
+ * streams.c: the gate of the outbox and the queue of streams.
  *
- * The outbox (pyml.stream_events) is written with the extension owner's rights by
- * pyml._stream_publish, a SECURITY DEFINER function every role may call, because stream
- * triggers run as the role whose statement fired them. It writes only when pyml's own Python
- * code armed it for that one call: the code calls pyml_stream_arm(true) through ctypes
- * (a C symbol, not an SQL function: only a superuser could bind an SQL function to it), runs
- * the call, and disarms in any case. The function takes the arm first thing
+ * The outbox (pyml.stream_events) and the queue of async streams (pyml.stream_queue) are
+ * written with the extension owner's rights by pyml._stream_publish (_publish_one,
+ * _queue_rows), SECURITY DEFINER functions every role may call, because stream triggers run
+ * as the role whose statement fired them. Each writes only when pyml's own Python code armed
+ * the gate for that one call: the code calls pyml_stream_arm(true) through ctypes (a C
+ * symbol, not an SQL function: only a superuser could bind an SQL function to it), runs the
+ * call, and disarms in any case. The function takes the arm first thing
  * (pyml._stream_armed(), which disarms). Called by anyone else it finds the gate closed and
  * refuses (42501). This is the registry gate of pyml._registry_write() without its nested
- * PL/Python call: one event per single-row INSERT costs the trigger half as much.
+ * PL/Python call: writing the event of a single-row INSERT costs half as much.
  */
 #include "postgres.h"
 
@@ -21,7 +22,7 @@ static bool armed = false;
 
 extern PGDLLEXPORT void pyml_stream_arm(bool on);
 
-/* Open (true) or close (false) the gate for the next pyml._stream_publish of this backend. */
+/* Open (true) or close (false) the gate for the next call of one of them in this backend. */
 void
 pyml_stream_arm(bool on)
 {

@@ -394,7 +394,7 @@ def enqueue_statement(
             None if (k := parse_record(text)[key_at]) is None else before.get(k)
             for text in new_rows
         ]
-    store.enqueue(db, stream_id, new_rows, olds)
+    store.enqueue(db, _gate(session), stream_id, new_rows, olds)
     return len(new_rows)
 
 

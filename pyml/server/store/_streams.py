@@ -2,9 +2,9 @@
 
 Names in the generated statements come from the catalog, quoted by PostgreSQL
 (``quote_ident``, ``quote_literal``, ``format``); values are bound parameters.
-Definitions and queue are registry tables (``db.registry``); the outbox is written through
-a gate of its own (:func:`outbox_gate`, src/streams.c); a statement's rows are read by the
-trigger, as the role whose statement fired it.
+Definitions are registry tables (``db.registry``); the outbox and the queue are written
+through a gate of their own (:func:`outbox_gate`, src/streams.c); a statement's rows are
+read by the trigger, as the role whose statement fired it.
 """
 
 from __future__ import annotations
@@ -197,16 +197,24 @@ def small_insert_query(key: Column, features: Sequence[Column], rows: int) -> st
 
 
 def enqueue(
-    db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
+    db: Db,
+    gate: Callable[[bool], None],
+    stream_id: int,
+    new_rows: Sequence[str],
+    old_rows: Sequence[str | None],
 ) -> None:
-    """Queue rows (their text) for pyml.stream_work and wake the worker (NOTIFY pyml_work)."""
-    db.registry.write(
-        "WITH q AS (INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)"
-        " SELECT $1, u.n, u.o FROM unnest($2::text[], $3::text[]) AS u(n, o) RETURNING 1)"
-        " SELECT pg_catalog.pg_notify('pyml_work', $1::text) FROM (SELECT FROM q LIMIT 1) AS x",
-        [stream_id, list(new_rows), list(old_rows)],
-        ["int8", "text[]", "text[]"],
-    )
+    """Queue rows (their text) for pyml.stream_work and wake the worker (NOTIFY pyml_work),
+    with the extension owner's rights: through ``pyml._stream_queue_rows``, opened by ``gate``
+    (:func:`outbox_gate`) for this one call."""
+    gate(True)
+    try:
+        db.query(
+            "SELECT pyml._stream_queue_rows($1, $2, $3)",
+            [stream_id, new_rows, old_rows],
+            ["int8", "text[]", "text[]"],
+        )
+    finally:
+        gate(False)
 
 
 def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | None]]:
@@ -235,7 +243,8 @@ _PUBLISH_ONE_TYPES = ("int8", "text", "float4", "int8", "text", "bool")
 
 def outbox_gate(db: Db) -> Callable[[bool], None]:
     """``pyml_stream_arm`` of src/streams.c (through ctypes): opens (True) or closes (False)
-    the gate of ``pyml._stream_publish`` for its next call in this backend. Looked up once
+    the gate of ``pyml._stream_publish`` (``_publish_one``, ``_queue_rows``) for its next
+    call in this backend. Looked up once
     per session; a backend that has not loaded pyml's library yet loads it (any call of one
     of its functions does)."""
     import ctypes
