@@ -845,6 +845,16 @@ AS 'MODULE_PATHNAME', 'pyml_insert_predictions';
 COMMENT ON FUNCTION pyml._insert_predictions(regclass, bytea, bytea, bigint) IS
     'Writes n (int8 key, float4 prediction) rows into a new predict_into table (internal)';
 
+-- A range of a table's blocks read straight into raw column bytes (src/scan.c), as the
+-- caller: NULL, for pyml to read through SQL, where row security applies or a column is not
+-- of a type it converts exactly.
+CREATE FUNCTION pyml._read_columns(regclass, text[], text, bigint, bigint) RETURNS bytea
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_read_columns';
+COMMENT ON FUNCTION pyml._read_columns(regclass, text[], text, bigint, bigint) IS
+    'Numeric columns (and an integer key) of a range of blocks as raw bytes (internal)';
+
 -- ... and columns as raw bytes: the values of a float8 (NULL as NaN) or int8 column as the
 -- bytes of n native values, which numpy reads without parsing (batch reads). The transition
 -- functions, called once per row, carry no SET clause: it would wrap each call in a GUC save

@@ -1249,3 +1249,90 @@ def test_arrays_from_raw_bytes(conn: psycopg.Connection) -> None:
     assert got == ("{1.5,-2.25,Infinity,3e+38}", "{-9223372036854775808,0,4611686018427387905}", [])
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot make a real array"):
         conn.execute("SELECT pyml._float4s('\\x010203'::bytea)")
+
+
+def _read(conn: psycopg.Connection, table: str, columns: list[str], key: str | None) -> Any:
+    return conn.execute(
+        "SELECT pyml._read_columns(%s::regclass, %s, %s, NULL, NULL)", (table, columns, key)
+    ).fetchone()[0]
+
+
+def test_read_columns_reads_exactly_what_the_caller_may(conn: psycopg.Connection) -> None:
+    """pyml._read_columns (src/scan.c) gives the values a cast to float8 gives (NULL as NaN)
+    and the keys as int8, in the table's order; NULL (pyml then reads through SQL) for a
+    view, row security or a type it does not convert; 42501 for a column the caller may not
+    SELECT; 22004 for a NULL key."""
+    conn.execute(
+        "CREATE TABLE public.scan_t (k int, a real, b smallint, c boolean, d float8, n numeric)"
+    )
+    conn.execute(
+        "INSERT INTO public.scan_t SELECT i, i / 3.0, -i, i % 2 = 0,"
+        " CASE WHEN i % 5 = 0 THEN NULL ELSE 1e300 / i END, i FROM generate_series(1, 2000) i"
+    )
+    raw = _read(conn, "public.scan_t", ["a", "b", "c", "d"], "k")
+    n = 2000
+    got = np.frombuffer(raw, dtype=np.float64, count=4 * n).reshape(4, n)
+    keys = np.frombuffer(raw, dtype=np.int64, offset=32 * n)
+    expected = conn.execute(
+        "SELECT array_agg(coalesce(a::float8, 'NaN')), array_agg(b::float8),"
+        " array_agg(c::int::float8), array_agg(coalesce(d, 'NaN')), array_agg(k::int8)"
+        " FROM public.scan_t"
+    ).fetchone()
+    for j in range(4):
+        np.testing.assert_array_equal(got[j], np.array(expected[j], dtype=np.float64))
+    np.testing.assert_array_equal(keys, np.arange(1, n + 1))
+    assert conn.execute(
+        "SELECT length(pyml._read_columns('public.scan_t', ARRAY['a'], NULL, 0, 1)),"
+        " length(pyml._read_columns('public.scan_t', ARRAY['a'], NULL, 3, 3))"
+    ).fetchone() == (
+        8 * conn.execute("SELECT count(*) FROM public.scan_t WHERE ctid < '(1,0)'").fetchone()[0],
+        0,
+    )
+
+    assert _read(conn, "public.scan_t", ["a", "n"], None) is None  # numeric: SQL's cast
+    conn.execute("CREATE VIEW public.scan_v AS SELECT * FROM public.scan_t")
+    assert _read(conn, "public.scan_v", ["a"], None) is None
+    with conn.transaction():
+        conn.execute("ALTER TABLE public.scan_t ENABLE ROW LEVEL SECURITY")
+        conn.execute("ALTER TABLE public.scan_t FORCE ROW LEVEL SECURITY")
+        conn.execute("CREATE POLICY few ON public.scan_t USING (k <= 10)")
+        assert _read(conn, "public.scan_t", ["a"], None) is None
+        raise psycopg.Rollback()
+    with conn.transaction():
+        conn.execute("REVOKE SELECT ON public.scan_t FROM CURRENT_USER")
+        conn.execute("GRANT SELECT (k, a) ON public.scan_t TO CURRENT_USER")
+        assert len(_read(conn, "public.scan_t", ["a"], "k")) == 16 * n
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="scan_t"):
+            _read(conn, "public.scan_t", ["a", "b"], "k")
+        raise psycopg.Rollback()
+    conn.execute("UPDATE public.scan_t SET k = NULL WHERE k = 7")
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):
+        _read(conn, "public.scan_t", ["a"], "k")
+
+
+def test_predict_into_scores_only_the_rows_row_security_shows(
+    conn: psycopg.Connection, diabetes: Trained, project: str
+) -> None:
+    """Under row security, predict_into reads through SQL, where the policies apply: the
+    rows the caller cannot see are not scored."""
+    names = {
+        "t": sql.Identifier("public", f"{project}_rls"),
+        "s": sql.Identifier(f"{project}_rls_out"),
+    }
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {t} AS SELECT row_number() OVER () AS id, d.* FROM pyml.diabetes d"
+        ).format(**names)
+    )
+    conn.execute(sql.SQL("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY").format(**names))
+    conn.execute(sql.SQL("ALTER TABLE {t} FORCE ROW LEVEL SECURITY").format(**names))
+    conn.execute(sql.SQL("CREATE POLICY thirds ON {t} USING (id % 3 = 0)").format(**names))
+    count = one(
+        conn,
+        "SELECT pyml.predict_into(%s, %s, %s, 'id')",
+        (diabetes.project, f"public.{project}_rls", f"public.{project}_rls_out"),
+    )
+    assert count == 442 // 3
+    assert conn.execute(
+        sql.SQL("SELECT count(*) FILTER (WHERE id % 3 <> 0) FROM public.{s}").format(**names)
+    ).fetchone() == (0,)

@@ -161,6 +161,10 @@ def read_columns(
     src/arrays.c), or array columns in PostgreSQL's binary array format, rather than one
     Python object per value. ``native`` columns (labels) come back as lists.
     """
+    if not native:
+        direct = _read_direct(db, relation, numeric, None, None, None)
+        if direct is not None:
+            return direct
     query = _columns_query(relation, numeric, native, raw=True, raw_keys=False)
     return _read(db, query, [], [], relation, numeric, native, raw=True, raw_keys=False)
 
@@ -195,6 +199,18 @@ def read_chunks(
         yield read_columns(db, relation, numeric, native)
         return
     step = max(1, int(rows_per_chunk / max(float(info["rows_per_block"]), 1.0)))
+    key = native[0] if len(native) == 1 and native[0].type in INTEGER_TYPES else None
+    if len(native) == (key is not None):  # read straight from the table (src/scan.c)?
+        first = _read_direct(db, relation, numeric, key, 0, min(step, int(info["blocks"])))
+        if first is not None:
+            if first[0]:
+                yield first
+            for start in range(step, int(info["blocks"]), step):
+                chunk = _read_direct(db, relation, numeric, key, start, start + step)
+                assert chunk is not None  # nothing that made the first read possible changed
+                if chunk[0]:
+                    yield chunk
+            return
     query = _columns_query(relation, numeric, native, raw=True) + (
         " WHERE ctid >= pg_catalog.format('(%s,0)', $1::int8)::tid"
         " AND ctid < pg_catalog.format('(%s,0)', $2::int8)::tid"
@@ -208,6 +224,41 @@ def read_chunks(
 
 
 INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def _read_direct(
+    db: Db,
+    relation: Relation,
+    numeric: Sequence[Column],
+    key: Column | None,
+    first: int | None,
+    last: int | None,
+) -> tuple[int, list[np.ndarray], list[Any]] | None:
+    """Blocks ``[first, last)`` (None: all) of a table read by ``pyml._read_columns``
+    (src/scan.c: as COPY TO reads, as the caller); None when it may not (a view, row
+    security, an array or a type it does not convert): then read through SQL."""
+    import numpy as np
+
+    if not numeric or any(c.is_array for c in numeric):
+        return None
+    try:
+        raw = db.query(
+            "SELECT pyml._read_columns($1::oid::regclass, $2, $3, $4, $5) AS b",
+            [relation.oid, [c.name for c in numeric], key.name if key else None, first, last],
+            ["int8", "text[]", "text", "int8", "int8"],
+        )[0]["b"]
+    except Exception as exc:
+        if key is not None and _sqlstate(exc) == "22004" and "NULL key" in str(exc):
+            check_keys(db, relation, key)  # says which key is NULL, and where
+        raise
+    if raw is None:
+        return None
+    width = 8 * len(numeric) + (8 if key is not None else 0)
+    n = len(raw) // width
+    flat = np.frombuffer(raw, dtype=np.float64, count=n * len(numeric))
+    values = [flat[j * n : (j + 1) * n].copy() for j in range(len(numeric))]
+    keys = [np.frombuffer(raw, dtype=np.int64, offset=8 * n * len(numeric)).copy()] if key else []
+    return n, values, keys
 
 
 def _columns_query(

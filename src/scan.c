@@ -1,0 +1,243 @@
+/*
+ * scan.c: a range of a table's blocks read straight into raw column bytes.
+ *
+ * pyml's batch jobs (predict_into, drift, training) read numeric columns as the raw bytes of
+ * their float8 values. Through SQL that is one aggregate transition per value
+ * (pyml._float8s_agg), each behind the executor's per-row and per-call machinery; reading
+ * the tuples here, as COPY TO does, skips all of it.
+ *
+ * pyml._read_columns runs as the caller (SECURITY INVOKER) and reads only what the caller
+ * could SELECT: it checks SELECT on the table or on each column read, and returns NULL
+ * (pyml then reads through SQL, where policies apply) when row security applies to the
+ * caller, when the relation is not a table or materialized view, or when a column is not
+ * of a type it converts exactly as a cast to float8 would (float8, float4, smallint,
+ * integer, bigint, boolean as 0 or 1). The rows are those the statement's snapshot sees.
+ */
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(pyml_read_columns);
+
+static bool
+convertible(Oid type)
+{
+	return type == FLOAT8OID || type == FLOAT4OID || type == INT2OID || type == INT4OID ||
+		type == INT8OID || type == BOOLOID;
+}
+
+static float8
+as_float8(Oid type, Datum value)
+{
+	switch (type)
+	{
+		case FLOAT8OID:
+			return DatumGetFloat8(value);
+		case FLOAT4OID:
+			return (float8) DatumGetFloat4(value);
+		case INT2OID:
+			return (float8) DatumGetInt16(value);
+		case INT4OID:
+			return (float8) DatumGetInt32(value);
+		case INT8OID:
+			return (float8) DatumGetInt64(value);
+		default:				/* BOOLOID */
+			return DatumGetBool(value) ? 1.0 : 0.0;
+	}
+}
+
+static int64
+as_int64(Oid type, Datum value)
+{
+	if (type == INT8OID)
+		return DatumGetInt64(value);
+	return type == INT4OID ? (int64) DatumGetInt32(value) : (int64) DatumGetInt16(value);
+}
+
+/*
+ * pyml._read_columns(relation regclass, columns text[], key text, first_block int8,
+ * last_block int8) -> bytea: the rows in blocks [first_block, last_block) (NULL bounds: the
+ * whole table); each of ``columns`` as n native float8 (NULL as NaN), one column after the
+ * other, then ``key`` (an integer column; NULL: none) as n native int8, a NULL key being an
+ * error (22004). NULL when it may not read them itself (see above).
+ */
+Datum
+pyml_read_columns(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ArrayType  *names = PG_GETARG_ARRAYTYPE_P(1);
+	text	   *key_name = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	Datum	   *name_datums;
+	bool	   *name_nulls;
+	int			k;
+	int			i;
+	AttrNumber *attnums;
+	Oid		   *types;
+	AttrNumber	key_attnum = InvalidAttrNumber;
+	Oid			key_type = InvalidOid;
+	AttrNumber	last_attnum = 0;
+	Relation	rel;
+	StringInfoData *columns;
+	StringInfoData keys;
+	ItemPointerData low;
+	ItemPointerData high;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	int64		n = 0;
+	bytea	   *result;
+	Size		size;
+	char	   *out;
+	bool		whole = PG_ARGISNULL(3) || PG_ARGISNULL(4);
+
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &name_datums, &name_nulls, &k);
+	attnums = palloc(sizeof(AttrNumber) * (k + 1));
+	types = palloc(sizeof(Oid) * (k + 1));
+
+	rel = table_open(relid, AccessShareLock);
+	if ((rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW) ||
+		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+	{
+		table_close(rel, AccessShareLock);
+		PG_RETURN_NULL();
+	}
+	for (i = 0; i <= k; i++)
+	{
+		char	   *name;
+		AttrNumber	attnum;
+		Oid			type;
+
+		if (i == k && key_name == NULL)
+			break;
+		if (i < k && name_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("column names must not be NULL")));
+		name = i < k ? TextDatumGetCString(name_datums[i]) : text_to_cstring(key_name);
+		attnum = get_attnum(relid, name);
+		if (attnum == InvalidAttrNumber || attnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							name, RelationGetRelationName(rel))));
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		if (i < k ? !convertible(type)
+			: (type != INT2OID && type != INT4OID && type != INT8OID))
+		{
+			table_close(rel, AccessShareLock);
+			PG_RETURN_NULL();
+		}
+		if (i < k)
+		{
+			attnums[i] = attnum;
+			types[i] = type;
+		}
+		else
+		{
+			key_attnum = attnum;
+			key_type = type;
+		}
+		last_attnum = Max(last_attnum, attnum);
+	}
+
+	columns = palloc(sizeof(StringInfoData) * Max(k, 1));
+	for (i = 0; i < k; i++)
+		initStringInfo(&columns[i]);
+	initStringInfo(&keys);
+
+	snapshot = GetActiveSnapshot();
+	slot = table_slot_create(rel, NULL);
+	if (whole)
+		scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);	/* from block 0 */
+	else
+	{
+		int64		first = PG_GETARG_INT64(3);
+		int64		last = PG_GETARG_INT64(4);
+
+		if (first < 0 || last < first || last > (int64) MaxBlockNumber + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid block range [" INT64_FORMAT ", " INT64_FORMAT ")",
+							first, last)));
+		if (first == last)
+		{
+			ExecDropSingleTupleTableSlot(slot);
+			table_close(rel, AccessShareLock);
+			result = (bytea *) palloc(VARHDRSZ);
+			SET_VARSIZE(result, VARHDRSZ);
+			PG_RETURN_BYTEA_P(result);
+		}
+		ItemPointerSet(&low, (BlockNumber) first, 0);
+		ItemPointerSet(&high, (BlockNumber) (last - 1), MaxOffsetNumber);
+		scan = table_beginscan_tidrange(rel, snapshot, &low, &high);
+	}
+
+	while (whole ? table_scan_getnextslot(scan, ForwardScanDirection, slot)
+		   : table_scan_getnextslot_tidrange(scan, ForwardScanDirection, slot))
+	{
+		if ((n & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(slot, last_attnum);
+		for (i = 0; i < k; i++)
+		{
+			int			a = attnums[i] - 1;
+			float8		value = slot->tts_isnull[a] ? get_float8_nan()
+				: as_float8(types[i], slot->tts_values[a]);
+
+			appendBinaryStringInfo(&columns[i], (const char *) &value, sizeof(value));
+		}
+		if (key_attnum != InvalidAttrNumber)
+		{
+			int			a = key_attnum - 1;
+			int64		key;
+
+			if (slot->tts_isnull[a])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("pyml._read_columns: a NULL key")));
+			key = as_int64(key_type, slot->tts_values[a]);
+			appendBinaryStringInfo(&keys, (const char *) &key, sizeof(key));
+		}
+		n++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+
+	size = (Size) n * sizeof(float8) * k + (Size) keys.len;
+	if (size > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot read %zu bytes in one piece", size)));
+	result = (bytea *) palloc(VARHDRSZ + size);
+	SET_VARSIZE(result, VARHDRSZ + size);
+	out = VARDATA(result);
+	for (i = 0; i < k; i++)
+	{
+		memcpy(out, columns[i].data, columns[i].len);
+		out += columns[i].len;
+		pfree(columns[i].data);
+	}
+	memcpy(out, keys.data, keys.len);
+	PG_RETURN_BYTEA_P(result);
+}
