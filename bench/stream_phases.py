@@ -99,10 +99,7 @@ def stage(plpy, GD, TD):
     if upto < 5:
         return None
     scored = streaming.Scored(keys, predictions, model.id, streaming._inline(keys))
-    if hasattr(streaming, "_gate"):
-        streaming._publish(session, stream, scored)
-    else:  # before the outbox gate
-        streaming._publish(db, stream, scored)
+    streaming._publish(db, stream, scored)
     return None
 
 
@@ -148,7 +145,7 @@ PHASES = (
     ("stage2", "read the statement's rows (SPI)"),
     ("stage3", "features from what was read (live model, cached)"),
     ("stage4", "predict (LightGBM, one row)"),
-    ("stage5", "event into the outbox + NOTIFY (gate, INSERT, JSON payload, commit)"),
+    ("stage5", "event into the outbox + NOTIFY (registry gate, INSERT, JSON payload, commit)"),
 )
 
 

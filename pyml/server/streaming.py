@@ -318,13 +318,13 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     if not update:
         typed = insert_rows(session, stream, relation_oid)
         if typed is not None:
-            return _publish(session, stream, typed)
+            return _publish(db, stream, typed)
     new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
     if len(new_rows) <= SMALL:
         if not new_rows:
             return 0
         scored = predict_rows(session, args, relation_oid, new_rows, old_rows)
-        return _publish(session, stream, scored)
+        return _publish(db, stream, scored)
     model = session.serving.live_model(db, stream.project)
     key = (stream.id, model.id, update, relation_oid)
     plan = plans.get(key)
@@ -344,25 +344,16 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
             X = store.decode_float8_array(chunk.x, len(keys)).reshape(len(keys), plan.width)
             _require_features(X, keys, plan, stream.key_column, model)
             predictions = model.predict(X).astype("float32").tolist()
-            written += _publish(session, stream, Scored(keys, predictions, model.id, _inline(keys)))
+            written += _publish(db, stream, Scored(keys, predictions, model.id, _inline(keys)))
         if chunk.taken < CHUNK:
             return written
         offset += CHUNK
 
 
-def _gate(session: Session) -> Callable[[bool], None]:
-    """The outbox gate of this session (see :func:`store.outbox_gate`)."""
-    caches = session.streams
-    if caches.gate is None:
-        caches.gate = store.outbox_gate(session.db)
-    return caches.gate  # type: ignore[no-any-return]
-
-
-def _publish(session: Session, stream: store.Stream, scored: Scored) -> int:
+def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
     if scored.keys:
         store.publish(
-            session.db,
-            _gate(session),
+            db,
             stream,
             scored.keys,
             scored.predictions,
@@ -394,7 +385,7 @@ def enqueue_statement(
             None if (k := parse_record(text)[key_at]) is None else before.get(k)
             for text in new_rows
         ]
-    store.enqueue(db, _gate(session), stream_id, new_rows, olds)
+    store.enqueue(db, stream_id, new_rows, olds)
     return len(new_rows)
 
 
@@ -454,9 +445,7 @@ def _work_stream(
             keys, X, errors = _queued_inputs(session, stream, model, queued)
             if keys:
                 predictions = _predict_or_record_errors(model, X, errors)
-                store.publish(
-                    db, _gate(session), stream, keys, predictions, errors, model.id, _inline(keys)
-                )
+                store.publish(db, stream, keys, predictions, errors, model.id, _inline(keys))
         commit()
         taken += len(queued)
         if len(queued) < batch_size:

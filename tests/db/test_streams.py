@@ -1352,56 +1352,8 @@ def test_a_broken_async_stream_does_not_hold_up_the_others(
 
 
 # ---------------------------------------------------------------------------
-# The outbox gate, and single rows read the quick way
+# Single rows read the quick way
 # ---------------------------------------------------------------------------
-
-
-def test_nobody_writes_the_outbox_or_the_queue_but_pyml(
-    conn: psycopg.Connection, plain_url: str, diabetes: Trained, table: str
-) -> None:
-    """pyml._stream_publish, _publish_one and _queue_rows write with the extension owner's
-    rights, only when pyml's own code armed them for that one call: called directly, or from
-    a trigger of one's own, they refuse (42501) and write nothing."""
-    stream_id = stream(conn, diabetes.project, table)
-    async_id = stream(conn, diabetes.project, make_table(conn, f"{table}_a"), "async")
-    channel = one(conn, "SELECT channel FROM pyml.streams WHERE stream_id = %s", (stream_id,))
-    forgeries = {
-        "_stream_publish": "SELECT pyml._stream_publish({stream}, ARRAY['forged'],"
-        " ARRAY[1]::real[], ARRAY[NULL]::text[], {model}, '{channel}', true)",
-        "_stream_publish_one": "SELECT pyml._stream_publish_one({stream}, 'forged', 1,"
-        " {model}, '{channel}', true)",
-        "_stream_queue_rows": "SELECT pyml._stream_queue_rows({queue},"
-        " ARRAY['(1,0,0,0,0,0,0,0,0,0,0,)'], ARRAY[NULL]::text[])",
-    }
-    with psycopg.connect(plain_url, autocommit=True) as plain:
-        plain.execute("CREATE TABLE forger (id int)")
-        for function, template in forgeries.items():
-            forge = template.format(
-                stream=stream_id, queue=async_id, model=diabetes.model_id, channel=channel
-            )
-            refused = pytest.raises(
-                psycopg.errors.InsufficientPrivilege, match=rf"^pyml\.{function}\(\) is internal"
-            )
-            for session in (conn, plain):
-                assert one(session, "SELECT pyml._stream_armed()") is False
-                with refused:
-                    session.execute(forge)
-            plain.execute(
-                "CREATE FUNCTION forge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-                f" PERFORM {forge.removeprefix('SELECT ')}; RETURN NULL; END $$"
-            )
-            plain.execute(
-                "CREATE TRIGGER forge AFTER INSERT ON forger"
-                " FOR EACH STATEMENT EXECUTE FUNCTION forge()"
-            )
-            with refused:
-                plain.execute("INSERT INTO forger VALUES (1)")
-            plain.execute("DROP FUNCTION forge() CASCADE")
-        plain.execute("DROP TABLE forger")
-    assert events(conn, stream_id) == []
-    assert one(conn, "SELECT lag FROM pyml.streams WHERE stream_id = %s", (async_id,)) == 0
-    insert(conn, table, 1, 1)  # the stream's own trigger writes
-    assert keys(conn, stream_id) == ["1"]
 
 
 MIXED = {"r": "real", "d": "double precision", "i": "integer", "s": "smallint", "n": "numeric"}

@@ -116,8 +116,6 @@ LANGUAGE |= {
     "pyml._float8s_agg(double precision)",
     "pyml._int8s_agg(bigint)",
 }
-# And the outbox gate of streams (src/streams.c): called by pyml._stream_publish on every write.
-LANGUAGE |= {"pyml._stream_armed()"}
 
 
 def test_every_function_pins_search_path(functions) -> None:

@@ -2,14 +2,13 @@
 
 Names in the generated statements come from the catalog, quoted by PostgreSQL
 (``quote_ident``, ``quote_literal``, ``format``); values are bound parameters.
-Definitions are registry tables (``db.registry``); the outbox and the queue are written
-through a gate of their own (:func:`outbox_gate`, src/streams.c); a statement's rows are
+Definitions, queue and outbox are registry tables (``db.registry``); a statement's rows are
 read by the trigger, as the role whose statement fired it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from pyml.errors import InvalidParameterValue, UndefinedObject
@@ -197,24 +196,16 @@ def small_insert_query(key: Column, features: Sequence[Column], rows: int) -> st
 
 
 def enqueue(
-    db: Db,
-    gate: Callable[[bool], None],
-    stream_id: int,
-    new_rows: Sequence[str],
-    old_rows: Sequence[str | None],
+    db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
 ) -> None:
-    """Queue rows (their text) for pyml.stream_work and wake the worker (NOTIFY pyml_work),
-    with the extension owner's rights: through ``pyml._stream_queue_rows``, opened by ``gate``
-    (:func:`outbox_gate`) for this one call."""
-    gate(True)
-    try:
-        db.query(
-            "SELECT pyml._stream_queue_rows($1, $2, $3)",
-            [stream_id, new_rows, old_rows],
-            ["int8", "text[]", "text[]"],
-        )
-    finally:
-        gate(False)
+    """Queue rows (their text) for pyml.stream_work and wake the worker (NOTIFY pyml_work)."""
+    db.registry.write(
+        "WITH q AS (INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)"
+        " SELECT $1, u.n, u.o FROM unnest($2::text[], $3::text[]) AS u(n, o) RETURNING 1)"
+        " SELECT pg_catalog.pg_notify('pyml_work', $1::text) FROM (SELECT FROM q LIMIT 1) AS x",
+        [stream_id, list(new_rows), list(old_rows)],
+        ["int8", "text[]", "text[]"],
+    )
 
 
 def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | None]]:
@@ -235,33 +226,30 @@ def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | Non
 # The outbox
 # ---------------------------------------------------------------------------
 
-_PUBLISH = "SELECT pyml._stream_publish($1, $2, $3, $4, $5, $6, $7)"
-_PUBLISH_TYPES = ("int8", "text[]", "float4[]", "text[]", "int8", "text", "bool")
-_PUBLISH_ONE = "SELECT pyml._stream_publish_one($1, $2, $3, $4, $5, $6)"
-_PUBLISH_ONE_TYPES = ("int8", "text", "float4", "int8", "text", "bool")
-
-
-def outbox_gate(db: Db) -> Callable[[bool], None]:
-    """``pyml_stream_arm`` of src/streams.c (through ctypes): opens (True) or closes (False)
-    the gate of ``pyml._stream_publish`` (``_publish_one``, ``_queue_rows``) for its next
-    call in this backend. Looked up once
-    per session; a backend that has not loaded pyml's library yet loads it (any call of one
-    of its functions does)."""
-    import ctypes
-
-    try:
-        arm = ctypes.CDLL(None).pyml_stream_arm
-    except AttributeError:
-        db.query("SELECT pyml._stream_armed()")  # loads pyml.so; the gate stays closed
-        arm = ctypes.CDLL(None).pyml_stream_arm
-    arm.restype = None
-    arm.argtypes = [ctypes.c_bool]
-    return arm
+_PUBLISH = (
+    "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id, error)"
+    " SELECT $1, u.k, u.p, $4, u.e FROM unnest($2::text[], $3::float4[], $5::text[]) AS u(k, p, e)"
+    " RETURNING event_id, key, prediction)"
+    " SELECT pg_catalog.pg_notify($6, pg_catalog.json_build_object("
+    "'stream', $1, 'model', $4, 'first', pg_catalog.min(e.event_id),"
+    " 'last', pg_catalog.max(e.event_id), 'count', pg_catalog.count(*), 'events', CASE WHEN $7"
+    " THEN pg_catalog.json_agg(pg_catalog.json_build_array(e.event_id, e.key, e.prediction)"
+    " ORDER BY e.event_id) END)::text) FROM e"
+)
+# One scored row (a single-row INSERT, the most frequent statement): no arrays, no aggregate;
+# the payload is the same text as _PUBLISH's.
+_PUBLISH_ONE = (
+    "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id)"
+    " VALUES ($1, $2, $3, $4) RETURNING event_id, key, prediction)"
+    " SELECT pg_catalog.pg_notify($5, pg_catalog.json_build_object("
+    "'stream', $1, 'model', $4, 'first', e.event_id, 'last', e.event_id, 'count', 1,"
+    " 'events', CASE WHEN $6 THEN pg_catalog.json_build_array("
+    "pg_catalog.json_build_array(e.event_id, e.key, e.prediction)) END)::text) FROM e"
+)
 
 
 def publish(
     db: Db,
-    gate: Callable[[bool], None],
     stream: Stream,
     keys: Sequence[str | None],
     predictions: Sequence[Any],
@@ -269,20 +257,19 @@ def publish(
     model_id: int | None,
     inline: bool,
 ) -> None:
-    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit), with
-    the extension owner's rights: through ``pyml._stream_publish``, opened by ``gate``
-    (:func:`outbox_gate`) for this one call."""
-    if len(keys) == 1 and errors[0] is None:  # a single-row INSERT: scalars, no arrays
-        sql, types = _PUBLISH_ONE, list(_PUBLISH_ONE_TYPES)
-        params = [stream.id, keys[0], predictions[0], model_id, stream.channel, inline]
-    else:
-        sql, types = _PUBLISH, list(_PUBLISH_TYPES)
-        params = [stream.id, keys, predictions, errors, model_id, stream.channel, inline]
-    gate(True)
-    try:
-        db.query(sql, params, types)
-    finally:
-        gate(False)
+    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
+    if len(keys) == 1 and errors[0] is None:
+        db.registry.write(
+            _PUBLISH_ONE,
+            [stream.id, keys[0], predictions[0], model_id, stream.channel, inline],
+            ["int8", "text", "float4", "int8", "text", "bool"],
+        )
+        return
+    db.registry.write(
+        _PUBLISH,
+        [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel, inline],
+        ["int8", "text[]", "float4[]", "int8", "text[]", "text", "bool"],
+    )
 
 
 def read_events(
