@@ -30,6 +30,8 @@ class StreamCaches:
     plans: dict[Any, Any] = field(default_factory=dict)
     # (trigger arguments, relation oid, mode) of triggers checked to be pyml's own
     verified: set[tuple[tuple[str, ...], int, str]] = field(default_factory=set)
+    # (relation oid, model id) -> how a small statement's row text becomes the model's input
+    readers: dict[tuple[int, int | None], Any] = field(default_factory=dict)
 
 
 class Session:

@@ -11,6 +11,7 @@ the stream's channel wakes consumers when the transaction commits.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -152,8 +153,8 @@ def predict_rows(
     model = session.serving.live_model(session.db, stream.project)
     rows = [parse_record(text) for text in new_rows]
     layout = _layout(session, relation_oid, len(rows[0]))
-    key_at = layout.index(stream.key_column)
-    feature_at = [layout.index(name) for name in model.columns]
+    reader = _reader(session, relation_oid, layout, stream.key_column, model)
+    key_at, feature_at = reader.key_at, reader.feature_at
     if old_rows is not None:
         before = {
             (old[key_at], tuple(old[i] for i in feature_at)) for old in map(parse_record, old_rows)
@@ -166,17 +167,130 @@ def predict_rows(
     if not rows:
         return Scored([], [], model.id, False)
     keys = [row[key_at] for row in rows]
-    imputed = model.imputed_columns()
-    values = [
-        layout.numbers(row, feature_at, stream.key_column, row[key_at], imputed) for row in rows
-    ]
-    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
-        predictions = [model.online_predictor()(values[0])]
-    else:
-        import numpy as np
+    values = []
+    for row in rows:
+        numbers = reader.numbers(row)
+        if numbers is None:  # NULL, NaN, Infinity, an array, a boolean: said or refused here
+            numbers = layout.numbers(
+                row, feature_at, stream.key_column, row[key_at], model.imputed_columns()
+            )
+        values.append(numbers)
+    return Scored(keys, _predict_small(model, values), model.id, _inline(keys))
 
-        predictions = model.predict(np.asarray(values, dtype=np.float64)).astype("float32").tolist()
-    return Scored(keys, predictions, model.id, _inline(keys))
+
+def _predict_small(model: Model, values: list[list[float]]) -> list[float]:
+    if len(values) == 1:  # the online path: for LightGBM one C call, no numpy
+        return [model.online_predictor()(values[0])]
+    import numpy as np
+
+    predictions = model.predict(np.asarray(values, dtype=np.float64)).astype("float32")
+    return predictions.tolist()  # type: ignore[no-any-return]
+
+
+_UNSET = object()
+
+
+def insert_rows(session: Session, stream: store.Stream, relation_oid: int) -> Scored | None:
+    """The sync trigger, for a small INSERT whose features are plain numbers (most of them):
+    its keys and features read in one query of typed values (no row text to parse), scored.
+    None when the statement must be read the general way (:func:`predict_rows` or batches),
+    which then says or refuses what it must as it always did: more than SMALL rows, a NULL,
+    NaN or Infinity among the features, features of other types, no live model, a table
+    altered since the query was prepared."""
+    db = session.db
+    try:
+        model = session.serving.live_model(db, stream.project)
+    except PymlError:
+        return None
+    plans = session.streams.plans
+    key = ("insert", relation_oid, model.id, stream.key_column)
+    query = plans.get(key, _UNSET)
+    if query is _UNSET:
+        query = plans[key] = _insert_query(db, relation_oid, model, stream.key_column)
+    if query is None:
+        return None
+    try:
+        rows = db.query(query)
+    except Exception as exc:  # a query error (plpy.SPIError), rolled back
+        if not str(getattr(exc, "sqlstate", None) or "").startswith("42"):
+            raise  # not the query's own: a cancel, a lack of memory, ...
+        del plans[key]  # a column went or changed its type: prepared again next time
+        return None
+    if len(rows) > SMALL:
+        return None
+    values = []
+    for row in rows:
+        numbers = row["x"]
+        if None in numbers:
+            return None
+        total = sum(numbers)
+        if total - total:  # NaN or +-Infinity somewhere (0.0 when every value is finite)
+            return None
+        values.append(numbers)
+    if not values:
+        return Scored([], [], model.id, False)
+    keys = [row["k"] for row in rows]
+    return Scored(keys, _predict_small(model, values), model.id, _inline(keys))
+
+
+def _insert_query(db: Db, relation_oid: int, model: Model, key_column: str) -> str | None:
+    """The query of :func:`insert_rows` for a relation and a model, or None when a feature is
+    not a plain number (or a column is missing: the general way says so)."""
+    columns = {c.name: c for c in store.relation_by_oid(db, relation_oid).columns}
+    if key_column not in columns or any(name not in columns for name in model.columns):
+        return None
+    features = [columns[name] for name in model.columns]
+    if not all(store.is_plain_number(c) for c in features):
+        return None
+    return store.small_insert_query(columns[key_column], features, SMALL + 1)
+
+
+class _Reader:
+    """Where a stream's key and a model's features are in its relation's row text, and the
+    quick way to read the features when every one is a plain number (a scalar of a numeric
+    type): ``float`` of each, ``real`` ones rounded to float4 in one ``struct`` call. It gives
+    None for any row the general way (:meth:`Layout.numbers`) must read or refuse (a NULL,
+    NaN, Infinity, a text ``float`` cannot read), and the same numbers for every other row."""
+
+    def __init__(self, layout: Layout, key_column: str, model: Model):
+        self.layout = layout
+        self.key_column = key_column
+        self.key_at = layout.index(key_column)
+        self.feature_at = [layout.index(name) for name in model.columns]
+        columns = [layout.relation.columns[i] for i in self.feature_at]
+        self.quick = all(c.category == "N" for c in columns)
+        self.reals = [j for j, c in enumerate(columns) if c.type == "real"]
+        self.all_real = len(self.reals) == len(columns)
+        self.float4 = struct.Struct(f"{len(self.reals)}f")
+
+    def numbers(self, row: list[str | None]) -> list[float] | None:
+        if not self.quick:
+            return None
+        try:
+            values = [float(row[i]) for i in self.feature_at]  # type: ignore[arg-type]
+            if self.all_real:
+                values = list(self.float4.unpack(self.float4.pack(*values)))
+            elif self.reals:
+                rounded = self.float4.unpack(self.float4.pack(*[values[j] for j in self.reals]))
+                for j, value in zip(self.reals, rounded, strict=True):
+                    values[j] = value
+        except (TypeError, ValueError, OverflowError):
+            return None
+        total = sum(values)
+        if total - total:  # NaN or +-Infinity somewhere (0.0 when every value is finite)
+            return None
+        return values
+
+
+def _reader(
+    session: Session, relation_oid: int, layout: Layout, key_column: str, model: Model
+) -> _Reader:
+    readers = session.streams.readers
+    key = (relation_oid, model.id)
+    reader = readers.get(key)
+    if reader is None or reader.layout is not layout or reader.key_column != key_column:
+        reader = readers[key] = _Reader(layout, key_column, model)
+    return reader
 
 
 def _layout(session: Session, relation_oid: int, fields: int) -> Layout:
@@ -201,11 +315,16 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     """
     db, plans = session.db, session.streams.plans
     stream = _trigger_stream(args)
+    if not update:
+        typed = insert_rows(session, stream, relation_oid)
+        if typed is not None:
+            return _publish(db, stream, typed)
     new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
     if len(new_rows) <= SMALL:
         if not new_rows:
             return 0
-        return _publish(db, stream, predict_rows(session, args, relation_oid, new_rows, old_rows))
+        scored = predict_rows(session, args, relation_oid, new_rows, old_rows)
+        return _publish(db, stream, scored)
     model = session.serving.live_model(db, stream.project)
     key = (stream.id, model.id, update, relation_oid)
     plan = plans.get(key)
@@ -443,6 +562,8 @@ def _inline(keys: Sequence[str | None]) -> bool:
     Python escapes non-ASCII text to at least as many bytes as PostgreSQL writes)."""
     if len(keys) > INLINE_EVENTS:
         return False
+    if len(keys) == 1 and keys[0] is not None and 252 + 12 * len(keys[0]) < PAYLOAD_BYTES:
+        return True  # one key: its JSON list has at most 12 * len + 4 characters
     return 200 + 48 * len(keys) + len(json.dumps(keys)) < PAYLOAD_BYTES
 
 

@@ -1349,3 +1349,81 @@ def test_a_broken_async_stream_does_not_hold_up_the_others(
     assert broken is not None
     failed = [e for e in events(conn, broken_id) if e[4] is not None]
     assert broken["lag"] + len(failed) == 2  # still queued, or events with their error
+
+
+# ---------------------------------------------------------------------------
+# Single rows read the quick way
+# ---------------------------------------------------------------------------
+
+
+MIXED = {"r": "real", "d": "double precision", "i": "integer", "s": "smallint", "n": "numeric"}
+# the features of row i, by column of MIXED
+MIXED_VALUES = sql.SQL(
+    "(i * 0.37)::real, i * 0.001 + 1e-9, mod(i, 17), mod(i, 5)::smallint,"
+    " round(i * 0.0123, 4)::numeric"
+)
+
+
+def test_single_rows_of_every_numeric_type_score_like_a_batch(
+    conn: psycopg.Connection, project: str
+) -> None:
+    """A single-row statement reads its row's text (the quick way for plain numbers), a
+    statement of more than 64 rows reads binary arrays: the same predictions, and the same
+    errors for NaN, NULL and Infinity, whatever the numeric types of the features."""
+    columns = sql.SQL(", ".join(f"{name} {kind}" for name, kind in MIXED.items()))
+    conn.execute(sql.SQL("CREATE TABLE mixed_train ({}, y float8)").format(columns))
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO mixed_train SELECT {}, i * 0.01 + mod(i, 17) * 0.5"
+            " FROM generate_series(1, 200) AS i"
+        ).format(MIXED_VALUES)
+    )
+    model_id = train(conn, project, "mixed_train", "y")
+    conn.execute(sql.SQL("CREATE TABLE mixed_source (id bigint PRIMARY KEY, {})").format(columns))
+    stream_id = stream(conn, project, "mixed_source")
+    for i in range(1, 6):  # one row a statement
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO mixed_source SELECT i, {} FROM (SELECT %s::int8 AS i) AS x"
+            ).format(MIXED_VALUES),
+            (i,),
+        )
+    conn.execute(  # 70 rows in one statement
+        sql.SQL("INSERT INTO mixed_source SELECT i, {} FROM generate_series(6, 75) AS i").format(
+            MIXED_VALUES
+        )
+    )
+    rows = conn.execute(
+        "SELECT e.key, e.prediction, pyml.predict(%s::bigint, ARRAY[r, d, i, s, n]::float8[])"
+        " FROM pyml.stream_events e JOIN mixed_source t ON t.id::text = e.key"
+        " WHERE e.stream_id = %s ORDER BY t.id",
+        (model_id, stream_id),
+    ).fetchall()
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 76)]
+    for key, prediction, expected in rows:
+        assert prediction == pytest.approx(expected, rel=1e-5, abs=1e-5), key
+    cases = [
+        ("'NaN'::float8", "d", psycopg.errors.NullValueNotAllowed),
+        ("'NaN'::numeric", "n", psycopg.errors.NullValueNotAllowed),
+        ("NULL", "i", psycopg.errors.NullValueNotAllowed),
+        ("'-Infinity'::real", "r", psycopg.errors.InvalidParameterValue),
+    ]
+    for value, column, error in cases:
+        messages = []
+        row = sql.SQL(", ").join(
+            sql.SQL(value) if name == column else sql.Identifier("x", name) for name in MIXED
+        )
+        for count in (1, 70):  # the quick way and the batch say the same
+            with pytest.raises(error) as caught:
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO mixed_source SELECT 1000 + g, {}"
+                        " FROM (SELECT {} FROM (SELECT 3 AS i) AS v) AS x({}),"
+                        " generate_series(1, %s) AS g"
+                    ).format(row, MIXED_VALUES, sql.SQL(", ".join(MIXED))),
+                    (count,),
+                )
+            diag = caught.value.diag
+            messages.append((diag.message_primary, diag.message_detail))
+        assert messages[0] == messages[1], value
+    assert len(events(conn, stream_id)) == 75

@@ -2,8 +2,8 @@
 
 Names in the generated statements come from the catalog, quoted by PostgreSQL
 (``quote_ident``, ``quote_literal``, ``format``); values are bound parameters.
-Definitions, queue and outbox are registry tables (``db.registry``); a statement's
-rows are read by the trigger, as the role whose statement fired it.
+Definitions, queue and outbox are registry tables (``db.registry``); a statement's rows are
+read by the trigger, as the role whose statement fired it.
 """
 
 from __future__ import annotations
@@ -172,6 +172,29 @@ def statement_query(key: Column, features: Sequence[Column], update: bool, rows:
     )
 
 
+PLAIN_NUMBERS = frozenset(("real", "double precision", "smallint", "integer", "bigint"))
+
+
+def is_plain_number(column: Column) -> bool:
+    """A scalar of a built-in numeric type: its ``::float8`` is what its text gives."""
+    return column.type in PLAIN_NUMBERS or (
+        column.type.startswith("numeric") and column.category == "N"
+    )
+
+
+def small_insert_query(key: Column, features: Sequence[Column], rows: int) -> str:
+    """Read up to ``rows`` rows of an INSERT's transition table: the key as its type's output
+    (what the row's text holds; NULL stays NULL) and the features (plain numbers, see
+    :func:`is_plain_number`) as one float8 array per row, NULL as NULL."""
+    values = ", ".join(f"n.{c.ident}::pg_catalog.float8" for c in features)
+    # Identifiers were quoted by PostgreSQL (Relation.columns); no value is formatted in.
+    return (
+        f"SELECT CASE WHEN n.{key.ident} IS NOT NULL"  # noqa: S608
+        f" THEN pg_catalog.format('%s', n.{key.ident}) END AS k,"
+        f" ARRAY[{values}] AS x FROM pyml_new n LIMIT {int(rows)}"
+    )
+
+
 def enqueue(
     db: Db, stream_id: int, new_rows: Sequence[str], old_rows: Sequence[str | None]
 ) -> None:
@@ -213,6 +236,16 @@ _PUBLISH = (
     " THEN pg_catalog.json_agg(pg_catalog.json_build_array(e.event_id, e.key, e.prediction)"
     " ORDER BY e.event_id) END)::text) FROM e"
 )
+# One scored row (a single-row INSERT, the most frequent statement): no arrays, no aggregate;
+# the payload is the same text as _PUBLISH's.
+_PUBLISH_ONE = (
+    "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id)"
+    " VALUES ($1, $2, $3, $4) RETURNING event_id, key, prediction)"
+    " SELECT pg_catalog.pg_notify($5, pg_catalog.json_build_object("
+    "'stream', $1, 'model', $4, 'first', e.event_id, 'last', e.event_id, 'count', 1,"
+    " 'events', CASE WHEN $6 THEN pg_catalog.json_build_array("
+    "pg_catalog.json_build_array(e.event_id, e.key, e.prediction)) END)::text) FROM e"
+)
 
 
 def publish(
@@ -225,6 +258,13 @@ def publish(
     inline: bool,
 ) -> None:
     """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
+    if len(keys) == 1 and errors[0] is None:
+        db.registry.write(
+            _PUBLISH_ONE,
+            [stream.id, keys[0], predictions[0], model_id, stream.channel, inline],
+            ["int8", "text", "float4", "int8", "text", "bool"],
+        )
+        return
     db.registry.write(
         _PUBLISH,
         [stream.id, list(keys), list(predictions), model_id, list(errors), stream.channel, inline],
@@ -355,15 +395,16 @@ def transition_rows(
     """The rows of the firing statement (its transition tables), as row text: the new rows
     and, for an UPDATE, the old ones; at most ``limit`` of each. Read as the caller."""
     cap = "" if limit is None else f" LIMIT {int(limit)}"
+    # (r.*) is the whole row even when the relation has a column named r
     new = db.query(
-        "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-        f" FROM (SELECT r FROM pyml_new r{cap}) AS t"
+        "SELECT pg_catalog.array_agg(t.x) AS rows"  # noqa: S608
+        f" FROM (SELECT (r.*)::pg_catalog.text AS x FROM pyml_new r{cap}) AS t"
     )[0]["rows"]
     old = None
     if update:
         old = db.query(
-            "SELECT pg_catalog.array_agg(t.r::text) AS rows"  # noqa: S608
-            f" FROM (SELECT r FROM pyml_old r{cap}) AS t"
+            "SELECT pg_catalog.array_agg(t.x) AS rows"  # noqa: S608
+            f" FROM (SELECT (r.*)::pg_catalog.text AS x FROM pyml_old r{cap}) AS t"
         )[0]["rows"]
     return list(new or []), (list(old or []) if update else None)
 
