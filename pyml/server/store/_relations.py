@@ -198,7 +198,12 @@ def read_chunks(
     if info["kind"] not in ("r", "m"):
         yield read_columns(db, relation, numeric, native)
         return
-    step = max(1, int(rows_per_chunk / max(float(info["rows_per_block"]), 1.0)))
+    rows_per_block = max(float(info["rows_per_block"]), 1.0)
+    # At least FEW_CHUNKS chunks when the table is small: while one is scored, the next is
+    # read and the last written (bench/phases.py: 100,000 rows 5 % faster in 4 chunks).
+    estimated = float(info["blocks"]) * rows_per_block
+    rows_per_chunk = min(rows_per_chunk, max(SMALLEST_CHUNK, int(estimated / FEW_CHUNKS)))
+    step = max(1, int(rows_per_chunk / rows_per_block))
     key = native[0] if len(native) == 1 and native[0].type in INTEGER_TYPES else None
     if len(native) == (key is not None):  # read straight from the table (src/scan.c)?
         first = _read_direct(db, relation, numeric, key, 0, min(step, int(info["blocks"])))
@@ -224,6 +229,8 @@ def read_chunks(
 
 
 INTEGER_TYPES = ("smallint", "integer", "bigint")
+SMALLEST_CHUNK = 25_000
+FEW_CHUNKS = 4
 
 
 def _read_direct(
