@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(DATABASE)
     model = prepare(server, sizes)
     results = [measure(server, model, rows, args.repeats) for rows in sizes]
-    command = "python -m bench.phases " + " ".join(argv if argv is not None else [])
+    command = "python -m bench.phases " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(results, command.strip())
     print(text)
     if args.write:
