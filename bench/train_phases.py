@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench import pgcopy
+from bench import data, pgcopy
 from bench.db import Server, connect, loadavg, scalar, start_server
 
 DATABASE = "pyml_bench_train_phases"
@@ -73,17 +73,6 @@ ROWS = (
     ("registry", "registry writes, deploy, round trip"),
     ("total", "total (client wall)"),
 )
-
-
-def recreate_database(server: Server) -> None:
-    name = psycopg.sql.Identifier(server.database).as_string(None)
-    with connect(server.admin_uri) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-        # Every scan reads in heap (= id) order: the 'last' split takes the same rows as here.
-        conn.execute(f"ALTER DATABASE {name} SET synchronize_seqscans = off")
-    with connect(server.uri) as conn:
-        conn.execute("CREATE EXTENSION pyml CASCADE")
 
 
 def build_table(conn: psycopg.Connection, table: str, rows: int) -> None:
@@ -269,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     hyperparams = {**HYPERPARAMS, **({"n_jobs": args.n_jobs} if args.n_jobs else {})}
     sizes = [int(s) for s in args.rows.split(",") if s]
     server = start_server(DATABASE)
-    recreate_database(server)
+    data.recreate_database(server)
     load_before = os.getloadavg()
     results = [measure(server, n, args.runs, hyperparams) for n in sizes]
     load_after = os.getloadavg()
