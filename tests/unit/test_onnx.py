@@ -398,3 +398,37 @@ def test_inputs_keep_the_training_names_exactly() -> None:
     graph = onnx.load_from_string(converted.data).graph
     assert [i.name for i in graph.input] == names
     assert onnxpart.agrees(converted.diff or 0.0, y)
+
+
+def test_lightgbm_on_float64_inputs_tries_one_precision() -> None:
+    """LightGBM's graph compares float32 inputs with float32 thresholds: on float64 inputs
+    right by its thresholds it differs from the original, and convert says so after one
+    conversion ("cast"): its double graph never loads, and without preprocessing "float" is
+    the same float32 inputs and trees as "cast"."""
+    import lightgbm
+
+    rng = np.random.default_rng(3)
+    X = rng.random((4000, 3))
+    y = (X[:, 0] > 0.5) * 100.0 + X[:, 1]
+    model = lightgbm.LGBMRegressor(n_estimators=5, num_leaves=4, verbose=-1).fit(X, y)
+    thresholds = [
+        float(node["threshold"])
+        for tree in model.booster_.dump_model()["tree_info"]
+        for node in _splits(tree["tree_structure"])
+        if node["split_feature"] == 0
+    ]
+    rows = np.repeat(X[:1], 2 * len(thresholds), axis=0)
+    for i, t in enumerate(thresholds):  # just above each threshold, below its float32 rounding
+        rows[2 * i, 0] = np.nextafter(t, np.inf)
+        rows[2 * i + 1, 0] = t
+    converted = onnxpart.convert(model, None, ["a", "b", "c"], [False] * 3, "regression", rows)
+    assert converted.data is None
+    assert converted.reason is not None
+    assert converted.reason.startswith("cast: differs from the original by")
+    assert ";" not in converted.reason  # no other precision was tried
+
+
+def _splits(node: dict[str, Any]) -> list[dict[str, Any]]:
+    if "split_feature" not in node:
+        return []
+    return [node, *_splits(node["left_child"]), *_splits(node["right_child"])]
