@@ -31,7 +31,7 @@ include $(PGXS)
 
 # -- set-up: system packages (as root), the virtual environment, the extension files --------
 setup: $(VENV)/.setup-done
-$(VENV)/.setup-done: pyproject.toml
+$(VENV)/.setup-done: pyproject.toml pyml/core/_trees.c
 	@test -f "$$($(PG_CONFIG) --pkglibdir)/plpython3.so" && test -f "$$($(PG_CONFIG) --pkglibdir)/pg_cron.so" \
 	  && test -f "$$($(PG_CONFIG) --includedir-server)/postgres.h" && command -v gcc >/dev/null \
 	  && $(SERVER_PYTHON) -c 'import ensurepip' 2>/dev/null \

@@ -10,6 +10,9 @@ same:
 - ``LGBM_BoosterPredictForMatSingleRowFast`` for one row (a prepared
   "fast config" per model), and
 - ``LGBM_BoosterPredictForMat`` for a matrix (LightGBM's threads, GIL released).
+
+A model pyml's own tree kernel evaluates exactly (:mod:`pyml.core._trees`) is predicted by
+it instead, to the same bits; contributions stay LightGBM's.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import ctypes
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from pyml.core._trees import Forest
 _C_API_DTYPE_FLOAT64 = 1
 _C_API_PREDICT_NORMAL = 0
 _C_API_PREDICT_CONTRIB = 3
@@ -67,7 +72,7 @@ def _check(code: int) -> None:
 class Booster:
     """A LightGBM model loaded from its text format, ready to predict."""
 
-    def __init__(self, model_text: str | bytes):
+    def __init__(self, model_text: str | bytes, forest: Forest | None = None):
         lib = library()
         text = model_text.encode() if isinstance(model_text, str) else model_text
         self._handle = ctypes.c_void_p()
@@ -87,6 +92,9 @@ class Booster:
         self._row = (ctypes.c_double * self.num_features)()
         self._out = (ctypes.c_double * max(self.num_classes, 1))()
         self._out_len = ctypes.c_int64()
+        if forest is not None and forest.num_features != self.num_features:
+            forest = None
+        self.forest = forest
 
     def __del__(self) -> None:
         lib = _lib
@@ -105,6 +113,9 @@ class Booster:
         """A function of one row, with everything but the row prepared once (online path)."""
         predictor = self._row_predictor
         if predictor is not None:
+            return predictor
+        if self.forest is not None:
+            self._row_predictor = predictor = self.forest.row_predictor()
             return predictor
         fast = ctypes.c_void_p()
         _check(
@@ -151,6 +162,8 @@ class Booster:
 
         X = np.ascontiguousarray(X, dtype=np.float64)
         n, k = X.shape
+        if not contrib and self.forest is not None and k == self.num_features:
+            return self.forest.predict(X)
         width = (k + 1) * max(self.num_classes, 1) if contrib else max(self.num_classes, 1)
         out = np.empty(n * width, dtype=np.float64)
         out_len = ctypes.c_int64()

@@ -206,11 +206,11 @@ def _load(fmt: str, files: list[FileRow]) -> list[Any]:
 
 
 def _load_lightgbm(blob: bytes) -> Any:
-    from pyml.core import _validate
+    from pyml.core import _trees, _validate
     from pyml.core._lgbm import Booster
 
-    _validate.lightgbm_text(blob)  # LightGBM trusts the file: a bad one crashes the backend
-    return Booster(blob)
+    model = _validate.lightgbm_text(blob)  # LightGBM trusts the file: a bad one crashes it
+    return Booster(blob, forest=_trees.forest(model))
 
 
 def _load_xgboost(blob: bytes) -> Any:

@@ -21,12 +21,15 @@ from pyml.core._validate._common import (
 # -- LightGBM text -------------------------------------------------------------------------
 
 
-def lightgbm_text(data: bytes) -> None:
-    """Refuse (DataCorrupted) a LightGBM text model that is not exactly what LightGBM writes."""
+def lightgbm_text(data: bytes) -> LightGBMText:
+    """Refuse (DataCorrupted) a LightGBM text model that is not exactly what LightGBM writes;
+    what was read of an accepted one (its header, trees and the parsed child indexes)."""
+    model = LightGBMText(data)
     try:
-        _LightGBMText(data).check()
+        model.check()
     except Invalid as exc:
         raise refuse(LIGHTGBM, exc) from None
+    return model
 
 
 _INT = re.compile(rb"-?[0-9]{1,10}")
@@ -141,13 +144,19 @@ def _count(value: bytes) -> int:
     return value.count(b" ") + 1 if value else 0
 
 
-class _LightGBMText:
-    """One pass over a LightGBM text model; :meth:`check` raises Invalid at the first fault."""
+class LightGBMText:
+    """One pass over a LightGBM text model; :meth:`check` raises Invalid at the first fault.
+    After a check: the header's objective and ``average_output``, the trees' fields, and
+    ``indexes``, the split features, decision types and children of all trees' internal
+    nodes, parsed and in range (each tree one acyclic binary tree)."""
 
     def __init__(self, data: bytes):
         self.text = data
         self.max_feature_idx = 0
         self.num_class = 1
+        self.objective = b""
+        self.average_output = False
+        self.indexes: dict[bytes, np.ndarray] = {}
         self.feature_names: list[bytes] = []
         self.trees: list[dict[bytes, bytes]] = []
         self.leaves = np.zeros(0, dtype=np.int64)
@@ -218,6 +227,8 @@ class _LightGBMText:
         if num_class * (top + 2) > INT32_MAX:  # LightGBM's int size of a contribution row
             raise Invalid(f"num_class = {num_class} and max_feature_idx = {top} are too large.")
         self._objective(fields[b"objective"])
+        self.objective = fields[b"objective"]
+        self.average_output = b"average_output" in fields
 
         # counted before anything is split, so that an absurd max_feature_idx costs nothing
         for key in (b"feature_names", b"feature_infos", b"monotone_constraints"):
@@ -389,6 +400,7 @@ class _LightGBMText:
         self._children(ints[b"left_child"], ints[b"right_child"], nodes, offsets, tree_of, where)
         self._categorical(decision, nodes, offsets, tree_of)
         self._linear()
+        self.indexes = ints
 
     def _children(
         self,

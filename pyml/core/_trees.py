@@ -1,0 +1,226 @@
+"""LightGBM's trees, evaluated by pyml's own kernel (``_trees.c``).
+
+LightGBM's ``LGBM_BoosterPredictForMat`` turns every row into a list of (index, value)
+pairs, then a dense buffer, then walks each tree through a virtual call per tree: most of a
+batch's time in the database went there (bench/RESULTS.md, issue 19). The kernel walks the
+same trees from flat tables, several rows at a time, with the same comparisons, the same
+missing-value rules, the same order of additions and the same output functions, so that its
+answers are LightGBM's to the bit (tests/unit/test_trees.py compares them on every kind of
+value). It serves what it evaluates exactly: numerical splits, no linear trees, no averaged
+output (random forest mode), and the objectives whose output function it has; any other
+model keeps LightGBM's predictor.
+
+The kernel is a C library built with the package (``pyml.core._trees_c``, an extension
+module of setuptools that Python never imports: ctypes loads it, and its calls release the
+GIL). Where it was not built, :func:`forest` returns None and LightGBM predicts.
+
+The tables come from a model text :func:`pyml.core._validate.lightgbm_text` has read
+completely: children in range, every tree acyclic, split features below the feature count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from pyml.core._validate._lightgbm import LightGBMText
+
+# pyml_node of _trees.c
+NODE = np.dtype(
+    [("threshold", "<f8"), ("feature", "<i4"), ("left", "<i4"), ("right", "<i4"), ("flags", "<i4")]
+)
+_MISSING_NONE = 0
+
+
+class _Tables(ctypes.Structure):
+    """pyml_forest of _trees.c"""
+
+    _fields_ = [
+        ("nodes", ctypes.c_void_p),
+        ("roots", ctypes.c_void_p),
+        ("leaves", ctypes.c_void_p),
+        ("trees", ctypes.c_int32),
+        ("classes", ctypes.c_int32),
+        ("output", ctypes.c_int32),
+        ("columns", ctypes.c_int32),
+        ("sigmoid", ctypes.c_double),
+    ]
+
+
+_OUTPUT_RAW, _OUTPUT_SIGMOID, _OUTPUT_SOFTMAX, _OUTPUT_EXP = range(4)
+# LightGBM's objectives by their output function (ObjectiveFunction::ConvertOutput)
+_RAW = frozenset(
+    {
+        b"regression",
+        b"regression_l1",
+        b"quantile",
+        b"huber",
+        b"fair",
+        b"mape",
+        b"lambdarank",
+        b"rank_xendcg",
+        b"custom",
+    }
+)
+_EXP = frozenset({b"poisson", b"gamma", b"tweedie"})
+FEW_ROWS = 64  # up to this many rows, one thread
+_INT32_MAX = 2**31 - 1
+
+_lib: ctypes.CDLL | None = None
+_searched = False
+
+
+def library() -> ctypes.CDLL | None:
+    """The kernel, loaded once per process; None when the package was installed without it."""
+    global _lib, _searched
+    if not _searched:
+        _searched = True
+        spec = importlib.util.find_spec("pyml.core._trees_c")
+        if spec is not None and spec.origin and os.path.exists(spec.origin):
+            lib = ctypes.CDLL(spec.origin)
+            lib.pyml_trees_predict.restype = ctypes.c_int
+            lib.pyml_trees_predict_row.restype = None
+            _lib = lib
+    return _lib
+
+
+def _output(objective: bytes) -> tuple[int, float] | None:
+    """The kernel's output function and sigmoid for a model's objective line, or None."""
+    name, *options = objective.split(b" ")
+    if name in _RAW:
+        # regression's "sqrt" option squares the output back; the kernel does not
+        return None if b"sqrt" in options else (_OUTPUT_RAW, 0.0)
+    if name in _EXP:
+        return _OUTPUT_EXP, 0.0
+    if name == b"multiclass":
+        return _OUTPUT_SOFTMAX, 0.0
+    if name == b"cross_entropy":
+        return _OUTPUT_SIGMOID, 1.0
+    if name == b"binary":
+        for option in options:
+            if option.startswith(b"sigmoid:"):
+                value = float(option[len(b"sigmoid:") :])
+                return (_OUTPUT_SIGMOID, value) if np.isfinite(value) else None
+    return None
+
+
+def _floats(values: list[bytes]) -> np.ndarray:
+    """Numbers as LightGBM writes them (``%.17g``, ``inf``, ``nan``), correctly rounded."""
+    joined = b" ".join(value for value in values if value)
+    if not joined:
+        return np.zeros(0, dtype=np.float64)
+    return np.array(joined.split(b" ")).astype(np.float64)
+
+
+class Forest:
+    """A LightGBM model's trees as the kernel's tables."""
+
+    def __init__(self, model: LightGBMText, output: int, sigmoid: float):
+        trees = model.trees
+        leaves = model.leaves
+        nodes = leaves - 1
+        offsets = np.concatenate(([0], np.cumsum(nodes)))
+        leaf_offsets = np.concatenate(([0], np.cumsum(leaves)))
+        tree_of = np.repeat(np.arange(len(trees)), nodes)
+        indexes = model.indexes
+
+        def absolute(child: np.ndarray) -> np.ndarray:
+            # node n of tree t -> offsets[t] + n; leaf l -> ~(leaf_offsets[t] + l)
+            owner = tree_of
+            return np.where(child >= 0, child + offsets[owner], ~(~child + leaf_offsets[owner]))
+
+        table = np.zeros(int(offsets[-1]), dtype=NODE)
+        table["threshold"] = _floats([tree[b"threshold"] for tree in trees])
+        table["feature"] = indexes[b"split_feature"]
+        table["left"] = absolute(indexes[b"left_child"])
+        table["right"] = absolute(indexes[b"right_child"])
+        decision = indexes[b"decision_type"]
+        # decision_type: bit 1 default left, bits 2-3 the missing type (0 "none": the
+        # default side does not matter, and the kernel's common case is flags 0)
+        missing = (decision >> 2) & 3
+        flags = ((decision >> 1) & 1) | (missing << 1)
+        table["flags"] = np.where(missing == _MISSING_NONE, 0, flags)
+        self.nodes = table
+        self.roots = np.where(nodes > 0, offsets[:-1], ~leaf_offsets[:-1]).astype(np.int32)
+        self.leaves = _floats([tree[b"leaf_value"] for tree in trees])
+        if self.leaves.size != int(leaf_offsets[-1]):
+            raise ValueError("the leaf values do not match the trees")
+        self.trees = len(trees)
+        self.classes = model.num_class
+        self.num_features = model.max_feature_idx + 1
+        self.output = output
+        self.sigmoid = sigmoid
+        # the arrays above live as long as this object, and so do the pointers
+        self._tables = _Tables(
+            self.nodes.ctypes.data,
+            self.roots.ctypes.data,
+            self.leaves.ctypes.data,
+            self.trees,
+            self.classes,
+            output,
+            self.num_features,
+            sigmoid,
+        )
+        self._ref = ctypes.byref(self._tables)
+
+    def predict(self, X: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Rows of a C-contiguous 2-D float64 array with the model's feature count:
+        ``(n,)`` values or ``(n, classes)``, as LightGBM's predict returns them."""
+        lib = library()
+        assert lib is not None and X.dtype == np.float64 and X.flags.c_contiguous
+        n, k = X.shape
+        if k != self.num_features:
+            raise ValueError(f"{k} features, the model has {self.num_features}")
+        out = np.empty((n, self.classes), dtype=np.float64)
+        if threads is None:
+            threads = 1 if n <= FEW_ROWS else (os.cpu_count() or 1)
+        if lib.pyml_trees_predict(
+            self._ref,
+            X.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int64(n),
+            out.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int32(threads),
+        ):
+            raise MemoryError("out of memory predicting with the trees")
+        return out[:, 0] if self.classes == 1 else out
+
+    def row_predictor(self) -> Callable[[Sequence[float]], Any]:
+        """A function of one row of numbers (a sequence), prepared once: a float, or a list
+        of per-class values."""
+        lib = library()
+        assert lib is not None
+        call = lib.pyml_trees_predict_row
+        k = self.num_features
+        row = (ctypes.c_double * k)()
+        scratch = (ctypes.c_double * k)()
+        out = (ctypes.c_double * self.classes)()
+        tables = self._ref
+        single = self.classes == 1
+
+        def predict(values: Sequence[float]) -> Any:
+            row[:] = values  # type: ignore[call-overload]
+            call(tables, row, scratch, out)
+            return out[0] if single else out[:]
+
+        return predict
+
+
+def forest(model: LightGBMText) -> Forest | None:
+    """The kernel's tables for a checked model it evaluates exactly, or None (LightGBM
+    predicts): categorical splits, linear trees, averaged output, other objectives, or no
+    kernel in this installation."""
+    if library() is None or model.average_output or not model.trees:
+        return None
+    if model.linear.any() or any(tree[b"num_cat"] != b"0" for tree in model.trees):
+        return None
+    output = _output(model.objective)
+    if output is None or int((model.leaves - 1).sum()) > _INT32_MAX:
+        return None
+    if int(model.leaves.sum()) > _INT32_MAX:
+        return None
+    return Forest(model, *output)

@@ -1,0 +1,197 @@
+"""pyml's tree kernel (pyml/core/_trees.py) against LightGBM's own predictor, to the bit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import lightgbm
+import numpy as np
+import pytest
+
+from pyml.core import _trees, _validate
+from pyml.core._lgbm import Booster
+
+ROWS = 3000
+
+
+def _data(seed: int, rows: int = ROWS, columns: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, columns))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[rng.random(X.shape) < 0.05] = 0.0
+    return X
+
+
+def _awkward(X: np.ndarray) -> np.ndarray:
+    """Rows of values on the edges LightGBM's reader and decisions treat apart: tiny values it
+    reads as 0, -0.0, infinities, NaN, and every split threshold itself."""
+    X = X.copy()
+    special = [0.0, -0.0, 1e-36, -1e-36, 1e-35, 1e-300, np.inf, -np.inf, np.nan, 1e308]
+    for i, value in enumerate(special):
+        X[i::50, i % X.shape[1]] = value
+    return X
+
+
+def _model(X: np.ndarray, y: np.ndarray, rounds: Any = 30, **params: Any) -> bytes:
+    settings = {"num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1, **params}
+    booster = lightgbm.train(settings, lightgbm.Dataset(X, y), rounds)
+    return booster.model_to_string().encode()
+
+
+def _both(text: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, _trees.Forest]:
+    forest = _trees.forest(_validate.lightgbm_text(text))
+    assert forest is not None
+    plain = Booster(text)  # no forest: LightGBM's predictor
+    return forest.predict(np.ascontiguousarray(X)), plain.predict(X), forest
+
+
+def _thresholds(forest: _trees.Forest, X: np.ndarray) -> np.ndarray:
+    """Rows whose values are the split thresholds (ties decide left)."""
+    X = X[:200].copy()
+    for node in forest.nodes[:200]:
+        X[len(X) // 2 :, node["feature"]] = node["threshold"]
+    return X
+
+
+def test_the_kernel_is_built() -> None:
+    # pyproject builds it (optional, to install without a compiler): the suite must have it
+    assert _trees.library() is not None
+
+
+@pytest.mark.parametrize(
+    ("objective", "labels", "extra"),
+    [
+        ("regression", "real", {}),
+        ("regression_l1", "real", {}),
+        ("huber", "real", {}),
+        ("quantile", "real", {"alpha": 0.3}),
+        ("poisson", "count", {}),
+        ("gamma", "positive", {}),
+        ("tweedie", "positive", {}),
+        ("binary", "binary", {}),
+        ("binary", "binary", {"sigmoid": 0.7}),
+        ("cross_entropy", "binary", {}),
+        ("multiclass", "classes", {"num_class": 3}),
+    ],
+)
+def test_same_bits_as_lightgbm(objective: str, labels: str, extra: dict[str, object]) -> None:
+    X = _data(1)
+    rng = np.random.default_rng(2)
+    signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2
+    y = {
+        "real": signal + rng.normal(size=ROWS) * 0.1,
+        "count": rng.poisson(np.exp(signal / 4)),
+        "positive": np.exp(signal / 4) + 0.1,
+        "binary": (signal > 0.5).astype(float),
+        "classes": np.digitize(signal, [0.0, 1.0]).astype(float),
+    }[labels]
+    text = _model(X, y, objective=objective, **extra)
+    test = _awkward(_data(3))
+    mine, theirs, forest = _both(text, test)
+    np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(*_both(text, _thresholds(forest, test))[:2])
+
+
+@pytest.mark.parametrize("missing", ["nan", "zero", "none"])
+def test_missing_value_rules(missing: str) -> None:
+    X = _data(4)
+    y = np.nan_to_num(X[:, 2]) - np.isnan(X[:, 3]) * 2.0 + (X[:, 4] == 0) * 3.0
+    params: dict[str, object] = {"objective": "regression"}
+    if missing == "zero":
+        params["zero_as_missing"] = True
+    if missing == "none":
+        params["use_missing"] = False
+    text = _model(X, y, **params)
+    mine, theirs, _ = _both(text, _awkward(_data(5)))
+    np.testing.assert_array_equal(mine, theirs)
+
+
+def test_one_leaf_trees_and_a_single_row() -> None:
+    X = _data(6)
+    y = np.ones(ROWS)  # nothing to split: every tree is one leaf
+    text = _model(X, y, objective="regression", rounds=5)
+    mine, theirs, forest = _both(text, X[:100])
+    np.testing.assert_array_equal(mine, theirs)
+    row = forest.row_predictor()
+    assert [row(list(x)) for x in X[:3]] == list(theirs[:3])
+
+
+def test_rows_one_at_a_time_and_threads() -> None:
+    X = _data(7)
+    text = _model(X, np.nan_to_num(X[:, 0]) * 3, objective="regression")
+    forest = _trees.forest(_validate.lightgbm_text(text))
+    assert forest is not None
+    theirs = Booster(text).predict(X)
+    row = forest.row_predictor()
+    np.testing.assert_array_equal([row(list(x)) for x in X[:500]], theirs[:500])
+    for threads in (1, 2, 3, 7):
+        np.testing.assert_array_equal(forest.predict(X, threads=threads), theirs)
+    # several Python threads at once (predict_into's worker and the session's own calls)
+    results: list[np.ndarray] = []
+    workers = [threading.Thread(target=lambda: results.append(forest.predict(X))) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for result in results:
+        np.testing.assert_array_equal(result, theirs)
+
+
+def test_multiclass_row_predictor() -> None:
+    X = _data(8)
+    y = np.digitize(np.nan_to_num(X[:, 0]), [-0.5, 0.5]).astype(float)
+    text = _model(X, y, objective="multiclass", num_class=3)
+    forest = _trees.forest(_validate.lightgbm_text(text))
+    assert forest is not None
+    theirs = Booster(text).predict(X[:20])
+    row = forest.row_predictor()
+    np.testing.assert_array_equal([row(list(x)) for x in X[:20]], theirs)
+
+
+def test_the_loaded_artifact_predicts_with_the_kernel() -> None:
+    from pyml.core.artifacts import _load_lightgbm
+
+    X = _data(9)
+    text = _model(X, np.nan_to_num(X[:, 1]), objective="regression")
+    booster = _load_lightgbm(text)
+    assert booster.forest is not None
+    np.testing.assert_array_equal(booster.predict(X), Booster(text).predict(X))
+    # contributions stay LightGBM's
+    assert booster.predict(X[:5], contrib=True).shape == (5, X.shape[1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"objective": "regression", "reg_sqrt": True}, "sqrt output"),
+        ({"objective": "multiclassova", "num_class": 3}, "one-vs-all output"),
+        ({"objective": "cross_entropy_lambda"}, "log1p output"),
+        ({"objective": "regression", "linear_tree": True}, "linear trees"),
+        (
+            {"boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.5},
+            "averaged output",
+        ),
+    ],
+)
+def test_what_the_kernel_leaves_to_lightgbm(params: dict[str, object], why: str) -> None:
+    X = np.nan_to_num(_data(10))
+    y = (X[:, 0] > 0).astype(float) + (X[:, 1] > 0)
+    if params.get("objective") != "multiclassova":
+        y = (X[:, 0] > 0).astype(float)
+    text = _model(X, y, **params)
+    assert _trees.forest(_validate.lightgbm_text(text)) is None, why
+
+
+def test_categorical_splits_stay_lightgbm() -> None:
+    rng = np.random.default_rng(11)
+    X = np.column_stack([rng.integers(0, 8, ROWS), rng.normal(size=ROWS)]).astype(float)
+    y = np.isin(X[:, 0], [1, 4, 6]) * 2.0 + X[:, 1]
+    booster = lightgbm.train(
+        {"verbose": -1, "min_data_in_leaf": 5, "cat_smooth": 1},
+        lightgbm.Dataset(X, y, categorical_feature=[0]),
+        10,
+    )
+    text = booster.model_to_string().encode()
+    assert b"num_cat=0" not in text.split(b"Tree=0")[1].split(b"\n\n")[0]
+    assert _trees.forest(_validate.lightgbm_text(text)) is None
