@@ -5,7 +5,10 @@ database ``pyml_phases`` (recreated) is scored with one LightGBM model (100 tree
 trained by ``pyml.train`` on the first size's table), every path in this process's run, the
 paths interleaved, best of ``--repeats``:
 
-- raw: ``Booster.predict`` of the matrix already in this process (the limit);
+- raw: LightGBM's ``Booster.predict`` of the matrix already in this process (the limit with
+  LightGBM's predictor, which the client job uses);
+- kernel: pyml's tree kernel (:mod:`pyml.core._trees`, what the database predicts with) on
+  the same matrix, its answers checked equal to raw's to the bit;
 - client job: binary ``COPY (SELECT id, f1..f10) TO STDOUT`` parsed by numpy, ``predict``,
   binary ``COPY ... FROM STDIN`` of (id, prediction, model_id) into a table like
   predict_into's (:func:`bench.batch.client_job`);
@@ -148,8 +151,12 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
     with connect(server.uri) as conn:
         ids, X = data.read_features(conn, table, K, sort=True, feature_type="float8")
     expected = predict_raw(model, X)
+    kernel = _kernel(model)
+    if not np.array_equal(kernel.predict(X), expected):
+        raise BenchError("pyml's tree kernel and LightGBM differ")
     runs: dict[str, list[dict[str, Any]]] = {
         "raw": [],
+        "kernel": [],
         "client": [],
         "into": [],
         "batch": [],
@@ -157,6 +164,7 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
     }
     paths: dict[str, Callable[[], dict[str, Any]]] = {
         "raw": lambda: _raw(model, X),
+        "kernel": lambda: _timed(lambda: kernel.predict(X)),
         "client": lambda: client_job(server.uri, model, table, f"c{rows}", "float8"),
         "into": lambda: predict_into(server.uri, table, f"s{rows}"),
         "batch": lambda: predict_batch(server.uri, table, rows),
@@ -187,9 +195,25 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
 
 
 def _raw(model: Trained, X: np.ndarray) -> dict[str, Any]:
+    return _timed(lambda: predict_raw(model, X))
+
+
+def _timed(call: Callable[[], Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    predict_raw(model, X)
+    call()
     return {"seconds": time.perf_counter() - t0}
+
+
+def _kernel(model: Trained) -> Any:
+    """The model as the database loads it: its artifact through pyml's checks, predicting
+    with pyml's tree kernel."""
+    from pyml.core import _trees
+    from pyml.core.artifacts import _load_lightgbm
+
+    booster = _load_lightgbm(model.predictor.model_to_string().encode())
+    if booster.forest is None or _trees.library() is None:
+        raise BenchError("pyml's tree kernel does not serve this model")
+    return booster
 
 
 def markdown(results: list[dict[str, Any]], command: str) -> str:
@@ -202,11 +226,12 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
         f" {len(results[0]['runs']['raw'])}; predictions checked against raw. See"
         " `bench/phases.py`.",
         "",
-        "| rows | path | seconds | x client job | x raw | load |",
+        "| rows | path | seconds | x client job | x raw (LightGBM) | load |",
         "|---|---|---|---|---|---|",
     ]
     labels = {
-        "raw": "raw `Booster.predict`, matrix in memory (the limit)",
+        "raw": "raw: LightGBM's `Booster.predict`, matrix in memory",
+        "kernel": "pyml's tree kernel, matrix in memory",
         "client": "client job: binary COPY out, numpy, predict, binary COPY in",
         "into": "`pyml.predict_into`",
         "batch": "`pyml.predict_batch`, chunks of 100,000",

@@ -195,3 +195,30 @@ def test_categorical_splits_stay_lightgbm() -> None:
     text = booster.model_to_string().encode()
     assert b"num_cat=0" not in text.split(b"Tree=0")[1].split(b"\n\n")[0]
     assert _trees.forest(_validate.lightgbm_text(text)) is None
+
+
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_onnx_check_sees_what_lightgbm_gives(classes: int) -> None:
+    # the ONNX part is checked against the kernel's predictions: LightGBM's own, and its
+    # scikit-learn wrapper's labels
+    from pyml.core import onnxpart
+
+    X = _data(12)
+    signal = np.nan_to_num(X[:, 0])
+    if classes:
+        model: Any = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1)
+        y: Any = np.array(["a", "b", "c"])[np.digitize(signal, [-0.3, 0.3][: classes - 1])]
+        task = "classification"
+    else:
+        model = lightgbm.LGBMRegressor(n_estimators=20, verbose=-1)
+        y = signal * 2
+        task = "regression"
+    model.fit(X, y)
+    assert onnxpart._lightgbm_forest(model) is not None
+    want, labels = onnxpart._original(model, None, X, task)
+    np.testing.assert_array_equal(want, onnxpart.expected(model, None, X, task))
+    if classes:
+        assert labels is not None
+        np.testing.assert_array_equal(labels, model.predict(X))
+    else:
+        assert labels is None
