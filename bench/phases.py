@@ -286,14 +286,17 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "bench" / "RESULTS.md") -> None:
-    """Replace (or append) this section of RESULTS.md, up to the next ``## `` heading."""
+def write_section(
+    text: str, heading: str = HEADING, path: Path = ROOT / "bench" / "RESULTS.md"
+) -> None:
+    """Replace (or append) the section of RESULTS.md under ``heading``, up to the next
+    ``## `` heading, with ``text``."""
     old = path.read_text()
-    start = old.find(HEADING)
+    start = old.find(heading)
     if start < 0:
         path.write_text(old.rstrip("\n") + "\n\n" + text)
         return
-    end = old.find("\n## ", start + len(HEADING))
+    end = old.find("\n## ", start + len(heading))
     path.write_text(old[:start] + text + (old[end + 1 :] if end >= 0 else ""))
 
 
