@@ -20,9 +20,11 @@
 #include <string.h>
 
 /*
- * One internal node. A child >= 0 is a node index of the model, < 0 is ~leaf index;
- * child[0] is the left one. flags: bits 1-2 the missing type, bit 0 set when missing
- * values go left; 0 for every node of missing type "none".
+ * One node. Nodes 0 to internal - 1 of a model are its trees' splits, the rest its trees'
+ * leaves (in the order of the leaf values). child[0] is the left child. A leaf's threshold
+ * is +Infinity and both its children are itself, so that a walk may take more steps than
+ * the leaf's depth and stay on it. flags: bits 1-2 the missing type, bit 0 set when missing
+ * values go left; 0 for every node of missing type "none" and every leaf.
  */
 typedef struct
 {
@@ -51,12 +53,15 @@ enum
 typedef struct
 {
 	const pyml_node *nodes;
-	const int32_t *roots;		/* per tree: its root node, or ~leaf for a one-leaf tree */
-	const double *leaves;
+	const int32_t *roots;		/* per tree: its root node (a leaf for a one-leaf tree) */
+	const int32_t *steps;		/* per tree: its depth, or 0: walk until a leaf */
+	const double *leaves;		/* of the leaf nodes, from node ``internal`` on */
+	int32_t		internal;
 	int32_t		trees;
 	int32_t		classes;		/* trees per iteration: tree t adds to output t % classes */
 	int32_t		output;
 	int32_t		columns;
+	int32_t		zero_missing;	/* whether a node treats zero as missing */
 	double		sigmoid;
 } pyml_forest;
 
@@ -74,31 +79,22 @@ typedef struct
 #define BLOCK 8
 
 /*
- * LightGBM's Tree::NumericalDecision. The side is an index, not a branch: which way a row
- * goes is data, and a mispredicted branch per level costs more than the comparison.
+ * LightGBM's Tree::NumericalDecision, as selects rather than branches: which way a row
+ * goes is data, and a mispredicted branch per level costs more than the arithmetic.
+ * LightGBM reads NaN as 0 unless the node's missing type is NaN; a NaN (missing type NaN)
+ * or a zero (missing type zero) goes to the node's default side; else the comparison.
  */
 static inline int32_t
 decide(const pyml_node *node, double value)
 {
 	int			missing = node->flags >> 1;
+	int			nan = isnan(value);
+	double		v = (nan && missing != MISSING_NAN) ? 0.0 : value;
+	int			absent = (missing == MISSING_NAN && nan)
+		| (missing == MISSING_ZERO && v >= -ZERO_THRESHOLD && v <= ZERO_THRESHOLD);
+	int			side = absent ? !(node->flags & 1) : !(v <= node->threshold);
 
-	if (missing == MISSING_NONE)
-	{
-		value = isnan(value) ? 0.0 : value;
-		return node->child[!(value <= node->threshold)];
-	}
-	if (missing == MISSING_NAN)
-	{
-		if (isnan(value))
-			return node->child[!(node->flags & 1)];
-	}
-	else
-	{
-		value = isnan(value) ? 0.0 : value;
-		if (value >= -ZERO_THRESHOLD && value <= ZERO_THRESHOLD)
-			return node->child[!(node->flags & 1)];
-	}
-	return node->child[!(value <= node->threshold)];
+	return node->child[side];
 }
 
 /* LightGBM's ObjectiveFunction::ConvertOutput for the objectives pyml evaluates */
@@ -138,20 +134,29 @@ convert(const pyml_forest *f, double *out)
 
 /*
  * LightGBM's dense-row reader keeps a value only when |value| > kZeroThreshold or it is
- * NaN: the rest is read as 0.
+ * NaN: the rest is read as 0. Returns whether a value is NaN.
  */
-static inline void
+static inline int
 read_values(const double *x, double *into, int64_t count)
 {
 	int64_t		i;
+	int			nan = 0;
 
 	for (i = 0; i < count; i++)
+	{
+		nan |= isnan(x[i]);
 		into[i] = (fabs(x[i]) > ZERO_THRESHOLD || isnan(x[i])) ? x[i] : 0.0;
+	}
+	return nan;
 }
 
-/* Up to BLOCK rows of ``values`` (read_values's) into ``out``, their walks interleaved */
-static void
-predict_block(const pyml_forest *f, const double *values, int n, double *out)
+/*
+ * Up to BLOCK rows of ``values`` (read_values's) into ``out``, their walks interleaved.
+ * ``plain``: no value is NaN and no node treats zero as missing, so that every decision is
+ * the comparison (the compiler makes one copy of the loop with it and one without).
+ */
+static inline __attribute__((always_inline)) void
+walk_rows(const pyml_forest *f, const double *values, int n, double *out, const int plain)
 {
 	const int32_t columns = f->columns;
 	const int32_t classes = f->classes;
@@ -162,34 +167,65 @@ predict_block(const pyml_forest *f, const double *values, int n, double *out)
 	for (t = 0; t < f->trees; t++)
 	{
 		int32_t		at[BLOCK];
-		int			walking = 0;
+		int32_t		steps = f->steps[t];
 		int			k = t % classes;
 
 		for (i = 0; i < n; i++)
-		{
 			at[i] = f->roots[t];
-			walking |= at[i] >= 0;
-		}
-		while (walking)
+		if (steps > 0)
 		{
-			walking = 0;
-			for (i = 0; i < n; i++)
-			{
-				if (at[i] >= 0)
+			/*
+			 * A tree about as deep everywhere: every row takes its depth in steps, no
+			 * branch but the loop's (a row on a leaf stays there)
+			 */
+			int32_t		d;
+
+			for (d = 0; d < steps; d++)
+				for (i = 0; i < n; i++)
 				{
 					const pyml_node *node = f->nodes + at[i];
+					double		value = values[i * columns + node->feature];
 
-					at[i] = decide(node, values[i * columns + node->feature]);
-					walking |= at[i] >= 0;
+					at[i] = plain ? node->child[!(value <= node->threshold)]
+						: decide(node, value);
+				}
+		}
+		else
+		{
+			int			walking = 1;
+
+			while (walking)
+			{
+				walking = 0;
+				for (i = 0; i < n; i++)
+				{
+					if (at[i] < f->internal)
+					{
+						const pyml_node *node = f->nodes + at[i];
+						double		value = values[i * columns + node->feature];
+
+						at[i] = plain ? node->child[!(value <= node->threshold)]
+							: decide(node, value);
+						walking |= at[i] < f->internal;
+					}
 				}
 			}
 		}
 		for (i = 0; i < n; i++)
-			out[i * classes + k] += f->leaves[~at[i]];
+			out[i * classes + k] += f->leaves[at[i] - f->internal];
 	}
 	if (f->output != OUTPUT_RAW)
 		for (i = 0; i < n; i++)
 			convert(f, out + i * classes);
+}
+
+static void
+predict_block(const pyml_forest *f, const double *values, int n, double *out, int nan)
+{
+	if (nan || f->zero_missing)
+		walk_rows(f, values, n, out, 0);
+	else
+		walk_rows(f, values, n, out, 1);
 }
 
 static void
@@ -208,8 +244,9 @@ run_rows(job *j, int64_t first, int64_t last)
 	{
 		int			n = (int) (last - r < BLOCK ? last - r : BLOCK);
 
-		read_values(j->x + r * f->columns, values, (int64_t) n * f->columns);
-		predict_block(f, values, n, j->out + r * f->classes);
+		int			nan = read_values(j->x + r * f->columns, values, (int64_t) n * f->columns);
+
+		predict_block(f, values, n, j->out + r * f->classes, nan);
 	}
 	free(values);
 }
@@ -303,29 +340,42 @@ pyml_trees_predict_row(const pyml_forest *f, const double *x, double *values, do
 	{
 		int			n = f->trees - first < BLOCK ? f->trees - first : BLOCK;
 		int32_t		at[BLOCK];
+		int32_t		steps = 0;
 		int			walking = 0;
 
 		for (i = 0; i < n; i++)
 		{
 			at[i] = f->roots[first + i];
-			walking |= at[i] >= 0;
+			walking |= at[i] < f->internal;
+			/* the most steps of these trees (a tree on its leaf stays there), or 0 */
+			steps = (steps < 0 || f->steps[first + i] == 0) ? -1
+				: (f->steps[first + i] > steps ? f->steps[first + i] : steps);
+		}
+		if (steps > 0)
+		{
+			int32_t		d;
+
+			for (d = 0; d < steps; d++)
+				for (i = 0; i < n; i++)
+					at[i] = decide(f->nodes + at[i], values[f->nodes[at[i]].feature]);
+			walking = 0;
 		}
 		while (walking)
 		{
 			walking = 0;
 			for (i = 0; i < n; i++)
 			{
-				if (at[i] >= 0)
+				if (at[i] < f->internal)
 				{
 					const pyml_node *node = f->nodes + at[i];
 
 					at[i] = decide(node, values[node->feature]);
-					walking |= at[i] >= 0;
+					walking |= at[i] < f->internal;
 				}
 			}
 		}
 		for (i = 0; i < n; i++)
-			out[(first + i) % classes] += f->leaves[~at[i]];
+			out[(first + i) % classes] += f->leaves[at[i] - f->internal];
 	}
 	if (f->output != OUTPUT_RAW)
 		convert(f, out);

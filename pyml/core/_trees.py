@@ -34,7 +34,7 @@ from pyml.core._validate._lightgbm import LightGBMText
 NODE = np.dtype(
     [("threshold", "<f8"), ("feature", "<i4"), ("left", "<i4"), ("right", "<i4"), ("flags", "<i4")]
 )
-_MISSING_NONE = 0
+_MISSING_NONE, _MISSING_ZERO = 0, 1
 
 
 class _Tables(ctypes.Structure):
@@ -43,11 +43,14 @@ class _Tables(ctypes.Structure):
     _fields_ = [
         ("nodes", ctypes.c_void_p),
         ("roots", ctypes.c_void_p),
+        ("steps", ctypes.c_void_p),
         ("leaves", ctypes.c_void_p),
+        ("internal", ctypes.c_int32),
         ("trees", ctypes.c_int32),
         ("classes", ctypes.c_int32),
         ("output", ctypes.c_int32),
         ("columns", ctypes.c_int32),
+        ("zero_missing", ctypes.c_int32),
         ("sigmoid", ctypes.c_double),
     ]
 
@@ -69,6 +72,10 @@ _RAW = frozenset(
 )
 _EXP = frozenset({b"poisson", b"gamma", b"tweedie"})
 FEW_ROWS = 64  # up to this many rows, one thread
+# fixed-length walks for trees at most this much deeper than on average (+ 2 levels): on
+# LightGBM's usual trees, walking to the deepest leaf without a branch per row and level
+# costs less than stopping each row at its own (bench/trees.py)
+FIXED_DEPTH_RATIO = 2.5
 _INT32_MAX = 2**31 - 1
 
 _lib: ctypes.CDLL | None = None
@@ -120,35 +127,40 @@ def _floats(values: list[bytes]) -> np.ndarray:
 class Forest:
     """A LightGBM model's trees as the kernel's tables."""
 
-    def __init__(self, model: LightGBMText, output: int, sigmoid: float):
+    def __init__(self, model: LightGBMText, output: int, sigmoid: float, steps: str = "auto"):
         trees = model.trees
         leaves = model.leaves
         nodes = leaves - 1
         offsets = np.concatenate(([0], np.cumsum(nodes)))
-        leaf_offsets = np.concatenate(([0], np.cumsum(leaves)))
+        internal = int(offsets[-1])
+        leaf_offsets = np.concatenate(([0], np.cumsum(leaves))) + internal
         tree_of = np.repeat(np.arange(len(trees)), nodes)
         indexes = model.indexes
 
         def absolute(child: np.ndarray) -> np.ndarray:
-            # node n of tree t -> offsets[t] + n; leaf l -> ~(leaf_offsets[t] + l)
-            owner = tree_of
-            return np.where(child >= 0, child + offsets[owner], ~(~child + leaf_offsets[owner]))
+            # node n of tree t -> offsets[t] + n; leaf l -> leaf_offsets[t] + l
+            return np.where(child >= 0, child + offsets[tree_of], ~child + leaf_offsets[tree_of])
 
-        table = np.zeros(int(offsets[-1]), dtype=NODE)
-        table["threshold"] = _floats([tree[b"threshold"] for tree in trees])
-        table["feature"] = indexes[b"split_feature"]
-        table["left"] = absolute(indexes[b"left_child"])
-        table["right"] = absolute(indexes[b"right_child"])
+        table = np.zeros(int(leaf_offsets[-1]), dtype=NODE)
+        splits = table[:internal]
+        splits["threshold"] = _floats([tree[b"threshold"] for tree in trees])
+        splits["feature"] = indexes[b"split_feature"]
+        splits["left"] = absolute(indexes[b"left_child"])
+        splits["right"] = absolute(indexes[b"right_child"])
         decision = indexes[b"decision_type"]
         # decision_type: bit 1 default left, bits 2-3 the missing type (0 "none": the
         # default side does not matter, and the kernel's common case is flags 0)
         missing = (decision >> 2) & 3
         flags = ((decision >> 1) & 1) | (missing << 1)
-        table["flags"] = np.where(missing == _MISSING_NONE, 0, flags)
+        splits["flags"] = np.where(missing == _MISSING_NONE, 0, flags)
+        # leaves: any value goes to the leaf itself (NaN <= inf is false: right, itself too)
+        table["threshold"][internal:] = np.inf
+        table["left"][internal:] = table["right"][internal:] = np.arange(internal, table.size)
         self.nodes = table
-        self.roots = np.where(nodes > 0, offsets[:-1], ~leaf_offsets[:-1]).astype(np.int32)
+        self.roots = np.where(nodes > 0, offsets[:-1], leaf_offsets[:-1]).astype(np.int32)
+        self.steps = _steps(table, self.roots, internal, leaves, steps)
         self.leaves = _floats([tree[b"leaf_value"] for tree in trees])
-        if self.leaves.size != int(leaf_offsets[-1]):
+        if self.leaves.size != table.size - internal:
             raise ValueError("the leaf values do not match the trees")
         self.trees = len(trees)
         self.classes = model.num_class
@@ -159,11 +171,14 @@ class Forest:
         self._tables = _Tables(
             self.nodes.ctypes.data,
             self.roots.ctypes.data,
+            self.steps.ctypes.data,
             self.leaves.ctypes.data,
+            internal,
             self.trees,
             self.classes,
             output,
             self.num_features,
+            int((missing == _MISSING_ZERO).any()),
             sigmoid,
         )
         self._ref = ctypes.byref(self._tables)
@@ -210,10 +225,38 @@ class Forest:
         return predict
 
 
-def forest(model: LightGBMText) -> Forest | None:
+def _steps(
+    table: np.ndarray, roots: np.ndarray, internal: int, leaves: np.ndarray, how: str
+) -> np.ndarray:
+    """Per tree, the steps of a fixed-length walk (its depth), or 0 where walking until a
+    leaf costs less: a tree much deeper in places than on average ("auto"); "walk" or
+    "fixed" for every tree (tests, benchmarks)."""
+    depth = np.zeros(table.size, dtype=np.int64)
+    level = roots[roots < internal]
+    steps = 0
+    while level.size:  # one level of all trees at a time (the validator bounds the depth)
+        steps += 1
+        level = np.concatenate((table["left"][level], table["right"][level]))
+        depth[level] = steps
+        level = level[level < internal]
+    tree_of_leaf = np.repeat(np.arange(len(leaves)), leaves)
+    leaf_depth = depth[internal:]
+    deepest = np.zeros(len(leaves), dtype=np.int64)
+    np.maximum.at(deepest, tree_of_leaf, leaf_depth)
+    mean = np.bincount(tree_of_leaf, weights=leaf_depth, minlength=len(leaves)) / leaves
+    if how == "walk":
+        fixed = np.zeros(len(leaves), dtype=bool)
+    elif how == "fixed":
+        fixed = np.ones(len(leaves), dtype=bool)
+    else:
+        fixed = deepest <= FIXED_DEPTH_RATIO * mean + 2
+    return np.where(fixed, deepest, 0).astype(np.int32)
+
+
+def forest(model: LightGBMText, steps: str = "auto") -> Forest | None:
     """The kernel's tables for a checked model it evaluates exactly, or None (LightGBM
     predicts): categorical splits, linear trees, averaged output, other objectives, or no
-    kernel in this installation."""
+    kernel in this installation. ``steps``: see :func:`_steps`."""
     if library() is None or model.average_output or not model.trees:
         return None
     if model.linear.any() or any(tree[b"num_cat"] != b"0" for tree in model.trees):
@@ -223,4 +266,4 @@ def forest(model: LightGBMText) -> Forest | None:
         return None
     if int(model.leaves.sum()) > _INT32_MAX:
         return None
-    return Forest(model, *output)
+    return Forest(model, *output, steps=steps)

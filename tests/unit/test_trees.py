@@ -40,10 +40,18 @@ def _model(X: np.ndarray, y: np.ndarray, rounds: Any = 30, **params: Any) -> byt
 
 
 def _both(text: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, _trees.Forest]:
-    forest = _trees.forest(_validate.lightgbm_text(text))
-    assert forest is not None
+    """The kernel's answers (the same whether its walks stop at each row's leaf or take
+    every tree's depth in steps) and LightGBM's."""
+    model = _validate.lightgbm_text(text)
+    forests = [_trees.forest(model, steps) for steps in ("auto", "walk", "fixed")]
+    X = np.ascontiguousarray(X)
+    answers = [forest.predict(X) for forest in forests if forest is not None]
+    assert len(answers) == 3
+    for other in answers[1:]:
+        np.testing.assert_array_equal(other, answers[0])
     plain = Booster(text)  # no forest: LightGBM's predictor
-    return forest.predict(np.ascontiguousarray(X)), plain.predict(X), forest
+    assert forests[0] is not None
+    return answers[0], plain.predict(X), forests[0]
 
 
 def _thresholds(forest: _trees.Forest, X: np.ndarray) -> np.ndarray:
@@ -105,6 +113,24 @@ def test_missing_value_rules(missing: str) -> None:
     text = _model(X, y, **params)
     mine, theirs, _ = _both(text, _awkward(_data(5)))
     np.testing.assert_array_equal(mine, theirs)
+
+
+def test_trees_walked_both_ways_in_one_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "auto" walks a tree much deeper in places than on average row by row, the others in a
+    # fixed number of steps: with a strict ratio, one model has both kinds
+    monkeypatch.setattr(_trees, "FIXED_DEPTH_RATIO", 1.0)
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(ROWS, 3))
+    y = np.exp(X[:, 0] * 3)  # a long chain of splits on the large values of one feature
+    text = _model(X, y, objective="regression", num_leaves=63, min_data_in_leaf=2)
+    forest = _trees.forest(_validate.lightgbm_text(text))
+    assert forest is not None
+    assert (forest.steps == 0).any() and (forest.steps > 0).any()
+    test = _awkward(rng.normal(size=(ROWS, 3)))
+    theirs = Booster(text).predict(test)
+    np.testing.assert_array_equal(forest.predict(test), theirs)
+    row = forest.row_predictor()
+    np.testing.assert_array_equal([row(list(x)) for x in test[:300]], theirs[:300])
 
 
 def test_one_leaf_trees_and_a_single_row() -> None:
