@@ -214,12 +214,12 @@ class Forest:
         row = (ctypes.c_double * k)()
         scratch = (ctypes.c_double * k)()
         out = (ctypes.c_double * self.classes)()
-        tables = self._ref
         single = self.classes == 1
+        forest = self  # the tables point into its arrays: the function keeps them alive
 
         def predict(values: Sequence[float]) -> Any:
             row[:] = values  # type: ignore[call-overload]
-            call(tables, row, scratch, out)
+            call(forest._ref, row, scratch, out)
             return out[0] if single else out[:]
 
         return predict

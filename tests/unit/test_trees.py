@@ -164,6 +164,20 @@ def test_rows_one_at_a_time_and_threads() -> None:
         np.testing.assert_array_equal(result, theirs)
 
 
+def test_a_row_predictor_outlives_its_forest() -> None:
+    import gc
+
+    X = _data(14)
+    text = _model(X, np.nan_to_num(X[:, 0]), objective="regression")
+    forest = _trees.forest(_validate.lightgbm_text(text))
+    assert forest is not None
+    row = forest.row_predictor()
+    del forest
+    gc.collect()
+    np.zeros(1_000_000)  # reuse freed memory, if the tables' arrays were freed
+    assert [row(list(x)) for x in X[:50]] == list(Booster(text).predict(X[:50]))
+
+
 def test_multiclass_row_predictor() -> None:
     X = _data(8)
     y = np.digitize(np.nan_to_num(X[:, 0]), [-0.5, 0.5]).astype(float)
