@@ -11,7 +11,8 @@ paths interleaved, best of ``--repeats``:
   the same matrix, its answers checked equal to raw's to the bit;
 - client job: binary ``COPY (SELECT id, f1..f10) TO STDOUT`` parsed by numpy, ``predict``,
   binary ``COPY ... FROM STDIN`` of (id, prediction, model_id) into a table like
-  predict_into's (:func:`bench.batch.client_job`);
+  predict_into's (:func:`bench.batch.client_job`), with LightGBM's predictor (the issue's
+  baseline), and the same job predicting with pyml's kernel (a client that installed pyml);
 - ``pyml.predict_into`` into a new table, with its phases as the server measured them
   (``client_min_messages = debug2``: ``pyml: predict_into wrote N rows: read ..., ...``);
 - ``pyml.predict_batch`` in chunks of 100,000 rows (one statement, as in bench/batch.py).
@@ -29,6 +30,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,7 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
         "raw": [],
         "kernel": [],
         "client": [],
+        "client_kernel": [],
         "into": [],
         "batch": [],
         "drift": [],
@@ -166,6 +169,9 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
         "raw": lambda: _raw(model, X),
         "kernel": lambda: _timed(lambda: kernel.predict(X)),
         "client": lambda: client_job(server.uri, model, table, f"c{rows}", "float8"),
+        "client_kernel": lambda: client_job(
+            server.uri, replace(model, predictor=kernel), table, f"k{rows}", "float8"
+        ),
         "into": lambda: predict_into(server.uri, table, f"s{rows}"),
         "batch": lambda: predict_batch(server.uri, table, rows),
         "drift": lambda: drift(server.uri, table),
@@ -177,7 +183,11 @@ def measure(server: Server, model: Trained, rows: int, repeats: int) -> dict[str
             runs[name].append(paths[name]())
     load.append(loadavg())
     with connect(server.uri) as conn:
-        for target, what in ((f"s{rows}", "predict_into"), (f"c{rows}", "client job")):
+        for target, what in (
+            (f"s{rows}", "predict_into"),
+            (f"c{rows}", "client job"),
+            (f"k{rows}", "client job (kernel)"),
+        ):
             got = conn.execute(f"SELECT sum(prediction::float8) FROM {target}").fetchone()[0]
             _check(what, got, expected)
             sample = data.sample_ids(rows, 200)
@@ -232,7 +242,8 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     labels = {
         "raw": "raw: LightGBM's `Booster.predict`, matrix in memory",
         "kernel": "pyml's tree kernel, matrix in memory",
-        "client": "client job: binary COPY out, numpy, predict, binary COPY in",
+        "client": "client job: binary COPY out, numpy, LightGBM's predict, binary COPY in",
+        "client_kernel": "the client job predicting with pyml's tree kernel",
         "into": "`pyml.predict_into`",
         "batch": "`pyml.predict_batch`, chunks of 100,000",
     }
