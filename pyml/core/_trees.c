@@ -24,7 +24,8 @@
  * leaves (in the order of the leaf values). child[0] is the left child. A leaf's threshold
  * is +Infinity and both its children are itself, so that a walk may take more steps than
  * the leaf's depth and stay on it. flags: bits 1-2 the missing type, bit 0 set when missing
- * values go left; 0 for every node of missing type "none" and every leaf.
+ * values go left (0 for every node of missing type "none" and every leaf), bit 3 set when
+ * a NaN goes left (NAN_LEFT).
  */
 typedef struct
 {
@@ -74,6 +75,8 @@ typedef struct
 	int			failed;
 } job;
 
+#define NAN_LEFT 8
+
 /* LightGBM's kZeroThreshold (a float literal) */
 #define ZERO_THRESHOLD ((double) 1e-35f)
 #define BLOCK 8
@@ -87,7 +90,7 @@ typedef struct
 static inline int32_t
 decide(const pyml_node *node, double value)
 {
-	int			missing = node->flags >> 1;
+	int			missing = (node->flags >> 1) & 3;
 	int			nan = isnan(value);
 	double		v = (nan && missing != MISSING_NAN) ? 0.0 : value;
 	int			absent = (missing == MISSING_NAN && nan)
@@ -150,13 +153,38 @@ read_values(const double *x, double *into, int64_t count)
 	return nan;
 }
 
+/* How walk_rows decides: decide, decide_plain, or the comparison alone (no NaN) */
+enum
+{
+	DECIDE_GENERAL,
+	DECIDE_PLAIN,
+	DECIDE_COMPARE
+};
+
+/*
+ * A decision of a model where no node treats zero as missing: LightGBM reads a NaN as 0
+ * (then 0 <= threshold decides) or sends it to the default side, so which way a NaN goes is
+ * a property of the node (NAN_LEFT); else the comparison. "value > threshold" is false for
+ * NaN and "!(value <= threshold)" true, and both are the comparison for any other value.
+ */
+static inline int32_t
+decide_plain(const pyml_node *node, double value)
+{
+	int			right = !(value <= node->threshold);	/* true for NaN */
+	int			above = value > node->threshold;	/* false for NaN */
+	int			nan_left = (node->flags >> 3) & 1;
+
+	/* bit operations, not a branch: right, unless a NaN that goes left */
+	return node->child[right & (above | (nan_left ^ 1))];
+}
+
 /*
  * Up to BLOCK rows of ``values`` (read_values's) into ``out``, their walks interleaved.
- * ``plain``: no value is NaN and no node treats zero as missing, so that every decision is
- * the comparison (the compiler makes one copy of the loop with it and one without).
+ * ``how``: DECIDE_PLAIN when no node treats zero as missing, DECIDE_COMPARE when moreover no
+ * value is NaN (the compiler makes a copy of the loop for each).
  */
 static inline __attribute__((always_inline)) void
-walk_rows(const pyml_forest *f, const double *values, int n, double *out, const int plain)
+walk_rows(const pyml_forest *f, const double *values, int n, double *out, const int how)
 {
 	const int32_t columns = f->columns;
 	const int32_t classes = f->classes;
@@ -186,8 +214,8 @@ walk_rows(const pyml_forest *f, const double *values, int n, double *out, const 
 					const pyml_node *node = f->nodes + at[i];
 					double		value = values[i * columns + node->feature];
 
-					at[i] = plain ? node->child[!(value <= node->threshold)]
-						: decide(node, value);
+					at[i] = how == DECIDE_COMPARE ? node->child[!(value <= node->threshold)]
+						: how == DECIDE_PLAIN ? decide_plain(node, value) : decide(node, value);
 				}
 		}
 		else
@@ -204,7 +232,8 @@ walk_rows(const pyml_forest *f, const double *values, int n, double *out, const 
 						const pyml_node *node = f->nodes + at[i];
 						double		value = values[i * columns + node->feature];
 
-						at[i] = plain ? node->child[!(value <= node->threshold)]
+						at[i] = how == DECIDE_COMPARE ? node->child[!(value <= node->threshold)]
+							: how == DECIDE_PLAIN ? decide_plain(node, value)
 							: decide(node, value);
 						walking |= at[i] < f->internal;
 					}
@@ -222,10 +251,12 @@ walk_rows(const pyml_forest *f, const double *values, int n, double *out, const 
 static void
 predict_block(const pyml_forest *f, const double *values, int n, double *out, int nan)
 {
-	if (nan || f->zero_missing)
-		walk_rows(f, values, n, out, 0);
+	if (f->zero_missing)
+		walk_rows(f, values, n, out, DECIDE_GENERAL);
+	else if (nan)
+		walk_rows(f, values, n, out, DECIDE_PLAIN);
 	else
-		walk_rows(f, values, n, out, 1);
+		walk_rows(f, values, n, out, DECIDE_COMPARE);
 }
 
 static void
@@ -357,7 +388,12 @@ pyml_trees_predict_row(const pyml_forest *f, const double *x, double *values, do
 
 			for (d = 0; d < steps; d++)
 				for (i = 0; i < n; i++)
-					at[i] = decide(f->nodes + at[i], values[f->nodes[at[i]].feature]);
+				{
+					const pyml_node *node = f->nodes + at[i];
+
+					at[i] = f->zero_missing ? decide(node, values[node->feature])
+						: decide_plain(node, values[node->feature]);
+				}
 			walking = 0;
 		}
 		while (walking)
@@ -369,7 +405,8 @@ pyml_trees_predict_row(const pyml_forest *f, const double *x, double *values, do
 				{
 					const pyml_node *node = f->nodes + at[i];
 
-					at[i] = decide(node, values[node->feature]);
+					at[i] = f->zero_missing ? decide(node, values[node->feature])
+						: decide_plain(node, values[node->feature]);
 					walking |= at[i] < f->internal;
 				}
 			}
