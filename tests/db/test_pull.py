@@ -202,7 +202,11 @@ def test_a_running_agent_follows_a_redeploy(
     assert predictor.model_id == second
     assert predictor.predict_many(rows) == _iris(conn, "pull_follow")[1]
     _deploy(conn, first)  # and back (its directory was kept: a reader may be loading it)
-    agent.wait(lambda: _installed(directory) == first, "the first model again")
+    # installed, then logged: stopping the agent between the two would lose the line
+    agent.wait(
+        lambda: _installed(directory) == first and agent.text().count("installed in") == 3,
+        "the first model again",
+    )
     assert agent.stop() == 0
     log = agent.text()
     assert log.count("installed in") == 3, log
@@ -254,7 +258,13 @@ def test_a_running_agent_across_a_stopped_server(
         with psycopg.connect(own.uri(), autocommit=True) as admin:
             _deploy(admin, second)
             _, want_second = _iris(admin, "pull_offline")
-        agent.wait(lambda: _installed(directory) == second, "the model deployed after")
+        # installed, then logged: stopping the agent between the two would lose the line
+        agent.wait(
+            lambda: (
+                _installed(directory) == second and f"model {second} of project" in agent.text()
+            ),
+            "the model deployed after",
+        )
         assert edge.Predictor(directory).predict_many(rows) == want_second
         assert agent.stop() == 0
     finally:
