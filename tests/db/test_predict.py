@@ -1091,6 +1091,25 @@ def test_predict_into_from_a_view(conn: psycopg.Connection, project: str) -> Non
     assert conn.execute("SELECT count(*) FROM public.view_scores").fetchone() == (1000,)
 
 
+def _keyed_table(
+    conn: psycopg.Connection, project: str, prefix: str, key_type: str, first: int, rows: int
+) -> tuple[str, str, dict[str, Any]]:
+    """``public.<prefix>_<key_type>(k, a, y)``: ``rows`` keys of ``key_type`` from ``first``
+    in steps of 3, a model of ``project`` trained on it; the table, the scores table's name
+    and both as identifiers (t, s) with the key type (type)."""
+    table, scores = f"{prefix}_{key_type}", f"{prefix}_{key_type}_scores"
+    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
+            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, %s) i"
+        ).format(**names),
+        (first, rows - 1),
+    )
+    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    return table, scores, names
+
+
 @pytest.mark.parametrize(
     ("key_type", "first"), [("smallint", -30000), ("integer", 7), ("bigint", 2**62 + 1)]
 )
@@ -1099,16 +1118,7 @@ def test_predict_into_keeps_integer_keys_exact(
 ) -> None:
     """Integer keys go to and fro as raw int64 bytes (pyml._int8s): every key comes back
     exact, also past 2**53, in the key's own type; an existing row is replaced by key."""
-    table, scores = f"keys_{key_type}", f"keys_{key_type}_scores"
-    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
-            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 999) i"
-        ).format(**names),
-        (first,),
-    )
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    table, scores, names = _keyed_table(conn, project, "keys", key_type, first, 1000)
     conn.execute(
         sql.SQL(
             "CREATE TABLE public.{s} (k {type} PRIMARY KEY, prediction real,"
@@ -1143,16 +1153,7 @@ def test_predict_into_a_new_table_in_bulk(
     """A table predict_into creates is filled in bulk (pyml._insert_predictions, as COPY
     does): every key exact in its own type, every prediction the
     online one, scored_at the statement's now(), then its PRIMARY KEY."""
-    table, scores = f"bulk_{key_type}", f"bulk_{key_type}_scores"
-    names = {"t": sql.Identifier(table), "s": sql.Identifier(scores), "type": sql.SQL(key_type)}
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE public.{t} AS SELECT (%s::bigint + i * 3)::{type} AS k,"
-            " mod(i, 7)::real AS a, (mod(i, 7) * 2)::real AS y FROM generate_series(0, 2999) i"
-        ).format(**names),
-        (first,),
-    )
-    conn.execute("SELECT * FROM pyml.train(%s, 'regression', %s, 'y')", (project, table))
+    table, scores, names = _keyed_table(conn, project, "bulk", key_type, first, 3000)
     with conn.transaction():
         conn.execute("SELECT pyml.predict_into(%s, %s, %s, 'k')", (project, table, scores))
         now = conn.execute("SELECT now()").fetchone()
