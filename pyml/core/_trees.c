@@ -178,15 +178,67 @@ decide_plain(const pyml_node *node, double value)
 	return node->child[right & (above | (nan_left ^ 1))];
 }
 
+/* One step of a walk, decided as ``how`` says (a constant where it is inlined) */
+static inline __attribute__((always_inline)) int32_t
+step(const pyml_node *node, double value, const int how)
+{
+	if (how == DECIDE_COMPARE)
+		return node->child[!(value <= node->threshold)];
+	if (how == DECIDE_PLAIN)
+		return decide_plain(node, value);
+	return decide(node, value);
+}
+
 /*
- * Up to BLOCK rows of ``values`` (read_values's) into ``out``, their walks interleaved.
- * ``how``: DECIDE_PLAIN when no node treats zero as missing, DECIDE_COMPARE when moreover no
- * value is NaN (the compiler makes a copy of the loop for each).
+ * Walk n (<= BLOCK) lanes from the nodes in ``at`` to their leaves, interleaved; lane i
+ * reads its values from ``values + i * stride`` (a row each, or all the same row). With
+ * ``steps`` > 0 every lane takes that many steps, no branch but the loop's (a lane on its
+ * leaf stays there): for trees about as deep everywhere. Else each lane stops at its leaf.
+ */
+static inline __attribute__((always_inline)) void
+walk(const pyml_forest *f, int32_t *at, int n, const double *values, int64_t stride,
+	 int32_t steps, const int how)
+{
+	int			walking = 1;
+	int			i;
+
+	if (steps > 0)
+	{
+		int32_t		d;
+
+		for (d = 0; d < steps; d++)
+			for (i = 0; i < n; i++)
+			{
+				const pyml_node *node = f->nodes + at[i];
+
+				at[i] = step(node, values[i * stride + node->feature], how);
+			}
+		return;
+	}
+	while (walking)
+	{
+		walking = 0;
+		for (i = 0; i < n; i++)
+		{
+			if (at[i] < f->internal)
+			{
+				const pyml_node *node = f->nodes + at[i];
+
+				at[i] = step(node, values[i * stride + node->feature], how);
+				walking |= at[i] < f->internal;
+			}
+		}
+	}
+}
+
+/*
+ * Up to BLOCK rows of ``values`` (read_values's) into ``out``, their walks of each tree
+ * interleaved. ``how``: DECIDE_PLAIN when no node treats zero as missing, DECIDE_COMPARE
+ * when moreover no value is NaN (the compiler makes a copy of the loop for each).
  */
 static inline __attribute__((always_inline)) void
 walk_rows(const pyml_forest *f, const double *values, int n, double *out, const int how)
 {
-	const int32_t columns = f->columns;
 	const int32_t classes = f->classes;
 	int			i,
 				t;
@@ -195,68 +247,72 @@ walk_rows(const pyml_forest *f, const double *values, int n, double *out, const 
 	for (t = 0; t < f->trees; t++)
 	{
 		int32_t		at[BLOCK];
-		int32_t		steps = f->steps[t];
-		int			k = t % classes;
 
 		for (i = 0; i < n; i++)
 			at[i] = f->roots[t];
-		if (steps > 0)
-		{
-			/*
-			 * A tree about as deep everywhere: every row takes its depth in steps, no
-			 * branch but the loop's (a row on a leaf stays there)
-			 */
-			int32_t		d;
-
-			for (d = 0; d < steps; d++)
-				for (i = 0; i < n; i++)
-				{
-					const pyml_node *node = f->nodes + at[i];
-					double		value = values[i * columns + node->feature];
-
-					at[i] = how == DECIDE_COMPARE ? node->child[!(value <= node->threshold)]
-						: how == DECIDE_PLAIN ? decide_plain(node, value) : decide(node, value);
-				}
-		}
-		else
-		{
-			int			walking = 1;
-
-			while (walking)
-			{
-				walking = 0;
-				for (i = 0; i < n; i++)
-				{
-					if (at[i] < f->internal)
-					{
-						const pyml_node *node = f->nodes + at[i];
-						double		value = values[i * columns + node->feature];
-
-						at[i] = how == DECIDE_COMPARE ? node->child[!(value <= node->threshold)]
-							: how == DECIDE_PLAIN ? decide_plain(node, value)
-							: decide(node, value);
-						walking |= at[i] < f->internal;
-					}
-				}
-			}
-		}
+		walk(f, at, n, values, f->columns, f->steps[t], how);
 		for (i = 0; i < n; i++)
-			out[i * classes + k] += f->leaves[at[i] - f->internal];
+			out[i * classes + t % classes] += f->leaves[at[i] - f->internal];
 	}
 	if (f->output != OUTPUT_RAW)
 		for (i = 0; i < n; i++)
 			convert(f, out + i * classes);
 }
 
+/*
+ * One row of ``values`` into ``out``: the walks of BLOCK trees at a time are interleaved
+ * instead of rows', and the leaves are added in tree order as ever.
+ */
+static inline __attribute__((always_inline)) void
+walk_trees(const pyml_forest *f, const double *values, double *out, const int how)
+{
+	int32_t		first;
+	int			i;
+
+	memset(out, 0, sizeof(double) * (size_t) f->classes);
+	for (first = 0; first < f->trees; first += BLOCK)
+	{
+		int			n = f->trees - first < BLOCK ? f->trees - first : BLOCK;
+		int32_t		at[BLOCK];
+		int32_t		steps = 0;
+		int			fixed = 1;
+
+		for (i = 0; i < n; i++)
+		{
+			/* the most steps of these trees, if every one of them has a fixed walk */
+			at[i] = f->roots[first + i];
+			fixed &= f->steps[first + i] > 0;
+			steps = f->steps[first + i] > steps ? f->steps[first + i] : steps;
+		}
+		walk(f, at, n, values, 0, fixed ? steps : 0, how);
+		for (i = 0; i < n; i++)
+			out[(first + i) % f->classes] += f->leaves[at[i] - f->internal];
+	}
+	if (f->output != OUTPUT_RAW)
+		convert(f, out);
+}
+
+/* The decisions a block of values takes: see walk_rows */
+static inline int
+decisions(const pyml_forest *f, int nan)
+{
+	return f->zero_missing ? DECIDE_GENERAL : nan ? DECIDE_PLAIN : DECIDE_COMPARE;
+}
+
 static void
 predict_block(const pyml_forest *f, const double *values, int n, double *out, int nan)
 {
-	if (f->zero_missing)
-		walk_rows(f, values, n, out, DECIDE_GENERAL);
-	else if (nan)
-		walk_rows(f, values, n, out, DECIDE_PLAIN);
-	else
-		walk_rows(f, values, n, out, DECIDE_COMPARE);
+	switch (decisions(f, nan))
+	{
+		case DECIDE_GENERAL:
+			walk_rows(f, values, n, out, DECIDE_GENERAL);
+			break;
+		case DECIDE_PLAIN:
+			walk_rows(f, values, n, out, DECIDE_PLAIN);
+			break;
+		default:
+			walk_rows(f, values, n, out, DECIDE_COMPARE);
+	}
 }
 
 static void
@@ -274,7 +330,6 @@ run_rows(job *j, int64_t first, int64_t last)
 	for (r = first; r < last; r += BLOCK)
 	{
 		int			n = (int) (last - r < BLOCK ? last - r : BLOCK);
-
 		int			nan = read_values(j->x + r * f->columns, values, (int64_t) n * f->columns);
 
 		predict_block(f, values, n, j->out + r * f->classes, nan);
@@ -354,66 +409,21 @@ pyml_trees_predict(const pyml_forest *f, const double *x, int64_t rows, double *
 }
 
 /*
- * One row (the online path): the walks of BLOCK trees at a time are interleaved instead of
- * rows', and the leaves are added in tree order as ever. ``values`` is the caller's scratch
- * of f->columns doubles, so that nothing is allocated per call.
+ * One row (the online path). ``values`` is the caller's scratch of f->columns doubles, so
+ * that nothing is allocated per call.
  */
 void
 pyml_trees_predict_row(const pyml_forest *f, const double *x, double *values, double *out)
 {
-	const int32_t classes = f->classes;
-	int32_t		first;
-	int			i;
-
-	read_values(x, values, f->columns);
-	memset(out, 0, sizeof(double) * (size_t) classes);
-	for (first = 0; first < f->trees; first += BLOCK)
+	switch (decisions(f, read_values(x, values, f->columns)))
 	{
-		int			n = f->trees - first < BLOCK ? f->trees - first : BLOCK;
-		int32_t		at[BLOCK];
-		int32_t		steps = 0;
-		int			walking = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			at[i] = f->roots[first + i];
-			walking |= at[i] < f->internal;
-			/* the most steps of these trees (a tree on its leaf stays there), or 0 */
-			steps = (steps < 0 || f->steps[first + i] == 0) ? -1
-				: (f->steps[first + i] > steps ? f->steps[first + i] : steps);
-		}
-		if (steps > 0)
-		{
-			int32_t		d;
-
-			for (d = 0; d < steps; d++)
-				for (i = 0; i < n; i++)
-				{
-					const pyml_node *node = f->nodes + at[i];
-
-					at[i] = f->zero_missing ? decide(node, values[node->feature])
-						: decide_plain(node, values[node->feature]);
-				}
-			walking = 0;
-		}
-		while (walking)
-		{
-			walking = 0;
-			for (i = 0; i < n; i++)
-			{
-				if (at[i] < f->internal)
-				{
-					const pyml_node *node = f->nodes + at[i];
-
-					at[i] = f->zero_missing ? decide(node, values[node->feature])
-						: decide_plain(node, values[node->feature]);
-					walking |= at[i] < f->internal;
-				}
-			}
-		}
-		for (i = 0; i < n; i++)
-			out[(first + i) % classes] += f->leaves[at[i] - f->internal];
+		case DECIDE_GENERAL:
+			walk_trees(f, values, out, DECIDE_GENERAL);
+			break;
+		case DECIDE_PLAIN:
+			walk_trees(f, values, out, DECIDE_PLAIN);
+			break;
+		default:
+			walk_trees(f, values, out, DECIDE_COMPARE);
 	}
-	if (f->output != OUTPUT_RAW)
-		convert(f, out);
 }

@@ -268,8 +268,7 @@ def forest(model: LightGBMText, steps: str = "auto") -> Forest | None:
     if model.linear.any() or any(tree[b"num_cat"] != b"0" for tree in model.trees):
         return None
     output = _output(model.objective)
-    if output is None or int((model.leaves - 1).sum()) > _INT32_MAX:
-        return None
-    if int(model.leaves.sum()) > _INT32_MAX:
+    # nodes and leaves are indexed by int32
+    if output is None or 2 * int(model.leaves.sum()) > _INT32_MAX:
         return None
     return Forest(model, *output, steps=steps)

@@ -111,8 +111,11 @@ def test_missing_value_rules(missing: str) -> None:
     if missing == "none":
         params["use_missing"] = False
     text = _model(X, y, **params)
-    mine, theirs, _ = _both(text, _awkward(_data(5)))
+    test = _awkward(_data(5))
+    mine, theirs, forest = _both(text, test)
     np.testing.assert_array_equal(mine, theirs)
+    row = forest.row_predictor()  # one row at a time: rows with and without NaN
+    np.testing.assert_array_equal([row(list(x)) for x in test[:400]], theirs[:400])
 
 
 def test_trees_walked_both_ways_in_one_model(monkeypatch: pytest.MonkeyPatch) -> None:
