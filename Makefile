@@ -20,7 +20,7 @@ DATA          = extension/pyml.control extension/pyml--$(EXTVERSION).sql \
                 $(wildcard extension/pyml--*--*.sql)
 # The language of pyml's functions (src/pyml.c): PL/Python, with errors that read like PostgreSQL's.
 MODULE_big    = pyml
-OBJS          = src/pyml.o src/arrays.o src/insert.o src/scan.o
+OBJS          = src/pyml.o src/arrays.o src/deferred.o src/insert.o src/scan.o src/stream.o
 # pg_regress golden files: tests/regress/sql/*.sql <-> tests/regress/expected/*.out
 REGRESS       = $(sort $(patsubst tests/regress/sql/%.sql,%,$(wildcard tests/regress/sql/*.sql)))
 REGRESS_OPTS  = --inputdir=tests/regress --outputdir=tests/regress \

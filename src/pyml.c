@@ -10,13 +10,23 @@
  * error), it re-throws it with the message alone and without the traceback, keeping the
  * SQLSTATE, DETAIL, HINT and the context of the callers. Any other Python exception is a bug:
  * it keeps its class and traceback. Nothing else changes: the cost is one setjmp per call.
+ *
+ * When the call returns, the handler also runs the registry write pyml's Python may have
+ * handed it for after the call (deferred.c): a sync stream's event, without PL/Python's
+ * subtransaction.
  */
 #include "postgres.h"
 
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/memutils.h"
 
+#include "deferred.h"
+#include "stream.h"
+
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(pyml_call_handler);
 PG_FUNCTION_INFO_V1(pyml_validator);
@@ -92,15 +102,31 @@ strip_traceback(const char *context)
 	return pstrdup(context);	/* not the shape PL/Python writes: leave it */
 }
 
+void
+_PG_init(void)
+{
+	stream_init();
+}
+
 Datum
 pyml_call_handler(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		result = (Datum) 0;
+	Deferred	mine;
+	Deferred   *outer;
+	Oid			saved_fn;
+	Oid			saved_trigger;
 
 	if (plpython_call_handler == NULL)
 		plpython_call_handler = plpython("plpython3_call_handler");
 
+	/* a sync stream's single-row INSERT Python described: scored here (stream.c) */
+	if (CALLED_AS_TRIGGER(fcinfo) && stream_fast(fcinfo))
+		return PointerGetDatum(NULL);
+
+	outer = deferred_enter(&mine);
+	stream_calling(fcinfo, &saved_fn, &saved_trigger);
 	PG_TRY();
 	{
 		result = plpython_call_handler(fcinfo);
@@ -110,6 +136,8 @@ pyml_call_handler(PG_FUNCTION_ARGS)
 		ErrorData  *edata;
 		const char *message;
 
+		deferred_leave(&mine, outer);
+		stream_returned(saved_fn, saved_trigger);
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
 		message = strip_class(edata->message);
@@ -127,6 +155,22 @@ pyml_call_handler(PG_FUNCTION_ARGS)
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	stream_returned(saved_fn, saved_trigger);
+
+	if (mine.sql != NULL)
+	{
+		PG_TRY();
+		{
+			deferred_run(&mine, fcinfo->flinfo->fn_oid);
+		}
+		PG_FINALLY();
+		{
+			deferred_leave(&mine, outer);
+		}
+		PG_END_TRY();
+	}
+	else
+		deferred_leave(&mine, outer);
 	return result;
 }
 

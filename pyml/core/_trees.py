@@ -210,6 +210,15 @@ class Forest:
             raise MemoryError("out of memory predicting with the trees")
         return out[:, 0] if self.classes == 1 else out
 
+    def addresses(self) -> tuple[int, int]:
+        """``pyml_trees_predict_row``'s address and the tables', for C code in this process
+        (src/stream.c): valid while this object lives."""
+        lib = library()
+        assert lib is not None
+        function = ctypes.cast(lib.pyml_trees_predict_row, ctypes.c_void_p).value
+        assert function is not None
+        return function, ctypes.addressof(self._tables)
+
     def row_predictor(self) -> Callable[[Sequence[float]], Any]:
         """A function of one row of numbers (a sequence), prepared once: a float, or a list
         of per-class values."""

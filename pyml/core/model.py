@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyml.core import artifacts
 from pyml.errors import (
@@ -32,6 +32,20 @@ if TYPE_CHECKING:
 # ONNX serving): k-NN's graph compares every training row (8x slower for one row, 4x for
 # 10,000), where scikit-learn searches a tree.
 ONNX_SLOWER = frozenset({"knn"})
+
+
+class KernelRow(NamedTuple):
+    """How the online path predicts one row when pyml's tree kernel alone does it, for C
+    callers in this process (src/stream.c): ``pyml_trees_predict_row`` and the model's tables
+    (addresses, valid while the model lives), the kernel's outputs per row, and the answer:
+    0 the value, 1 ``labels[1]`` when it exceeds 0.5 else ``labels[0]``, 2 the label of the
+    first largest output."""
+
+    function: int
+    tables: int
+    outputs: int
+    answer: int
+    labels: tuple[float, ...]
 
 
 class Model:
@@ -460,6 +474,32 @@ class Model:
             return labels[max(range(len(p)), key=p.__getitem__)]
 
         return label
+
+    def kernel_row(self) -> KernelRow | None:
+        """What :meth:`online_predictor` does with a row of finite numbers, when it is one
+        call of pyml's tree kernel and a plain rule (a LightGBM model without preprocessing,
+        numeric labels); None otherwise."""
+        if self.serves_onnx or self.format != "lightgbm-text" or self.has_preprocessing:
+            return None
+        if len(self.parts) != 1:
+            return None
+        forest = getattr(self.parts[0], "forest", None)
+        if forest is None or forest.num_features != self.num_features:
+            return None
+        function, tables = forest.addresses()
+        if self.task != "classification":
+            if forest.classes != 1:
+                return None
+            return KernelRow(function, tables, 1, 0, ())
+        classes = self.classes or []
+        if not classes or isinstance(classes[0], str):
+            return None
+        labels = tuple(float(c) for c in classes)
+        if forest.classes == 1:
+            return KernelRow(function, tables, 1, 1, (labels[0], labels[-1]))
+        if forest.classes != len(labels):
+            return None
+        return KernelRow(function, tables, forest.classes, 2, labels)
 
     def _onnx_online(self, general: Callable[[list[Any]], float]) -> Any:
         """One row of numbers through onnxruntime, no more Python than needed."""

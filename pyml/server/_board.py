@@ -25,6 +25,7 @@ next statement, an uncommitted or rolled-back one by no one else.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import mmap
 import os
@@ -116,10 +117,18 @@ class Freshness:
         self._map = board._map
         self._seen_bytes = b""
         self.pending: list[Note] = []
+        self._generation: ctypes.c_uint64 | None = None  # the mapped counter, for C readers
 
     def clean(self) -> bool:
         """True when nothing may have changed since the last call (the fast path)."""
         return self._map[:8] == self._seen_bytes and not self.pending
+
+    def watch(self) -> tuple[int, int]:
+        """The address of the mapped generation counter (8 bytes, for C code in this backend:
+        src/stream.c) and the generation this session last took the notes of."""
+        if self._generation is None:
+            self._generation = ctypes.c_uint64.from_buffer(self._map)
+        return ctypes.addressof(self._generation), self.seen
 
     def take_new_notes(self) -> list[Note]:
         """Move to the current generation; the new notes of this database become pending."""

@@ -97,6 +97,34 @@ class Registry(Protocol):
         objects in one call (``db.query`` inside it runs as the owner)."""
         ...
 
+    def write_on_return(
+        self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
+    ) -> None:
+        """A write run when the pyml function running returns, with the same rights and
+        effect as :meth:`write` and nothing returned; at once (by :meth:`write`) when it
+        cannot wait. For the last write of a trigger: it saves PL/Python's subtransaction."""
+        ...
+
+
+def _text(value: Any, utf8: bool) -> bytes | None:
+    """A parameter's text form for the type input functions, or None for NULL; ValueError
+    for a value that has none here (an array, a non-ASCII text outside UTF8 databases)."""
+    if value is None:
+        return None
+    if value is True or value is False:
+        return b"t" if value else b"f"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, float):
+        if value != value:
+            return b"NaN"
+        if value in (float("inf"), float("-inf")):
+            return b"Infinity" if value > 0 else b"-Infinity"
+        return repr(value).encode()
+    if isinstance(value, str) and (utf8 or value.isascii()):
+        return value.encode()
+    raise ValueError(value)
+
 
 def user_id_function() -> Callable[[], int]:
     """PostgreSQL's ``GetUserId()``, called in this backend through ctypes: the current
@@ -122,7 +150,31 @@ class PlpyDb:
         self._names: dict[int, str] = {}
         self._user_id: Callable[[], int] | None = None
         self._inside: list[Caller] = []  # callers of the registry statements being run
+        self._defer: Any = False  # pyml_defer_write; False: not looked up yet
+        self._utf8 = False
         self.registry = _PlpyRegistry(self)
+
+    def defer(self, sql: str, params: Sequence[Any], types: Sequence[str]) -> bool:
+        """Hand a registry write to the language handler for when the running plpyml
+        function returns (src/deferred.c); False when it cannot take it."""
+        if self._defer is False:
+            from pyml.server import _native
+
+            self._defer = _native.defer_write()
+            self._utf8 = self._defer is not None and _native.server_is_utf8()
+        if self._defer is None or self._inside or len(params) != len(types):
+            return False
+        try:
+            values = [_text(value, self._utf8) for value in params]
+        except ValueError:
+            return False
+        n = len(values)
+        return not self._defer(
+            sql.encode(),
+            n,
+            (ctypes.c_char_p * n)(*[name.encode() for name in types]),
+            (ctypes.c_char_p * n)(*values),
+        )
 
     def _plan(self, sql: str, types: Sequence[str]) -> Any:
         key = (sql, tuple(types))
@@ -235,3 +287,9 @@ class _PlpyRegistry:
 
     def run(self, block: Callable[[], Any]) -> Any:
         return self._db.as_owner("_registry_write", block)
+
+    def write_on_return(
+        self, sql: str, params: Sequence[Any] = (), types: Sequence[str] = ()
+    ) -> None:
+        if not self._db.defer(sql, params, types):
+            self.write(sql, params, types)

@@ -55,6 +55,11 @@ class Serving:
         self._spool: Spool | None = None
         self.unlogged: set[str] = set()  # logged projects served unlogged (on a standby)
 
+    @property
+    def rights_until(self) -> float:
+        """Until when (``time.monotonic()``) the rights checked stay cached."""
+        return self._rights_until
+
     def clean(self) -> bool:
         """True when nothing cached may have changed since the last call (the fast path)."""
         fresh = self.fresh

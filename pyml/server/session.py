@@ -32,6 +32,20 @@ class StreamCaches:
     verified: set[tuple[tuple[str, ...], int, str]] = field(default_factory=set)
     # (relation oid, model id) -> how a small statement's row text becomes the model's input
     readers: dict[tuple[int, int | None], Any] = field(default_factory=dict)
+    # (relation oid, stream id) -> the last description of a sync trigger in C, and the
+    # model that description names (its tables must live as long as C may read them)
+    described: dict[tuple[int, int], Any] = field(default_factory=dict)
+    held: dict[tuple[int, int], Any] = field(default_factory=dict)
+    # pyml_stream_fast (pyml.server._native); False until looked up, None when missing
+    _fast: Any = False
+
+    def fast_function(self) -> Any:
+        """``pyml_stream_fast`` of pyml's library, or None when this build lacks it."""
+        if self._fast is False:
+            from pyml.server import _native
+
+            self._fast = _native.stream_fast()
+        return self._fast
 
 
 class Session:

@@ -10,6 +10,7 @@ the stream's channel wakes consumers when the transaction commits.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import struct
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from pyml.errors import (
     UndefinedObject,
 )
 from pyml.server import privileges, store
+from pyml.server._board import Freshness
 from pyml.server._db import Db
 from pyml.server._rowtext import Layout, bad_feature, parse_record
 
@@ -230,7 +232,79 @@ def insert_rows(session: Session, stream: store.Stream, relation_oid: int) -> Sc
     if not values:
         return Scored([], [], model.id, False)
     keys = [row["k"] for row in rows]
+    if len(values) == 1:
+        _describe(session, stream, relation_oid, model)
     return Scored(keys, _predict_small(model, values), model.id, _inline(keys))
+
+
+class _Described(NamedTuple):
+    """The last description of a trigger in C: a model that cannot be scored in C there
+    while nothing changes (the generation and the rights' deadline seen), or one that is
+    (generation -1: the next row C leaves to Python describes it again)."""
+
+    model: Model
+    generation: int
+    until: float
+
+
+def _describe(session: Session, stream: store.Stream, relation_oid: int, model: Model) -> None:
+    """Tell the language handler how this trigger may score its next single-row INSERTs in
+    C (src/stream.c), when the online path is pyml's tree kernel alone and the features are
+    float4, float8 or integer columns: for as long as no deployment note is pinned (the
+    board's generation does not move) and the cached rights hold (the same deadline)."""
+    serving = session.serving
+    fresh = serving.fresh
+    if not isinstance(fresh, Freshness) or not serving.clean():
+        return
+    address, generation = fresh.watch()
+    key = (relation_oid, stream.id)
+    described = session.streams.described
+    kept = described.get(key)
+    if kept is not None and kept == (model, generation, serving.rights_until):
+        return  # this model cannot be scored in C here: asked again in a second at most
+    # Here C did not score the row, so anything described before may be stale (the table
+    # was altered): described again, which costs a catalog query.
+    described[key] = _Described(model, generation, serving.rights_until)
+    how = model.kernel_row()
+    if how is None or len(model.columns) != model.num_features:
+        return
+    function = session.streams.fast_function()
+    if function is None:
+        return
+    columns = store.column_numbers(session.db, relation_oid, [stream.key_column, *model.columns])
+    features = [columns.get(name) for name in model.columns]
+    key_column = columns.get(stream.key_column)
+    if key_column is None or any(
+        c is None or c[1] not in store.FAST_NUMBER_TYPES for c in features
+    ):
+        return
+    n = len(features)
+    labels = how.labels or (0.0,)
+    kept_now = not function(
+        relation_oid,
+        n,
+        (ctypes.c_int16 * n)(*[c[0] for c in features]),  # type: ignore[index]
+        (ctypes.c_uint32 * n)(*[c[1] for c in features]),  # type: ignore[index]
+        key_column[0],
+        key_column[1],
+        how.function,
+        how.tables,
+        how.outputs,
+        how.answer,
+        (ctypes.c_double * len(labels))(*labels),
+        address,
+        generation,
+        int(serving.rights_until * 1e9),
+        PAYLOAD_BYTES,
+        store.event_statement().encode(),
+        str(stream.id).encode(),
+        str(model.id).encode(),
+        stream.channel.encode(),
+    )
+    # C forgot its former description of this trigger first: the model it named may go
+    session.streams.held[key] = model  # the tables C now reads live as long as it
+    if kept_now:  # so the next row C does not score is described again
+        described[key] = _Described(model, -1, 0.0)
 
 
 def _insert_query(db: Db, relation_oid: int, model: Model, key_column: str) -> str | None:
@@ -318,13 +392,13 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
     if not update:
         typed = insert_rows(session, stream, relation_oid)
         if typed is not None:
-            return _publish(db, stream, typed)
+            return _publish(db, stream, typed, last=True)
     new_rows, old_rows = store.transition_rows(db, update, SMALL + 1)
     if len(new_rows) <= SMALL:
         if not new_rows:
             return 0
         scored = predict_rows(session, args, relation_oid, new_rows, old_rows)
-        return _publish(db, stream, scored)
+        return _publish(db, stream, scored, last=True)
     model = session.serving.live_model(db, stream.project)
     key = (stream.id, model.id, update, relation_oid)
     plan = plans.get(key)
@@ -350,7 +424,8 @@ def score_statement(session: Session, args: Sequence[str], relation_oid: int, up
         offset += CHUNK
 
 
-def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
+def _publish(db: Db, stream: store.Stream, scored: Scored, last: bool = False) -> int:
+    """Write the events of ``scored``; ``last`` when the trigger writes nothing after."""
     if scored.keys:
         store.publish(
             db,
@@ -360,6 +435,7 @@ def _publish(db: Db, stream: store.Stream, scored: Scored) -> int:
             [None] * len(scored.keys),
             scored.model_id,
             scored.inline,
+            last,
         )
     return len(scored.keys)
 

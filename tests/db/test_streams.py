@@ -1427,3 +1427,215 @@ def test_single_rows_of_every_numeric_type_score_like_a_batch(
             messages.append((diag.message_primary, diag.message_detail))
         assert messages[0] == messages[1], value
     assert len(events(conn, stream_id)) == 75
+
+
+# ---------------------------------------------------------------------------
+# Single-row INSERTs scored in C (src/stream.c): a LightGBM model through pyml's tree kernel
+# ---------------------------------------------------------------------------
+
+LIGHTGBM = {"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5}
+IN_C = "scored a row in C"
+
+
+def single_rows(conn: psycopg.Connection, table: str, first: int, last: int) -> int:
+    """Insert rows ``first`` to ``last`` one statement each; how many the trigger scored in C
+    (its DEBUG2 message)."""
+    seen: list[str] = []
+
+    def note(diagnostic: psycopg.errors.Diagnostic) -> None:
+        seen.append(diagnostic.message_primary or "")
+
+    conn.execute("SET client_min_messages = debug2")
+    conn.add_notice_handler(note)
+    try:
+        for i in range(first, last + 1):
+            insert(conn, table, i, i)
+    finally:
+        conn.remove_notice_handler(note)
+        conn.execute("RESET client_min_messages")
+    return sum(IN_C in message for message in seen)
+
+
+def exact_predictions(
+    conn: psycopg.Connection, stream_id: int, table: str, columns: tuple[str, ...] = FEATURES
+) -> list[tuple[str, int]]:
+    """Each event's prediction equals pyml.predict's (as real) of its row, by column name;
+    (key, model id) of the events, in delivery order."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.key, e.model_id, e.prediction,"
+            " pyml.predict(e.model_id, ARRAY[{}]::float8[])::real"
+            " FROM pyml.stream_events e JOIN {} t ON t.id::text = e.key"
+            " WHERE e.stream_id = %s ORDER BY e.event_id"
+        ).format(
+            sql.SQL(", ").join(sql.Identifier("t", f) for f in columns), sql.Identifier(table)
+        ),
+        (stream_id,),
+    ).fetchall()
+    for key, _, prediction, expected in rows:
+        assert prediction == expected, key  # to the bit: the same kernel, the same rounding
+    return [(key, model_id) for key, model_id, _, _ in rows]
+
+
+@pytest.fixture(scope="module")
+def boosted(conn: psycopg.Connection) -> Trained:
+    """A LightGBM regression of diabetes, deployed: pyml's kernel serves it."""
+    project = "stream_boosted"
+    return Trained(project, train(conn, project, algorithm="lightgbm", hyperparams=LIGHTGBM))
+
+
+def test_single_row_inserts_are_scored_in_c_like_predict(
+    conn: psycopg.Connection, boosted: Trained, table: str, listener: psycopg.Connection
+) -> None:
+    stream_id = stream(conn, boosted.project, table, channel="fast_events")
+    listen(listener, "fast_events")
+    assert single_rows(conn, table, 1, 30) >= 20  # the first (and one a second) in Python
+    assert exact_predictions(conn, stream_id, table) == [
+        (str(i), boosted.model_id) for i in range(1, 31)
+    ]
+    payloads = receive(listener, notifications=30)
+    assert [p.data["events"][0][1] for p in payloads] == [str(i) for i in range(1, 31)]
+    assert all(p.data["count"] == 1 and p.data["model"] == boosted.model_id for p in payloads)
+
+
+def test_rolled_back_single_row_insert_in_c_writes_nothing(
+    conn: psycopg.Connection, boosted: Trained, table: str
+) -> None:
+    stream_id = stream(conn, boosted.project, table)
+    assert single_rows(conn, table, 1, 3) >= 1
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with conn.transaction():
+            assert single_rows(conn, table, 4, 4) == 1
+            insert(conn, table, 4, 4)  # the same key again: the transaction fails
+    assert keys(conn, stream_id) == ["1", "2", "3"]
+
+
+def test_a_deploy_in_another_session_is_scored_by_the_next_row(
+    conn: psycopg.Connection, connect: Connect, project: str, table: str
+) -> None:
+    first = train(conn, project, algorithm="lightgbm", hyperparams=LIGHTGBM)
+    second = train(
+        conn,
+        project,
+        algorithm="lightgbm",
+        hyperparams={**LIGHTGBM, "n_estimators": 5},
+        automatic_deploy=False,
+    )
+    stream_id = stream(conn, project, table)
+    assert single_rows(conn, table, 1, 3) >= 1
+    other = connect()
+    other.execute("SELECT pyml.deploy(%s::bigint)", (second,))
+    assert single_rows(conn, table, 4, 6) >= 1  # described again for the new model
+    conn.execute("SELECT pyml.deploy(%s::bigint)", (first,))  # in this session this time
+    single_rows(conn, table, 7, 8)
+    models = [model for _, model in exact_predictions(conn, stream_id, table)]
+    assert models == [first] * 3 + [second] * 3 + [first] * 2
+
+
+def test_renamed_columns_are_read_by_their_new_names(
+    conn: psycopg.Connection, boosted: Trained, table: str
+) -> None:
+    stream_id = stream(conn, boosted.project, table)
+    assert single_rows(conn, table, 1, 3) >= 1
+    # age and sex swap names: the model's "age" is now the column that was sex
+    for old, new in (("age", "tmp"), ("sex", "age"), ("tmp", "sex")):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME {} TO {}").format(
+                sql.Identifier(table), sql.Identifier(old), sql.Identifier(new)
+            )
+        )
+    assert single_rows(conn, table, 4, 8) >= 1
+    assert len(exact_predictions(conn, stream_id, table)) == 8
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN bmi TYPE numeric").format(sql.Identifier(table))
+    )
+    assert single_rows(conn, table, 9, 10) == 0  # numeric: Python reads it
+    assert len(exact_predictions(conn, stream_id, table)) == 10
+
+
+def test_rows_c_does_not_score_go_the_python_way(
+    conn: psycopg.Connection, boosted: Trained, table: str
+) -> None:
+    stream_id = stream(conn, boosted.project, table)
+    assert single_rows(conn, table, 1, 2) >= 1
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):
+        conn.execute(
+            sql.SQL("INSERT INTO {} (id, age) VALUES (3, NULL)").format(sql.Identifier(table))
+        )
+    insert(conn, table, 5, 6)  # two rows: one batch, in Python
+    assert single_rows(conn, table, 7, 7) == 1
+    assert [k for k, _ in exact_predictions(conn, stream_id, table)] == ["1", "2", "5", "6", "7"]
+
+
+@pytest.mark.parametrize(
+    ("relation", "label", "classes"),
+    [("pyml.breast_cancer", "malignant", {0.0, 1.0}), ("pyml.iris", "target", {0.0, 1.0, 2.0})],
+)
+def test_single_rows_of_a_classifier_stream_its_labels_from_c(
+    conn: psycopg.Connection, relation: str, label: str, classes: set[float]
+) -> None:
+    project = f"stream_fast_{relation.split('.')[1]}"
+    train(conn, project, relation, label, "classification", "lightgbm", LIGHTGBM)
+    table = f"fast_{relation.split('.')[1]}"
+    conn.execute(
+        sql.SQL("CREATE TABLE {} AS SELECT 0::bigint AS id, b.* FROM {} b WITH NO DATA").format(
+            sql.Identifier(table), sql.Identifier(*relation.split("."))
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+            sql.Identifier(table), sql.Identifier(label)
+        )
+    )
+    columns = tuple(
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 1"
+            " AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        ).fetchall()
+    )
+    stream_id = stream(conn, project, table)
+    seen: list[str] = []
+    conn.add_notice_handler(lambda d: seen.append(d.message_primary or ""))
+    conn.execute("SET client_min_messages = debug2")
+    try:
+        for n in range(1, 41):
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT r.* FROM (SELECT b FROM {} b OFFSET %s LIMIT 1) s,"
+                    " jsonb_populate_record(NULL::{},"
+                    " to_jsonb(s.b) || jsonb_build_object('id', %s)) r"
+                ).format(
+                    sql.Identifier(table),
+                    sql.Identifier(*relation.split(".")),
+                    sql.Identifier(table),
+                ),
+                (n * 3, n),
+            )
+    finally:
+        conn.execute("RESET client_min_messages")
+    assert sum(IN_C in m for m in seen) >= 20
+    events = exact_predictions(conn, stream_id, table, columns)
+    assert len(events) == 40
+    labels = {
+        r[0]
+        for r in conn.execute(
+            "SELECT prediction FROM pyml.stream_events WHERE stream_id = %s", (stream_id,)
+        ).fetchall()
+    }
+    assert labels == classes
+
+
+def test_a_writer_without_privileges_is_scored_in_c(
+    conn: psycopg.Connection, plain_url: str, boosted: Trained, table: str
+) -> None:
+    stream_id = stream(conn, boosted.project, table)
+    conn.execute(
+        sql.SQL("GRANT INSERT, SELECT ON {} TO pyml_stream_plain").format(sql.Identifier(table))
+    )
+    with psycopg.connect(plain_url, autocommit=True) as plain:
+        assert single_rows(plain, table, 1, 10) >= 5
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            plain.execute("INSERT INTO pyml.stream_events (stream_id) VALUES (%s)", (stream_id,))
+    assert len(exact_predictions(conn, stream_id, table)) == 10

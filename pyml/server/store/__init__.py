@@ -84,12 +84,15 @@ from pyml.server.store._rows import (
 )
 from pyml.server.store._settings import SizeSetting, train_memory_limit
 from pyml.server.store._streams import (
+    FAST_NUMBER_TYPES,
     Stream,
     ack,
+    column_numbers,
     create_triggers,
     delete_stream,
     drop_triggers,
     enqueue,
+    event_statement,
     find_stream,
     get_stream,
     is_async_trigger,
@@ -169,12 +172,15 @@ __all__ = [
     "spool_positions",
     "try_lock_round",
     # streams
+    "FAST_NUMBER_TYPES",
     "Stream",
     "ack",
+    "column_numbers",
     "create_triggers",
     "delete_stream",
     "drop_triggers",
     "enqueue",
+    "event_statement",
     "find_stream",
     "get_stream",
     "is_async_trigger",

@@ -182,6 +182,24 @@ def is_plain_number(column: Column) -> bool:
     )
 
 
+# The type oids of the plain numbers src/stream.c reads from a row itself (real, double
+# precision, smallint, integer, bigint).
+FAST_NUMBER_TYPES = frozenset((700, 701, 21, 23, 20))
+
+
+def column_numbers(db: Db, relation_oid: int, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The attribute number and type oid of each of ``names`` that is a column of the
+    relation (read as the caller: pg_attribute is readable by all)."""
+    rows = db.query(
+        "SELECT a.attname, a.attnum, a.atttypid::pg_catalog.int8 AS typ"
+        " FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = ANY($2)"
+        " AND a.attnum > 0 AND NOT a.attisdropped",
+        [relation_oid, list(names)],
+        ["oid", "text[]"],
+    )
+    return {r["attname"]: (int(r["attnum"]), int(r["typ"])) for r in rows}
+
+
 def small_insert_query(key: Column, features: Sequence[Column], rows: int) -> str:
     """Read up to ``rows`` rows of an INSERT's transition table: the key as its type's output
     (what the row's text holds; NULL stays NULL) and the features (plain numbers, see
@@ -237,7 +255,8 @@ _PUBLISH = (
     " ORDER BY e.event_id) END)::text) FROM e"
 )
 # One scored row (a single-row INSERT, the most frequent statement): no arrays, no aggregate;
-# the payload is the same text as _PUBLISH's.
+# the payload is the same text as _PUBLISH's. src/stream.c runs it too, with its parameters
+# in this order: stream id, key, prediction, model id, channel, inline.
 _PUBLISH_ONE = (
     "WITH e AS (INSERT INTO pyml.stream_events (stream_id, key, prediction, model_id)"
     " VALUES ($1, $2, $3, $4) RETURNING event_id, key, prediction)"
@@ -248,6 +267,11 @@ _PUBLISH_ONE = (
 )
 
 
+def event_statement() -> str:
+    """The statement that writes one event and announces it (for src/stream.c)."""
+    return _PUBLISH_ONE
+
+
 def publish(
     db: Db,
     stream: Stream,
@@ -256,10 +280,13 @@ def publish(
     errors: Sequence[str | None],
     model_id: int | None,
     inline: bool,
+    last: bool = False,
 ) -> None:
-    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit)."""
+    """Write the events to the outbox and NOTIFY the stream's channel (sent at commit).
+    ``last``: this is the trigger's last write; one event is then written as the trigger
+    returns (:meth:`Registry.write_on_return`)."""
     if len(keys) == 1 and errors[0] is None:
-        db.registry.write(
+        (db.registry.write_on_return if last else db.registry.write)(
             _PUBLISH_ONE,
             [stream.id, keys[0], predictions[0], model_id, stream.channel, inline],
             ["int8", "text", "float4", "int8", "text", "bool"],

@@ -1,0 +1,77 @@
+"""pyml's own library (``src/``, loaded in the backend as ``pyml.so``) as seen from Python.
+
+Two entry points, called through ctypes by the Python that runs in the backend (pyml's
+only: plpyml and plpython3u are untrusted languages). Neither raises a PostgreSQL error:
+each says by its result whether it took what it was given.
+
+- ``pyml_defer_write`` (src/deferred.c): a registry write run by the language handler when
+  the running plpyml function returns, without PL/Python's subtransaction.
+- ``pyml_stream_fast`` (src/stream.c): how a sync stream's trigger may score its next
+  single-row INSERTs in C.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+_UTF8 = 6  # PostgreSQL's PG_UTF8 (mb/pg_wchar.h)
+
+
+def _library() -> ctypes.CDLL:
+    # the backend loaded pyml.so with RTLD_GLOBAL: its symbols are the process's
+    return ctypes.CDLL(None)
+
+
+def defer_write() -> Any:
+    """``pyml_defer_write``, or None when this build of the library lacks it."""
+    try:
+        function = _library().pyml_defer_write
+    except AttributeError:
+        return None
+    function.restype = ctypes.c_int
+    function.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.POINTER(ctypes.c_char_p),
+    ]
+    return function
+
+
+def stream_fast() -> Any:
+    """``pyml_stream_fast``, or None when this build of the library lacks it."""
+    try:
+        function = _library().pyml_stream_fast
+    except AttributeError:
+        return None
+    function.restype = ctypes.c_int
+    function.argtypes = [
+        ctypes.c_uint32,  # relation oid
+        ctypes.c_int,  # features
+        ctypes.POINTER(ctypes.c_int16),  # their attribute numbers
+        ctypes.POINTER(ctypes.c_uint32),  # their type oids
+        ctypes.c_int16,  # the key's attribute number
+        ctypes.c_uint32,  # its type oid
+        ctypes.c_void_p,  # pyml_trees_predict_row
+        ctypes.c_void_p,  # the model's tables
+        ctypes.c_int,  # classes (kernel outputs)
+        ctypes.c_int,  # the answer: 0 the value, 1 binary label, 2 label of the largest
+        ctypes.POINTER(ctypes.c_double),  # labels
+        ctypes.c_void_p,  # the notice board's generation
+        ctypes.c_uint64,  # the generation seen
+        ctypes.c_int64,  # deadline, CLOCK_MONOTONIC nanoseconds
+        ctypes.c_int,  # NOTIFY payload limit
+        ctypes.c_char_p,  # the event's statement
+        ctypes.c_char_p,  # stream id
+        ctypes.c_char_p,  # model id
+        ctypes.c_char_p,  # channel
+    ]
+    return function
+
+
+def server_is_utf8() -> bool:
+    """Whether the database's encoding is UTF8 (what Python's str encodes to)."""
+    encoding = _library().GetDatabaseEncoding
+    encoding.restype = ctypes.c_int
+    return bool(encoding() == _UTF8)
