@@ -19,7 +19,15 @@ alike; each is the one before plus one more phase of the trigger:
   parsed, before) and the live model (cached); 4 the prediction (LightGBM, one row); 5 the
   event written to the outbox and the NOTIFY (sent at commit): the whole trigger;
 - ``outbox``: the floor, a PL/pgSQL trigger that writes one outbox row and NOTIFYs;
+- ``outbox_pyml``: the same with pyml's own event statement (its JSON payload), into
+  ``pyml.stream_events`` for a stream of its own;
 - ``sync`` and ``async``: real streams (``pyml.stream``; no worker runs while measured).
+
+The stages measure the Python path of pyml's trigger. Since issue 19 a single-row INSERT
+takes it only when C cannot score the row (src/stream.c): on a session's first row, once a
+second when the cached rights expire, after a deploy, and for rows C leaves to Python (a
+NULL, a non-finite feature, a model the kernel does not serve); ``sync`` measures the real
+trigger, C for all other rows.
 
 Each phase's cost is the difference of mean latencies (and of medians) between its table and the
 one before; ratios are rows a second against ``plain``. Every sync row must have its event.
@@ -39,6 +47,7 @@ from bench import data, pgbench, streaming
 from bench.config import LGBM
 from bench.db import Server, connect, loadavg, start_server
 from bench.models import train
+from pyml.server import store
 
 DATABASE = "pyml_stream_phases"
 ROWS = 20_000  # training rows of the model (its size, 100 trees of 31 leaves, is what counts)
@@ -99,7 +108,10 @@ def stage(plpy, GD, TD):
     if upto < 5:
         return None
     scored = streaming.Scored(keys, predictions, model.id, streaming._inline(keys))
-    streaming._publish(db, stream, scored)
+    if "last" in streaming._publish.__code__.co_varnames:  # deferred (since issue 19)
+        streaming._publish(db, stream, scored, last=True)
+    else:
+        streaming._publish(db, stream, scored)
     return None
 
 
@@ -137,7 +149,7 @@ PHASES = (
     ("stage2", "read the statement's rows (SPI)"),
     ("stage3", "features from what was read (live model, cached)"),
     ("stage4", "predict (LightGBM, one row)"),
-    ("stage5", "event into the outbox + NOTIFY (registry gate, INSERT, JSON payload, commit)"),
+    ("stage5", "event into the outbox + NOTIFY (deferred to the language handler, commit)"),
 )
 
 
@@ -162,6 +174,31 @@ def _stream(conn: psycopg.Connection, project: str, table: str, mode: str) -> in
     return int(row[0])
 
 
+def _outbox_pyml(conn: psycopg.Connection, project: str, table: str) -> None:
+    """The floor with pyml's event statement: a stream of the table's own, its trigger
+    replaced by a PL/pgSQL one that runs that statement for the row (model id 0)."""
+    stream_id = _stream(conn, project, table, "sync")
+    conn.execute(f"DROP TRIGGER pyml_stream_{stream_id}_insert ON {table}")
+    statement = store.event_statement()
+    for n, value in enumerate(
+        (str(stream_id), "n.id::text", "0.5::real", "0::bigint", "'bench_outbox'", "true"),
+        start=1,
+    ):
+        statement = statement.replace(f"${n}", value)
+    # the statement's one row (a CTE with the INSERT) is the trigger row's: FROM the
+    # transition table, whose row the VALUES list cannot name
+    statement = statement.replace(" VALUES (", " SELECT ").replace(
+        ") RETURNING", " FROM bench_new n RETURNING", 1
+    )
+    conn.execute(
+        "CREATE FUNCTION bench_outbox_pyml() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " DECLARE sent text; BEGIN "
+        + statement.replace(" FROM e", " INTO sent FROM e")
+        + "; RETURN NULL; END $$"
+    )
+    _trigger(conn, table, "bench_outbox_pyml()")
+
+
 def prepare(server: Server) -> tuple[dict[str, str], int]:
     """The bench database, the model, the tables and their triggers: {variant: table}, and the
     sync stream's id."""
@@ -169,6 +206,7 @@ def prepare(server: Server) -> tuple[dict[str, str], int]:
     spec = replace(LGBM, project="bench_stream_phases")
     tables = {name: f"s_{name}" for name, _ in PHASES} | {
         "outbox": "s_outbox",
+        "outbox_pyml": "s_outbox_pyml",
         "sync": "s_sync",
         "async": "s_async",
     }
@@ -183,6 +221,7 @@ def prepare(server: Server) -> tuple[dict[str, str], int]:
         _trigger(conn, tables["py_noop"], "bench_py_noop()")
         _trigger(conn, tables["outbox"], "bench_outbox_trigger()")
         stream_id = _stream(conn, spec.project, tables["sync"], "sync")
+        _outbox_pyml(conn, spec.project, tables["outbox_pyml"])
         _stream(conn, spec.project, tables["async"], "async")
         for n in range(STAGES):
             table = tables[f"stage{n}"]

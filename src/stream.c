@@ -21,6 +21,10 @@
  *     trigger function, the same statement Python runs, the prediction passed as the same
  *     text (the shortest that reads back).
  *
+ * An async stream's trigger (pyml._stream_enqueue) only queues a row's text: once Python has
+ * queued a single-row INSERT of a trigger, it describes that too (pyml_stream_queue), and the
+ * next ones are queued here, the row's text made by record_out as (r.*)::text makes it.
+ *
  * Anything else, or a description that may no longer hold, goes the Python way, which says
  * or refuses what it must and describes again. ALTER TABLE of the relation (any relcache
  * invalidation) forgets its descriptions. The trigger runs as the writer, as before; nothing
@@ -41,6 +45,7 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -62,10 +67,17 @@ enum
 	ANSWER_ARGMAX = 2			/* labels[first index of the largest out] */
 };
 
+enum
+{
+	KIND_SCORE = 0,				/* a sync stream's: score the row, write its event */
+	KIND_QUEUE = 1				/* an async stream's: queue the row's text */
+};
+
 typedef struct StreamPlan
 {
 	struct StreamPlan *next;
-	bool		valid;			/* false once its relation was invalidated */
+	int			kind;
+	bool		valid;			/* false once its relation was invalidated (KIND_SCORE) */
 	Oid			fn_oid;			/* the trigger function */
 	Oid			trigger_oid;
 	Oid			relid;
@@ -120,8 +132,9 @@ invalidate(Datum arg, Oid relid)
 {
 	StreamPlan *p;
 
+	/* a queued row's text is made with the relation's columns of the moment */
 	for (p = plans; p != NULL; p = p->next)
-		if (relid == InvalidOid || p->relid == relid)
+		if ((relid == InvalidOid || p->relid == relid) && p->kind == KIND_SCORE)
 			p->valid = false;
 }
 
@@ -148,6 +161,31 @@ stream_returned(Oid saved_fn, Oid saved_trigger)
 	running_trigger = saved_trigger;
 }
 
+/*
+ * Forget the descriptions of the running trigger, and of any trigger of the same stream, on
+ * relid: Python keeps one model per stream and relation, for one description.
+ */
+static void
+forget(Oid relid, const char *stream_id)
+{
+	StreamPlan **link;
+	StreamPlan *p;
+
+	for (link = &plans; *link != NULL;)
+	{
+		p = *link;
+		if (p->relid == relid
+			&& (p->trigger_oid == running_trigger
+				|| (stream_id != NULL && strcmp(p->stream_id, stream_id) == 0)))
+		{
+			*link = p->next;
+			plan_free(p);
+		}
+		else
+			link = &p->next;
+	}
+}
+
 static void *
 copy_of(const void *from, size_t size)
 {
@@ -171,21 +209,9 @@ pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *type
 				 int payload_bytes, const char *sql, const char *stream_id,
 				 const char *model_id, const char *channel)
 {
-	StreamPlan **link;
 	StreamPlan *p;
 
-	/* the trigger's former description goes first: never one naming freed tables */
-	for (link = &plans; *link != NULL;)
-	{
-		p = *link;
-		if (p->trigger_oid == running_trigger && p->relid == relid)
-		{
-			*link = p->next;
-			plan_free(p);
-		}
-		else
-			link = &p->next;
-	}
+	forget(relid, stream_id);
 	if (!OidIsValid(running_trigger) || nfeatures < 1 || nfeatures > MAX_FEATURES
 		|| classes < 1 || classes > MAX_FEATURES || answer < ANSWER_VALUE
 		|| answer > ANSWER_ARGMAX || predict == NULL || forest == NULL
@@ -233,6 +259,39 @@ pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *type
 	return 0;
 }
 
+/*
+ * Called by pyml's Python through ctypes, inside an async stream's trigger call: its next
+ * single-row INSERTs on ``relid`` are queued here, by ``sql`` ($1 the stream id, $2 the
+ * row's text). 0 when kept, 1 when not. Never raises.
+ */
+int
+pyml_stream_queue(Oid relid, const char *sql, const char *stream_id)
+{
+	StreamPlan *p;
+
+	forget(relid, stream_id);
+	if (!OidIsValid(running_trigger) || sql == NULL || stream_id == NULL)
+		return 1;
+	p = calloc(1, sizeof(StreamPlan));
+	if (p == NULL)
+		return 1;
+	p->kind = KIND_QUEUE;
+	p->fn_oid = running_fn;
+	p->trigger_oid = running_trigger;
+	p->relid = relid;
+	p->sql = strdup(sql);
+	p->stream_id = strdup(stream_id);
+	if (!p->sql || !p->stream_id)
+	{
+		plan_free(p);
+		return 1;
+	}
+	p->valid = true;
+	p->next = plans;
+	plans = p;
+	return 0;
+}
+
 static int64
 monotonic_ns(void)
 {
@@ -252,8 +311,10 @@ plan_for(FunctionCallInfo fcinfo, TriggerData *td)
 			&& p->relid == RelationGetRelid(td->tg_relation)
 			&& p->fn_oid == fcinfo->flinfo->fn_oid)
 			break;
-	if (p == NULL || !p->valid || *p->generation_at != p->generation
-		|| monotonic_ns() >= p->deadline_ns)
+	if (p == NULL || !p->valid)
+		return NULL;
+	if (p->kind == KIND_SCORE
+		&& (*p->generation_at != p->generation || monotonic_ns() >= p->deadline_ns))
 		return NULL;
 	return p;
 }
@@ -329,6 +390,49 @@ answer(const StreamPlan *p)
 	}
 }
 
+/* The transition table's one row, in a slot of its own (a read pointer of its own). */
+static bool
+the_row(TriggerData *td, TupleTableSlot *slot)
+{
+	int			pointer = tuplestore_alloc_read_pointer(td->tg_newtable, EXEC_FLAG_REWIND);
+	bool		found;
+
+	tuplestore_select_read_pointer(td->tg_newtable, pointer);
+	tuplestore_rescan(td->tg_newtable);
+	found = tuplestore_gettupleslot(td->tg_newtable, true, false, slot);
+	tuplestore_select_read_pointer(td->tg_newtable, 0);
+	return found;
+}
+
+static bool
+queue_row(StreamPlan *p, TriggerData *td, Oid fn_oid)
+{
+	TupleTableSlot *slot;
+	Deferred	queued;
+	char	   *text;
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
+	if (!the_row(td, slot))
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		return false;
+	}
+	/* (r.*)::text: record_out of the row, its type the relation's */
+	text = OidOutputFunctionCall(F_RECORD_OUT, ExecFetchSlotHeapTupleDatum(slot));
+	memset(&queued, 0, sizeof(queued));
+	queued.sql = p->sql;
+	queued.nargs = 2;
+	queued.types[0] = "int8";
+	queued.values[0] = p->stream_id;
+	queued.types[1] = "text";
+	queued.values[1] = text;
+	queued.lxid = MyProc->lxid;
+	deferred_run(&queued, fn_oid);
+	ereport(DEBUG2, (errmsg_internal("pyml: async stream %s queued a row in C", p->stream_id)));
+	ExecDropSingleTupleTableSlot(slot);
+	return true;
+}
+
 bool
 stream_fast(FunctionCallInfo fcinfo)
 {
@@ -343,8 +447,6 @@ stream_fast(FunctionCallInfo fcinfo)
 	char	   *key_text;
 	char		prediction[32];
 	Deferred	event;
-	int			pointer;
-	bool		found;
 	bool		done = false;
 
 	if (plans == NULL || !CALLED_AS_TRIGGER(fcinfo)
@@ -355,6 +457,8 @@ stream_fast(FunctionCallInfo fcinfo)
 	p = plan_for(fcinfo, td);
 	if (p == NULL)
 		return false;
+	if (p->kind == KIND_QUEUE)
+		return queue_row(p, td, fcinfo->flinfo->fn_oid);
 	if (p->key_attnum < 1 || p->key_attnum > RelationGetDescr(td->tg_relation)->natts)
 		return false;
 	key = TupleDescAttr(RelationGetDescr(td->tg_relation), p->key_attnum - 1);
@@ -363,12 +467,7 @@ stream_fast(FunctionCallInfo fcinfo)
 
 	/* the one row, read as a scan of the transition table reads it (a pointer of its own) */
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
-	pointer = tuplestore_alloc_read_pointer(td->tg_newtable, EXEC_FLAG_REWIND);
-	tuplestore_select_read_pointer(td->tg_newtable, pointer);
-	tuplestore_rescan(td->tg_newtable);
-	found = tuplestore_gettupleslot(td->tg_newtable, true, false, slot);
-	tuplestore_select_read_pointer(td->tg_newtable, 0);
-	if (found && read_features(p, slot))
+	if (the_row(td, slot) && read_features(p, slot))
 	{
 		datum = slot_getattr(slot, p->key_attnum, &isnull);
 		if (!isnull)

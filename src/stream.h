@@ -23,5 +23,7 @@ extern __attribute__((visibility("default"))) int pyml_stream_fast(
 	const double *labels, const void *generation_at, uint64 generation, int64 deadline_ns,
 	int payload_bytes, const char *sql, const char *stream_id, const char *model_id,
 	const char *channel);
+extern __attribute__((visibility("default"))) int pyml_stream_queue(Oid relid, const char *sql,
+																   const char *stream_id);
 
 #endif

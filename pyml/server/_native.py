@@ -7,7 +7,8 @@ each says by its result whether it took what it was given.
 - ``pyml_defer_write`` (src/deferred.c): a registry write run by the language handler when
   the running plpyml function returns, without PL/Python's subtransaction.
 - ``pyml_stream_fast`` (src/stream.c): how a sync stream's trigger may score its next
-  single-row INSERTs in C.
+  single-row INSERTs in C; ``pyml_stream_queue``: how an async stream's trigger may queue
+  them.
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ def stream_fast() -> Any:
         ctypes.c_char_p,  # model id
         ctypes.c_char_p,  # channel
     ]
+    return function
+
+
+def stream_queue() -> Any:
+    """``pyml_stream_queue``, or None when this build of the library lacks it."""
+    try:
+        function = _library().pyml_stream_queue
+    except AttributeError:
+        return None
+    function.restype = ctypes.c_int
+    function.argtypes = [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p]
     return function
 
 

@@ -462,7 +462,19 @@ def enqueue_statement(
             for text in new_rows
         ]
     store.enqueue(db, stream_id, new_rows, olds)
+    if not update and len(new_rows) == 1:
+        _describe_queue(session, stream_id, relation_oid)
     return len(new_rows)
+
+
+def _describe_queue(session: Session, stream_id: int, relation_oid: int) -> None:
+    """Tell the language handler that this trigger's next single-row INSERTs may be queued
+    in C (src/stream.c): the row's text as this trigger reads it, queued by the same
+    statement. Nothing it queues depends on a model or on the table's columns of the day:
+    once described, only a new trigger of the stream comes back here."""
+    function = session.streams.queue_function()
+    if function is not None:
+        function(relation_oid, store.queue_statement().encode(), str(stream_id).encode())
 
 
 def work(

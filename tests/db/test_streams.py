@@ -1435,11 +1435,14 @@ def test_single_rows_of_every_numeric_type_score_like_a_batch(
 
 LIGHTGBM = {"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5}
 IN_C = "scored a row in C"
+QUEUED_IN_C = "queued a row in C"
 
 
-def single_rows(conn: psycopg.Connection, table: str, first: int, last: int) -> int:
-    """Insert rows ``first`` to ``last`` one statement each; how many the trigger scored in C
-    (its DEBUG2 message)."""
+def single_rows(
+    conn: psycopg.Connection, table: str, first: int, last: int, done: str = IN_C
+) -> int:
+    """Insert rows ``first`` to ``last`` one statement each; how many the trigger scored
+    (or queued) in C: its DEBUG2 messages."""
     seen: list[str] = []
 
     def note(diagnostic: psycopg.errors.Diagnostic) -> None:
@@ -1453,7 +1456,7 @@ def single_rows(conn: psycopg.Connection, table: str, first: int, last: int) -> 
     finally:
         conn.remove_notice_handler(note)
         conn.execute("RESET client_min_messages")
-    return sum(IN_C in message for message in seen)
+    return sum(done in message for message in seen)
 
 
 def exact_predictions(
@@ -1639,3 +1642,54 @@ def test_a_writer_without_privileges_is_scored_in_c(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             plain.execute("INSERT INTO pyml.stream_events (stream_id) VALUES (%s)", (stream_id,))
     assert len(exact_predictions(conn, stream_id, table)) == 10
+
+
+def queued_as_its_text(conn: psycopg.Connection, table: str, stream_id: int) -> int:
+    """Each queued row of the stream is the row's text, as the Python path queues it
+    ((r.*)::text, no old row); how many there are."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT q.new_row, (t.*)::text, q.old_row FROM pyml.stream_queue q"
+            " JOIN {} t ON q.new_row LIKE '(' || t.id || ',%%' WHERE q.stream_id = %s"
+        ).format(sql.Identifier(table)),
+        (stream_id,),
+    ).fetchall()
+    assert rows
+    for queued, text, old in rows:
+        assert queued == text and old is None
+    return len(rows)
+
+
+def test_single_row_inserts_into_an_async_stream_are_queued_in_c(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
+    stream_id = stream(conn, diabetes.project, table, "async")
+    conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN note").format(sql.Identifier(table)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN note text, ADD COLUMN at date").format(
+            sql.Identifier(table)
+        )
+    )
+    assert single_rows(conn, table, 1, 10, QUEUED_IN_C) >= 5
+    assert queued_as_its_text(conn, table, stream_id) == 10
+    # text that needs quoting, NULL, and a column added after the description
+    settle(conn, "async", stream_id)
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN late int").format(sql.Identifier(table)))
+    conn.execute("SET client_min_messages = debug2")
+    seen: list[str] = []
+    conn.add_notice_handler(lambda d: seen.append(d.message_primary or ""))
+    for i, note in ((11, 'a "b", (c)\\ d'), (12, None), (13, "")):
+        conn.execute(
+            sql.SQL("INSERT INTO {} (id, {}, note, at, late) VALUES (%s, {}, %s, %s, %s)").format(
+                sql.Identifier(table),
+                FEATURE_COLUMNS,
+                sql.SQL(", ").join(sql.Literal(v) for v in features(i)),
+            ),
+            (i, note, "2026-12-06", i),
+        )
+    conn.execute("RESET client_min_messages")
+    assert sum(QUEUED_IN_C in m for m in seen) == 3
+    assert queued_as_its_text(conn, table, stream_id) == 3
+    settle(conn, "async", stream_id)
+    assert sorted(keys(conn, stream_id), key=int) == [str(i) for i in range(1, 14)]
+    assert predictions_match(conn, stream_id, table) == 13

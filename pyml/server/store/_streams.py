@@ -226,6 +226,20 @@ def enqueue(
     )
 
 
+# One row (a single-row INSERT): no arrays. src/stream.c runs it too ($1 the stream id, $2
+# the row's text).
+_QUEUE_ONE = (
+    "WITH q AS (INSERT INTO pyml.stream_queue (stream_id, new_row, old_row)"
+    " VALUES ($1, $2, NULL) RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('pyml_work', $1::text) FROM q"
+)
+
+
+def queue_statement() -> str:
+    """The statement that queues one inserted row and wakes the worker (for src/stream.c)."""
+    return _QUEUE_ONE
+
+
 def take_queued(db: Db, stream_id: int, limit: int) -> list[tuple[str, str | None]]:
     """Take up to ``limit`` queued rows of the stream off the queue, oldest first (SKIP
     LOCKED: workers can share a stream): (new row text, old row text or None)."""
