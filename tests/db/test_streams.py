@@ -1693,3 +1693,44 @@ def test_single_row_inserts_into_an_async_stream_are_queued_in_c(
     settle(conn, "async", stream_id)
     assert sorted(keys(conn, stream_id), key=int) == [str(i) for i in range(1, 14)]
     assert predictions_match(conn, stream_id, table) == 13
+
+
+def test_single_rows_through_a_partition_with_its_own_column_order(
+    conn: psycopg.Connection, boosted: Trained, table: str
+) -> None:
+    """A partition whose columns are in another order (attached after the stream): each
+    trigger reads its own relation's columns, in C as in Python."""
+    parent = f"{table}_p"
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {}) PARTITION BY RANGE (id)").format(
+            sql.Identifier(parent), sql.Identifier(table)
+        )
+    )
+    conn.execute(
+        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (0) TO (100)").format(
+            sql.Identifier(f"{parent}_1"), sql.Identifier(parent)
+        )
+    )
+    stream_id = stream(conn, boosted.project, parent)
+    reversed_columns = sql.SQL(", ").join(
+        sql.SQL("{} real").format(sql.Identifier(f)) for f in reversed(FEATURES)
+    )
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (dropped int, note text, {}, id bigint NOT NULL)").format(
+            sql.Identifier(f"{parent}_2"), reversed_columns
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} DROP COLUMN dropped").format(sql.Identifier(f"{parent}_2"))
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (100) TO (200)").format(
+            sql.Identifier(parent), sql.Identifier(f"{parent}_2")
+        )
+    )
+    in_c = single_rows(conn, parent, 1, 6)
+    in_c += single_rows(conn, f"{parent}_1", 7, 12)
+    in_c += single_rows(conn, f"{parent}_2", 101, 106)
+    in_c += single_rows(conn, parent, 107, 112)  # routed to the reordered partition
+    assert in_c >= 16
+    assert len(exact_predictions(conn, stream_id, parent)) == 24
