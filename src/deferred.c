@@ -143,6 +143,8 @@ prepare(const Deferred *d)
 {
 	StringInfoData key;
 	Prepared   *p;
+	Oid			types[DEFERRED_MAX_ARGS] = {0};
+	SPIPlanPtr	plan;
 	int			i;
 	MemoryContext old;
 
@@ -154,18 +156,21 @@ prepare(const Deferred *d)
 		if (strcmp(p->key, key.data) == 0)
 			return p;
 
-	p = MemoryContextAllocZero(TopMemoryContext, sizeof(Prepared));
+	/* everything that may fail first: nothing half-made is kept */
 	for (i = 0; i < d->nargs; i++)
 	{
 		int32		typmod;
 
-		parseTypeString(d->types[i], &p->types[i], &typmod, false);
+		parseTypeString(d->types[i], &types[i], &typmod, false);
 	}
-	p->plan = SPI_prepare(d->sql, d->nargs, p->types);
-	if (p->plan == NULL)
+	plan = SPI_prepare(d->sql, d->nargs, types);
+	if (plan == NULL)
 		elog(ERROR, "could not prepare a registry statement: %s",
 			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(p->plan);
+	SPI_keepplan(plan);
+	p = MemoryContextAllocZero(TopMemoryContext, sizeof(Prepared));
+	memcpy(p->types, types, sizeof(types));
+	p->plan = plan;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	p->key = pstrdup(key.data);
 	MemoryContextSwitchTo(old);

@@ -197,9 +197,55 @@ copy_of(const void *from, size_t size)
 }
 
 /*
- * Called by pyml's Python through ctypes, inside the trigger call it describes: replace the
- * description of that trigger on ``relid``. 0 when kept; 1 when not (not inside a trigger
- * call, bad sizes, no memory): the trigger then stays on the Python path. Never raises.
+ * A new description of the running trigger on relid, in place of its former one (and of
+ * any other trigger of the same stream there), with what both kinds have; NULL when it
+ * cannot be made (not inside a trigger call, no memory). Never raises.
+ */
+static StreamPlan *
+plan_new(int kind, Oid relid, const char *sql, const char *stream_id)
+{
+	StreamPlan *p;
+
+	forget(relid, stream_id);
+	if (!OidIsValid(running_trigger) || sql == NULL || stream_id == NULL)
+		return NULL;
+	p = calloc(1, sizeof(StreamPlan));
+	if (p == NULL)
+		return NULL;
+	p->kind = kind;
+	p->fn_oid = running_fn;
+	p->trigger_oid = running_trigger;
+	p->relid = relid;
+	p->sql = strdup(sql);
+	p->stream_id = strdup(stream_id);
+	if (!p->sql || !p->stream_id)
+	{
+		plan_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Keep a complete description (0), or free one that lacks a part (1). */
+static int
+plan_keep(StreamPlan *p, bool complete)
+{
+	if (!complete)
+	{
+		plan_free(p);
+		return 1;
+	}
+	p->valid = true;
+	p->next = plans;
+	plans = p;
+	return 0;
+}
+
+/*
+ * Called by pyml's Python through ctypes, inside the sync trigger call it describes: how its
+ * next single-row INSERTs on ``relid`` are scored here. 0 when kept; 1 when not (not inside
+ * a trigger call, bad sizes, no memory): the trigger then stays on the Python path. Never
+ * raises.
  */
 int
 pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *types,
@@ -209,21 +255,14 @@ pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *type
 				 int payload_bytes, const char *sql, const char *stream_id,
 				 const char *model_id, const char *channel)
 {
-	StreamPlan *p;
+	StreamPlan *p = plan_new(KIND_SCORE, relid, sql, stream_id);
 
-	forget(relid, stream_id);
-	if (!OidIsValid(running_trigger) || nfeatures < 1 || nfeatures > MAX_FEATURES
-		|| classes < 1 || classes > MAX_FEATURES || answer < ANSWER_VALUE
-		|| answer > ANSWER_ARGMAX || predict == NULL || forest == NULL
-		|| generation_at == NULL || sql == NULL || stream_id == NULL
-		|| model_id == NULL || channel == NULL)
-		return 1;
-	p = calloc(1, sizeof(StreamPlan));
 	if (p == NULL)
 		return 1;
-	p->fn_oid = running_fn;
-	p->trigger_oid = running_trigger;
-	p->relid = relid;
+	if (nfeatures < 1 || nfeatures > MAX_FEATURES || classes < 1 || classes > MAX_FEATURES
+		|| answer < ANSWER_VALUE || answer > ANSWER_ARGMAX || predict == NULL || forest == NULL
+		|| generation_at == NULL || model_id == NULL || channel == NULL)
+		return plan_keep(p, false);
 	p->nfeatures = nfeatures;
 	p->attnums = copy_of(attnums, sizeof(int16) * nfeatures);
 	p->types = copy_of(types, sizeof(Oid) * nfeatures);
@@ -243,20 +282,10 @@ pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *type
 	p->generation = generation;
 	p->deadline_ns = deadline_ns;
 	p->payload_bytes = payload_bytes;
-	p->sql = strdup(sql);
-	p->stream_id = strdup(stream_id);
 	p->model_id = strdup(model_id);
 	p->channel = strdup(channel);
-	if (!p->attnums || !p->types || !p->labels || !p->x || !p->scratch || !p->out
-		|| !p->sql || !p->stream_id || !p->model_id || !p->channel)
-	{
-		plan_free(p);
-		return 1;
-	}
-	p->valid = true;
-	p->next = plans;
-	plans = p;
-	return 0;
+	return plan_keep(p, p->attnums && p->types && p->labels && p->x && p->scratch && p->out
+					 && p->model_id && p->channel);
 }
 
 /*
@@ -267,29 +296,9 @@ pyml_stream_fast(Oid relid, int nfeatures, const int16 *attnums, const Oid *type
 int
 pyml_stream_queue(Oid relid, const char *sql, const char *stream_id)
 {
-	StreamPlan *p;
+	StreamPlan *p = plan_new(KIND_QUEUE, relid, sql, stream_id);
 
-	forget(relid, stream_id);
-	if (!OidIsValid(running_trigger) || sql == NULL || stream_id == NULL)
-		return 1;
-	p = calloc(1, sizeof(StreamPlan));
-	if (p == NULL)
-		return 1;
-	p->kind = KIND_QUEUE;
-	p->fn_oid = running_fn;
-	p->trigger_oid = running_trigger;
-	p->relid = relid;
-	p->sql = strdup(sql);
-	p->stream_id = strdup(stream_id);
-	if (!p->sql || !p->stream_id)
-	{
-		plan_free(p);
-		return 1;
-	}
-	p->valid = true;
-	p->next = plans;
-	plans = p;
-	return 0;
+	return p == NULL ? 1 : plan_keep(p, true);
 }
 
 static int64

@@ -24,62 +24,62 @@ def _library() -> ctypes.CDLL:
     return ctypes.CDLL(None)
 
 
-def defer_write() -> Any:
-    """``pyml_defer_write``, or None when this build of the library lacks it."""
+def _function(name: str, argtypes: list[Any]) -> Any:
+    """One of the entry points (each returns an int), or None when this build of the
+    library lacks it."""
     try:
-        function = _library().pyml_defer_write
+        function = getattr(_library(), name)
     except AttributeError:
         return None
     function.restype = ctypes.c_int
-    function.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.POINTER(ctypes.c_char_p),
-        ctypes.POINTER(ctypes.c_char_p),
-    ]
+    function.argtypes = argtypes
     return function
+
+
+def defer_write() -> Any:
+    """``pyml_defer_write`` (or None)."""
+    return _function(
+        "pyml_defer_write",
+        [
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.POINTER(ctypes.c_char_p),
+        ],
+    )
 
 
 def stream_fast() -> Any:
-    """``pyml_stream_fast``, or None when this build of the library lacks it."""
-    try:
-        function = _library().pyml_stream_fast
-    except AttributeError:
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [
-        ctypes.c_uint32,  # relation oid
-        ctypes.c_int,  # features
-        ctypes.POINTER(ctypes.c_int16),  # their attribute numbers
-        ctypes.POINTER(ctypes.c_uint32),  # their type oids
-        ctypes.c_int16,  # the key's attribute number
-        ctypes.c_uint32,  # its type oid
-        ctypes.c_void_p,  # pyml_trees_predict_row
-        ctypes.c_void_p,  # the model's tables
-        ctypes.c_int,  # classes (kernel outputs)
-        ctypes.c_int,  # the answer: 0 the value, 1 binary label, 2 label of the largest
-        ctypes.POINTER(ctypes.c_double),  # labels
-        ctypes.c_void_p,  # the notice board's generation
-        ctypes.c_uint64,  # the generation seen
-        ctypes.c_int64,  # deadline, CLOCK_MONOTONIC nanoseconds
-        ctypes.c_int,  # NOTIFY payload limit
-        ctypes.c_char_p,  # the event's statement
-        ctypes.c_char_p,  # stream id
-        ctypes.c_char_p,  # model id
-        ctypes.c_char_p,  # channel
-    ]
-    return function
+    """``pyml_stream_fast`` (or None)."""
+    return _function(
+        "pyml_stream_fast",
+        [
+            ctypes.c_uint32,  # relation oid
+            ctypes.c_int,  # features
+            ctypes.POINTER(ctypes.c_int16),  # their attribute numbers
+            ctypes.POINTER(ctypes.c_uint32),  # their type oids
+            ctypes.c_int16,  # the key's attribute number
+            ctypes.c_uint32,  # its type oid
+            ctypes.c_void_p,  # pyml_trees_predict_row
+            ctypes.c_void_p,  # the model's tables
+            ctypes.c_int,  # classes (kernel outputs)
+            ctypes.c_int,  # the answer: 0 the value, 1 binary label, 2 label of the largest
+            ctypes.POINTER(ctypes.c_double),  # labels
+            ctypes.c_void_p,  # the notice board's generation
+            ctypes.c_uint64,  # the generation seen
+            ctypes.c_int64,  # deadline, CLOCK_MONOTONIC nanoseconds
+            ctypes.c_int,  # NOTIFY payload limit
+            ctypes.c_char_p,  # the event's statement
+            ctypes.c_char_p,  # stream id
+            ctypes.c_char_p,  # model id
+            ctypes.c_char_p,  # channel
+        ],
+    )
 
 
 def stream_queue() -> Any:
-    """``pyml_stream_queue``, or None when this build of the library lacks it."""
-    try:
-        function = _library().pyml_stream_queue
-    except AttributeError:
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p]
-    return function
+    """``pyml_stream_queue`` (or None)."""
+    return _function("pyml_stream_queue", [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p])
 
 
 def server_is_utf8() -> bool:

@@ -1276,11 +1276,9 @@ def test_a_role_without_privilege_on_pyml_can_drop_its_tables(plain_url: str) ->
 # ---------------------------------------------------------------------------
 
 
-def test_rows_inserted_into_a_partition_of_a_streamed_table(
-    conn: psycopg.Connection, diabetes: Trained, table: str
-) -> None:
-    """A partitioned source: rows inserted through a partition are scored too, including a
-    partition created or attached after the stream; none is silently left out."""
+def partitioned(conn: psycopg.Connection, table: str) -> str:
+    """``<table>_p``, partitioned by range of id like ``table``, with partition ``_1`` for
+    ids 0 to 99."""
     parent = f"{table}_p"
     conn.execute(
         sql.SQL("CREATE TABLE {} (LIKE {}) PARTITION BY RANGE (id)").format(
@@ -1292,6 +1290,15 @@ def test_rows_inserted_into_a_partition_of_a_streamed_table(
             sql.Identifier(f"{parent}_1"), sql.Identifier(parent)
         )
     )
+    return parent
+
+
+def test_rows_inserted_into_a_partition_of_a_streamed_table(
+    conn: psycopg.Connection, diabetes: Trained, table: str
+) -> None:
+    """A partitioned source: rows inserted through a partition are scored too, including a
+    partition created or attached after the stream; none is silently left out."""
+    parent = partitioned(conn, table)
     stream_id = stream(conn, diabetes.project, parent)
     insert(conn, parent, 1, 2)
     insert(conn, f"{parent}_1", 3, 4)
@@ -1700,17 +1707,7 @@ def test_single_rows_through_a_partition_with_its_own_column_order(
 ) -> None:
     """A partition whose columns are in another order (attached after the stream): each
     trigger reads its own relation's columns, in C as in Python."""
-    parent = f"{table}_p"
-    conn.execute(
-        sql.SQL("CREATE TABLE {} (LIKE {}) PARTITION BY RANGE (id)").format(
-            sql.Identifier(parent), sql.Identifier(table)
-        )
-    )
-    conn.execute(
-        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (0) TO (100)").format(
-            sql.Identifier(f"{parent}_1"), sql.Identifier(parent)
-        )
-    )
+    parent = partitioned(conn, table)
     stream_id = stream(conn, boosted.project, parent)
     reversed_columns = sql.SQL(", ").join(
         sql.SQL("{} real").format(sql.Identifier(f)) for f in reversed(FEATURES)
