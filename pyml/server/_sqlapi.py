@@ -951,7 +951,7 @@ def stream_read(
 
     if stream_id is None or consumer is None or max_rows is None:
         raise InvalidParameterValue("stream_id, consumer and max_rows must not be NULL")
-    return streaming.read(_db(plpy, GD), stream_id, consumer, max_rows, after_event)
+    return streaming.read(_session(plpy, GD), stream_id, consumer, max_rows, after_event)
 
 
 @_sql
@@ -959,7 +959,7 @@ def stream_read(
 def stream_ack(plpy: Any, GD: dict[str, Any], stream_id: int, consumer: str, event_id: int) -> None:
     from pyml.server import streaming
 
-    streaming.ack(_db(plpy, GD), stream_id, consumer, event_id)
+    streaming.ack(_session(plpy, GD), stream_id, consumer, event_id)
 
 
 @_sql

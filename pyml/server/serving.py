@@ -92,6 +92,10 @@ class Serving:
                             self.forget(model_id)
         return False
 
+    def refresh(self, db: Db) -> None:
+        """Forget what may have changed since the last call (a deploy, a grant, a second)."""
+        self._refresh(db)
+
     def authorize(
         self, db: Db, project: store.ProjectRow | privileges.ProjectName, privilege: str
     ) -> None:

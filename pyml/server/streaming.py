@@ -660,10 +660,14 @@ def _inline(keys: Sequence[str | None]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def _require_reader(db: Db, stream: store.Stream) -> None:
+def _require_reader(session: Session, stream: store.Stream) -> None:
     """A consumer needs a privilege on the project and SELECT on the streamed relation:
-    the events are predictions about its rows, named by their keys."""
-    privileges.require(db, privileges.ProjectName(stream.project_id, stream.project), "predict")
+    the events are predictions about its rows, named by their keys. The project's privilege
+    is remembered as the session's rights are (a grant or revoke of it is seen by the next
+    call); SELECT is asked every time (a few µs: a REVOKE on the table is seen at once)."""
+    db, serving = session.db, session.serving
+    serving.refresh(db)
+    serving.authorize(db, privileges.ProjectName(stream.project_id, stream.project), "predict")
     if not store.relation_privilege(db, stream.source_oid, "SELECT"):
         raise InsufficientPrivilege(
             f"permission denied for table {stream.source}",
@@ -672,10 +676,11 @@ def _require_reader(db: Db, stream: store.Stream) -> None:
 
 
 def read(
-    db: Db, stream_id: int, consumer: str, max_rows: int, after_event: int | None
+    session: Session, stream_id: int, consumer: str, max_rows: int, after_event: int | None
 ) -> list[dict[str, Any]]:
     """``pyml.stream_read``: the events, as the rows of its result."""
-    _require_reader(db, store.get_stream(db, stream_id))
+    db = session.db
+    _require_reader(session, store.get_stream(db, stream_id))
     if not consumer:
         raise InvalidParameterValue("consumer name must not be empty")
     if max_rows < 1:
@@ -683,8 +688,9 @@ def read(
     return [e._asdict() for e in store.read_events(db, stream_id, consumer, max_rows, after_event)]
 
 
-def ack(db: Db, stream_id: int, consumer: str, event_id: int) -> None:
-    _require_reader(db, store.get_stream(db, stream_id))
+def ack(session: Session, stream_id: int, consumer: str, event_id: int) -> None:
+    db = session.db
+    _require_reader(session, store.get_stream(db, stream_id))
     if not consumer:
         raise InvalidParameterValue("consumer name must not be empty")
     store.ack(db, stream_id, consumer, event_id)

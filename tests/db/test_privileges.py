@@ -633,6 +633,36 @@ def test_a_revoke_is_seen_by_a_serving_session_at_its_next_call(world: World) ->
         serving.close()
 
 
+def _reads(conn: psycopg.Connection, stream_id: int) -> bool:
+    try:
+        conn.execute("SELECT * FROM pyml.stream_read(%s, 'revoked')", (stream_id,)).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def test_a_revoke_is_seen_by_a_consumer_at_its_next_read(world: World) -> None:
+    """stream_read remembers the project's privilege as serving does: a pyml.revoke, and a
+    REVOKE of SELECT on the streamed table, are seen by the next read of an open session."""
+    consumer = psycopg.connect(world.url("priv_predict"), autocommit=True)
+    owner = world.sessions[OWNER]
+    try:
+        for _ in range(3):  # remembered
+            assert _reads(consumer, world.stream_id)
+        owner.execute("SELECT pyml.revoke(%s, 'priv_predict', 'predict')", (REG,))
+        assert not _reads(consumer, world.stream_id)
+        owner.execute("SELECT pyml.grant(%s, 'priv_predict', 'predict')", (REG,))
+        assert _reads(consumer, world.stream_id)
+        world.admin.execute("REVOKE SELECT ON priv_src FROM priv_predict")
+        try:
+            assert not _reads(consumer, world.stream_id)
+        finally:
+            world.admin.execute("GRANT SELECT ON priv_src TO priv_predict")
+        assert _reads(consumer, world.stream_id)
+    finally:
+        consumer.close()
+
+
 def test_role_membership_changes_are_seen_within_a_second(world: World) -> None:
     serving = psycopg.connect(world.url("priv_member"), autocommit=True)
     try:
