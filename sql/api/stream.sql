@@ -150,14 +150,18 @@ COMMENT ON FUNCTION pyml._stream_enqueue() IS
 -- taken (or the caller's own), else the snapshot's xmax. Running transactions of
 -- other databases cannot write here and do not hold delivery back. SECURITY
 -- DEFINER to see every session in pg_stat_activity; it returns no user data.
+-- PL/pgSQL, which keeps the query's plan for the session: a SQL function that cannot be
+-- inlined (SECURITY DEFINER) is planned again by every statement that calls it, which
+-- was 0.11 ms of every pyml.stream_read.
 CREATE FUNCTION pyml._stream_horizon(snapshot pg_snapshot) RETURNS xid8
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 PARALLEL SAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT LEAST(
+BEGIN
+    RETURN LEAST(
         pg_catalog.pg_snapshot_xmax(snapshot),
         pg_catalog.pg_current_xact_id_if_assigned(),
         (SELECT pg_catalog.min(x.x) FROM pg_catalog.pg_snapshot_xip(snapshot) AS x(x)
@@ -165,7 +169,8 @@ AS $$
               SELECT FROM pg_catalog.pg_stat_get_activity(NULL) AS a
                WHERE a.backend_xid OPERATOR(pg_catalog.=) pg_catalog.xid(x.x)
                  AND a.datid IS DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d
-                                                WHERE d.datname = pg_catalog.current_database()))))
+                                                WHERE d.datname = pg_catalog.current_database()))));
+END
 $$;
 COMMENT ON FUNCTION pyml._stream_horizon(pg_snapshot) IS
     'Internal: events written by transactions older than this are final (see pyml.stream_read)';
