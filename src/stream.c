@@ -399,6 +399,29 @@ answer(const StreamPlan *p)
 	}
 }
 
+/* The parameters of pyml's event statement and of its queue statement (pyml.server.store). */
+static const char *const event_types[] = {"int8", "text", "float4", "int8", "text", "bool"};
+static const char *const queue_types[] = {"int8", "text"};
+
+/* Run one of those statements now, as deferred.c runs a kept one (as fn_oid's owner). */
+static void
+run_now(const char *sql, int nargs, const char *const *types, char *const *values, Oid fn_oid)
+{
+	Deferred	d;
+	int			i;
+
+	memset(&d, 0, sizeof(d));
+	d.sql = unconstify(char *, sql);
+	d.nargs = nargs;
+	for (i = 0; i < nargs; i++)
+	{
+		d.types[i] = unconstify(char *, types[i]);
+		d.values[i] = values[i];
+	}
+	d.lxid = MyProc->lxid;
+	deferred_run(&d, fn_oid);
+}
+
 /* The transition table's one row, in a slot of its own (a read pointer of its own). */
 static bool
 the_row(TriggerData *td, TupleTableSlot *slot)
@@ -417,8 +440,7 @@ static bool
 queue_row(StreamPlan *p, TriggerData *td, Oid fn_oid)
 {
 	TupleTableSlot *slot;
-	Deferred	queued;
-	char	   *text;
+	char	   *values[2];
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
 	if (!the_row(td, slot))
@@ -427,16 +449,9 @@ queue_row(StreamPlan *p, TriggerData *td, Oid fn_oid)
 		return false;
 	}
 	/* (r.*)::text: record_out of the row, its type the relation's */
-	text = OidOutputFunctionCall(F_RECORD_OUT, ExecFetchSlotHeapTupleDatum(slot));
-	memset(&queued, 0, sizeof(queued));
-	queued.sql = p->sql;
-	queued.nargs = 2;
-	queued.types[0] = "int8";
-	queued.values[0] = p->stream_id;
-	queued.types[1] = "text";
-	queued.values[1] = text;
-	queued.lxid = MyProc->lxid;
-	deferred_run(&queued, fn_oid);
+	values[0] = p->stream_id;
+	values[1] = OidOutputFunctionCall(F_RECORD_OUT, ExecFetchSlotHeapTupleDatum(slot));
+	run_now(p->sql, 2, queue_types, values, fn_oid);
 	ereport(DEBUG2, (errmsg_internal("pyml: async stream %s queued a row in C", p->stream_id)));
 	ExecDropSingleTupleTableSlot(slot);
 	return true;
@@ -455,7 +470,6 @@ stream_fast(FunctionCallInfo fcinfo)
 	bool		varlena;
 	char	   *key_text;
 	char		prediction[32];
-	Deferred	event;
 	bool		done = false;
 
 	if (plans == NULL || !CALLED_AS_TRIGGER(fcinfo)
@@ -486,24 +500,16 @@ stream_fast(FunctionCallInfo fcinfo)
 			/* what pyml.server.streaming._inline says of one key, never more */
 			if (252 + 12 * (int64) strlen(key_text) < p->payload_bytes)
 			{
+				char	   *values[6];
+
 				double_to_shortest_decimal_buf(answer(p), prediction);
-				memset(&event, 0, sizeof(event));
-				event.sql = p->sql;
-				event.nargs = 6;
-				event.types[0] = "int8";
-				event.values[0] = p->stream_id;
-				event.types[1] = "text";
-				event.values[1] = key_text;
-				event.types[2] = "float4";
-				event.values[2] = prediction;
-				event.types[3] = "int8";
-				event.values[3] = p->model_id;
-				event.types[4] = "text";
-				event.values[4] = p->channel;
-				event.types[5] = "bool";
-				event.values[5] = "t";
-				event.lxid = MyProc->lxid;
-				deferred_run(&event, fcinfo->flinfo->fn_oid);
+				values[0] = p->stream_id;
+				values[1] = key_text;
+				values[2] = prediction;
+				values[3] = p->model_id;
+				values[4] = p->channel;
+				values[5] = "t";	/* inline: one key that fits */
+				run_now(p->sql, 6, event_types, values, fcinfo->flinfo->fn_oid);
 				ereport(DEBUG2,
 						(errmsg_internal("pyml: sync stream %s scored a row in C", p->stream_id)));
 				done = true;
