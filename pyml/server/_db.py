@@ -12,6 +12,11 @@ statement and its parameters are handed over in this session's Python (``GD``),
 never as SQL arguments, so nobody can call those functions with a statement of
 their own. Callers check the caller's privilege first (:mod:`pyml.server.privileges`);
 registry statements touch pyml's tables only, never a user's relation.
+
+:meth:`Registry.write_on_return` hands a write to pyml's language handler instead
+(src/deferred.c, through :mod:`pyml.server._native`), which runs it in C as the function
+returns, as the function's owner: for a trigger's last write, without PL/Python's
+subtransaction.
 """
 
 from __future__ import annotations

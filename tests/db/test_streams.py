@@ -1731,3 +1731,31 @@ def test_single_rows_through_a_partition_with_its_own_column_order(
     in_c += single_rows(conn, parent, 107, 112)  # routed to the reordered partition
     assert in_c >= 16
     assert len(exact_predictions(conn, stream_id, parent)) == 24
+
+
+def test_a_forged_trigger_is_refused_after_the_real_one_went_to_c(
+    conn: psycopg.Connection, boosted: Trained, table: str
+) -> None:
+    """A trigger made by hand with a stream's arguments: C has no description of it, and
+    the Python way refuses it, however often the stream's own trigger was scored in C."""
+    stream_id = stream(conn, boosted.project, table, channel="forged_events")
+    assert single_rows(conn, table, 1, 5) >= 3
+    forged = make_table(conn, f"{table}_forged")
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER forged AFTER INSERT ON {} REFERENCING NEW TABLE AS pyml_new"
+            " FOR EACH STATEMENT EXECUTE FUNCTION pyml._stream_score({}, {}, 'id', 'forged_events')"
+        ).format(sql.Identifier(forged), sql.Literal(str(stream_id)), sql.Literal(boosted.project))
+    )
+    for i in (6, 7):
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="not the source"):
+            insert(conn, forged, i, i)
+    assert single_rows(conn, table, 8, 8) == 1
+    assert [k for k, _ in exact_predictions(conn, stream_id, table)] == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "8",
+    ]
