@@ -71,6 +71,35 @@ as_int64(Oid type, Datum value)
 	return type == INT4OID ? (int64) DatumGetInt32(value) : (int64) DatumGetInt16(value);
 }
 
+/* Append 8 bytes: a call only when the buffer must grow. */
+static inline void
+append8(StringInfo buffer, const void *value)
+{
+	if (buffer->len + 8 >= buffer->maxlen)
+		enlargeStringInfo(buffer, 8);
+	memcpy(buffer->data + buffer->len, value, 8);
+	buffer->len += 8;
+	buffer->data[buffer->len] = '\0';
+}
+
+/*
+ * The rows a scan is expected to read: pg_class.reltuples (or of its pages' share for a
+ * range of blocks), 10% more, at least 1024 and at most what one buffer can hold.
+ */
+static int64
+estimate_rows(Relation rel, bool whole, int64 first, int64 last)
+{
+	double		tuples = rel->rd_rel->reltuples;
+	double		pages = rel->rd_rel->relpages;
+	double		rows;
+
+	if (tuples <= 0 || (!whole && (pages <= 0 || last <= first)))
+		return 1024;
+	rows = whole ? tuples : tuples / pages * (double) (last - first);
+	rows = rows * 1.1 + 1024;
+	return (int64) Min(rows, (double) (MaxAllocSize / sizeof(float8) / 2));
+}
+
 /*
  * pyml._read_columns(relation regclass, columns text[], key text, first_block int8,
  * last_block int8) -> bytea: the rows in blocks [first_block, last_block) (NULL bounds: the
@@ -106,6 +135,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	Size		size;
 	char	   *out;
 	bool		whole = PG_ARGISNULL(3) || PG_ARGISNULL(4);
+	int64		expected;
 
 	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &name_datums, &name_nulls, &k);
 	attnums = palloc(sizeof(AttrNumber) * (k + 1));
@@ -160,10 +190,22 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 		last_attnum = Max(last_attnum, attnum);
 	}
 
+	/*
+	 * Room for the rows the planner's statistics expect (the table, or the range's share of
+	 * it), so that the buffers rarely grow while the rows are appended; appended with no
+	 * call per value.
+	 */
+	expected = estimate_rows(rel, whole, whole ? 0 : PG_GETARG_INT64(3),
+							 whole ? 0 : PG_GETARG_INT64(4));
 	columns = palloc(sizeof(StringInfoData) * Max(k, 1));
 	for (i = 0; i < k; i++)
+	{
 		initStringInfo(&columns[i]);
+		enlargeStringInfo(&columns[i], (int) (expected * sizeof(float8)));
+	}
 	initStringInfo(&keys);
+	if (key_attnum != InvalidAttrNumber)
+		enlargeStringInfo(&keys, (int) (expected * sizeof(int64)));
 
 	snapshot = GetActiveSnapshot();
 	slot = table_slot_create(rel, NULL);
@@ -204,7 +246,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 			float8		value = slot->tts_isnull[a] ? get_float8_nan()
 				: as_float8(types[i], slot->tts_values[a]);
 
-			appendBinaryStringInfo(&columns[i], (const char *) &value, sizeof(value));
+			append8(&columns[i], &value);
 		}
 		if (key_attnum != InvalidAttrNumber)
 		{
@@ -216,7 +258,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("pyml._read_columns: a NULL key")));
 			key = as_int64(key_type, slot->tts_values[a]);
-			appendBinaryStringInfo(&keys, (const char *) &key, sizeof(key));
+			append8(&keys, &key);
 		}
 		n++;
 	}
