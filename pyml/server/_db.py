@@ -155,26 +155,22 @@ class PlpyDb:
         self._names: dict[int, str] = {}
         self._user_id: Callable[[], int] | None = None
         self._inside: list[Caller] = []  # callers of the registry statements being run
-        self._defer: Any = False  # pyml_defer_write; False: not looked up yet
-        self._utf8 = False
         self.registry = _PlpyRegistry(self)
 
     def defer(self, sql: str, params: Sequence[Any], types: Sequence[str]) -> bool:
         """Hand a registry write to the language handler for when the running plpyml
         function returns (src/deferred.c); False when it cannot take it."""
-        if self._defer is False:
-            from pyml.server import _native
+        from pyml.server import _native
 
-            self._defer = _native.defer_write()
-            self._utf8 = self._defer is not None and _native.server_is_utf8()
-        if self._defer is None or self._inside or len(params) != len(types):
+        defer = _native.defer_write()
+        if defer is None or self._inside or len(params) != len(types):
             return False
         try:
-            values = [_text(value, self._utf8) for value in params]
+            values = [_text(value, _native.server_is_utf8()) for value in params]
         except ValueError:
             return False
         n = len(values)
-        return not self._defer(
+        return not defer(
             sql.encode(),
             n,
             (ctypes.c_char_p * n)(*[name.encode() for name in types]),

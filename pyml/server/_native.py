@@ -9,11 +9,14 @@ each says by its result whether it took what it was given.
 - ``pyml_stream_fast`` (src/stream.c): how a sync stream's trigger may score its next
   single-row INSERTs in C; ``pyml_stream_queue``: how an async stream's trigger may queue
   them.
+
+Each is looked up once a backend (a backend is one session).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any
 
 _UTF8 = 6  # PostgreSQL's PG_UTF8 (mb/pg_wchar.h)
@@ -36,6 +39,7 @@ def _function(name: str, argtypes: list[Any]) -> Any:
     return function
 
 
+@functools.cache
 def defer_write() -> Any:
     """``pyml_defer_write`` (or None)."""
     return _function(
@@ -49,6 +53,7 @@ def defer_write() -> Any:
     )
 
 
+@functools.cache
 def stream_fast() -> Any:
     """``pyml_stream_fast`` (or None)."""
     return _function(
@@ -77,11 +82,13 @@ def stream_fast() -> Any:
     )
 
 
+@functools.cache
 def stream_queue() -> Any:
     """``pyml_stream_queue`` (or None)."""
     return _function("pyml_stream_queue", [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p])
 
 
+@functools.cache
 def server_is_utf8() -> bool:
     """Whether the database's encoding is UTF8 (what Python's str encodes to)."""
     encoding = _library().GetDatabaseEncoding

@@ -36,26 +36,6 @@ class StreamCaches:
     # model that description names (its tables must live as long as C may read them)
     described: dict[tuple[int, int], Any] = field(default_factory=dict)
     held: dict[tuple[int, int], Any] = field(default_factory=dict)
-    # pyml_stream_fast and pyml_stream_queue (pyml.server._native); False until looked
-    # up, None when missing
-    _fast: Any = False
-    _queue: Any = False
-
-    def fast_function(self) -> Any:
-        """``pyml_stream_fast`` of pyml's library, or None when this build lacks it."""
-        if self._fast is False:
-            from pyml.server import _native
-
-            self._fast = _native.stream_fast()
-        return self._fast
-
-    def queue_function(self) -> Any:
-        """``pyml_stream_queue`` of pyml's library, or None when this build lacks it."""
-        if self._queue is False:
-            from pyml.server import _native
-
-            self._queue = _native.stream_queue()
-        return self._queue
 
 
 class Session:

@@ -27,7 +27,7 @@ from pyml.errors import (
     PymlError,
     UndefinedObject,
 )
-from pyml.server import privileges, store
+from pyml.server import _native, privileges, store
 from pyml.server._board import Freshness
 from pyml.server._db import Db
 from pyml.server._rowtext import Layout, bad_feature, parse_record
@@ -268,7 +268,7 @@ def _describe(session: Session, stream: store.Stream, relation_oid: int, model: 
     how = model.kernel_row()
     if how is None or len(model.columns) != model.num_features:
         return
-    function = session.streams.fast_function()
+    function = _native.stream_fast()
     if function is None:
         return
     columns = store.column_numbers(session.db, relation_oid, [stream.key_column, *model.columns])
@@ -472,7 +472,7 @@ def _describe_queue(session: Session, stream_id: int, relation_oid: int) -> None
     in C (src/stream.c): the row's text as this trigger reads it, queued by the same
     statement. Nothing it queues depends on a model or on the table's columns of the day:
     once described, only a new trigger of the stream comes back here."""
-    function = session.streams.queue_function()
+    function = _native.stream_queue()
     if function is not None:
         function(relation_oid, store.queue_statement().encode(), str(stream_id).encode())
 
