@@ -7,22 +7,33 @@
  * the tuples here, as COPY TO does, skips all of it.
  *
  * pyml._read_columns runs as the caller (SECURITY INVOKER) and reads only what the caller
- * could SELECT: it checks SELECT on the table or on each column read, and returns NULL
- * (pyml then reads through SQL, where policies apply) when row security applies to the
- * caller, when the relation is not a table or materialized view, or when a column is not
- * of a type it converts exactly as a cast to float8 would (float8, float4, smallint,
- * integer, bigint, boolean as 0 or 1). The rows are those the statement's snapshot sees.
+ * could SELECT: it checks SELECT on the relation or on each column read, and returns NULL
+ * (pyml then reads through SQL, where policies apply and say what is refused) when row
+ * security applies, when the relation is neither a table nor a materialized view nor a
+ * plain view of one, when the table has inheritance children (a SELECT reads theirs too),
+ * or when a column is not of a type it converts exactly as a cast to float8 would (float8,
+ * float4, smallint, integer, bigint, boolean as 0 or 1). The rows are those the
+ * statement's snapshot sees.
+ *
+ * A plain view (SELECT column [AS name], ... FROM one table: no WHERE, no other clause;
+ * what users often train from) is read through its table, as the executor reads it: the
+ * caller needs SELECT on the view's columns, and the view's owner (the caller, for a
+ * security_invoker view) SELECT on the table's, with no row security applying to it.
  */
 #include "postgres.h"
 
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/itemptr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -101,6 +112,58 @@ estimate_rows(Relation rel, bool whole, int64 first, int64 last)
 }
 
 /*
+ * The range table index of a plain view's one table (SELECT column [AS name], ... FROM
+ * table), or 0 when the view is anything else.
+ */
+static Index
+plain_view_table(Query *query)
+{
+	RangeTblRef *from;
+	RangeTblEntry *rte;
+	ListCell   *cell;
+
+	if (query->commandType != CMD_SELECT || query->cteList != NIL || query->hasAggs ||
+		query->hasWindowFuncs || query->hasTargetSRFs || query->hasSubLinks ||
+		query->hasDistinctOn || query->hasForUpdate || query->groupClause != NIL ||
+		query->groupingSets != NIL || query->havingQual != NULL ||
+		query->windowClause != NIL || query->distinctClause != NIL ||
+		query->sortClause != NIL || query->limitOffset != NULL || query->limitCount != NULL ||
+		query->setOperations != NULL || query->rowMarks != NIL ||
+		query->jointree == NULL || query->jointree->quals != NULL ||
+		list_length(query->jointree->fromlist) != 1 ||
+		!IsA(linitial(query->jointree->fromlist), RangeTblRef))
+		return 0;
+	from = linitial_node(RangeTblRef, query->jointree->fromlist);
+	rte = rt_fetch(from->rtindex, query->rtable);
+	if (rte->rtekind != RTE_RELATION || rte->tablesample != NULL)
+		return 0;
+	foreach(cell, query->targetList)
+	{
+		TargetEntry *entry = lfirst_node(TargetEntry, cell);
+		Var		   *var = (Var *) entry->expr;
+
+		if (entry->resjunk || !IsA(var, Var) || var->varno != (int) from->rtindex ||
+			var->varlevelsup != 0 || var->varattno <= 0)
+			return 0;
+	}
+	return from->rtindex;
+}
+
+/*
+ * May ``user`` read ``rel`` here: a table or materialized view, without inheritance
+ * children when a SELECT of it would read theirs (``inherited``: not FROM ONLY), with no
+ * row security applying to the user.
+ */
+static bool
+scannable(Relation rel, Oid user, bool inherited)
+{
+	return (rel->rd_rel->relkind == RELKIND_RELATION ||
+			rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+		!(inherited && rel->rd_rel->relhassubclass) &&
+		check_enable_rls(RelationGetRelid(rel), user, true) != RLS_ENABLED;
+}
+
+/*
  * pyml._read_columns(relation regclass, columns text[], key text, first_block int8,
  * last_block int8) -> bytea: the rows in blocks [first_block, last_block) (NULL bounds: the
  * whole table); each of ``columns`` as n native float8 (NULL as NaN), one column after the
@@ -123,6 +186,10 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	Oid			key_type = InvalidOid;
 	AttrNumber	last_attnum = 0;
 	Relation	rel;
+	Relation	view = NULL;
+	Query	   *query = NULL;
+	Index		rtindex = 0;
+	Oid			reader = GetUserId();
 	StringInfoData *columns;
 	StringInfoData keys;
 	ItemPointerData low;
@@ -142,12 +209,23 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	types = palloc(sizeof(Oid) * (k + 1));
 
 	rel = table_open(relid, AccessShareLock);
-	if ((rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW) ||
-		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+	if (rel->rd_rel->relkind == RELKIND_VIEW)
 	{
-		table_close(rel, AccessShareLock);
-		PG_RETURN_NULL();
+		/* a plain view: its table, read as the view's owner (or caller) reads it */
+		query = get_view_query(rel);
+		rtindex = plain_view_table(query);
+		if (rtindex == 0)
+		{
+			table_close(rel, AccessShareLock);
+			PG_RETURN_NULL();
+		}
+		view = rel;
+		if (!RelationHasSecurityInvoker(view))
+			reader = view->rd_rel->relowner;
+		rel = table_open(rt_fetch(rtindex, query->rtable)->relid, AccessShareLock);
 	}
+	if (!scannable(rel, reader, view == NULL || rt_fetch(rtindex, query->rtable)->inh))
+		goto refused;
 	for (i = 0; i <= k; i++)
 	{
 		char	   *name;
@@ -166,17 +244,28 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
-							name, RelationGetRelationName(rel))));
+							name, get_rel_name(relid))));
 		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
+						   get_rel_name(relid));
+		if (view != NULL)
+		{
+			/* the view's column is a column of its table (plain_view_table) */
+			TargetEntry *entry = get_tle_by_resno(query->targetList, attnum);
+
+			if (entry == NULL)
+				goto refused;
+			attnum = ((Var *) entry->expr)->varattno;
+			if (pg_class_aclcheck(RelationGetRelid(rel), reader, ACL_SELECT) != ACLCHECK_OK &&
+				pg_attribute_aclcheck(RelationGetRelid(rel), attnum, reader,
+									  ACL_SELECT) != ACLCHECK_OK)
+				goto refused;	/* SQL says so, naming the table */
+		}
 		type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
 		if (i < k ? !convertible(type)
 			: (type != INT2OID && type != INT4OID && type != INT8OID))
-		{
-			table_close(rel, AccessShareLock);
-			PG_RETURN_NULL();
-		}
+			goto refused;
 		if (i < k)
 		{
 			attnums[i] = attnum;
@@ -225,6 +314,8 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 		{
 			ExecDropSingleTupleTableSlot(slot);
 			table_close(rel, AccessShareLock);
+			if (view != NULL)
+				table_close(view, AccessShareLock);
 			result = (bytea *) palloc(VARHDRSZ);
 			SET_VARSIZE(result, VARHDRSZ);
 			PG_RETURN_BYTEA_P(result);
@@ -265,6 +356,8 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
+	if (view != NULL)
+		table_close(view, AccessShareLock);
 
 	size = (Size) n * sizeof(float8) * k + (Size) keys.len;
 	if (size > MaxAllocSize - VARHDRSZ)
@@ -282,4 +375,10 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	}
 	memcpy(out, keys.data, keys.len);
 	PG_RETURN_BYTEA_P(result);
+
+refused:						/* pyml reads through SQL */
+	table_close(rel, AccessShareLock);
+	if (view != NULL)
+		table_close(view, AccessShareLock);
+	PG_RETURN_NULL();
 }

@@ -183,10 +183,10 @@ def read_chunks(
     :func:`check_keys`).
 
     Tables are read in ranges of physical blocks (TID range scans, each block once);
-    anything else (a view) in one piece.
+    anything else (a view, a table with inheritance children) in one piece.
     """
     info = db.query(
-        "SELECT c.relkind::text AS kind,"
+        "SELECT c.relkind::text AS kind, c.relhassubclass AS children,"
         " (pg_catalog.pg_relation_size(c.oid)"
         "  / pg_catalog.current_setting('block_size')::int8) AS blocks,"
         " CASE WHEN c.relpages > 0 AND c.reltuples > 0"
@@ -195,7 +195,7 @@ def read_chunks(
         [relation.oid],
         ["int8"],
     )[0]
-    if info["kind"] not in ("r", "m"):
+    if info["kind"] not in ("r", "m") or info["children"]:  # block ranges of one heap only
         yield read_columns(db, relation, numeric, native)
         return
     rows_per_block = max(float(info["rows_per_block"]), 1.0)
