@@ -7,7 +7,8 @@ database of its own; ``pyml.train`` (LightGBM regression, n_estimators 100, num_
 test_sampling 'last') in a warm session (one untimed train first) and in cold sessions (a new
 connection each, so the backend imports pyml and its libraries); and the raw
 ``LGBMRegressor.fit`` in this process, on the same training rows with the hyperparameters
-pyml recorded. Best of ``--runs`` each.
+pyml recorded, in turns with the warm ``pyml.train`` runs (each pair's ratio is reported
+too: the machine's speed drifts between minutes). Best of ``--runs`` each.
 
 The phases come from inside the server: lineage ``timings`` of the model each train stored
 (``pyml.models.lineage -> 'timings'``). What happens after the lineage is built (the model's
@@ -128,29 +129,28 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
     return min(runs, key=lambda r: r["total"])
 
 
-def raw_fit(
-    conn: psycopg.Connection, project: str, X: np.ndarray, y: np.ndarray, runs: int
-) -> tuple[float, np.ndarray]:
-    """Best time of ``LGBMRegressor(**hyperparams pyml recorded).fit`` on the training rows,
-    and its predictions of the test rows."""
-    import lightgbm
-
-    params = scalar(
+def raw_params(conn: psycopg.Connection, project: str) -> dict[str, Any]:
+    """The hyperparameters pyml recorded for the project's last model."""
+    params: dict[str, Any] = scalar(
         conn,
         "SELECT m.hyperparams FROM pyml.models m JOIN pyml.projects p ON p.id = m.project_id"
         " WHERE p.name = %s ORDER BY m.id DESC LIMIT 1",
         (project,),
     )
+    return params
+
+
+def raw_fit(params: dict[str, Any], X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The time of ``LGBMRegressor(**params).fit`` on the training rows, and its
+    predictions of the test rows."""
+    import lightgbm
+
     n_test = int(round(TEST_SIZE * len(X)))
     train = slice(0, len(X) - n_test)
-    times = []
-    model = None
-    for _ in range(runs):
-        started = time.perf_counter()
-        model = lightgbm.LGBMRegressor(**params).fit(X[train], y[train])
-        times.append(time.perf_counter() - started)
-    assert model is not None
-    return min(times), np.asarray(model.predict(X[len(X) - n_test :]), dtype=np.float64)
+    started = time.perf_counter()
+    model = lightgbm.LGBMRegressor(**params).fit(X[train], y[train])
+    seconds = time.perf_counter() - started
+    return seconds, np.asarray(model.predict(X[len(X) - n_test :]), dtype=np.float64)
 
 
 def measure(server: Server, rows: int, runs: int, hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -160,13 +160,20 @@ def measure(server: Server, rows: int, runs: int, hyperparams: dict[str, Any]) -
         build_table(conn, table, rows)
         X, y = read_table(conn, table)
         train_once(conn, project, table, hyperparams)  # warm-up: imports, plans, caches
-        warm = [train_once(conn, project, table, hyperparams) for _ in range(runs)]
+        params = raw_params(conn, project)
+        raw_fit(params, X, y)  # warm-up of this process's LightGBM
+        # pyml.train and the raw fit taken in turns: the machine's speed drifts over a
+        # minute by more than the goal's margin, and each pair sees the same
+        warm, raws = [], []
+        for _ in range(runs):
+            warm.append(train_once(conn, project, table, hyperparams))
+            seconds, predicted = raw_fit(params, X, y)
+            raws.append(seconds)
     cold = []
     for _ in range(runs):
         with connect(server.uri) as conn:
             cold.append(train_once(conn, project, table, hyperparams))
     with connect(server.uri) as conn:
-        raw, predicted = raw_fit(conn, project, X, y, runs)
         # The same model: pyml's stored LightGBM text predicts as the raw fit does.
         text = scalar(
             conn,
@@ -184,7 +191,9 @@ def measure(server: Server, rows: int, runs: int, hyperparams: dict[str, Any]) -
         "rows": rows,
         "warm": best(warm),
         "cold": best(cold),
-        "raw_fit": raw,
+        "raw_fit": min(raws),
+        # each warm pyml.train over the raw fit that followed it
+        "paired": sorted(w["total"] / r for w, r in zip(warm, raws, strict=True)),
         "same_model_max_diff": diff,
         # the stored LightGBM text: the same bytes from any version of pyml.train (same data,
         # same seed); compare runs of two versions
@@ -235,6 +244,12 @@ def goals(results: list[dict[str, Any]]) -> str:
                 f" fit {fixed:.3f} s (total - raw fit: {p['total'] - r['raw_fit']:.3f} s);"
                 f" pyml.train / raw fit = {p['total'] / r['raw_fit']:.2f}x"
             )
+        paired = r["paired"]
+        lines.append(
+            f"- {r['rows']:,} rows, warm pyml.train / the raw fit run after it, per pair:"
+            f" median {paired[len(paired) // 2]:.2f}x (from {paired[0]:.2f} to"
+            f" {paired[-1]:.2f})"
+        )
         lines.append(
             f"- {r['rows']:,} rows: stored model vs raw fit, largest prediction difference"
             f" {r['same_model_max_diff']:.3g}; stored LightGBM text sha256"

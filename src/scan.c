@@ -82,15 +82,73 @@ as_int64(Oid type, Datum value)
 	return type == INT4OID ? (int64) DatumGetInt32(value) : (int64) DatumGetInt16(value);
 }
 
-/* Append 8 bytes: a call only when the buffer must grow. */
-static inline void
-append8(StringInfo buffer, const void *value)
+/*
+ * The result being read: a bytea whose data holds room for ``capacity`` rows of each of
+ * ``width`` 8-byte values (the columns, then the key), one column after the other, so
+ * that the values are written where they are returned (no copy of the columns into a
+ * result at the end: 88 MB at 1M rows x 11 columns).
+ */
+typedef struct Columns
 {
-	if (buffer->len + 8 >= buffer->maxlen)
-		enlargeStringInfo(buffer, 8);
-	memcpy(buffer->data + buffer->len, value, 8);
-	buffer->len += 8;
-	buffer->data[buffer->len] = '\0';
+	bytea	   *result;
+	int			width;
+	int64		capacity;
+} Columns;
+
+/* The largest capacity a bytea of ``width`` 8-byte values a row can have. */
+static int64
+most_rows(int width)
+{
+	return (int64) ((MaxAllocSize - VARHDRSZ) / (sizeof(float8) * (Size) Max(width, 1)));
+}
+
+static void
+columns_init(Columns *c, int width, int64 capacity)
+{
+	c->width = width;
+	c->capacity = Max(Min(capacity, most_rows(width)), 1);
+	c->result = palloc(VARHDRSZ + (Size) c->capacity * sizeof(float8) * Max(width, 1));
+}
+
+/* Where value ``i`` (column i) of row ``row`` goes. */
+static inline char *
+columns_at(Columns *c, int i, int64 row)
+{
+	return VARDATA(c->result) + ((Size) i * (Size) c->capacity + (Size) row) * sizeof(float8);
+}
+
+/* Room for twice as many rows, the first ``n`` of each column kept (54000 past 1 GB). */
+static void
+columns_grow(Columns *c, int64 n)
+{
+	int64		capacity = Min(c->capacity * 2, most_rows(c->width));
+	int64		old = c->capacity;
+	int			i;
+
+	if (capacity <= old)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot read more than " INT64_FORMAT " rows of %d columns in one piece",
+						old, c->width)));
+	c->result = repalloc(c->result, VARHDRSZ + (Size) capacity * sizeof(float8) * c->width);
+	c->capacity = capacity;
+	for (i = c->width - 1; i > 0; i--)	/* the last first: nothing is overwritten */
+		memmove(VARDATA(c->result) + (Size) i * capacity * sizeof(float8),
+				VARDATA(c->result) + (Size) i * old * sizeof(float8),
+				(Size) n * sizeof(float8));
+}
+
+/* The bytea of ``n`` rows: each column right after the one before. */
+static bytea *
+columns_finish(Columns *c, int64 n)
+{
+	int			i;
+
+	for (i = 1; i < c->width; i++)
+		memmove(VARDATA(c->result) + (Size) i * n * sizeof(float8), columns_at(c, i, 0),
+				(Size) n * sizeof(float8));
+	SET_VARSIZE(c->result, VARHDRSZ + (Size) n * sizeof(float8) * c->width);
+	return c->result;
 }
 
 /*
@@ -190,19 +248,14 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	Query	   *query = NULL;
 	Index		rtindex = 0;
 	Oid			reader = GetUserId();
-	StringInfoData *columns;
-	StringInfoData keys;
+	Columns		columns;
 	ItemPointerData low;
 	ItemPointerData high;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	int64		n = 0;
-	bytea	   *result;
-	Size		size;
-	char	   *out;
 	bool		whole = PG_ARGISNULL(3) || PG_ARGISNULL(4);
-	int64		expected;
 
 	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &name_datums, &name_nulls, &k);
 	attnums = palloc(sizeof(AttrNumber) * (k + 1));
@@ -281,20 +334,11 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 
 	/*
 	 * Room for the rows the planner's statistics expect (the table, or the range's share of
-	 * it), so that the buffers rarely grow while the rows are appended; appended with no
-	 * call per value.
+	 * it), so that the result rarely grows while the rows are written.
 	 */
-	expected = estimate_rows(rel, whole, whole ? 0 : PG_GETARG_INT64(3),
-							 whole ? 0 : PG_GETARG_INT64(4));
-	columns = palloc(sizeof(StringInfoData) * Max(k, 1));
-	for (i = 0; i < k; i++)
-	{
-		initStringInfo(&columns[i]);
-		enlargeStringInfo(&columns[i], (int) (expected * sizeof(float8)));
-	}
-	initStringInfo(&keys);
-	if (key_attnum != InvalidAttrNumber)
-		enlargeStringInfo(&keys, (int) (expected * sizeof(int64)));
+	columns_init(&columns, k + (key_attnum != InvalidAttrNumber),
+				 estimate_rows(rel, whole, whole ? 0 : PG_GETARG_INT64(3),
+							   whole ? 0 : PG_GETARG_INT64(4)));
 
 	snapshot = GetActiveSnapshot();
 	slot = table_slot_create(rel, NULL);
@@ -316,9 +360,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 			table_close(rel, AccessShareLock);
 			if (view != NULL)
 				table_close(view, AccessShareLock);
-			result = (bytea *) palloc(VARHDRSZ);
-			SET_VARSIZE(result, VARHDRSZ);
-			PG_RETURN_BYTEA_P(result);
+			PG_RETURN_BYTEA_P(columns_finish(&columns, 0));
 		}
 		ItemPointerSet(&low, (BlockNumber) first, 0);
 		ItemPointerSet(&high, (BlockNumber) (last - 1), MaxOffsetNumber);
@@ -330,6 +372,8 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	{
 		if ((n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
+		if (n == columns.capacity)
+			columns_grow(&columns, n);
 		slot_getsomeattrs(slot, last_attnum);
 		for (i = 0; i < k; i++)
 		{
@@ -337,7 +381,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 			float8		value = slot->tts_isnull[a] ? get_float8_nan()
 				: as_float8(types[i], slot->tts_values[a]);
 
-			append8(&columns[i], &value);
+			memcpy(columns_at(&columns, i, n), &value, sizeof(float8));
 		}
 		if (key_attnum != InvalidAttrNumber)
 		{
@@ -349,7 +393,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("pyml._read_columns: a NULL key")));
 			key = as_int64(key_type, slot->tts_values[a]);
-			append8(&keys, &key);
+			memcpy(columns_at(&columns, k, n), &key, sizeof(int64));
 		}
 		n++;
 	}
@@ -359,22 +403,7 @@ pyml_read_columns(PG_FUNCTION_ARGS)
 	if (view != NULL)
 		table_close(view, AccessShareLock);
 
-	size = (Size) n * sizeof(float8) * k + (Size) keys.len;
-	if (size > MaxAllocSize - VARHDRSZ)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("cannot read %zu bytes in one piece", size)));
-	result = (bytea *) palloc(VARHDRSZ + size);
-	SET_VARSIZE(result, VARHDRSZ + size);
-	out = VARDATA(result);
-	for (i = 0; i < k; i++)
-	{
-		memcpy(out, columns[i].data, columns[i].len);
-		out += columns[i].len;
-		pfree(columns[i].data);
-	}
-	memcpy(out, keys.data, keys.len);
-	PG_RETURN_BYTEA_P(result);
+	PG_RETURN_BYTEA_P(columns_finish(&columns, n));
 
 refused:						/* pyml reads through SQL */
 	table_close(rel, AccessShareLock);

@@ -36,3 +36,11 @@ def split(
             return np.sort(train), np.sort(test)
     train, test = train_test_split(rows, test_size=n_test, random_state=SEED, shuffle=True)
     return np.sort(train), np.sort(test)
+
+
+def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` for sorted distinct row indices (what :func:`split` returns): a view,
+    not a copy, when they are one run of rows (test_sampling 'last'). Read it only."""
+    if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1:
+        return values[int(rows[0]) : int(rows[-1]) + 1]
+    return values[rows]

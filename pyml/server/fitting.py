@@ -20,6 +20,7 @@ import numpy as np
 from pyml.core import algorithms, artifacts
 from pyml.core import preprocess as _preprocess
 from pyml.core.registry import jsonable
+from pyml.core.split import take
 from pyml.server import _isolate, search, store
 from pyml.server._db import Db
 from pyml.server.training import TrainingData, TrainRequest
@@ -160,13 +161,14 @@ def fit_work(
         )
         importing.start()
         preprocessor = None
+        X = take(data.X, train_idx)  # a view of the rows for test_sampling 'last'
         if _preprocess.needed(data.rules):  # fitted with the model, on the training rows only
-            preprocessor = _preprocess.build(data.input_rules(), data.X[train_idx], task)
+            preprocessor = _preprocess.build(data.input_rules(), X, task)
         fitted, preprocessor, results = search.fit(
             algorithm,
             estimator,
-            data.X[train_idx],
-            y[train_idx],
+            X,
+            take(y, train_idx),
             req,
             multi=y.ndim == 2,
             notice=progress,

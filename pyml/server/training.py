@@ -23,7 +23,7 @@ from pyml.core import statistics as stats
 from pyml.core.metrics import KEY_METRIC, evaluate
 from pyml.core.model import Model
 from pyml.core.registry import jsonable
-from pyml.core.split import split
+from pyml.core.split import split, take
 from pyml.core.timing import Phases
 from pyml.errors import (
     DataException,
@@ -155,7 +155,7 @@ class TrainingData(NamedTuple):
             if isinstance(values, list):
                 described = stats.describe_categorical([values[i] for i in rows])
             else:
-                described = stats.describe_numeric(values[rows])
+                described = stats.describe_numeric(take(values, rows))
             columns.append({**head, **described, **extra})
         return columns
 

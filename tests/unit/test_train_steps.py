@@ -7,7 +7,7 @@ import pytest
 
 from pyml.core import params, statistics
 from pyml.core.registry import jsonable
-from pyml.core.split import split
+from pyml.core.split import split, take
 from pyml.errors import DataException, InvalidParameterValue, NullValueNotAllowed
 from pyml.server import store
 from pyml.server.training import encode_labels
@@ -51,6 +51,21 @@ def test_stratified_split_keeps_class_shares() -> None:
     y = np.array([0] * 80 + [1] * 20)
     _, test = split(100, 0.25, "stratified", y)
     assert np.bincount(y[test]).tolist() == [20, 5]
+
+
+@pytest.mark.parametrize("sampling", ["last", "random"])
+def test_take_gives_the_rows_a_split_names(sampling: str) -> None:
+    """take(values, rows) is values[rows]; a view of values only for one run of rows."""
+    values = np.arange(40.0).reshape(20, 2)
+    for rows in split(20, 0.25, sampling, None):
+        taken = take(values, rows)
+        np.testing.assert_array_equal(taken, values[rows])
+        one_run = bool(np.all(np.diff(rows) == 1))
+        assert np.shares_memory(taken, values) == one_run
+    assert sampling == "random" or np.shares_memory(
+        take(values, split(20, 5, "last", None)[0]), values
+    )
+    assert take(values, np.array([], dtype=np.int64)).shape == (0, 2)
 
 
 def test_last_split_takes_the_last_rows() -> None:
