@@ -51,11 +51,12 @@ ROWS = (
     ("project", "project lookup"),
     ("validate", "validate algorithm and hyperparameters"),
     ("read", "read (SPI)"),
-    ("fingerprint", "fingerprint"),
-    ("convert", "convert (columns to matrix)"),
     ("check", "check inputs and labels"),
     ("split", "split"),
-    ("statistics", "statistics"),
+    ("statistics", "statistics of the training rows"),
+    ("inputs_wait", "wait for the second thread (fingerprint, matrix)"),
+    ("beside_fingerprint", "second thread: fingerprint (beside the 3 rows above)"),
+    ("beside_convert", "second thread: columns to matrix (beside them)"),
     ("snapshot", "snapshot write"),
     ("imports", "import the ONNX converters (backend, once a session)"),
     ("child_start", "child: fork, until its work starts"),
@@ -218,9 +219,11 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     other = []
     for r in results:
-        for kind in ("warm", "cold"):  # child_* are inside "child" or overlap others
+        for kind in ("warm", "cold"):  # child_*, beside_*: inside "child" or beside others
             known = sum(
-                v for k, v in r[kind].items() if k != "total" and not k.startswith("child_")
+                v
+                for k, v in r[kind].items()
+                if k != "total" and not k.startswith(("child_", "beside_"))
             )
             known -= sum(r[kind].get(k, 0.0) for k in ("load", "fit", "score"))
             other.append(f"{r[kind]['total'] - known:.3f}")

@@ -43,4 +43,5 @@ def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     not a copy, when they are one run of rows (test_sampling 'last'). Read it only."""
     if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1:
         return values[int(rows[0]) : int(rows[-1]) + 1]
-    return values[rows]
+    taken: np.ndarray = values[rows]
+    return taken

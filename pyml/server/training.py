@@ -32,7 +32,7 @@ from pyml.errors import (
     ObjectNotInPrerequisiteState,
     UndefinedObject,
 )
-from pyml.server import privileges, search, store
+from pyml.server import _beside, privileges, search, store
 from pyml.server._db import Db
 
 SEED = algorithms.DEFAULT_SEED
@@ -94,9 +94,8 @@ class Snapshot:
             return
         relation, preprocess = self.unrecorded
         phases = phases or Phases()
-        assert self.rows is not None
-        with phases("statistics"):
-            columns = self.data.statistics(self.rows.train)
+        columns = self.data.summary
+        assert columns is not None  # described as it was read (read_training_data)
         with phases("snapshot"):
             self.id = store.insert_snapshot(
                 db,
@@ -124,11 +123,15 @@ class Split(NamedTuple):
 
 def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str) -> Split:
     """Encode the labels and split the rows, the same way for every caller."""
+    return data.rows or _split(len(data.X), data.labels, task, test_size, sampling)
+
+
+def _split(n: int, labels: Any, task: str | None, test_size: float, sampling: str) -> Split:
     if task is None or task in algorithms.UNSUPERVISED_TASKS:
-        classes, y = None, np.zeros(len(data.X))  # no label (or no task yet): split only
+        classes, y = None, np.zeros(n)  # no label (or no task yet): split only
     else:
-        classes, y = encode_labels(data.labels, task)
-    train, test = split(len(data.X), test_size, sampling, y if task == "classification" else None)
+        classes, y = encode_labels(labels, task)
+    train, test = split(n, test_size, sampling, y if task == "classification" else None)
     return Split(classes, y, train, test)
 
 
@@ -143,21 +146,11 @@ class TrainingData(NamedTuple):
     rules: dict[str, _preprocess.Rule]  # preprocessing of each feature column
     described: list[tuple[dict[str, Any], Any, dict[str, Any]]]  # per column (features, then
     # labels): name, type and role; the values as read; the preprocessing asked for
+    rows: Split | None = None  # a new snapshot's split ...
+    summary: list[dict[str, Any]] | None = None  # ... and the statistics of its training rows
 
     def input_rules(self) -> list[_preprocess.Rule]:
         return _preprocess.input_rules(self.rules, self.columns, self.names)
-
-    def statistics(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        """Per column, the statistics of ``rows`` (the training rows): count, nulls, and
-        mean, std, min, max, deciles and a histogram, or category counts."""
-        columns = []
-        for head, values, extra in self.described:
-            if isinstance(values, list):
-                described = stats.describe_categorical([values[i] for i in rows])
-            else:
-                described = stats.describe_numeric(take(values, rows))
-            columns.append({**head, **described, **extra})
-        return columns
 
 
 # ---------------------------------------------------------------------------
@@ -429,9 +422,10 @@ def take_snapshot(
     :meth:`Snapshot.record`."""
     phases = phases or Phases()
     relation = store.resolve_relation(db, relation_name, search_path)
-    data = read_training_data(db, relation, y_columns, task, preprocess or {}, phases)
-    with phases("split"):
-        rows = split_rows(data, task, test_size, test_sampling)
+    data = read_training_data(
+        db, relation, y_columns, task, preprocess or {}, phases, (test_size, test_sampling)
+    )
+    rows = data.rows
     snapshot = Snapshot(
         0,
         relation.qualified,
@@ -458,11 +452,13 @@ def read_training_data(
     task: str | None,
     preprocess: dict[str, Any] | None = None,
     phases: Phases | None = None,
+    snapshot: tuple[float, str] | None = None,
 ) -> TrainingData:
-    """Inputs, labels, names, column statistics and fingerprint of ``relation``.
+    """Inputs, labels, names and fingerprint of ``relation``; with ``snapshot`` (a new
+    snapshot's test size and sampling), its rows split and its training rows described.
 
-    Numbers come in PostgreSQL's binary array format; columns encoded as categories
-    are read as text (``::text``), one Python string per value.
+    Numbers come as the raw bytes of float8 values; columns encoded as categories are read
+    as text (``::text``), one Python string per value.
     """
     labels = [relation.column(name) for name in y_columns]
     features = [c for c in relation.columns if c.name not in set(y_columns)]
@@ -504,66 +500,110 @@ def read_training_data(
     blocks: list[Any] = []
     names: list[str] = []
     described: list[tuple[dict[str, Any], Any, dict[str, Any]]] = []
-    digest = hashlib.sha256()
+    hashed: list[Any] = []  # what the fingerprint hashes, in order (see _fingerprint)
     y: Any
     label_values: list[Any]
-    with phases("fingerprint"):  # and the columns as blocks of the inputs
-        for column in features:
-            value = read[column.name]
-            given = (preprocess or {}).get(column.name)
-            head = {"name": column.name, "type": column.type, "role": "feature"}
-            described.append((head, value, {"preprocess": given} if given else {}))
-            if isinstance(value, list):  # a category column, as text
-                digest.update(column.name.encode() + b"\0" + json.dumps(value).encode())
-                names.append(column.name)
-                blocks.append(value)
-                continue
-            digest.update(column.name.encode() + b"\0")
-            digest.update(np.ascontiguousarray(value).data)  # the bytes of tobytes(), uncopied
-            if value.ndim == 2:
-                names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
-            else:
-                names.append(column.name)
-            blocks.append(value.reshape(n, -1))
-        if native:
-            y = lists[0]
-            label_values = [y]
-            digest.update(json.dumps(jsonable(y)).encode())
+    for column in features:  # the columns as blocks of the inputs
+        value = read[column.name]
+        given = (preprocess or {}).get(column.name)
+        head = {"name": column.name, "type": column.type, "role": "feature"}
+        described.append((head, value, {"preprocess": given} if given else {}))
+        hashed.append(column.name.encode() + b"\0")
+        if isinstance(value, list):  # a category column, as text
+            hashed.append(lambda value=value: json.dumps(value).encode())
+            names.append(column.name)
+            blocks.append(value)
+            continue
+        hashed.append(value)
+        if value.ndim == 2:
+            names += [f"{column.name}[{i}]" for i in range(1, value.shape[1] + 1)]
+        else:
+            names.append(column.name)
+        blocks.append(value.reshape(n, -1))
+    if native:
+        y = lists[0]
+        label_values = [y]
+        hashed.append(lambda: json.dumps(jsonable(y)).encode())
+        described.append(({"name": labels[0].name, "type": labels[0].type, "role": "label"}, y, {}))
+    elif labels:
+        targets = label_values = values[len(numbers) :]
+        for column, array in zip(labels, targets, strict=True):
+            hashed += [column.name.encode() + b"\0", array]
             described.append(
-                ({"name": labels[0].name, "type": labels[0].type, "role": "label"}, y, {})
+                ({"name": column.name, "type": column.type, "role": "label"}, array, {})
             )
-        elif labels:
-            targets = label_values = values[len(numbers) :]
-            for column, array in zip(labels, targets, strict=True):
-                digest.update(column.name.encode() + b"\0")
-                digest.update(np.ascontiguousarray(array).data)
-                described.append(
-                    ({"name": column.name, "type": column.type, "role": "label"}, array, {})
-                )
-            y = targets[0] if len(targets) == 1 else np.column_stack(targets)
-        else:  # clustering, decomposition
-            y, label_values = None, []
-    with phases("convert"):
+        y = targets[0] if len(targets) == 1 else np.column_stack(targets)
+    else:  # clustering, decomposition
+        y, label_values = None, []
+
+    def fingerprint_and_inputs() -> tuple[str, np.ndarray, dict[str, float]]:
+        started = time.perf_counter()
+        fingerprint = _fingerprint(hashed)
+        hashed_at = time.perf_counter()
         X = _preprocess.inputs(n, blocks)
-    data = TrainingData(
-        X, y, names, digest.hexdigest(), [c.name for c in features], rules, described
+        timings = {"fingerprint": hashed_at - started, "convert": time.perf_counter() - hashed_at}
+        return fingerprint, X, timings
+
+    rows: Split | None = None
+    summary: list[dict[str, Any]] | None = None
+    # The fingerprint and the input matrix on a second thread, while this one checks the
+    # values and, for a new snapshot, splits the rows and describes the training rows
+    with _beside.beside(fingerprint_and_inputs) as built:
+        with phases("check"):
+            # Finite numbers everywhere (the usual case) leave nothing to refuse: one pass
+            # over each column as read, rather than over the strided columns of X
+            if not all(
+                isinstance(b, np.ndarray) and b.dtype.kind == "f" and np.isfinite(b).all()
+                for b in blocks
+            ):
+                rules_of_inputs = _preprocess.input_rules(rules, [c.name for c in features], names)
+                _preprocess.check_inputs(built()[1], rules_of_inputs, names)
+            for column, values in zip(labels, label_values, strict=True):
+                check_label(
+                    column.name,
+                    values,
+                    supervised=task is not None and task not in algorithms.UNSUPERVISED_TASKS,
+                    nan_is_null=column.category == "N",
+                )
+        if snapshot is not None:
+            with phases("split"):
+                rows = _split(n, y, task, *snapshot)
+            with phases("statistics"):
+                summary = describe(described, rows.train)
+        with phases("inputs_wait"):
+            fingerprint, X, timings = built()
+    for name, seconds in timings.items():
+        phases.add(f"beside_{name}", seconds)
+    return TrainingData(
+        X, y, names, fingerprint, [c.name for c in features], rules, described, rows, summary
     )
-    with phases("check"):
-        # Finite numbers everywhere (the usual case) leave nothing to refuse: one pass over
-        # each column as read, rather than over the strided columns of X
-        if not all(
-            isinstance(b, np.ndarray) and b.dtype.kind == "f" and np.isfinite(b).all()
-            for b in blocks
-        ):
-            _preprocess.check_inputs(X, data.input_rules(), names)
-        for column, values in zip(labels, label_values, strict=True):
-            check_label(
-                column.name,
-                values,
-                supervised=task is not None and task not in algorithms.UNSUPERVISED_TASKS,
-                nan_is_null=column.category == "N",
-            )
-    return data
+
+
+def _fingerprint(hashed: list[Any]) -> str:
+    """sha256 of the columns as read, in order: names, the bytes of numbers, category and
+    class label lists as JSON (``hashed``: bytes, arrays, or functions giving bytes)."""
+    digest = hashlib.sha256()
+    for piece in hashed:
+        if isinstance(piece, np.ndarray):
+            digest.update(np.ascontiguousarray(piece).data)  # the bytes of tobytes(), uncopied
+        else:
+            digest.update(piece if isinstance(piece, bytes) else piece())
+    return digest.hexdigest()
+
+
+def describe(
+    described: list[tuple[dict[str, Any], Any, dict[str, Any]]], rows: np.ndarray
+) -> list[dict[str, Any]]:
+    """Per column, the statistics of ``rows`` (the training rows): count, nulls, and mean,
+    std, min, max, deciles and a histogram, or category counts."""
+    columns = []
+    for head, values, extra in described:
+        if isinstance(values, list):
+            summary = stats.describe_categorical([values[i] for i in rows])
+        else:
+            summary = stats.describe_numeric(take(values, rows))
+        columns.append({**head, **summary, **extra})
+    return columns
 
 
 # ---------------------------------------------------------------------------

@@ -3,9 +3,11 @@ dbt package compares to decide whether to train again)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -105,6 +107,30 @@ def test_follows_the_rows_and_nothing_else(conn: psycopg.Connection) -> None:
     assert _fingerprint(conn, "fp_copy", ["target"], "classification") != first
     # labels read as classes, or as numbers: what training with that task would record
     assert _fingerprint(conn, "fp_rows", ["target"], "regression") != first
+
+
+def test_is_the_sha256_of_the_columns_as_read(conn: psycopg.Connection) -> None:
+    """The fingerprint's bytes, pinned (the dbt package compares fingerprints across pyml
+    versions): per feature column its name, a NUL and its values (float8 bytes, or a JSON
+    list of text for a category column), then the labels (float8 bytes after their name,
+    or a JSON list of class labels)."""
+    conn.execute(
+        "CREATE TABLE fp_bytes AS SELECT i::float8 / 3 AS a, (i % 7)::int AS b,"
+        " (ARRAY['x', 'y', NULL])[i % 3 + 1] AS c, (i % 2 = 0)::int AS y"
+        " FROM generate_series(1, 50) i"
+    )
+    a, b, c, y = zip(
+        *conn.execute("SELECT a, b, c, y FROM fp_bytes ORDER BY ctid").fetchall(), strict=True
+    )
+
+    def floats(values: Any) -> bytes:
+        return np.asarray(values, dtype=np.float64).tobytes()
+
+    features = b"a\0" + floats(a) + b"b\0" + floats(b) + b"c\0" + json.dumps(list(c)).encode()
+    regression = hashlib.sha256(features + b"y\0" + floats(y)).hexdigest()
+    classes = hashlib.sha256(features + json.dumps(list(y)).encode()).hexdigest()
+    assert _fingerprint(conn, "fp_bytes", ["y"], "regression") == regression
+    assert _fingerprint(conn, "fp_bytes", ["y"], "classification") == classes
 
 
 def test_reads_with_the_callers_rights_and_needs_no_project(

@@ -822,7 +822,7 @@ def test_lineage(conn: psycopg.Connection, project: str) -> None:
     assert {"load", "fit", "score", "total"} <= set(timings)
     assert {
         "read",
-        "fingerprint",
+        "beside_fingerprint",
         "statistics",
         "snapshot",
         "child",
