@@ -40,15 +40,23 @@ class _Worker(threading.Thread, Generic[T]):
 
 
 @contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Every signal blocked on this thread for the block: a thread started in it inherits
+    the mask (``predict_into``'s scoring thread is started so)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@contextmanager
 def beside(work: Callable[[], T]) -> Iterator[Callable[[], T]]:
     """Run ``work`` on a second thread while the ``with`` block runs. The block gets a
     function that waits for the work and returns its result (or raises what it raised)."""
     worker = _Worker(work)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        worker.start()  # with every signal blocked: the thread inherits the mask
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    with signals_blocked():
+        worker.start()
 
     def result() -> T:
         worker.join()

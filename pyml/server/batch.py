@@ -9,7 +9,7 @@ from pyml.core import preprocess
 from pyml.core.model import Model
 from pyml.core.timing import Phases
 from pyml.errors import InvalidParameterValue, NullValueNotAllowed
-from pyml.server import store
+from pyml.server import _beside, store
 from pyml.server._db import Db
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ def predict_into(
                     read.update(zip([c.name for c in texts], text, strict=True))
                     X = preprocess.inputs(n, [read[c.name] for c in features])
                     model.check_inputs(X, _where(key.name, keys))
-            following = (keys, pool.submit(predict, X))
+            with _beside.signals_blocked():  # the pool's thread, started here, gets none
+                following = (keys, pool.submit(predict, X))
             if scoring is not None:
                 written += write(scoring)
             scoring = following

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pyml.server._beside import beside
+from pyml.server._beside import beside, signals_blocked
 
 
 def test_the_work_runs_beside_the_block_and_gives_its_result() -> None:
@@ -53,3 +53,15 @@ def test_the_thread_is_waited_for_when_the_block_raises() -> None:
         raise ValueError("refused")
     assert finished.is_set()
     assert not [t for t in threading.enumerate() if t.name == "pyml-beside"]
+
+
+def test_a_thread_started_with_signals_blocked_gets_none() -> None:
+    """predict_into's scoring thread (a ThreadPoolExecutor's) is started so."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    masks: list[set[int | signal.Signals]] = []
+    with signals_blocked():
+        thread = threading.Thread(target=lambda: masks.append(signal.pthread_sigmask(0, [])))
+        thread.start()
+    thread.join()
+    assert signal.SIGINT in masks[0] and signal.SIGUSR1 in masks[0]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
