@@ -1,14 +1,16 @@
 """pyml's own library (``src/``, loaded in the backend as ``pyml.so``) as seen from Python.
 
-Two entry points, called through ctypes by the Python that runs in the backend (pyml's
-only: plpyml and plpython3u are untrusted languages). Neither raises a PostgreSQL error:
-each says by its result whether it took what it was given.
+Entry points called through ctypes by the Python that runs in the backend (pyml's only:
+plpyml and plpython3u are untrusted languages). None raises a PostgreSQL error: each says
+by its result whether it took what it was given.
 
 - ``pyml_defer_write`` (src/deferred.c): a registry write run by the language handler when
   the running plpyml function returns, without PL/Python's subtransaction.
 - ``pyml_stream_fast`` (src/stream.c): how a sync stream's trigger may score its next
   single-row INSERTs in C; ``pyml_stream_queue``: how an async stream's trigger may queue
   them.
+- ``pyml_read_held`` and ``pyml_read_take`` (src/scan.c): the bytes a read of
+  ``pyml._read_columns_held`` holds, copied once into an array of this Python's.
 
 Each is looked up once a backend (a backend is one session).
 """
@@ -27,14 +29,14 @@ def _library() -> ctypes.CDLL:
     return ctypes.CDLL(None)
 
 
-def _function(name: str, argtypes: list[Any]) -> Any:
-    """One of the entry points (each returns an int), or None when this build of the
-    library lacks it."""
+def _function(name: str, argtypes: list[Any], restype: Any = ctypes.c_int) -> Any:
+    """One of the entry points (an int its result, unless said), or None when this build of
+    the library lacks it."""
     try:
         function = getattr(_library(), name)
     except AttributeError:
         return None
-    function.restype = ctypes.c_int
+    function.restype = restype
     function.argtypes = argtypes
     return function
 
@@ -86,6 +88,32 @@ def stream_fast() -> Any:
 def stream_queue() -> Any:
     """``pyml_stream_queue`` (or None)."""
     return _function("pyml_stream_queue", [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p])
+
+
+@functools.cache
+def _read_held() -> Any:
+    return _function("pyml_read_held", [ctypes.c_uint64], ctypes.c_int64)
+
+
+@functools.cache
+def _read_take() -> Any:
+    return _function("pyml_read_take", [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64])
+
+
+def take_read(token: int) -> Any:
+    """The bytes held under ``token`` by ``pyml._read_columns_held``, as a new uint8 array
+    (aligned for float8 and int8 views); the held copy is freed."""
+    import numpy as np
+
+    if _read_held() is None or _read_take() is None:
+        raise RuntimeError("this pyml.so holds no reads: install pyml's library again")
+    size = _read_held()(token)
+    if size < 0:
+        raise RuntimeError(f"no read is held under token {token}")
+    into = np.empty(size, dtype=np.uint8)
+    if _read_take()(token, into.ctypes.data, size) != 0:
+        raise RuntimeError(f"the read held under token {token} could not be taken")
+    return into
 
 
 @functools.cache

@@ -184,6 +184,14 @@ AS 'MODULE_PATHNAME', 'pyml_read_columns';
 COMMENT ON FUNCTION pyml._read_columns(regclass, text[], text, bigint, bigint) IS
     'Numeric columns (and an integer key) of a range of blocks as raw bytes (internal)';
 
+-- ... held for pyml's Python, which copies them once into its arrays (src/scan.c): a token.
+CREATE FUNCTION pyml._read_columns_held(regclass, text[], text, bigint, bigint) RETURNS bigint
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pyml_read_columns_held';
+COMMENT ON FUNCTION pyml._read_columns_held(regclass, text[], text, bigint, bigint) IS
+    'pyml._read_columns, the bytes held for pyml''s Python to take (internal)';
+
 -- ... and columns as raw bytes: the values of a float8 (NULL as NaN) or int8 column as the
 -- bytes of n native values, which numpy reads without parsing (batch reads). The transition
 -- functions, called once per row, carry no SET clause: it would wrap each call in a GUC save

@@ -1309,6 +1309,46 @@ def test_read_columns_reads_exactly_what_the_caller_may(conn: psycopg.Connection
         _read(conn, "public.scan_t", ["a"], "k")
 
 
+def test_a_held_read_is_taken_once_by_the_backends_python(admin_url: str) -> None:
+    """pyml._read_columns_held keeps the bytes pyml._read_columns returns for the Python in
+    the backend, which copies them once (pyml.server._native.take_read): the same bytes;
+    taken once; an older token, or one of an earlier transaction, takes nothing."""
+    code = """
+from pyml.server import _native
+plan = "SELECT pyml.{}('public.held_t'::regclass, ARRAY['a', 'b'], 'k', NULL, NULL) AS v"
+returned = plpy.execute(plan.format("_read_columns"))[0]["v"]
+older = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
+token = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
+assert token == older + 1, (older, token)
+assert _native.take_read(token).tobytes() == returned
+for gone in (token, older):  # taken, or held no more
+    try:
+        _native.take_read(gone)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError(f"token {gone} taken twice")
+assert plpy.execute(
+    "SELECT pyml._read_columns_held('public.held_v'::regclass, ARRAY['a'], NULL, NULL, NULL)"
+    " AS v"
+)[0]["v"] is None  # not a plain view: read through SQL
+GD["pyml_test_held"] = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
+"""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("SET client_min_messages = warning")
+        admin.execute(
+            "CREATE TABLE public.held_t AS SELECT i AS k, i / 3.0::float8 AS a, -i::real AS b"
+            " FROM generate_series(1, 5000) i"
+        )
+        admin.execute("CREATE VIEW public.held_v AS SELECT a FROM public.held_t WHERE k > 1")
+        admin.execute("SELECT pyml.version()")  # pyml's Python, booted in this session
+        admin.execute(sql.SQL("DO {} LANGUAGE plpython3u").format(sql.Literal(code)))
+        admin.execute(  # a read held by a transaction that ended is freed with it
+            "DO $$from pyml.server import _native\n"
+            "assert _native._read_held()(GD['pyml_test_held']) == -1 $$ LANGUAGE plpython3u"
+        )
+
+
 def test_read_columns_reads_a_plain_view_through_its_table(conn: psycopg.Connection) -> None:
     """A plain view (columns of one table, renamed or not; no WHERE, no other clause) is
     read through its table: the same bytes as the table's columns. Anything else is read

@@ -23,6 +23,7 @@ from pyml.errors import (
     UndefinedColumn,
     UndefinedTable,
 )
+from pyml.server import _native
 from pyml.server._db import Db
 
 if TYPE_CHECKING:
@@ -241,30 +242,32 @@ def _read_direct(
     first: int | None,
     last: int | None,
 ) -> tuple[int, list[np.ndarray], list[Any]] | None:
-    """Blocks ``[first, last)`` (None: all) of a table read by ``pyml._read_columns``
-    (src/scan.c: as COPY TO reads, as the caller); None when it may not (a view, row
+    """Blocks ``[first, last)`` (None: all) of a table read by ``pyml._read_columns_held``
+    (src/scan.c: as COPY TO reads, as the caller; the bytes copied once, into one array
+    whose views the columns are); None when it may not (a view other than a plain one, row
     security, an array or a type it does not convert): then read through SQL."""
     import numpy as np
 
     if not numeric or any(c.is_array for c in numeric):
         return None
     try:
-        raw = db.query(
-            "SELECT pyml._read_columns($1::oid::regclass, $2, $3, $4, $5) AS b",
+        token = db.query(
+            "SELECT pyml._read_columns_held($1::oid::regclass, $2, $3, $4, $5) AS t",
             [relation.oid, [c.name for c in numeric], key.name if key else None, first, last],
             ["int8", "text[]", "text", "int8", "int8"],
-        )[0]["b"]
+        )[0]["t"]
     except Exception as exc:
         if key is not None and _sqlstate(exc) == "22004" and "NULL key" in str(exc):
             check_keys(db, relation, key)  # says which key is NULL, and where
         raise
-    if raw is None:
+    if token is None:
         return None
+    raw = _native.take_read(token)  # copied once, into the array the columns are views of
     width = 8 * len(numeric) + (8 if key is not None else 0)
     n = len(raw) // width
-    flat = np.frombuffer(raw, dtype=np.float64, count=n * len(numeric))
-    values = [flat[j * n : (j + 1) * n].copy() for j in range(len(numeric))]
-    keys = [np.frombuffer(raw, dtype=np.int64, offset=8 * n * len(numeric)).copy()] if key else []
+    flat = raw[: 8 * n * len(numeric)].view(np.float64)
+    values = [flat[j * n : (j + 1) * n] for j in range(len(numeric))]  # of one array
+    keys = [raw[8 * n * len(numeric) :].view(np.int64)] if key else []
     return n, values, keys
 
 
