@@ -50,21 +50,31 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+class Beside(Generic[T]):
+    """The work on the second thread, as the ``with`` block of :func:`beside` sees it."""
+
+    def __init__(self, worker: _Worker[T]) -> None:
+        self._worker = worker
+
+    def done(self) -> bool:
+        """Whether the work has finished."""
+        return not self._worker.is_alive()
+
+    def result(self) -> T:
+        """Wait for the work; its result, or raise what it raised."""
+        self._worker.join()
+        if self._worker.error is not None:
+            raise self._worker.error
+        return self._worker.value  # type: ignore[return-value]
+
+
 @contextmanager
-def beside(work: Callable[[], T]) -> Iterator[Callable[[], T]]:
-    """Run ``work`` on a second thread while the ``with`` block runs. The block gets a
-    function that waits for the work and returns its result (or raises what it raised)."""
+def beside(work: Callable[[], T]) -> Iterator[Beside[T]]:
+    """Run ``work`` on a second thread while the ``with`` block runs."""
     worker = _Worker(work)
     with signals_blocked():
         worker.start()
-
-    def result() -> T:
-        worker.join()
-        if worker.error is not None:
-            raise worker.error
-        return worker.value  # type: ignore[return-value]
-
     try:
-        yield result
+        yield Beside(worker)
     finally:
         worker.join()

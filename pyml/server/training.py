@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import metadata
@@ -94,8 +95,9 @@ class Snapshot:
             return
         relation, preprocess = self.unrecorded
         phases = phases or Phases()
-        columns = self.data.summary
-        assert columns is not None  # described as it was read (read_training_data)
+        assert self.data.summary is not None  # begun as it was read (read_training_data)
+        with phases("statistics"):
+            columns = self.data.summary.columns()
         with phases("snapshot"):
             self.id = store.insert_snapshot(
                 db,
@@ -147,7 +149,7 @@ class TrainingData(NamedTuple):
     described: list[tuple[dict[str, Any], Any, dict[str, Any]]]  # per column (features, then
     # labels): name, type and role; the values as read; the preprocessing asked for
     rows: Split | None = None  # a new snapshot's split ...
-    summary: list[dict[str, Any]] | None = None  # ... and the statistics of its training rows
+    summary: Description | None = None  # ... and the statistics of its training rows
 
     def input_rules(self) -> list[_preprocess.Rule]:
         return _preprocess.input_rules(self.rules, self.columns, self.names)
@@ -545,7 +547,7 @@ def read_training_data(
         return fingerprint, X, timings
 
     rows: Split | None = None
-    summary: list[dict[str, Any]] | None = None
+    summary: Description | None = None
     # The fingerprint and the input matrix on a second thread, while this one checks the
     # values and, for a new snapshot, splits the rows and describes the training rows
     with _beside.beside(fingerprint_and_inputs) as built:
@@ -557,7 +559,7 @@ def read_training_data(
                 for b in blocks
             ):
                 rules_of_inputs = _preprocess.input_rules(rules, [c.name for c in features], names)
-                _preprocess.check_inputs(built()[1], rules_of_inputs, names)
+                _preprocess.check_inputs(built.result()[1], rules_of_inputs, names)
             for column, values in zip(labels, label_values, strict=True):
                 check_label(
                     column.name,
@@ -568,10 +570,11 @@ def read_training_data(
         if snapshot is not None:
             with phases("split"):
                 rows = _split(n, y, task, *snapshot)
-            with phases("statistics"):
-                summary = describe(described, rows.train)
+            with phases("statistics"):  # the columns it can describe meanwhile
+                summary = Description(described, rows.train)
+                summary.until(built.done)
         with phases("inputs_wait"):
-            fingerprint, X, timings = built()
+            fingerprint, X, timings = built.result()
     for name, seconds in timings.items():
         phases.add(f"beside_{name}", seconds)
     return TrainingData(
@@ -591,19 +594,35 @@ def _fingerprint(hashed: list[Any]) -> str:
     return digest.hexdigest()
 
 
-def describe(
-    described: list[tuple[dict[str, Any], Any, dict[str, Any]]], rows: np.ndarray
-) -> list[dict[str, Any]]:
-    """Per column, the statistics of ``rows`` (the training rows): count, nulls, and mean,
-    std, min, max, deciles and a histogram, or category counts."""
-    columns = []
-    for head, values, extra in described:
-        if isinstance(values, list):
-            summary = stats.describe_categorical([values[i] for i in rows])
-        else:
-            summary = stats.describe_numeric(take(values, rows))
-        columns.append({**head, **summary, **extra})
-    return columns
+class Description:
+    """Per column, the statistics of a new snapshot's training rows: count, nulls, and mean,
+    std, min, max, deciles and a histogram, or category counts.
+
+    Described a column at a time where a core would wait otherwise: while the second thread
+    fingerprints the rows and builds the input matrix (large tables: most columns), then
+    while the child process converts the model to ONNX (:meth:`Snapshot.record`)."""
+
+    def __init__(
+        self, described: list[tuple[dict[str, Any], Any, dict[str, Any]]], rows: np.ndarray
+    ) -> None:
+        self._described = described
+        self._rows = rows
+        self._columns: list[dict[str, Any]] = []
+
+    def until(self, enough: Callable[[], bool]) -> None:
+        """Describe the next columns until ``enough()`` (asked before each)."""
+        while len(self._columns) < len(self._described) and not enough():
+            head, values, extra = self._described[len(self._columns)]
+            if isinstance(values, list):
+                summary = stats.describe_categorical([values[i] for i in self._rows])
+            else:
+                summary = stats.describe_numeric(take(values, self._rows))
+            self._columns.append({**head, **summary, **extra})
+
+    def columns(self) -> list[dict[str, Any]]:
+        """Every column's statistics (the rest described now)."""
+        self.until(lambda: False)
+        return self._columns
 
 
 # ---------------------------------------------------------------------------
