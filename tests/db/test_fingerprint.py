@@ -133,6 +133,24 @@ def test_is_the_sha256_of_the_columns_as_read(conn: psycopg.Connection) -> None:
     assert _fingerprint(conn, "fp_bytes", ["y"], "classification") == classes
 
 
+def test_a_plain_view_reads_as_sql_reads_it(conn: psycopg.Connection) -> None:
+    """A plain view is read through its table (src/scan.c) and any other view through SQL:
+    the same rows in the same order give the same fingerprint, renamed columns, a dropped
+    column and a column order of the view's own included."""
+    conn.execute(
+        "CREATE TABLE fp_base AS SELECT i::float8 / 7 AS a, i % 5 AS gone, (i % 3)::real AS b,"
+        " (i % 2)::int AS y FROM generate_series(1, 3000) i"
+    )
+    conn.execute("ALTER TABLE fp_base DROP COLUMN gone")
+    conn.execute("CREATE VIEW fp_plain AS SELECT y AS label, b AS x2, a AS x1 FROM fp_base")
+    conn.execute(
+        "CREATE VIEW fp_through_sql AS SELECT y AS label, b AS x2, a AS x1 FROM fp_base WHERE true"
+    )
+    for task in ("regression", "classification"):
+        direct = _fingerprint(conn, "fp_plain", ["label"], task)
+        assert _fingerprint(conn, "fp_through_sql", ["label"], task) == direct
+
+
 def test_reads_with_the_callers_rights_and_needs_no_project(
     conn: psycopg.Connection, admin_url: str
 ) -> None:
