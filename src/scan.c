@@ -245,8 +245,8 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	AttrNumber	last_attnum = 0;
 	Relation	rel;
 	Relation	view = NULL;
-	Query	   *query = NULL;
-	Index		rtindex = 0;
+	List	   *tlist = NIL;	/* a plain view's columns */
+	bool		inherited = true;	/* does a SELECT read the table's children too */
 	Oid			reader = GetUserId();
 	Columns		columns;
 	ItemPointerData low;
@@ -265,19 +265,24 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	if (rel->rd_rel->relkind == RELKIND_VIEW)
 	{
 		/* a plain view: its table, read as the view's owner (or caller) reads it */
-		query = get_view_query(rel);
-		rtindex = plain_view_table(query);
+		Query	   *query = get_view_query(rel);
+		Index		rtindex = plain_view_table(query);
+		RangeTblEntry *table;
+
 		if (rtindex == 0)
 		{
 			table_close(rel, AccessShareLock);
 			return NULL;
 		}
+		table = rt_fetch(rtindex, query->rtable);
+		tlist = query->targetList;
+		inherited = table->inh;
 		view = rel;
 		if (!RelationHasSecurityInvoker(view))
 			reader = view->rd_rel->relowner;
-		rel = table_open(rt_fetch(rtindex, query->rtable)->relid, AccessShareLock);
+		rel = table_open(table->relid, AccessShareLock);
 	}
-	if (!scannable(rel, reader, view == NULL || rt_fetch(rtindex, query->rtable)->inh))
+	if (!scannable(rel, reader, inherited))
 		goto refused;
 	for (i = 0; i <= k; i++)
 	{
@@ -305,7 +310,7 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 		if (view != NULL)
 		{
 			/* the view's column is a column of its table (plain_view_table) */
-			TargetEntry *entry = get_tle_by_resno(query->targetList, attnum);
+			TargetEntry *entry = get_tle_by_resno(tlist, attnum);
 
 			if (entry == NULL)
 				goto refused;
@@ -413,6 +418,10 @@ refused:						/* pyml reads through SQL */
 	return NULL;
 }
 
+/*
+ * The reader's SQL face, returning the bytes (tests and inspection read it as any role can;
+ * pyml's own Python takes the held form below).
+ */
 Datum
 pyml_read_columns(PG_FUNCTION_ARGS)
 {

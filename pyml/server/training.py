@@ -125,7 +125,7 @@ class Split(NamedTuple):
 
 def split_rows(data: TrainingData, task: str | None, test_size: float, sampling: str) -> Split:
     """Encode the labels and split the rows, the same way for every caller."""
-    return data.rows or _split(len(data.X), data.labels, task, test_size, sampling)
+    return _split(len(data.X), data.labels, task, test_size, sampling)
 
 
 def _split(n: int, labels: Any, task: str | None, test_size: float, sampling: str) -> Split:
