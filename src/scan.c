@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -82,46 +83,77 @@ as_int64(Oid type, Datum value)
 }
 
 /*
- * The result being read: a bytea whose data holds room for ``capacity`` rows of each of
- * ``width`` 8-byte values (the columns, then the key), one column after the other, so
- * that the values are written where they are returned (no copy of the columns into a
- * result at the end: 88 MB at 1M rows x 11 columns).
+ * The columns being read: room for ``capacity`` rows of each of ``width`` 8-byte values
+ * (the columns, then the key), one column after the other, so that the values are written
+ * where they are returned (no copy of the columns into a result at the end: 88 MB at 1M
+ * rows x 11 columns). Either the data of a bytea allocated in ``context`` (``owner`` NULL:
+ * the SQL face), or a malloc'd buffer whose address is kept in ``*owner`` (a held read,
+ * given to pyml's Python as it is: see pyml_read_give), so that whoever holds it frees it
+ * however the read ends.
  */
 typedef struct Columns
 {
-	bytea	   *result;
+	char	   *data;
+	bytea	   *result;			/* the bytea data is of, or NULL */
+	char	  **owner;			/* where a malloc'd buffer is kept, or NULL */
+	MemoryContext context;
 	int			width;
 	int64		capacity;
+	int64		rows;			/* read so far */
 } Columns;
 
-/* The largest capacity a bytea of ``width`` 8-byte values a row can have. */
+/* The most rows the buffer of ``c`` can have (a bytea: 1 GB). */
 static int64
-most_rows(int width)
+most_rows(const Columns *c)
 {
-	return (int64) ((MaxAllocSize - VARHDRSZ) / (sizeof(float8) * (Size) Max(width, 1)));
+	Size		limit = c->owner != NULL ? MaxAllocHugeSize : MaxAllocSize - VARHDRSZ;
+
+	return (int64) (limit / (sizeof(float8) * (Size) Max(c->width, 1)));
+}
+
+/* ``size`` bytes of c's kind */
+static char *
+columns_alloc(Columns *c, Size size)
+{
+	char	   *data;
+
+	if (c->owner == NULL)
+	{
+		c->result = c->result == NULL ? MemoryContextAlloc(c->context, VARHDRSZ + size)
+			: repalloc(c->result, VARHDRSZ + size);
+		return VARDATA(c->result);
+	}
+	data = *c->owner == NULL ? malloc(size) : realloc(*c->owner, size);
+	if (data == NULL)			/* *c->owner is still the buffer, freed by its holder */
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %zu.", size)));
+	*c->owner = data;
+	return data;
 }
 
 static void
-columns_init(Columns *c, int width, int64 capacity, MemoryContext into)
+columns_init(Columns *c, int width, int64 capacity)
 {
 	c->width = width;
-	c->capacity = Max(Min(capacity, most_rows(width)), 1);
-	c->result = MemoryContextAlloc(into,
-								   VARHDRSZ + (Size) c->capacity * sizeof(float8) * Max(width, 1));
+	c->rows = 0;
+	c->capacity = Max(Min(capacity, most_rows(c)), 1);
+	c->data = columns_alloc(c, (Size) c->capacity * sizeof(float8) * Max(width, 1));
 }
 
 /* Where value ``i`` (column i) of row ``row`` goes. */
 static inline char *
 columns_at(Columns *c, int i, int64 row)
 {
-	return VARDATA(c->result) + ((Size) i * (Size) c->capacity + (Size) row) * sizeof(float8);
+	return c->data + ((Size) i * (Size) c->capacity + (Size) row) * sizeof(float8);
 }
 
-/* Room for twice as many rows, the first ``n`` of each column kept (54000 past 1 GB). */
+/* Room for twice as many rows, the first ``n`` of each column kept. */
 static void
 columns_grow(Columns *c, int64 n)
 {
-	int64		capacity = Min(c->capacity * 2, most_rows(c->width));
+	int64		capacity = Min(c->capacity * 2, most_rows(c));
 	int64		old = c->capacity;
 	int			i;
 
@@ -130,24 +162,24 @@ columns_grow(Columns *c, int64 n)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("cannot read more than " INT64_FORMAT " rows of %d columns in one piece",
 						old, c->width)));
-	c->result = repalloc(c->result, VARHDRSZ + (Size) capacity * sizeof(float8) * c->width);
+	c->data = columns_alloc(c, (Size) capacity * sizeof(float8) * c->width);
 	c->capacity = capacity;
 	for (i = c->width - 1; i > 0; i--)	/* the last first: nothing is overwritten */
-		memmove(VARDATA(c->result) + (Size) i * capacity * sizeof(float8),
-				VARDATA(c->result) + (Size) i * old * sizeof(float8),
+		memmove(c->data + (Size) i * capacity * sizeof(float8),
+				c->data + (Size) i * old * sizeof(float8),
 				(Size) n * sizeof(float8));
 }
 
-/* The bytea of ``n`` rows: each column right after the one before. */
+/* The bytea of c's rows: each column right after the one before. */
 static bytea *
-columns_finish(Columns *c, int64 n)
+columns_bytea(Columns *c)
 {
 	int			i;
 
 	for (i = 1; i < c->width; i++)
-		memmove(VARDATA(c->result) + (Size) i * n * sizeof(float8), columns_at(c, i, 0),
-				(Size) n * sizeof(float8));
-	SET_VARSIZE(c->result, VARHDRSZ + (Size) n * sizeof(float8) * c->width);
+		memmove(c->data + (Size) i * c->rows * sizeof(float8), columns_at(c, i, 0),
+				(Size) c->rows * sizeof(float8));
+	SET_VARSIZE(c->result, VARHDRSZ + (Size) c->rows * sizeof(float8) * c->width);
 	return c->result;
 }
 
@@ -222,14 +254,38 @@ scannable(Relation rel, Oid user, bool inherited)
 }
 
 /*
+ * Where attributes 1 to ``last`` begin in a heap tuple without NULLs (``offsets[a - 1]``,
+ * from the tuple's data), as heap_deform_tuple finds them, when all of them are of a fixed
+ * width; false when one is not (its offset depends on the values before).
+ */
+static bool
+fixed_offsets(TupleDesc desc, AttrNumber last, int *offsets)
+{
+	int			offset = 0;
+	AttrNumber	a;
+
+	for (a = 0; a < last; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attlen <= 0)
+			return false;
+		offset = att_align_nominal(offset, att->attalign);
+		offsets[a] = offset;
+		offset += att->attlen;
+	}
+	return true;
+}
+
+/*
  * pyml._read_columns(relation regclass, columns text[], key text, first_block int8,
  * last_block int8) -> bytea: the rows in blocks [first_block, last_block) (NULL bounds: the
  * whole table); each of ``columns`` as n native float8 (NULL as NaN), one column after the
  * other, then ``key`` (an integer column; NULL: none) as n native int8, a NULL key being an
  * error (22004). NULL when it may not read them itself (see above).
  */
-static bytea *
-read_columns(FunctionCallInfo fcinfo, MemoryContext into)
+static bool
+read_columns(FunctionCallInfo fcinfo, Columns *columns)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	ArrayType  *names = PG_GETARG_ARRAYTYPE_P(1);
@@ -243,12 +299,13 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	AttrNumber	key_attnum = InvalidAttrNumber;
 	Oid			key_type = InvalidOid;
 	AttrNumber	last_attnum = 0;
+	int		   *offsets;
+	bool		fixed;
 	Relation	rel;
 	Relation	view = NULL;
 	List	   *tlist = NIL;	/* a plain view's columns */
 	bool		inherited = true;	/* does a SELECT read the table's children too */
 	Oid			reader = GetUserId();
-	Columns		columns;
 	ItemPointerData low;
 	ItemPointerData high;
 	TableScanDesc scan;
@@ -272,7 +329,7 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 		if (rtindex == 0)
 		{
 			table_close(rel, AccessShareLock);
-			return NULL;
+			return false;
 		}
 		table = rt_fetch(rtindex, query->rtable);
 		tlist = query->targetList;
@@ -341,13 +398,26 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	 * Room for the rows the planner's statistics expect (the table, or the range's share of
 	 * it), so that the result rarely grows while the rows are written.
 	 */
-	columns_init(&columns, k + (key_attnum != InvalidAttrNumber),
+	columns_init(columns, k + (key_attnum != InvalidAttrNumber),
 				 estimate_rows(rel, whole, whole ? 0 : PG_GETARG_INT64(3),
-							   whole ? 0 : PG_GETARG_INT64(4)),
-				 into);
+							   whole ? 0 : PG_GETARG_INT64(4)));
+
+	/*
+	 * A row without NULLs of a heap whose columns are all of a fixed width up to the last one
+	 * read (usual for numbers) is read where its values are, each at the offset
+	 * heap_deform_tuple would find (every row has them: the same bytes to the bit); any
+	 * other row through the slot.
+	 */
+	offsets = palloc(sizeof(int) * Max(last_attnum, 1));
+	fixed = fixed_offsets(RelationGetDescr(rel), last_attnum, offsets);
+	for (i = 0; i < k; i++)
+		fixed &= TupleDescAttr(RelationGetDescr(rel), attnums[i] - 1)->attbyval;
+	if (key_attnum != InvalidAttrNumber)
+		fixed &= TupleDescAttr(RelationGetDescr(rel), key_attnum - 1)->attbyval;
 
 	snapshot = GetActiveSnapshot();
 	slot = table_slot_create(rel, NULL);
+	fixed &= TTS_IS_BUFFERTUPLE(slot);
 	if (whole)
 		scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);	/* from block 0 */
 	else
@@ -366,7 +436,7 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 			table_close(rel, AccessShareLock);
 			if (view != NULL)
 				table_close(view, AccessShareLock);
-			return columns_finish(&columns, 0);
+			return true;
 		}
 		ItemPointerSet(&low, (BlockNumber) first, 0);
 		ItemPointerSet(&high, (BlockNumber) (last - 1), MaxOffsetNumber);
@@ -378,8 +448,40 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	{
 		if ((n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (n == columns.capacity)
-			columns_grow(&columns, n);
+		if (n == columns->capacity)
+			columns_grow(columns, n);
+		if (fixed)
+		{
+			HeapTuple	tuple = ((BufferHeapTupleTableSlot *) slot)->base.tuple;
+
+			if (!HeapTupleHasNulls(tuple) &&
+				HeapTupleHeaderGetNatts(tuple->t_data) >= last_attnum)
+			{
+				const char *data = (const char *) tuple->t_data + tuple->t_data->t_hoff;
+				TupleDesc	desc = RelationGetDescr(rel);
+
+				for (i = 0; i < k; i++)
+				{
+					int			a = attnums[i] - 1;
+					float8		value = as_float8(types[i],
+												  fetch_att(data + offsets[a], true,
+															TupleDescAttr(desc, a)->attlen));
+
+					memcpy(columns_at(columns, i, n), &value, sizeof(float8));
+				}
+				if (key_attnum != InvalidAttrNumber)
+				{
+					int			a = key_attnum - 1;
+					int64		key = as_int64(key_type,
+											   fetch_att(data + offsets[a], true,
+														 TupleDescAttr(desc, a)->attlen));
+
+					memcpy(columns_at(columns, k, n), &key, sizeof(int64));
+				}
+				n++;
+				continue;
+			}
+		}
 		slot_getsomeattrs(slot, last_attnum);
 		for (i = 0; i < k; i++)
 		{
@@ -387,7 +489,7 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 			float8		value = slot->tts_isnull[a] ? get_float8_nan()
 				: as_float8(types[i], slot->tts_values[a]);
 
-			memcpy(columns_at(&columns, i, n), &value, sizeof(float8));
+			memcpy(columns_at(columns, i, n), &value, sizeof(float8));
 		}
 		if (key_attnum != InvalidAttrNumber)
 		{
@@ -399,7 +501,7 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("pyml._read_columns: a NULL key")));
 			key = as_int64(key_type, slot->tts_values[a]);
-			memcpy(columns_at(&columns, k, n), &key, sizeof(int64));
+			memcpy(columns_at(columns, k, n), &key, sizeof(int64));
 		}
 		n++;
 	}
@@ -409,13 +511,14 @@ read_columns(FunctionCallInfo fcinfo, MemoryContext into)
 	if (view != NULL)
 		table_close(view, AccessShareLock);
 
-	return columns_finish(&columns, n);
+	columns->rows = n;
+	return true;
 
 refused:						/* pyml reads through SQL */
 	table_close(rel, AccessShareLock);
 	if (view != NULL)
 		table_close(view, AccessShareLock);
-	return NULL;
+	return false;
 }
 
 /*
@@ -425,99 +528,115 @@ refused:						/* pyml reads through SQL */
 Datum
 pyml_read_columns(PG_FUNCTION_ARGS)
 {
-	bytea	   *result = read_columns(fcinfo, CurrentMemoryContext);
+	Columns		columns = {.context = CurrentMemoryContext};
 
-	if (result == NULL)
+	if (!read_columns(fcinfo, &columns))
 		PG_RETURN_NULL();
-	PG_RETURN_BYTEA_P(result);
+	PG_RETURN_BYTEA_P(columns_bytea(&columns));
 }
 
 /*
- * A read held for pyml's Python rather than returned: the bytes pyml._read_columns would
- * return stay in a memory context of the transaction, and the Python that runs in this
- * backend copies them once into its own array (pyml_read_take, through ctypes), where a
- * returned bytea is copied three times (into SPI's result, into a Python bytes object, then
- * into numpy's arrays): at 1M rows x 11 columns each copy of 88 MB costs ~30 ms.
+ * A read held for pyml's Python rather than returned: the columns pyml._read_columns would
+ * return are read into a buffer of malloc's, which the Python that runs in this backend
+ * takes as it is (pyml_read_give, through ctypes) and frees when its last array of them
+ * goes (pyml_read_free). A returned bytea is copied three times (into SPI's result, into a
+ * Python bytes object, then into numpy's arrays), and each copy of 88 MB (1M rows x 11
+ * columns) into fresh memory costs ~50 ms on this kind of machine, most of it the kernel
+ * giving the pages.
  *
- * One read is held at a time; the next one, or the end of the transaction, frees it.
+ * One read is held at a time: the next one, or the end of the transaction however it ends
+ * (a reset callback of a memory context under TopTransactionContext), frees a read not
+ * given, and one whose reading failed half-way.
  */
-static MemoryContext held_context = NULL;
-static bytea *held = NULL;
-static uint64 held_token = 0;
+static struct
+{
+	MemoryContext context;		/* whose reset frees ``data`` */
+	char	   *data;			/* malloc'd */
+	int64		width;
+	int64		capacity;
+	int64		rows;
+	uint64		token;			/* 0: nothing given yet */
+} held;
 
 static void
 held_forget(void *arg)
 {
-	held_context = NULL;
-	held = NULL;
+	free(held.data);
+	held.data = NULL;
+	held.context = NULL;
+	held.token = 0;
 }
 
 static void
 held_free(void)
 {
-	if (held_context != NULL)
-		MemoryContextDelete(held_context);	/* held_forget clears the rest */
+	if (held.context != NULL)
+		MemoryContextDelete(held.context);	/* held_forget clears the rest */
 }
 
 PG_FUNCTION_INFO_V1(pyml_read_columns_held);
 
 /*
  * pyml._read_columns_held(relation regclass, columns text[], key text, first_block int8,
- * last_block int8) -> int8: pyml._read_columns's bytes held for pyml_read_take, and the
+ * last_block int8) -> int8: pyml._read_columns's columns held for pyml_read_give, and the
  * token that takes them; NULL when it may not read them itself.
  */
 Datum
 pyml_read_columns_held(PG_FUNCTION_ARGS)
 {
+	static uint64 tokens = 0;
 	MemoryContextCallback *callback;
-	bytea	   *result;
+	Columns		columns = {.owner = &held.data};
 
 	held_free();
-	held_context = AllocSetContextCreate(TopTransactionContext, "pyml held read",
-										 ALLOCSET_DEFAULT_SIZES);
-	callback = MemoryContextAlloc(held_context, sizeof(MemoryContextCallback));
+	held.context = AllocSetContextCreate(TopTransactionContext, "pyml held read",
+										 ALLOCSET_SMALL_SIZES);
+	callback = MemoryContextAlloc(held.context, sizeof(MemoryContextCallback));
 	callback->func = held_forget;
 	callback->arg = NULL;
-	MemoryContextRegisterResetCallback(held_context, callback);
-	result = read_columns(fcinfo, held_context);
-	if (result == NULL)
+	MemoryContextRegisterResetCallback(held.context, callback);
+	if (!read_columns(fcinfo, &columns))
 	{
 		held_free();
 		PG_RETURN_NULL();
 	}
-	held = result;
-	held_token++;
-	PG_RETURN_INT64((int64) held_token);
+	held.width = columns.width;
+	held.capacity = columns.capacity;
+	held.rows = columns.rows;
+	held.token = ++tokens;
+	PG_RETURN_INT64((int64) held.token);
 }
 
 /*
- * Called through ctypes by the Python in this backend (see pyml/server/_native.py):
- * the size in bytes of the read held under ``token``, or -1 when none is.
+ * Called through ctypes by the Python in this backend (see pyml/server/_native.py): the
+ * buffer of the read held under ``token``, given to the caller, who frees it with
+ * pyml_read_free; shape[0] its columns (``width``), shape[1] the room of each (``capacity``
+ * 8-byte values, column i's from byte i * capacity * 8), shape[2] the rows read (the first
+ * of each column). NULL when no read of that token is held (then shape is untouched).
+ * Raises no PostgreSQL error.
  */
-PGDLLEXPORT int64 pyml_read_held(uint64 token);
+PGDLLEXPORT void *pyml_read_give(uint64 token, int64 *shape);
 
-int64
-pyml_read_held(uint64 token)
+void *
+pyml_read_give(uint64 token, int64 *shape)
 {
-	if (held == NULL || token != held_token)
-		return -1;
-	return (int64) VARSIZE(held) - VARHDRSZ;
-}
+	void	   *data = held.data;
 
-/*
- * ... and its bytes copied to ``into`` (``size`` of them, what pyml_read_held said), then
- * freed: 0; -1 (nothing copied) when no read of that token and size is held. Raises no
- * PostgreSQL error.
- */
-PGDLLEXPORT int pyml_read_take(uint64 token, void *into, int64 size);
-
-int
-pyml_read_take(uint64 token, void *into, int64 size)
-{
-	if (pyml_read_held(token) != size || (into == NULL && size > 0))
-		return -1;
-	if (size > 0)
-		memcpy(into, VARDATA(held), (size_t) size);
+	if (data == NULL || token == 0 || token != held.token)
+		return NULL;
+	shape[0] = held.width;
+	shape[1] = held.capacity;
+	shape[2] = held.rows;
+	held.data = NULL;			/* the caller's now */
 	held_free();
-	return 0;
+	return data;
+}
+
+/* ... and its end, when the last array of it goes */
+PGDLLEXPORT void pyml_read_free(void *data);
+
+void
+pyml_read_free(void *data)
+{
+	free(data);
 }

@@ -9,8 +9,9 @@ by its result whether it took what it was given.
 - ``pyml_stream_fast`` (src/stream.c): how a sync stream's trigger may score its next
   single-row INSERTs in C; ``pyml_stream_queue``: how an async stream's trigger may queue
   them.
-- ``pyml_read_held`` and ``pyml_read_take`` (src/scan.c): the bytes a read of
-  ``pyml._read_columns_held`` holds, copied once into an array of this Python's.
+- ``pyml_read_give`` and ``pyml_read_free`` (src/scan.c): the columns a read of
+  ``pyml._read_columns_held`` holds, given to this Python as they are (no copy), and
+  freed when its last array of them goes.
 
 Each is looked up once a backend (a backend is one session).
 """
@@ -91,29 +92,51 @@ def stream_queue() -> Any:
 
 
 @functools.cache
-def _read_held() -> Any:
-    return _function("pyml_read_held", [ctypes.c_uint64], ctypes.c_int64)
+def _read_give() -> Any:
+    return _function(
+        "pyml_read_give", [ctypes.c_uint64, ctypes.POINTER(ctypes.c_int64)], ctypes.c_void_p
+    )
 
 
 @functools.cache
-def _read_take() -> Any:
-    return _function("pyml_read_take", [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64])
+def _read_free() -> Any:
+    return _function("pyml_read_free", [ctypes.c_void_p], None)
 
 
-def take_read(token: int) -> Any:
-    """The bytes held under ``token`` by ``pyml._read_columns_held``, as a new uint8 array
-    (aligned for float8 and int8 views); the held copy is freed."""
+class _Given:
+    """A read's buffer given by pyml.so, as numpy sees it (``__array_interface__``: float8
+    values, ``(width, capacity)``); freed by pyml.so when the last array of it goes (every
+    array made from it keeps it as its base)."""
+
+    def __init__(self, address: int, width: int, capacity: int, free: Any) -> None:
+        self.__array_interface__ = {
+            "data": (address, False),
+            "shape": (width, capacity),
+            "typestr": "<f8",
+            "version": 3,
+        }
+        self._address, self._free = address, free
+
+    def __del__(self) -> None:
+        self._free(self._address)
+
+
+def take_read(token: int) -> tuple[Any, int]:
+    """The columns read by ``pyml._read_columns_held`` under ``token``, taken as they are:
+    a float64 array ``(width, capacity)`` whose row i is column i (an int8 key's values
+    as float8 bytes: ``view(np.int64)``), and the number of rows read (the first of each
+    row). Its memory goes with the last array of it."""
     import numpy as np
 
-    if _read_held() is None or _read_take() is None:
+    give, free = _read_give(), _read_free()
+    if give is None or free is None:
         raise RuntimeError("this pyml.so holds no reads: install pyml's library again")
-    size = _read_held()(token)
-    if size < 0:
+    shape = (ctypes.c_int64 * 3)()
+    address = give(token, shape)
+    if not address:
         raise RuntimeError(f"no read is held under token {token}")
-    into = np.empty(size, dtype=np.uint8)
-    if _read_take()(token, into.ctypes.data, size) != 0:
-        raise RuntimeError(f"the read held under token {token} could not be taken")
-    return into
+    width, capacity, rows = shape
+    return np.asarray(_Given(address, width, capacity, free)), rows
 
 
 @functools.cache

@@ -202,7 +202,7 @@ def train(db: Db, req: TrainRequest) -> TrainResult:
             fit.preprocess,
             fit.search_results,
         )
-        X_test = data.X[test_idx]
+        X_test = take(data.X, test_idx)  # a view for test_sampling 'last'
         snapshot.record(db, phases)  # a new snapshot's row, while the child converts
         onnx = None
         if parts[0].format == "skops":  # predicts through its ONNX part: wait for it

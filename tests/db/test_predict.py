@@ -1309,10 +1309,73 @@ def test_read_columns_reads_exactly_what_the_caller_may(conn: psycopg.Connection
         _read(conn, "public.scan_t", ["a"], "k")
 
 
+def test_read_columns_reads_rows_of_every_shape_as_sql_does(conn: psycopg.Connection) -> None:
+    """A row without NULLs whose columns up to the last one read are all of a fixed width is
+    read where its values are (src/scan.c, fixed_offsets); any other row through the
+    tuple's deforming. Either way the values a cast to float8 gives: rows written before a
+    column was added (its default, or NULL), a dropped column's bytes still in old rows,
+    NULLs, padding between types of different alignments, a text column before or after
+    the ones read."""
+    conn.execute(
+        "CREATE TABLE public.shape_t (k int8, x int2, gone float8, a float8, b int4)"
+    )
+    conn.execute(
+        "INSERT INTO public.shape_t SELECT i, -i, i * 3, i / 7.0,"
+        " CASE WHEN i % 11 = 0 THEN NULL ELSE i * 1000 END FROM generate_series(1, 300) i"
+    )
+    conn.execute("ALTER TABLE public.shape_t DROP COLUMN gone")
+    conn.execute("ALTER TABLE public.shape_t ADD COLUMN c float8 DEFAULT 2.5")
+    conn.execute("ALTER TABLE public.shape_t ADD COLUMN d real")
+    conn.execute(
+        "INSERT INTO public.shape_t SELECT i, i % 300, i / 3.0, i, i / 13.0,"
+        " CASE WHEN i % 4 = 0 THEN NULL ELSE i / 9.0 END FROM generate_series(301, 700) i"
+    )
+    conn.execute("UPDATE public.shape_t SET d = 0.5 WHERE k % 50 = 0 AND k <= 300")
+    conn.execute("CREATE TABLE public.shape_s (t text, a float8, b smallint, u text)")
+    conn.execute(
+        "INSERT INTO public.shape_s SELECT repeat('x', i % 40), i / 3.0,"
+        " CASE WHEN i % 6 = 0 THEN NULL ELSE i END, 'u' FROM generate_series(1, 500) i"
+    )
+    conn.execute("CREATE TABLE public.shape_u (a float8, u text, b int4)")
+    conn.execute(
+        "INSERT INTO public.shape_u SELECT i, repeat('y', i % 9), -i FROM generate_series(1, 99) i"
+    )
+    for table, columns in (
+        ("public.shape_t", ["x", "a", "b", "c", "d"]),
+        ("public.shape_t", ["a"]),
+        ("public.shape_t", ["d", "x"]),
+        ("public.shape_s", ["b", "a"]),
+        ("public.shape_u", ["a"]),
+        ("public.shape_u", ["b", "a"]),
+    ):
+        raw = _read(conn, table, columns, None)
+        n = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()[0]
+        got = np.frombuffer(raw, dtype=np.float64).reshape(len(columns), n)
+        expected = conn.execute(
+            sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("array_agg(coalesce({}::float8, 'NaN') ORDER BY ctid)").format(
+                        sql.Identifier(c)
+                    )
+                    for c in columns
+                ),
+                sql.SQL(table),
+            )
+        ).fetchone()
+        for j, column in enumerate(columns):
+            np.testing.assert_array_equal(
+                got[j], np.array(expected[j], dtype=np.float64), err_msg=f"{table}.{column}"
+            )
+    keys = np.frombuffer(_read(conn, "public.shape_t", ["c"], "k"), dtype=np.int64)[700:]
+    np.testing.assert_array_equal(np.sort(keys), np.arange(1, 701))
+
+
 def test_a_held_read_is_taken_once_by_the_backends_python(admin_url: str) -> None:
-    """pyml._read_columns_held keeps the bytes pyml._read_columns returns for the Python in
-    the backend, which copies them once (pyml.server._native.take_read): the same bytes;
-    taken once; an older token, or one of an earlier transaction, takes nothing."""
+    """pyml._read_columns_held keeps the columns pyml._read_columns returns for the Python
+    in the backend, which takes their buffer as it is (pyml.server._native.take_read): the
+    same values, in a buffer that grew as the rows came (no statistics: room for 1024
+    rows first), alive as long as a view of it is; taken once; an older token, or one of
+    an earlier transaction, takes nothing."""
     code = """
 from pyml.server import _native
 plan = "SELECT pyml.{}('public.held_t'::regclass, ARRAY['a', 'b'], 'k', NULL, NULL) AS v"
@@ -1320,7 +1383,14 @@ returned = plpy.execute(plan.format("_read_columns"))[0]["v"]
 older = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
 token = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
 assert token == older + 1, (older, token)
-assert _native.take_read(token).tobytes() == returned
+read, n = _native.take_read(token)
+assert n == 5000 and read.shape[0] == 3 and read.shape[1] >= n, (n, read.shape)
+assert read[:, :n].tobytes() == returned
+key = read[2, :n].view("int64")
+del read
+import gc
+gc.collect()
+assert key[:3].tolist() == [1, 2, 3] and int(key.sum()) == 5000 * 5001 // 2
 for gone in (token, older):  # taken, or held no more
     try:
         _native.take_read(gone)
@@ -1345,7 +1415,13 @@ GD["pyml_test_held"] = plpy.execute(plan.format("_read_columns_held"))[0]["v"]
         admin.execute(sql.SQL("DO {} LANGUAGE plpython3u").format(sql.Literal(code)))
         admin.execute(  # a read held by a transaction that ended is freed with it
             "DO $$from pyml.server import _native\n"
-            "assert _native._read_held()(GD['pyml_test_held']) == -1 $$ LANGUAGE plpython3u"
+            "try:\n"
+            "    _native.take_read(GD['pyml_test_held'])\n"
+            "except RuntimeError:\n"
+            "    pass\n"
+            "else:\n"
+            "    raise AssertionError('a read of an ended transaction was taken')\n"
+            "$$ LANGUAGE plpython3u"
         )
 
 

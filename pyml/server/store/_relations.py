@@ -243,8 +243,8 @@ def _read_direct(
     last: int | None,
 ) -> tuple[int, list[np.ndarray], list[Any]] | None:
     """Blocks ``[first, last)`` (None: all) of a table read by ``pyml._read_columns_held``
-    (src/scan.c: as COPY TO reads, as the caller; the bytes copied once, into one array
-    whose views the columns are); None when it may not (a view other than a plain one, row
+    (src/scan.c: as COPY TO reads, as the caller; the columns views of the buffer they
+    were read into); None when it may not (a view other than a plain one, row
     security, an array or a type it does not convert): then read through SQL."""
     import numpy as np
 
@@ -262,12 +262,9 @@ def _read_direct(
         raise
     if token is None:
         return None
-    raw = _native.take_read(token)  # copied once, into the array the columns are views of
-    width = 8 * len(numeric) + (8 if key is not None else 0)
-    n = len(raw) // width
-    flat = raw[: 8 * n * len(numeric)].view(np.float64)
-    values = [flat[j * n : (j + 1) * n] for j in range(len(numeric))]  # of one array
-    keys = [raw[8 * n * len(numeric) :].view(np.int64)] if key else []
+    read, n = _native.take_read(token)  # the columns as read: no copy
+    values = [read[j, :n] for j in range(len(numeric))]  # views of one buffer
+    keys = [read[len(numeric), :n].view(np.int64)] if key else []
     return n, values, keys
 
 
