@@ -1316,9 +1316,7 @@ def test_read_columns_reads_rows_of_every_shape_as_sql_does(conn: psycopg.Connec
     column was added (its default, or NULL), a dropped column's bytes still in old rows,
     NULLs, padding between types of different alignments, a text column before or after
     the ones read."""
-    conn.execute(
-        "CREATE TABLE public.shape_t (k int8, x int2, gone float8, a float8, b int4)"
-    )
+    conn.execute("CREATE TABLE public.shape_t (k int8, x int2, gone float8, a float8, b int4)")
     conn.execute(
         "INSERT INTO public.shape_t SELECT i, -i, i * 3, i / 7.0,"
         " CASE WHEN i % 11 = 0 THEN NULL ELSE i * 1000 END FROM generate_series(1, 300) i"
