@@ -152,3 +152,40 @@ def test_describe_numeric_as_numpy_computes_each_statistic(rng: np.random.Genera
     counts, edges = np.histogram(present, bins=drift.HISTOGRAM_BINS)
     assert stats["histogram"] == {"edges": edges.tolist(), "counts": counts.tolist()}
     assert sum(stats["bins"]["counts"]) == present.size
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(7).normal(size=50_000),
+        np.random.default_rng(8).random(30_001) * 1e-300,  # subnormal steps
+        np.random.default_rng(9).integers(-5, 6, size=10_000).astype(np.float64),
+        np.arange(1001, dtype=np.float64) / 1000,  # values on every edge
+        np.linspace(-1.0, 1.0, 21),
+        np.array([3.0]),
+        np.full(7, -2.5),
+        np.array([-0.0, 0.0, 1.0, -1.0, 2.0]),
+        np.array([1e308, -1e308, 0.0, 5e307]),  # a range numpy's arithmetic overflows
+        np.exp(np.random.default_rng(10).normal(scale=30, size=5_000)),
+    ],
+)
+def test_histogram_counts_are_numpys(values: np.ndarray) -> None:
+    """The histogram counted by comparisons with the edges is numpy's, edges and counts;
+    where max - min overflows (numpy refuses), still ten equal bins from min to max."""
+    counts, edges = drift._histogram(values, values.min(), values.max())
+    searched = np.bincount(  # the definition: [e0, e1), ..., [e9, e10]
+        np.minimum(np.searchsorted(edges, values, side="right") - 1, edges.size - 2),
+        minlength=edges.size - 1,
+    )
+    assert counts.tolist() == searched.tolist() and edges.size == drift.HISTOGRAM_BINS + 1
+    assert (edges[0], edges[-1]) == (values.min(), values.max()) or values.min() == values.max()
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(values.max() - values.min())
+    if overflows:
+        np.testing.assert_allclose(np.diff(edges), (values.max() / 10 - values.min() / 10))
+    else:
+        expected_counts, expected_edges = np.histogram(
+            values, bins=drift.HISTOGRAM_BINS, range=(values.min(), values.max())
+        )
+        assert edges.tolist() == expected_edges.tolist()
+        assert counts.tolist() == expected_counts.tolist()
