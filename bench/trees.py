@@ -7,7 +7,8 @@ without the kernel: ``LGBM_BoosterPredictForMat`` and the single-row fast predic
 same process on the same rows, best of ``--repeats``:
 
 - batches of 10,000, 100,000 and 1,000,000 rows (every core), without NaN and with 1% of
-  the values NaN (a block of rows with a NaN takes the kernel's longer decisions);
+  the values NaN (a block of rows with a NaN takes the kernel's longer decisions), by the
+  kernel and by the kernel walking every row (its scorer off);
 - one row at a time, the online path (a prepared row predictor), on 1,000 different rows
   in turn, and on one row repeated (what a microbenchmark that repeats one row shows:
   LightGBM's branches then always predict right).
@@ -56,7 +57,8 @@ def best(call: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return min(times), result
 
 
-def measure(repeats: int) -> list[tuple[str, float, float]]:
+def measure(repeats: int) -> list[tuple[str, float, float | None, float]]:
+    from pyml.core import _trees, _validate
     from pyml.core._lgbm import Booster
     from pyml.core.artifacts import _load_lightgbm
 
@@ -65,18 +67,22 @@ def measure(repeats: int) -> list[tuple[str, float, float]]:
     if kernel.forest is None:
         raise BenchError("pyml's tree kernel is not built or does not serve this model")
     lightgbm = Booster(text)  # no kernel: LightGBM's predictor
+    # the kernel walking every row's trees (no scorer for the rows without NaN)
+    walked = _trees.forest(_validate.lightgbm_text(text), scorer=False)
+    assert walked is not None and kernel.forest.scorer is not None
     rng = np.random.default_rng(20)
-    rows: list[tuple[str, float, float]] = []
+    rows: list[tuple[str, float, float | None, float]] = []
     for n in (10_000, 100_000, 1_000_000):
         for missing in (0.0, 0.01):
             X = rng.normal(size=(n, FEATURES))
             X[rng.random(X.shape) < missing] = np.nan
             theirs_s, theirs = best(partial(lightgbm.predict, X), repeats)
+            walked_s, walks = best(partial(walked.predict, X), repeats)
             mine_s, mine = best(partial(kernel.predict, X), repeats)
-            if not np.array_equal(mine, theirs):
+            if not (np.array_equal(mine, theirs) and np.array_equal(walks, theirs)):
                 raise BenchError(f"{n} rows: the kernel and LightGBM differ")
             what = f"{n:,} rows, one call, {'1% NaN' if missing else 'no NaN'} (ms)"
-            rows.append((what, theirs_s * 1e3, mine_s * 1e3))
+            rows.append((what, theirs_s * 1e3, walked_s * 1e3, mine_s * 1e3))
     singles = [list(r) for r in rng.normal(size=(1000, FEATURES))]
     theirs_row = lightgbm.row_predictor()
     mine_row = kernel.row_predictor()
@@ -97,11 +103,11 @@ def measure(repeats: int) -> list[tuple[str, float, float]]:
         theirs_s, _ = best(partial(loop, theirs_row), repeats)
         mine_s, _ = best(partial(loop, mine_row), repeats)
         what = f"one row per call, {label} (µs a call)"
-        rows.append((what, theirs_s / 20e3 * 1e6, mine_s / 20e3 * 1e6))
+        rows.append((what, theirs_s / 20e3 * 1e6, None, mine_s / 20e3 * 1e6))
     return rows
 
 
-def markdown(rows: list[tuple[str, float, float]], command: str) -> str:
+def markdown(rows: list[tuple[str, float, float | None, float]], command: str) -> str:
     load = os.getloadavg()[0]
     lines = [
         HEADING,
@@ -109,13 +115,16 @@ def markdown(rows: list[tuple[str, float, float]], command: str) -> str:
         f"`{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f" ({os.cpu_count()} cores, load {load:.1f}). One LightGBM model (100 trees, 31 leaves,"
         " 10 features), the same rows, best of each; answers equal to the bit. See"
-        " `bench/trees.py`.",
+        " `bench/trees.py`. \"Walking\": the kernel with every row walked tree by tree; pyml's"
+        " kernel scores blocks of rows without NaN split by split instead (QuickScorer, rows"
+        " as vector lanes); a block with a NaN is walked. One row per call is always walked.",
         "",
-        "| what | LightGBM | pyml's kernel | x faster |",
-        "|---|---:|---:|---:|",
+        "| what | LightGBM | pyml, walking | pyml's kernel | x LightGBM |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for label, theirs, mine in rows:
-        lines.append(f"| {label} | {theirs:.3f} | {mine:.3f} | {theirs / mine:.2f} |")
+    for label, theirs, walking, mine in rows:
+        walk = "" if walking is None else f"{walking:.3f}"
+        lines.append(f"| {label} | {theirs:.3f} | {walk} | {mine:.3f} | {theirs / mine:.2f} |")
     return "\n".join(lines) + "\n"
 
 

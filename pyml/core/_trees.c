@@ -3,9 +3,11 @@
  *
  * Evaluates LightGBM's numerical decision trees exactly as LightGBM 4 does (the same
  * comparisons, the same missing-value rules, the leaf values summed in the same order
- * from 0.0, the same output transform through the same libm), several rows of a block
- * at once so that their independent walks overlap in the CPU. Called through ctypes,
- * which releases the GIL; the caller gives the number of threads.
+ * from 0.0, the same output transform through the same libm). A batch's rows without NaN
+ * are scored four at a time split by split (score: QuickScorer), any other block of rows
+ * walked tree by tree, its rows' walks interleaved so that they overlap in the CPU; one row
+ * (the online path) is walked, its trees' walks interleaved. Called through ctypes, which
+ * releases the GIL; the caller gives the number of threads.
  *
  * The tables come from a model text pyml's validator has read completely
  * (pyml/core/_validate/_lightgbm.py): every child is a node or a leaf of the same model,
@@ -50,6 +52,26 @@ enum
 	OUTPUT_EXP = 3				/* poisson, gamma, tweedie */
 };
 
+/*
+ * The same trees for scoring rows without NaN a few at a time, feature by feature rather
+ * than tree by tree (QuickScorer: Lucchese et al., SIGIR 2015). A tree's leaves are
+ * numbered left to right (at most 64) and a row's state of a tree is a bit per leaf, all
+ * set at first. Every split of a feature, in ascending order of threshold, that a row
+ * goes right of (value > threshold: ascending, the first it does not go right of ends
+ * them) clears the bits of the leaves left of it; the row's leaf of each tree is then the
+ * lowest bit still set, the leaf a walk ends at. The rows of a block are lanes of vectors,
+ * so that one pass over the splits scores them all.
+ */
+typedef struct
+{
+	const double *thresholds;	/* the splits of feature 0, ascending, then feature 1's ... */
+	const int32_t *trees;		/* each split's tree */
+	const uint64_t *left_of;	/* each split's: the bits of the leaves left of it */
+	const int32_t *starts;		/* per feature, its first split; then the count of splits */
+	const int32_t *first_leaf;	/* per tree, where its leaves are in ``values`` */
+	const double *values;		/* the leaf values, tree by tree, each tree's left to right */
+} pyml_scorer;
+
 /* A model's tables, prepared once (pyml/core/_trees.py) */
 typedef struct
 {
@@ -64,6 +86,7 @@ typedef struct
 	int32_t		columns;
 	int32_t		zero_missing;	/* whether a node treats zero as missing */
 	double		sigmoid;
+	const pyml_scorer *scorer;	/* or NULL: rows are walked */
 } pyml_forest;
 
 /* A batch: rows x columns in, rows x classes out (row-major) */
@@ -315,15 +338,100 @@ predict_block(const pyml_forest *f, const double *values, int n, double *out, in
 	}
 }
 
+/*
+ * The scorer's lanes: LANES rows at a time. GCC's vector extensions: the widest vectors
+ * the target has (two SSE2 registers a vector without AVX, one with it: see score).
+ */
+#define LANES 4
+typedef double lanes_f __attribute__((vector_size(LANES * sizeof(double))));
+typedef int64_t lanes_i __attribute__((vector_size(LANES * sizeof(int64_t))));
+
+static inline int
+any_nan(const double *values, int64_t count)
+{
+	int64_t		i;
+	int			nan = 0;
+
+	for (i = 0; i < count; i++)
+		nan |= isnan(values[i]);
+	return nan;
+}
+
+/*
+ * Up to LANES rows of ``values`` (read_values's, no NaN, the model treating no zero as
+ * missing) into ``out``, as walk_rows(..., DECIDE_COMPARE) would: the same leaves, added
+ * in the order of the trees. ``state``: room for a lanes_i per tree, aligned.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx", "default")))
+#endif
+static void
+score(const pyml_forest *f, const double *values, int n, double *out, lanes_i *state)
+{
+	const pyml_scorer *s = f->scorer;
+	const int32_t classes = f->classes;
+	lanes_i		all;
+	int32_t		c,
+				t;
+	int			i;
+
+	for (i = 0; i < LANES; i++)
+		all[i] = -1;
+	for (t = 0; t < f->trees; t++)
+		state[t] = all;
+	for (c = 0; c < f->columns; c++)
+	{
+		const int32_t last = s->starts[c + 1];
+		int32_t		k;
+		double		top = -INFINITY;
+		lanes_f		x;
+
+		for (i = 0; i < LANES; i++)
+		{
+			/* a lane past the rows repeats the first row */
+			x[i] = values[(i < n ? i : 0) * f->columns + c];
+			top = x[i] > top ? x[i] : top;
+		}
+		/* the splits some lane goes right of: those below the largest value */
+		for (k = s->starts[c]; k < last && s->thresholds[k] < top; k++)
+		{
+			lanes_f		threshold = {0};
+			lanes_i		left_of = {0};
+			lanes_i		right;
+
+			threshold += s->thresholds[k];
+			left_of += (int64_t) s->left_of[k];
+			right = x > threshold;	/* the lanes that go right: -1 */
+			state[s->trees[k]] &= ~(right & left_of);
+		}
+	}
+	memset(out, 0, sizeof(double) * (size_t) n * (size_t) classes);
+	for (t = 0; t < f->trees; t++)
+	{
+		const double *leaves = s->values + s->first_leaf[t];
+
+		for (i = 0; i < n; i++)
+			out[i * classes + t % classes] +=
+				leaves[__builtin_ctzll((uint64_t) state[t][i])];
+	}
+	if (f->output != OUTPUT_RAW)
+		for (i = 0; i < n; i++)
+			convert(f, out + i * classes);
+}
+
 static void
 run_rows(job *j, int64_t first, int64_t last)
 {
 	const pyml_forest *f = j->f;
 	double	   *values = malloc(sizeof(double) * (size_t) BLOCK * (size_t) f->columns);
+	void	   *state = NULL;
 	int64_t		r;
 
-	if (values == NULL)
+	if (values == NULL || (f->scorer != NULL &&
+						   posix_memalign(&state, sizeof(lanes_i),
+										  sizeof(lanes_i) * (size_t) f->trees) != 0))
 	{
+		free(values);
 		j->failed = 1;
 		return;
 	}
@@ -331,9 +439,28 @@ run_rows(job *j, int64_t first, int64_t last)
 	{
 		int			n = (int) (last - r < BLOCK ? last - r : BLOCK);
 		int			nan = read_values(j->x + r * f->columns, values, (int64_t) n * f->columns);
+		double	   *out = j->out + r * f->classes;
 
-		predict_block(f, values, n, j->out + r * f->classes, nan);
+		if (state != NULL && !f->zero_missing)
+		{
+			int			i;
+
+			/* LANES rows at a time: scored without a NaN, else walked */
+			for (i = 0; i < n; i += LANES)
+			{
+				int			m = n - i < LANES ? n - i : LANES;
+				const double *lanes = values + i * f->columns;
+
+				if (nan && any_nan(lanes, m * f->columns))
+					predict_block(f, lanes, m, out + i * f->classes, 1);
+				else
+					score(f, lanes, m, out + i * f->classes, state);
+			}
+		}
+		else
+			predict_block(f, values, n, out, nan);
 	}
+	free(state);
 	free(values);
 }
 

@@ -6,7 +6,8 @@ batch's time in the database went there (bench/RESULTS.md, issue 19). The kernel
 same trees from flat tables, several rows at a time, with the same comparisons, the same
 missing-value rules, the same order of additions and the same output functions, so that its
 answers are LightGBM's to the bit (tests/unit/test_trees.py compares them on every kind of
-value). It serves what it evaluates exactly: numerical splits, no linear trees, no averaged
+value); rows without NaN of a model whose trees have at most 64 leaves are scored split by
+split rather than walked (QuickScorer: :func:`_scorer`'s tables). It serves what it evaluates exactly: numerical splits, no linear trees, no averaged
 output (random forest mode), and the objectives whose output function it has; any other
 model keeps LightGBM's predictor.
 
@@ -38,6 +39,19 @@ _MISSING_NONE, _MISSING_ZERO = 0, 1
 _NAN_LEFT = 8  # NAN_LEFT of _trees.c
 
 
+class _Scorer(ctypes.Structure):
+    """pyml_scorer of _trees.c"""
+
+    _fields_ = [
+        ("thresholds", ctypes.c_void_p),
+        ("trees", ctypes.c_void_p),
+        ("left_of", ctypes.c_void_p),
+        ("starts", ctypes.c_void_p),
+        ("first_leaf", ctypes.c_void_p),
+        ("values", ctypes.c_void_p),
+    ]
+
+
 class _Tables(ctypes.Structure):
     """pyml_forest of _trees.c"""
 
@@ -53,6 +67,7 @@ class _Tables(ctypes.Structure):
         ("columns", ctypes.c_int32),
         ("zero_missing", ctypes.c_int32),
         ("sigmoid", ctypes.c_double),
+        ("scorer", ctypes.c_void_p),
     ]
 
 
@@ -130,7 +145,14 @@ def _floats(values: list[bytes]) -> np.ndarray:
 class Forest:
     """A LightGBM model's trees as the kernel's tables."""
 
-    def __init__(self, model: LightGBMText, output: int, sigmoid: float, steps: str = "auto"):
+    def __init__(
+        self,
+        model: LightGBMText,
+        output: int,
+        sigmoid: float,
+        steps: str = "auto",
+        scorer: bool = True,
+    ):
         trees = model.trees
         leaves = model.leaves
         nodes = leaves - 1
@@ -173,7 +195,16 @@ class Forest:
         self.num_features = model.max_feature_idx + 1
         self.output = output
         self.sigmoid = sigmoid
+        # rows without NaN are scored feature by feature when every tree has at most 64
+        # leaves (a bit each) and no node treats zero as missing
+        zero_missing = bool((missing == _MISSING_ZERO).any())
+        self.scorer = None
+        if scorer and not zero_missing and int(leaves.max()) <= _SCORER_LEAVES:
+            self.scorer = _scorer(
+                table, self.roots, internal, leaves, self.leaves, model.max_feature_idx + 1
+            )
         # the arrays above live as long as this object, and so do the pointers
+        self._scorer = _Scorer(*(a.ctypes.data for a in self.scorer or ()))
         self._tables = _Tables(
             self.nodes.ctypes.data,
             self.roots.ctypes.data,
@@ -184,8 +215,9 @@ class Forest:
             self.classes,
             output,
             self.num_features,
-            int((missing == _MISSING_ZERO).any()),
+            int(zero_missing),
             sigmoid,
+            ctypes.addressof(self._scorer) if self.scorer else None,
         )
         self._ref = ctypes.byref(self._tables)
 
@@ -268,10 +300,65 @@ def _steps(
     return np.where(fixed, deepest, 0).astype(np.int32)
 
 
-def forest(model: LightGBMText, steps: str = "auto") -> Forest | None:
+_SCORER_LEAVES = 64  # a bit per leaf in a uint64
+
+
+def _scorer(
+    table: np.ndarray,
+    roots: np.ndarray,
+    internal: int,
+    leaves: np.ndarray,
+    values: np.ndarray,
+    columns: int,
+) -> tuple[np.ndarray, ...]:
+    """The scorer's tables (pyml_scorer of _trees.c): the splits sorted by feature and
+    threshold, each with its tree and the bits of the leaves left of it; per feature where
+    its splits start; the leaf values of each tree left to right."""
+    left, right = table["left"], table["right"]
+    # each node's depth, then bottom-up its count of leaves, then top-down the rank of its
+    # leftmost leaf in its tree (the trees' nodes a level at a time)
+    levels = []
+    level = roots
+    while level.size:  # the validator bounds the depth
+        levels.append(level)
+        level = level[level < internal]
+        level = np.concatenate((left[level], right[level]))
+    under = np.ones(table.size, dtype=np.int64)
+    for level in reversed(levels):
+        split = level[level < internal]
+        under[split] = under[left[split]] + under[right[split]]
+    rank = np.zeros(table.size, dtype=np.int64)
+    for level in levels:
+        split = level[level < internal]
+        rank[left[split]] = rank[split]
+        rank[right[split]] = rank[split] + under[left[split]]
+    splits = np.arange(internal)
+    left_of = (
+        (np.uint64(1) << under[left[splits]].astype(np.uint64)) - np.uint64(1)
+    ) << rank[splits].astype(np.uint64)
+    nodes = leaves - 1
+    tree_of = np.repeat(np.arange(len(leaves), dtype=np.int32), nodes)
+    order = np.lexsort((table["threshold"][:internal], table["feature"][:internal]))
+    features = table["feature"][:internal][order]
+    first_leaf = np.concatenate(([0], np.cumsum(leaves)[:-1])).astype(np.int32)
+    tree_of_leaf = np.repeat(np.arange(len(leaves)), leaves)
+    by_rank = np.empty(values.size, dtype=np.float64)
+    by_rank[first_leaf[tree_of_leaf] + rank[internal:]] = values
+    return (
+        np.ascontiguousarray(table["threshold"][:internal][order]),
+        np.ascontiguousarray(tree_of[order]),
+        np.ascontiguousarray(left_of[order]),
+        np.searchsorted(features, np.arange(columns + 1)).astype(np.int32),
+        first_leaf,
+        by_rank,
+    )
+
+
+def forest(model: LightGBMText, steps: str = "auto", scorer: bool = True) -> Forest | None:
     """The kernel's tables for a checked model it evaluates exactly, or None (LightGBM
     predicts): categorical splits, linear trees, averaged output, other objectives, or no
-    kernel in this installation. ``steps``: see :func:`_steps`."""
+    kernel in this installation. ``steps``: see :func:`_steps`; ``scorer`` false: rows
+    without NaN are walked too (tests, benchmarks)."""
     if library() is None or model.average_output or not model.trees:
         return None
     if model.linear.any() or any(tree[b"num_cat"] != b"0" for tree in model.trees):
@@ -280,4 +367,4 @@ def forest(model: LightGBMText, steps: str = "auto") -> Forest | None:
     # nodes and leaves are indexed by int32
     if output is None or 2 * int(model.leaves.sum()) > _INT32_MAX:
         return None
-    return Forest(model, *output, steps=steps)
+    return Forest(model, *output, steps=steps, scorer=scorer)

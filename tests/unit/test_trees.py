@@ -41,12 +41,14 @@ def _model(X: np.ndarray, y: np.ndarray, rounds: Any = 30, **params: Any) -> byt
 
 def _both(text: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, _trees.Forest]:
     """The kernel's answers (the same whether its walks stop at each row's leaf or take
-    every tree's depth in steps) and LightGBM's."""
+    every tree's depth in steps, and whether rows without NaN are scored or walked) and
+    LightGBM's."""
     model = _validate.lightgbm_text(text)
     forests = [_trees.forest(model, steps) for steps in ("auto", "walk", "fixed")]
+    forests.append(_trees.forest(model, scorer=False))
     X = np.ascontiguousarray(X)
     answers = [forest.predict(X) for forest in forests if forest is not None]
-    assert len(answers) == 3
+    assert len(answers) == 4
     for other in answers[1:]:
         np.testing.assert_array_equal(other, answers[0])
     plain = Booster(text)  # no forest: LightGBM's predictor
@@ -118,6 +120,69 @@ def test_missing_value_rules(missing: str) -> None:
     np.testing.assert_array_equal([row(list(x)) for x in test[:400]], theirs[:400])
 
 
+def _ties(forest: _trees.Forest, X: np.ndarray) -> np.ndarray:
+    """Rows each on the threshold of another split (ties decide left), beside rows of other
+    values in the same blocks."""
+    X = X.copy()
+    splits = forest.nodes[: int(np.count_nonzero(np.isfinite(forest.nodes["threshold"])))]
+    for i in range(0, len(X), 2):
+        node = splits[(i // 2) % len(splits)]
+        X[i, node["feature"]] = node["threshold"]
+    return X
+
+
+def _finite(X: np.ndarray) -> np.ndarray:
+    """``_awkward``'s rows without NaN: the rows the scorer takes (every row of a block)."""
+    X = _awkward(X)
+    X[np.isnan(X)] = 0.25
+    return X
+
+
+@pytest.mark.parametrize(
+    ("objective", "extra"),
+    [
+        ("regression", {}),
+        ("binary", {"sigmoid": 0.7}),
+        ("poisson", {}),
+        ("multiclass", {"num_class": 3}),
+        ("regression", {"num_leaves": 64, "min_data_in_leaf": 2}),  # a bit for each of 64
+    ],
+)
+def test_rows_without_nan_are_scored_as_walked(objective: str, extra: dict[str, Any]) -> None:
+    """Blocks of rows without NaN are scored split by split (the scorer, _trees.c): the
+    bits of LightGBM, on the thresholds themselves, infinities, -0.0 and values read as 0,
+    any number of rows (lanes left over)."""
+    X = _data(15)
+    signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2
+    y = {
+        "regression": signal,
+        "binary": (signal > 0.5).astype(float),
+        "poisson": np.round(np.exp(signal / 4)),
+        "multiclass": np.digitize(signal, [0.0, 1.0]).astype(float),
+    }[objective]
+    text = _model(X, y, objective=objective, **extra)
+    model = _validate.lightgbm_text(text)
+    forest = _trees.forest(model)
+    assert forest is not None and forest.scorer is not None
+    test = _finite(_data(16))
+    for rows in (test, _thresholds(forest, test), _ties(forest, test), _finite(-_data(17))):
+        mine, theirs, _ = _both(text, rows)
+        np.testing.assert_array_equal(mine, theirs)
+    for n in range(1, 10):
+        np.testing.assert_array_equal(forest.predict(test[:n]), Booster(text).predict(test[:n]))
+
+
+def test_what_the_scorer_leaves_to_walks() -> None:
+    """Trees of more than 64 leaves, and zero as missing, are walked (the same answers)."""
+    X = np.nan_to_num(_data(18))
+    y = np.sin(X[:, 0] * 3) + X[:, 1] * X[:, 2]
+    for params in ({"num_leaves": 65, "min_data_in_leaf": 2}, {"zero_as_missing": True}):
+        text = _model(X, y, objective="regression", **params)
+        forest = _trees.forest(_validate.lightgbm_text(text))
+        assert forest is not None and forest.scorer is None, params
+        np.testing.assert_array_equal(forest.predict(_finite(X)), Booster(text).predict(_finite(X)))
+
+
 def test_trees_walked_both_ways_in_one_model(monkeypatch: pytest.MonkeyPatch) -> None:
     # "auto" walks a tree much deeper in places than on average row by row, the others in a
     # fixed number of steps: with a strict ratio, one model has both kinds
@@ -142,6 +207,8 @@ def test_one_leaf_trees_and_a_single_row() -> None:
     text = _model(X, y, objective="regression", rounds=5)
     mine, theirs, forest = _both(text, X[:100])
     np.testing.assert_array_equal(mine, theirs)
+    assert forest.scorer is not None  # trees without splits: each row's leaf is leaf 0
+    np.testing.assert_array_equal(*_both(text, _finite(X[:100]))[:2])
     row = forest.row_predictor()
     assert [row(list(x)) for x in X[:3]] == list(theirs[:3])
 
