@@ -7,9 +7,10 @@ same trees from flat tables, several rows at a time, with the same comparisons, 
 missing-value rules, the same order of additions and the same output functions, so that its
 answers are LightGBM's to the bit (tests/unit/test_trees.py compares them on every kind of
 value); rows without NaN of a model whose trees have at most 64 leaves are scored split by
-split rather than walked (QuickScorer: :func:`_scorer`'s tables). It serves what it evaluates exactly: numerical splits, no linear trees, no averaged
-output (random forest mode), and the objectives whose output function it has; any other
-model keeps LightGBM's predictor.
+split rather than walked (QuickScorer: :func:`_scorer`'s tables). It serves what it
+evaluates exactly: numerical splits, no linear trees, no averaged output (random forest
+mode), and the objectives whose output function it has; any other model keeps LightGBM's
+predictor.
 
 The kernel is a C library built with the package (``pyml.core._trees_c``, an extension
 module of setuptools that Python never imports: ctypes loads it, and its calls release the
