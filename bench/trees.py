@@ -115,7 +115,7 @@ def markdown(rows: list[tuple[str, float, float | None, float]], command: str) -
         f"`{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f" ({os.cpu_count()} cores, load {load:.1f}). One LightGBM model (100 trees, 31 leaves,"
         " 10 features), the same rows, best of each; answers equal to the bit. See"
-        " `bench/trees.py`. \"Walking\": the kernel with every row walked tree by tree; pyml's"
+        ' `bench/trees.py`. "Walking": the kernel with every row walked tree by tree; pyml\'s'
         " kernel scores blocks of rows without NaN split by split instead (QuickScorer, rows"
         " as vector lanes); a block with a NaN is walked. One row per call is always walked.",
         "",

@@ -334,9 +334,9 @@ def _scorer(
         rank[left[split]] = rank[split]
         rank[right[split]] = rank[split] + under[left[split]]
     splits = np.arange(internal)
-    left_of = (
-        (np.uint64(1) << under[left[splits]].astype(np.uint64)) - np.uint64(1)
-    ) << rank[splits].astype(np.uint64)
+    left_of = ((np.uint64(1) << under[left[splits]].astype(np.uint64)) - np.uint64(1)) << rank[
+        splits
+    ].astype(np.uint64)
     nodes = leaves - 1
     tree_of = np.repeat(np.arange(len(leaves), dtype=np.int32), nodes)
     order = np.lexsort((table["threshold"][:internal], table["feature"][:internal]))
