@@ -3,10 +3,11 @@
  *
  * Evaluates LightGBM's numerical decision trees exactly as LightGBM 4 does (the same
  * comparisons, the same missing-value rules, the leaf values summed in the same order
- * from 0.0, the same output transform through the same libm). A batch's rows without NaN
- * are scored four at a time split by split (score: QuickScorer), any other block of rows
- * walked tree by tree, its rows' walks interleaved so that they overlap in the CPU; one row
- * (the online path) is walked, its trees' walks interleaved. Called through ctypes, which
+ * from 0.0, the same output transform through the same libm). A batch's rows are scored
+ * four at a time split by split (score: QuickScorer); the rows of a model with more than 64
+ * leaves in a tree, or treating zero as missing, are walked tree by tree, several rows'
+ * walks interleaved so that they overlap in the CPU; one row (the online path) is walked,
+ * its trees' walks interleaved. Called through ctypes, which
  * releases the GIL; the caller gives the number of threads.
  *
  * The tables come from a model text pyml's validator has read completely
@@ -53,7 +54,7 @@ enum
 };
 
 /*
- * The same trees for scoring rows without NaN a few at a time, feature by feature rather
+ * The same trees for scoring rows a few at a time, feature by feature rather
  * than tree by tree (QuickScorer: Lucchese et al., SIGIR 2015). A tree's leaves are
  * numbered left to right (at most 64) and a row's state of a tree is a bit per leaf, all
  * set at first. Every split of a feature, in ascending order of threshold, that a row
@@ -67,6 +68,7 @@ typedef struct
 	const double *thresholds;	/* the splits of feature 0, ascending, then feature 1's ... */
 	const int32_t *trees;		/* each split's tree */
 	const uint64_t *left_of;	/* each split's: the bits of the leaves left of it */
+	const uint64_t *nan_right;	/* each split's: all bits set when it sends a NaN right */
 	const int32_t *starts;		/* per feature, its first split; then the count of splits */
 	const int32_t *first_leaf;	/* per tree, where its leaves are in ``values`` */
 	const double *values;		/* the leaf values, tree by tree, each tree's left to right */
@@ -346,21 +348,10 @@ predict_block(const pyml_forest *f, const double *values, int n, double *out, in
 typedef double lanes_f __attribute__((vector_size(LANES * sizeof(double))));
 typedef int64_t lanes_i __attribute__((vector_size(LANES * sizeof(int64_t))));
 
-static inline int
-any_nan(const double *values, int64_t count)
-{
-	int64_t		i;
-	int			nan = 0;
-
-	for (i = 0; i < count; i++)
-		nan |= isnan(values[i]);
-	return nan;
-}
-
 /*
- * Up to LANES rows of ``values`` (read_values's, no NaN, the model treating no zero as
- * missing) into ``out``, as walk_rows(..., DECIDE_COMPARE) would: the same leaves, added
- * in the order of the trees. ``state``: room for a lanes_i per tree, aligned.
+ * Up to LANES rows of ``values`` (read_values's; the model treating no zero as missing)
+ * into ``out``, as walk_rows(..., DECIDE_PLAIN) would: the same leaves, added in the order
+ * of the trees. ``state``: room for a lanes_i per tree, aligned.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx", "default")))
@@ -384,25 +375,49 @@ score(const pyml_forest *f, const double *values, int n, double *out, lanes_i *s
 		const int32_t last = s->starts[c + 1];
 		int32_t		k;
 		double		top = -INFINITY;
+		int			nan = 0;
 		lanes_f		x;
 
 		for (i = 0; i < LANES; i++)
 		{
 			/* a lane past the rows repeats the first row */
 			x[i] = values[(i < n ? i : 0) * f->columns + c];
-			top = x[i] > top ? x[i] : top;
+			top = x[i] > top ? x[i] : top;	/* (never a NaN) */
+			nan |= isnan(x[i]);
 		}
-		/* the splits some lane goes right of: those below the largest value */
-		for (k = s->starts[c]; k < last && s->thresholds[k] < top; k++)
+		if (!nan)
 		{
-			lanes_f		threshold = {0};
-			lanes_i		left_of = {0};
-			lanes_i		right;
+			/* the splits some lane goes right of: those below the largest value */
+			for (k = s->starts[c]; k < last && s->thresholds[k] < top; k++)
+			{
+				lanes_f		threshold = {0};
+				lanes_i		left_of = {0};
+				lanes_i		right;
 
-			threshold += s->thresholds[k];
-			left_of += (int64_t) s->left_of[k];
-			right = x > threshold;	/* the lanes that go right: -1 */
-			state[s->trees[k]] &= ~(right & left_of);
+				threshold += s->thresholds[k];
+				left_of += (int64_t) s->left_of[k];
+				right = x > threshold;	/* the lanes that go right: -1 */
+				state[s->trees[k]] &= ~(right & left_of);
+			}
+		}
+		else
+		{
+			/* a NaN goes right of the splits that send it right (decide_plain), any */
+			lanes_i		missing = x != x;
+
+			for (k = s->starts[c]; k < last; k++)
+			{
+				lanes_f		threshold = {0};
+				lanes_i		left_of = {0};
+				lanes_i		nan_right = {0};
+				lanes_i		right;
+
+				threshold += s->thresholds[k];
+				left_of += (int64_t) s->left_of[k];
+				nan_right += (int64_t) s->nan_right[k];
+				right = (x > threshold) | (missing & nan_right);
+				state[s->trees[k]] &= ~(right & left_of);
+			}
 		}
 	}
 	memset(out, 0, sizeof(double) * (size_t) n * (size_t) classes);
@@ -441,21 +456,13 @@ run_rows(job *j, int64_t first, int64_t last)
 		int			nan = read_values(j->x + r * f->columns, values, (int64_t) n * f->columns);
 		double	   *out = j->out + r * f->classes;
 
-		if (state != NULL && !f->zero_missing)
+		if (state != NULL)
 		{
 			int			i;
 
-			/* LANES rows at a time: scored without a NaN, else walked */
 			for (i = 0; i < n; i += LANES)
-			{
-				int			m = n - i < LANES ? n - i : LANES;
-				const double *lanes = values + i * f->columns;
-
-				if (nan && any_nan(lanes, m * f->columns))
-					predict_block(f, lanes, m, out + i * f->classes, 1);
-				else
-					score(f, lanes, m, out + i * f->classes, state);
-			}
+				score(f, values + i * f->columns, n - i < LANES ? n - i : LANES,
+					  out + i * f->classes, state);
 		}
 		else
 			predict_block(f, values, n, out, nan);

@@ -6,8 +6,8 @@ batch's time in the database went there (bench/RESULTS.md, issue 19). The kernel
 same trees from flat tables, several rows at a time, with the same comparisons, the same
 missing-value rules, the same order of additions and the same output functions, so that its
 answers are LightGBM's to the bit (tests/unit/test_trees.py compares them on every kind of
-value); rows without NaN of a model whose trees have at most 64 leaves are scored split by
-split rather than walked (QuickScorer: :func:`_scorer`'s tables). It serves what it
+value); the rows of a model whose trees have at most 64 leaves are scored split by split
+rather than walked (QuickScorer: :func:`_scorer`'s tables). It serves what it
 evaluates exactly: numerical splits, no linear trees, no averaged output (random forest
 mode), and the objectives whose output function it has; any other model keeps LightGBM's
 predictor.
@@ -47,6 +47,7 @@ class _Scorer(ctypes.Structure):
         ("thresholds", ctypes.c_void_p),
         ("trees", ctypes.c_void_p),
         ("left_of", ctypes.c_void_p),
+        ("nan_right", ctypes.c_void_p),
         ("starts", ctypes.c_void_p),
         ("first_leaf", ctypes.c_void_p),
         ("values", ctypes.c_void_p),
@@ -196,8 +197,8 @@ class Forest:
         self.num_features = model.max_feature_idx + 1
         self.output = output
         self.sigmoid = sigmoid
-        # rows without NaN are scored feature by feature when every tree has at most 64
-        # leaves (a bit each) and no node treats zero as missing
+        # rows are scored split by split when every tree has at most 64 leaves (a bit
+        # each) and no node treats zero as missing
         zero_missing = bool((missing == _MISSING_ZERO).any())
         self.scorer = None
         if scorer and not zero_missing and int(leaves.max()) <= _SCORER_LEAVES:
@@ -313,7 +314,8 @@ def _scorer(
     columns: int,
 ) -> tuple[np.ndarray, ...]:
     """The scorer's tables (pyml_scorer of _trees.c): the splits sorted by feature and
-    threshold, each with its tree and the bits of the leaves left of it; per feature where
+    threshold, each with its tree, the bits of the leaves left of it and whether it sends a
+    NaN right (all bits) or left; per feature where
     its splits start; the leaf values of each tree left to right."""
     left, right = table["left"], table["right"]
     # each node's depth, then bottom-up its count of leaves, then top-down the rank of its
@@ -349,6 +351,7 @@ def _scorer(
         np.ascontiguousarray(table["threshold"][:internal][order]),
         np.ascontiguousarray(tree_of[order]),
         np.ascontiguousarray(left_of[order]),
+        np.where(table["flags"][:internal][order] & _NAN_LEFT, 0, 2**64 - 1).astype(np.uint64),
         np.searchsorted(features, np.arange(columns + 1)).astype(np.int32),
         first_leaf,
         by_rank,
@@ -358,8 +361,8 @@ def _scorer(
 def forest(model: LightGBMText, steps: str = "auto", scorer: bool = True) -> Forest | None:
     """The kernel's tables for a checked model it evaluates exactly, or None (LightGBM
     predicts): categorical splits, linear trees, averaged output, other objectives, or no
-    kernel in this installation. ``steps``: see :func:`_steps`; ``scorer`` false: rows
-    without NaN are walked too (tests, benchmarks)."""
+    kernel in this installation. ``steps``: see :func:`_steps`; ``scorer`` false: every
+    row is walked (tests, benchmarks)."""
     if library() is None or model.average_output or not model.trees:
         return None
     if model.linear.any() or any(tree[b"num_cat"] != b"0" for tree in model.trees):
