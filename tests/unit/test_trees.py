@@ -41,7 +41,7 @@ def _model(X: np.ndarray, y: np.ndarray, rounds: Any = 30, **params: Any) -> byt
 
 def _both(text: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, _trees.Forest]:
     """The kernel's answers (the same whether its walks stop at each row's leaf or take
-    every tree's depth in steps, and whether rows without NaN are scored or walked) and
+    every tree's depth in steps, and whether rows are scored split by split or walked) and
     LightGBM's."""
     model = _validate.lightgbm_text(text)
     forests = [_trees.forest(model, steps) for steps in ("auto", "walk", "fixed")]
@@ -132,7 +132,8 @@ def _ties(forest: _trees.Forest, X: np.ndarray) -> np.ndarray:
 
 
 def _finite(X: np.ndarray) -> np.ndarray:
-    """``_awkward``'s rows without NaN: the rows the scorer takes (every row of a block)."""
+    """``_awkward``'s rows without NaN: the scorer's splits of a feature end at the first
+    that no lane goes right of (with a NaN in a lane, every split is visited)."""
     X = _awkward(X)
     X[np.isnan(X)] = 0.25
     return X
@@ -149,8 +150,8 @@ def _finite(X: np.ndarray) -> np.ndarray:
     ],
 )
 def test_rows_without_nan_are_scored_as_walked(objective: str, extra: dict[str, Any]) -> None:
-    """Blocks of rows without NaN are scored split by split (the scorer, _trees.c): the
-    bits of LightGBM, on the thresholds themselves, infinities, -0.0 and values read as 0,
+    """Rows without NaN, scored split by split (the scorer, _trees.c) to the first split no
+    lane goes right of: the bits of LightGBM, on the thresholds themselves, infinities, -0.0 and values read as 0,
     any number of rows (lanes left over)."""
     X = _data(15)
     signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2
