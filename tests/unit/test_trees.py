@@ -151,8 +151,8 @@ def _finite(X: np.ndarray) -> np.ndarray:
 )
 def test_rows_without_nan_are_scored_as_walked(objective: str, extra: dict[str, Any]) -> None:
     """Rows without NaN, scored split by split (the scorer, _trees.c) to the first split no
-    lane goes right of: the bits of LightGBM, on the thresholds themselves, infinities, -0.0 and values read as 0,
-    any number of rows (lanes left over)."""
+    lane goes right of: the bits of LightGBM, on the thresholds themselves, infinities,
+    -0.0 and values read as 0, any number of rows (lanes left over)."""
     X = _data(15)
     signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2
     y = {
