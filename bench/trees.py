@@ -115,9 +115,13 @@ def markdown(rows: list[tuple[str, float, float | None, float]], command: str) -
         f"`{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f" ({os.cpu_count()} cores, load {load:.1f}). One LightGBM model (100 trees, 31 leaves,"
         " 10 features), the same rows, best of each; answers equal to the bit. See"
-        ' `bench/trees.py`. "Walking": the kernel with every row walked tree by tree; pyml\'s'
-        " kernel scores blocks of rows without NaN split by split instead (QuickScorer, rows"
-        " as vector lanes); a block with a NaN is walked. One row per call is always walked.",
+        ' `bench/trees.py`. "Walking": the kernel with every row walked tree by tree (eight'
+        " rows' walks interleaved, each tree in its depth's steps); pyml's kernel scores four"
+        " rows at a time split by split instead (QuickScorer: each tree's leaves a bit each,"
+        " the splits of each feature in ascending order of threshold, each one a row goes"
+        " right of clearing the leaves left of it, the row's leaf the lowest bit left; the"
+        " rows are the lanes of vectors, AVX where the CPU has it; a NaN goes right of the"
+        " splits that send it right). One row per call is walked, eight trees at a time.",
         "",
         "| what | LightGBM | pyml, walking | pyml's kernel | x LightGBM |",
         "|---|---:|---:|---:|---:|",
