@@ -198,10 +198,16 @@ class Forest:
         self.output = output
         self.sigmoid = sigmoid
         # rows are scored split by split when every tree has at most 64 leaves (a bit
-        # each) and no node treats zero as missing
+        # each), no node treats zero as missing and no threshold is NaN (which every value
+        # goes right of, where the scorer's ascending thresholds end)
         zero_missing = bool((missing == _MISSING_ZERO).any())
         self.scorer = None
-        if scorer and not zero_missing and int(leaves.max()) <= _SCORER_LEAVES:
+        if (
+            scorer
+            and not zero_missing
+            and int(leaves.max()) <= _SCORER_LEAVES
+            and not np.isnan(splits["threshold"]).any()
+        ):
             self.scorer = _scorer(
                 table, self.roots, internal, leaves, self.leaves, model.max_feature_idx + 1
             )

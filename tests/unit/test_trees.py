@@ -174,14 +174,30 @@ def test_rows_without_nan_are_scored_as_walked(objective: str, extra: dict[str, 
 
 
 def test_what_the_scorer_leaves_to_walks() -> None:
-    """Trees of more than 64 leaves, and zero as missing, are walked (the same answers)."""
+    """Trees of more than 64 leaves, zero as missing, and a NaN threshold (every value goes
+    right of it, where the scorer's ascending thresholds end) are walked: LightGBM's
+    answers."""
     X = np.nan_to_num(_data(18))
     y = np.sin(X[:, 0] * 3) + X[:, 1] * X[:, 2]
-    for params in ({"num_leaves": 65, "min_data_in_leaf": 2}, {"zero_as_missing": True}):
-        text = _model(X, y, objective="regression", **params)
+    texts = [
+        _model(X, y, objective="regression", **params)
+        for params in ({"num_leaves": 65, "min_data_in_leaf": 2}, {"zero_as_missing": True})
+    ]
+    text = _model(X, y, objective="regression")
+    head, tree = text.split(b"Tree=0\n", 1)
+    line = next(line for line in tree.split(b"\n") if line.startswith(b"threshold="))
+    values = line[len(b"threshold=") :].split(b" ")
+    nan_line = b"threshold=" + b" ".join([b"nan", *values[1:]])
+    sizes = next(line for line in head.split(b"\n") if line.startswith(b"tree_sizes="))
+    first, *rest = sizes[len(b"tree_sizes=") :].split(b" ")
+    shorter = str(int(first) - len(line) + len(nan_line)).encode()
+    head = head.replace(sizes, b"tree_sizes=" + b" ".join([shorter, *rest]))
+    texts.append(head + b"Tree=0\n" + tree.replace(line, nan_line, 1))
+    for text in texts:
         forest = _trees.forest(_validate.lightgbm_text(text))
-        assert forest is not None and forest.scorer is None, params
-        np.testing.assert_array_equal(forest.predict(_finite(X)), Booster(text).predict(_finite(X)))
+        assert forest is not None and forest.scorer is None
+        for rows in (_finite(X), _awkward(X)):
+            np.testing.assert_array_equal(forest.predict(rows), Booster(text).predict(rows))
 
 
 def test_trees_walked_both_ways_in_one_model(monkeypatch: pytest.MonkeyPatch) -> None:
