@@ -278,6 +278,38 @@ fixed_offsets(TupleDesc desc, AttrNumber last, int *offsets)
 }
 
 /*
+ * The values of the slot's heap row (a buffer heap tuple) when they are where
+ * fixed_offsets says: no NULLs, and every attribute up to ``last`` in the row (a row
+ * written before a column was added has fewer); else NULL.
+ */
+static inline const char *
+fixed_row(TupleTableSlot *slot, AttrNumber last)
+{
+	HeapTuple	tuple = ((BufferHeapTupleTableSlot *) slot)->base.tuple;
+
+	if (HeapTupleHasNulls(tuple) || HeapTupleHeaderGetNatts(tuple->t_data) < last)
+		return NULL;
+	return (const char *) tuple->t_data + tuple->t_data->t_hoff;
+}
+
+/*
+ * Attribute ``a`` (from 0) of the slot's row: at its offset in ``data`` (fixed_row's), or
+ * as the slot deformed it when ``data`` is NULL.
+ */
+static inline Datum
+row_value(TupleTableSlot *slot, const char *data, const int *offsets, int a, bool *isnull)
+{
+	if (data != NULL)
+	{
+		*isnull = false;
+		return fetch_att(data + offsets[a], true,
+						 TupleDescAttr(slot->tts_tupleDescriptor, a)->attlen);
+	}
+	*isnull = slot->tts_isnull[a];
+	return slot->tts_values[a];
+}
+
+/*
  * pyml._read_columns(relation regclass, columns text[], key text, first_block int8,
  * last_block int8) -> bytea: the rows in blocks [first_block, last_block) (NULL bounds: the
  * whole table); each of ``columns`` as n native float8 (NULL as NaN), one column after the
@@ -301,6 +333,8 @@ read_columns(FunctionCallInfo fcinfo, Columns *columns)
 	AttrNumber	last_attnum = 0;
 	int		   *offsets;
 	bool		fixed;
+	const char *data;
+	bool		isnull;
 	Relation	rel;
 	Relation	view = NULL;
 	List	   *tlist = NIL;	/* a plain view's columns */
@@ -450,57 +484,26 @@ read_columns(FunctionCallInfo fcinfo, Columns *columns)
 			CHECK_FOR_INTERRUPTS();
 		if (n == columns->capacity)
 			columns_grow(columns, n);
-		if (fixed)
-		{
-			HeapTuple	tuple = ((BufferHeapTupleTableSlot *) slot)->base.tuple;
-
-			if (!HeapTupleHasNulls(tuple) &&
-				HeapTupleHeaderGetNatts(tuple->t_data) >= last_attnum)
-			{
-				const char *data = (const char *) tuple->t_data + tuple->t_data->t_hoff;
-				TupleDesc	desc = RelationGetDescr(rel);
-
-				for (i = 0; i < k; i++)
-				{
-					int			a = attnums[i] - 1;
-					float8		value = as_float8(types[i],
-												  fetch_att(data + offsets[a], true,
-															TupleDescAttr(desc, a)->attlen));
-
-					memcpy(columns_at(columns, i, n), &value, sizeof(float8));
-				}
-				if (key_attnum != InvalidAttrNumber)
-				{
-					int			a = key_attnum - 1;
-					int64		key = as_int64(key_type,
-											   fetch_att(data + offsets[a], true,
-														 TupleDescAttr(desc, a)->attlen));
-
-					memcpy(columns_at(columns, k, n), &key, sizeof(int64));
-				}
-				n++;
-				continue;
-			}
-		}
-		slot_getsomeattrs(slot, last_attnum);
+		data = fixed ? fixed_row(slot, last_attnum) : NULL;
+		if (data == NULL)
+			slot_getsomeattrs(slot, last_attnum);
 		for (i = 0; i < k; i++)
 		{
-			int			a = attnums[i] - 1;
-			float8		value = slot->tts_isnull[a] ? get_float8_nan()
-				: as_float8(types[i], slot->tts_values[a]);
+			Datum		value = row_value(slot, data, offsets, attnums[i] - 1, &isnull);
+			float8		number = isnull ? get_float8_nan() : as_float8(types[i], value);
 
-			memcpy(columns_at(columns, i, n), &value, sizeof(float8));
+			memcpy(columns_at(columns, i, n), &number, sizeof(float8));
 		}
 		if (key_attnum != InvalidAttrNumber)
 		{
-			int			a = key_attnum - 1;
+			Datum		value = row_value(slot, data, offsets, key_attnum - 1, &isnull);
 			int64		key;
 
-			if (slot->tts_isnull[a])
+			if (isnull)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("pyml._read_columns: a NULL key")));
-			key = as_int64(key_type, slot->tts_values[a]);
+			key = as_int64(key_type, value);
 			memcpy(columns_at(columns, k, n), &key, sizeof(int64));
 		}
 		n++;
