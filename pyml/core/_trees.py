@@ -188,7 +188,8 @@ class Forest:
         table["left"][internal:] = table["right"][internal:] = np.arange(internal, table.size)
         self.nodes = table
         self.roots = np.where(nodes > 0, offsets[:-1], leaf_offsets[:-1]).astype(np.int32)
-        self.steps = _steps(table, self.roots, internal, leaves, steps)
+        levels = _levels(table, self.roots, internal)
+        self.steps = _steps(levels, table.size, internal, leaves, steps)
         self.leaves = _floats([tree[b"leaf_value"] for tree in trees])
         if self.leaves.size != table.size - internal:
             raise ValueError("the leaf values do not match the trees")
@@ -208,9 +209,7 @@ class Forest:
             and int(leaves.max()) <= _SCORER_LEAVES
             and not np.isnan(splits["threshold"]).any()
         ):
-            self.scorer = _scorer(
-                table, self.roots, internal, leaves, self.leaves, model.max_feature_idx + 1
-            )
+            self.scorer = _scorer(table, levels, internal, leaves, self.leaves, self.num_features)
         # the arrays above live as long as this object, and so do the pointers
         self._scorer = _Scorer(*(a.ctypes.data for a in self.scorer or ()))
         self._tables = _Tables(
@@ -280,20 +279,27 @@ class Forest:
         return predict
 
 
+def _levels(table: np.ndarray, roots: np.ndarray, internal: int) -> list[np.ndarray]:
+    """The nodes and leaves of all trees a level at a time: the roots, their children, ...
+    (the validator bounds the depth, and gives each node one parent)."""
+    levels = []
+    level = roots
+    while level.size:
+        levels.append(level)
+        level = level[level < internal]
+        level = np.concatenate((table["left"][level], table["right"][level]))
+    return levels
+
+
 def _steps(
-    table: np.ndarray, roots: np.ndarray, internal: int, leaves: np.ndarray, how: str
+    levels: list[np.ndarray], size: int, internal: int, leaves: np.ndarray, how: str
 ) -> np.ndarray:
     """Per tree, the steps of a fixed-length walk (its depth), or 0 where walking until a
     leaf costs less: a tree much deeper in places than on average ("auto"); "walk" or
     "fixed" for every tree (tests, benchmarks)."""
-    depth = np.zeros(table.size, dtype=np.int64)
-    level = roots[roots < internal]
-    steps = 0
-    while level.size:  # one level of all trees at a time (the validator bounds the depth)
-        steps += 1
-        level = np.concatenate((table["left"][level], table["right"][level]))
+    depth = np.zeros(size, dtype=np.int64)
+    for steps, level in enumerate(levels):
         depth[level] = steps
-        level = level[level < internal]
     tree_of_leaf = np.repeat(np.arange(len(leaves)), leaves)
     leaf_depth = depth[internal:]
     deepest = np.zeros(len(leaves), dtype=np.int64)
@@ -313,7 +319,7 @@ _SCORER_LEAVES = 64  # a bit per leaf in a uint64
 
 def _scorer(
     table: np.ndarray,
-    roots: np.ndarray,
+    levels: list[np.ndarray],
     internal: int,
     leaves: np.ndarray,
     values: np.ndarray,
@@ -321,17 +327,11 @@ def _scorer(
 ) -> tuple[np.ndarray, ...]:
     """The scorer's tables (pyml_scorer of _trees.c): the splits sorted by feature and
     threshold, each with its tree, the bits of the leaves left of it and whether it sends a
-    NaN right (all bits) or left; per feature where
-    its splits start; the leaf values of each tree left to right."""
+    NaN right (all bits) or left; per feature where its splits start; the leaf values of
+    each tree left to right."""
     left, right = table["left"], table["right"]
-    # each node's depth, then bottom-up its count of leaves, then top-down the rank of its
-    # leftmost leaf in its tree (the trees' nodes a level at a time)
-    levels = []
-    level = roots
-    while level.size:  # the validator bounds the depth
-        levels.append(level)
-        level = level[level < internal]
-        level = np.concatenate((left[level], right[level]))
+    # bottom-up each node's count of leaves, then top-down the rank of its leftmost leaf in
+    # its tree
     under = np.ones(table.size, dtype=np.int64)
     for level in reversed(levels):
         split = level[level < internal]
@@ -342,9 +342,8 @@ def _scorer(
         rank[left[split]] = rank[split]
         rank[right[split]] = rank[split] + under[left[split]]
     splits = np.arange(internal)
-    left_of = ((np.uint64(1) << under[left[splits]].astype(np.uint64)) - np.uint64(1)) << rank[
-        splits
-    ].astype(np.uint64)
+    ones = (np.uint64(1) << under[left[splits]].astype(np.uint64)) - np.uint64(1)
+    left_of = ones << rank[splits].astype(np.uint64)  # the left subtree's leaves
     nodes = leaves - 1
     tree_of = np.repeat(np.arange(len(leaves), dtype=np.int32), nodes)
     order = np.lexsort((table["threshold"][:internal], table["feature"][:internal]))
